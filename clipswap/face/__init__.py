@@ -1,0 +1,1 @@
+"""Face geometry: landmark templates, alignment and paste-back, detectors."""

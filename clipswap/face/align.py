@@ -1,0 +1,73 @@
+"""Similarity alignment of faces to the ArcFace template, and the inverse warp back into the frame."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.transform import SimilarityTransform
+
+from clipswap.face.templates import arcface_template
+
+
+def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (5, 2):
+        raise ValueError(f"expected 5 (x, y) landmarks of shape (5, 2), got shape {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("landmarks contain NaN or infinite values")
+    return points
+
+
+def estimate_alignment(landmarks: np.ndarray, size: int, shrink: float = 1.0) -> np.ndarray:
+    """Least-squares similarity transform from image landmarks to the template at `size`.
+
+    Args:
+        landmarks: [5, 2] (x, y) pixels in the image, ArcFace order.
+        size: side of the aligned crop (112 for ArcFace, 256 for the generator).
+
+    Returns:
+        [2, 3] float64 affine matrix mapping image pixels to crop pixels.
+    """
+    points = _check_landmarks(landmarks)
+    transform = SimilarityTransform.from_estimate(points, arcface_template(size, shrink))
+    if not transform:
+        raise ValueError(f"could not fit a similarity transform to landmarks {points.tolist()}")
+    return np.asarray(transform.params[:2], dtype=np.float64)
+
+
+def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp `image` ([H, W, C], any dtype) with `matrix` into a [size, size, C] crop (bilinear, border 0)."""
+    return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Align one face: returns (crop [size, size, C] same dtype as image, [2, 3] image->crop matrix)."""
+    matrix = estimate_alignment(landmarks, size, shrink)
+    return warp_face(image, matrix, size), matrix
+
+
+def invert_affine(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a [2, 3] affine matrix (crop -> image)."""
+    return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
+
+
+def paste_back(
+    frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray
+) -> np.ndarray:
+    """Composite an aligned face back into the frame.
+
+    Args:
+        frame: [H, W, 3] float32 in [0, 1].
+        face: [S, S, 3] float32 in [0, 1], the generated crop.
+        mask: [S, S] float32 in [0, 1], the blend mask in crop coordinates.
+        matrix: [2, 3] image->crop matrix used to align the face.
+
+    Returns:
+        [H, W, 3] float32: face*mask + frame*(1-mask), the mask and face warped back to the frame.
+    """
+    height, width = frame.shape[:2]
+    inverse = invert_affine(matrix)
+    face_full = cv2.warpAffine(face, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    mask_full = cv2.warpAffine(mask, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    mask_full = np.clip(mask_full, 0.0, 1.0)[..., None]
+    return face_full * mask_full + frame * (1.0 - mask_full)
