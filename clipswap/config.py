@@ -1,0 +1,134 @@
+"""Frozen configuration dataclasses and named presets.
+
+Every number cites its source: REFERENCE.md sections (the ClipSwap release, FaceDancer's code) or the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+UP_TYPES = ("no_skip", "affa", "concat", "add")
+
+#: Identity encoders the generator can be conditioned on, and their embedding widths.
+IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
+
+#: CLIP image towers (keras-hub preset names) and their projection widths.
+CLIP_VARIANTS = {
+    "clip_vit_base_patch32": 512,
+    "clip_vit_base_patch16": 512,
+    "clip_vit_large_patch14": 768,
+    "tiny": 32,
+}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator configuration (REFERENCE.md section 4).
+
+    Attributes:
+        image_size: crop side, 128, 256 or 512 (any multiple of 32 works; 64 for the tiny preset).
+        base_filters: width of the first conv; the levels use 1, 2, 4, 8, 8, 8, 8 times it (64 in FaceDancer).
+        up_types: decoder block type per level, deepest first: u4, u3, u2, u1, u0 and the output block.
+        mapping_depth: dense layers in the mapping network (4 in FaceDancer and the paper).
+        mapping_width: mapping network width: 256 (FaceDancer get_generator default) or 512 (its train.py default).
+        identity_encoder: "arcface" (512-d) or "sface" (128-d, our offline encoder).
+        clip_variant: CLIP image tower whose embedding is concatenated to the identity vector, or None (release).
+    """
+
+    image_size: int = 256
+    base_filters: int = 64
+    up_types: tuple[str, ...] = ("no_skip", "no_skip", "affa", "affa", "affa", "concat")
+    mapping_depth: int = 4
+    mapping_width: int = 256
+    identity_encoder: str = "arcface"
+    clip_variant: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "up_types", tuple(self.up_types))
+        if self.image_size % 32 or self.image_size < 32:
+            raise ValueError(f"image_size must be a multiple of 32 (>= 32), got {self.image_size}")
+        if len(self.up_types) != 6 or any(t not in UP_TYPES for t in self.up_types):
+            raise ValueError(f"up_types must be 6 of {UP_TYPES}, got {self.up_types}")
+        if self.identity_encoder not in IDENTITY_ENCODERS:
+            raise ValueError(f"identity_encoder must be one of {sorted(IDENTITY_ENCODERS)}, got {self.identity_encoder!r}")
+        if self.clip_variant is not None and self.clip_variant not in CLIP_VARIANTS:
+            raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
+        if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
+            raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
+
+    @property
+    def identity_dim(self) -> int:
+        return IDENTITY_ENCODERS[self.identity_encoder]
+
+    @property
+    def clip_dim(self) -> int:
+        return CLIP_VARIANTS[self.clip_variant] if self.clip_variant else 0
+
+    @property
+    def id_input_dim(self) -> int:
+        """Width of the generator's identity input: identity vector, then the CLIP embedding when on."""
+        return self.identity_dim + self.clip_dim
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "up_types": list(self.up_types)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown model configuration keys: {unknown}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration with the reason for each choice."""
+
+    name: str
+    model: ModelConfig
+    description: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        "paper",
+        ModelConfig(mapping_width=512, identity_encoder="arcface", clip_variant="clip_vit_base_patch32"),
+        "ClipSwap as the paper describes it: z_id = ArcFace (512) + CLIP ViT-B/32 image embedding (512).",
+        (
+            "identity input 1024: paper section III ('concatenation of the ArcFace and CLIP image vectors')",
+            "mapping 512: FaceDancer train.py default; best fit of the paper's 174.23 M (REFERENCE.md section 11)",
+            "CLIP ViT-B/32: CLIPStyler's and Hugging Face's default (REFERENCE.md section 10)",
+        ),
+    ),
+    "release": Preset(
+        "release",
+        ModelConfig(mapping_width=256, identity_encoder="arcface", clip_variant=None),
+        "The published ClipSwap.h5 / FaceDancer get_generator layout: ArcFace-only 512-d input, mapping 256.",
+        ("inference.py feeds only the raw ArcFace vector (REFERENCE.md section 9.1)",),
+    ),
+    "facedancer": Preset(
+        "facedancer",
+        ModelConfig(mapping_width=512, identity_encoder="arcface", clip_variant=None),
+        "FaceDancer's training recipe (REFERENCE.md section 7): ArcFace-only input, mapping 512.",
+    ),
+    "tiny": Preset(
+        "tiny",
+        ModelConfig(
+            image_size=64, base_filters=8, mapping_depth=2, mapping_width=32, identity_encoder="sface", clip_variant=None
+        ),
+        "Small widths at 64 px for CPU runs and tests; SFace identity so it runs offline.",
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

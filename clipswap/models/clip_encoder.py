@@ -1,0 +1,164 @@
+"""The CLIP image encoder: keras-hub's CLIPVisionEncoder + class-token pooling + projection, fed from [-1, 1] RGB.
+
+Used two ways: its embedding of the source image is concatenated to the identity vector (the paper's z_id), and it
+scores swaps in the CLIP contrastive loss (paper eqs. 2-5). Pretrained weights come from a keras-hub CLIP preset
+(a local directory or a handle such as "clip_vit_base_patch32" when online); without one the encoder is randomly
+initialised, which is only useful for tests and cost counting.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+from keras import ops
+
+from clipswap.checkpoints.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+#: OpenAI CLIP image normalisation (REFERENCE.md section 8, CLIPStyler).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+#: Architectures of the CLIP image towers (OpenAI's published shapes) and a tiny one for tests.
+CLIP_SPECS: dict[str, dict] = {
+    "clip_vit_base_patch32": dict(
+        image_size=224, patch_size=32, hidden_dim=768, num_layers=12, num_heads=12, intermediate_dim=3072,
+        projection_dim=512,
+    ),
+    "clip_vit_base_patch16": dict(
+        image_size=224, patch_size=16, hidden_dim=768, num_layers=12, num_heads=12, intermediate_dim=3072,
+        projection_dim=512,
+    ),
+    "clip_vit_large_patch14": dict(
+        image_size=224, patch_size=14, hidden_dim=1024, num_layers=24, num_heads=16, intermediate_dim=4096,
+        projection_dim=768,
+    ),
+    "tiny": dict(
+        image_size=32, patch_size=8, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64, projection_dim=32,
+    ),
+}
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class ClipPreprocess(keras.layers.Layer):
+    """[-1, 1] RGB [B, H, W, 3] -> bicubic resize to `image_size` -> [0, 1] -> (x - CLIP mean) / CLIP std.
+
+    Differentiable, so the contrastive loss can back-propagate into the generator's output.
+    """
+
+    def __init__(self, image_size: int = 224, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = int(image_size)
+
+    def call(self, images):
+        x = ops.cast(images, "float32")
+        x = ops.image.resize(x, (self.image_size, self.image_size), interpolation="bicubic", antialias=False)
+        x = (x + 1.0) * 0.5
+        x = (x - ops.convert_to_tensor(CLIP_MEAN)) / ops.convert_to_tensor(CLIP_STD)
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.image_size, self.image_size, 3)
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size}
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class ClassTokenPool(keras.layers.Layer):
+    """[B, T, D] -> [B, D]: the class token, as CLIP's vision pooler does."""
+
+    def call(self, sequence):
+        return sequence[:, 0, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+def build_clip_image_encoder(variant: str = "clip_vit_base_patch32", input_size: int = 256, name: str = "clip") -> keras.Model:
+    """A randomly initialised CLIP image encoder.
+
+    Args:
+        variant: a key of CLIP_SPECS.
+        input_size: side of the [-1, 1] RGB images it is fed (the aligned crop size).
+
+    Returns:
+        keras.Model: [B, input_size, input_size, 3] RGB in [-1, 1] -> [B, projection_dim] image embedding
+        (not normalised; the losses normalise).
+    """
+    import keras_hub  # noqa: PLC0415 -- keras-hub is slow to import and only needed here
+
+    if variant not in CLIP_SPECS:
+        raise ValueError(f"unknown CLIP variant {variant!r}; choose one of {sorted(CLIP_SPECS)}")
+    spec = CLIP_SPECS[variant]
+    size = spec["image_size"]
+    images = keras.Input((input_size, input_size, 3), name="images")
+    x = ClipPreprocess(size, name=f"{name}_preprocess")(images)
+    tower = keras_hub.models.CLIPVisionEncoder(
+        patch_size=spec["patch_size"],
+        hidden_dim=spec["hidden_dim"],
+        num_layers=spec["num_layers"],
+        num_heads=spec["num_heads"],
+        intermediate_dim=spec["intermediate_dim"],
+        image_shape=(size, size, 3),
+        name=f"{name}_vision_encoder",
+    )
+    x = tower({"images": x})
+    x = ClassTokenPool(name=f"{name}_pool")(x)
+    embedding = keras.layers.Dense(spec["projection_dim"], use_bias=False, name=f"{name}_projection")(x)
+    return keras.Model(images, embedding, name=name)
+
+
+def load_clip_image_encoder(preset: str, variant: str | None = None, input_size: int = 256) -> keras.Model:
+    """Build the encoder and fill it from a keras-hub CLIP preset (a local preset directory or a handle).
+
+    The vision tower's weights and the vision projection are copied; the text tower is ignored.
+
+    Raises:
+        CheckpointError: the preset cannot be loaded or its vision tower does not match `variant`.
+    """
+    import keras_hub  # noqa: PLC0415
+
+    try:
+        backbone = keras_hub.models.CLIPBackbone.from_preset(preset)
+    except (OSError, ValueError, FileNotFoundError) as error:
+        raise CheckpointError(
+            f"cannot load the CLIP preset {preset!r}: {error}. Give a local keras-hub preset directory "
+            "(see pretrained_ckpts/README.md) or a preset handle when online."
+        ) from error
+    source = backbone.vision_encoder
+    if variant is None:
+        variant = next(
+            (
+                key
+                for key, spec in CLIP_SPECS.items()
+                if spec["patch_size"] == source.patch_size
+                and spec["hidden_dim"] == source.hidden_dim
+                and spec["num_layers"] == source.num_layers
+                and spec["projection_dim"] == backbone.projection_dim
+            ),
+            None,
+        )
+        if variant is None:
+            raise CheckpointError(f"the CLIP preset {preset!r} matches none of the known variants {sorted(CLIP_SPECS)}")
+    model = build_clip_image_encoder(variant, input_size=input_size)
+    tower = model.get_layer(f"{model.name}_vision_encoder")
+    projection = model.get_layer(f"{model.name}_projection")
+    targets = list(tower.weights) + list(projection.weights)
+    sources = list(source.weights) + list(backbone.vision_projection.weights)
+    problems = [
+        f"{s.path} {tuple(s.shape)} -> {t.path} {tuple(t.shape)}"
+        for s, t in zip(sources, targets, strict=False)
+        if tuple(s.shape) != tuple(t.shape)
+    ]
+    if len(sources) != len(targets) or problems:
+        raise CheckpointError(
+            f"the CLIP preset {preset!r} does not match variant {variant!r}: {len(sources)} weights vs "
+            f"{len(targets)} expected; mismatches: {problems[:10]}"
+        )
+    for s, t in zip(sources, targets, strict=True):
+        t.assign(s)
+    log.info("loaded CLIP %s image encoder from %s", variant, preset)
+    return model

@@ -1,0 +1,61 @@
+"""The FaceDancer discriminator (REFERENCE.md section 5): a residual conv net down to a single logit."""
+
+from __future__ import annotations
+
+import keras
+
+from clipswap.layers import InstanceNormalization
+
+LEAKY_SLOPE = 0.2
+#: Output widths of the six resampling residual blocks relative to base_filters (64 at full size).
+BLOCK_MULTIPLIERS = (2, 4, 8, 8, 8, 8)
+
+
+def residual_down_block(x, filters: int, name: str, features: list | None = None):
+    """shortcut = 1x1 conv -> avg-pool; main = IN -> LReLU -> 3x3 conv -> avg-pool -> IN -> LReLU -> 3x3 conv."""
+    shortcut = keras.layers.Conv2D(filters, 1, padding="same", name=f"{name}_skip")(x)
+    shortcut = keras.layers.AveragePooling2D(2, name=f"{name}_skip_pool")(shortcut)
+    h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in1")(x)
+    h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act1")(h)
+    h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv1")(h)
+    h = keras.layers.AveragePooling2D(2, name=f"{name}_pool")(h)
+    h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in2")(h)
+    h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act2")(h)
+    h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv2")(h)
+    return keras.layers.Add(name=f"{name}_out")([h, shortcut])
+
+
+class Discriminator(keras.Model):
+    """D(image) -> realness logit.
+
+    Args:
+        image_size: input side S (a multiple of 64; six halvings leave S/64, 4x4 at 256).
+        base_filters: width of the first conv (64 at full size: 23,972,353 parameters at 256).
+
+    Input: [B, S, S, 3] RGB in [-1, 1]. Output: [B, 1] logit (no sigmoid).
+    The residual block outputs are named f"{name}_block{i}_out" (i = 1..6) so they can serve as feature taps
+    (for example as the attribute extractor).
+    """
+
+    def __init__(self, image_size: int = 256, base_filters: int = 64, name: str = "discriminator", **kwargs):
+        if image_size % 64:
+            raise ValueError(f"discriminator image_size must be a multiple of 64, got {image_size}")
+        image = keras.Input((image_size, image_size, 3), name="image")
+        h = keras.layers.Conv2D(base_filters, 3, padding="same", name=f"{name}_stem")(image)
+        for i, multiplier in enumerate(BLOCK_MULTIPLIERS, start=1):
+            h = residual_down_block(h, multiplier * base_filters, f"{name}_block{i}")
+        side = image_size // 64
+        h = keras.layers.Conv2D(8 * base_filters, side, padding="valid", name=f"{name}_head_conv")(h)
+        h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_head_act")(h)
+        h = keras.layers.Conv2D(1, 1, name=f"{name}_logit_conv")(h)
+        logit = keras.layers.Reshape((1,), name=f"{name}_logit")(h)
+        super().__init__(inputs=image, outputs=logit, name=name, **kwargs)
+        self.image_size = image_size
+        self.base_filters = base_filters
+
+    def get_config(self):
+        return {"image_size": self.image_size, "base_filters": self.base_filters, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

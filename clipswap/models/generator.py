@@ -1,0 +1,142 @@
+"""The FaceDancer-style U-Net generator with AdaIN and AFFA decoder blocks (REFERENCE.md section 4).
+
+Graph, at 256 px with base width 64 (shapes [H, W, C]):
+
+    target [256,256,3] -> x0 3x3 conv 64
+    encoder: down 128, 256, 512, 512, 512 (each halves), then down 512 without resampling -> x6 [8,8,512]
+    identity [D] -> mapping network -> w [mapping_width]
+    decoder: u5 = up(x6, 512, no resample)
+             u4, u3, u2, u1, u0 = fuse(skip x5..x1, decoder) -> up (doubles), filters 512, 512, 256, 128, 64
+             out = fuse(x0, u0) -> up(3, no resample), the sum named "{name}_final"
+    fuse is per level one of: no_skip (decoder feature only), concat, add, affa (learned mask m:
+    (1 - m) * skip + m * decoder).
+
+Every conv is stride 1, 'same', with bias; LeakyReLU slope 0.2; the output is linear (no tanh) and read as [-1, 1].
+"""
+
+from __future__ import annotations
+
+import keras
+
+from clipswap.config import ModelConfig
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization
+
+LEAKY_SLOPE = 0.2
+#: Filters per level relative to base_filters: x0, down1..down5, down6 (REFERENCE.md section 4 table).
+LEVEL_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8)
+
+
+def _conv(x, filters: int, kernel: int, name: str, activation=None):
+    return keras.layers.Conv2D(filters, kernel, padding="same", activation=activation, name=name)(x)
+
+
+def down_block(x, filters: int, resample: bool, name: str):
+    """shortcut = 1x1 conv (+ avg-pool); main = IN -> LReLU -> 3x3 conv (+ avg-pool); out = main + shortcut."""
+    shortcut = _conv(x, filters, 1, f"{name}_skip")
+    if resample:
+        shortcut = keras.layers.AveragePooling2D(2, name=f"{name}_skip_pool")(shortcut)
+    h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in")(x)
+    h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(h)
+    h = _conv(h, filters, 3, f"{name}_conv")
+    if resample:
+        h = keras.layers.AveragePooling2D(2, name=f"{name}_pool")(h)
+    return keras.layers.Add(name=f"{name}_out")([h, shortcut])
+
+
+def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None = None):
+    """shortcut = 1x1 conv (+ bilinear x2); main = IN -> AdaIN(w) -> LReLU -> 3x3 conv (+ bilinear x2); sum.
+
+    The convs run before upsampling, at the low resolution.
+    """
+    shortcut = _conv(x, filters, 1, f"{name}_skip")
+    if resample:
+        shortcut = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_skip_up")(shortcut)
+    h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in")(x)
+    h = AdaIN(name=f"{name}_adain")([h, w])
+    h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(h)
+    h = _conv(h, filters, 3, f"{name}_conv")
+    if resample:
+        h = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(h)
+    return keras.layers.Add(name=out_name or f"{name}_out")([h, shortcut])
+
+
+def fuse(kind: str, skip, decoder, name: str):
+    """Combine the encoder skip feature with the decoder feature (same shape) before an up block."""
+    if kind == "no_skip":
+        return decoder
+    if kind == "concat":
+        return keras.layers.Concatenate(name=f"{name}_concat")([skip, decoder])
+    if kind == "add":
+        return keras.layers.Add(name=f"{name}_add")([skip, decoder])
+    if kind == "affa":
+        channels = decoder.shape[-1]
+        h = keras.layers.Concatenate(name=f"{name}_affa_concat")([skip, decoder])
+        h = _conv(h, max(1, channels // 4), 3, f"{name}_affa_conv")
+        h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_affa_act")(h)
+        h = InstanceNormalization(epsilon=1e-3, name=f"{name}_affa_in")(h)
+        mask = _conv(h, channels, 1, f"{name}_affa_mask", activation="sigmoid")
+        return AdaptiveAttention(name=f"{name}_affa_fuse")([mask, skip, decoder])
+    raise ValueError(f"unknown decoder block type {kind!r}")
+
+
+def mapping_network(z, depth: int, width: int, name: str):
+    """(depth - 1) x [Dense(width) -> LeakyReLU 0.2], then a linear Dense(width): z [B, D] -> w [B, width]."""
+    h = z
+    for i in range(depth):
+        last = i == depth - 1
+        h = keras.layers.Dense(width, name=f"{name}_dense{i}")(h)
+        if not last:
+            h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act{i}")(h)
+    return h
+
+
+class Generator(keras.Model):
+    """The swap generator G(target, identity).
+
+    Args:
+        config: a `ModelConfig` (image size, widths, decoder block types, identity input width).
+        name: prefix of every layer name.
+
+    Inputs:
+        target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size).
+        identity: [B, config.id_input_dim] float: the raw identity vector (ArcFace 512 or SFace 128), followed by
+            the CLIP image embedding of the source when config.clip_variant is set.
+
+    Output:
+        [B, S, S, 3] float RGB, linear, read as [-1, 1] (clip before display).
+
+    Example:
+        >>> g = Generator(ModelConfig())            # 22,473,254 parameters
+        >>> y = g([target, identity])
+    """
+
+    def __init__(self, config: ModelConfig, name: str = "generator", **kwargs):
+        size, base = config.image_size, config.base_filters
+        filters = [m * base for m in LEVEL_MULTIPLIERS]
+        target = keras.Input((size, size, 3), name="target")
+        identity = keras.Input((config.id_input_dim,), name="identity")
+
+        w = mapping_network(identity, config.mapping_depth, config.mapping_width, f"{name}_mapping")
+
+        skips = [_conv(target, filters[0], 3, f"{name}_x0")]
+        for level in range(1, 6):
+            skips.append(down_block(skips[-1], filters[level], True, f"{name}_down{level}"))
+        bottleneck = down_block(skips[-1], filters[6], False, f"{name}_down6")
+
+        h = up_block(bottleneck, w, filters[5], False, f"{name}_up5")
+        # u4 .. u0: fuse with skip x5 .. x1 at the current resolution, then upsample.
+        for position, level in enumerate(range(4, -1, -1)):
+            h = fuse(config.up_types[position], skips[level + 1], h, f"{name}_up{level}")
+            h = up_block(h, w, filters[level], True, f"{name}_up{level}")
+        h = fuse(config.up_types[5], skips[0], h, f"{name}_out")
+        output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final")
+
+        super().__init__(inputs=[target, identity], outputs=output, name=name, **kwargs)
+        self.config_ = config
+
+    def get_config(self):
+        return {"config": self.config_.to_dict(), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(ModelConfig.from_dict(config["config"]), name=config.get("name", "generator"))
