@@ -1,0 +1,108 @@
+"""Frechet Inception Distance between swaps and targets.
+
+Features: keras.applications.InceptionV3(include_top=False, pooling="avg") -> [N, 2048], with the weights file the
+user gives (nothing is downloaded). Images are resized to 299x299 (bilinear) and scaled to [-1, 1]
+(keras.applications.inception_v3.preprocess_input). The distance between the Gaussians (mu1, S1) and (mu2, S2) is
+
+    FID = |mu1 - mu2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)),
+
+with tr((S1 S2)^(1/2)) computed as the sum of the square roots of the eigenvalues of the symmetric positive
+semi-definite matrix S1^(1/2) S2 S1^(1/2) (same eigenvalues as S1 S2), which avoids the complex round-off a general
+matrix square root produces. With fewer images than 2048 the covariances are singular and FID is biased upward:
+compare FIDs only at equal sample counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+INCEPTION_SIZE = 299
+FEATURE_SIZE = 2048
+
+
+def _symmetric_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2); means [D], covariances [D, D] (PSD)."""
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"shape mismatch: mu {mu1.shape} {mu2.shape}, sigma {sigma1.shape} {sigma2.shape}")
+    root1 = _symmetric_sqrt(sigma1)
+    product = root1 @ sigma2 @ root1
+    trace_root = float(np.sqrt(np.clip(np.linalg.eigvalsh((product + product.T) / 2.0), 0.0, None)).sum())
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_root)
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [D] and unbiased covariance [D, D] of features [N, D], N >= 2."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise ValueError(f"need at least 2 feature vectors [N, D], got shape {features.shape}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID between two feature sets [N, D] and [M, D]."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+class InceptionFeatures:
+    """InceptionV3 average-pool features with user-supplied weights.
+
+    Args:
+        weights: path of a Keras weights file for InceptionV3 without its top (e.g. Keras'
+            inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5, or a `.weights.h5` saved by Keras 3).
+        batch_size: images per forward pass.
+
+    Call with an iterable of RGB uint8 images [H, W, 3] (any size); returns [N, 2048] float64.
+    """
+
+    def __init__(self, weights: str | Path, batch_size: int = 16):
+        weights = Path(weights)
+        if not weights.is_file():
+            raise FileNotFoundError(f"InceptionV3 weights file {weights} does not exist (FID needs a local file)")
+        import keras
+
+        self.weights = weights
+        self.batch_size = batch_size
+        self._model = keras.applications.InceptionV3(
+            include_top=False,
+            pooling="avg",
+            weights=None,
+            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
+        )
+        self._model.load_weights(str(weights))
+
+    def _prepare(self, images: list[np.ndarray]) -> np.ndarray:
+        import cv2
+
+        batch = np.stack(
+            [
+                cv2.resize(np.asarray(image), (INCEPTION_SIZE, INCEPTION_SIZE), interpolation=cv2.INTER_LINEAR)
+                for image in images
+            ]
+        ).astype(np.float32)
+        return batch / 127.5 - 1.0
+
+    def __call__(self, images: Iterable[np.ndarray]) -> np.ndarray:
+        features, pending = [], []
+        for image in images:
+            pending.append(image)
+            if len(pending) == self.batch_size:
+                features.append(np.asarray(self._model(self._prepare(pending), training=False)))
+                pending = []
+        if pending:
+            features.append(np.asarray(self._model(self._prepare(pending), training=False)))
+        if not features:
+            return np.zeros((0, FEATURE_SIZE))
+        return np.concatenate(features).astype(np.float64)

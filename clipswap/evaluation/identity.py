@@ -1,0 +1,51 @@
+"""ID similarity and ID retrieval (REFERENCE.md section 8), from unit-length identity embeddings.
+
+* ID similarity: mean cosine between the embeddings of each pair's source and swap.
+* ID retrieval: for each swap, the nearest (highest cosine) entry of the gallery of all distinct source images;
+  a hit when that entry's identity label equals the pair's source identity. Top-1 accuracy in percent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine between two vectors [D] (any norm)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def retrieve_top1(queries: np.ndarray, gallery: np.ndarray, gallery_labels: Sequence[str]) -> list[str]:
+    """Label of the nearest gallery entry for each query.
+
+    Args:
+        queries: [Q, D] embeddings (swaps).
+        gallery: [G, D] embeddings (distinct sources).
+        gallery_labels: G identity labels.
+
+    Returns:
+        Q labels; ties go to the first gallery entry.
+    """
+    queries = np.asarray(queries, dtype=np.float64)
+    gallery = np.asarray(gallery, dtype=np.float64)
+    if gallery.ndim != 2 or len(gallery) != len(gallery_labels) or len(gallery) == 0:
+        raise ValueError(f"gallery must be [G, D] with G labels and G > 0, got {gallery.shape}, {len(gallery_labels)}")
+    if len(queries) == 0:
+        return []
+    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    nearest = np.argmax(queries @ gallery.T, axis=1)
+    return [gallery_labels[i] for i in nearest]
+
+
+def retrieval_accuracy(predicted: Sequence[str], expected: Sequence[str]) -> float:
+    """Top-1 accuracy in percent."""
+    if len(predicted) != len(expected):
+        raise ValueError(f"{len(predicted)} predictions for {len(expected)} expected labels")
+    if not expected:
+        return float("nan")
+    return 100.0 * sum(p == e for p, e in zip(predicted, expected, strict=True)) / len(expected)

@@ -1,0 +1,198 @@
+"""Evaluation protocols: build a pairs file from a folder of videos (FF++) or of images (CelebA-HQ / FFHQ style).
+
+* ffpp: as the paper's FaceForensics++ protocol (10 frames x 1000 videos, REFERENCE.md section 8): from each video
+  `frames_per_video` frames are drawn at random (seeded) and written as PNG; each video is the target of one pairing
+  and its source is another video chosen by a seeded derangement (no video is its own source); the k-th sampled
+  frame of the target video gets the k-th sampled frame of the source video. Identity label = the video's file stem.
+* sample: as the paper's CelebA-HQ / FFHQ protocol (10K random pairs): `count` seeded random (source, target)
+  pairs from the images of a folder (searched recursively). Identity labels come from the folder layout: images
+  in per-person subfolders (LFW, VGGFace2) are labelled with the subfolder's name and source and target are drawn
+  from different identities; images directly in the folder (CelebA-HQ, FFHQ) are each their own identity and
+  source != target.
+
+Both write a pairs file (see clipswap.evaluation.pairs) and are reproducible: the same folder, count and seed give
+the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from clipswap.evaluation.pairs import Pair, write_pairs
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+
+
+def _derangement(count: int, rng: np.random.Generator) -> np.ndarray:
+    """A seeded permutation of range(count) with no fixed point (count >= 2)."""
+    while True:
+        order = rng.permutation(count)
+        if not np.any(order == np.arange(count)):
+            return order
+
+
+def _read_frames(video: Path, indices: np.ndarray) -> dict[int, np.ndarray]:
+    """Decode the frames at `indices` (sorted) of `video` in one sequential pass; BGR uint8."""
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise OSError(f"OpenCV cannot open the video {video}")
+    wanted, frames, index = set(int(i) for i in indices), {}, 0
+    try:
+        while index <= max(wanted) and capture.grab():
+            if index in wanted:
+                ok, frame = capture.retrieve()
+                if ok:
+                    frames[index] = frame
+            index += 1
+    finally:
+        capture.release()
+    return frames
+
+
+def _count_frames(video: Path) -> int:
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise OSError(f"OpenCV cannot open the video {video}")
+    try:
+        reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if reported > 0:
+            return reported
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def sample_video_frames(video: Path, frames_dir: Path, count: int, rng: np.random.Generator) -> list[Path]:
+    """Draw `count` distinct random frames of `video` and write them as PNG under `frames_dir`; returns the paths
+    in frame order."""
+    total = _count_frames(video)
+    if total < count:
+        raise ValueError(f"{video} has {total} frames, fewer than the {count} asked for")
+    indices = np.sort(rng.choice(total, size=count, replace=False))
+    frames = _read_frames(video, indices)
+    if len(frames) < count:
+        # The container overstated its frame count: count by decoding and draw again from the frames that exist.
+        total = _count_decodable(video)
+        if total < count:
+            raise ValueError(f"{video} has {total} decodable frames, fewer than the {count} asked for")
+        indices = np.sort(rng.choice(total, size=count, replace=False))
+        frames = _read_frames(video, indices)
+    frames_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in indices:
+        path = frames_dir / f"{int(index):06d}.png"
+        if not cv2.imwrite(str(path), frames[int(index)]):
+            raise OSError(f"could not write {path}")
+        paths.append(path)
+    return paths
+
+
+def _count_decodable(video: Path) -> int:
+    capture = cv2.VideoCapture(str(video))
+    count = 0
+    try:
+        while capture.grab():
+            count += 1
+    finally:
+        capture.release()
+    return count
+
+
+def ffpp_protocol(
+    video_dir: str | Path,
+    output_dir: str | Path,
+    frames_per_video: int = 10,
+    seed: int = 0,
+    pairs_name: str = "pairs.tsv",
+) -> Path:
+    """FF++-style pairs from a folder of videos (see module docstring).
+
+    Frames go to `output_dir/frames/<video stem>/<frame index>.png`; returns the pairs file `output_dir/pairs_name`.
+
+    Raises:
+        ValueError: fewer than 2 videos, or a video shorter than `frames_per_video`.
+    """
+    video_dir, output_dir = Path(video_dir), Path(output_dir)
+    videos = _files(video_dir, VIDEO_SUFFIXES)
+    if len(videos) < 2:
+        raise ValueError(f"the ffpp protocol needs at least 2 videos in {video_dir}, found {len(videos)}")
+    stems = [v.relative_to(video_dir).with_suffix("").as_posix().replace("/", "__") for v in videos]
+    rng = np.random.default_rng(seed)
+    frames = [
+        sample_video_frames(video, output_dir / "frames" / stem, frames_per_video, rng)
+        for video, stem in zip(videos, stems, strict=True)
+    ]
+    sources = _derangement(len(videos), rng)
+    pairs = [
+        Pair(source=frames[s][k], target=frames[t][k], output=None, label=stems[s])
+        for t, s in enumerate(sources)
+        for k in range(frames_per_video)
+    ]
+    log.info("ffpp protocol: %d videos x %d frames -> %d pairs", len(videos), frames_per_video, len(pairs))
+    comment = (
+        f"ffpp protocol: {len(videos)} videos from {video_dir.resolve()}, {frames_per_video} frames each, seed {seed}"
+    )
+    return write_pairs(pairs, output_dir / pairs_name, comment=comment)
+
+
+def image_labels(image_dir: Path, images: list[Path]) -> list[str] | None:
+    """Identity labels from the folder layout: the first subfolder under `image_dir`, or None when every image
+    lies directly in `image_dir`."""
+    parts = [image.relative_to(image_dir).parts for image in images]
+    if all(len(p) == 1 for p in parts):
+        return None
+    return [p[0] if len(p) > 1 else Path(p[0]).stem for p in parts]
+
+
+def sample_pairs(image_dir: str | Path, count: int, seed: int = 0) -> list[Pair]:
+    """`count` seeded random (source, target) pairs from the images under `image_dir` (module docstring)."""
+    image_dir = Path(image_dir)
+    images = _files(image_dir, IMAGE_SUFFIXES)
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    labels = image_labels(image_dir, images)
+    identities = labels if labels is not None else [str(i) for i in range(len(images))]
+    if len(set(identities)) < 2:
+        raise ValueError(f"the sample protocol needs images of at least 2 identities under {image_dir}")
+    rng = np.random.default_rng(seed)
+    identity_array = np.array(identities)
+    targets = rng.choice(len(images), size=count, replace=count > len(images))
+    pairs = []
+    for target in targets:
+        candidates = np.flatnonzero(identity_array != identity_array[target])
+        source = int(rng.choice(candidates))
+        pairs.append(
+            Pair(
+                source=images[source],
+                target=images[int(target)],
+                output=None,
+                label=labels[source] if labels is not None else None,
+            )
+        )
+    return pairs
+
+
+def sample_protocol(
+    image_dir: str | Path, output_dir: str | Path, count: int, seed: int = 0, pairs_name: str = "pairs.tsv"
+) -> Path:
+    """Write the `sample` protocol's pairs file to `output_dir/pairs_name`; returns its path."""
+    image_dir = Path(image_dir)
+    pairs = sample_pairs(image_dir, count, seed)
+    comment = f"sample protocol: {count} pairs from {image_dir.resolve()}, seed {seed}"
+    return write_pairs(pairs, Path(output_dir) / pairs_name, comment=comment)

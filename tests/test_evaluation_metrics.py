@@ -1,0 +1,184 @@
+"""Evaluation metrics checked against independent computations (no shared data needed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import scipy.linalg
+from skimage.metrics import structural_similarity
+
+from clipswap.evaluation.expression import apply_affine, expression_error, target_alignment
+from clipswap.evaluation.fid import fid_from_features, frechet_distance
+from clipswap.evaluation.identity import cosine_similarity, retrieval_accuracy, retrieve_top1
+from clipswap.evaluation.image_quality import psnr, ssim
+from clipswap.evaluation.pose import (
+    MODEL_LANDMARK_INDICES,
+    MODEL_POINTS,
+    HeadPose,
+    camera_matrix,
+    estimate_head_pose,
+    euler_to_rotation,
+    pose_error,
+    rotation_to_euler,
+)
+from clipswap.evaluation.report import json_safe, render_markdown
+from clipswap.evaluation.runner import resolve_cost
+
+
+def _random_covariance(rng: np.random.Generator, dim: int) -> np.ndarray:
+    a = rng.normal(size=(dim, dim))
+    return a @ a.T / dim + 0.1 * np.eye(dim)
+
+
+def _scipy_frechet(mu1, sigma1, mu2, sigma2) -> float:
+    root = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    root = np.real(root)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2.0 * root))
+
+
+@pytest.mark.parametrize("dim", [2, 16, 64])
+def test_frechet_distance_matches_scipy_sqrtm(dim):
+    rng = np.random.default_rng(dim)
+    mu1, mu2 = rng.normal(size=dim), rng.normal(size=dim)
+    sigma1, sigma2 = _random_covariance(rng, dim), _random_covariance(rng, dim)
+    ours = frechet_distance(mu1, sigma1, mu2, sigma2)
+    reference = _scipy_frechet(mu1, sigma1, mu2, sigma2)
+    assert ours == pytest.approx(reference, rel=1e-7, abs=1e-7)
+
+
+def test_fid_from_random_gaussian_samples_matches_scipy_and_is_zero_for_itself():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 8))
+    b = rng.normal(loc=0.5, scale=1.5, size=(300, 8))
+    reference = _scipy_frechet(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid_from_features(a, b) == pytest.approx(reference, rel=1e-7)
+    assert fid_from_features(a, a) == pytest.approx(0.0, abs=1e-9)
+    # Two samples of N(0, I) and N(0.5, 2.25 I) in 8-d: 8 * 0.25 + 8 * (1 + 2.25 - 2 * 1.5) = 4.0 in expectation.
+    assert 2.5 < fid_from_features(a, b) < 5.5
+
+
+def test_frechet_distance_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="shape mismatch"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_psnr_matches_direct_computation_and_identical_images_give_inf():
+    rng = np.random.default_rng(1)
+    target = rng.integers(0, 256, size=(32, 40, 3), dtype=np.uint8)
+    swap = np.clip(target.astype(int) + rng.integers(-20, 21, size=target.shape), 0, 255).astype(np.uint8)
+    mse = np.mean((target.astype(np.float64) - swap.astype(np.float64)) ** 2)
+    assert psnr(target, swap) == pytest.approx(10.0 * math.log10(255.0**2 / mse), abs=1e-9)
+    assert psnr(target, target) == math.inf
+
+
+def test_ssim_equals_scikit_image_and_is_one_for_identical_images():
+    rng = np.random.default_rng(2)
+    target = rng.integers(0, 256, size=(48, 48, 3), dtype=np.uint8)
+    swap = cv2.GaussianBlur(target, (5, 5), 1.0)
+    reference = structural_similarity(target, swap, channel_axis=-1, data_range=255)
+    assert abs(ssim(target, swap) - reference) < 1e-6
+    assert ssim(target, target) == pytest.approx(1.0, abs=1e-12)
+    with pytest.raises(ValueError, match="same size"):
+        ssim(target, target[:, :40])
+
+
+def _projected_landmarks(pose: HeadPose, width: int = 640, height: int = 480) -> np.ndarray:
+    """68 landmarks whose six model-matched points are the exact projection of the generic head at `pose`."""
+    rotation_vector, _ = cv2.Rodrigues(euler_to_rotation(pose))
+    translation = np.array([30.0, -20.0, 2500.0])
+    points, _ = cv2.projectPoints(MODEL_POINTS, rotation_vector, translation, camera_matrix(width, height), None)
+    landmarks = np.zeros((68, 2))
+    landmarks[list(MODEL_LANDMARK_INDICES)] = points.reshape(-1, 2)
+    return landmarks
+
+
+def test_euler_round_trip():
+    pose = HeadPose(yaw=25.0, pitch=-12.0, roll=7.5)
+    assert np.allclose(rotation_to_euler(euler_to_rotation(pose)).as_array(), pose.as_array())
+
+
+@pytest.mark.parametrize("angles", [(0.0, 0.0, 0.0), (30.0, 0.0, 0.0), (-20.0, 10.0, 5.0), (15.0, -15.0, -10.0)])
+def test_head_pose_recovers_the_rotation_of_projected_model_points(angles):
+    pose = estimate_head_pose(_projected_landmarks(HeadPose(*angles)), (640, 480))
+    assert np.allclose(pose.as_array(), angles, atol=0.05)
+
+
+def test_head_pose_sign_convention_and_mirror():
+    landmarks = _projected_landmarks(HeadPose(yaw=25.0, pitch=8.0, roll=6.0))
+    # Positive yaw = the nose points to the image's left: the nose tip lies left of the outer eye corners' midpoint.
+    assert landmarks[30, 0] < landmarks[[36, 45], 0].mean()
+    # Mirror horizontally; dlib numbers points by image side, so left and right points exchange indices.
+    mirrored = landmarks.copy()
+    mirrored[:, 0] = 640 - landmarks[:, 0]
+    for a, b in ((36, 45), (48, 54)):
+        mirrored[[a, b]] = mirrored[[b, a]]
+    pose = estimate_head_pose(mirrored, (640, 480))
+    assert np.allclose(pose.as_array(), [-25.0, 8.0, -6.0], atol=0.05)
+    # Error = L2 over (yaw, pitch, roll): sqrt(50^2 + 0^2 + 12^2).
+    assert pose_error(HeadPose(25.0, 8.0, 6.0), pose) == pytest.approx(math.hypot(50.0, 12.0), abs=0.1)
+
+
+def _face68(rng: np.random.Generator) -> np.ndarray:
+    """A plausible 68-point face: random points plus eyes, nose and mouth where a frontal face has them."""
+    points = rng.uniform(80, 170, size=(68, 2))
+    points[36:42] = [100, 110] + rng.normal(scale=2, size=(6, 2))
+    points[42:48] = [150, 110] + rng.normal(scale=2, size=(6, 2))
+    points[30] = [125, 135]
+    points[48], points[54] = [105, 160], [145, 160]
+    return points
+
+
+def test_expression_error_is_zero_for_same_landmarks_and_measured_in_crop_pixels():
+    rng = np.random.default_rng(3)
+    target = _face68(rng)
+    assert expression_error(target, target) == 0.0
+    matrix = target_alignment(target)
+    scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    # A rigid 3-pixel shift of every swap landmark in the image is 3 * scale pixels in the 256 crop.
+    assert expression_error(target, target + [3.0, 0.0]) == pytest.approx(3.0 * scale, rel=1e-9)
+    # Target eye centres land on the template's eye points (ArcFace at 256) up to the least-squares residual.
+    eyes = apply_affine(matrix, np.stack([target[36:42].mean(0), target[42:48].mean(0)]))
+    assert np.allclose(eyes, [[87.53, 118.16], [168.07, 117.72]], atol=6.0)
+
+
+def test_cosine_and_top1_retrieval():
+    assert cosine_similarity([1, 0], [2, 0]) == pytest.approx(1.0)
+    assert cosine_similarity([1, 0], [0, 3]) == pytest.approx(0.0)
+    gallery = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.1]])
+    predicted = retrieve_top1(np.array([[0.9, 0.1], [0.1, 0.8], [-0.5, 0.0]]), gallery, ["a", "b", "c"])
+    assert predicted == ["a", "b", "c"]
+    assert retrieval_accuracy(predicted, ["a", "x", "c"]) == pytest.approx(200.0 / 3.0)
+
+
+def test_json_safe_writes_strict_json():
+    data = {"psnr": math.inf, "bad": math.nan, "nested": [1.0, -math.inf]}
+    text = json.dumps(json_safe(data), allow_nan=False)
+    assert json.loads(text) == {"psnr": "inf", "bad": None, "nested": [1.0, "-inf"]}
+
+
+def test_resolve_cost_from_mapping_objects_and_callables():
+    class Part:
+        def __init__(self, name, params, macs):
+            self.name, self.params, self.macs = name, params, macs
+
+    assert resolve_cost(None)["params"] is None
+    assert resolve_cost({"params": 10, "macs": 20}) == {"params": 10, "macs": 20, "note": ""}
+    summed = resolve_cost(lambda: [Part("generator", 5, 7), Part("arcface", 1, 2)])
+    assert summed == {"params": 6, "macs": 9, "note": "generator + arcface"}
+
+
+def test_markdown_puts_our_row_beside_the_paper():
+    aggregate = {
+        "id_retrieval": {"value": 50.0, "n": 4, "failed": 1},
+        "id_similarity": {"value": 0.5, "n": 4, "failed": 1},
+        "psnr": {"value": math.inf, "n": 5, "failed": 0},
+        "cost": {"params": 174_230_000, "macs": 53_560_000_000},
+    }
+    text = render_markdown({"num_pairs": 5, "identity_model": "sface", "aggregate": aggregate, "failures": {}})
+    assert "| ClipSwap (paper) | 98.91 | 1.73 | 5.76 | 0.98 | 33.04 | 53.56 | 174.23 |" in text
+    assert "| **this run** | 50.00 | — | — | — | ∞ | 53.56 | 174.23 |" in text
+    assert "identity model: sface" in text
