@@ -1,0 +1,53 @@
+"""Atomic file writes: write beside the destination, then rename, so a reader never sees half a file."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+class OutputError(OSError):
+    """An output cannot be written (folder missing or not writable)."""
+
+
+def ensure_writable_dir(folder: str | Path) -> Path:
+    """Create `folder` if needed and check it is writable; raise OutputError with the reason otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder {folder}: {error.strerror or error}") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"the output folder {folder} is not writable; choose another --output or fix its permissions")
+    return folder
+
+
+@contextlib.contextmanager
+def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path in the destination's folder; on success rename it onto `destination`.
+
+    The temporary file keeps the destination's suffix (or `suffix`) so format-sniffing writers (cv2, ffmpeg, Keras)
+    pick the right format. On any error the temporary file is removed and the destination is untouched.
+    """
+    destination = Path(destination)
+    folder = ensure_writable_dir(destination.parent if str(destination.parent) else Path("."))
+    handle, name = tempfile.mkstemp(
+        prefix=f".{destination.stem}.", suffix=suffix if suffix is not None else destination.suffix, dir=folder
+    )
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, destination)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def write_text_atomic(destination: str | Path, text: str) -> None:
+    """Write a text file atomically (UTF-8)."""
+    with atomic_path(destination) as temporary:
+        temporary.write_text(text, encoding="utf-8")

@@ -1,0 +1,137 @@
+"""Our checkpoint format: a Keras 3 `.keras` generator plus a JSON manifest beside it.
+
+    generator.keras   the model file (its weights are what we read; its stored config is never deserialised)
+    generator.json    {"format", "model": ModelConfig, "identity_encoder", "identity_dim", "clip_variant",
+                       "image_size", "step", "weights_file", "sha256", "clipswap_version", ...}
+
+Loading rebuilds the Generator from the manifest's configuration and reads the weights into it after checking the
+weights file's SHA-256 against the manifest, so a changed, truncated or swapped file is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from clipswap import __version__
+from clipswap.atomic import atomic_path, write_text_atomic
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.config import ModelConfig
+from clipswap.models.generator import Generator
+
+log = logging.getLogger(__name__)
+
+FORMAT = "clipswap-generator/1"
+
+
+@dataclass(frozen=True)
+class GeneratorCheckpoint:
+    """A loaded generator with what its checkpoint says about it."""
+
+    model: Generator
+    config: ModelConfig
+    path: str
+    step: int
+    source: str  # "clipswap" (our format) or "published-h5"
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def manifest_path(weights_path: str | Path) -> Path:
+    return Path(weights_path).with_suffix(".json")
+
+
+def save_generator(model: Generator, config: ModelConfig, path: str | Path, step: int = 0, **extra) -> Path:
+    """Write `path` (.keras) and its manifest atomically; returns the manifest path."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"our generator checkpoints end in .keras, got {path}")
+    with atomic_path(path) as temporary:
+        model.save(temporary)
+        digest = sha256_of(temporary)
+    manifest = {
+        "format": FORMAT,
+        "model": config.to_dict(),
+        "identity_encoder": config.identity_encoder,
+        "identity_dim": config.identity_dim,
+        "clip_variant": config.clip_variant,
+        "image_size": config.image_size,
+        "step": int(step),
+        "weights_file": path.name,
+        "sha256": digest,
+        "clipswap_version": __version__,
+        **extra,
+    }
+    target = manifest_path(path)
+    write_text_atomic(target, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    log.info("saved generator checkpoint %s (step %d)", path, step)
+    return target
+
+
+def read_manifest(path: str | Path) -> tuple[dict, Path]:
+    """(manifest, weights path) for a .keras file or its .json manifest."""
+    path = Path(path)
+    manifest_file = path if path.suffix == ".json" else manifest_path(path)
+    if not manifest_file.is_file():
+        raise CheckpointError(
+            f"no manifest {manifest_file} beside the checkpoint; clipswap checkpoints are a .keras file plus a .json "
+            "manifest written together (clipswap init / clipswap train)."
+        )
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read the manifest {manifest_file}: {error}") from error
+    if manifest.get("format") != FORMAT:
+        raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (format {manifest.get('format')!r})")
+    return manifest, manifest_file.parent / manifest["weights_file"]
+
+
+def load_generator(path: str | Path) -> GeneratorCheckpoint:
+    """Load one of our checkpoints; the weights file must match the manifest's SHA-256."""
+    manifest, weights = read_manifest(path)
+    if not weights.is_file():
+        raise CheckpointError(f"the manifest names {weights}, which does not exist")
+    digest = sha256_of(weights)
+    if digest != manifest["sha256"]:
+        raise CheckpointError(
+            f"{weights} does not match its manifest (SHA-256 {digest[:16]}... vs {manifest['sha256'][:16]}...): the "
+            "file was changed, truncated or replaced. Restore it or re-export the checkpoint."
+        )
+    config = ModelConfig.from_dict(manifest["model"])
+    model = Generator(config)
+    try:
+        model.load_weights(weights)
+    except (ValueError, OSError, KeyError) as error:
+        raise CheckpointError(f"cannot read the weights of {weights}: {error}") from error
+    return GeneratorCheckpoint(model, config, str(weights), int(manifest.get("step", 0)), "clipswap")
+
+
+def load_any_generator(path: str | Path) -> GeneratorCheckpoint:
+    """A published .h5 generator or one of our .keras/.json checkpoints."""
+    path = Path(path)
+    if path.suffix.lower() == ".h5":
+        from clipswap.checkpoints.generator_h5 import load_generator_h5  # noqa: PLC0415
+
+        model, config = load_generator_h5(path)
+        return GeneratorCheckpoint(model, config, str(path), 0, "published-h5")
+    if path.suffix.lower() in (".keras", ".json"):
+        return load_generator(path)
+    raise CheckpointError(f"unknown generator checkpoint type {path.suffix!r} ({path}); expected .h5, .keras or .json")
+
+
+def init_generator(config: ModelConfig, path: str | Path, seed: int = 0) -> Path:
+    """Write a randomly initialised generator in our format (benchmarks and pipeline tests)."""
+    keras.utils.set_random_seed(seed)
+    model = Generator(config)
+    return save_generator(model, config, path, step=0, initialised="random", seed=int(seed))

@@ -1,0 +1,1 @@
+"""One click command a file; clipswap/cli.py assembles them into the `clipswap` group."""
