@@ -225,3 +225,26 @@ def test_wrong_shape_is_a_mismatch_naming_the_weight(published, tmp_path):
         group.create_dataset(name, data=np.zeros((1, 1, 256, 6), np.float32))  # 3 anchors instead of 2
     with pytest.raises(CheckpointMismatchError, match=r"\(1, 1, 256, 6\).*\(1, 1, 256, 4\)"):
         load_retinaface_h5(path)
+
+
+@pytest.mark.slow
+def test_loader_accepts_unscoped_convunit_names(published, tmp_path):
+    """Some Keras 2 versions name nested-layer variables without the ConvUnit scope ("conv2d_5/kernel:0")."""
+    path = tmp_path / "flat.h5"
+    shutil.copyfile(published[0], path)
+    with h5py.File(path, "r+") as handle:
+        for group_name in ("fpn", "ssh", "ssh_1", "ssh_2"):
+            group = handle["model_weights"][group_name]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
+            values = {name: group[name][()] for name in names}
+            for key in list(group.keys()):
+                del group[key]
+            flat = ["/".join(name.split("/")[-2:]) for name in names]
+            for name, new_name in zip(names, flat, strict=True):
+                group.create_dataset(new_name, data=values[name])
+            group.attrs["weight_names"] = [name.encode() for name in flat]
+    model = load_retinaface_h5(path)
+    reference = published[1]
+    outputs = model(reference["image"].astype(np.float32), training=False)
+    np.testing.assert_allclose(outputs["box"].numpy(), reference["box"], atol=1e-4)
+    np.testing.assert_allclose(outputs["class"].numpy(), reference["class"], atol=1e-4)

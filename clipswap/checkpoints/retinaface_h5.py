@@ -114,15 +114,29 @@ def _ordered(weights: Sequence[H5Weight], order: Sequence[str], where: str, prob
     return [by_name[name] for name in order if name in by_name]
 
 
-def _conv_units(weights: Sequence[H5Weight]) -> list[list[H5Weight]]:
-    """Split a custom layer's weights by ConvUnit ("fpn/conv_unit_3/conv2d_3/kernel:0" -> "conv_unit_3"), keeping
-    the order in which each unit first appears (trainable weights come first in the file, in attribute order)."""
-    units: dict[str, list[H5Weight]] = {}
+def _conv_units(weights: Sequence[H5Weight]) -> list[tuple[list[H5Weight], list[H5Weight]]]:
+    """Split a custom layer's weights into (conv weights, BN weights) per ConvUnit, in attribute order.
+
+    Names with the unit scope ("fpn/conv_unit_3/conv2d_3/kernel:0") are grouped by that scope, in the order each
+    unit first appears (the file lists trainable weights first, in attribute order). Names without it
+    ("conv2d_3/kernel:0", as some Keras 2 versions wrote nested-layer variables) pair the k-th conv owner with the
+    k-th BN owner, each in order of first appearance.
+    """
+    if all(len(w.name.split("/")) >= 3 for w in weights):
+        units: dict[str, list[H5Weight]] = {}
+        for weight in weights:
+            units.setdefault(weight.name.split("/")[-3], []).append(weight)
+        return [
+            ([w for w in ws if w.short_name in CONV_ORDER], [w for w in ws if w.short_name not in CONV_ORDER])
+            for ws in units.values()
+        ]
+    convs: dict[str, list[H5Weight]] = {}
+    norms: dict[str, list[H5Weight]] = {}
     for weight in weights:
-        parts = weight.name.split("/")
-        unit = parts[-3] if len(parts) >= 3 else ""
-        units.setdefault(unit, []).append(weight)
-    return list(units.values())
+        (convs if weight.short_name in CONV_ORDER else norms).setdefault(weight.owner, []).append(weight)
+    if len(convs) != len(norms):
+        return [(ws, []) for ws in convs.values()] + [([], ws) for ws in norms.values()]
+    return list(zip(convs.values(), norms.values(), strict=True))
 
 
 def _unit_pairs(model: keras.Model, group: str, weights, units: Sequence[str], prefix: str, problems: list[str]):
@@ -131,9 +145,7 @@ def _unit_pairs(model: keras.Model, group: str, weights, units: Sequence[str], p
     if len(found) != len(units):
         problems.append(f"group '{group}': {len(found)} ConvUnits in the file, {len(units)} expected ({list(units)})")
         return pairs
-    for unit, unit_weights in zip(units, found, strict=True):
-        convs = [w for w in unit_weights if w.short_name in CONV_ORDER]
-        norms = [w for w in unit_weights if w.short_name not in CONV_ORDER]
+    for unit, (convs, norms) in zip(units, found, strict=True):
         where = f"{group} unit {unit}"
         pairs.append((where, _ordered(convs, CONV_ORDER, where, problems), model.get_layer(f"{prefix}_{unit}_conv")))
         pairs.append((where, _ordered(norms, BN_ORDER, where, problems), model.get_layer(f"{prefix}_{unit}_bn")))
