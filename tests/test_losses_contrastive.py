@@ -50,10 +50,10 @@ def test_matches_loop_transcription_of_eq5():
     e_aug = e_swap[:, None, :] + 0.3 * rng.normal(size=(3, 2, 6))
     e_mean = rng.normal(size=6) * 3.0
     expected = _eq5_numpy(e_ref, e_swap, e_aug, e_mean)
-    got = clip_contrastive_loss(*(tf.constant(a, tf.float32) for a in (e_ref, e_swap, e_aug, e_mean)))
-    assert float(got) == pytest.approx(expected, rel=1e-5)
-    assert float(clip_contrastive_loss(*(tf.constant(a, tf.float32) for a in (e_ref, e_swap, e_aug, e_mean)), tau=0.5)) \
-        == pytest.approx(_eq5_numpy(e_ref, e_swap, e_aug, e_mean, tau=0.5), rel=1e-5)
+    inputs = [tf.constant(a, tf.float32) for a in (e_ref, e_swap, e_aug, e_mean)]
+    assert float(clip_contrastive_loss(*inputs)) == pytest.approx(expected, rel=1e-5)
+    hot = _eq5_numpy(e_ref, e_swap, e_aug, e_mean, tau=0.5)
+    assert float(clip_contrastive_loss(*inputs, tau=0.5)) == pytest.approx(hot, rel=1e-5)
 
 
 def test_gradients_flow_through_swap_and_aug_only():

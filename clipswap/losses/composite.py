@@ -1,0 +1,94 @@
+"""Weighted sum of the generator's loss terms and of the discriminator's, returned with every term by name.
+
+Paper total (section 8): 10 L_id + 5 L_rec + 0.2 L_p + 0.3 L_contra + 10 L_att; we add FaceDancer's adversarial term
+(weight 1) and, for the `facedancer` preset, its cycle and IFSR terms (REFERENCE.md section 7).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+
+import tensorflow as tf
+
+# Term names, in reporting order; they are LossWeights' field names (r1_gamma is the D-side R1 weight).
+GENERATOR_TERMS: tuple[str, ...] = ("id", "rec", "perceptual", "contra", "att", "adv", "cycle", "ifsr")
+DISCRIMINATOR_TERMS: tuple[str, ...] = ("d_adv", "r1")
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10."""
+
+    id: float = 10.0
+    rec: float = 5.0
+    perceptual: float = 0.2
+    contra: float = 0.3
+    att: float = 10.0
+    adv: float = 1.0
+    cycle: float = 0.0
+    ifsr: float = 0.0
+    r1_gamma: float = 10.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"loss weight {field.name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def facedancer(cls) -> LossWeights:
+        """FaceDancer's train.py weights (REFERENCE.md section 7): no CLIP or attribute term; cycle and IFSR on."""
+        return cls(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=1.0, cycle=1.0, ifsr=1.0, r1_gamma=10.0)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _scalar(name: str, value: tf.Tensor) -> tf.Tensor:
+    value = tf.cast(tf.convert_to_tensor(value), tf.float32)
+    if value.shape.rank not in (None, 0):
+        raise ValueError(f"loss term {name!r} must be a scalar, got shape {value.shape}")
+    return value
+
+
+def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Total generator loss sum_k weight_k * term_k and every term by name.
+
+    Args:
+        terms: raw scalar losses keyed by GENERATOR_TERMS names ("id", "rec", "perceptual", "contra", "att", "adv",
+            "cycle", "ifsr"); leave out what is not computed. Unknown names are an error (typos would vanish).
+        weights: LossWeights.
+
+    Returns:
+        (total scalar float32, named) where named holds, for every name in GENERATOR_TERMS, `name` (the raw value,
+        0 when absent) and `name + "_weighted"` (0 when absent or weighted 0, and then not in the total), plus
+        "total". A term given with weight 0 is reported raw but contributes nothing.
+    """
+    unknown = sorted(set(terms) - set(GENERATOR_TERMS))
+    if unknown:
+        raise ValueError(f"unknown generator loss terms {unknown}; expected names from {GENERATOR_TERMS}")
+    zero = tf.constant(0.0, tf.float32)
+    total = zero
+    named: dict[str, tf.Tensor] = {}
+    for name in GENERATOR_TERMS:
+        raw = _scalar(name, terms[name]) if name in terms else zero
+        weight = getattr(weights, name)
+        weighted = weight * raw if name in terms and weight != 0 else zero
+        total = total + weighted
+        named[name] = raw
+        named[f"{name}_weighted"] = weighted
+    named["total"] = total
+    return total, named
+
+
+def discriminator_loss(terms: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """D total = d_adv + r1 (r1 already carries gamma); returns (total, {"d_adv", "r1", "d_total"}), absent -> 0."""
+    unknown = sorted(set(terms) - set(DISCRIMINATOR_TERMS))
+    if unknown:
+        raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {DISCRIMINATOR_TERMS}")
+    named = {name: _scalar(name, terms[name]) if name in terms else tf.constant(0.0) for name in DISCRIMINATOR_TERMS}
+    total = named["d_adv"] + named["r1"]
+    named["d_total"] = total
+    return total, named

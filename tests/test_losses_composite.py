@@ -1,0 +1,46 @@
+import pytest
+import tensorflow as tf
+
+from clipswap.losses.composite import GENERATOR_TERMS, LossWeights, discriminator_loss, generator_loss
+
+
+def test_paper_defaults_and_facedancer_weights():
+    w = LossWeights()
+    assert (w.id, w.rec, w.perceptual, w.contra, w.att, w.adv, w.cycle, w.ifsr, w.r1_gamma) == (
+        10, 5, 0.2, 0.3, 10, 1, 0, 0, 10
+    )
+    fd = LossWeights.facedancer()
+    assert (fd.contra, fd.att, fd.cycle, fd.ifsr) == (0, 0, 1, 1)
+    with pytest.raises(ValueError, match="rec"):
+        LossWeights(rec=-1.0)
+    with pytest.raises(ValueError, match="id"):
+        LossWeights(id=float("nan"))
+
+
+def test_generator_total_and_named_terms():
+    terms = {"id": tf.constant(0.5), "rec": 0.2, "att": tf.constant(0.1), "cycle": tf.constant(3.0)}
+    total, named = generator_loss(terms, LossWeights())
+    # 10 * 0.5 + 5 * 0.2 + 10 * 0.1; cycle has weight 0
+    assert float(total) == pytest.approx(7.0, rel=1e-6)
+    assert float(named["total"]) == pytest.approx(7.0, rel=1e-6)
+    assert float(named["id_weighted"]) == pytest.approx(5.0) and float(named["rec"]) == pytest.approx(0.2)
+    assert float(named["cycle"]) == 3.0 and float(named["cycle_weighted"]) == 0.0
+    assert float(named["contra"]) == 0.0 and float(named["contra_weighted"]) == 0.0
+    assert set(named) == {"total"} | set(GENERATOR_TERMS) | {f"{t}_weighted" for t in GENERATOR_TERMS}
+
+
+def test_generator_loss_in_tf_function_and_errors():
+    total = tf.function(lambda a: generator_loss({"adv": a, "ifsr": a}, LossWeights.facedancer())[0])(tf.constant(2.0))
+    assert float(total) == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="identity"):
+        generator_loss({"identity": 1.0}, LossWeights())
+    with pytest.raises(ValueError, match="scalar"):
+        generator_loss({"id": tf.ones([2])}, LossWeights())
+
+
+def test_discriminator_loss():
+    total, named = discriminator_loss({"d_adv": 1.5, "r1": tf.constant(0.25)})
+    assert float(total) == pytest.approx(1.75) and float(named["d_total"]) == pytest.approx(1.75)
+    assert float(discriminator_loss({"d_adv": 1.0})[1]["r1"]) == 0.0
+    with pytest.raises(ValueError, match="unknown"):
+        discriminator_loss({"gp": 1.0})
