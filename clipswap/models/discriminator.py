@@ -7,11 +7,13 @@ import keras
 from clipswap.layers import InstanceNormalization
 
 LEAKY_SLOPE = 0.2
-#: Output widths of the six resampling residual blocks relative to base_filters (64 at full size).
-BLOCK_MULTIPLIERS = (2, 4, 8, 8, 8, 8)
+#: Output widths of the resampling residual blocks relative to base_filters (64 at full size, six blocks at 256).
+BLOCK_MULTIPLIERS = (2, 4, 8, 8, 8, 8, 8)
+#: Side of the last feature map; the head's conv covers it (4x4 valid at every image size).
+HEAD_SIDE = 4
 
 
-def residual_down_block(x, filters: int, name: str, features: list | None = None):
+def residual_down_block(x, filters: int, name: str):
     """shortcut = 1x1 conv -> avg-pool; main = IN -> LReLU -> 3x3 conv -> avg-pool -> IN -> LReLU -> 3x3 conv."""
     shortcut = keras.layers.Conv2D(filters, 1, padding="same", name=f"{name}_skip")(x)
     shortcut = keras.layers.AveragePooling2D(2, name=f"{name}_skip_pool")(shortcut)
@@ -29,23 +31,25 @@ class Discriminator(keras.Model):
     """D(image) -> realness logit.
 
     Args:
-        image_size: input side S (a multiple of 64; six halvings leave S/64, 4x4 at 256).
+        image_size: input side S, a power of two >= 32. There are log2(S) - 2 residual blocks so the last map is
+            always 4x4 (six at 256, as published). A fixed six blocks would leave 1x1 maps at 64 px, where instance
+            norm outputs zeros and the last block would get no gradient.
         base_filters: width of the first conv (64 at full size: 23,972,353 parameters at 256).
 
     Input: [B, S, S, 3] RGB in [-1, 1]. Output: [B, 1] logit (no sigmoid).
-    The residual block outputs are named f"{name}_block{i}_out" (i = 1..6) so they can serve as feature taps
+    The residual block outputs are named f"{name}_block{i}_out" (i = 1..log2(S) - 2) so they can serve as feature taps
     (for example as the attribute extractor).
     """
 
     def __init__(self, image_size: int = 256, base_filters: int = 64, name: str = "discriminator", **kwargs):
-        if image_size % 64:
-            raise ValueError(f"discriminator image_size must be a multiple of 64, got {image_size}")
+        n_blocks = int(image_size).bit_length() - 1 - 2
+        if image_size < 32 or image_size != 2 ** (n_blocks + 2) or n_blocks > len(BLOCK_MULTIPLIERS):
+            raise ValueError(f"discriminator image_size must be a power of two from 32 to 512, got {image_size}")
         image = keras.Input((image_size, image_size, 3), name="image")
         h = keras.layers.Conv2D(base_filters, 3, padding="same", name=f"{name}_stem")(image)
-        for i, multiplier in enumerate(BLOCK_MULTIPLIERS, start=1):
+        for i, multiplier in enumerate(BLOCK_MULTIPLIERS[:n_blocks], start=1):
             h = residual_down_block(h, multiplier * base_filters, f"{name}_block{i}")
-        side = image_size // 64
-        h = keras.layers.Conv2D(8 * base_filters, side, padding="valid", name=f"{name}_head_conv")(h)
+        h = keras.layers.Conv2D(8 * base_filters, HEAD_SIDE, padding="valid", name=f"{name}_head_conv")(h)
         h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_head_act")(h)
         h = keras.layers.Conv2D(1, 1, name=f"{name}_logit_conv")(h)
         logit = keras.layers.Reshape((1,), name=f"{name}_logit")(h)

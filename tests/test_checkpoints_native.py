@@ -1,0 +1,52 @@
+"""Our .keras + manifest format: round trip, hash check, clear refusals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.native import init_generator, load_any_generator, load_generator, save_generator
+from clipswap.config import get_preset
+from clipswap.models.generator import Generator
+
+TINY = get_preset("tiny").model
+
+
+def test_round_trip_keeps_outputs_and_manifest(tmp_path):
+    model = Generator(TINY)
+    path = tmp_path / "g.keras"
+    manifest_path = save_generator(model, TINY, path, step=1234)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["identity_encoder"] == "sface" and manifest["identity_dim"] == 128
+    assert manifest["clip_variant"] is None and manifest["image_size"] == 64 and manifest["step"] == 1234
+    assert len(manifest["sha256"]) == 64
+    loaded = load_any_generator(path)
+    assert loaded.config == TINY and loaded.step == 1234
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(1, 128)).astype(np.float32)
+    np.testing.assert_array_equal(model([x, z]).numpy(), loaded.model([x, z]).numpy())
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    path = tmp_path / "g.keras"
+    init_generator(TINY, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        load_generator(path)
+
+
+def test_missing_manifest_is_refused(tmp_path):
+    path = tmp_path / "g.keras"
+    init_generator(TINY, path)
+    path.with_suffix(".json").unlink()
+    with pytest.raises(CheckpointError, match="no manifest"):
+        load_generator(path)
+
+
+def test_unknown_suffix_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="unknown generator checkpoint type"):
+        load_any_generator(tmp_path / "g.pt")

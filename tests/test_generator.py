@@ -1,0 +1,115 @@
+"""Generator and discriminator: exact sizes, shapes, gradients, mixed precision, MACs."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from clipswap.config import ModelConfig, get_preset
+from clipswap.models.cost import count_macs
+from clipswap.models.discriminator import Discriminator
+from clipswap.models.generator import Generator
+
+TINY = get_preset("tiny").model
+
+
+@pytest.mark.parametrize(
+    ("mapping", "clip", "expected"),
+    [
+        (256, None, 22_473_254),
+        (512, None, 24_505_894),
+        (256, "clip_vit_base_patch32", 22_604_326),
+        (512, "clip_vit_base_patch32", 24_768_038),
+    ],
+)
+def test_generator_parameter_counts(mapping, clip, expected):
+    model = Generator(ModelConfig(mapping_width=mapping, clip_variant=clip))
+    assert model.count_params() == expected
+
+
+def test_generator_layout_and_macs():
+    model = Generator(ModelConfig())
+    assert len(model.layers) == 121
+    conv, dense = count_macs(model, [(256, 256, 3), (512,)])
+    assert conv == 28_852_617_216  # REFERENCE.md section 4: 28.8526 G
+    assert dense == 1_638_400
+
+
+def test_discriminator_parameter_count_and_macs():
+    model = Discriminator(256)
+    assert model.count_params() == 23_972_353
+    conv, _ = count_macs(model, (256, 256, 3))
+    assert round(conv / 1e9, 2) == 27.79
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_generator_shapes_and_finite(size):
+    config = TINY.replace(image_size=size)
+    model = Generator(config)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(2, config.id_input_dim)).astype(np.float32)
+    y = model([x, z]).numpy()
+    assert y.shape == (2, size, size, 3)
+    assert np.isfinite(y).all()
+
+
+def test_generator_identity_changes_output():
+    model = Generator(TINY)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    z1 = np.random.default_rng(1).normal(size=(1, TINY.id_input_dim)).astype(np.float32)
+    y1, y2 = model([x, z1]).numpy(), model([x, -z1]).numpy()
+    assert np.abs(y1 - y2).mean() > 1e-4
+
+
+@pytest.mark.parametrize("up_types", [("concat", "add", "affa", "no_skip", "concat", "affa")])
+def test_generator_all_block_types(up_types):
+    model = Generator(TINY.replace(up_types=up_types))
+    y = model([np.zeros((1, 64, 64, 3), np.float32), np.ones((1, TINY.id_input_dim), np.float32)])
+    assert y.shape == (1, 64, 64, 3)
+
+
+def _assert_all_gradients(model, inputs, loss_fn):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(model(inputs, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    missing = [v.path for v, g in zip(model.trainable_variables, grads, strict=True) if g is None]
+    assert not missing, f"no gradient for {missing}"
+    zero = [v.path for v, g in zip(model.trainable_variables, grads, strict=True) if not np.any(g.numpy())]
+    assert not zero, f"all-zero gradient for {zero}"
+    assert all(np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_gradient_reaches_every_generator_weight():
+    model = Generator(TINY)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    z = rng.normal(size=(2, TINY.id_input_dim)).astype(np.float32)
+    _assert_all_gradients(model, [x, z], lambda y: tf.reduce_mean(tf.square(y - 0.3)))
+
+
+def test_gradient_reaches_every_discriminator_weight():
+    model = Discriminator(64, base_filters=8)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    _assert_all_gradients(model, x, lambda y: tf.reduce_sum(tf.nn.softplus(-y)))
+
+
+def test_bf16_forward(restore_policy):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    g = Generator(TINY)
+    d = Discriminator(64, base_filters=8)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(2, TINY.id_input_dim)).astype(np.float32)
+    y = g([x, z])
+    assert y.dtype == "bfloat16"
+    assert np.isfinite(tf.cast(y, tf.float32).numpy()).all()
+    assert np.isfinite(tf.cast(d(y), tf.float32).numpy()).all()
+    assert g.trainable_variables[0].dtype == "float32"
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="up_types"):
+        ModelConfig(up_types=("affa",))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        ModelConfig(image_size=100)
+    with pytest.raises(ValueError, match="identity_encoder"):
+        ModelConfig(identity_encoder="facenet")
