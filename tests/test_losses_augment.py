@@ -86,3 +86,11 @@ def test_argument_errors():
         clip_augment(_images(), seed=[1, 2, 3])
     with pytest.raises(ValueError, match=r"\[B, H, W, C\]"):
         clip_augment(tf.zeros([8, 8, 3]))
+
+
+def test_same_draws_under_xla():
+    # The trainer may compile with XLA; a seed must mean the same augmentations there.
+    eager = sample_augment_params(2, 16, 16, 3, seed=[4, 2])
+    compiled = tf.function(lambda: sample_augment_params(2, 16, 16, 3, seed=[4, 2]), jit_compile=True)()
+    for key in ("crop_box", "corners"):
+        assert np.allclose(eager[key].numpy(), compiled[key].numpy(), atol=1e-6)

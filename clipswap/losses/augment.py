@@ -61,7 +61,8 @@ def sample_augment_params(
         raise ValueError(f"n_aug must be at least 1, got {n_aug}")
     height = tf.cast(height, tf.float32)
     width = tf.cast(width, tf.float32)
-    draws = tf.random.stateless_uniform([batch, n_aug, 10], seed=_seed_tensor(seed), dtype=tf.float32)
+    # Philox named explicitly: "auto_select" picks a different generator under XLA, changing the draws.
+    draws = tf.random.stateless_uniform([batch, n_aug, 10], seed=_seed_tensor(seed), dtype=tf.float32, alg="philox")
     crop_w = tf.maximum(tf.round(crop_fraction * width), 2.0)
     crop_h = tf.maximum(tf.round(crop_fraction * height), 2.0)
     x0 = draws[..., 0] * (width - crop_w)
