@@ -1,0 +1,73 @@
+"""`clipswap swap`: put the source face's identity onto the faces of a target image or video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+def _faces(value: str) -> str:
+    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
+
+    try:
+        FaceSelection.parse(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--faces") from error
+    return value
+
+
+@click.command("swap")
+@click.option("--source", "-s", required=True, type=_PATH, help="Image of the identity to put in.")
+@click.option("--target", "-t", required=True, type=_PATH, help="Image or video (mp4, mov, mkv, webm, gif) to edit.")
+@click.option("--output", "-o", required=True, type=_PATH, help="Result file, same kind as the target.")
+@click.option("--model", type=_PATH, default=None,
+              help="Generator: a published .h5 or our .keras (+ .json manifest). Default: pretrained_ckpts/.")
+@click.option("--arcface", type=_PATH, default=None,
+              help="ArcFace-Res50.h5 for ArcFace-trained generators. Default: pretrained_ckpts/.")
+@click.option("--retinaface", type=_PATH, default=None, help="RetinaFace-Res50.h5. Default: pretrained_ckpts/.")
+@click.option("--clip-preset", default=None, help="Local keras-hub CLIP preset, for generators that take CLIP.")
+@click.option("--detector", type=click.Choice(["auto", "retinaface", "yunet"]), default="auto",
+              help="auto: RetinaFace when its file is present, else the offline YuNet.")
+@click.option("--det-threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5,
+              help="Minimum face score.")
+@click.option("--faces", default="all", callback=lambda _c, _p, v: _faces(v),
+              help="Which target faces: all, largest, or N (the N largest).")
+@click.option("--reference-face", type=_PATH, default=None,
+              help="Swap only the target faces of this person (multi-person scenes).")
+@click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=0.35,
+              help="Cosine similarity to the reference face needed to swap a face.")
+@click.option("--blend", type=click.Choice(["published", "landmarks"]), default="published",
+              help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline.")
+@click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
+              help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", help="Generator arithmetic.")
+@click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
+def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
+         reference_face, similarity, blend, feather, precision, no_progress):
+    """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic).
+
+    \b
+    Example:
+      clipswap swap --source me.jpg --target group.jpg --output out.png --faces largest
+      clipswap swap -s me.jpg -t clip.mp4 -o out.mp4 --model runs/g.keras --precision bf16
+    """
+    from clipswap.atomic import OutputError  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.inference.media import MediaError  # noqa: PLC0415
+    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
+
+    request = SwapRequest(
+        source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
+        detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
+        similarity=similarity, blend=blend, feather=feather, precision=precision,
+        clip_preset=clip_preset, progress=not no_progress,
+    )
+    try:
+        summary = run_swap(request)
+    except (CheckpointError, MediaError, NoFaceError, OutputError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(summary.describe())

@@ -1,0 +1,49 @@
+"""Face detectors by name: RetinaFace-R50 (the release's, needs RetinaFace-Res50.h5) or YuNet (offline, embedded).
+
+"auto" takes RetinaFace when its file is found (explicit path, $CLIPSWAP_CKPT_DIR or pretrained_ckpts/) and YuNet
+otherwise, so the pipeline runs offline out of the box.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DETECTORS = ("auto", "retinaface", "yunet")
+DEFAULT_THRESHOLD = 0.5
+
+
+def build_detector(kind: str = "auto", threshold: float = DEFAULT_THRESHOLD, retinaface_path: str | Path | None = None):
+    """A detector object with detect([H, W, 3] uint8 RGB) -> list[Detection].
+
+    Args:
+        kind: "auto", "retinaface" or "yunet".
+        threshold: minimum face score in [0, 1).
+        retinaface_path: the RetinaFace .h5; None looks in the checkpoint folders.
+
+    Raises:
+        MissingCheckpointError: kind "retinaface" (or an explicit path) and the file is absent.
+        CheckpointError: the RetinaFace file does not load.
+    """
+    from clipswap.checkpoints.pretrained import find_published, require_published  # noqa: PLC0415
+
+    if kind not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"the detection threshold must be in [0, 1), got {threshold}")
+    if kind == "auto":
+        found = retinaface_path if retinaface_path is not None else find_published("retinaface")
+        kind = "retinaface" if found is not None else "yunet"
+    if kind == "retinaface":
+        from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5  # noqa: PLC0415
+        from clipswap.face.retinaface import RetinaFaceDetector  # noqa: PLC0415
+
+        path = require_published("retinaface", retinaface_path)
+        log.info("detector: RetinaFace-R50 from %s (threshold %.2f)", path, threshold)
+        return RetinaFaceDetector(load_retinaface_h5(path), score_threshold=threshold)
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+
+    log.info("detector: YuNet (embedded, threshold %.2f)", threshold)
+    return YuNetDetector(score_threshold=threshold)

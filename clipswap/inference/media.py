@@ -1,0 +1,264 @@
+"""Reading and writing the swap pipeline's media: images whole, videos as a stream of frames.
+
+Images: jpg/jpeg, png, webp, bmp, read with OpenCV (EXIF orientation applied) as [H, W, 3] uint8 RGB and written with
+Pillow so the output can carry a metadata label saying it is synthetic: a PNG text chunk plus XMP, a JPEG comment
+plus XMP, WebP XMP. BMP has no metadata field; such outputs are written unlabelled with a warning.
+
+Videos: mp4, mov, mkv, webm, gif, decoded and encoded by the ffmpeg binary of imageio-ffmpeg one frame at a time
+(never the whole video in memory). The writer keeps the input's frame rate, muxes the input's audio track back in
+(AAC; Opus for webm), and sets the container's comment/description tags to the label.
+
+Every write goes to a temporary file beside the destination and is renamed on success (clipswap.atomic).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from clipswap import __version__
+from clipswap.atomic import atomic_path
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".gif")
+
+LABEL = f"Synthetic image: faces were swapped by clipswap {__version__} (AI-generated face swap)."
+#: IPTC digital source type for media made by a trained model.
+IPTC_SYNTHETIC = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+
+
+class MediaError(ValueError):
+    """An input that cannot be read, or a file type the pipeline does not handle."""
+
+
+def media_kind(path: str | Path) -> str:
+    """"image" or "video" from the file suffix; MediaError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    raise MediaError(
+        f"{path} has an unsupported type {suffix or '(no suffix)'!r}; images: {', '.join(IMAGE_SUFFIXES)}, "
+        f"videos: {', '.join(VIDEO_SUFFIXES)}"
+    )
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """[H, W, 3] uint8 RGB. Grey and alpha images become 3-channel RGB.
+
+    Raises:
+        MediaError: missing file, unsupported suffix, or content OpenCV cannot decode.
+    """
+    path = Path(path)
+    if media_kind(path) != "image":
+        raise MediaError(f"{path} is a video; an image (jpg, png, webp, bmp) is needed here")
+    if not path.is_file():
+        raise MediaError(f"{path} does not exist")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise MediaError(f"{path} cannot be read as an image (corrupt or not really a {path.suffix} file)")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def _xmp(label: str) -> str:
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+        'xmlns:Iptc4xmpExt="http://iptc.org/std/Iptc4xmpExt/2008-02-29/" xmlns:xmp="http://ns.adobe.com/xap/1.0/">'
+        f"<dc:description><rdf:Alt><rdf:li xml:lang=\"x-default\">{label}</rdf:li></rdf:Alt></dc:description>"
+        f"<Iptc4xmpExt:DigitalSourceType>{IPTC_SYNTHETIC}</Iptc4xmpExt:DigitalSourceType>"
+        f"<xmp:CreatorTool>clipswap {__version__}</xmp:CreatorTool>"
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+
+
+def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality: int = 95) -> Path:
+    """Write [H, W, 3] uint8 RGB atomically with the synthetic-content label in the file's metadata.
+
+    Raises:
+        MediaError: unsupported suffix. OutputError: the folder cannot be written.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if media_kind(path) != "image":
+        raise MediaError(f"{path}: an image target needs an image output (jpg, png, webp, bmp)")
+    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+    xmp = _xmp(label)
+    options: dict = {}
+    if suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Description", label)
+        info.add_text("Software", f"clipswap {__version__}")
+        info.add_itxt("XML:com.adobe.xmp", xmp)
+        options = {"pnginfo": info}
+    elif suffix in (".jpg", ".jpeg"):
+        options = {"quality": quality, "comment": label.encode("utf-8"), "xmp": xmp.encode("utf-8")}
+    elif suffix == ".webp":
+        options = {"quality": quality, "xmp": xmp.encode("utf-8")}
+    else:
+        log.warning("BMP has no metadata field: %s is written without the synthetic-content label", path)
+    with atomic_path(path) as temporary:
+        picture.save(temporary, **options)
+    return path
+
+
+def read_label(path: str | Path) -> str | None:
+    """The synthetic-content label of a file written here (image metadata or video container tag), or None."""
+    path = Path(path)
+    if media_kind(path) == "image":
+        with Image.open(path) as picture:
+            info = picture.info
+            text = getattr(picture, "text", {}) or {}
+        for value in (text.get("Description"), info.get("comment"), info.get("xmp")):
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            if value and "clipswap" in value:
+                return value
+        return None
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False
+    )
+    match = re.search(r"^\s*(?:comment|description)\s*:\s*(.*clipswap.*)$", probe.stderr, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).strip() if match else None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the pipeline needs to know about an input video."""
+
+    size: tuple[int, int]  # (width, height)
+    fps: float
+    duration: float
+    audio_codec: str | None
+
+    @property
+    def frame_estimate(self) -> int:
+        return max(1, round(self.fps * self.duration))
+
+
+class VideoReader:
+    """Iterate the frames of a video as [H, W, 3] uint8 RGB, decoded by ffmpeg one at a time.
+
+    Example:
+        with VideoReader("in.mp4") as video:
+            for frame in video: ...
+
+    Raises:
+        MediaError: on open when the file is missing or ffmpeg cannot decode it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if media_kind(self.path) != "video":
+            raise MediaError(f"{self.path} is not a video (mp4, mov, mkv, webm, gif)")
+        if not self.path.is_file():
+            raise MediaError(f"{self.path} does not exist")
+        self._frames = imageio_ffmpeg.read_frames(str(self.path), pix_fmt="rgb24")
+        try:
+            meta = next(self._frames)
+        except (OSError, RuntimeError, StopIteration) as error:
+            reason = (str(error).strip().splitlines() or ["ffmpeg failed"])[-1]
+            raise MediaError(f"{self.path} cannot be read as a video ({reason})") from error
+        width, height = meta["size"]
+        fps = float(meta.get("fps") or 0.0)
+        if fps <= 0 or width <= 0 or height <= 0:
+            self.close()
+            raise MediaError(f"{self.path} has no usable video stream (size {meta['size']}, {fps} fps)")
+        self.info = VideoInfo((int(width), int(height)), fps, float(meta.get("duration") or 0.0),
+                              meta.get("audio_codec"))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        width, height = self.info.size
+        for raw in self._frames:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+
+    def close(self) -> None:
+        self._frames.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _encoder_options(suffix: str, size: tuple[int, int]) -> dict:
+    odd = size[0] % 2 or size[1] % 2
+    if suffix == ".gif":
+        return {"codec": "gif", "pix_fmt_out": "rgb8", "quality": None, "macro_block_size": 1}
+    if suffix == ".webm":
+        return {"codec": "libvpx-vp9", "pix_fmt_out": "yuv444p" if odd else "yuv420p", "quality": None,
+                "macro_block_size": 1, "output_params": ["-crf", "30", "-b:v", "0"], "audio_codec": "libopus"}
+    # 4:2:0 chroma needs even sides; odd-sized frames keep their size in 4:4:4 instead of being rescaled.
+    return {"codec": "libx264", "pix_fmt_out": "yuv444p" if odd else "yuv420p", "quality": 8, "macro_block_size": 1,
+            "audio_codec": "aac"}
+
+
+class VideoWriter:
+    """Write RGB frames to a video through ffmpeg, atomically, keeping the source's fps and audio.
+
+    Args:
+        path: destination (mp4, mov, mkv, webm or gif).
+        info: the input's VideoInfo (size and fps are kept).
+        audio_from: the input file whose first audio stream is muxed in (ignored for gif or when it has none).
+        label: written to the container's comment and description tags.
+    """
+
+    def __init__(self, path: str | Path, info: VideoInfo, audio_from: str | Path | None = None, label: str = LABEL):
+        self.path = Path(path)
+        if media_kind(self.path) != "video":
+            raise MediaError(f"{self.path}: a video target needs a video output (mp4, mov, mkv, webm, gif)")
+        self.info = info
+        self.audio_from = audio_from if info.audio_codec and self.path.suffix.lower() != ".gif" else None
+        self.label = label.replace("Synthetic image", "Synthetic video")
+        self.frames_written = 0
+        self._atomic = None
+        self._writer = None
+
+    def __enter__(self) -> VideoWriter:
+        self._atomic = atomic_path(self.path)
+        temporary = self._atomic.__enter__()
+        options = _encoder_options(self.path.suffix.lower(), self.info.size)
+        audio_codec = options.pop("audio_codec", None)
+        output_params = options.pop("output_params", []) + [
+            "-metadata", f"comment={self.label}", "-metadata", f"description={self.label}",
+        ]
+        self._writer = imageio_ffmpeg.write_frames(
+            str(temporary), self.info.size, fps=Fraction(self.info.fps).limit_denominator(1001),
+            output_params=output_params, audio_path=None if self.audio_from is None else str(self.audio_from),
+            audio_codec=audio_codec if self.audio_from is not None else None, ffmpeg_log_level="error", **options,
+        )
+        self._writer.send(None)
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """One [H, W, 3] uint8 RGB frame of the input's size."""
+        width, height = self.info.size
+        if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be [{height}, {width}, 3] uint8, got {frame.shape} {frame.dtype}")
+        self._writer.send(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        try:
+            # Closing the generator waits for ffmpeg to finish the file (or stops it after a failure).
+            self._writer.close()
+        except BaseException as error:
+            # A failed encode must not be renamed into place: hand the error to the atomic writer, which deletes.
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, traceback)
+        return False

@@ -1,0 +1,282 @@
+"""FaceSwapper: detect -> align -> identity -> generate -> blend, for one frame at a time (REFERENCE.md section 1).
+
+Source branch (once per run): detect, take the best-scoring face, align to the 112 ArcFace template, encode the raw
+identity vector (ArcFace or SFace, as the generator checkpoint says), and append the CLIP embedding of the source's
+generator-size crop when the generator takes one.
+
+Target branch (every frame): detect, select faces (--faces, --reference-face), align each to the S x S crop (the
+ArcFace template scaled by S / 112), run ALL selected faces of the frame through the generator in one batch
+(a tf.function with a [None, S, S, 3] signature, so any face count reuses one trace), map the output from [-1, 1] to
+[0, 1], and composite each crop back through the inverse similarity with the blend mask.
+
+Colour order is RGB everywhere; frames are [H, W, 3] uint8.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.face.align import align_face, estimate_alignment, warp_face
+from clipswap.face.detection import Detection
+from clipswap.inference.blend import BLEND_KINDS, composite, landmark_mask, published_mask
+from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
+from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16")
+STAGES = ("detect", "align", "identity", "generate", "blend")
+#: Faces per generator call; more faces in one frame are split into several calls of the same trace.
+MAX_BATCH = 16
+
+
+class NoFaceError(ValueError):
+    """No face was detected where one is required (the source, or a target image)."""
+
+
+@dataclass
+class StageTimer:
+    """Wall-clock seconds per pipeline stage, summed over calls, and the number of faces generated."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    faces: int = 0
+    frames: int = 0
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.faces = 0
+        self.frames = 0
+
+
+def generator_in_precision(model: keras.Model, config, precision: str) -> keras.Model:
+    """The generator to run: the model itself for fp32; for bf16 the same graph rebuilt under Keras'
+    mixed_bfloat16 policy (bfloat16 compute, float32 variables) with the model's weights copied in.
+
+    Only clipswap Generators can be rebuilt; other Keras models and plain callables run as they are.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    from clipswap.models.generator import Generator  # noqa: PLC0415
+
+    if precision == "fp32" or not isinstance(model, Generator):
+        if precision == "bf16":
+            log.warning("bf16 requested for a %s, which is not a clipswap Generator: it runs as built",
+                        type(model).__name__)
+        return model
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = Generator(config, name=model.name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    mixed.set_weights(model.get_weights())
+    return mixed
+
+
+def compile_generator(generator: Callable, image_size: int, id_dim: int) -> Callable:
+    """tf.function around `generator([target, identity])` with a fixed signature.
+
+    Input: target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace).
+    Output: [B, S, S, 3] float32, the generator's [-1, 1] image (not clipped).
+    """
+
+    def run(target, identity):
+        return tf.cast(generator([target, identity]), tf.float32)
+
+    return tf.function(
+        run,
+        input_signature=[
+            tf.TensorSpec((None, image_size, image_size, 3), tf.float32),
+            tf.TensorSpec((None, id_dim), tf.float32),
+        ],
+    )
+
+
+class FaceSwapper:
+    """Swap the source identity onto the faces of target frames.
+
+    Args:
+        generator: a clipswap Generator, any Keras model, or a callable with the same interface:
+            generator([target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, D] float32]) -> [B, S, S, 3] in [-1, 1].
+        image_size: the generator crop side S.
+        id_input_dim: the generator's identity width D (identity vector, then CLIP embedding when used).
+        identity: the identity encoder the generator was trained with.
+        detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection] (RetinaFaceDetector, YuNetDetector).
+        clip: CLIP embedder for generators whose identity input includes a CLIP embedding, else None.
+        blend: "published" (the release's fixed feathered rectangle) or "landmarks" (soft face-outline mask).
+        feather: blur sigma of the mask in crop pixels; None: 7 * S / 256 (the release's 7 at 256).
+        selection: which detected faces to swap.
+        similarity: cosine threshold for faces matching a reference face (set_reference).
+        precision: "fp32" or "bf16" (generator only; outputs are float32 either way).
+
+    Raises:
+        CheckpointError: D differs from the identity encoder's width plus the CLIP width.
+    """
+
+    def __init__(
+        self,
+        generator: Callable,
+        image_size: int,
+        id_input_dim: int,
+        identity: IdentityEncoder,
+        detector,
+        *,
+        clip: ClipEmbedder | None = None,
+        blend: str = "published",
+        feather: float | None = None,
+        selection: FaceSelection | None = None,
+        similarity: float = DEFAULT_SIMILARITY,
+        config=None,
+        precision: str = "fp32",
+    ):
+        if blend not in BLEND_KINDS:
+            raise ValueError(f"blend must be one of {BLEND_KINDS}, got {blend!r}")
+        expected = identity.dim + (clip.dim if clip is not None else 0)
+        if expected != id_input_dim:
+            parts = f"{identity.name} ({identity.dim})" + (f" + CLIP {clip.variant} ({clip.dim})" if clip else "")
+            raise CheckpointError(
+                f"the generator takes a {id_input_dim}-d identity input but {parts} gives {expected}: the checkpoint "
+                "and the identity encoder do not belong together."
+            )
+        self.image_size = int(image_size)
+        self.id_input_dim = int(id_input_dim)
+        self.identity = identity
+        self.detector = detector
+        self.clip = clip
+        self.blend = blend
+        self.feather = feather
+        self.selection = selection or FaceSelection()
+        self.similarity = float(similarity)
+        self.precision = precision
+        model = generator_in_precision(generator, config, precision) if config is not None else generator
+        self._generate = compile_generator(model, self.image_size, self.id_input_dim)
+        self._published = published_mask(self.image_size, feather)
+        self.source_vector: np.ndarray | None = None
+        self.reference_vector: np.ndarray | None = None
+        self.timer = StageTimer()
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, detector, *, arcface_path=None, clip_preset=None, **options) -> FaceSwapper:
+        """Build from a loaded GeneratorCheckpoint: the checkpoint's config picks the identity encoder and CLIP.
+
+        Raises:
+            MissingCheckpointError: the ArcFace file is needed and absent.
+            CheckpointError: a CLIP preset is needed and not given (or given for a generator without CLIP).
+        """
+        from clipswap.inference.identity import load_clip_embedder, load_identity_encoder  # noqa: PLC0415
+
+        config = checkpoint.config
+        if config.clip_variant is None and clip_preset is not None:
+            raise CheckpointError(
+                f"{checkpoint.path} takes no CLIP embedding (identity input {config.id_input_dim}-d, "
+                f"{config.identity_encoder} only); drop --clip-preset."
+            )
+        identity = load_identity_encoder(config.identity_encoder, arcface_path)
+        clip = None
+        if config.clip_variant is not None:
+            clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
+        return cls(checkpoint.model, config.image_size, config.id_input_dim, identity, detector, clip=clip,
+                   config=config, **options)
+
+    # ------------------------------------------------------------------ source and reference
+
+    def _best_face(self, image: np.ndarray, what: str) -> Detection:
+        detections = self.detector.detect(image)
+        if not detections:
+            raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
+        return max(detections, key=lambda d: d.score)
+
+    def identity_of(self, image: np.ndarray, what: str = "source image") -> np.ndarray:
+        """The generator's identity input for the best face of `image`: [id_input_dim] float32."""
+        with self.timer.stage("detect"):
+            face = self._best_face(image, what)
+        with self.timer.stage("align"):
+            crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
+        with self.timer.stage("identity"):
+            vector = self.identity.embed(crop112[None])[0]
+            if self.clip is not None:
+                crop, _ = align_face(image, face.landmarks, self.image_size)
+                clip_vector = self.clip.embed(crop[None].astype(np.float32) / 127.5 - 1.0)[0]
+                vector = np.concatenate([vector, clip_vector])
+        return vector.astype(np.float32)
+
+    def set_source(self, image: np.ndarray) -> np.ndarray:
+        """Compute and keep the source identity (once per run). Raises NoFaceError."""
+        self.source_vector = self.identity_of(image, "source image")
+        return self.source_vector
+
+    def set_reference(self, image: np.ndarray) -> None:
+        """Only faces whose identity matches the best face of `image` will be swapped. Raises NoFaceError."""
+        with self.timer.stage("detect"):
+            face = self._best_face(image, "reference face image")
+        crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
+        self.reference_vector = self.identity.embed(crop112[None])[0]
+
+    # ------------------------------------------------------------------ target
+
+    def _select(self, frame: np.ndarray, detections: list[Detection]) -> list[Detection]:
+        if self.reference_vector is not None and detections:
+            with self.timer.stage("identity"):
+                crops = np.stack([align_face(frame, d.landmarks, IDENTITY_SIZE)[0] for d in detections])
+                keep = matching_faces(self.identity.embed(crops), self.reference_vector, self.similarity)
+            detections = [d for d, k in zip(detections, keep, strict=True) if k]
+        return self.selection.apply(detections)
+
+    def swap_frame(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
+        """Swap the selected faces of one frame.
+
+        Args:
+            frame: [H, W, 3] uint8 RGB.
+
+        Returns:
+            ([H, W, 3] uint8 RGB, number of faces swapped). With no selected face the frame itself is returned.
+        """
+        if self.source_vector is None:
+            raise RuntimeError("call set_source() before swap_frame()")
+        self.timer.frames += 1
+        with self.timer.stage("detect"):
+            detections = self.detector.detect(frame)
+        faces = self._select(frame, detections)
+        if not faces:
+            return frame, 0
+        size = self.image_size
+        with self.timer.stage("align"):
+            matrices = np.stack([estimate_alignment(face.landmarks, size) for face in faces])
+            crops = np.stack([warp_face(frame, matrix, size) for matrix in matrices])
+        with self.timer.stage("generate"):
+            targets = crops.astype(np.float32) / 127.5 - 1.0
+            identity = np.broadcast_to(self.source_vector, (len(faces), self.id_input_dim)).astype(np.float32)
+            outputs = [
+                self._generate(tf.constant(targets[i : i + MAX_BATCH]), tf.constant(identity[i : i + MAX_BATCH]))
+                for i in range(0, len(faces), MAX_BATCH)
+            ]
+            generated = (np.concatenate([o.numpy() for o in outputs]) + 1.0) / 2.0
+        with self.timer.stage("blend"):
+            masks = np.stack([self._mask(face, matrix) for face, matrix in zip(faces, matrices, strict=True)])
+            output = composite(frame, generated, masks, matrices)
+        self.timer.faces += len(faces)
+        return output, len(faces)
+
+    def _mask(self, face: Detection, matrix: np.ndarray) -> np.ndarray:
+        if self.blend == "published":
+            return self._published
+        points = np.concatenate([face.landmarks, np.ones((5, 1), np.float32)], axis=1) @ matrix.T
+        return landmark_mask(points, self.image_size, self.feather)

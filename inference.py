@@ -1,0 +1,75 @@
+"""The original ClipSwap release's command line, on clipswap's pipeline.
+
+    python inference.py --target T --source S --output O \
+        [--retina_path pretrained_ckpts/RetinaFace-Res50.h5] [--arcface_path pretrained_ckpts/ArcFace-Res50.h5] \
+        [--model_path pretrained_ckpts/ClipSwap.h5]
+
+Same result as `clipswap swap --source S --target T --output O`; the three path options default to the files in
+pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR). Unlike the release, a failure exits with status 1 and one clear message.
+Extra options of `clipswap swap` are accepted too (--faces, --blend, --precision, --detector, --det-threshold, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _faces(value: str) -> str:
+    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
+
+    try:
+        FaceSelection.parse(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+    return value
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Swap the face of --source onto the faces of --target.")
+    parser.add_argument("--target", required=True, type=Path, help="image or video to edit")
+    parser.add_argument("--source", required=True, type=Path, help="image of the identity to put in")
+    parser.add_argument("--output", required=True, type=Path, help="result file (same kind as the target)")
+    parser.add_argument("--retina_path", type=Path, default=None, help="RetinaFace-Res50.h5 [pretrained_ckpts/]")
+    parser.add_argument("--arcface_path", type=Path, default=None, help="ArcFace-Res50.h5 [pretrained_ckpts/]")
+    parser.add_argument("--model_path", type=Path, default=None, help="generator .h5 or .keras [pretrained_ckpts/]")
+    parser.add_argument("--detector", choices=("auto", "retinaface", "yunet"), default="auto")
+    parser.add_argument("--det-threshold", type=float, default=0.5)
+    parser.add_argument("--faces", default="all", type=_faces, help="all, largest or N")
+    parser.add_argument("--blend", choices=("published", "landmarks"), default="published")
+    parser.add_argument("--feather", type=float, default=None)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--clip-preset", default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from clipswap.atomic import OutputError  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.inference.media import MediaError  # noqa: PLC0415
+    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
+
+    request = SwapRequest(
+        source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
+        retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
+        blend=args.blend, feather=args.feather, precision=args.precision, clip_preset=args.clip_preset,
+    )
+    try:
+        summary = run_swap(request)
+    except (CheckpointError, MediaError, NoFaceError, OutputError) as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    print(summary.describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
