@@ -74,8 +74,9 @@ def clip_contrastive_loss(
 class ClipMeanTracker(tf.Module):
     """CLIP(X_mean): EMA of the batch mean of L2-normalised CLIP embeddings of generated swaps.
 
-    State lives in tf.Variables (`mean` [D] float32, `count` int64 updates so far) so a tf.train.Checkpoint or a
-    Keras model that holds the tracker saves and restores it. The first update sets the mean to that batch's mean;
+    State lives in tf.Variables (`mean` [D] float32, `count` int64 updates so far) so tf.train.Checkpoint saves and
+    restores it, also when it is an attribute of a Keras model in the checkpoint. It is not among `model.weights`,
+    so Keras' own save_weights/.keras files do not hold it. The first update sets the mean to that batch's mean;
     later ones do mean <- momentum * mean + (1 - momentum) * batch_mean. The stored mean is not renormalised
     (the loss normalises it). Create it under the distribution strategy's scope: `mean` aggregates by MEAN, so an
     update in replica context averages the replicas' batch means.
