@@ -17,29 +17,20 @@ from collections.abc import Sequence
 
 import keras
 
+from clipswap.models.resnet50 import RESNET50_STACKS, STAGE_OUTPUTS, resnet50_backbone
+
 INPUT_SIZE = 112
 EMBEDDING_SIZE = 512
-# Keras applications' ResNet50 uses this epsilon in every backbone BatchNorm; the published weights expect it.
-BACKBONE_BN_EPSILON = 1.001e-5
-# The head's BatchNorms were built with Keras defaults (epsilon 1e-3), not the backbone's value.
+# The head's BatchNorms were built with Keras defaults (epsilon 1e-3), not the backbone's 1.001e-5.
 HEAD_BN_EPSILON = 1e-3
 HEAD_DROPOUT = 0.5
 WEIGHT_DECAY = 5e-4
 
-# (stage name, bottleneck width, number of blocks, stride of the first block): ResNet50 v1.
-RESNET50_STAGES: tuple[tuple[str, int, int, int], ...] = (
-    ("conv2", 64, 3, 1),
-    ("conv3", 128, 4, 2),
-    ("conv4", 256, 6, 2),
-    ("conv5", 512, 3, 2),
-)
-
 # Output of every residual block, in graph order; the identity losses pick from these.
 BLOCK_OUTPUTS: tuple[str, ...] = tuple(
-    f"{stage}_block{i}_out" for stage, _, blocks, _ in RESNET50_STAGES for i in range(1, blocks + 1)
+    f"{stage}_block{i}_out" for stage, _, blocks, _ in RESNET50_STACKS for i in range(1, blocks + 1)
 )
-# Last block output of each stage: [B, 28, 28, 256], [B, 14, 14, 512], [B, 7, 7, 1024], [B, 4, 4, 2048] at 112.
-STAGE_OUTPUTS: tuple[str, ...] = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+__all__ = ["BLOCK_OUTPUTS", "STAGE_OUTPUTS", "arcface_features", "build_arcface", "head_layer_names"]
 
 
 def head_layer_names(name: str = "arcface") -> dict[str, str]:
@@ -51,66 +42,6 @@ def head_layer_names(name: str = "arcface") -> dict[str, str]:
         "dense": f"{name}_embedding",
         "bn_out": f"{name}_embedding_bn",
     }
-
-
-def _batch_norm(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(axis=-1, epsilon=BACKBONE_BN_EPSILON, name=name)
-
-
-def bottleneck_block(x, filters: int, stride: int = 1, project_shortcut: bool = False, name: str = "block"):
-    """ResNet v1 bottleneck: 1x1 (stride) -> 3x3 -> 1x1 (4x filters), plus identity or 1x1-projected shortcut.
-
-    The stride sits on the first 1x1 convolution, as in Keras applications (not on the 3x3 as in torchvision).
-
-    Args:
-        x: [B, H, W, C] feature map.
-        filters: bottleneck width; the block outputs 4 * filters channels.
-        stride: 1 or 2 (spatial reduction of the whole block).
-        project_shortcut: True for the first block of a stage, whose input has a different shape.
-        name: prefix, e.g. "conv3_block1"; sub-layers are "{name}_0_conv", "{name}_1_bn", ..., "{name}_out".
-
-    Returns:
-        [B, ceil(H / stride), ceil(W / stride), 4 * filters].
-    """
-    if project_shortcut:
-        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = _batch_norm(f"{name}_0_bn")(shortcut)
-    else:
-        shortcut = x
-    y = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    y = _batch_norm(f"{name}_1_bn")(y)
-    y = keras.layers.Activation("relu", name=f"{name}_1_relu")(y)
-    y = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(y)
-    y = _batch_norm(f"{name}_2_bn")(y)
-    y = keras.layers.Activation("relu", name=f"{name}_2_relu")(y)
-    y = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(y)
-    y = _batch_norm(f"{name}_3_bn")(y)
-    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
-    return keras.layers.Activation("relu", name=f"{name}_out")(y)
-
-
-def resnet50_stage(x, filters: int, blocks: int, stride: int, name: str):
-    """One ResNet50 stage ("conv2" ... "conv5"): a projecting first block, then identity blocks."""
-    x = bottleneck_block(x, filters, stride=stride, project_shortcut=True, name=f"{name}_block1")
-    for index in range(2, blocks + 1):
-        x = bottleneck_block(x, filters, name=f"{name}_block{index}")
-    return x
-
-
-def resnet50_backbone(x):
-    """Keras-applications ResNet50 without top, on [B, H, W, 3]; returns [B, H/32, W/32, 2048] ("conv5_block3_out").
-
-    No input preprocessing happens here: ArcFace feeds the [0, 1] RGB crop straight in.
-    """
-    x = keras.layers.ZeroPadding2D(padding=3, name="conv1_pad")(x)
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
-    x = _batch_norm("conv1_bn")(x)
-    x = keras.layers.Activation("relu", name="conv1_relu")(x)
-    x = keras.layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-    for stage, filters, blocks, stride in RESNET50_STAGES:
-        x = resnet50_stage(x, filters, blocks, stride, name=stage)
-    return x
 
 
 def build_arcface(
@@ -133,7 +64,7 @@ def build_arcface(
     """
     names = head_layer_names(name)
     image = keras.Input((input_size, input_size, 3), name=f"{name}_image")
-    x = resnet50_backbone(image)
+    x = resnet50_backbone(image)["conv5_block3_out"]
     x = keras.layers.BatchNormalization(epsilon=HEAD_BN_EPSILON, name=names["bn_in"])(x)
     x = keras.layers.Dropout(HEAD_DROPOUT, name=names["dropout"])(x)
     x = keras.layers.Flatten(name=names["flatten"])(x)
