@@ -104,6 +104,10 @@ def landmark_mask(landmarks_crop: np.ndarray, size: int, feather: float | None =
     mask = np.zeros((size, size), dtype=np.float32)
     # Sub-pixel polygon: fillConvexPoly with 4 fractional bits.
     cv2.fillConvexPoly(mask, np.round(polygon * 16).astype(np.int32), 1.0, lineType=cv2.LINE_AA, shift=4)
+    # The outline may reach past the crop (chins sit near its bottom edge); clearing a 2-sigma margin first keeps the
+    # blurred mask near zero on the crop border, where the warped-back crop ends.
+    margin = max(1, math.ceil(2 * sigma))
+    mask[:margin], mask[-margin:], mask[:, :margin], mask[:, -margin:] = 0.0, 0.0, 0.0, 0.0
     if sigma > 0:
         mask = gaussian_filter(mask, sigma).astype(np.float32)
     return np.clip(mask, 0.0, 1.0)
