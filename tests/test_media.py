@@ -1,0 +1,125 @@
+"""Media I/O (clipswap.inference.media): labelled images, streamed video round trips keeping fps, duration and audio."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from clipswap.inference.media import (
+    MediaError,
+    VideoReader,
+    VideoWriter,
+    media_kind,
+    read_image,
+    read_label,
+    write_image,
+)
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def make_clip(path: Path, seconds: float = 1.0, fps: int = 25, size: str = "96x64", audio: bool = True) -> Path:
+    """A test-pattern video, with a 440 Hz sine tone muxed in when `audio`."""
+    command = [FFMPEG, "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size={size}:rate={fps}"]
+    if audio:
+        command += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-c:a", "aac", "-shortest"]
+    odd = any(int(side) % 2 for side in size.split("x"))  # 4:2:0 needs even sides
+    command += ["-c:v", "libx264", "-pix_fmt", "yuv444p" if odd else "yuv420p", str(path)]
+    subprocess.run(command, check=True, capture_output=True)
+    return path
+
+
+def probe(path: Path) -> dict:
+    """Frame count (decoded), fps, duration and whether an audio stream exists, from ffmpeg's own report."""
+    frames, seconds = imageio_ffmpeg.count_frames_and_secs(str(path))
+    text = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    fps = float(re.search(r"([\d.]+) fps", text).group(1))
+    return {"frames": frames, "seconds": seconds, "fps": fps, "audio": "Audio:" in text}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_image_round_trip_carries_the_label(tmp_path, suffix):
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    image[:, :15] = (255, 0, 0)  # a red block checks the colour order
+    path = write_image(image, tmp_path / f"out{suffix}")
+    back = read_image(path)
+    assert back.shape == image.shape
+    if suffix == ".png":
+        assert np.array_equal(back, image)
+    assert back[10, 5, 0] > 200 and back[10, 5, 2] < 60
+    label = read_label(path)
+    assert label is not None and "clipswap" in label and "ynthetic" in label
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]  # no temporary left behind
+
+
+def test_unsupported_and_unreadable_inputs(tmp_path):
+    with pytest.raises(MediaError, match="unsupported type"):
+        media_kind(tmp_path / "notes.txt")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg at all")
+    with pytest.raises(MediaError, match="cannot be read as an image"):
+        read_image(broken)
+    with pytest.raises(MediaError, match="does not exist"):
+        read_image(tmp_path / "missing.png")
+    fake_video = tmp_path / "broken.mp4"
+    fake_video.write_bytes(b"\x00" * 100)
+    with pytest.raises(MediaError, match="cannot be read as a video"):
+        VideoReader(fake_video)
+
+
+@pytest.mark.parametrize("audio", [True, False])
+def test_video_round_trip_keeps_frames_fps_duration_and_audio(tmp_path, audio):
+    source = make_clip(tmp_path / "in.mp4", seconds=1.2, audio=audio)
+    output = tmp_path / "out.mp4"
+    with VideoReader(source) as reader, VideoWriter(output, reader.info, source) as writer:
+        assert reader.info.size == (96, 64) and reader.info.fps == 25.0
+        assert (reader.info.audio_codec is not None) == audio
+        for frame in reader:
+            assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8
+            writer.write(frame)
+    before, after = probe(source), probe(output)
+    assert after["frames"] == before["frames"] == 30
+    assert after["fps"] == before["fps"]
+    assert abs(after["seconds"] - before["seconds"]) < 0.05
+    assert after["audio"] == audio
+    assert "clipswap" in (read_label(output) or "")
+    # Pixels survive the re-encode closely (quality 8 ~ CRF 10).
+    with VideoReader(source) as a, VideoReader(output) as b:
+        first_a, first_b = next(iter(a)), next(iter(b))
+    assert np.abs(first_a.astype(int) - first_b.astype(int)).mean() < 3
+
+
+@pytest.mark.parametrize("suffix", [".webm", ".gif", ".mkv"])
+def test_other_containers(tmp_path, suffix):
+    source = make_clip(tmp_path / "in.mp4", seconds=0.4, audio=True)
+    output = tmp_path / f"out{suffix}"
+    with VideoReader(source) as reader, VideoWriter(output, reader.info, source) as writer:
+        for frame in reader:
+            writer.write(frame)
+    result = probe(output)
+    assert result["frames"] == 10
+    assert result["audio"] == (suffix != ".gif")
+
+
+def test_odd_frame_size_is_kept(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", seconds=0.2, size="95x63", audio=False)
+    output = tmp_path / "out.mp4"
+    with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
+        for frame in reader:
+            writer.write(frame)
+    with VideoReader(output) as reader:
+        assert reader.info.size == (95, 63)
+
+
+def test_failed_video_write_leaves_nothing(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", seconds=0.2, audio=False)
+    output = tmp_path / "out.mp4"
+    with pytest.raises(ValueError, match="frames must be"):
+        with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
+            writer.write(np.zeros((10, 10, 3), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
