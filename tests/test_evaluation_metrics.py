@@ -61,6 +61,19 @@ def test_fid_from_random_gaussian_samples_matches_scipy_and_is_zero_for_itself()
     assert 2.5 < fid_from_features(a, b) < 5.5
 
 
+@pytest.mark.parametrize(("n_a", "n_b"), [(12, 9), (30, 30)])
+def test_fid_with_fewer_samples_than_dimensions_matches_scipy(n_a, n_b):
+    # Rank-deficient covariances: the N x M singular-value route must agree with sqrtm on the D x D product.
+    rng = np.random.default_rng(n_a)
+    a = rng.normal(size=(n_a, 40))
+    b = rng.normal(loc=0.3, size=(n_b, 40)) @ rng.normal(size=(40, 40)) / 6.0
+    reference = _scipy_frechet(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+    assert fid_from_features(a, b) == pytest.approx(reference, rel=1e-6)
+    assert fid_from_features(a, b) == pytest.approx(
+        frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)), rel=1e-6
+    )
+
+
 def test_frechet_distance_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="shape mismatch"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))

@@ -8,7 +8,8 @@ user gives (nothing is downloaded). Images are resized to 299x299 (bilinear) and
 
 with tr((S1 S2)^(1/2)) computed as the sum of the square roots of the eigenvalues of the symmetric positive
 semi-definite matrix S1^(1/2) S2 S1^(1/2) (same eigenvalues as S1 S2), which avoids the complex round-off a general
-matrix square root produces. With fewer images than 2048 the covariances are singular and FID is biased upward:
+matrix square root produces (fid_from_features uses an equivalent N x N form when there are fewer samples than
+dimensions). With fewer images than 2048 the covariances are singular and FID is biased upward:
 compare FIDs only at equal sample counts.
 """
 
@@ -52,8 +53,26 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two feature sets [N, D] and [M, D]."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    """FID between two feature sets [N, D] and [M, D] (N, M >= 2).
+
+    With no more samples than dimensions (the usual case below 2048 images) the covariances have rank < D and the
+    trace term is computed from the centred features A, B instead of D x D matrices: the non-zero eigenvalues of
+    S1 S2 = A'A B'B / ((N-1)(M-1)) are those of (A B')(A B')' / ((N-1)(M-1)), so tr((S1 S2)^(1/2)) is the sum of
+    the singular values of A B' / sqrt((N-1)(M-1)), an N x M problem. Otherwise frechet_distance on the statistics.
+    """
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"need two feature sets [N >= 2, D] and [M >= 2, D], got {a.shape} and {b.shape}")
+    if max(len(a), len(b)) > a.shape[1]:
+        return frechet_distance(*feature_statistics(a), *feature_statistics(b))
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    centred_a, centred_b = a - mean_a, b - mean_b
+    scale_a, scale_b = len(a) - 1.0, len(b) - 1.0
+    trace_root = float(np.linalg.svd(centred_a @ centred_b.T, compute_uv=False).sum()) / np.sqrt(scale_a * scale_b)
+    trace_a = float(np.sum(centred_a**2)) / scale_a
+    trace_b = float(np.sum(centred_b**2)) / scale_b
+    return float(np.sum((mean_a - mean_b) ** 2) + trace_a + trace_b - 2.0 * trace_root)
 
 
 class InceptionFeatures:

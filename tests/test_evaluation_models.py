@@ -1,0 +1,114 @@
+"""Identity-model registry and the InceptionV3 feature extractor of FID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipswap.evaluation.identity_models import IDENTITY_MODELS, ArcFaceH5Model, load_identity_model
+from clipswap.face.detection import Detection
+from clipswap.face.templates import arcface_template
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_registry_names_and_unknown_model_error(tmp_path):
+    assert set(IDENTITY_MODELS) == {"sface", "dlib"}
+    with pytest.raises(ValueError, match="unknown identity model 'cosface'.*existing"):
+        load_identity_model("cosface")
+    with pytest.raises(ValueError, match="unknown identity model"):
+        load_identity_model(str(tmp_path / "absent.h5"))
+
+
+def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monkeypatch):
+    arcface_h5 = pytest.importorskip("clipswap.checkpoints.arcface_h5")
+    seen = {}
+
+    def fake_loader(path):
+        seen["path"] = Path(path)
+
+        def model(batch, training=False):
+            seen["batch"] = batch
+            return np.concatenate([batch.mean(axis=(1, 2)), np.ones((len(batch), 1))], axis=1)
+
+        return model
+
+    monkeypatch.setattr(arcface_h5, "load_arcface_h5", fake_loader)
+    weights = tmp_path / "CosFace-R50.h5"
+    weights.write_bytes(b"not read by the fake loader")
+    model = load_identity_model(str(weights))
+    assert isinstance(model, ArcFaceH5Model) and seen["path"] == weights
+    assert model.name == "arcface-h5 (CosFace-R50.h5)"
+    # A face whose landmarks are the 112 template itself: the crop is the image's top-left 112 square.
+    image = np.zeros((150, 150, 3), np.uint8)
+    image[:112, :112] = (255, 0, 0)
+    detection = Detection(box=[0, 0, 112, 112], score=1.0, landmarks=arcface_template(112))
+    embedding = model.embed(image, detection)
+    assert seen["batch"].shape == (1, 112, 112, 3) and seen["batch"].dtype == np.float32
+    assert np.allclose(seen["batch"][0, ..., 0], 1.0, atol=1e-3) and np.allclose(seen["batch"][0, ..., 1:], 0.0)
+    assert np.linalg.norm(embedding) == pytest.approx(1.0)
+
+
+def test_sface_embeddings_are_unit_vectors_and_stable():
+    image_path = DATA / "lfw" / "Colin_Powell" / "Colin_Powell_0001.jpg"
+    if not image_path.is_file():
+        pytest.skip("../shared/data is absent")
+    import cv2
+
+    from clipswap.evaluation.yunet import YuNetDetector
+
+    image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
+    face = YuNetDetector()(image)[0]
+    model = load_identity_model("sface")
+    first, second = model.embed(image, face), model.embed(image, face)
+    assert first.shape == (128,) and np.linalg.norm(first) == pytest.approx(1.0)
+    assert np.array_equal(first, second)
+
+
+@pytest.mark.slow
+def test_inception_features_and_fid_of_identical_sets(tmp_path, monkeypatch):
+    keras = pytest.importorskip("keras")
+    from clipswap.evaluation import fid as fid_module
+    from clipswap.evaluation.fid import FEATURE_SIZE, InceptionFeatures, fid_from_features
+
+    # Random weights stand in for the user's file: the test checks loading, preprocessing and shapes, not quality.
+    keras.utils.set_random_seed(0)
+    reference = keras.applications.InceptionV3(
+        include_top=False, pooling="avg", weights=None, input_shape=(299, 299, 3)
+    )
+    weights = tmp_path / "inception_notop.weights.h5"
+    reference.save_weights(str(weights))
+    features = InceptionFeatures(weights, batch_size=2)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(64 + 8 * i, 80, 3), dtype=np.uint8) for i in range(3)]
+    out = features(images)
+    assert out.shape == (3, FEATURE_SIZE) and np.all(np.isfinite(out))
+    # Independent path: resize with TensorFlow and call the reference model directly.
+    import tensorflow as tf
+
+    direct = np.concatenate(
+        [np.asarray(reference(tf.image.resize(im[None].astype("float32"), (299, 299)) / 127.5 - 1.0)) for im in images]
+    )
+    assert np.allclose(out, direct, atol=1e-3 * max(1.0, float(np.abs(direct).max())))
+    assert fid_from_features(out, out) == pytest.approx(0.0, abs=1e-6)
+    # Through the runner: swaps equal to their targets give FID 0 over the readable pairs; a missing file is counted.
+    import cv2
+
+    from clipswap.evaluation.pairs import Pair
+    from clipswap.evaluation.runner import _fid
+
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(paths[-1]), image)
+    pairs = [Pair(p, p, p) for p in paths] + [Pair(paths[0], paths[0], tmp_path / "missing.png")]
+    # The extractor built above stands in for the runner's own (building InceptionV3 a third time costs ~10 s).
+    monkeypatch.setattr(fid_module, "InceptionFeatures", lambda path: features if Path(path) == weights else None)
+    result = _fid(pairs, weights, progress=False)
+    assert result["value"] == pytest.approx(0.0, abs=1e-6)
+    assert (result["n"], result["failed"]) == (3, 1) and weights.name in result["note"]
+    assert _fid(pairs, None, progress=False)["note"].startswith("skipped: no InceptionV3 weights file")
+    with pytest.raises(FileNotFoundError, match="InceptionV3 weights file"):
+        InceptionFeatures(tmp_path / "absent.h5")
