@@ -266,3 +266,25 @@ def load_sface(path: str | Path | None = None, name: str = "sface") -> keras.Mod
     model.trainable = False
     logger.info("SFace weights converted from %s (%d nodes)", onnx_path, len(graph.nodes))
     return model
+
+
+def sface_features(model: keras.Model, crops: np.ndarray, batch_size: int = 16) -> np.ndarray:
+    """Raw SFace features of aligned crops.
+
+    Args:
+        model: from load_sface.
+        crops: [N, 112, 112, 3] uint8 RGB (0..255) or float RGB in [0, 1], aligned to the ArcFace 112 template.
+        batch_size: crops per forward pass (small batches run faster on CPU: the 112x112 maps stay in cache).
+
+    Returns:
+        [N, 128] float32, not L2-normalised.
+    """
+    crops = np.asarray(crops)
+    if crops.ndim != 4 or crops.shape[1:] != (SFACE_SIZE, SFACE_SIZE, 3):
+        raise ValueError(f"crops must be [N, {SFACE_SIZE}, {SFACE_SIZE}, 3] RGB, got shape {crops.shape}")
+    images = crops.astype(np.float32) / 255.0 if crops.dtype == np.uint8 else crops.astype(np.float32)
+    outputs = [
+        keras.ops.convert_to_numpy(model(images[start : start + batch_size], training=False))
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, SFACE_DIM), np.float32)
