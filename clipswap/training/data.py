@@ -1,0 +1,219 @@
+"""The training input pipeline: tf.data over `clipswap align` shards (REFERENCE.md section 7, items 3 and 4).
+
+Each step draws a target batch and a source batch from two independent streams over the same shards (own shuffle
+seeds), decodes them to RGB in [-1, 1], resizes them (bilinear) when the shards hold another size, colour-jitters
+each batch with one stateless draw per batch (separate seeds for target and source), and then makes each sample a
+same-identity pair with probability `same_identity_prob` by replacing its source with its target (at least one per
+batch, as FaceDancer). Jitter comes before the replacement so a same pair's source is pixel-identical to its target
+(the recipe's "the source is the target").
+
+Determinism: every random choice is seeded from `seed` (numpy SeedSequence -> separate seeds for the two shuffles of
+each stream, the same-pair draw and the two jitters); stateless draws are keyed by the step index, so two datasets
+made with the same arguments yield identical batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from clipswap.training.shards import count_records, iterate_records, list_shards, parse_features
+
+__all__ = ["count_records", "decode_image", "make_eval_batch", "make_train_dataset"]
+
+#: Colour jitter ranges of the recipe, applied to images in [-1, 1].
+BRIGHTNESS_DELTA = 0.3
+CONTRAST_RANGE = (0.9, 1.1)
+SATURATION_RANGE = (0.9, 1.1)
+#: ITU-R BT.601 luma weights (RGB), the grey image saturation interpolates from.
+LUMA = (0.299, 0.587, 0.114)
+
+Shards = str | Path | Sequence[str | Path]
+
+
+def _derive_seeds(seed: int, count: int) -> list[int]:
+    """`count` independent non-negative int32 seeds from one user seed."""
+    return [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(count)]
+
+
+def decode_image(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Encoded PNG/JPEG bytes -> [image_size, image_size, 3] float32 RGB in [-1, 1].
+
+    Images of another size are resized (bilinear, half-pixel centres); images of the right size are not resampled,
+    so their values are exactly pixel / 127.5 - 1.
+    """
+    pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image = tf.cast(pixels, tf.float32) / 127.5 - 1.0
+    shape = tf.shape(image)
+    image = tf.cond(
+        tf.logical_and(tf.equal(shape[0], image_size), tf.equal(shape[1], image_size)),
+        lambda: image,
+        lambda: tf.image.resize(image, (image_size, image_size), method="bilinear"),
+    )
+    return tf.ensure_shape(image, (image_size, image_size, 3))
+
+
+def _stream(files: list[str], image_size: int, batch_size: int, file_seed: int, record_seed: int,
+            shuffle_buffer: int, repeat: bool) -> tf.data.Dataset:
+    """Batches of (images [B, S, S, 3] in [-1, 1], labels [B] int64) over all shards, shuffled with its own seeds."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.shuffle(shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    def parse(serialized):
+        features = parse_features(serialized)
+        return decode_image(features["image"], image_size), features["label"]
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
+def color_jitter(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """One random brightness/contrast/saturation change for the whole batch (the recipe's jitter).
+
+    Args:
+        images: [B, S, S, 3] float32 RGB in [-1, 1].
+        seed: [2] int64 stateless seed.
+
+    Returns:
+        [B, S, S, 3] float32 in [-1, 1]: x + b with b ~ U(-0.3, 0.3); then per image and channel
+        mean + c * (x - mean) with c ~ U(0.9, 1.1); then grey + s * (x - grey) with s ~ U(0.9, 1.1) and grey the
+        BT.601 luma (a linear saturation change, valid for data in [-1, 1] unlike an HSV one); clipped to [-1, 1].
+    """
+    draws = tf.random.stateless_uniform([3], seed=seed, dtype=tf.float32)
+    brightness = (2.0 * draws[0] - 1.0) * BRIGHTNESS_DELTA
+    contrast = CONTRAST_RANGE[0] + (CONTRAST_RANGE[1] - CONTRAST_RANGE[0]) * draws[1]
+    saturation = SATURATION_RANGE[0] + (SATURATION_RANGE[1] - SATURATION_RANGE[0]) * draws[2]
+    images = images + brightness
+    mean = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+    images = mean + contrast * (images - mean)
+    grey = tf.reduce_sum(images * tf.constant(LUMA, tf.float32), axis=-1, keepdims=True)
+    images = grey + saturation * (images - grey)
+    return tf.clip_by_value(images, -1.0, 1.0)
+
+
+def same_identity_mask(batch_size: int, probability: float, seed: tf.Tensor) -> tf.Tensor:
+    """[B] bool: each sample True with `probability`; when none is and probability > 0, one random sample is."""
+    mask = tf.random.stateless_uniform([batch_size], seed=seed) < probability
+    if probability <= 0.0:
+        return mask
+    # The forced sample's index comes from a neighbouring key so it does not correlate with the mask draw.
+    pick_seed = seed + tf.constant([1, 0], seed.dtype)
+    pick = tf.random.stateless_uniform([], seed=pick_seed, minval=0, maxval=batch_size, dtype=tf.int32)
+    forced = tf.logical_and(tf.equal(tf.range(batch_size), pick), tf.logical_not(tf.reduce_any(mask)))
+    return tf.logical_or(mask, forced)
+
+
+def make_train_dataset(
+    shards: Shards,
+    batch_size: int,
+    image_size: int,
+    same_identity_prob: float = 0.2,
+    jitter: bool = True,
+    seed: int = 0,
+    shuffle_buffer: int = 1000,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """The training dataset.
+
+    Args:
+        shards: shard files, their folder, the `clipswap align` output folder, a glob, or a list of these.
+        batch_size: samples per batch (static: the last incomplete batch is dropped).
+        image_size: side S the images are resized to (bilinear) when the shards hold another size.
+        same_identity_prob: probability in [0, 1] that a sample's source is replaced by its target.
+        jitter: apply the recipe's colour jitter.
+        seed: seeds every shuffle and random draw.
+        shuffle_buffer: records in each stream's shuffle buffer.
+        repeat: loop over the data forever (reshuffled each pass); False gives one pass per stream.
+
+    Returns:
+        A dataset of dicts, prefetched:
+            "target": [B, S, S, 3] float32 RGB in [-1, 1]
+            "source": [B, S, S, 3] float32 RGB in [-1, 1] (equal to "target" where "same" is 1)
+            "same": [B] float32, 1.0 where the source was replaced by the target
+            "target_label", "source_label": [B] int64 identity indices (identities.json)
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if image_size < 1:
+        raise ValueError(f"image_size must be at least 1, got {image_size}")
+    if not 0.0 <= same_identity_prob <= 1.0:
+        raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
+    if shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be at least 1, got {shuffle_buffer}")
+    files = list_shards(shards)
+    (target_files, target_records, source_files, source_records,
+     same_seed, target_jitter, source_jitter) = _derive_seeds(seed, 7)
+    targets = _stream(files, image_size, batch_size, target_files, target_records, shuffle_buffer, repeat)
+    sources = _stream(files, image_size, batch_size, source_files, source_records, shuffle_buffer, repeat)
+    probability = float(same_identity_prob)
+
+    def combine(step, target, source):
+        (target_images, target_labels), (source_images, source_labels) = target, source
+        step = tf.cast(step, tf.int64)
+        if jitter:
+            target_images = color_jitter(target_images, tf.stack([tf.constant(target_jitter, tf.int64), step]))
+            source_images = color_jitter(source_images, tf.stack([tf.constant(source_jitter, tf.int64), step]))
+        same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
+        return {
+            "target": target_images,
+            "source": tf.where(same[:, None, None, None], target_images, source_images),
+            "same": tf.cast(same, tf.float32),
+            "target_label": target_labels,
+            "source_label": tf.where(same, target_labels, source_labels),
+        }
+
+    dataset = tf.data.Dataset.zip(targets, sources).enumerate()
+    dataset = dataset.map(lambda step, pair: combine(step, *pair), num_parallel_calls=tf.data.AUTOTUNE,
+                          deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> dict[str, tf.Tensor]:
+    """A fixed batch for image grids and the held-out identity loss: no jitter, no same pairs, deterministic.
+
+    Targets are `n` records drawn (numpy default_rng(seed)) from the first max(16 n, 512) records of the shards in
+    file order (the align job writes them shuffled, so that is a random sample); each source is another record of a
+    different identity where the pool has one.
+
+    Returns:
+        {"target", "source": [n, S, S, 3] float32 RGB in [-1, 1]; "same": [n] zeros float32;
+        "target_label", "source_label": [n] int64}.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    limit = max(16 * n, 512)
+    pool = []
+    for record in iterate_records(shards):
+        pool.append((record.image, record.label))
+        if len(pool) >= limit:
+            break
+    rng = np.random.default_rng(seed)
+    target_index = rng.choice(len(pool), size=n, replace=n > len(pool))
+    used = set(target_index.tolist())
+    source_index = []
+    for index in target_index:
+        order = rng.permutation(len(pool))
+        candidates = [j for j in order if pool[j][1] != pool[index][1]] or order.tolist()
+        fresh = [j for j in candidates if j not in used] or candidates
+        source_index.append(int(fresh[0]))
+        used.add(int(fresh[0]))
+
+    def stack(indices):
+        images = tf.stack([decode_image(tf.constant(pool[i][0]), image_size) for i in indices])
+        labels = tf.constant([pool[i][1] for i in indices], tf.int64)
+        return images, labels
+
+    targets, target_labels = stack(target_index)
+    sources, source_labels = stack(source_index)
+    return {"target": targets, "source": sources, "same": tf.zeros([n], tf.float32),
+            "target_label": target_labels, "source_label": source_labels}
