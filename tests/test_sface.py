@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 import onnx
 import pytest
@@ -252,3 +253,13 @@ def test_lfw_auc(sface):
 def test_onnx_model_loads_with_onnx_checker():
     # The file itself is a valid ONNX model (guards the hash-checked path against a half-written copy).
     onnx.checker.check_model(str(bundled_model_path(SFACE_FILE)))
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    """Only stock Keras layers: the model saves and reloads with safe_mode on, giving the same output."""
+    model = build_sface()
+    path = tmp_path / "sface.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path, safe_mode=True)
+    image = np.random.default_rng(2).uniform(0, 1, (1, 112, 112, 3)).astype(np.float32)
+    np.testing.assert_allclose(reloaded(image), model(image), rtol=1e-5, atol=1e-5)

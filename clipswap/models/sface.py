@@ -21,6 +21,9 @@ Weights: every DequantizeLinear is folded exactly as the ONNX specification defi
 onnx_graph.dequantize_linear, blocked along axis 1); the Keras model computes in float32 with the dequantised weights,
 which is also what OpenCV's DNN does for a weight-only quantised graph (there are no activation Quantize/Dequantize
 nodes in this file; read_onnx_graph refuses a graph that has them).
+
+Measured (benchmarks/sface_auc.py, 1,000 LFW faces aligned with YuNet + clipswap.face.align): cosine with OpenCV's
+feature min 0.9999998, max |difference| 2.4e-5; genuine/impostor ROC AUC 0.99977, the same as OpenCV's.
 """
 
 from __future__ import annotations
