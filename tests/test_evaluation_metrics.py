@@ -164,6 +164,9 @@ def test_cosine_and_top1_retrieval():
     gallery = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.1]])
     predicted = retrieve_top1(np.array([[0.9, 0.1], [0.1, 0.8], [-0.5, 0.0]]), gallery, ["a", "b", "c"])
     assert predicted == ["a", "b", "c"]
+    assert (
+        retrieve_top1(np.array([[0.9, 0.1], [0.1, 0.8], [-0.5, 0.0]]), gallery, ["a", "b", "c"], block=1) == predicted
+    )
     assert retrieval_accuracy(predicted, ["a", "x", "c"]) == pytest.approx(200.0 / 3.0)
 
 

