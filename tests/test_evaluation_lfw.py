@@ -155,6 +155,13 @@ def test_faces_not_found_are_counted_and_reported(pairs, tmp_path):
     assert "swap_no_face 3" in report and "98.91" in report
 
 
+def test_swaps_the_model_cannot_make_are_counted(pairs, tmp_path):
+    metrics = run_evaluation(pairs[:2], tmp_path / "run", swap_fn=lambda s, t: None, progress=False)
+    assert metrics["failures"] == {"swap_not_produced": 2}
+    assert metrics["aggregate"]["ssim"]["failed"] == 2 and metrics["aggregate"]["id_retrieval"]["n"] == 0
+    assert all(record["errors"] == ["no swap output"] for record in metrics["pairs"])
+
+
 def test_dlib_identity_model_separates_people(same_person_pairs, tmp_path):
     pytest.importorskip("dlib")
     metrics = run_evaluation(same_person_pairs[:6], tmp_path / "dlib", identity_model="dlib", progress=False)

@@ -38,7 +38,7 @@ from clipswap.evaluation.yunet import YuNetDetector
 
 log = logging.getLogger(__name__)
 
-SwapFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+SwapFn = Callable[[np.ndarray, np.ndarray], np.ndarray | None]
 CostSpec = Mapping[str, Any] | Callable[[], Any] | Any
 
 FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --fid-weights)"
@@ -185,6 +185,9 @@ def produce_swaps(
         start = time.perf_counter()
         swapped = swap_fn(source, target)
         latencies.append(time.perf_counter() - start)
+        if swapped is None:
+            failures["swap_not_produced"] += 1
+            continue
         swapped = np.asarray(swapped)
         if swapped.dtype != np.uint8 or swapped.shape != target.shape:
             raise ValueError(
@@ -252,8 +255,9 @@ def run_evaluation(
         output_dir: where reports (and produced swaps, under swaps/) go.
         identity_model: "sface", "dlib", a path to an ArcFace/CosFace .h5, or an IdentityModel.
         fid_weights: InceptionV3 (no top) weights file; FID is skipped with a note when None.
-        swap_fn: (source RGB uint8 [H, W, 3], target RGB uint8 [H', W', 3]) -> swap RGB uint8 [H', W', 3]; used for
-            pairs without an output; its latency is measured.
+        swap_fn: (source RGB uint8 [H, W, 3], target RGB uint8 [H', W', 3]) -> swap RGB uint8 [H', W', 3], or None
+            when it cannot swap (e.g. no face); used for pairs without an output; its latency is measured. A None
+            is counted as "swap_not_produced" and the pair fails every metric.
         progress: show tqdm progress bars.
         cost: parameters / MACs of the evaluated model (see resolve_cost).
         protocol: free text written into the report (e.g. "sample, 40 LFW pairs, seed 0").
