@@ -164,12 +164,18 @@ def _stamp(path: Path) -> list[int]:
 
 
 def align_image(source: Path, destination: Path, settings: AlignSettings, detector) -> dict:
-    """Align one file and write its crop; returns its manifest entry.
+    """Align one file and write its crop to `destination` (atomically); returns its manifest entry.
+
+    Args:
+        source: the photo.
+        destination: the crop file (.png or .jpg as in `settings`).
+        settings: size, min_size, threshold, format.
+        detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection].
 
     Returns:
-        {"status": "kept", "identity"...} is added by the caller; here: status, and for kept faces "score",
-        "box" [4] and "landmarks_original" [5][2] in source pixels, "landmarks" [5][2] in crop pixels; for skipped
-        ones "reason" (one of SKIP_REASONS) and "detail".
+        Kept: {"status": "kept", "score", "box": [4] source pixels, "landmarks_original": [5][2] source pixels,
+        "landmarks": [5][2] crop pixels}. Skipped: {"status": "skipped", "reason": one of SKIP_REASONS, "detail"}.
+        The caller adds "identity", "stamp" and "aligned".
     """
     from clipswap.face.align import align_face  # noqa: PLC0415
     from clipswap.face.detection import sort_by_area  # noqa: PLC0415
