@@ -25,6 +25,12 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the destination's folder; on success rename it onto `destination`.
@@ -41,6 +47,8 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     temporary = Path(name)
     try:
         yield temporary
+        # mkstemp creates files 0600; give the result the permissions a plain open() would have.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, destination)
     finally:
         if temporary.exists():

@@ -18,7 +18,8 @@ from clipswap.evaluation.landmarks import Landmarker68
 from clipswap.evaluation.pairs import Pair
 from clipswap.evaluation.protocols import sample_pairs
 from clipswap.evaluation.runner import run_evaluation
-from clipswap.evaluation.yunet import YuNetDetector
+from clipswap.face.detection import sort_by_area
+from clipswap.face.yunet import YuNetDetector
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LFW = DATA / "lfw"
@@ -130,7 +131,7 @@ def test_mirrored_target_gives_opposite_yaw_and_a_matching_pose_error(lfw, tmp_p
         # Sign convention (pose module docstring): yaw > 0 when the nose tip lies left of the outer eye corners'
         # midpoint in the image, i.e. the face turns toward the image's left.
         image = cv2.cvtColor(cv2.imread(record["target"]), cv2.COLOR_BGR2RGB)
-        landmarks = landmarker(image, detector(image)[0])
+        landmarks = landmarker(image, sort_by_area(detector.detect(image))[0])
         assert np.sign(yaw_target) == np.sign(landmarks[[36, 45], 0].mean() - landmarks[30, 0])
 
 

@@ -57,10 +57,11 @@ def test_sface_embeddings_are_unit_vectors_and_stable():
         pytest.skip("../shared/data is absent")
     import cv2
 
-    from clipswap.evaluation.yunet import YuNetDetector
+    from clipswap.face.detection import sort_by_area
+    from clipswap.face.yunet import YuNetDetector
 
     image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
-    face = YuNetDetector()(image)[0]
+    face = sort_by_area(YuNetDetector().detect(image))[0]
     model = load_identity_model("sface")
     first, second = model.embed(image, face), model.embed(image, face)
     assert first.shape == (128,) and np.linalg.norm(first) == pytest.approx(1.0)

@@ -26,11 +26,18 @@ import cv2
 import numpy as np
 
 from clipswap.evaluation.dlib_models import RESNET_RECOGNITION, SHAPE_PREDICTOR_5, dlib_model_path, import_dlib
-from clipswap.evaluation.yunet import detection_to_row
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
 
 log = logging.getLogger(__name__)
+
+
+def detection_to_row(detection: Detection) -> np.ndarray:
+    """A `Detection` in YuNet's [1, 15] row layout (x, y, w, h, 5 x (x, y), score), as FaceRecognizerSF.alignCrop
+    expects it."""
+    x1, y1, x2, y2 = detection.box
+    row = np.concatenate([[x1, y1, x2 - x1, y2 - y1], detection.landmarks.reshape(-1), [detection.score]])
+    return row.astype(np.float32)[None]
 
 
 class IdentityModel(Protocol):

@@ -22,10 +22,11 @@ import csv
 import io
 import os
 import shlex
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from clipswap.atomic import write_text_atomic
 
 COLUMNS = ("source", "target", "output", "label")
 NO_OUTPUT = "-"
@@ -161,17 +162,3 @@ def write_pairs(pairs: Iterable[Pair], path: str | os.PathLike, comment: str | N
         )
     write_text_atomic(path, buffer.getvalue())
     return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write `text` (UTF-8) to `path` through a temporary file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipswap.evaluation.pairs import write_text_atomic
+from clipswap.atomic import write_text_atomic
 
 #: metric key -> (column heading, format). Order = column order of our table.
 METRIC_COLUMNS: dict[str, tuple[str, str]] = {

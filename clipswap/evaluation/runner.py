@@ -34,7 +34,8 @@ from clipswap.evaluation.landmarks import Landmarker68
 from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
-from clipswap.evaluation.yunet import YuNetDetector
+from clipswap.face.detection import sort_by_area
+from clipswap.face.yunet import YuNetDetector
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ CostSpec = Mapping[str, Any] | Callable[[], Any] | Any
 
 FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --fid-weights)"
 
+
+#: Face score needed to evaluate a face (a little stricter than detection for swapping).
+EVAL_SCORE_THRESHOLD = 0.6
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
     """RGB uint8 [H, W, 3] of an image file, or None when it cannot be read."""
@@ -80,7 +84,7 @@ class Analyser:
 
     def __init__(self, identity_model: IdentityModel):
         self.identity_model = identity_model
-        self.detector = YuNetDetector()
+        self.detector = YuNetDetector(score_threshold=EVAL_SCORE_THRESHOLD)
         self.landmarker = Landmarker68()
         self._cache: dict[tuple[str, bool, bool], FaceAnalysis] = {}
 
@@ -95,7 +99,7 @@ class Analyser:
         if image is None:
             return FaceAnalysis(failure="unreadable", error=f"cannot read image {path}")
         result = FaceAnalysis(size=(image.shape[1], image.shape[0]))
-        detections = self.detector(image)
+        detections = sort_by_area(self.detector.detect(image))
         if not detections:
             result.failure, result.error = "no_face", "no face found"
             return result

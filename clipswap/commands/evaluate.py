@@ -1,0 +1,86 @@
+"""`clipswap evaluate`: the paper's metrics for source/target/output triples, beside the paper's tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("evaluate")
+@click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Pairs file: 'source target [output] [label]' per line ('-' output: produce it with --model).")
+@click.option("--protocol", type=click.Choice(["ffpp", "sample"]), default=None,
+              help="Build the pairs: ffpp = seeded frames of each video of --input; sample = seeded image pairs.")
+@click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of videos (ffpp) or images (sample) for --protocol.")
+@click.option("--count", type=click.IntRange(min=2), default=100, help="Pairs drawn by --protocol sample.")
+@click.option("--frames-per-video", type=click.IntRange(min=1), default=10, help="Frames per video (ffpp).")
+@click.option("--seed", type=int, default=0)
+@click.option("--output-dir", required=True, type=click.Path(file_okay=False), help="Where metrics.json/.md go.")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Generator (.h5, .keras or .json) that produces the missing outputs.")
+@click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
+@click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
+@click.option("--detector", type=click.Choice(["auto", "retinaface", "yunet"]), default="auto",
+              help="Detector used to produce swaps (evaluation itself always uses YuNet).")
+@click.option("--identity-model", default="sface",
+              help="Identity model for ID metrics: sface, dlib, or an ArcFace/CosFace .h5 (not the training one).")
+@click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="InceptionV3 (no top) weights file; FID is skipped without it.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
+             detector, identity_model, fid_weights, no_progress):
+    """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
+    from clipswap.atomic import OutputError, ensure_writable_dir  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
+    from clipswap.evaluation.pairs import PairsFileError  # noqa: PLC0415
+    from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol  # noqa: PLC0415
+    from clipswap.evaluation.runner import run_evaluation  # noqa: PLC0415
+
+    if (pairs_file is None) == (protocol is None):
+        raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
+    if protocol is not None and input_dir is None:
+        raise click.UsageError("--protocol needs --input DIR")
+    try:
+        output = ensure_writable_dir(output_dir)
+        description = None
+        if protocol == "ffpp":
+            pairs_file = ffpp_protocol(input_dir, output, frames_per_video=frames_per_video, seed=seed)
+            description = f"ffpp: {frames_per_video} frames per video of {input_dir}, seed {seed}"
+        elif protocol == "sample":
+            pairs_file = sample_protocol(input_dir, output, count, seed=seed)
+            description = f"sample: {count} pairs from {input_dir}, seed {seed}"
+        swap_fn = cost = None
+        run_name = "given outputs"
+        if model is not None:
+            swap_fn, cost = _swapper(model, arcface, clip_preset, detector)
+            run_name = Path(model).name
+        metrics = run_evaluation(
+            pairs_file, output, identity_model=identity_model, fid_weights=fid_weights, swap_fn=swap_fn,
+            progress=not no_progress, cost=cost, protocol=description, run_name=run_name,
+        )
+    except (PairsFileError, CheckpointError, DlibUnavailableError, OutputError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo((output / "metrics.md").read_text(encoding="utf-8"))
+    click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")
+
+
+def _swapper(model: str, arcface: str | None, clip_preset: str | None, detector: str):
+    from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
+    from clipswap.evaluation.swapping import swap_fn_from_swapper  # noqa: PLC0415
+    from clipswap.inference.detectors import build_detector  # noqa: PLC0415
+    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
+    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
+    from clipswap.models.cost import model_cost  # noqa: PLC0415
+
+    checkpoint = load_any_generator(model)
+    swapper = FaceSwapper.from_checkpoint(
+        checkpoint, build_detector(detector), arcface_path=arcface, clip_preset=clip_preset,
+        selection=FaceSelection.parse("largest"),
+    )
+    size, width = checkpoint.config.image_size, checkpoint.config.id_input_dim
+    cost = model_cost("generator", checkpoint.model, [(size, size, 3), (width,)], f"{size}px")
+    return swap_fn_from_swapper(swapper), cost
