@@ -1,0 +1,216 @@
+"""What the training loop does around each step: TensorBoard scalars and image grids, the held-out identity loss,
+the tqdm bar, and the non-finite-loss guard.
+
+Every callback gets `on_step_end(step, logs)` with `logs` a dict of Python floats: each loss term by name ("id",
+"rec", ..., "g_total", "d_adv", "r1", "d_total"), "lr_g", "lr_d", "step_time" (seconds) and "images_per_s"; and
+`on_train_end()` once, also when the run stops on an error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+from tqdm import tqdm
+
+from clipswap.atomic import atomic_path
+from clipswap.training.trainer import SwapTrainer
+
+logger = logging.getLogger(__name__)
+
+
+# TensorBoard's summary ops live in the tensorboard package, which training does not need; these write the same
+# event records (plugin "scalars" / "images" metadata) through TensorFlow's own tf.summary.write.
+def _metadata(plugin: str) -> bytes:
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = plugin
+    return metadata.SerializeToString()
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar in the default writer."""
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars"))
+
+
+def write_image(tag: str, image: np.ndarray, step: int) -> None:
+    """A TensorBoard image ([H, W, 3] uint8 RGB) in the default writer."""
+    height, width = image.shape[:2]
+    encoded = tf.io.encode_png(image).numpy()
+    tensor = tf.constant([str(width).encode(), str(height).encode(), encoded])
+    tf.summary.write(tag, tensor, step=step, metadata=_metadata("images"))
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or infinite; the run stops without checkpointing the broken state."""
+
+
+class Callback:
+    """Base: override what you need."""
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+
+class NonFiniteGuard(Callback):
+    """Raise NonFiniteLossError naming the terms that are not finite; run it before the step's checkpoint."""
+
+    def __init__(self, last_checkpoint=lambda: None):
+        self.last_checkpoint = last_checkpoint
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        bad = {name: value for name, value in logs.items() if not math.isfinite(value)}
+        if bad:
+            shown = ", ".join(f"{name}={value}" for name, value in sorted(bad.items()))
+            kept = self.last_checkpoint()
+            where = f"the last good checkpoint is {kept}" if kept else "no checkpoint had been written yet"
+            raise NonFiniteLossError(
+                f"non-finite loss at step {step}: {shown}. Training stopped; this step was not checkpointed and "
+                f"{where}. Lower the learning rate or a loss weight (--set lr_g=..., --set weights.<term>=...), or "
+                "use fp32 / bf16 instead of fp16, then --resume."
+            )
+
+
+class ScalarLogger(Callback):
+    """Mean of every scalar over each `every`-step interval -> TensorBoard (`writer`) and a JSON-lines file."""
+
+    def __init__(self, writer: tf.summary.SummaryWriter | None, every: int, jsonl_path: Path | None = None):
+        self.writer = writer
+        self.every = int(every)
+        self.jsonl_path = jsonl_path
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        for name, value in logs.items():
+            self._sums[name] = self._sums.get(name, 0.0) + float(value)
+        self._count += 1
+        if step % self.every == 0:
+            self.flush(step)
+
+    def flush(self, step: int) -> None:
+        if not self._count:
+            return
+        means = {name: total / self._count for name, total in self._sums.items()}
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                for name, value in means.items():
+                    write_scalar(_tag(name), value, step)
+            self.writer.flush()
+        if self.jsonl_path is not None:
+            with open(self.jsonl_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": step, **means}) + "\n")
+        self._sums, self._count = {}, 0
+
+
+def _tag(name: str) -> str:
+    if name in ("lr_g", "lr_d"):
+        return f"optimizer/{name}"
+    if name in ("step_time", "images_per_s"):
+        return f"speed/{name}"
+    if name in ("d_adv", "r1", "d_total"):
+        return f"loss_d/{name}"
+    return f"loss_g/{name}"
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[..., 3] float in [-1, 1] -> uint8 [0, 255] (values outside are clipped)."""
+    return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
+
+
+def image_grid(target: np.ndarray, source: np.ndarray, swap: np.ndarray) -> np.ndarray:
+    """Rows = samples, columns target | source | swap: [B, S, S, 3] each in [-1, 1] -> [B*S, 3*S, 3] uint8 RGB."""
+    rows = np.concatenate([target, source, swap], axis=2)
+    return to_uint8(rows.reshape(-1, rows.shape[2], 3))
+
+
+class ImageGridWriter(Callback):
+    """Every `every` steps: swap a fixed batch and write the grid to TensorBoard and to `folder/step_XXXXXXX.png`."""
+
+    def __init__(
+        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
+        writer: tf.summary.SummaryWriter | None, folder: Path | None,
+    ):
+        self.trainer = trainer
+        self.target = tf.constant(batch["target"], tf.float32)
+        self.source = tf.constant(batch["source"], tf.float32)
+        self.every = int(every)
+        self.writer = writer
+        self.folder = folder
+
+    def write(self, step: int) -> np.ndarray:
+        swap = self.trainer.swap(self.target, self.source, training=False).numpy()
+        grid = image_grid(self.target.numpy(), self.source.numpy(), swap)
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                write_image("swaps/target_source_swap", grid, step)
+            self.writer.flush()
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.folder / f"step_{step:07d}.png") as temporary:
+                temporary.write_bytes(tf.io.encode_png(grid).numpy())
+        return grid
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if step % self.every == 0:
+            self.write(step)
+
+
+class HeldoutIdentity(Callback):
+    """Identity loss (eq. 6) of G on a fixed held-out batch every `every` steps -> TensorBoard and a JSON-lines file.
+
+    `history` keeps (step, loss) pairs; `evaluate(step)` can be called directly (run.py does at the start).
+    """
+
+    def __init__(
+        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
+        writer: tf.summary.SummaryWriter | None, jsonl_path: Path | None,
+    ):
+        self.trainer = trainer
+        self.target = tf.constant(batch["target"], tf.float32)
+        self.source = tf.constant(batch["source"], tf.float32)
+        self.every = int(every)
+        self.writer = writer
+        self.jsonl_path = jsonl_path
+        self.history: list[tuple[int, float]] = []
+
+    def evaluate(self, step: int) -> float:
+        value = float(self.trainer.heldout_identity_loss(self.target, self.source).numpy())
+        self.history.append((step, value))
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                write_scalar("heldout/id_loss", value, step)
+            self.writer.flush()
+        if self.jsonl_path is not None:
+            with open(self.jsonl_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"step": step, "heldout_id_loss": value}) + "\n")
+        logger.info("step %d: held-out identity loss %.4f", step, value)
+        return value
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        if step % self.every == 0:
+            self.evaluate(step)
+
+
+class ProgressBar(Callback):
+    """tqdm bar over the run's steps showing the main figures (G total, id, rec, D total, images/s)."""
+
+    SHOWN = ("g_total", "id", "rec", "contra", "d_total", "images_per_s")
+
+    def __init__(self, total: int, initial: int = 0, disable: bool = False):
+        self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, disable=disable)
+
+    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix({name: f"{logs[name]:.3g}" for name in self.SHOWN if name in logs}, refresh=False)
+
+    def on_train_end(self) -> None:
+        self.bar.close()

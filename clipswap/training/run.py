@@ -1,0 +1,392 @@
+"""The training loop: build everything from a TrainConfig, train with checkpoints and logs, export the generator.
+
+Run folder layout:
+    config.json           the resolved (effective) TrainConfig; a resumed run must match its model and losses
+    checkpoints/          tf.train checkpoints (ckpt-<step>.*), the last `keep_checkpoints` kept
+    logs/                 TensorBoard event files (scalars, image grids, held-out identity loss)
+    metrics.jsonl         the logged scalar means, one JSON object per `log_every` steps
+    heldout.jsonl         the held-out identity loss every `eval_every` steps (and at the start)
+    images/               target | source | swap grids of a fixed held-out batch
+    generator.keras/.json the trained generator in our format (clipswap swap --model uses it)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from clipswap.atomic import ensure_writable_dir, write_text_atomic
+from clipswap.config import IDENTITY_ENCODERS
+from clipswap.losses.composite import LossWeights
+from clipswap.training.callbacks import (
+    Callback,
+    HeldoutIdentity,
+    ImageGridWriter,
+    NonFiniteGuard,
+    ProgressBar,
+    ScalarLogger,
+)
+from clipswap.training.checkpointing import TrainingCheckpoints
+from clipswap.training.config import TrainConfig
+from clipswap.training.trainer import (
+    SFACE_STAGES,
+    FeatureSource,
+    IdentityNetwork,
+    SwapTrainer,
+    current_learning_rate,
+    make_optimizer,
+)
+
+logger = logging.getLogger(__name__)
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+#: Layers of the identity encoder that the "identity" perceptual/attribute networks read.
+ARCFACE_FEATURE_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
+
+
+class TrainingSetupError(ValueError):
+    """The configuration, data or run folder cannot make a run (the message says what to change)."""
+
+
+# --- configuration that depends on what is available -------------------------------------------------------------
+
+
+def effective_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
+    """Adjust the configuration to the encoders actually given; returns (config, warnings).
+
+    ArcFace-R50 is used only with `arcface_path`; otherwise SFace (offline) encodes identity, and the IFSR term
+    (ArcFace layers) is switched off. CLIP is used only with `clip_preset`; otherwise G gets no CLIP input and the
+    contrastive term is off.
+    """
+    notes: list[str] = []
+    model, weights = config.model, config.weights
+    if config.arcface_path:
+        if model.identity_encoder != "arcface":
+            model = model.replace(identity_encoder="arcface")
+            notes.append("--arcface given: identity encoder set to ArcFace-R50 (512-d)")
+    elif model.identity_encoder != "sface":
+        model = model.replace(identity_encoder="sface")
+        notes.append("no --arcface file: identity encoder is SFace (128-d, offline) instead of ArcFace-R50")
+    if config.clip_preset:
+        if model.clip_variant is None:
+            notes.append("--clip-preset given: the CLIP embedding is appended to the identity input (paper z_id)")
+            model = model.replace(clip_variant="clip_vit_base_patch32")
+    else:
+        if model.clip_variant is not None:
+            model = model.replace(clip_variant=None)
+            notes.append("no --clip-preset: the generator gets no CLIP identity input")
+        if weights.contra:
+            weights = LossWeights(**{**weights.as_dict(), "contra": 0.0})
+            notes.append("no --clip-preset: the CLIP contrastive loss (lambda_contra) is OFF")
+    if model.identity_encoder != "arcface" and weights.ifsr:
+        weights = LossWeights(**{**weights.as_dict(), "ifsr": 0.0})
+        notes.append("IFSR needs ArcFace-R50 layers: the IFSR term is OFF (give --arcface to use it)")
+    return config.replace(model=model, weights=weights), notes
+
+
+# --- strategy and precision --------------------------------------------------------------------------------------
+
+
+def split_cpu(replicas: int) -> None:
+    """Split the CPU into `replicas` logical devices (testing distribution without GPUs); call before TF starts."""
+    cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * replicas)
+
+
+def make_strategy(cpu_replicas: int = 0) -> tf.distribute.Strategy:
+    """MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over all GPUs when several are visible,
+    MirroredStrategy over the logical CPUs when `cpu_replicas` > 1 (see split_cpu), else the default strategy."""
+    if os.environ.get("TF_CONFIG"):
+        logger.info("TF_CONFIG set: MultiWorkerMirroredStrategy")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        logger.info("%d GPUs: MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    if cpu_replicas > 1:
+        cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+        if len(cpus) < cpu_replicas:
+            raise TrainingSetupError(
+                f"{cpu_replicas} CPU replicas asked but {len(cpus)} logical CPUs exist (split_cpu must run first)"
+            )
+        return tf.distribute.MirroredStrategy(cpus[:cpu_replicas])
+    return tf.distribute.get_strategy()
+
+
+def set_precision(precision: str) -> None:
+    keras.config.set_dtype_policy(POLICIES[precision])
+
+
+# --- building ---------------------------------------------------------------------------------------------------
+
+
+def load_identity_encoder(config: TrainConfig) -> keras.Model:
+    if config.model.identity_encoder == "arcface":
+        if not config.arcface_path:
+            raise TrainingSetupError("the arcface identity encoder needs --arcface PATH (ArcFace-Res50.h5)")
+        from clipswap.checkpoints.arcface_h5 import load_arcface_h5  # noqa: PLC0415
+
+        return load_arcface_h5(config.arcface_path)
+    from clipswap.models.sface import load_sface  # noqa: PLC0415
+
+    return load_sface()
+
+
+def load_clip(config: TrainConfig) -> keras.Model | None:
+    if config.model.clip_variant is None:
+        return None
+    from clipswap.models.clip_encoder import load_clip_image_encoder  # noqa: PLC0415
+
+    return load_clip_image_encoder(config.clip_preset, config.model.clip_variant, input_size=config.model.image_size)
+
+
+def build_trainer(
+    config: TrainConfig, identity_model: keras.Model, clip_model: keras.Model | None, perceptual_extractor=None
+) -> SwapTrainer:
+    """G, D and the loss networks around the given frozen encoders; call under the strategy scope (and after
+    set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one)."""
+    from clipswap.models.discriminator import Discriminator  # noqa: PLC0415
+    from clipswap.models.generator import Generator  # noqa: PLC0415
+
+    keras.utils.set_random_seed(config.seed)
+    model = config.model
+    if identity_model.output.shape[-1] != IDENTITY_ENCODERS[model.identity_encoder]:
+        raise TrainingSetupError(
+            f"the identity encoder outputs {identity_model.output.shape[-1]} values but the configuration says "
+            f"{model.identity_encoder} ({IDENTITY_ENCODERS[model.identity_encoder]})"
+        )
+    generator = Generator(model)
+    discriminator = Discriminator(model.image_size, model.base_filters)
+    stage_layers = ARCFACE_FEATURE_LAYERS if model.identity_encoder == "arcface" else SFACE_STAGES
+    weights = config.weights
+    ifsr_layers: tuple[str, ...] = ()
+    if weights.ifsr:
+        from clipswap.losses.facedancer import IFSR_LAYERS  # noqa: PLC0415
+
+        ifsr_layers = IFSR_LAYERS
+
+    def source_for(kind: str) -> FeatureSource:
+        if kind == "identity":
+            return FeatureSource(identity_layers=stage_layers)
+        if kind == "discriminator":
+            names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
+            from clipswap.losses.perceptual import model_features  # noqa: PLC0415
+
+            return FeatureSource(extractor=model_features(discriminator, names))
+        if kind == "file":
+            from clipswap.losses.attribute import make_attribute_extractor  # noqa: PLC0415
+
+            return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
+        # vgg16 (perceptual only)
+        from clipswap.losses.perceptual import FACEDANCER_VGG_WEIGHTS, vgg16_features  # noqa: PLC0415
+
+        extractor = perceptual_extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
+        layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
+        return FeatureSource(extractor=extractor, layer_weights=layer_weights)
+
+    perceptual = source_for(config.perceptual_network) if weights.perceptual else None
+    attribute = source_for(config.attribute_network) if weights.att else None
+    tapped = set(ifsr_layers)
+    for source in (perceptual, attribute):
+        if source is not None:
+            tapped.update(source.identity_layers)
+    identity = IdentityNetwork(identity_model, sorted(tapped))
+    trainer = SwapTrainer(
+        generator, discriminator, identity, weights,
+        clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
+        n_aug=config.n_aug, aug_distortion=config.aug_distortion, aug_crop_fraction=config.aug_crop_fraction,
+        facedancer_rec_clip=config.facedancer_rec_clip, seed=config.seed,
+    )
+    fp16 = config.precision == "fp16"
+    trainer.compile(
+        make_optimizer(config.lr_g, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16,
+                       "g_adam"),
+        make_optimizer(config.lr_d, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16,
+                       "d_adam"),
+        jit_compile=config.xla,
+    )
+    return trainer
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+
+
+def find_shards(data_dir: str | Path) -> list[Path]:
+    data_dir = Path(data_dir)
+    shards = sorted(data_dir.glob("*.tfrecord")) or sorted(data_dir.glob("shards/*.tfrecord"))
+    if not shards:
+        raise TrainingSetupError(
+            f"no *.tfrecord shards in {data_dir} (or {data_dir}/shards); make them with `clipswap align`"
+        )
+    return shards
+
+
+def split_heldout(shards: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Hold the last shard out of training for the fixed evaluation batch when there are several."""
+    if len(shards) > 1:
+        return shards[:-1], shards[-1:]
+    logger.warning("only one shard: the evaluation batch is drawn from the training data")
+    return shards, shards
+
+
+# --- the loop ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    start_step: int
+    final_step: int
+    exported: Path | None
+    heldout: list[tuple[int, float]] = field(default_factory=list)
+    last_logs: dict[str, float] = field(default_factory=dict)
+
+
+def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
+    saved_path = run_dir / "config.json"
+    if not saved_path.is_file():
+        return
+    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    current = config.to_dict()
+    # What shapes the state must match; the schedule (steps, intervals) may change on resume.
+    for key in ("model", "weights", "precision", "perceptual_network", "attribute_network", "batch_size"):
+        if saved.get(key) != current.get(key):
+            raise TrainingSetupError(
+                f"--resume: {key} differs from the run's config.json ({saved.get(key)} vs {current.get(key)}); "
+                "resume with the same configuration or start a new --run-dir"
+            )
+
+
+def run_training(
+    config: TrainConfig,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    progress: bool = True,
+    dataset_fn=None,
+    eval_batch=None,
+) -> RunResult:
+    """Train according to `config` on the shards in `data_dir`, writing the run folder (module docstring).
+
+    Args:
+        config: an effective configuration (see `effective_config`).
+        resume: continue from the latest checkpoint in run_dir/checkpoints (required when it has any).
+        strategy: distribution strategy (default `make_strategy()`).
+        dataset_fn: `seed -> tf.data.Dataset` overriding the shard reader (tests use synthetic data).
+        eval_batch: dict {"target", "source"} overriding the held-out batch.
+    """
+    run_dir = ensure_writable_dir(run_dir)
+    checkpoint_dir = run_dir / "checkpoints"
+    has_checkpoints = tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+    if has_checkpoints and not resume:
+        raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
+    if resume and not has_checkpoints:
+        raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
+    if resume:
+        _check_resume_config(run_dir, config)
+
+    set_precision(config.precision)
+    strategy = strategy or make_strategy()
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+
+    if dataset_fn is None or eval_batch is None:
+        from clipswap.training.data import make_eval_batch, make_train_dataset  # noqa: PLC0415
+
+        train_shards, eval_shards = split_heldout(find_shards(data_dir))
+        if dataset_fn is None:
+            def dataset_fn(seed: int) -> tf.data.Dataset:
+                return make_train_dataset(
+                    [str(s) for s in train_shards], config.batch_size, config.model.image_size,
+                    same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
+                    shuffle_buffer=config.shuffle_buffer, repeat=True,
+                )
+        if eval_batch is None:
+            eval_batch = make_eval_batch(
+                [str(s) for s in eval_shards], config.eval_batch_size, config.model.image_size, config.seed + 1
+            )
+    eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
+
+    with strategy.scope():
+        identity_model = load_identity_encoder(config)
+        clip_model = load_clip(config)
+        trainer = build_trainer(config, identity_model, clip_model)
+        trainer.make_train_function()
+
+    write_text_atomic(run_dir / "config.json", config.to_json())
+    start_seed = config.seed
+    dataset = dataset_fn(start_seed)
+    if replicas > 1:
+        iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    else:
+        iterator = iter(dataset)
+    checkpoints = TrainingCheckpoints(
+        checkpoint_dir, trainer, config.keep_checkpoints, iterator if config.checkpoint_data else None
+    )
+    start_step = 0
+    if resume:
+        start_step = checkpoints.restore()
+        if not config.checkpoint_data:
+            # Without the saved iterator the stream restarts; reseed so the resumed run does not replay the start.
+            dataset = dataset_fn(start_seed + start_step)
+            iterator = iter(strategy.experimental_distribute_dataset(dataset) if replicas > 1 else dataset)
+        logger.info("resuming at step %d of %d", start_step, config.steps)
+
+    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
+    heldout = HeldoutIdentity(trainer, eval_batch, config.eval_every, writer, run_dir / "heldout.jsonl")
+    grids = ImageGridWriter(trainer, eval_batch, config.image_every, writer, run_dir / "images")
+    callbacks: list[Callback] = [
+        NonFiniteGuard(lambda: checkpoints.latest),
+        ScalarLogger(writer, config.log_every, run_dir / "metrics.jsonl"),
+        heldout,
+        grids,
+        ProgressBar(config.steps, start_step, disable=not progress),
+    ]
+    if start_step == 0:
+        heldout.evaluate(0)
+        grids.write(0)
+
+    step = start_step
+    logs: dict[str, float] = {}
+    try:
+        while step < config.steps:
+            started = time.perf_counter()
+            trainer.reset_metrics()
+            outputs = trainer.train_function(iterator)
+            logs = {name: float(value) for name, value in outputs.items()}
+            elapsed = time.perf_counter() - started
+            step = int(trainer.step_counter.numpy())
+            logs.update(
+                lr_g=current_learning_rate(trainer.g_optimizer),
+                lr_d=current_learning_rate(trainer.d_optimizer),
+                step_time=elapsed,
+                images_per_s=config.batch_size / elapsed,
+            )
+            for callback in callbacks:
+                callback.on_step_end(step, logs)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                checkpoints.save()
+    finally:
+        for callback in callbacks:
+            callback.on_train_end()
+        writer.flush()
+
+    exported = None
+    if step >= config.steps:
+        from clipswap.checkpoints.native import save_generator  # noqa: PLC0415
+
+        exported = run_dir / "generator.keras"
+        save_generator(trainer.generator, config.model, exported, step=step, trained_by="clipswap train",
+                       preset=config.preset)
+    return RunResult(run_dir, start_step, step, exported, heldout.history, logs)

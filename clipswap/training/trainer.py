@@ -1,0 +1,381 @@
+"""SwapTrainer: a keras.Model that owns G, D and the frozen encoders and takes one G and one D update per step.
+
+One step on a batch {"target", "source", "same"} (images [B, S, S, 3] RGB in [-1, 1], same [B] in {0, 1}):
+
+    z_src, z_tgt = R(source), R(target)                 frozen identity encoder (ArcFace-R50 or SFace), no gradient
+    c_src        = CLIP(source)                         when CLIP is on: appended to the identity input (paper z_id)
+    swap         = G(target, [z_src, c_src])
+    G terms      = id (eq. 6), rec (eq. 7), perceptual (eq. 8), contra (eqs. 2-5), att (eq. 9), adv,
+                   and for the facedancer preset cycle (G(swap, z_tgt) vs target) and IFSR
+    D terms      = logistic loss on D(source) real / D(swap) fake, R1 (gamma 10) on the real images
+
+Both gradients are taken from the same forward pass (the state at the start of the step) and then applied, so a step
+is a pure function of (weights, optimiser state, CLIP mean, step counter, batch). Randomness (the CLIP augmentations)
+is stateless, seeded by [config seed, global step * replicas + replica id]: a resumed run draws exactly what the
+uninterrupted run would have. (keras.random.SeedGenerator keeps its state in a variable with aggregation "none",
+which cannot be assigned inside a MirroredStrategy replica, so the step counter is the RNG state instead.)
+
+Distribution: build and compile under the strategy's scope; every replica's losses are divided by the replica count
+before the gradient (the optimiser sums gradients across replicas), so the update equals the global-batch mean's.
+Mixed precision: set the Keras dtype policy before building the models; losses are float32; fp16 wraps the optimisers
+in keras.optimizers.LossScaleOptimizer (scale_loss here, unscaling and skipping of non-finite steps in apply).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from clipswap.losses.adversarial import (
+    discriminator_adversarial_loss,
+    discriminator_logits_with_r1,
+    generator_adversarial_loss,
+)
+from clipswap.losses.attribute import attribute_loss
+from clipswap.losses.augment import clip_augment
+from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
+from clipswap.losses.contrastive import ClipMeanTracker, clip_contrastive_loss
+from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
+from clipswap.losses.identity import identity_loss
+from clipswap.losses.perceptual import perceptual_loss
+from clipswap.losses.reconstruction import reconstruction_loss
+
+logger = logging.getLogger(__name__)
+
+IDENTITY_INPUT_SIZE = 112
+#: Stage outputs of SFace (layer names of clipswap.models.sface.build_sface with the default name):
+#: [B, 56, 56, 128], [B, 28, 28, 256], [B, 14, 14, 512], [B, 7, 7, 1024] at 112 px.
+SFACE_STAGES: tuple[str, ...] = ("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu")
+#: Metric names reported every step, in display order (generator raw terms, totals, discriminator terms).
+EMBEDDING = "embedding"
+
+
+class IdentityNetwork:
+    """The frozen identity encoder R read at once for its embedding and any intermediate layers.
+
+    Feeds R the way FaceDancer feeds ArcFace (REFERENCE.md section 3): images [B, S, S, 3] RGB in [-1, 1] ->
+    (x + 1) / 2 -> bilinear resize to 112 -> R. The S-px crops are ArcFace-template crops, so the resized crop is
+    the 112 ArcFace crop both ArcFace-R50 and SFace expect.
+
+    Args:
+        model: functional keras.Model, [B, 112, 112, 3] RGB in [0, 1] -> [B, D] raw embedding.
+        layer_names: intermediate layers to return too (perceptual/attribute/IFSR features).
+        input_size: side fed to the model.
+
+    Calling returns {layer name: [B, h, w, c], ..., "embedding": [B, D]} (float32).
+    """
+
+    def __init__(self, model: keras.Model, layer_names: Sequence[str] = (), input_size: int = IDENTITY_INPUT_SIZE):
+        known = {layer.name for layer in model.layers}
+        missing = [name for name in layer_names if name not in known]
+        if missing:
+            raise ValueError(f"the identity encoder {model.name!r} has no layers {missing}")
+        self.model = model
+        self.layer_names = tuple(dict.fromkeys(layer_names))
+        outputs = {name: model.get_layer(name).output for name in self.layer_names}
+        outputs[EMBEDDING] = model.output
+        self.tapped = keras.Model(model.input, outputs, name=f"{model.name}_tapped")
+        self.input_size = int(input_size)
+
+    def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        x = (tf.cast(images, tf.float32) + 1.0) * 0.5
+        x = tf.image.resize(x, (self.input_size, self.input_size), method="bilinear")
+        outputs = self.tapped(x, training=False)
+        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Where a feature loss reads its features: layers of the identity pass (shared, no extra forward pass) or
+    its own extractor (images [B, S, S, 3] in [-1, 1] -> list of [B, ...] tensors, e.g. perceptual.vgg16_features).
+
+    `layer_weights` are per-layer weights for the perceptual loss (None = all 1).
+    """
+
+    identity_layers: tuple[str, ...] = ()
+    extractor: Callable[[tf.Tensor], list[tf.Tensor]] | None = None
+    layer_weights: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.identity_layers) == (self.extractor is not None):
+            raise ValueError("a FeatureSource takes either identity_layers or an extractor, exactly one")
+
+    def features(self, images: tf.Tensor, identity_outputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
+        if self.identity_layers:
+            return [identity_outputs[name] for name in self.identity_layers]
+        return [tf.cast(f, tf.float32) for f in self.extractor(images)]
+
+
+class SwapTrainer(keras.Model):
+    """Holds G, D and the frozen encoders; `train_step` takes one G and one D update.
+
+    Args:
+        generator: clipswap.models.generator.Generator (trainable).
+        discriminator: clipswap.models.discriminator.Discriminator (trainable).
+        identity: IdentityNetwork over the frozen identity encoder R (its embedding feeds G and the id loss).
+        weights: LossWeights; a term whose weight is 0 is not computed at all (except id, rec and adv, always
+            reported).
+        clip_encoder: frozen CLIP image encoder ([B, S, S, 3] in [-1, 1] -> [B, Dc]) or None. When given its
+            embedding of the source is appended to G's identity input.
+        perceptual, attribute: FeatureSource of eq. 8 / eq. 9 (required when the weight is non-zero).
+        ifsr_layers: identity-encoder layers of the IFSR loss (ArcFace names, IFSR_MARGINS keys).
+        n_aug, aug_distortion, aug_crop_fraction: CLIP augmentations (clip_augment).
+        facedancer_rec_clip: FaceDancer's clip-and-halve of the reconstruction loss.
+        seed: run seed (the CLIP augmentation draws are derived from it and the step).
+
+    Metrics (per step, after `reset_metrics`): every generator term by name ("id", "rec", ...), "g_total",
+    "d_adv", "r1", "d_total".
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        identity: IdentityNetwork,
+        weights: LossWeights,
+        *,
+        clip_encoder: keras.Model | None = None,
+        perceptual: FeatureSource | None = None,
+        attribute: FeatureSource | None = None,
+        ifsr_layers: Sequence[str] = (),
+        n_aug: int = 4,
+        aug_distortion: float = 0.5,
+        aug_crop_fraction: float = 0.75,
+        facedancer_rec_clip: bool = False,
+        seed: int = 0,
+        name: str = "swap_trainer",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.identity = identity
+        self.loss_weights_ = weights
+        self.clip_encoder = clip_encoder
+        self.perceptual = perceptual
+        self.attribute = attribute
+        self.ifsr_layers = tuple(ifsr_layers)
+        self.n_aug = int(n_aug)
+        self.aug_distortion = float(aug_distortion)
+        self.aug_crop_fraction = float(aug_crop_fraction)
+        self.facedancer_rec_clip = bool(facedancer_rec_clip)
+        self.seed = int(seed)
+
+        if weights.perceptual and perceptual is None:
+            raise ValueError("weights.perceptual > 0 needs a perceptual FeatureSource")
+        if weights.att and attribute is None:
+            raise ValueError("weights.att > 0 needs an attribute FeatureSource")
+        if weights.ifsr and not self.ifsr_layers:
+            raise ValueError("weights.ifsr > 0 needs the ArcFace IFSR layers (ifsr_layers); IFSR needs ArcFace-R50")
+        if weights.contra and clip_encoder is None:
+            raise ValueError("weights.contra > 0 needs a CLIP encoder")
+
+        for frozen in (identity.model, clip_encoder):
+            if frozen is not None:
+                frozen.trainable = False
+
+        self.g_terms = self._active_generator_terms()
+        self.d_terms = ("d_adv", "r1")
+        # Trackers are created here (Keras tracks them as this model's metrics); run.py resets them every step.
+        self.trackers = {
+            term: keras.metrics.Mean(name=term) for term in (*self.g_terms, "g_total", *self.d_terms, "d_total")
+        }
+        self.clip_mean = ClipMeanTracker(clip_encoder.output.shape[-1]) if clip_encoder is not None else None
+        self.step_counter = tf.Variable(
+            tf.constant(0, tf.int64), trainable=False, name="global_step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+        self.g_optimizer: keras.optimizers.Optimizer | None = None
+        self.d_optimizer: keras.optimizers.Optimizer | None = None
+
+    def _active_generator_terms(self) -> tuple[str, ...]:
+        w = self.loss_weights_
+        active = ["id", "rec"]
+        if w.perceptual:
+            active.append("perceptual")
+        if w.contra:
+            active.append("contra")
+        if w.att:
+            active.append("att")
+        active.append("adv")
+        if w.cycle:
+            active.append("cycle")
+        if w.ifsr:
+            active.append("ifsr")
+        return tuple(active)
+
+    # --- Keras plumbing ------------------------------------------------------------------------------------------
+
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer,
+        d_optimizer: keras.optimizers.Optimizer,
+        jit_compile: bool = False,
+        **kwargs,
+    ) -> None:
+        """Set the two optimisers (create and compile under the strategy's scope) and build their slots."""
+        super().compile(optimizer=g_optimizer, jit_compile=jit_compile, **kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        # Built now so a checkpoint can restore their slots before the first step.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.trackers.values())
+
+    def call(self, inputs, training: bool = False):
+        """The swap: inputs {"target": [B, S, S, 3], "source": [B, S, S, 3]} in [-1, 1] -> [B, S, S, 3]."""
+        return self.swap(inputs["target"], inputs["source"], training=training)
+
+    # --- the pieces of a step ------------------------------------------------------------------------------------
+
+    def identity_input(self, images: tf.Tensor, identity_outputs: dict[str, tf.Tensor] | None = None) -> tf.Tensor:
+        """G's identity input for source images: R(x) (then CLIP(x) when on); no gradient flows back."""
+        if identity_outputs is None:
+            identity_outputs = self.identity(images)
+        parts = [identity_outputs[EMBEDDING]]
+        if self.clip_encoder is not None:
+            parts.append(tf.cast(self.clip_encoder(images, training=False), tf.float32))
+        return tf.stop_gradient(tf.concat(parts, axis=-1))
+
+    def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False) -> tf.Tensor:
+        """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]."""
+        return tf.cast(self.generator([target, self.identity_input(source)], training=training), tf.float32)
+
+    def augmentation_seed(self) -> tf.Tensor:
+        """[2] int64 stateless seed for this step and replica."""
+        context = tf.distribute.get_replica_context()
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.int64)
+        replica = tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int64)
+        return tf.stack([tf.constant(self.seed, tf.int64), self.step_counter.read_value() * replicas + replica])
+
+    def generator_terms(
+        self,
+        target: tf.Tensor,
+        source: tf.Tensor,
+        same: tf.Tensor,
+        src_out: dict[str, tf.Tensor],
+        tgt_out: dict[str, tf.Tensor],
+        identity_in: tf.Tensor,
+        seed: tf.Tensor,
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+        """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms)."""
+        w = self.loss_weights_
+        swap = tf.cast(self.generator([target, identity_in], training=True), tf.float32)
+        swap_out = self.identity(swap)
+        terms: dict[str, tf.Tensor] = {
+            "id": identity_loss(tf.stop_gradient(src_out[EMBEDDING]), swap_out[EMBEDDING]),
+            "rec": reconstruction_loss(target, swap, same, facedancer_clip=self.facedancer_rec_clip),
+        }
+        if w.perceptual:
+            feats_t = [tf.stop_gradient(f) for f in self.perceptual.features(target, tgt_out)]
+            feats_s = self.perceptual.features(swap, swap_out)
+            terms["perceptual"] = perceptual_loss(feats_t, feats_s, same, self.perceptual.layer_weights)
+        if w.att:
+            feats_t = [tf.stop_gradient(f) for f in self.attribute.features(target, tgt_out)]
+            terms["att"] = attribute_loss(feats_t, self.attribute.features(swap, swap_out))
+        terms["adv"] = generator_adversarial_loss(self.discriminator(swap, training=True))
+        if w.contra:
+            terms["contra"] = self._contrastive(source, swap, seed)
+        if w.cycle:
+            back = tf.stop_gradient(self._identity_from(target, tgt_out))
+            cycled = self.generator([swap, back], training=True)
+            terms["cycle"] = cycle_loss(cycled, target)
+        if w.ifsr:
+            margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
+            feats_t = {name: tf.stop_gradient(tgt_out[name]) for name in self.ifsr_layers}
+            terms["ifsr"] = ifsr_loss(feats_t, {name: swap_out[name] for name in self.ifsr_layers}, margins)
+        return swap, terms
+
+    def _identity_from(self, images: tf.Tensor, outputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        return self.identity_input(images, outputs)
+
+    def _contrastive(self, source: tf.Tensor, swap: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Eqs. 2-5: X_ref = source, X_aug = n_aug augmentations of the swap; updates the CLIP mean EMA."""
+        e_ref = tf.stop_gradient(tf.cast(self.clip_encoder(source, training=False), tf.float32))
+        e_swap = tf.cast(self.clip_encoder(swap, training=False), tf.float32)
+        augmented = clip_augment(
+            swap, n_aug=self.n_aug, distortion=self.aug_distortion, crop_fraction=self.aug_crop_fraction, seed=seed
+        )
+        shape = tf.shape(augmented)
+        flat = tf.reshape(augmented, [shape[0] * shape[1], shape[2], shape[3], shape[4]])
+        e_aug = tf.cast(self.clip_encoder(flat, training=False), tf.float32)
+        e_aug = tf.reshape(e_aug, [shape[0], shape[1], -1])
+        e_mean = self.clip_mean.update(e_swap)
+        return clip_contrastive_loss(e_ref, e_swap, e_aug, e_mean)
+
+    def discriminator_terms(self, source: tf.Tensor, swap: tf.Tensor) -> dict[str, tf.Tensor]:
+        """D's logistic loss (source real, swap fake) and R1 on the real images; call inside the D tape."""
+        real_logits, r1 = discriminator_logits_with_r1(
+            source, lambda x: self.discriminator(x, training=True), self.loss_weights_.r1_gamma
+        )
+        fake_logits = self.discriminator(tf.stop_gradient(swap), training=True)
+        return {"d_adv": discriminator_adversarial_loss(real_logits, fake_logits), "r1": r1}
+
+    def train_step(self, data):
+        if self.g_optimizer is None:
+            raise RuntimeError("SwapTrainer.compile(g_optimizer, d_optimizer) must be called before training")
+        target = tf.cast(data["target"], tf.float32)
+        source = tf.cast(data["source"], tf.float32)
+        same = tf.cast(data["same"], tf.float32)
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+        seed = self.augmentation_seed()
+
+        src_out = {k: tf.stop_gradient(v) for k, v in self.identity(source).items()}
+        tgt_out = {k: tf.stop_gradient(v) for k, v in self.identity(target).items()}
+        identity_in = self.identity_input(source, src_out)
+
+        with tf.GradientTape() as g_tape:
+            swap, terms = self.generator_terms(target, source, same, src_out, tgt_out, identity_in, seed)
+            g_total, g_named = generator_loss(terms, self.loss_weights_)
+            g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
+        with tf.GradientTape() as d_tape:
+            d_total, d_named = discriminator_loss(self.discriminator_terms(source, swap))
+            d_scaled = self.d_optimizer.scale_loss(d_total / replicas)
+
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        d_grads = d_tape.gradient(d_scaled, d_vars)
+        self.g_optimizer.apply(g_grads, g_vars)
+        self.d_optimizer.apply(d_grads, d_vars)
+        self.step_counter.assign_add(1)
+
+        values = {**{term: g_named[term] for term in self.g_terms}, "g_total": g_total, **d_named}
+        for term, tracker in self.trackers.items():
+            tracker.update_state(values[term])
+        return {term: tracker.result() for term, tracker in self.trackers.items()}
+
+    # --- evaluation helpers --------------------------------------------------------------------------------------
+
+    def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+        """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
+        src = self.identity(source)
+        swap = tf.cast(self.generator([target, self.identity_input(source, src)], training=False), tf.float32)
+        return identity_loss(src[EMBEDDING], self.identity(swap)[EMBEDDING])
+
+
+def make_optimizer(
+    learning_rate: float, beta1: float, beta2: float, decay_rate: float, decay_steps: int, loss_scaling: bool,
+    name: str,
+) -> keras.optimizers.Optimizer:
+    """Adam with an optional continuous exponential decay (FaceDancer), wrapped for fp16 loss scaling when asked."""
+    schedule: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+    if decay_rate < 1.0:
+        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase=False)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=beta1, beta_2=beta2, name=name)
+    if loss_scaling:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+    return optimizer
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate the optimiser applies at its current iteration."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(keras.ops.convert_to_numpy(inner.learning_rate))
