@@ -331,13 +331,16 @@ def run_training(
         iterator = iter(strategy.experimental_distribute_dataset(dataset))
     else:
         iterator = iter(dataset)
-    checkpoints = TrainingCheckpoints(
-        checkpoint_dir, trainer, config.keep_checkpoints, iterator if config.checkpoint_data else None
-    )
+    save_data = config.checkpoint_data
+    if save_data and not isinstance(iterator, tf.__internal__.tracking.Trackable):
+        # tf.distribute's DistributedIterator cannot be checkpointed: a distributed resume reseeds the data instead.
+        logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
+        save_data = False
+    checkpoints = TrainingCheckpoints(checkpoint_dir, trainer, config.keep_checkpoints, iterator if save_data else None)
     start_step = 0
     if resume:
         start_step = checkpoints.restore()
-        if not config.checkpoint_data:
+        if not save_data:
             # Without the saved iterator the stream restarts; reseed so the resumed run does not replay the start.
             dataset = dataset_fn(start_seed + start_step)
             iterator = iter(strategy.experimental_distribute_dataset(dataset) if replicas > 1 else dataset)

@@ -1,0 +1,134 @@
+"""`clipswap train` / `python train.py`: --dry-run prints the resolved configuration; bad flags fail clearly;
+TrainConfig overrides from YAML and --set are type-checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from clipswap.cli import main
+from clipswap.training.config import TrainConfig, apply_overrides, resolve_config
+from clipswap.training.run import effective_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, ["train", *args], catch_exceptions=False)
+
+
+def dry_run(*args: str) -> dict:
+    result = invoke(*args, "--dry-run")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output[result.output.index("{"):])
+
+
+def test_dry_run_prints_the_paper_preset_resolved_for_offline_use():
+    out = dry_run("--preset", "paper")
+    config = out["config"]
+    assert config["weights"] == {"id": 10.0, "rec": 5.0, "perceptual": 0.2, "contra": 0.0, "att": 10.0, "adv": 1.0,
+                                 "cycle": 0.0, "ifsr": 0.0, "r1_gamma": 10.0}
+    assert (config["beta1"], config["beta2"], config["lr_g"], config["lr_d"]) == (0.0, 0.999, 1e-4, 1e-4)
+    assert (config["batch_size"], config["steps"], config["model"]["image_size"]) == (10, 300_000, 256)
+    # No --arcface / --clip-preset: SFace identity, no CLIP input, contrastive term off -- and the notes say so.
+    assert config["model"]["identity_encoder"] == "sface" and config["model"]["clip_variant"] is None
+    assert any("contrastive" in note and "OFF" in note for note in out["notes"])
+
+
+def test_dry_run_applies_yaml_then_set_then_flags(tmp_path):
+    yaml_file = tmp_path / "over.yaml"
+    yaml_file.write_text("model:\n  base_filters: 16\nweights:\n  id: 3\nlr_g: 3.0e-4\n")
+    config = dry_run("--preset", "tiny", "--config", str(yaml_file), "--set", "weights.rec=2", "--set", "jitter=false",
+                     "--steps", "77", "--precision", "bf16", "--xla")["config"]
+    assert config["model"]["base_filters"] == 16 and config["weights"]["id"] == 3.0 and config["lr_g"] == 3e-4
+    assert config["weights"]["rec"] == 2.0 and config["jitter"] is False
+    assert config["steps"] == 77 and config["precision"] == "bf16" and config["xla"] is True
+
+
+def test_facedancer_preset_keeps_its_recipe_but_drops_ifsr_without_arcface():
+    out = dry_run("--preset", "facedancer")
+    config = out["config"]
+    assert (config["beta2"], config["lr_decay_rate"], config["lr_decay_steps"]) == (0.99, 0.97, 100_000)
+    assert config["weights"]["cycle"] == 1.0 and config["weights"]["ifsr"] == 0.0
+    assert any("IFSR" in note for note in out["notes"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "steps"], "key=value"),
+        (["--set", "nonsense=1"], "unknown key 'nonsense'"),
+        (["--set", "weights.idd=1"], "unknown key 'weights.idd'"),
+        (["--set", "steps=abc"], "steps must be an integer"),
+        (["--set", "precision=fp8"], "precision must be one of"),
+        (["--set", "steps=5", "--steps", "6"], "both as a flag and with --set"),
+        (["--batch-size", "3", "--cpu-replicas", "2"], "divisible by --cpu-replicas"),
+        (["--preset", "nope"], "Invalid value for '--preset'"),
+        (["--steps", "0"], "Invalid value for '--steps'"),
+        (["--precision", "fp64"], "Invalid value for '--precision'"),
+    ],
+)
+def test_bad_options_fail_with_a_clear_message(args, message):
+    result = CliRunner().invoke(main, ["train", "--dry-run", *args])
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_real_run_needs_data_and_run_dir(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--run-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "--data and --run-dir are required" in result.output
+
+
+def test_resume_without_checkpoints_and_reuse_without_resume_are_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir", str(run),
+                                       "--resume", "--no-progress"])
+    assert result.exit_code != 0 and "no checkpoint in" in result.output
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    (run / "checkpoints" / "ckpt-5.index").write_bytes(b"")
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir", str(run),
+                                       "--no-progress"])
+    assert result.exit_code != 0 and "already holds checkpoints" in result.output
+
+
+def test_missing_shards_are_reported(tmp_path):
+    data = tmp_path / "empty"
+    data.mkdir()
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir",
+                                       str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code != 0 and "no *.tfrecord shards" in result.output
+
+
+def test_root_train_py_forwards_to_the_command():
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "train.py"), "--preset", "tiny", "--dry-run"],
+                            capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["config"]["preset"] == "tiny"
+
+
+def test_overrides_are_type_checked_and_round_trip():
+    config = resolve_config("tiny", overrides={"model.up_types": "no_skip,no_skip,affa,affa,affa,concat",
+                                               "vgg_weights": "null", "weights.ifsr": "0.5"})
+    assert config.model.up_types[-1] == "concat" and config.vgg_weights is None and config.weights.ifsr == 0.5
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    with pytest.raises(ValueError, match="jitter must be true or false"):
+        apply_overrides(config, {"jitter": "maybe"})
+    with pytest.raises(ValueError, match="image_size must be a multiple of 32"):
+        apply_overrides(config, {"model.image_size": 48})
+
+
+def test_effective_config_switches_encoders_to_what_is_given():
+    paper = resolve_config("paper")
+    offline, notes = effective_config(paper)
+    assert offline.model.identity_encoder == "sface" and offline.weights.contra == 0.0 and len(notes) == 3
+    online, notes = effective_config(paper.replace(arcface_path="/x/ArcFace-Res50.h5", clip_preset="/x/clip"))
+    assert online.model.identity_encoder == "arcface" and online.model.clip_variant == "clip_vit_base_patch32"
+    assert online.weights.contra == 0.3 and notes == []
