@@ -50,3 +50,37 @@ def test_missing_manifest_is_refused(tmp_path):
 def test_unknown_suffix_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="unknown generator checkpoint type"):
         load_any_generator(tmp_path / "g.pt")
+
+
+def test_renamed_pair_loads_and_tampered_copy_is_refused(tmp_path):
+    original = tmp_path / "g.keras"
+    init_generator(TINY, original)
+    renamed = tmp_path / "best.keras"
+    renamed.write_bytes(original.read_bytes())
+    renamed.with_suffix(".json").write_text(original.with_suffix(".json").read_text())
+    assert load_generator(renamed).config == TINY
+    data = bytearray(renamed.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    renamed.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="best.keras does not match its manifest"):
+        load_generator(renamed)
+    assert load_generator(original).config == TINY
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: [m], "not a JSON object"),
+        (lambda m: {k: v for k, v in m.items() if k != "sha256"}, "'sha256' missing"),
+        (lambda m: {**m, "model": {**m["model"], "colour": "blue"}}, "invalid model configuration"),
+        (lambda m: {**m, "image_size": 128}, "'image_size' is 128"),
+        (lambda m: {**m, "format": "other/9"}, "not a clipswap generator manifest"),
+    ],
+)
+def test_malformed_manifest_is_refused(tmp_path, edit, message):
+    path = tmp_path / "g.keras"
+    init_generator(TINY, path)
+    manifest = path.with_suffix(".json")
+    manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
+    with pytest.raises(CheckpointError, match=message):
+        load_generator(path)

@@ -79,10 +79,22 @@ def save_generator(model: Generator, config: ModelConfig, path: str | Path, step
     return target
 
 
+#: Manifest keys every loader relies on, with their types.
+REQUIRED_KEYS = {"format": str, "model": dict, "sha256": str, "weights_file": str, "step": int}
+
+
 def read_manifest(path: str | Path) -> tuple[dict, Path]:
-    """(manifest, weights path) for a .keras file or its .json manifest."""
+    """(manifest, weights path) for a .keras file or its .json manifest.
+
+    The weights are the .keras file beside the manifest with the same stem (the pair is renamed or copied together);
+    the manifest's `weights_file` only records the name it was written with.
+
+    Raises:
+        CheckpointError: the manifest is missing, unreadable, malformed or disagrees with itself.
+    """
     path = Path(path)
     manifest_file = path if path.suffix == ".json" else manifest_path(path)
+    weights = manifest_file.with_suffix(".keras")
     if not manifest_file.is_file():
         raise CheckpointError(
             f"no manifest {manifest_file} beside the checkpoint; clipswap checkpoints are a .keras file plus a .json "
@@ -90,18 +102,36 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
         )
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"cannot read the manifest {manifest_file}: {error}") from error
+    if not isinstance(manifest, dict):
+        raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (not a JSON object)")
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (format {manifest.get('format')!r})")
-    return manifest, manifest_file.parent / manifest["weights_file"]
+    problems = [
+        f"'{key}' missing or not a {kind.__name__}"
+        for key, kind in REQUIRED_KEYS.items()
+        if not isinstance(manifest.get(key), kind)
+    ]
+    if not problems:
+        try:
+            config = ModelConfig.from_dict(manifest["model"])
+        except (TypeError, ValueError) as error:
+            problems.append(f"invalid model configuration: {error}")
+        else:
+            for key in ("image_size", "identity_encoder", "clip_variant"):
+                if key in manifest and manifest[key] != getattr(config, key):
+                    problems.append(f"'{key}' is {manifest[key]!r} but the model configuration says {getattr(config, key)!r}")
+    if problems:
+        raise CheckpointError(f"the manifest {manifest_file} is malformed: {'; '.join(problems)}. Re-export the checkpoint.")
+    return manifest, weights
 
 
 def load_generator(path: str | Path) -> GeneratorCheckpoint:
     """Load one of our checkpoints; the weights file must match the manifest's SHA-256."""
     manifest, weights = read_manifest(path)
     if not weights.is_file():
-        raise CheckpointError(f"the manifest names {weights}, which does not exist")
+        raise CheckpointError(f"the weights file {weights} of the manifest {manifest_path(weights)} does not exist")
     digest = sha256_of(weights)
     if digest != manifest["sha256"]:
         raise CheckpointError(

@@ -184,15 +184,18 @@ class HeldoutIdentity(Callback):
 
     def evaluate(self, step: int) -> float:
         value = float(self.trainer.heldout_identity_loss(self.target, self.source).numpy())
+        control = float(self.trainer.heldout_wrong_source_loss(self.target, self.source).numpy())
         self.history.append((step, value))
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 write_scalar("heldout/id_loss", value, step)
+                write_scalar("heldout/id_loss_wrong_source", control, step)
             self.writer.flush()
         if self.jsonl_path is not None:
             with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"step": step, "heldout_id_loss": value}) + "\n")
-        logger.info("step %d: held-out identity loss %.4f", step, value)
+                record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
+                handle.write(json.dumps(record) + "\n")
+        logger.info("step %d: held-out identity loss %.4f (wrong-source control %.4f)", step, value, control)
         return value
 
     def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:

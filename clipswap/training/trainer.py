@@ -360,6 +360,15 @@ class SwapTrainer(keras.Model):
         swap = tf.cast(self.generator([target, self.identity_input(source, src)], training=False), tf.float32)
         return identity_loss(src[EMBEDDING], self.identity(swap)[EMBEDDING])
 
+    def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+        """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
+        measured against each sample's own source. A generator that moves every face toward a generic face lowers
+        both; only one that transfers the identity it is given puts the matched loss below this one."""
+        src = self.identity(source)
+        rolled = tf.roll(self.identity_input(source, src), shift=-1, axis=0)
+        swap = tf.cast(self.generator([target, rolled], training=False), tf.float32)
+        return identity_loss(src[EMBEDDING], self.identity(swap)[EMBEDDING])
+
 
 def make_optimizer(
     learning_rate: float, beta1: float, beta2: float, decay_rate: float, decay_steps: int, loss_scaling: bool,
