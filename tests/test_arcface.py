@@ -8,12 +8,8 @@ and Keras 3 do not share a process.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -25,6 +21,8 @@ import tensorflow as tf
 from clipswap.checkpoints.arcface_h5 import load_arcface_h5
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
 from clipswap.models.arcface import BLOCK_OUTPUTS, STAGE_OUTPUTS, arcface_features, build_arcface, head_layer_names
+
+from conftest import run_keras2_fixture
 
 FIXTURE_SCRIPT = Path(__file__).resolve().parent / "fixtures" / "keras2_arcface.py"
 PARITY_TOLERANCE = 1e-4
@@ -38,15 +36,9 @@ def model() -> keras.Model:
 @pytest.fixture(scope="module")
 def keras2_file(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
     """(path of a random-weight Keras 2 ArcFace .h5, {"input", "embedding", stage name: tf_keras output})."""
-    if importlib.util.find_spec("tf_keras") is None:
-        pytest.skip("tf_keras (Keras 2) is not installed; pip install -e .[test]")
     folder = tmp_path_factory.mktemp("keras2_arcface")
     h5, npz = folder / "ArcFace-Res50.h5", folder / "reference.npz"
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [sys.executable, str(FIXTURE_SCRIPT), str(h5), str(npz)], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, f"fixture script failed:\n{result.stderr[-4000:]}"
+    run_keras2_fixture(FIXTURE_SCRIPT.name, str(h5), str(npz))
     with np.load(npz) as stored:
         return h5, dict(stored)
 

@@ -9,11 +9,15 @@ import pytest
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
 from clipswap.checkpoints.generator_h5 import load_generator_h5
 from clipswap.checkpoints.native import load_any_generator
+
 from conftest import run_keras2_fixture
 
 CASES = {
     # name: (fixture args, expected config fields)
-    "arcface512": (["--id-dim", "512", "--mapping", "256", "--size", "256"], dict(mapping_width=256, clip_variant=None)),
+    "arcface512": (
+        ["--id-dim", "512", "--mapping", "256", "--size", "256"],
+        dict(mapping_width=256, clip_variant=None),
+    ),
     "clip1024": (
         ["--id-dim", "1024", "--mapping", "512", "--size", "128", "--up-types", "concat,add,affa,affa,no_skip,concat"],
         dict(mapping_width=512, clip_variant="clip_vit_base_patch32"),

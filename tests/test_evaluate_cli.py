@@ -6,6 +6,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from clipswap.cli import main
+
 from conftest import shared_data
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -30,7 +27,10 @@ from clipswap.layers.caffe_preprocess import CaffePreprocess
 from clipswap.models.resnet50 import resnet50_backbone
 from clipswap.models.retinaface import RETINAFACE_PARAMS, build_retinaface
 
+from conftest import run_keras2_fixture
+
 log = logging.getLogger(__name__)
+
 FIXTURE_SCRIPT = Path(__file__).resolve().parent / "fixtures" / "keras2_retinaface.py"
 
 
@@ -42,15 +42,9 @@ def model():
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """(path to a random-weight RetinaFace .h5 written by tf_keras, its reference outputs)."""
-    pytest.importorskip("tf_keras", reason="tf_keras builds the published-format fixture")
     folder = tmp_path_factory.mktemp("retinaface_h5")
     h5_path, npz_path = folder / "RetinaFace-Res50.h5", folder / "reference.npz"
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(
-        [sys.executable, str(FIXTURE_SCRIPT), str(h5_path), str(npz_path)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, f"fixture script failed:\n{result.stderr[-3000:]}"
+    run_keras2_fixture(FIXTURE_SCRIPT.name, str(h5_path), str(npz_path))
     return h5_path, dict(np.load(npz_path))
 
 
