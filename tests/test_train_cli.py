@@ -119,6 +119,9 @@ def test_overrides_are_type_checked_and_round_trip():
                                                "vgg_weights": "null", "weights.ifsr": "0.5"})
     assert config.model.up_types[-1] == "concat" and config.vgg_weights is None and config.weights.ifsr == 0.5
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+    assert apply_overrides(config, {"lr_g": "1e-3"}).lr_g == 1e-3  # YAML 1.1 alone would read a string
+    with pytest.raises(ValueError, match="lr_g must be a number"):
+        apply_overrides(config, {"lr_g": "fast"})
     with pytest.raises(ValueError, match="jitter must be true or false"):
         apply_overrides(config, {"jitter": "maybe"})
     with pytest.raises(ValueError, match="image_size must be a multiple of 32"):

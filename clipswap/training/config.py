@@ -271,6 +271,12 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ValueError(f"{key} must be an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "1e-3" (no dot in the mantissa) as a string; Python's float() is what users expect.
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{key} must be a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"{key} must be a number, got {value!r}")
         return float(value)
