@@ -25,10 +25,14 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
-def _current_umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# Read once at import: changing the umask to read it races with other threads creating files.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -48,7 +52,7 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     try:
         yield temporary
         # mkstemp creates files 0600; give the result the permissions a plain open() would have.
-        os.chmod(temporary, 0o666 & ~_current_umask())
+        os.chmod(temporary, 0o666 & ~_UMASK)
         os.replace(temporary, destination)
     finally:
         if temporary.exists():

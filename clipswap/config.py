@@ -51,7 +51,9 @@ class ModelConfig:
         if len(self.up_types) != 6 or any(t not in UP_TYPES for t in self.up_types):
             raise ValueError(f"up_types must be 6 of {UP_TYPES}, got {self.up_types}")
         if self.identity_encoder not in IDENTITY_ENCODERS:
-            raise ValueError(f"identity_encoder must be one of {sorted(IDENTITY_ENCODERS)}, got {self.identity_encoder!r}")
+            raise ValueError(
+                f"identity_encoder must be one of {sorted(IDENTITY_ENCODERS)}, got {self.identity_encoder!r}"
+            )
         if self.clip_variant is not None and self.clip_variant not in CLIP_VARIANTS:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
@@ -120,7 +122,12 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         "tiny",
         ModelConfig(
-            image_size=64, base_filters=8, mapping_depth=2, mapping_width=32, identity_encoder="sface", clip_variant=None
+            image_size=64,
+            base_filters=8,
+            mapping_depth=2,
+            mapping_width=32,
+            identity_encoder="sface",
+            clip_variant=None,
         ),
         "Small widths at 64 px for CPU runs and tests; SFace identity so it runs offline.",
     ),

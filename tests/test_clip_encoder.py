@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from clipswap.checkpoints.errors import CheckpointError
-from clipswap.models.clip_encoder import CLIP_MEAN, CLIP_STD, ClipPreprocess, build_clip_image_encoder, load_clip_image_encoder
+from clipswap.models.clip_encoder import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ClipPreprocess,
+    build_clip_image_encoder,
+    load_clip_image_encoder,
+)
 
 
 def test_preprocess_maps_range_and_normalises():
@@ -39,7 +45,12 @@ def test_loads_keras_hub_preset_directory(tmp_path):
         patch_size=8, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64, image_shape=(32, 32, 3)
     )
     text = keras_hub.models.CLIPTextEncoder(
-        vocabulary_size=64, embedding_dim=32, hidden_dim=32, num_layers=1, num_heads=2, intermediate_dim=64,
+        vocabulary_size=64,
+        embedding_dim=32,
+        hidden_dim=32,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=64,
         max_sequence_length=8,
     )
     backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=32)

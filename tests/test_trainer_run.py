@@ -33,7 +33,8 @@ SCRIPT = textwrap.dedent(
     same = np.zeros(24, "float32"); same[::4] = 1
 
     def dataset_fn(seed):
-        data = {"target": images, "source": images.reshape(6, 4, 32, 32, 3)[:, ::-1].reshape(24, 32, 32, 3), "same": same,
+        source = images.reshape(6, 4, 32, 32, 3)[:, ::-1].reshape(24, 32, 32, 3)
+        data = {"target": images, "source": source, "same": same,
                 "target_label": np.zeros(24, "int64"), "source_label": np.zeros(24, "int64")}
         return tf.data.Dataset.from_tensor_slices(data).batch(4, drop_remainder=True).repeat()
 
@@ -51,9 +52,13 @@ SCRIPT = textwrap.dedent(
 
 
 def run_script(replicas: int, nan_from: int, run_dir) -> str:
-    result = subprocess.run([sys.executable, "-c", SCRIPT, str(replicas), str(nan_from), str(run_dir)],
-                            capture_output=True, text=True, timeout=900, env={**__import__("os").environ,
-                                                                              "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(replicas), str(nan_from), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     lines = [line for line in result.stdout.splitlines() if line.startswith(("RESULT ", "ERROR "))]
     assert lines, f"no result (rc {result.returncode}):\n{result.stderr[-3000:]}"
     return lines[-1]
@@ -63,7 +68,7 @@ def run_script(replicas: int, nan_from: int, run_dir) -> str:
 def test_two_replica_mirrored_run_on_cpu_takes_the_steps_with_finite_losses(tmp_path):
     line = run_script(2, -1, tmp_path / "run")
     assert line.startswith("RESULT "), line
-    result = json.loads(line[len("RESULT "):])
+    result = json.loads(line[len("RESULT ") :])
     assert result["replicas"] == 2 and result["final_step"] == 3
     assert {"id", "rec", "perceptual", "att", "adv", "g_total", "d_adv", "r1", "d_total"} <= set(result["logs"])
     assert all(v == v and abs(v) != float("inf") for v in result["logs"].values())

@@ -17,7 +17,12 @@ import logging
 from pathlib import Path
 
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
-from clipswap.checkpoints.graph import Topology, canonical_order, topology_from_keras2_config, topology_from_keras3_model
+from clipswap.checkpoints.graph import (
+    Topology,
+    canonical_order,
+    topology_from_keras2_config,
+    topology_from_keras3_model,
+)
 from clipswap.checkpoints.keras2_h5 import Keras2H5, assign_strict, read_keras2_h5
 from clipswap.config import CLIP_VARIANTS, IDENTITY_ENCODERS, ModelConfig
 from clipswap.models.generator import Generator
@@ -135,7 +140,9 @@ def load_generator_h5(path: str | Path) -> tuple[Generator, ModelConfig]:
         file_kind = file_topology.kind(file_name)
         our_kind = ours_topology.kind(our_name)
         if EQUIVALENT_KINDS.get(file_kind, file_kind) != our_kind:
-            problems.append(f"layer {file_name} is a {file_kind} in the file where the model has a {our_kind} ({our_name})")
+            problems.append(
+                f"layer {file_name} is a {file_kind} in the file where the model has a {our_kind} ({our_name})"
+            )
             continue
         pairs.append((f"{file_name} -> {our_name}", h5.layers[file_name], model.get_layer(our_name)))
     if problems:

@@ -169,8 +169,3 @@ def assign_strict(pairs: Iterable[tuple[str, Sequence[H5Weight], object]], path:
     for target, value in assignments:
         target.assign(value.astype(target.dtype) if hasattr(target, "dtype") else value)
 
-
-def unmatched(expected: Iterable[str], found: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(names expected but not found, names found but not expected), both sorted."""
-    expected, found = set(expected), set(found)
-    return sorted(expected - found), sorted(found - expected)

@@ -107,7 +107,9 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (not a JSON object)")
     if manifest.get("format") != FORMAT:
-        raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (format {manifest.get('format')!r})")
+        raise CheckpointError(
+            f"{manifest_file} is not a clipswap generator manifest (format {manifest.get('format')!r})"
+        )
     problems = [
         f"'{key}' missing or not a {kind.__name__}"
         for key, kind in REQUIRED_KEYS.items()
@@ -121,9 +123,13 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
         else:
             for key in ("image_size", "identity_encoder", "clip_variant"):
                 if key in manifest and manifest[key] != getattr(config, key):
-                    problems.append(f"'{key}' is {manifest[key]!r} but the model configuration says {getattr(config, key)!r}")
+                    problems.append(
+                        f"'{key}' is {manifest[key]!r} but the model configuration says {getattr(config, key)!r}"
+                    )
     if problems:
-        raise CheckpointError(f"the manifest {manifest_file} is malformed: {'; '.join(problems)}. Re-export the checkpoint.")
+        raise CheckpointError(
+            f"the manifest {manifest_file} is malformed: {'; '.join(problems)}. Re-export the checkpoint."
+        )
     return manifest, weights
 
 

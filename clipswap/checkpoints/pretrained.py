@@ -19,8 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class PublishedFile:
     key: str
     names: tuple[str, ...]  # accepted file names, preferred first
-    what: str
-    source: str
+    what: str  # the published file, e.g. "the ClipSwap generator"
+    role: str  # what any file passed in its place is, e.g. "the generator" (ours may be .keras)
+    source: str  # where to download it
+    note: str = ""  # one more sentence for the not-found message
 
 
 PUBLISHED: dict[str, PublishedFile] = {
@@ -28,18 +30,21 @@ PUBLISHED: dict[str, PublishedFile] = {
         "generator",
         ("ClipSwap.h5", "clipswap.h5"),
         "the ClipSwap generator",
-        "the ClipSwap release's Google Drive link (README of the ClipSwap repository); FaceDancer generator .h5 "
-        "files from the FaceDancer release work too",
+        "the generator",
+        "the ClipSwap release's Google Drive link (README of the ClipSwap repository)",
+        "FaceDancer generator .h5 files work too; pass one with --model (--model_path in inference.py).",
     ),
     "arcface": PublishedFile(
         "arcface",
         ("ArcFace-Res50.h5",),
+        "the ArcFace-R50 identity encoder",
         "the ArcFace-R50 identity encoder",
         "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/ArcFace",
     ),
     "retinaface": PublishedFile(
         "retinaface",
         ("RetinaFace-Res50.h5",),
+        "the RetinaFace-R50 face detector",
         "the RetinaFace-R50 face detector",
         "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/RetinaFace",
     ),
@@ -85,14 +90,17 @@ def require_published(key: str, explicit: str | Path | None = None) -> Path:
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise MissingCheckpointError(
-                f"{spec.what} file {path} does not exist. Get {spec.names[0]} from {spec.source}."
-            )
+            message = f"{spec.role} file {path} does not exist."
+            if path.suffix.lower() == ".h5":
+                message += f" The published {spec.names[0]} can be downloaded from {spec.source}."
+            raise MissingCheckpointError(message)
         return path
     found = find_published(key)
     if found is None:
+        note = f" {spec.note}" if spec.note else ""
         raise MissingCheckpointError(
             f"{spec.what} ({spec.names[0]}) was not found. Download it from {spec.source} and put it at "
-            f"pretrained_ckpts/{spec.names[0]} (or set CLIPSWAP_CKPT_DIR); see pretrained_ckpts/README.md."
+            f"pretrained_ckpts/{spec.names[0]} (or in the folder named by CLIPSWAP_CKPT_DIR); see "
+            f"pretrained_ckpts/README.md.{note}"
         )
     return found

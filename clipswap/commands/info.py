@@ -28,7 +28,9 @@ def _config_of_checkpoint(path: str):
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None, help="A named configuration.")
 @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="A generator .h5, .keras or .json.")
 @click.option("--no-detector", is_flag=True, help="Skip RetinaFace (faster).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as JSON.")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as JSON."
+)
 def info(preset, checkpoint, no_detector, json_path):
     """Print every component's parameters and MACs, their sums and the paper's 174.23 M / 53.56 GMACs."""
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
@@ -55,7 +57,9 @@ def info(preset, checkpoint, no_detector, json_path):
     click.echo("-" * len(header))
     total_keys = [k for k in inventory.components if k != "detector"]
     params, macs = inventory.total(total_keys)
-    click.echo(f"{'sum of training components (all but detector)':<67} {params:>14,} {'':>11} {'':>12} {macs / 1e9:>8.3f}")
+    click.echo(
+        f"{'sum of training components (all but detector)':<67} {params:>14,} {'':>11} {'':>12} {macs / 1e9:>8.3f}"
+    )
     click.echo(f"{'paper, Table I (ClipSwap)':<67} {int(PAPER_PARAMS):>14,} {'':>11} {'':>12} {PAPER_GMACS:>8.2f}")
     click.echo("")
     click.echo("Reconciliation with the paper (REFERENCE.md section 11):")
