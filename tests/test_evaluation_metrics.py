@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from clipswap.evaluation.expression import apply_affine, expression_error, target_alignment
 from clipswap.evaluation.fid import fid_from_features, frechet_distance
-from clipswap.evaluation.identity import cosine_similarity, retrieval_accuracy, retrieve_top1
+from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.pose import (
     MODEL_LANDMARK_INDICES,
@@ -21,7 +21,6 @@ from clipswap.evaluation.pose import (
     HeadPose,
     camera_matrix,
     estimate_head_pose,
-    euler_to_rotation,
     pose_error,
     rotation_to_euler,
 )
@@ -99,6 +98,59 @@ def test_ssim_equals_scikit_image_and_is_one_for_identical_images():
         ssim(target, target[:, :40])
 
 
+# scikit-image's SSIM defaults as ssim() uses them: 7x7 uniform window, K1 = 0.01, K2 = 0.03, L = 255, sample
+# (N - 1) covariances, mean over the windows that lie wholly inside the image, then over channels.
+_WIN, _C1, _C2 = 7, (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+
+
+def _ssim_by_hand(x: np.ndarray, y: np.ndarray) -> float:
+    """The SSIM formula transcribed window by window (no filtering library), for [H, W, C] images."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    height, width, channels = x.shape
+    per_channel = []
+    for c in range(channels):
+        values = []
+        for i in range(height - _WIN + 1):
+            for j in range(width - _WIN + 1):
+                a = x[i : i + _WIN, j : j + _WIN, c].ravel()
+                b = y[i : i + _WIN, j : j + _WIN, c].ravel()
+                mu_a, mu_b = a.mean(), b.mean()
+                var_a, var_b = a.var(ddof=1), b.var(ddof=1)
+                cov = ((a - mu_a) * (b - mu_b)).sum() / (a.size - 1)
+                values.append(
+                    (2 * mu_a * mu_b + _C1) * (2 * cov + _C2) / ((mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2))
+                )
+        per_channel.append(np.mean(values))
+    return float(np.mean(per_channel))
+
+
+def test_ssim_of_a_constant_offset_matches_the_formula_by_hand():
+    # Flat images: no variance, so every window's SSIM is the luminance term (2 m n + C1) / (m^2 + n^2 + C1).
+    target = np.full((20, 24, 3), 100, np.uint8)
+    swap = target + np.uint8(20)
+    expected = (2 * 100 * 120 + _C1) / (100**2 + 120**2 + _C1)
+    assert ssim(target, swap) == pytest.approx(expected, abs=1e-9)
+    assert abs(expected - 0.98361) < 1e-4  # 24006.5025 / 24406.5025
+
+
+def test_ssim_matches_a_numpy_transcription_of_the_formula():
+    rng = np.random.default_rng(7)
+    target = rng.integers(0, 256, size=(12, 14, 3), dtype=np.uint8)
+    swap = np.clip(target.astype(int) + rng.integers(-90, 91, size=target.shape), 0, 255).astype(np.uint8)
+    reference = _ssim_by_hand(target, swap)
+    assert 0.5 < reference < 0.9
+    assert abs(ssim(target, swap) - reference) < 1e-6
+
+
+def euler_to_rotation(pose: HeadPose) -> np.ndarray:
+    """[3, 3] R = Rz(roll) @ Ry(yaw) @ Rx(pitch), the composition pose.rotation_to_euler decomposes."""
+    yaw, pitch, roll = np.radians(pose.as_array())
+    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
+    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
+    rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 def _projected_landmarks(pose: HeadPose, width: int = 640, height: int = 480) -> np.ndarray:
     """68 landmarks whose six model-matched points are the exact projection of the generic head at `pose`."""
     rotation_vector, _ = cv2.Rodrigues(euler_to_rotation(pose))
@@ -158,9 +210,7 @@ def test_expression_error_is_zero_for_same_landmarks_and_measured_in_crop_pixels
     assert np.allclose(eyes, [[87.53, 118.16], [168.07, 117.72]], atol=6.0)
 
 
-def test_cosine_and_top1_retrieval():
-    assert cosine_similarity([1, 0], [2, 0]) == pytest.approx(1.0)
-    assert cosine_similarity([1, 0], [0, 3]) == pytest.approx(0.0)
+def test_top1_retrieval():
     gallery = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.1]])
     predicted = retrieve_top1(np.array([[0.9, 0.1], [0.1, 0.8], [-0.5, 0.0]]), gallery, ["a", "b", "c"])
     assert predicted == ["a", "b", "c"]
@@ -168,6 +218,8 @@ def test_cosine_and_top1_retrieval():
         retrieve_top1(np.array([[0.9, 0.1], [0.1, 0.8], [-0.5, 0.0]]), gallery, ["a", "b", "c"], block=1) == predicted
     )
     assert retrieval_accuracy(predicted, ["a", "x", "c"]) == pytest.approx(200.0 / 3.0)
+    with pytest.raises(ValueError, match="zero or non-finite norm"):
+        retrieve_top1(np.zeros((1, 2)), gallery, ["a", "b", "c"])
 
 
 def test_json_safe_writes_strict_json():

@@ -7,7 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clipswap.evaluation.identity_models import IDENTITY_MODELS, ArcFaceH5Model, load_identity_model
+from clipswap.evaluation import identity_models
+from clipswap.evaluation.identity_models import (
+    IDENTITY_MODELS,
+    ArcFaceH5Model,
+    IdentityModelChoiceError,
+    choose_identity_model,
+    load_identity_model,
+)
 from clipswap.face.detection import Detection
 from clipswap.face.templates import arcface_template
 
@@ -20,6 +27,33 @@ def test_registry_names_and_unknown_model_error(tmp_path):
         load_identity_model("cosface")
     with pytest.raises(ValueError, match="unknown identity model"):
         load_identity_model(str(tmp_path / "absent.h5"))
+
+
+def test_auto_identity_model_differs_from_the_training_encoder(monkeypatch):
+    assert choose_identity_model("auto", None).spec == "sface"
+    assert choose_identity_model("auto", "arcface").spec == "sface"
+    monkeypatch.setattr(identity_models, "dlib_missing_reason", lambda *files: None)
+    choice = choose_identity_model("auto", "sface")
+    assert choice.spec == "dlib" and "training encoder sface" in choice.note
+    monkeypatch.setattr(identity_models, "dlib_missing_reason", lambda *files: "dlib is not installed")
+    with pytest.raises(IdentityModelChoiceError, match=r"auto picks dlib.*clipswap\[eval\].*--identity-model"):
+        choose_identity_model("auto", "sface")
+
+
+def test_the_training_encoder_family_is_refused_unless_allowed(tmp_path):
+    arcface = tmp_path / "ArcFace-Res50.h5"
+    arcface.write_bytes(b"only its existence matters here")
+    for requested, encoder in (("sface", "sface"), ("SFace", "sface"), (str(arcface), "arcface")):
+        with pytest.raises(IdentityModelChoiceError, match="--allow-training-identity-model"):
+            choose_identity_model(requested, encoder)
+        allowed = choose_identity_model(requested, encoder, allow_training_model=True)
+        assert allowed.spec == requested and "--allow-training-identity-model" in allowed.note
+    # Other families pass; so do given swaps (no generator) and names load_identity_model will reject itself.
+    assert choose_identity_model("dlib", "sface").spec == "dlib"
+    assert choose_identity_model(str(arcface), "sface").spec == str(arcface)
+    assert choose_identity_model("sface", "arcface").spec == "sface"
+    assert choose_identity_model("sface", None).spec == "sface"
+    assert choose_identity_model("cosface", "arcface").spec == "cosface"
 
 
 def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monkeypatch):
@@ -69,7 +103,7 @@ def test_sface_embeddings_are_unit_vectors_and_stable():
 
 
 @pytest.mark.slow
-def test_inception_features_and_fid_of_identical_sets(tmp_path, monkeypatch):
+def test_inception_features_and_fid_of_identical_sets(tmp_path):
     keras = pytest.importorskip("keras")
     from clipswap.evaluation import fid as fid_module
     from clipswap.evaluation.fid import FEATURE_SIZE, InceptionFeatures, fid_from_features
@@ -105,11 +139,14 @@ def test_inception_features_and_fid_of_identical_sets(tmp_path, monkeypatch):
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), image)
     pairs = [Pair(p, p, p) for p in paths] + [Pair(paths[0], paths[0], tmp_path / "missing.png")]
-    # The extractor built above stands in for the runner's own (building InceptionV3 a third time costs ~10 s).
-    monkeypatch.setattr(fid_module, "InceptionFeatures", lambda path: features if Path(path) == weights else None)
-    result = _fid(pairs, weights, progress=False)
+    result = _fid(pairs, features, progress=False)
     assert result["value"] == pytest.approx(0.0, abs=1e-6)
     assert (result["n"], result["failed"]) == (3, 1) and weights.name in result["note"]
     assert _fid(pairs, None, progress=False)["note"].startswith("skipped: no InceptionV3 weights file")
     with pytest.raises(FileNotFoundError, match="InceptionV3 weights file"):
         InceptionFeatures(tmp_path / "absent.h5")
+    # Weights of another network: a clear FidWeightsError, not a Keras traceback.
+    other = tmp_path / "other.weights.h5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(str(other))
+    with pytest.raises(fid_module.FidWeightsError, match="cannot load InceptionV3 weights from .*other.weights.h5"):
+        InceptionFeatures(other)

@@ -129,3 +129,14 @@ def test_ffpp_protocol_needs_two_videos(tmp_path):
     _write_video(tmp_path / "one" / "v.avi", frames=12, offset=0)
     with pytest.raises(ValueError, match="at least 2 videos"):
         ffpp_protocol(tmp_path / "one", tmp_path / "run")
+
+
+def test_non_utf8_pairs_file_names_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("a.jpg b.jpg\nc\u00e9.jpg d.jpg\n".encode("latin-1"))
+    with pytest.raises(PairsFileError, match=r"latin1\.txt:2: not UTF-8 text \(byte 0xe9") as caught:
+        read_pairs(path)
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+    # A UTF-8 byte-order mark is not part of the header's first column name.
+    path.write_bytes("\ufeffsource\ttarget\nx.jpg\ty.jpg\n".encode())
+    assert read_pairs(path) == [Pair(tmp_path / "x.jpg", tmp_path / "y.jpg")]

@@ -25,17 +25,22 @@ import click
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
 @click.option("--detector", type=click.Choice(["auto", "retinaface", "yunet"]), default="auto",
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
-@click.option("--identity-model", default="sface",
-              help="Identity model for ID metrics: sface, dlib, or an ArcFace/CosFace .h5 (not the training one).")
+@click.option("--identity-model", default="auto", show_default=True,
+              help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
+                   "when the --model generator was trained with SFace; the training encoder's family is refused.")
+@click.option("--allow-training-identity-model", is_flag=True,
+              help="Accept an --identity-model of the generator's training encoder family (the report notes it).")
 @click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="InceptionV3 (no top) weights file; FID is skipped without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, identity_model, fid_weights, no_progress):
+             detector, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.atomic import OutputError, ensure_writable_dir  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
+    from clipswap.evaluation.fid import FidWeightsError  # noqa: PLC0415
+    from clipswap.evaluation.identity_models import choose_identity_model, load_identity_model  # noqa: PLC0415
     from clipswap.evaluation.pairs import PairsFileError  # noqa: PLC0415
     from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol  # noqa: PLC0415
     from clipswap.evaluation.runner import run_evaluation  # noqa: PLC0415
@@ -46,6 +51,18 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         raise click.UsageError("--protocol needs --input DIR")
     try:
         output = ensure_writable_dir(output_dir)
+        swapper = cost = checkpoint = None
+        run_name = "given outputs"
+        if model is not None:
+            from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
+
+            checkpoint = load_any_generator(model)
+            run_name = Path(model).name
+        # The rule "evaluate with another identity model than the one used in training" is checked, and the model
+        # loaded, before frames are extracted, the generator is built or any swap is made.
+        training_encoder = None if checkpoint is None else checkpoint.config.identity_encoder
+        choice = choose_identity_model(identity_model, training_encoder, allow_training_identity_model)
+        identity = load_identity_model(choice.spec)
         description = None
         if protocol == "ffpp":
             pairs_file = ffpp_protocol(input_dir, output, frames_per_video=frames_per_video, seed=seed)
@@ -53,34 +70,30 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         elif protocol == "sample":
             pairs_file = sample_protocol(input_dir, output, count, seed=seed)
             description = f"sample: {count} pairs from {input_dir}, seed {seed}"
-        swap_fn = cost = None
-        run_name = "given outputs"
-        if model is not None:
-            swap_fn, cost = _swapper(model, arcface, clip_preset, detector)
-            run_name = Path(model).name
+        if checkpoint is not None:
+            swapper, cost = _swapper(checkpoint, arcface, clip_preset, detector)
         metrics = run_evaluation(
-            pairs_file, output, identity_model=identity_model, fid_weights=fid_weights, swap_fn=swap_fn,
-            progress=not no_progress, cost=cost, protocol=description, run_name=run_name,
+            pairs_file, output, identity_model=identity, fid_weights=fid_weights, swap_fn=swapper,
+            progress=not no_progress, cost=cost, protocol=description, run_name=run_name, identity_note=choice.note,
         )
-    except (PairsFileError, CheckpointError, DlibUnavailableError, OutputError, ValueError) as error:
+    except (FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     click.echo((output / "metrics.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")
 
 
-def _swapper(model: str, arcface: str | None, clip_preset: str | None, detector: str):
-    from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
-    from clipswap.evaluation.swapping import swap_fn_from_swapper  # noqa: PLC0415
+def _swapper(checkpoint, arcface: str | None, clip_preset: str | None, detector: str):
+    """(PairSwapper over a FaceSwapper of the loaded checkpoint, its generator's cost)."""
+    from clipswap.evaluation.swapping import FaceSwapperPairs  # noqa: PLC0415
     from clipswap.inference.detectors import build_detector  # noqa: PLC0415
     from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
     from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
     from clipswap.models.cost import model_cost  # noqa: PLC0415
 
-    checkpoint = load_any_generator(model)
     swapper = FaceSwapper.from_checkpoint(
         checkpoint, build_detector(detector), arcface_path=arcface, clip_preset=clip_preset,
         selection=FaceSelection.parse("largest"),
     )
     size, width = checkpoint.config.image_size, checkpoint.config.id_input_dim
     cost = model_cost("generator", checkpoint.model, [(size, size, 3), (width,)], f"{size}px")
-    return swap_fn_from_swapper(swapper), cost
+    return FaceSwapperPairs(swapper), cost

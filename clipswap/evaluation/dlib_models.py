@@ -42,3 +42,14 @@ def dlib_model_path(file_name: str) -> Path:
     if not path.is_file():
         raise DlibUnavailableError(f"{path} is missing; reinstall face-recognition-models ({_INSTALL_HINT})")
     return path
+
+
+def dlib_missing_reason(*file_names: str) -> str | None:
+    """None when dlib and the named model files are installed, else the DlibUnavailableError message."""
+    try:
+        import_dlib()
+        for file_name in file_names:
+            dlib_model_path(file_name)
+    except DlibUnavailableError as error:
+        return str(error)
+    return None

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
+from clipswap.inference.media import read_image
 
 logger = logging.getLogger(__name__)
 
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # LFW-style folders; all readable by read_image
 
 
 def list_identities(root: str | Path, min_photos: int = 1) -> dict[str, list[Path]]:
@@ -30,11 +30,8 @@ def list_identities(root: str | Path, min_photos: int = 1) -> dict[str, list[Pat
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image file as [H, W, 3] uint8 RGB."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}")
-    return bgr[..., ::-1].copy()
+    """[H, W, 3] uint8 RGB of an image file: clipswap.inference.media.read_image (MediaError when it cannot be read)."""
+    return read_image(path)
 
 
 def central_detection(detections: list[Detection], image_shape: tuple[int, ...]) -> Detection | None:

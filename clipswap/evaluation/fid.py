@@ -75,6 +75,10 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(np.sum((mean_a - mean_b) ** 2) + trace_a + trace_b - 2.0 * trace_root)
 
 
+class FidWeightsError(ValueError):
+    """The InceptionV3 weights file for FID cannot be loaded."""
+
+
 class InceptionFeatures:
     """InceptionV3 average-pool features with user-supplied weights.
 
@@ -84,6 +88,9 @@ class InceptionFeatures:
         batch_size: images per forward pass.
 
     Call with an iterable of RGB uint8 images [H, W, 3] (any size); returns [N, 2048] float64.
+
+    Raises:
+        FileNotFoundError: no such file. FidWeightsError: the file is not InceptionV3 (no top) weights.
     """
 
     def __init__(self, weights: str | Path, batch_size: int = 16):
@@ -100,7 +107,15 @@ class InceptionFeatures:
             weights=None,
             input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
         )
-        self._model.load_weights(str(weights))
+        try:
+            self._model.load_weights(str(weights))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            # h5py raises OSError for a damaged or non-HDF5 file, Keras ValueError/KeyError for other layouts.
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise FidWeightsError(
+                f"cannot load InceptionV3 weights from {weights} ({reason[:200]}); FID needs the Keras InceptionV3 "
+                "no-top weights file, e.g. inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5."
+            ) from error
 
     def _prepare(self, images: list[np.ndarray]) -> np.ndarray:
         import cv2

@@ -1,6 +1,7 @@
-"""ID similarity and ID retrieval (REFERENCE.md section 8), from unit-length identity embeddings.
+"""ID similarity and ID retrieval (REFERENCE.md section 8), from identity embeddings.
 
-* ID similarity: mean cosine between the embeddings of each pair's source and swap.
+* ID similarity: mean cosine (clipswap.face.similarity.cosine_similarity) between the embeddings of each pair's
+  source and swap.
 * ID retrieval: for each swap, the nearest (highest cosine) entry of the gallery of all distinct source images;
   a hit when that entry's identity label equals the pair's source identity. Top-1 accuracy in percent.
 """
@@ -11,12 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine between two vectors [D] (any norm)."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1)
-    b = np.asarray(b, dtype=np.float64).reshape(-1)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+from clipswap.face.similarity import unit_rows
 
 
 def retrieve_top1(
@@ -39,8 +35,7 @@ def retrieve_top1(
         raise ValueError(f"gallery must be [G, D] with G labels and G > 0, got {gallery.shape}, {len(gallery_labels)}")
     if len(queries) == 0:
         return []
-    queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    gallery = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    queries, gallery = unit_rows(queries), unit_rows(gallery)
     # In blocks: 10K swaps against 10K sources would be an 800 MB similarity matrix at once.
     nearest = np.concatenate(
         [np.argmax(queries[i : i + block] @ gallery.T, axis=1) for i in range(0, len(queries), block)]

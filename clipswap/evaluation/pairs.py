@@ -77,13 +77,24 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        PairsFileError: a line has fewer than 2 or more than 4 fields, or the header names an unknown column.
+        PairsFileError: the file is not UTF-8 text, a line has fewer than 2 or more than 4 fields, or the header
+            names an unknown column.
     """
     path = Path(path)
     base = path.resolve().parent
+    data = path.read_bytes()
+    try:
+        # utf-8-sig: a byte-order mark (some editors write one) is dropped rather than read into the first field.
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object[: error.start].count(b"\n") + 1
+        raise PairsFileError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset {error.start}); "
+            "save the pairs file as UTF-8"
+        ) from error
     lines = [
         (number, raw.rstrip("\r\n"))
-        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        for number, raw in enumerate(text.splitlines(), start=1)
         if raw.strip() and not raw.lstrip().startswith("#")
     ]
     if not lines:

@@ -77,15 +77,6 @@ def rotation_to_euler(rotation: np.ndarray) -> HeadPose:
     return HeadPose(*(float(np.degrees(v)) for v in (yaw, pitch, roll)))
 
 
-def euler_to_rotation(pose: HeadPose) -> np.ndarray:
-    """Inverse of rotation_to_euler: [3, 3] R = Rz(roll) @ Ry(yaw) @ Rx(pitch)."""
-    yaw, pitch, roll = np.radians(pose.as_array())
-    rx = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
-    ry = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
-    rz = np.array([[np.cos(roll), -np.sin(roll), 0], [np.sin(roll), np.cos(roll), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> HeadPose:
     """Head pose of one face.
 

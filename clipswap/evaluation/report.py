@@ -210,7 +210,8 @@ def render_markdown(metrics: Mapping[str, Any], run_name: str = "this run") -> s
         "",
         f"- pairs: {metrics['num_pairs']}"
         + (f" (from `{metrics['pairs_file']}`)" if metrics.get("pairs_file") else ""),
-        f"- identity model: {metrics['identity_model']}",
+        f"- identity model: {metrics['identity_model']}"
+        + (f" ({metrics['identity_model_note']})" if metrics.get("identity_model_note") else ""),
     ]
     if metrics.get("protocol"):
         lines.append(f"- protocol: {metrics['protocol']}")

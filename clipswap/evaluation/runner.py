@@ -2,7 +2,12 @@
 
 Per pair: ID similarity (source vs swap), pose error and expression error (target vs swap), SSIM and PSNR (target vs
 swap). Over the run: ID retrieval against the gallery of distinct sources, FID (swaps vs targets) when an
-InceptionV3 weights file is given, cost (parameters and MACs handed in, latency measured around `swap_fn`).
+InceptionV3 weights file is given, cost (parameters and MACs handed in; latency per swapped face, measured around
+each target's swap call, see clipswap.evaluation.swapping).
+
+The identity model and the FID feature extractor are loaded before any swap is produced or any pair analysed, so a
+missing dlib or a bad weights file stops the run at once. Produced swaps are written with
+clipswap.inference.media.write_image (atomic, with the synthetic-content label).
 
 Nothing is dropped silently: every image whose face is not found (or that cannot be read, or a swap whose size differs
 from its target's) is counted, the pair's record says why, and each metric reports how many pairs it scored (`n`)
@@ -20,26 +25,31 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from clipswap.evaluation.expression import expression_error
-from clipswap.evaluation.identity import cosine_similarity, retrieval_accuracy, retrieve_top1
+from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.landmarks import Landmarker68
 from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
+from clipswap.evaluation.swapping import PairSwapper, SwapFn, as_pair_swapper
 from clipswap.face.detection import sort_by_area
+from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
+from clipswap.inference.media import MediaError, read_image, write_image
+
+if TYPE_CHECKING:
+    from clipswap.evaluation.fid import InceptionFeatures
 
 log = logging.getLogger(__name__)
 
-SwapFn = Callable[[np.ndarray, np.ndarray], np.ndarray | None]
 CostSpec = Mapping[str, Any] | Callable[[], Any] | Any
 
 FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --fid-weights)"
@@ -48,16 +58,14 @@ FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --
 #: Face score needed to evaluate a face (a little stricter than detection for swapping).
 EVAL_SCORE_THRESHOLD = 0.6
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray | None:
-    """RGB uint8 [H, W, 3] of an image file, or None when it cannot be read."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
-
-def write_rgb(path: Path, image_rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+def _read_or_none(path: str | os.PathLike) -> np.ndarray | None:
+    """read_image, or None (logged) when the file cannot be read; for callers that count such files as failures."""
+    try:
+        return read_image(path)
+    except MediaError as error:
+        log.warning("%s", error)
+        return None
 
 
 @dataclass
@@ -95,9 +103,10 @@ class Analyser:
         return self._cache[key]
 
     def _analyse(self, path: Path, identity: bool, geometry: bool) -> FaceAnalysis:
-        image = read_rgb(path)
-        if image is None:
-            return FaceAnalysis(failure="unreadable", error=f"cannot read image {path}")
+        try:
+            image = read_image(path)
+        except MediaError as error:
+            return FaceAnalysis(failure="unreadable", error=str(error))
         result = FaceAnalysis(size=(image.shape[1], image.shape[0]))
         detections = sort_by_area(self.detector.detect(image))
         if not detections:
@@ -163,79 +172,106 @@ def resolve_cost(cost: CostSpec | None) -> dict[str, Any]:
 
 
 def produce_swaps(
-    pairs: list[Pair], output_dir: Path, swap_fn: SwapFn | None, progress: bool
+    pairs: list[Pair], output_dir: Path, swapper: PairSwapper | None, progress: bool
 ) -> tuple[list[Pair], list[float], Counter]:
-    """Run `swap_fn` for every pair without an output; writes output_dir/swaps/NNNNN.png.
+    """Make the output of every pair without one; writes output_dir/swaps/NNNNN.png (NNNNN = the pair's index).
 
-    Returns (pairs with outputs where they could be made, per-call latencies in seconds, failure counts).
+    Pairs are grouped by source image (in order of first appearance): `swapper.set_source` runs once per distinct
+    source, untimed, then `swapper.swap` once per target, timed. A swap that fails (no face in the source or target,
+    unreadable input) is counted and its pair keeps no output.
+
+    Returns:
+        (pairs with outputs where they could be made, seconds per swapped face of each successful swap call,
+        failure counts).
     """
     missing = [i for i, pair in enumerate(pairs) if pair.output is None]
     if not missing:
         return pairs, [], Counter()
-    if swap_fn is None:
+    if swapper is None:
         raise ValueError(
             f"{len(missing)} pairs have no output image (first: line for source {pairs[missing[0]].source}); "
             "give the outputs in the pairs file or a model to produce them"
         )
+    groups: dict[str, list[int]] = {}
+    for index in missing:
+        groups.setdefault(str(Path(pairs[index].source).resolve()), []).append(index)
     pairs = list(pairs)
-    latencies: list[float] = []
+    per_face: list[float] = []
     failures: Counter = Counter()
-    for index in tqdm(missing, desc="swapping", unit="pair", disable=not progress):
-        pair = pairs[index]
-        source, target = read_rgb(pair.source), read_rgb(pair.target)
-        if source is None or target is None:
-            failures["swap_not_produced_unreadable_input"] += 1
-            continue
-        start = time.perf_counter()
-        swapped = swap_fn(source, target)
-        latencies.append(time.perf_counter() - start)
-        if swapped is None:
-            failures["swap_not_produced"] += 1
-            continue
-        swapped = np.asarray(swapped)
-        if swapped.dtype != np.uint8 or swapped.shape != target.shape:
-            raise ValueError(
-                f"swap_fn must return an RGB uint8 image of the target's shape {target.shape}, "
-                f"got {swapped.dtype} {swapped.shape}"
-            )
-        path = output_dir / "swaps" / f"{index:05d}.png"
-        write_rgb(path, swapped)
-        pairs[index] = replace(pair, output=path)
-    return pairs, latencies, failures
+    with tqdm(total=len(missing), desc="swapping", unit="pair", disable=not progress) as bar:
+        for indices in groups.values():
+            source = _read_or_none(pairs[indices[0]].source)
+            if source is None:
+                failures["swap_not_produced_unreadable_input"] += len(indices)
+                bar.update(len(indices))
+                continue
+            if not swapper.set_source(source):
+                log.warning("no face in source %s: %d swaps not produced", pairs[indices[0]].source, len(indices))
+                failures["swap_not_produced"] += len(indices)
+                bar.update(len(indices))
+                continue
+            for index in indices:
+                bar.update()
+                pair = pairs[index]
+                target = _read_or_none(pair.target)
+                if target is None:
+                    failures["swap_not_produced_unreadable_input"] += 1
+                    continue
+                start = time.perf_counter()
+                swapped, faces = swapper.swap(target)
+                elapsed = time.perf_counter() - start
+                if swapped is None or faces < 1:
+                    failures["swap_not_produced"] += 1
+                    continue
+                per_face.append(elapsed / faces)
+                swapped = np.asarray(swapped)
+                if swapped.dtype != np.uint8 or swapped.shape != target.shape:
+                    raise ValueError(
+                        f"the swapper must return an RGB uint8 image of the target's shape {target.shape}, "
+                        f"got {swapped.dtype} {swapped.shape}"
+                    )
+                path = write_image(swapped, output_dir / "swaps" / f"{index:05d}.png")
+                pairs[index] = replace(pair, output=path)
+    return pairs, per_face, failures
 
 
-def _latency(latencies: list[float]) -> dict[str, Any]:
-    if not latencies:
+def _latency(per_face: list[float], timing: str) -> dict[str, Any]:
+    """Latency summary from seconds per swapped face of each swap call; `timing` says what one call includes."""
+    if not per_face:
         return {"latency_ms_median": None, "latency_n": 0, "latency_note": "no swaps produced in this run"}
     # The first call builds and traces the model; it says nothing about steady-state speed.
-    steady = latencies[1:] if len(latencies) > 1 else latencies
+    steady = per_face[1:] if len(per_face) > 1 else per_face
+    excluded = "first (warm-up) call excluded" if len(per_face) > 1 else "a single call"
     return {
         "latency_ms_median": 1000.0 * statistics.median(steady),
         "latency_ms_mean": 1000.0 * statistics.fmean(steady),
         "latency_n": len(steady),
-        "latency_note": "median over swap calls, first (warm-up) call excluded" if len(latencies) > 1 else "one call",
+        "latency_note": f"median ms per swapped face = time of one swap call / faces it swapped ({timing}; "
+        f"source identity computed once per source, not timed; {excluded})",
     }
 
 
-def _fid(pairs: list[Pair], weights: str | os.PathLike | None, progress: bool) -> dict[str, Any]:
-    if weights is None:
+def _fid(pairs: list[Pair], features: InceptionFeatures | None, progress: bool) -> dict[str, Any]:
+    """FID between the swaps and the targets of the pairs whose two images can be read (`features` None: skipped)."""
+    if features is None:
         return {"value": None, "n": 0, "failed": 0, "note": FID_SKIPPED}
-    from clipswap.evaluation.fid import InceptionFeatures, fid_from_features
+    from clipswap.evaluation.fid import fid_from_features
 
     usable = [p for p in pairs if p.output is not None]
-    swaps = [read_rgb(p.output) for p in usable]
-    targets = [read_rgb(p.target) for p in usable]
+    swaps = [_read_or_none(p.output) for p in usable]
+    targets = [_read_or_none(p.target) for p in usable]
     keep = [i for i in range(len(usable)) if swaps[i] is not None and targets[i] is not None]
     failed = len(pairs) - len(keep)
     if len(keep) < 2:
         return {"value": None, "n": len(keep), "failed": failed, "note": "needs at least 2 readable pairs"}
-    features = InceptionFeatures(weights)
     with tqdm(total=2, desc="FID features", disable=not progress) as bar:
         swap_features = features(swaps[i] for i in keep)
         bar.update()
         target_features = features(targets[i] for i in keep)
         bar.update()
-    note = f"InceptionV3 pool features, weights {Path(weights).name}; {len(keep)} swaps vs {len(keep)} targets"
+    note = (
+        f"InceptionV3 pool features, weights {Path(features.weights).name}; {len(keep)} swaps vs {len(keep)} targets"
+    )
     if len(keep) < 2048:
         note += " (fewer than 2048 images: biased upward, compare only at equal counts)"
     return {"value": fid_from_features(swap_features, target_features), "n": len(keep), "failed": failed, "note": note}
@@ -246,11 +282,12 @@ def run_evaluation(
     output_dir: str | os.PathLike,
     identity_model: str | IdentityModel = "sface",
     fid_weights: str | os.PathLike | None = None,
-    swap_fn: SwapFn | None = None,
+    swap_fn: PairSwapper | SwapFn | None = None,
     progress: bool = True,
     cost: CostSpec | None = None,
     protocol: str | None = None,
     run_name: str = "this run",
+    identity_note: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate swaps and write output_dir/metrics.json and output_dir/metrics.md.
 
@@ -259,16 +296,23 @@ def run_evaluation(
         output_dir: where reports (and produced swaps, under swaps/) go.
         identity_model: "sface", "dlib", a path to an ArcFace/CosFace .h5, or an IdentityModel.
         fid_weights: InceptionV3 (no top) weights file; FID is skipped with a note when None.
-        swap_fn: (source RGB uint8 [H, W, 3], target RGB uint8 [H', W', 3]) -> swap RGB uint8 [H', W', 3], or None
-            when it cannot swap (e.g. no face); used for pairs without an output; its latency is measured. A None
-            is counted as "swap_not_produced" and the pair fails every metric.
+        swap_fn: makes the outputs of pairs without one: a PairSwapper (clipswap.evaluation.swapping; e.g.
+            FaceSwapperPairs) or a function (source RGB uint8 [H, W, 3], target RGB uint8 [H', W', 3]) -> swap RGB
+            uint8 [H', W', 3], or None when it cannot swap (e.g. no face). Its latency per swapped face is measured.
+            A swap not made is counted as "swap_not_produced" and the pair fails every metric.
         progress: show tqdm progress bars.
         cost: parameters / MACs of the evaluated model (see resolve_cost).
         protocol: free text written into the report (e.g. "sample, 40 LFW pairs, seed 0").
         run_name: label of our row in the paper tables.
+        identity_note: how the identity model was chosen (e.g. against the generator's training encoder); written
+            into the report next to the model's name.
 
     Returns:
         The metrics dictionary written to metrics.json (before JSON escaping of infinities).
+
+    Raises:
+        FidWeightsError / FileNotFoundError: the FID weights file cannot be loaded (before any pair is processed).
+        DlibUnavailableError: dlib or its model files are missing.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -280,9 +324,16 @@ def run_evaluation(
     if not pairs:
         raise ValueError("no pairs to evaluate")
 
-    pairs, latencies, failures = produce_swaps(pairs, output_dir, swap_fn, progress)
+    # Everything that can fail on the user's files or installation is loaded before the long per-pair work.
     model = load_identity_model(identity_model)
     analyse = Analyser(model)
+    features = None
+    if fid_weights is not None:
+        from clipswap.evaluation.fid import InceptionFeatures
+
+        features = InceptionFeatures(fid_weights)
+    swapper = None if swap_fn is None else as_pair_swapper(swap_fn)
+    pairs, per_face, failures = produce_swaps(pairs, output_dir, swapper, progress)
 
     records: list[dict[str, Any]] = []
     for pair in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
@@ -317,15 +368,17 @@ def run_evaluation(
                 record["errors"].append(f"swap size {swap.size} differs from target size {target.size}")
                 failures["swap_size_mismatch"] += 1
             else:
-                target_image, swap_image = read_rgb(pair.target), read_rgb(pair.output)
+                target_image, swap_image = read_image(pair.target), read_image(pair.output)
                 record["ssim"] = ssim(target_image, swap_image)
                 record["psnr"] = psnr(target_image, swap_image)
 
     aggregate = _aggregate(pairs, records, analyse)
-    aggregate["fid"] = _fid(pairs, fid_weights, progress)
-    aggregate["cost"] = {**resolve_cost(cost), **_latency(latencies)}
+    aggregate["fid"] = _fid(pairs, features, progress)
+    timing = getattr(swapper, "timing", "one swap call")
+    aggregate["cost"] = {**resolve_cost(cost), **_latency(per_face, timing)}
     metrics = {
         "identity_model": model.name,
+        "identity_model_note": identity_note,
         "pairs_file": pairs_file,
         "protocol": protocol,
         "num_pairs": len(pairs),

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
-    """[N, D] features (any scale) -> [N, N] cosine similarities in [-1, 1]."""
-    features = np.asarray(embeddings, dtype=np.float64)
-    if features.ndim != 2:
-        raise ValueError(f"embeddings must be [N, D], got shape {features.shape}")
-    norms = np.linalg.norm(features, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        raise ValueError("an embedding has zero norm; its cosine similarity is undefined")
-    unit = features / norms
-    return unit @ unit.T
+from clipswap.face.similarity import cosine_matrix
 
 
 def genuine_impostor_scores(embeddings: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
@@ -27,6 +17,9 @@ def genuine_impostor_scores(embeddings: np.ndarray, labels) -> tuple[np.ndarray,
     Returns:
         (genuine scores, impostor scores), 1-D float64 arrays.
     """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be [N, D], got shape {embeddings.shape}")
     labels = np.asarray(labels)
     if labels.shape != (len(embeddings),):
         raise ValueError(f"need one label per embedding, got {labels.shape} labels for {len(embeddings)} embeddings")
