@@ -179,3 +179,19 @@ def test_image_grid_layout():
     grid = image_grid(target, source, swap)
     assert grid.shape == (8, 12, 3) and grid.dtype == np.uint8
     assert (grid[:, :4] == 0).all() and (grid[:, 4:8] == 128).all() and (grid[:, 8:] == 255).all()
+
+
+def test_heldout_identity_loss_and_its_wrong_source_control():
+    trainer = build_trainer(LossWeights(id=10.0, rec=5.0, perceptual=0.0, contra=0.0, att=0.0, adv=0.0), clip=False)
+    rng = np.random.default_rng(3)
+    target = tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32"))
+    sources = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32")
+    matched = float(trainer.heldout_identity_loss(target, tf.constant(sources)))
+    control = float(trainer.heldout_wrong_source_loss(target, tf.constant(sources)))
+    assert 0.0 <= matched <= 2.0 and 0.0 <= control <= 2.0
+    assert abs(matched - control) > 1e-6, "the control must feed G another sample's identity"
+    # With one source repeated, the next sample's identity is the same one: the control equals the loss.
+    repeated = tf.constant(np.repeat(sources[:1], 3, axis=0))
+    np.testing.assert_allclose(
+        trainer.heldout_wrong_source_loss(target, repeated), trainer.heldout_identity_loss(target, repeated), atol=1e-6
+    )
