@@ -6,7 +6,9 @@
 
 Same result as `clipswap swap --source S --target T --output O`; the three path options default to the files in
 pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR). Unlike the release, a failure exits with status 1 and one clear message.
-Extra options of `clipswap swap` are accepted too (--faces, --blend, --precision, --detector, --det-threshold, ...).
+Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --reference-face, --similarity,
+--blend, --feather, --precision, --detector, --det-threshold, --clip-preset. Out-of-range values are usage errors
+(exit status 2, one message).
 """
 
 from __future__ import annotations
@@ -15,23 +17,47 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
 
-def _faces(value: str) -> str:
-    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
 
-    try:
-        FaceSelection.parse(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
-    return value
+def _checked(check: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from a function that raises ValueError with a clear message (argparse would drop it)."""
+
+    def convert(text: str) -> object:
+        try:
+            return check(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    convert.__name__ = check.__name__
+    return convert
+
+
+def _number_in(low: float, high: float, *, high_open: bool = False) -> Callable[[str], float]:
+    """An argparse type accepting a float in [low, high] (or [low, high))."""
+    interval = f"[{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (low <= value < high if high_open else low <= value <= high):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be a number in {interval}, got {text!r}")
+        return value
+
+    return number
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Swap the face of --source onto the faces of --target.")
+    parser = argparse.ArgumentParser(
+        prog="inference.py", description="Swap the face of --source onto the faces of --target."
+    )
     parser.add_argument("--target", required=True, type=Path, help="image or video to edit")
     parser.add_argument("--source", required=True, type=Path, help="image of the identity to put in")
     parser.add_argument("--output", required=True, type=Path, help="result file (same kind as the target)")
@@ -39,10 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arcface_path", type=Path, default=None, help="ArcFace-Res50.h5 [pretrained_ckpts/]")
     parser.add_argument("--model_path", type=Path, default=None, help="generator .h5 or .keras [pretrained_ckpts/]")
     parser.add_argument("--detector", choices=("auto", "retinaface", "yunet"), default="auto")
-    parser.add_argument("--det-threshold", type=float, default=0.5)
-    parser.add_argument("--faces", default="all", type=_faces, help="all, largest or N")
+    parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,
+                        help="minimum face score, in [0, 1) [0.5]")
+    parser.add_argument("--faces", default="all", type=_checked(FaceSelection.check), help="all, largest or N")
+    parser.add_argument("--reference-face", type=Path, default=None,
+                        help="swap only the target faces of the person in this image")
+    parser.add_argument("--similarity", type=_number_in(-1.0, 1.0), default=DEFAULT_SIMILARITY,
+                        help=f"cosine similarity to the reference face needed to swap a face [{DEFAULT_SIMILARITY}]")
     parser.add_argument("--blend", choices=("published", "landmarks"), default="published")
-    parser.add_argument("--feather", type=float, default=None)
+    parser.add_argument("--feather", type=_number_in(0.0, 64.0), default=None,
+                        help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--clip-preset", default=None)
     return parser.parse_args(argv)
@@ -60,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
-        blend=args.blend, feather=args.feather, precision=args.precision, clip_preset=args.clip_preset,
+        reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
+        precision=args.precision, clip_preset=args.clip_preset,
     )
     try:
         summary = run_swap(request)

@@ -9,11 +9,13 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from PIL import Image
 
 from clipswap.inference.media import (
     MediaError,
     VideoReader,
     VideoWriter,
+    label_gif,
     media_kind,
     read_image,
     read_label,
@@ -104,6 +106,52 @@ def test_other_containers(tmp_path, suffix):
     result = probe(output)
     assert result["frames"] == 10
     assert result["audio"] == (suffix != ".gif")
+    label = read_label(output)
+    assert label is not None and "clipswap" in label and "ynthetic video" in label
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", f"out{suffix}"])
+
+
+def _gif_frames(path: Path) -> list[np.ndarray]:
+    with Image.open(path) as picture:
+        frames = []
+        for index in range(picture.n_frames):
+            picture.seek(index)
+            frames.append(np.asarray(picture.convert("RGB")))
+        return frames
+
+
+@pytest.mark.parametrize("count", [3, 1])
+def test_gif_label_is_spliced_in_without_touching_the_frames(tmp_path, count):
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).quantize(16) for _ in range(count)]
+    path = tmp_path / "plain.gif"
+    if count > 1:  # GIF89a with a NETSCAPE2.0 loop block before the first frame
+        frames[0].save(path, save_all=True, append_images=frames[1:], loop=0, duration=80)
+    else:  # one plain frame: Pillow writes GIF87a, which has no extensions
+        frames[0].save(path)
+        assert path.read_bytes()[:6] == b"GIF87a"
+    before = _gif_frames(path)
+    assert read_label(path) is None
+    text = "Synthetic video: clipswap test label " + "x" * 300  # longer than one 255-byte sub-block
+    label_gif(path, text)
+    assert path.read_bytes()[:6] == b"GIF89a"
+    assert read_label(path) == text
+    after = _gif_frames(path)
+    assert len(after) == count and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    if count > 1:
+        with Image.open(path) as picture:
+            assert picture.info.get("loop") == 0  # the NETSCAPE loop block survived
+    assert imageio_ffmpeg.count_frames_and_secs(str(path))[0] == count
+    assert [p.name for p in tmp_path.iterdir()] == ["plain.gif"]
+
+
+def test_gif_label_refuses_a_file_that_is_not_a_gif(tmp_path):
+    fake = tmp_path / "fake.gif"
+    fake.write_bytes(b"\x89PNG not a gif")
+    with pytest.raises(MediaError, match="not a GIF"):
+        label_gif(fake)
+    assert fake.read_bytes() == b"\x89PNG not a gif"
+    assert [p.name for p in tmp_path.iterdir()] == ["fake.gif"]
 
 
 def test_odd_frame_size_is_kept(tmp_path):

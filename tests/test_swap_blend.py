@@ -1,5 +1,5 @@
 """Blend masks and compositing (clipswap.inference.blend): the published mask's numbers, ROI compositing against the
-full-frame paste_back, the landmark mask's shape."""
+a full-frame reference paste, the landmark mask's shape."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clipswap.face.align import estimate_alignment, paste_back
+from clipswap.face.align import estimate_alignment, invert_affine
 from clipswap.face.templates import arcface_template
 from clipswap.inference.blend import composite, crop_region, landmark_mask, published_mask
 
@@ -69,11 +69,20 @@ def _frame_and_faces(seed: int = 0):
     return frame, faces, masks, matrices
 
 
-def test_composite_equals_the_full_frame_paste_back():
+def _full_frame_paste(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Reference: warp the whole crop and mask back over the whole frame ([H, W, 3] float in [0, 1]) and blend."""
+    height, width = frame.shape[:2]
+    inverse = invert_affine(matrix)
+    face_full = cv2.warpAffine(face, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
+    mask_full = np.clip(cv2.warpAffine(mask, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0), 0, 1)
+    return face_full * mask_full[..., None] + frame * (1.0 - mask_full[..., None])
+
+
+def test_composite_equals_a_full_frame_paste():
     frame, faces, masks, matrices = _frame_and_faces()
     expected = frame.astype(np.float32) / 255.0
     for face, mask, matrix in zip(faces, masks, matrices, strict=True):
-        expected = paste_back(expected, face, mask, matrix)
+        expected = _full_frame_paste(expected, face, mask, matrix)
     expected = np.clip(np.round(expected * 255.0), 0, 255).astype(np.uint8)
     result = composite(frame, faces, masks, matrices)
     # Per-face rounding in the region vs one final rounding, and the 1/32-pixel warp grid: one or two levels.

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import shared_data
 
 from clipswap.checkpoints.native import init_generator
 from clipswap.checkpoints.pretrained import find_published
@@ -19,6 +18,8 @@ from clipswap.cli import main
 from clipswap.config import get_preset
 from clipswap.inference.media import VideoInfo as _Info
 from clipswap.inference.media import VideoReader, VideoWriter, read_label
+
+from conftest import shared_data
 
 TINY = get_preset("tiny").model
 
@@ -100,13 +101,20 @@ def test_video_frames_without_faces_pass_through(checkpoints, face, tmp_path):
 def test_missing_generator(no_published, face, tmp_path):
     output = tmp_path / "out.png"
     result = swap("-s", face, "-t", face, "-o", output)
-    assert_error(result, "ClipSwap.h5", "pretrained_ckpts/", "Download it", output=output)
+    assert_error(result, "the ClipSwap generator (ClipSwap.h5) was not found. Download it from ",
+                 " and put it at pretrained_ckpts/ClipSwap.h5 (or in the folder named by CLIPSWAP_CKPT_DIR); see ",
+                 "FaceDancer generator .h5 files work too; pass one with --model", output=output)
 
 
 def test_missing_generator_explicit_path(face, tmp_path):
     output = tmp_path / "out.png"
     result = swap("-s", face, "-t", face, "-o", output, "--model", tmp_path / "nowhere.h5")
-    assert_error(result, "nowhere.h5 does not exist", output=output)
+    assert_error(result, f"the generator file {tmp_path / 'nowhere.h5'} does not exist. The published ClipSwap.h5 "
+                 "can be downloaded from", output=output)
+    # Our own .keras generators are not downloaded from anywhere: the message says only that the file is missing.
+    result = swap("-s", face, "-t", face, "-o", output, "--model", tmp_path / "mine.keras")
+    assert_error(result, f"the generator file {tmp_path / 'mine.keras'} does not exist.", output=output)
+    assert "download" not in result.output.lower() and "ClipSwap.h5" not in result.output
 
 
 def test_missing_arcface(no_published, checkpoints, face, tmp_path):

@@ -1,10 +1,12 @@
 """End to end with full-size models: a random-weight 256 generator (`clipswap init`-style, SFace identity so it runs
-offline) on a photo and on 2 seconds of video; `sh inference.sh` without checkpoints (clear message) and with
+offline) on a photo and on 2 seconds of video; `sh inference.sh` without checkpoints (clear message), run from
+another directory with relative SOURCE/TARGET/OUTPUT (resolved against the caller's directory), and with
 published-format fixture files for all three checkpoints (it runs)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +15,14 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import REPO_ROOT, run_keras2_fixture, shared_data
 
 from clipswap.checkpoints.native import init_generator
 from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
 from clipswap.config import ModelConfig
 from clipswap.inference.media import VideoReader, read_image, read_label
+
+from conftest import REPO_ROOT, run_keras2_fixture, shared_data
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -74,10 +77,57 @@ def test_full_size_generator_on_two_seconds_of_video(full_generator, tmp_path):
     assert "clipswap" in read_label(output)
 
 
-def _inference_sh(env_extra: dict, *args: str) -> subprocess.CompletedProcess:
+def _inference_sh(env_extra: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "2", **env_extra}
     return subprocess.run(["sh", str(REPO_ROOT / "inference.sh"), *args], env=env, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=900, cwd=cwd)
+
+
+def _last_line(text: str) -> str:
+    """The message after TensorFlow's start-up log lines."""
+    return text.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def elsewhere(tmp_path) -> Path:
+    """A working directory away from the repository holding src.jpg and tgt.jpg, and an empty checkpoint folder."""
+    if find_published("generator"):
+        pytest.skip("a generator is installed in pretrained_ckpts/; the missing-file message cannot show")
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (tmp_path / "empty").mkdir()
+    shutil.copy(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"), folder / "src.jpg")
+    shutil.copy(shared_data("wild", "couple.jpg"), folder / "tgt.jpg")
+    return folder
+
+
+def test_inference_sh_resolves_relative_paths_in_the_callers_directory(elsewhere):
+    env = {"CLIPSWAP_CKPT_DIR": str(elsewhere.parent / "empty"), "SOURCE": "src.jpg", "TARGET": "tgt.jpg",
+           "OUTPUT": "out/swapped.png"}
+    result = _inference_sh(env, cwd=elsewhere)
+    # The inputs were found where the caller put them: the run got as far as the missing generator.
+    assert result.returncode == 1, result.stderr
+    assert "ClipSwap.h5" in result.stderr and "was not found" in result.stderr, result.stderr
+    assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
+    # The output folder is made beside the caller's files (checked writable before loading), never in the repo.
+    assert (elsewhere / "out").is_dir() and not (REPO_ROOT / "out").exists()
+    assert not list((elsewhere / "out").iterdir())
+
+
+def test_inference_sh_names_a_missing_relative_input_as_given(elsewhere):
+    env = {"CLIPSWAP_CKPT_DIR": str(elsewhere.parent / "empty"), "OUTPUT": "swapped.png"}
+    result = _inference_sh({**env, "SOURCE": "src.jpg", "TARGET": "photos/missing.jpg"}, cwd=elsewhere)
+    assert result.returncode == 1
+    assert _last_line(result.stderr) == "Error: the target photos/missing.jpg does not exist"
+    result = _inference_sh({**env, "SOURCE": "nobody.jpg", "TARGET": "tgt.jpg"}, cwd=elsewhere)
+    assert result.returncode == 1
+    assert _last_line(result.stderr) == "Error: the source nobody.jpg does not exist"
+    # Relative paths among the extra options are the caller's too.
+    result = _inference_sh({**env, "SOURCE": "src.jpg", "TARGET": "tgt.jpg"}, "--model_path", "mine.keras",
+                           cwd=elsewhere)
+    assert result.returncode == 1
+    assert _last_line(result.stderr) == "Error: the generator file mine.keras does not exist."
+    assert not (elsewhere / "swapped.png").exists()
 
 
 def test_inference_sh_without_checkpoints_says_what_is_missing(tmp_path):

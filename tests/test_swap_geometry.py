@@ -13,7 +13,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import shared_data
 
 from clipswap.face.align import invert_affine
 from clipswap.face.yunet import YuNetDetector
@@ -21,6 +20,8 @@ from clipswap.inference.identity import IdentityEncoder
 from clipswap.inference.media import VideoReader, read_image
 from clipswap.inference.selection import FaceSelection
 from clipswap.inference.swapper import FaceSwapper
+
+from conftest import shared_data
 
 SIZE = 256
 MAGENTA = np.array([255, 0, 255], np.uint8)

@@ -6,17 +6,9 @@ from pathlib import Path
 
 import click
 
+from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
+
 _PATH = click.Path(dir_okay=False, path_type=Path)
-
-
-def _faces(value: str) -> str:
-    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
-
-    try:
-        FaceSelection.parse(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--faces") from error
-    return value
 
 
 @click.command("swap")
@@ -33,11 +25,11 @@ def _faces(value: str) -> str:
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
 @click.option("--det-threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5,
               help="Minimum face score.")
-@click.option("--faces", default="all", callback=lambda _c, _p, v: _faces(v),
+@click.option("--faces", default="all", type=FaceSelection.check, metavar="all|largest|N",
               help="Which target faces: all, largest, or N (the N largest).")
 @click.option("--reference-face", type=_PATH, default=None,
               help="Swap only the target faces of this person (multi-person scenes).")
-@click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=0.35,
+@click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
               help="Cosine similarity to the reference face needed to swap a face.")
 @click.option("--blend", type=click.Choice(["published", "landmarks"]), default="published",
               help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline.")

@@ -1,4 +1,4 @@
-"""Similarity alignment of faces to the ArcFace template, and the inverse warp back into the frame."""
+"""Similarity alignment of faces to the ArcFace template, and its inverse (pasting back: inference/blend.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
 
 
-def align_face(image: np.ndarray, landmarks: np.ndarray, size: int, shrink: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def align_face(
+    image: np.ndarray, landmarks: np.ndarray, size: int, shrink: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Align one face: returns (crop [size, size, C] same dtype as image, [2, 3] image->crop matrix)."""
     matrix = estimate_alignment(landmarks, size, shrink)
     return warp_face(image, matrix, size), matrix
@@ -50,24 +52,3 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """Inverse of a [2, 3] affine matrix (crop -> image)."""
     return cv2.invertAffineTransform(np.asarray(matrix, dtype=np.float64))
 
-
-def paste_back(
-    frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray
-) -> np.ndarray:
-    """Composite an aligned face back into the frame.
-
-    Args:
-        frame: [H, W, 3] float32 in [0, 1].
-        face: [S, S, 3] float32 in [0, 1], the generated crop.
-        mask: [S, S] float32 in [0, 1], the blend mask in crop coordinates.
-        matrix: [2, 3] image->crop matrix used to align the face.
-
-    Returns:
-        [H, W, 3] float32: face*mask + frame*(1-mask), the mask and face warped back to the frame.
-    """
-    height, width = frame.shape[:2]
-    inverse = invert_affine(matrix)
-    face_full = cv2.warpAffine(face, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    mask_full = cv2.warpAffine(mask, inverse, (width, height), flags=cv2.INTER_LINEAR, borderValue=0.0)
-    mask_full = np.clip(mask_full, 0.0, 1.0)[..., None]
-    return face_full * mask_full + frame * (1.0 - mask_full)

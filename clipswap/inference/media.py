@@ -6,7 +6,9 @@ plus XMP, WebP XMP. BMP has no metadata field; such outputs are written unlabell
 
 Videos: mp4, mov, mkv, webm, gif, decoded and encoded by the ffmpeg binary of imageio-ffmpeg one frame at a time
 (never the whole video in memory). The writer keeps the input's frame rate, muxes the input's audio track back in
-(AAC; Opus for webm), and sets the container's comment/description tags to the label.
+(AAC; Opus for webm), and sets the container's comment/description tags to the label. ffmpeg's GIF muxer writes no
+metadata, so a GIF gets the label as a GIF89a comment extension, spliced in after ffmpeg finishes by copying the
+file once as a byte stream (no re-encode, nothing held in memory).
 
 Every write goes to a temporary file beside the destination and is renamed on success (clipswap.atomic).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,9 +118,63 @@ def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality
     return path
 
 
-def read_label(path: str | Path) -> str | None:
-    """The synthetic-content label of a file written here (image metadata or video container tag), or None."""
+def _gif_comment(text: str) -> bytes:
+    """A GIF89a comment extension: introducer 0x21, label 0xFE, data sub-blocks of at most 255 bytes, terminator."""
+    data = text.encode("utf-8")
+    blocks = b"".join(bytes([len(part)]) + part for part in (data[i : i + 255] for i in range(0, len(data), 255)))
+    return b"\x21\xfe" + blocks + b"\x00"
+
+
+def _skip_sub_blocks(handle) -> bytes:
+    """Read data sub-blocks up to and including the zero-length terminator; returns the bytes read."""
+    chunks = []
+    while True:
+        size = handle.read(1)
+        if not size:
+            raise MediaError("truncated GIF extension block")
+        chunks.append(size + handle.read(size[0]))
+        if size[0] == 0:
+            return b"".join(chunks)
+
+
+def label_gif(path: str | Path, label: str = LABEL) -> None:
+    """Insert `label` as a comment extension into the GIF at `path`, atomically.
+
+    The comment goes after the header, the global colour table and any leading application extensions (the
+    NETSCAPE2.0 loop block, which some decoders expect first), before the first frame; the rest of the file is
+    copied as it is. Raises MediaError when the file is not a GIF.
+    """
     path = Path(path)
+    with open(path, "rb") as source, atomic_path(path) as temporary:
+        head = source.read(13)  # signature (6) + logical screen descriptor (7)
+        if len(head) < 13 or head[:6] not in (b"GIF87a", b"GIF89a"):
+            raise MediaError(f"{path} is not a GIF file")
+        packed = head[10]
+        prefix = [b"GIF89a" + head[6:]]  # extensions need the 89a signature
+        if packed & 0x80:
+            prefix.append(source.read(3 * 2 ** ((packed & 0x07) + 1)))
+        while True:
+            position = source.tell()
+            introducer = source.read(2)
+            if introducer != b"\x21\xff":
+                source.seek(position)
+                break
+            prefix.append(introducer + _skip_sub_blocks(source))  # the 11-byte identifier is one sub-block
+        with open(temporary, "wb") as target:
+            target.write(b"".join(prefix) + _gif_comment(label))
+            shutil.copyfileobj(source, target)
+
+
+def read_label(path: str | Path) -> str | None:
+    """The synthetic-content label of a file written here (image metadata, GIF comment or video container tag),
+    or None."""
+    path = Path(path)
+    if path.suffix.lower() == ".gif":
+        with Image.open(path) as picture:
+            value = picture.info.get("comment")
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return value if value and "clipswap" in value else None
     if media_kind(path) == "image":
         with Image.open(path) as picture:
             info = picture.info
@@ -214,7 +271,7 @@ class VideoWriter:
         path: destination (mp4, mov, mkv, webm or gif).
         info: the input's VideoInfo (size and fps are kept).
         audio_from: the input file whose first audio stream is muxed in (ignored for gif or when it has none).
-        label: written to the container's comment and description tags.
+        label: written to the container's comment and description tags (a GIF: its comment extension).
     """
 
     def __init__(self, path: str | Path, info: VideoInfo, audio_from: str | Path | None = None, label: str = LABEL):
@@ -226,11 +283,12 @@ class VideoWriter:
         self.label = label.replace("Synthetic image", "Synthetic video")
         self.frames_written = 0
         self._atomic = None
+        self._temporary: Path | None = None
         self._writer = None
 
     def __enter__(self) -> VideoWriter:
         self._atomic = atomic_path(self.path)
-        temporary = self._atomic.__enter__()
+        temporary = self._temporary = self._atomic.__enter__()
         options = _encoder_options(self.path.suffix.lower(), self.info.size)
         audio_codec = options.pop("audio_codec", None)
         output_params = options.pop("output_params", []) + [
@@ -256,6 +314,8 @@ class VideoWriter:
         try:
             # Closing the generator waits for ffmpeg to finish the file (or stops it after a failure).
             self._writer.close()
+            if exc_type is None and self.path.suffix.lower() == ".gif":
+                label_gif(self._temporary, self.label)
         except BaseException as error:
             # A failed encode must not be renamed into place: hand the error to the atomic writer, which deletes.
             self._atomic.__exit__(type(error), error, error.__traceback__)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clipswap.face.detection import Detection, sort_by_area
+from clipswap.face.similarity import cosine_similarity
 
 #: Cosine similarity above which two faces are taken as the same person. OpenCV's SFace threshold is 0.363 and
 #: ArcFace-R50 same-person pairs sit well above 0.35, so one default serves both encoders.
@@ -34,18 +35,20 @@ class FaceSelection:
             return cls("count", int(value))
         raise ValueError(f"--faces must be 'all', 'largest' or a positive number of faces, got {text!r}")
 
+    @staticmethod
+    def check(text: str) -> str:
+        """`text` unchanged when it is a valid --faces value; the ValueError of `parse` otherwise.
+
+        The one --faces check of both command lines (click turns the ValueError into a usage error by itself,
+        inference.py's argparse wrapper into ArgumentTypeError).
+        """
+        FaceSelection.parse(text)
+        return text
+
     def apply(self, detections: list[Detection]) -> list[Detection]:
         """The selected faces, largest first."""
         ordered = sort_by_area(detections)
         return ordered if self.count is None else ordered[: self.count]
-
-
-def cosine_similarity(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """[N, D] and [D] -> [N] cosine similarities in [-1, 1]."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64).reshape(-1)
-    norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(reference)
-    return (vectors @ reference) / np.maximum(norms, 1e-12)
 
 
 def matching_faces(vectors: np.ndarray, reference: np.ndarray, threshold: float) -> np.ndarray:
@@ -54,4 +57,4 @@ def matching_faces(vectors: np.ndarray, reference: np.ndarray, threshold: float)
         raise ValueError(f"--similarity must be a cosine similarity in [-1, 1], got {threshold}")
     if len(vectors) == 0:
         return np.zeros((0,), dtype=bool)
-    return cosine_similarity(vectors, reference) >= threshold
+    return np.atleast_1d(cosine_similarity(vectors, np.asarray(reference).reshape(1, -1))) >= threshold

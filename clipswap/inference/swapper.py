@@ -35,7 +35,10 @@ from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matc
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16")
+#: Per-frame stages, timed for every target frame ("identity" only does work when matching a reference face).
 STAGES = ("detect", "align", "identity", "generate", "blend")
+#: The once-per-run stage: the source identity (and the reference face's), detection and alignment included.
+SOURCE_STAGE = "source"
 #: Faces per generator call; more faces in one frame are split into several calls of the same trace.
 MAX_BATCH = 16
 
@@ -46,7 +49,8 @@ class NoFaceError(ValueError):
 
 @dataclass
 class StageTimer:
-    """Wall-clock seconds per pipeline stage, summed over calls, and the number of faces generated."""
+    """Wall-clock seconds per pipeline stage (STAGES, and SOURCE_STAGE for set_source/set_reference), summed over
+    calls, and the number of faces generated."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     faces: int = 0
@@ -206,29 +210,28 @@ class FaceSwapper:
 
     def identity_of(self, image: np.ndarray, what: str = "source image") -> np.ndarray:
         """The generator's identity input for the best face of `image`: [id_input_dim] float32."""
-        with self.timer.stage("detect"):
-            face = self._best_face(image, what)
-        with self.timer.stage("align"):
-            crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
-        with self.timer.stage("identity"):
-            vector = self.identity.embed(crop112[None])[0]
-            if self.clip is not None:
-                crop, _ = align_face(image, face.landmarks, self.image_size)
-                clip_vector = self.clip.embed(crop[None].astype(np.float32) / 127.5 - 1.0)[0]
-                vector = np.concatenate([vector, clip_vector])
+        face = self._best_face(image, what)
+        crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
+        vector = self.identity.embed(crop112[None])[0]
+        if self.clip is not None:
+            crop, _ = align_face(image, face.landmarks, self.image_size)
+            clip_vector = self.clip.embed(crop[None].astype(np.float32) / 127.5 - 1.0)[0]
+            vector = np.concatenate([vector, clip_vector])
         return vector.astype(np.float32)
 
     def set_source(self, image: np.ndarray) -> np.ndarray:
-        """Compute and keep the source identity (once per run). Raises NoFaceError."""
-        self.source_vector = self.identity_of(image, "source image")
+        """Compute and keep the source identity (once per run; timed as SOURCE_STAGE). Raises NoFaceError."""
+        with self.timer.stage(SOURCE_STAGE):
+            self.source_vector = self.identity_of(image, "source image")
         return self.source_vector
 
     def set_reference(self, image: np.ndarray) -> None:
-        """Only faces whose identity matches the best face of `image` will be swapped. Raises NoFaceError."""
-        with self.timer.stage("detect"):
+        """Only faces whose identity matches the best face of `image` will be swapped (timed as SOURCE_STAGE).
+        Raises NoFaceError."""
+        with self.timer.stage(SOURCE_STAGE):
             face = self._best_face(image, "reference face image")
-        crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
-        self.reference_vector = self.identity.embed(crop112[None])[0]
+            crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
+            self.reference_vector = self.identity.embed(crop112[None])[0]
 
     # ------------------------------------------------------------------ target
 

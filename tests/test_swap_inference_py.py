@@ -1,0 +1,77 @@
+"""The release-style inference.py: out-of-range options are one-line usage errors (exit 2, no traceback), --faces is
+checked by the same function as `clipswap swap`, and --reference-face / --similarity reach the pipeline."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from click.testing import CliRunner
+
+from clipswap.cli import main as cli_main
+from clipswap.inference import pipeline
+from clipswap.inference.pipeline import SwapRequest
+from clipswap.inference.selection import DEFAULT_SIMILARITY
+from clipswap.inference.swapper import NoFaceError
+
+from conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def inference():
+    spec = importlib.util.spec_from_file_location("inference_script", REPO_ROOT / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REQUIRED = ["--target", "t.jpg", "--source", "s.jpg", "--output", "o.png"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--det-threshold", "2", "argument --det-threshold: must be a number in [0, 1), got '2'"),
+        ("--det-threshold", "1", "argument --det-threshold: must be a number in [0, 1), got '1'"),
+        ("--feather", "-3", "argument --feather: must be a number in [0, 64], got '-3'"),
+        ("--feather", "nan", "argument --feather: must be a number in [0, 64], got 'nan'"),
+        ("--similarity", "1.5", "argument --similarity: must be a number in [-1, 1], got '1.5'"),
+        ("--similarity", "high", "argument --similarity: must be a number in [-1, 1], got 'high'"),
+        ("--faces", "several", "argument --faces: --faces must be 'all', 'largest' or a positive number"),
+        ("--faces", "0", "argument --faces: --faces must be 'all', 'largest' or a positive number"),
+    ],
+)
+def test_out_of_range_options_are_usage_errors(inference, capsys, option, value, message):
+    with pytest.raises(SystemExit) as stopped:
+        inference.main([*REQUIRED, option, value])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert error.strip().splitlines()[-1].startswith("inference.py: error: ")
+
+
+def test_faces_message_is_the_same_in_both_command_lines(inference, capsys):
+    with pytest.raises(SystemExit):
+        inference.main([*REQUIRED, "--faces", "several"])
+    script = capsys.readouterr().err.strip().splitlines()[-1].split("argument --faces: ")[1]
+    result = CliRunner().invoke(cli_main, ["swap", "-s", "s.jpg", "-t", "t.jpg", "-o", "o.png", "--faces", "several"])
+    assert result.exit_code == 2 and script in result.output
+
+
+def test_in_range_options_reach_the_request(inference, monkeypatch, tmp_path, capsys):
+    seen: list[SwapRequest] = []
+
+    def fake_run_swap(request):
+        seen.append(request)
+        raise NoFaceError("stopped before any model was loaded")
+
+    monkeypatch.setattr(pipeline, "run_swap", fake_run_swap)
+    code = inference.main([*REQUIRED, "--det-threshold", "0", "--feather", "64", "--faces", "largest",
+                           "--reference-face", str(tmp_path / "her.jpg"), "--similarity", "-1"])
+    assert code == 1
+    assert capsys.readouterr().err == "Error: stopped before any model was loaded\n"
+    request = seen[0]
+    assert (request.det_threshold, request.feather, request.faces, request.similarity) == (0.0, 64.0, "largest", -1.0)
+    assert request.reference_face == tmp_path / "her.jpg"
+    defaults = inference.parse_args(REQUIRED)
+    assert defaults.similarity == DEFAULT_SIMILARITY and defaults.reference_face is None
