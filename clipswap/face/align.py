@@ -35,6 +35,12 @@ def estimate_alignment(landmarks: np.ndarray, size: int, shrink: float = 1.0) ->
     return np.asarray(transform.params[:2], dtype=np.float64)
 
 
+def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Map [N, 2] (x, y) points through a [2, 3] affine matrix (e.g. image landmarks into the aligned crop)."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    return np.asarray(points, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
 def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     """Warp `image` ([H, W, C], any dtype) with `matrix` into a [size, size, C] crop (bilinear, border 0)."""
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)

@@ -23,3 +23,14 @@ def test_matrix_matches_pairwise():
 def test_zero_vector_is_refused():
     with pytest.raises(ValueError, match="zero or non-finite"):
         unit_rows(np.zeros((2, 3)))
+
+
+def test_transform_points_matches_cv2():
+    import cv2
+
+    from clipswap.face.align import transform_points
+
+    matrix = np.array([[0.8, -0.3, 5.0], [0.3, 0.8, -2.0]])
+    points = np.array([[10.0, 20.0], [0.0, 0.0], [-4.0, 7.5]])
+    expected = cv2.transform(points[None].astype(np.float64), matrix)[0]
+    np.testing.assert_allclose(transform_points(matrix, points), expected, atol=1e-12)
