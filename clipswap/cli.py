@@ -8,6 +8,12 @@ import os
 import click
 
 from clipswap import __version__
+from clipswap.commands.align import align
+from clipswap.commands.evaluate import evaluate
+from clipswap.commands.info import info
+from clipswap.commands.init import init
+from clipswap.commands.swap import swap
+from clipswap.commands.train import train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,23 +27,10 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _register() -> None:
-    from clipswap.commands.info import info  # noqa: PLC0415
-    from clipswap.commands.init import init  # noqa: PLC0415
+# Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
+for _command in (info, init, swap, train, align, evaluate):
+    main.add_command(_command)
 
-    for command in (info, init):
-        main.add_command(command)
-    for module, name in (("swap", "swap"), ("train", "train"), ("align", "align"), ("evaluate", "evaluate")):
-        try:
-            imported = __import__(f"clipswap.commands.{module}", fromlist=[name])
-        except ModuleNotFoundError as error:
-            if error.name != f"clipswap.commands.{module}":
-                raise
-            continue
-        main.add_command(getattr(imported, name))
-
-
-_register()
 
 if __name__ == "__main__":
     main()

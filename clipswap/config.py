@@ -6,7 +6,8 @@ Every number cites its source: REFERENCE.md sections (the ClipSwap release, Face
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 
 UP_TYPES = ("no_skip", "affa", "concat", "add")
 
@@ -85,6 +86,35 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model configuration keys: {unknown}")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10."""
+
+    id: float = 10.0
+    rec: float = 5.0
+    perceptual: float = 0.2
+    contra: float = 0.3
+    att: float = 10.0
+    adv: float = 1.0
+    cycle: float = 0.0
+    ifsr: float = 0.0
+    r1_gamma: float = 10.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"loss weight {item.name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def facedancer(cls) -> LossWeights:
+        """FaceDancer's train.py weights (REFERENCE.md section 7): no CLIP or attribute term; cycle and IFSR on."""
+        return cls(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=1.0, cycle=1.0, ifsr=1.0, r1_gamma=10.0)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

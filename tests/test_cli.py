@@ -1,6 +1,8 @@
 """The clipswap command line: version, help, info, init and their errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -72,3 +74,10 @@ def test_info_on_tampered_checkpoint_is_clear(tmp_path):
     manifest.write_text("{not json")
     result = run("info", "--checkpoint", str(path), "--no-detector")
     assert result.exit_code == 1 and "cannot read the manifest" in result.output
+
+
+def test_cli_import_does_not_load_tensorflow():
+    """`clipswap --help` must stay fast: importing the CLI (all verbs registered) may not import TensorFlow."""
+    code = "import sys, clipswap.cli; assert 'tensorflow' not in sys.modules, 'tensorflow imported'; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

@@ -6,44 +6,16 @@ Paper total (section 8): 10 L_id + 5 L_rec + 0.2 L_p + 0.3 L_contra + 10 L_att; 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
 
 import tensorflow as tf
+
+# LossWeights is plain Python in clipswap.config (importing it must not start TensorFlow); importable here too.
+from clipswap.config import LossWeights
 
 # Term names, in reporting order; they are LossWeights' field names (r1_gamma is the D-side R1 weight).
 GENERATOR_TERMS: tuple[str, ...] = ("id", "rec", "perceptual", "contra", "att", "adv", "cycle", "ifsr")
 DISCRIMINATOR_TERMS: tuple[str, ...] = ("d_adv", "r1")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10."""
-
-    id: float = 10.0
-    rec: float = 5.0
-    perceptual: float = 0.2
-    contra: float = 0.3
-    att: float = 10.0
-    adv: float = 1.0
-    cycle: float = 0.0
-    ifsr: float = 0.0
-    r1_gamma: float = 10.0
-
-    def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"loss weight {field.name} must be a finite number >= 0, got {value!r}")
-
-    @classmethod
-    def facedancer(cls) -> LossWeights:
-        """FaceDancer's train.py weights (REFERENCE.md section 7): no CLIP or attribute term; cycle and IFSR on."""
-        return cls(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=1.0, cycle=1.0, ifsr=1.0, r1_gamma=10.0)
-
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
 
 
 def _scalar(name: str, value: tf.Tensor) -> tf.Tensor:

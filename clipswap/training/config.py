@@ -26,7 +26,7 @@ import yaml
 
 from clipswap.config import PRESETS as MODEL_PRESETS
 from clipswap.config import ModelConfig
-from clipswap.losses.composite import LossWeights
+from clipswap.config import LossWeights
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Feature networks of the perceptual loss (eq. 8): ImageNet VGG16 pools, the identity encoder's stages (ArcFace-R50

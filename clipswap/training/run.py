@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import IDENTITY_ENCODERS
-from clipswap.losses.composite import LossWeights
+from clipswap.config import LossWeights
 from clipswap.training.callbacks import (
     Callback,
     HeldoutIdentity,
