@@ -71,13 +71,6 @@ class Keras2H5:
             return []
         return list(self.model_config.get("config", {}).get("layers", []))
 
-    def class_of(self, layer_name: str) -> str | None:
-        """The class name the configuration gives a layer ("Conv2D", "Addons>InstanceNormalization", ...)."""
-        for entry in self.config_layers():
-            if entry.get("name", entry.get("config", {}).get("name")) == layer_name:
-                return entry.get("class_name")
-        return None
-
     def weight_count(self) -> int:
         return sum(len(ws) for ws in self.layers.values())
 

@@ -83,8 +83,8 @@ def save_generator(model: Generator, config: ModelConfig, path: str | Path, step
 REQUIRED_KEYS = {"format": str, "model": dict, "sha256": str, "weights_file": str, "step": int}
 
 
-def read_manifest(path: str | Path) -> tuple[dict, Path]:
-    """(manifest, weights path) for a .keras file or its .json manifest.
+def read_manifest(path: str | Path) -> tuple[dict, ModelConfig, Path]:
+    """(manifest, its model configuration, weights path) for a .keras file or its .json manifest.
 
     The weights are the .keras file beside the manifest with the same stem (the pair is renamed or copied together);
     the manifest's `weights_file` only records the name it was written with.
@@ -130,12 +130,12 @@ def read_manifest(path: str | Path) -> tuple[dict, Path]:
         raise CheckpointError(
             f"the manifest {manifest_file} is malformed: {'; '.join(problems)}. Re-export the checkpoint."
         )
-    return manifest, weights
+    return manifest, config, weights
 
 
 def load_generator(path: str | Path) -> GeneratorCheckpoint:
     """Load one of our checkpoints; the weights file must match the manifest's SHA-256."""
-    manifest, weights = read_manifest(path)
+    manifest, config, weights = read_manifest(path)
     if not weights.is_file():
         raise CheckpointError(f"the weights file {weights} of the manifest {manifest_path(weights)} does not exist")
     digest = sha256_of(weights)
@@ -144,7 +144,6 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
             f"{weights} does not match its manifest (SHA-256 {digest[:16]}... vs {manifest['sha256'][:16]}...): the "
             "file was changed, truncated or replaced. Restore it or re-export the checkpoint."
         )
-    config = ModelConfig.from_dict(manifest["model"])
     model = Generator(config)
     try:
         model.load_weights(weights)

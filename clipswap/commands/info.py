@@ -18,10 +18,8 @@ def _config_of_checkpoint(path: str):
         from clipswap.checkpoints.keras2_h5 import read_keras2_h5  # noqa: PLC0415
 
         return infer_generator_config(read_keras2_h5(path, "generator checkpoint"))
-    from clipswap.config import ModelConfig  # noqa: PLC0415
-
-    manifest, _ = read_manifest(path)
-    return ModelConfig.from_dict(manifest["model"])
+    _, config, _ = read_manifest(path)
+    return config
 
 
 @click.command("info")

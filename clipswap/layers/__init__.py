@@ -4,10 +4,4 @@ from clipswap.layers.adain import AdaIN
 from clipswap.layers.adaptive_attention import AdaptiveAttention
 from clipswap.layers.instance_norm import InstanceNormalization
 
-CUSTOM_OBJECTS = {
-    "InstanceNormalization": InstanceNormalization,
-    "AdaIN": AdaIN,
-    "AdaptiveAttention": AdaptiveAttention,
-}
-
-__all__ = ["AdaIN", "AdaptiveAttention", "InstanceNormalization", "CUSTOM_OBJECTS"]
+__all__ = ["AdaIN", "AdaptiveAttention", "InstanceNormalization"]
