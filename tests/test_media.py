@@ -171,3 +171,57 @@ def test_failed_video_write_leaves_nothing(tmp_path):
         with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
             writer.write(np.zeros((10, 10, 3), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def cut_in_half(path: Path, faststart: bool) -> Path:
+    """A 4 s clip cut after half its bytes: with the index at the front (faststart) ffmpeg decodes the first part
+    and stops quietly; with the index at the end the file does not open at all."""
+    whole = path.with_name(f"whole_{path.name}")
+    command = [FFMPEG, "-y", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=4:size=160x120:rate=25",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p"] + (["-movflags", "+faststart"] if faststart else [])
+    subprocess.run(command + [str(whole)], check=True, capture_output=True)
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    whole.unlink()
+    return path
+
+
+@pytest.mark.parametrize("faststart", [True, False])
+def test_truncated_video_is_a_media_error_and_leaves_no_output(tmp_path, faststart):
+    source = cut_in_half(tmp_path / "cut.mp4", faststart)
+    output = tmp_path / "out.mp4"
+    with pytest.raises(MediaError, match="truncated or corrupt" if faststart else "cannot be read as a video"):
+        with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
+            for frame in reader:
+                writer.write(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4"]
+
+
+def test_ffmpeg_failures_mid_stream_become_media_errors(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", seconds=0.2, audio=False)
+    output = tmp_path / "out.mp4"
+
+    def failing_frames(frames):
+        yield next(frames)
+        raise RuntimeError("Could not read frame 2:\nEnd of file reached\n=== stderr ===\nInvalid NAL unit size")
+
+    with pytest.raises(MediaError, match=r"past frame 1 \(Invalid NAL unit size\)"):
+        with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
+            reader._frames = failing_frames(reader._frames)
+            for frame in reader:
+                writer.write(frame)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+    class BrokenPipe:
+        def send(self, frame):
+            raise OSError("[Errno 32] Broken pipe\n\nFFMPEG COMMAND:\nffmpeg ...")
+
+        def close(self):
+            pass
+
+    with pytest.raises(MediaError, match="failed at frame 1 .*disk space"):
+        with VideoReader(source) as reader, VideoWriter(output, reader.info) as writer:
+            writer._writer.close()
+            writer._writer = BrokenPipe()
+            writer.write(next(iter(reader)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

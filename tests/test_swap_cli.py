@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -149,6 +151,17 @@ def test_unsupported_and_unreadable_inputs(checkpoints, face, tmp_path):
                  "does not exist", output=output)
     assert_error(swap("-s", face, "-t", face, "-o", tmp_path / "out.mp4", "--model", checkpoints["sface"]),
                  "is an image but the output")
+
+
+def test_truncated_video_target(checkpoints, face, tmp_path):
+    whole, target, output = tmp_path / "whole.mp4", tmp_path / "cut.mp4", tmp_path / "out.mp4"
+    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "lavfi",
+               "-i", "testsrc=duration=4:size=160x120:rate=25", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+    subprocess.run(command + [str(whole)], check=True, capture_output=True)
+    target.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    result = swap("-s", face, "-t", target, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet")
+    assert_error(result, "truncated or corrupt", output=output)
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_no_face_in_the_source(checkpoints, blank, face, tmp_path):

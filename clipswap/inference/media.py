@@ -206,6 +206,12 @@ class VideoInfo:
         return max(1, round(self.fps * self.duration))
 
 
+def _last_line(error: BaseException) -> str:
+    """The last non-empty line of an imageio-ffmpeg error (ffmpeg's own verdict comes last in its stderr dump)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else "ffmpeg failed"
+
+
 class VideoReader:
     """Iterate the frames of a video as [H, W, 3] uint8 RGB, decoded by ffmpeg one at a time.
 
@@ -227,8 +233,7 @@ class VideoReader:
         try:
             meta = next(self._frames)
         except (OSError, RuntimeError, StopIteration) as error:
-            reason = (str(error).strip().splitlines() or ["ffmpeg failed"])[-1]
-            raise MediaError(f"{self.path} cannot be read as a video ({reason})") from error
+            raise MediaError(f"{self.path} cannot be read as a video ({_last_line(error)})") from error
         width, height = meta["size"]
         fps = float(meta.get("fps") or 0.0)
         if fps <= 0 or width <= 0 or height <= 0:
@@ -238,9 +243,28 @@ class VideoReader:
                               meta.get("audio_codec"))
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Frames in order. Raises MediaError when ffmpeg fails part-way or the stream ends far too early."""
         width, height = self.info.size
-        for raw in self._frames:
+        count = 0
+        while True:
+            try:
+                raw = next(self._frames)
+            except StopIteration:
+                break
+            except (OSError, RuntimeError) as error:
+                raise MediaError(
+                    f"{self.path} could not be decoded past frame {count} ({_last_line(error)}); "
+                    "the file is truncated or corrupt"
+                ) from error
+            count += 1
             yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+        # ffmpeg stops quietly at the end of a cut-off file (imageio-ffmpeg does not report its exit status), so a
+        # stream far shorter than its container says is the only sign of one; half is well beyond fps rounding.
+        expected = self.info.fps * self.info.duration
+        if expected > 0 and count < 0.5 * expected:
+            raise MediaError(
+                f"{self.path} ended after {count} of about {round(expected)} frames; the file is truncated or corrupt"
+            )
 
     def close(self) -> None:
         self._frames.close()
@@ -294,12 +318,18 @@ class VideoWriter:
         output_params = options.pop("output_params", []) + [
             "-metadata", f"comment={self.label}", "-metadata", f"description={self.label}",
         ]
-        self._writer = imageio_ffmpeg.write_frames(
-            str(temporary), self.info.size, fps=Fraction(self.info.fps).limit_denominator(1001),
-            output_params=output_params, audio_path=None if self.audio_from is None else str(self.audio_from),
-            audio_codec=audio_codec if self.audio_from is not None else None, ffmpeg_log_level="error", **options,
-        )
-        self._writer.send(None)
+        try:
+            self._writer = imageio_ffmpeg.write_frames(
+                str(temporary), self.info.size, fps=Fraction(self.info.fps).limit_denominator(1001),
+                output_params=output_params, audio_path=None if self.audio_from is None else str(self.audio_from),
+                audio_codec=audio_codec if self.audio_from is not None else None, ffmpeg_log_level="error", **options,
+            )
+            self._writer.send(None)
+        except (OSError, RuntimeError) as error:
+            # __exit__ will not run for a failed __enter__: remove the temporary file here.
+            failure = MediaError(f"ffmpeg cannot start writing {self.path} ({_last_line(error)})")
+            self._atomic.__exit__(MediaError, failure, None)
+            raise failure from error
         return self
 
     def write(self, frame: np.ndarray) -> None:
@@ -307,13 +337,22 @@ class VideoWriter:
         width, height = self.info.size
         if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frames must be [{height}, {width}, 3] uint8, got {frame.shape} {frame.dtype}")
-        self._writer.send(np.ascontiguousarray(frame))
+        try:
+            self._writer.send(np.ascontiguousarray(frame))
+        except (OSError, RuntimeError, StopIteration) as error:
+            raise MediaError(
+                f"writing {self.path} failed at frame {self.frames_written + 1} ({_last_line(error)}); "
+                "check the free disk space and that this ffmpeg has the encoder for the format"
+            ) from error
         self.frames_written += 1
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         try:
             # Closing the generator waits for ffmpeg to finish the file (or stops it after a failure).
-            self._writer.close()
+            try:
+                self._writer.close()
+            except (OSError, RuntimeError) as error:
+                raise MediaError(f"finishing {self.path} failed ({_last_line(error)})") from error
             if exc_type is None and self.path.suffix.lower() == ".gif":
                 label_gif(self._temporary, self.label)
         except BaseException as error:
