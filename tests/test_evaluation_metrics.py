@@ -11,7 +11,7 @@ import pytest
 import scipy.linalg
 from skimage.metrics import structural_similarity
 
-from clipswap.evaluation.expression import apply_affine, expression_error, target_alignment
+from clipswap.evaluation.expression import expression_error, target_alignment
 from clipswap.evaluation.fid import fid_from_features, frechet_distance
 from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.image_quality import psnr, ssim
@@ -26,6 +26,7 @@ from clipswap.evaluation.pose import (
 )
 from clipswap.evaluation.report import json_safe, render_markdown
 from clipswap.evaluation.runner import resolve_cost
+from clipswap.face.align import transform_points
 
 
 def _random_covariance(rng: np.random.Generator, dim: int) -> np.ndarray:
@@ -206,7 +207,7 @@ def test_expression_error_is_zero_for_same_landmarks_and_measured_in_crop_pixels
     # A rigid 3-pixel shift of every swap landmark in the image is 3 * scale pixels in the 256 crop.
     assert expression_error(target, target + [3.0, 0.0]) == pytest.approx(3.0 * scale, rel=1e-9)
     # Target eye centres land on the template's eye points (ArcFace at 256) up to the least-squares residual.
-    eyes = apply_affine(matrix, np.stack([target[36:42].mean(0), target[42:48].mean(0)]))
+    eyes = transform_points(matrix, np.stack([target[36:42].mean(0), target[42:48].mean(0)]))
     assert np.allclose(eyes, [[87.53, 118.16], [168.07, 117.72]], atol=6.0)
 
 

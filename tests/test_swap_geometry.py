@@ -19,7 +19,7 @@ from clipswap.face.yunet import YuNetDetector
 from clipswap.inference.identity import IdentityEncoder
 from clipswap.inference.media import VideoReader, read_image
 from clipswap.inference.selection import FaceSelection
-from clipswap.inference.swapper import FaceSwapper
+from clipswap.inference.swapper import FaceSwapper, generator_in_precision
 
 from conftest import shared_data
 
@@ -140,3 +140,18 @@ def test_face_selection_parsing():
     for bad in ("0", "-1", "some", ""):
         with pytest.raises(ValueError, match="--faces"):
             FaceSelection.parse(bad)
+
+
+def test_bf16_rebuilds_a_generator_from_its_own_config_and_refuses_other_callables(fake_identity, detector):
+    from clipswap.config import get_preset  # noqa: PLC0415
+    from clipswap.models.generator import Generator  # noqa: PLC0415
+
+    generator = Generator(get_preset("tiny").model)
+    mixed = generator_in_precision(generator, "bf16")
+    assert isinstance(mixed, Generator) and mixed.config_ == generator.config_
+    assert mixed.dtype_policy.name == "mixed_bfloat16" and keras.config.dtype_policy().name == "float32"
+    for before, after in zip(generator.get_weights(), mixed.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert generator_in_precision(generator, "fp32") is generator
+    with pytest.raises(ValueError, match="needs a clipswap Generator"):
+        FaceSwapper(identity_generator, SIZE, 128, fake_identity, detector, precision="bf16")

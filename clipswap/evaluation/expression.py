@@ -11,15 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from clipswap.evaluation.landmarks import five_from_68
-from clipswap.face.align import estimate_alignment
+from clipswap.face.align import estimate_alignment, transform_points
 
 CROP_SIZE = 256
-
-
-def apply_affine(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map [N, 2] (x, y) points through a [2, 3] affine matrix."""
-    points = np.asarray(points, dtype=np.float64)
-    return points @ np.asarray(matrix, dtype=np.float64)[:, :2].T + np.asarray(matrix, dtype=np.float64)[:, 2]
 
 
 def target_alignment(target_landmarks68: np.ndarray, size: int = CROP_SIZE) -> np.ndarray:
@@ -35,4 +29,4 @@ def expression_error(target_landmarks68: np.ndarray, swap_landmarks68: np.ndarra
     if target.shape != (68, 2) or swap.shape != (68, 2):
         raise ValueError(f"expected two [68, 2] landmark sets, got {target.shape} and {swap.shape}")
     matrix = target_alignment(target, size)
-    return float(np.linalg.norm(apply_affine(matrix, target) - apply_affine(matrix, swap), axis=1).mean())
+    return float(np.linalg.norm(transform_points(matrix, target) - transform_points(matrix, swap), axis=1).mean())

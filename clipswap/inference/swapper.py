@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.checkpoints.errors import CheckpointError
-from clipswap.face.align import align_face, estimate_alignment, warp_face
+from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
 from clipswap.face.detection import Detection
 from clipswap.inference.blend import BLEND_KINDS, composite, landmark_mask, published_mask
 from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
@@ -70,25 +70,29 @@ class StageTimer:
         self.frames = 0
 
 
-def generator_in_precision(model: keras.Model, config, precision: str) -> keras.Model:
-    """The generator to run: the model itself for fp32; for bf16 the same graph rebuilt under Keras'
-    mixed_bfloat16 policy (bfloat16 compute, float32 variables) with the model's weights copied in.
+def generator_in_precision(model: Callable, precision: str) -> Callable:
+    """The generator to run: the model itself for fp32; for bf16 the same graph rebuilt from the Generator's own
+    config (`config_`) under Keras' mixed_bfloat16 policy (bfloat16 compute, float32 variables), weights copied in.
 
-    Only clipswap Generators can be rebuilt; other Keras models and plain callables run as they are.
+    Raises:
+        ValueError: an unknown precision, or bf16 asked of something that is not a clipswap Generator (only a
+            Generator can be rebuilt in another precision).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return model
     from clipswap.models.generator import Generator  # noqa: PLC0415
 
-    if precision == "fp32" or not isinstance(model, Generator):
-        if precision == "bf16":
-            log.warning("bf16 requested for a %s, which is not a clipswap Generator: it runs as built",
-                        type(model).__name__)
-        return model
+    if not isinstance(model, Generator):
+        raise ValueError(
+            f"precision {precision!r} needs a clipswap Generator to rebuild, got a {type(model).__name__}; "
+            "use precision 'fp32' for other models"
+        )
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        mixed = Generator(config, name=model.name)
+        mixed = Generator(model.config_, name=model.name)
     finally:
         keras.config.set_dtype_policy(previous)
     mixed.set_weights(model.get_weights())
@@ -129,10 +133,11 @@ class FaceSwapper:
         feather: blur sigma of the mask in crop pixels; None: 7 * S / 256 (the release's 7 at 256).
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
-        precision: "fp32" or "bf16" (generator only; outputs are float32 either way).
+        precision: "fp32" or "bf16" (generator only, and bf16 only for a clipswap Generator; outputs are float32).
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
+        ValueError: an unknown blend or precision, or bf16 for a generator that is not a clipswap Generator.
     """
 
     def __init__(
@@ -148,7 +153,6 @@ class FaceSwapper:
         feather: float | None = None,
         selection: FaceSelection | None = None,
         similarity: float = DEFAULT_SIMILARITY,
-        config=None,
         precision: str = "fp32",
     ):
         if blend not in BLEND_KINDS:
@@ -170,7 +174,7 @@ class FaceSwapper:
         self.selection = selection or FaceSelection()
         self.similarity = float(similarity)
         self.precision = precision
-        model = generator_in_precision(generator, config, precision) if config is not None else generator
+        model = generator_in_precision(generator, precision)
         self._generate = compile_generator(model, self.image_size, self.id_input_dim)
         self._published = published_mask(self.image_size, feather)
         self.source_vector: np.ndarray | None = None
@@ -197,8 +201,7 @@ class FaceSwapper:
         clip = None
         if config.clip_variant is not None:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
-        return cls(checkpoint.model, config.image_size, config.id_input_dim, identity, detector, clip=clip,
-                   config=config, **options)
+        return cls(checkpoint.model, config.image_size, config.id_input_dim, identity, detector, clip=clip, **options)
 
     # ------------------------------------------------------------------ source and reference
 
@@ -281,5 +284,4 @@ class FaceSwapper:
     def _mask(self, face: Detection, matrix: np.ndarray) -> np.ndarray:
         if self.blend == "published":
             return self._published
-        points = np.concatenate([face.landmarks, np.ones((5, 1), np.float32)], axis=1) @ matrix.T
-        return landmark_mask(points, self.image_size, self.feather)
+        return landmark_mask(transform_points(matrix, face.landmarks), self.image_size, self.feather)
