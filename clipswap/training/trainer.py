@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+from clipswap.face.templates import ARCFACE_SIZE
 from clipswap.losses.adversarial import (
     discriminator_adversarial_loss,
     discriminator_logits_with_r1,
@@ -46,11 +47,10 @@ from clipswap.losses.reconstruction import reconstruction_loss
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_INPUT_SIZE = 112
 #: Stage outputs of SFace (layer names of clipswap.models.sface.build_sface with the default name):
 #: [B, 56, 56, 128], [B, 28, 28, 256], [B, 14, 14, 512], [B, 7, 7, 1024] at 112 px.
 SFACE_STAGES: tuple[str, ...] = ("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu")
-#: Metric names reported every step, in display order (generator raw terms, totals, discriminator terms).
+#: Key of the identity embedding in IdentityNetwork's outputs (the other keys are layer names).
 EMBEDDING = "embedding"
 
 
@@ -69,7 +69,7 @@ class IdentityNetwork:
     Calling returns {layer name: [B, h, w, c], ..., "embedding": [B, D]} (float32).
     """
 
-    def __init__(self, model: keras.Model, layer_names: Sequence[str] = (), input_size: int = IDENTITY_INPUT_SIZE):
+    def __init__(self, model: keras.Model, layer_names: Sequence[str] = (), input_size: int = ARCFACE_SIZE):
         known = {layer.name for layer in model.layers}
         missing = [name for name in layer_names if name not in known]
         if missing:
@@ -235,13 +235,27 @@ class SwapTrainer(keras.Model):
 
     # --- the pieces of a step ------------------------------------------------------------------------------------
 
-    def identity_input(self, images: tf.Tensor, identity_outputs: dict[str, tf.Tensor] | None = None) -> tf.Tensor:
-        """G's identity input for source images: R(x) (then CLIP(x) when on); no gradient flows back."""
+    def clip_embedding(self, images: tf.Tensor) -> tf.Tensor | None:
+        """CLIP(x) as [B, Dc] float32 without gradient, or None when CLIP is off."""
+        if self.clip_encoder is None:
+            return None
+        return tf.stop_gradient(tf.cast(self.clip_encoder(images, training=False), tf.float32))
+
+    def identity_input(
+        self,
+        images: tf.Tensor,
+        identity_outputs: dict[str, tf.Tensor] | None = None,
+        clip_embedding: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """G's identity input for source images: R(x) (then CLIP(x) when on); no gradient flows back.
+
+        `identity_outputs` / `clip_embedding` reuse R(x) / CLIP(x) already computed for these images.
+        """
         if identity_outputs is None:
             identity_outputs = self.identity(images)
         parts = [identity_outputs[EMBEDDING]]
         if self.clip_encoder is not None:
-            parts.append(tf.cast(self.clip_encoder(images, training=False), tf.float32))
+            parts.append(self.clip_embedding(images) if clip_embedding is None else clip_embedding)
         return tf.stop_gradient(tf.concat(parts, axis=-1))
 
     def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False) -> tf.Tensor:
@@ -258,14 +272,17 @@ class SwapTrainer(keras.Model):
     def generator_terms(
         self,
         target: tf.Tensor,
-        source: tf.Tensor,
+        source_clip: tf.Tensor | None,
         same: tf.Tensor,
         src_out: dict[str, tf.Tensor],
         tgt_out: dict[str, tf.Tensor],
         identity_in: tf.Tensor,
         seed: tf.Tensor,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-        """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms)."""
+        """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms).
+
+        `source_clip` is CLIP(source) [B, Dc] (None when CLIP is off), computed once per step by train_step.
+        """
         w = self.loss_weights_
         swap = tf.cast(self.generator([target, identity_in], training=True), tf.float32)
         swap_out = self.identity(swap)
@@ -282,9 +299,9 @@ class SwapTrainer(keras.Model):
             terms["att"] = attribute_loss(feats_t, self.attribute.features(swap, swap_out))
         terms["adv"] = generator_adversarial_loss(self.discriminator(swap, training=True))
         if w.contra:
-            terms["contra"] = self._contrastive(source, swap, seed)
+            terms["contra"] = self._contrastive(source_clip, swap, seed)
         if w.cycle:
-            back = tf.stop_gradient(self._identity_from(target, tgt_out))
+            back = self.identity_input(target, tgt_out)
             cycled = self.generator([swap, back], training=True)
             terms["cycle"] = cycle_loss(cycled, target)
         if w.ifsr:
@@ -293,12 +310,9 @@ class SwapTrainer(keras.Model):
             terms["ifsr"] = ifsr_loss(feats_t, {name: swap_out[name] for name in self.ifsr_layers}, margins)
         return swap, terms
 
-    def _identity_from(self, images: tf.Tensor, outputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        return self.identity_input(images, outputs)
-
-    def _contrastive(self, source: tf.Tensor, swap: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """Eqs. 2-5: X_ref = source, X_aug = n_aug augmentations of the swap; updates the CLIP mean EMA."""
-        e_ref = tf.stop_gradient(tf.cast(self.clip_encoder(source, training=False), tf.float32))
+    def _contrastive(self, e_ref: tf.Tensor, swap: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = n_aug augmentations of the swap; updates the CLIP
+        mean EMA."""
         e_swap = tf.cast(self.clip_encoder(swap, training=False), tf.float32)
         augmented = clip_augment(
             swap, n_aug=self.n_aug, distortion=self.aug_distortion, crop_fraction=self.aug_crop_fraction, seed=seed
@@ -329,10 +343,12 @@ class SwapTrainer(keras.Model):
 
         src_out = {k: tf.stop_gradient(v) for k, v in self.identity(source).items()}
         tgt_out = {k: tf.stop_gradient(v) for k, v in self.identity(target).items()}
-        identity_in = self.identity_input(source, src_out)
+        # CLIP(source) once: it is both part of G's identity input and the contrastive loss's reference.
+        source_clip = self.clip_embedding(source)
+        identity_in = self.identity_input(source, src_out, source_clip)
 
         with tf.GradientTape() as g_tape:
-            swap, terms = self.generator_terms(target, source, same, src_out, tgt_out, identity_in, seed)
+            swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed)
             g_total, g_named = generator_loss(terms, self.loss_weights_)
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
         with tf.GradientTape() as d_tape:
