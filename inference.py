@@ -22,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from clipswap.inference.options import BLEND_KINDS, DETECTORS, PRECISIONS  # noqa: E402
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
 
 
@@ -64,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retina_path", type=Path, default=None, help="RetinaFace-Res50.h5 [pretrained_ckpts/]")
     parser.add_argument("--arcface_path", type=Path, default=None, help="ArcFace-Res50.h5 [pretrained_ckpts/]")
     parser.add_argument("--model_path", type=Path, default=None, help="generator .h5 or .keras [pretrained_ckpts/]")
-    parser.add_argument("--detector", choices=("auto", "retinaface", "yunet"), default="auto")
+    parser.add_argument("--detector", choices=DETECTORS, default="auto")
     parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,
                         help="minimum face score, in [0, 1) [0.5]")
     parser.add_argument("--faces", default="all", type=_checked(FaceSelection.check), help="all, largest or N")
@@ -72,10 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="swap only the target faces of the person in this image")
     parser.add_argument("--similarity", type=_number_in(-1.0, 1.0), default=DEFAULT_SIMILARITY,
                         help=f"cosine similarity to the reference face needed to swap a face [{DEFAULT_SIMILARITY}]")
-    parser.add_argument("--blend", choices=("published", "landmarks"), default="published")
+    parser.add_argument("--blend", choices=BLEND_KINDS, default="published")
     parser.add_argument("--feather", type=_number_in(0.0, 64.0), default=None,
                         help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--clip-preset", default=None)
     return parser.parse_args(argv)
 

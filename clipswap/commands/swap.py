@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.inference.options import BLEND_KINDS, DETECTORS, PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -21,7 +22,7 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
               help="ArcFace-Res50.h5 for ArcFace-trained generators. Default: pretrained_ckpts/.")
 @click.option("--retinaface", type=_PATH, default=None, help="RetinaFace-Res50.h5. Default: pretrained_ckpts/.")
 @click.option("--clip-preset", default=None, help="Local keras-hub CLIP preset, for generators that take CLIP.")
-@click.option("--detector", type=click.Choice(["auto", "retinaface", "yunet"]), default="auto",
+@click.option("--detector", type=click.Choice(DETECTORS), default="auto",
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
 @click.option("--det-threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5,
               help="Minimum face score.")
@@ -31,11 +32,11 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
               help="Swap only the target faces of this person (multi-person scenes).")
 @click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
               help="Cosine similarity to the reference face needed to swap a face.")
-@click.option("--blend", type=click.Choice(["published", "landmarks"]), default="published",
+@click.option("--blend", type=click.Choice(BLEND_KINDS), default="published",
               help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline.")
 @click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", help="Generator arithmetic.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          reference_face, similarity, blend, feather, precision, no_progress):

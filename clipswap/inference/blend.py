@@ -23,13 +23,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from clipswap.face.align import invert_affine
+from clipswap.inference.options import BLEND_KINDS  # noqa: F401 (re-exported: the swapper checks against it)
 
 #: The published mask at 256: inclusive row and column ranges of the ones, and the blur.
 PUBLISHED_SIZE = 256
 PUBLISHED_ROWS = (77, 239)
 PUBLISHED_COLS = (32, 223)
 PUBLISHED_SIGMA = 7.0
-BLEND_KINDS = ("published", "landmarks")
 
 
 def published_mask(size: int = PUBLISHED_SIZE, sigma: float | None = None) -> np.ndarray:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from clipswap.inference.options import DETECTORS
+
 log = logging.getLogger(__name__)
 
-DETECTORS = ("auto", "retinaface", "yunet")
 DEFAULT_THRESHOLD = 0.5
 
 

@@ -30,11 +30,11 @@ from clipswap.face.align import align_face, estimate_alignment, transform_points
 from clipswap.face.detection import Detection
 from clipswap.inference.blend import BLEND_KINDS, composite, landmark_mask, published_mask
 from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
+from clipswap.inference.options import PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16")
 #: Per-frame stages, timed for every target frame ("identity" only does work when matching a reference face).
 STAGES = ("detect", "align", "identity", "generate", "blend")
 #: The once-per-run stage: the source identity (and the reference face's), detection and alignment included.
