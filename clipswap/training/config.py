@@ -25,8 +25,7 @@ from typing import Any
 import yaml
 
 from clipswap.config import PRESETS as MODEL_PRESETS
-from clipswap.config import ModelConfig
-from clipswap.config import LossWeights
+from clipswap.config import LossWeights, ModelConfig
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 #: Feature networks of the perceptual loss (eq. 8): ImageNet VGG16 pools, the identity encoder's stages (ArcFace-R50
