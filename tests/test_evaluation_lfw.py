@@ -168,3 +168,21 @@ def test_dlib_identity_model_separates_people(same_person_pairs, tmp_path):
     metrics = run_evaluation(same_person_pairs[:6], tmp_path / "dlib", identity_model="dlib", progress=False)
     assert metrics["identity_model"].startswith("dlib")
     assert metrics["aggregate"]["id_retrieval"]["value"] >= 80.0
+
+
+def test_each_image_is_decoded_and_detected_once_whatever_its_roles(lfw, tmp_path, monkeypatch):
+    """A photo that is the source of one pair, the target of another and an output of a third is read and detected
+    once; SSIM/PSNR reuse the decoded images."""
+    from clipswap.evaluation import runner  # noqa: PLC0415
+
+    photos = [lfw / name for name in TURNED[:3]]
+    pairs = [Pair(photos[0], photos[1], photos[2]), Pair(photos[1], photos[2], photos[0]),
+             Pair(photos[2], photos[0], photos[1])]
+    reads, detections = [], []
+    read_image, detect = runner.read_image, YuNetDetector.detect
+    monkeypatch.setattr(runner, "read_image", lambda path: reads.append(Path(path).name) or read_image(path))
+    monkeypatch.setattr(YuNetDetector, "detect", lambda self, image: detections.append(1) or detect(self, image))
+    metrics = run_evaluation(pairs, tmp_path, progress=False)
+    assert sorted(reads) == sorted(p.name for p in photos)
+    assert len(detections) == 3
+    assert all("ssim" in r and "id_similarity" in r and "pose_error" in r for r in metrics["pairs"])

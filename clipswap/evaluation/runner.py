@@ -1,4 +1,5 @@
-"""The evaluation run: (produce missing swaps) -> analyse every image once -> per-pair metrics -> aggregate -> report.
+"""The evaluation run: (produce missing swaps) -> decode and detect each image once -> per-pair metrics -> aggregate
+-> report.
 
 Per pair: ID similarity (source vs swap), pose error and expression error (target vs swap), SSIM and PSNR (target vs
 swap). Over the run: ID retrieval against the gallery of distinct sources, FID (swaps vs targets) when an
@@ -21,7 +22,7 @@ import math
 import os
 import statistics
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,7 +41,7 @@ from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
 from clipswap.evaluation.swapping import PairSwapper, SwapFn, as_pair_swapper
-from clipswap.face.detection import sort_by_area
+from clipswap.face.detection import Detection, sort_by_area
 from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
 from clipswap.inference.media import MediaError, read_image, write_image
@@ -87,44 +88,116 @@ class FaceAnalysis:
         return self.failure is None
 
 
-class Analyser:
-    """Detect the largest face of an image once and derive embedding, 68 landmarks and head pose; cached by path."""
+@dataclass
+class _Entry:
+    """Everything known about one image path; each part is computed the first time it is asked for."""
 
-    def __init__(self, identity_model: IdentityModel):
+    size: tuple[int, int] | None = None
+    face: Detection | None = None
+    failure: str | None = None  # "unreadable" or "no_face": nothing more can be derived
+    error: str | None = None
+    embedding: np.ndarray | None = None
+    identity_error: str | None = None
+    identity_done: bool = False
+    landmarks68: np.ndarray | None = None
+    pose: HeadPose | None = None
+    geometry_error: str | None = None
+    geometry_done: bool = False
+
+
+class Analyser:
+    """Per image path: decode and detect the largest face once, then derive the embedding and the 68 landmarks with
+    head pose only when first asked for, whatever role (source, target, swap) the image plays.
+
+    Derived results are kept for the whole run (small); decoded images only for the last `keep_images` paths, enough
+    for one pair's analyses and its SSIM/PSNR without holding the data set in memory.
+    """
+
+    def __init__(self, identity_model: IdentityModel, keep_images: int = 6):
         self.identity_model = identity_model
         self.detector = YuNetDetector(score_threshold=EVAL_SCORE_THRESHOLD)
         self.landmarker = Landmarker68()
-        self._cache: dict[tuple[str, bool, bool], FaceAnalysis] = {}
+        self.keep_images = keep_images
+        self._entries: dict[str, _Entry] = {}
+        self._images: OrderedDict[str, np.ndarray | MediaError] = OrderedDict()
 
-    def __call__(self, path: Path, identity: bool, geometry: bool) -> FaceAnalysis:
-        key = (str(Path(path).resolve()), identity, geometry)
-        if key not in self._cache:
-            self._cache[key] = self._analyse(path, identity, geometry)
-        return self._cache[key]
+    @staticmethod
+    def _key(path: str | os.PathLike) -> str:
+        return str(Path(path).resolve())
 
-    def _analyse(self, path: Path, identity: bool, geometry: bool) -> FaceAnalysis:
+    def _decode(self, path: str | os.PathLike) -> np.ndarray | MediaError:
+        key = self._key(path)
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
         try:
-            image = read_image(path)
+            image: np.ndarray | MediaError = read_image(path)
         except MediaError as error:
-            return FaceAnalysis(failure="unreadable", error=str(error))
-        result = FaceAnalysis(size=(image.shape[1], image.shape[0]))
+            image = error
+        self._images[key] = image
+        while len(self._images) > self.keep_images:
+            self._images.popitem(last=False)
+        return image
+
+    def image(self, path: str | os.PathLike) -> np.ndarray | None:
+        """[H, W, 3] uint8 RGB of `path` (decoded once while recently used), or None when it cannot be read."""
+        image = self._decode(path)
+        return None if isinstance(image, MediaError) else image
+
+    def __call__(self, path: str | os.PathLike, identity: bool, geometry: bool) -> FaceAnalysis:
+        """The analysis of `path` with the embedding (`identity`) and/or landmarks and pose (`geometry`) filled in."""
+        key = self._key(path)
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = self._detect(path)
+        if entry.failure is not None:
+            return FaceAnalysis(size=entry.size, failure=entry.failure, error=entry.error)
+        if identity and not entry.identity_done:
+            entry.embedding, entry.identity_error = self._derive(path, self._embed, entry)
+            entry.identity_done = True
+        if geometry and not entry.geometry_done:
+            geometry_result, entry.geometry_error = self._derive(path, self._geometry, entry)
+            entry.landmarks68, entry.pose = geometry_result or (None, None)
+            entry.geometry_done = True
+        result = FaceAnalysis(size=entry.size)
+        errors = [e for asked, e in ((identity, entry.identity_error), (geometry, entry.geometry_error)) if asked and e]
+        if errors:
+            result.failure, result.error = "analysis_failed", "; ".join(errors)
+        if identity:
+            result.embedding = entry.embedding
+        if geometry:
+            result.landmarks68, result.pose = entry.landmarks68, entry.pose
+        return result
+
+    def _detect(self, path: str | os.PathLike) -> _Entry:
+        image = self._decode(path)
+        if isinstance(image, MediaError):
+            return _Entry(failure="unreadable", error=str(image))
+        entry = _Entry(size=(image.shape[1], image.shape[0]))
         detections = sort_by_area(self.detector.detect(image))
         if not detections:
-            result.failure, result.error = "no_face", "no face found"
-            return result
-        face = detections[0]
+            entry.failure, entry.error = "no_face", "no face found"
+        else:
+            entry.face = detections[0]
+        return entry
+
+    def _embed(self, image: np.ndarray, entry: _Entry) -> np.ndarray:
+        return self.identity_model.embed(image, entry.face)
+
+    def _geometry(self, image: np.ndarray, entry: _Entry) -> tuple[np.ndarray, HeadPose]:
+        landmarks = self.landmarker(image, entry.face)
+        return landmarks, estimate_head_pose(landmarks, entry.size)
+
+    def _derive(self, path, compute: Callable[[np.ndarray, _Entry], Any], entry: _Entry) -> tuple[Any, str | None]:
+        image = self._decode(path)
+        if isinstance(image, MediaError):  # readable a moment ago: the file changed under the run
+            return None, f"analysis failed: {image}"
         try:
-            if identity:
-                result.embedding = self.identity_model.embed(image, face)
-            if geometry:
-                result.landmarks68 = self.landmarker(image, face)
-                result.pose = estimate_head_pose(result.landmarks68, result.size)
+            return compute(image, entry), None
         except (ValueError, cv2.error) as error:
             # A degenerate face (e.g. landmarks that solvePnP cannot fit) fails this image's metrics, not the run.
             log.warning("analysis of %s failed: %s", path, error)
-            result.failure, result.error = "analysis_failed", f"analysis failed: {error}"
-            result.landmarks68 = result.pose = None
-        return result
+            return None, f"analysis failed: {error}"
 
 
 def _summary(values: Sequence[float], failed: int, **extra: Any) -> dict[str, Any]:
@@ -251,30 +324,60 @@ def _latency(per_face: list[float], timing: str) -> dict[str, Any]:
     }
 
 
+class _FidStream:
+    """InceptionV3 features of (swap, target) image pairs, computed a batch at a time as the pairs arrive, so no more
+    than one batch of images is held; `summary` gives the FID over all pairs added."""
+
+    def __init__(self, features: InceptionFeatures):
+        self.features = features
+        self.batch_size = int(getattr(features, "batch_size", 16))
+        self.count = 0
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self._swap_features: list[np.ndarray] = []
+        self._target_features: list[np.ndarray] = []
+
+    def add(self, swap: np.ndarray, target: np.ndarray) -> None:
+        self._pending.append((swap, target))
+        self.count += 1
+        if len(self._pending) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._swap_features.append(self.features(swap for swap, _ in self._pending))
+            self._target_features.append(self.features(target for _, target in self._pending))
+            self._pending = []
+
+    def summary(self, total_pairs: int) -> dict[str, Any]:
+        from clipswap.evaluation.fid import fid_from_features
+
+        self._flush()
+        n, failed = self.count, total_pairs - self.count
+        if n < 2:
+            return {"value": None, "n": n, "failed": failed, "note": "needs at least 2 readable pairs"}
+        note = f"InceptionV3 pool features, weights {Path(self.features.weights).name}; {n} swaps vs {n} targets"
+        if n < 2048:
+            note += " (fewer than 2048 images: biased upward, compare only at equal counts)"
+        value = fid_from_features(np.concatenate(self._swap_features), np.concatenate(self._target_features))
+        return {"value": value, "n": n, "failed": failed, "note": note}
+
+
 def _fid(pairs: list[Pair], features: InceptionFeatures | None, progress: bool) -> dict[str, Any]:
-    """FID between the swaps and the targets of the pairs whose two images can be read (`features` None: skipped)."""
+    """FID between the swaps and the targets of the pairs whose two images can be read (`features` None: skipped).
+
+    Images are decoded pair by pair and streamed into the features; run_evaluation feeds the same stream from the
+    images its per-pair loop has already decoded instead."""
     if features is None:
         return {"value": None, "n": 0, "failed": 0, "note": FID_SKIPPED}
-    from clipswap.evaluation.fid import fid_from_features
-
-    usable = [p for p in pairs if p.output is not None]
-    swaps = [_read_or_none(p.output) for p in usable]
-    targets = [_read_or_none(p.target) for p in usable]
-    keep = [i for i in range(len(usable)) if swaps[i] is not None and targets[i] is not None]
-    failed = len(pairs) - len(keep)
-    if len(keep) < 2:
-        return {"value": None, "n": len(keep), "failed": failed, "note": "needs at least 2 readable pairs"}
-    with tqdm(total=2, desc="FID features", disable=not progress) as bar:
-        swap_features = features(swaps[i] for i in keep)
-        bar.update()
-        target_features = features(targets[i] for i in keep)
-        bar.update()
-    note = (
-        f"InceptionV3 pool features, weights {Path(features.weights).name}; {len(keep)} swaps vs {len(keep)} targets"
-    )
-    if len(keep) < 2048:
-        note += " (fewer than 2048 images: biased upward, compare only at equal counts)"
-    return {"value": fid_from_features(swap_features, target_features), "n": len(keep), "failed": failed, "note": note}
+    stream = _FidStream(features)
+    for pair in tqdm(pairs, desc="FID features", unit="pair", disable=not progress):
+        if pair.output is None:
+            continue
+        swap = _read_or_none(pair.output)
+        target = None if swap is None else _read_or_none(pair.target)
+        if swap is not None and target is not None:
+            stream.add(swap, target)
+    return stream.summary(len(pairs))
 
 
 def run_evaluation(
@@ -334,6 +437,7 @@ def run_evaluation(
         features = InceptionFeatures(fid_weights)
     swapper = None if swap_fn is None else as_pair_swapper(swap_fn)
     pairs, per_face, failures = produce_swaps(pairs, output_dir, swapper, progress)
+    fid_stream = None if features is None else _FidStream(features)
 
     records: list[dict[str, Any]] = []
     for pair in tqdm(pairs, desc="evaluating", unit="pair", disable=not progress):
@@ -348,6 +452,9 @@ def run_evaluation(
         if pair.output is None:
             record["errors"].append("no swap output")
             continue
+        target_image, swap_image = analyse.image(pair.target), analyse.image(pair.output)
+        if fid_stream is not None and target_image is not None and swap_image is not None:
+            fid_stream.add(swap_image, target_image)
         source = analyse(pair.source, identity=True, geometry=False)
         target = analyse(pair.target, identity=False, geometry=True)
         swap = analyse(pair.output, identity=True, geometry=True)
@@ -367,13 +474,12 @@ def run_evaluation(
             if target.size != swap.size:
                 record["errors"].append(f"swap size {swap.size} differs from target size {target.size}")
                 failures["swap_size_mismatch"] += 1
-            else:
-                target_image, swap_image = read_image(pair.target), read_image(pair.output)
+            elif target_image is not None and swap_image is not None:
                 record["ssim"] = ssim(target_image, swap_image)
                 record["psnr"] = psnr(target_image, swap_image)
 
     aggregate = _aggregate(pairs, records, analyse)
-    aggregate["fid"] = _fid(pairs, features, progress)
+    aggregate["fid"] = _fid([], None, progress) if fid_stream is None else fid_stream.summary(len(pairs))
     timing = getattr(swapper, "timing", "one swap call")
     aggregate["cost"] = {**resolve_cost(cost), **_latency(per_face, timing)}
     metrics = {
