@@ -58,16 +58,17 @@ def test_the_training_encoder_family_is_refused_unless_allowed(tmp_path):
 
 def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monkeypatch):
     arcface_h5 = pytest.importorskip("clipswap.checkpoints.arcface_h5")
+    import keras  # noqa: PLC0415
+
+    from clipswap.inference.identity import IdentityEncoder  # noqa: PLC0415
+
     seen = {}
 
     def fake_loader(path):
+        """A stand-in network whose embedding is the crop's mean colour: it shows the crop and its scaling."""
         seen["path"] = Path(path)
-
-        def model(batch, training=False):
-            seen["batch"] = batch
-            return np.concatenate([batch.mean(axis=(1, 2)), np.ones((len(batch), 1))], axis=1)
-
-        return model
+        crops = keras.Input((112, 112, 3))
+        return keras.Model(crops, keras.layers.GlobalAveragePooling2D()(crops))
 
     monkeypatch.setattr(arcface_h5, "load_arcface_h5", fake_loader)
     weights = tmp_path / "CosFace-R50.h5"
@@ -75,14 +76,16 @@ def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monke
     model = load_identity_model(str(weights))
     assert isinstance(model, ArcFaceH5Model) and seen["path"] == weights
     assert model.name == "arcface-h5 (CosFace-R50.h5)"
-    # A face whose landmarks are the 112 template itself: the crop is the image's top-left 112 square.
+    assert isinstance(model._encoder, IdentityEncoder) and model._encoder.dim == 3
+    # A face whose landmarks are the 112 template itself: the crop is the image's top-left 112 square, pure red,
+    # so the mean colour of the crop in [0, 1] is (1, 0, 0), already unit length.
     image = np.zeros((150, 150, 3), np.uint8)
     image[:112, :112] = (255, 0, 0)
     detection = Detection(box=[0, 0, 112, 112], score=1.0, landmarks=arcface_template(112))
     embedding = model.embed(image, detection)
-    assert seen["batch"].shape == (1, 112, 112, 3) and seen["batch"].dtype == np.float32
-    assert np.allclose(seen["batch"][0, ..., 0], 1.0, atol=1e-3) and np.allclose(seen["batch"][0, ..., 1:], 0.0)
-    assert np.linalg.norm(embedding) == pytest.approx(1.0)
+    np.testing.assert_allclose(embedding, [1.0, 0.0, 0.0], atol=1e-3)
+    image[:112, :112] = (0, 0, 255)  # same traced function, another face: the colour order is kept
+    np.testing.assert_allclose(model.embed(image, detection), [0.0, 0.0, 1.0], atol=1e-3)
 
 
 def test_sface_embeddings_are_unit_vectors_and_stable():

@@ -11,7 +11,8 @@ identity loss), otherwise ID similarity rewards overfitting to that network. Ava
   different people are high (about 0.84 on random LFW pairs, against 0.10 for SFace): compare ID similarity only
   between runs with the same model; retrieval is unaffected.
 * a path to a Keras 2 ArcFace/CosFace-R50 `.h5` (the published ArcFace-Res50.h5 layout), loaded with
-  clipswap.checkpoints.arcface_h5.load_arcface_h5; input = the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
+  clipswap.checkpoints.arcface_h5.load_arcface_h5 and run by clipswap.inference.identity.IdentityEncoder; input =
+  the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
   The paper retrieves identities with CosFace (REFERENCE.md section 8).
 
 choose_identity_model enforces the rule against the generator's config.identity_encoder: "auto" picks sface, or dlib
@@ -103,20 +104,24 @@ class DlibResNetModel:
 
 
 class ArcFaceH5Model:
-    """A user-supplied ArcFace/CosFace-R50 `.h5` (see module docstring)."""
+    """A user-supplied ArcFace/CosFace-R50 `.h5` (see module docstring), run through the swap pipeline's
+    clipswap.inference.identity.IdentityEncoder (one traced tf.function for every face)."""
 
     def __init__(self, path: str | Path):
         # Imported here so that the metrics work without TensorFlow being loaded when this model is not asked for.
-        from clipswap.checkpoints.arcface_h5 import load_arcface_h5
+        from clipswap.checkpoints.arcface_h5 import load_arcface_h5  # noqa: PLC0415
+        from clipswap.inference.identity import IdentityEncoder  # noqa: PLC0415
 
         self.path = Path(path)
         self.name = f"arcface-h5 ({self.path.name})"
-        self._model = load_arcface_h5(self.path)
+        model = load_arcface_h5(self.path)
+        self._encoder = IdentityEncoder(self.name, int(model.output_shape[-1]), model)
 
     def embed(self, image_rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        crop, _ = align_face(np.asarray(image_rgb), detection.landmarks, 112)
-        batch = crop[None].astype(np.float32) / 255.0
-        return _unit_vector(np.asarray(self._model(batch, training=False)))
+        from clipswap.inference.identity import IDENTITY_SIZE  # noqa: PLC0415
+
+        crop, _ = align_face(np.asarray(image_rgb, dtype=np.uint8), detection.landmarks, IDENTITY_SIZE)
+        return _unit_vector(self._encoder.embed(crop[None])[0])
 
 
 #: name -> constructor of the built-in identity models.
