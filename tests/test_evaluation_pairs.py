@@ -10,6 +10,7 @@ import pytest
 
 from clipswap.evaluation.pairs import Pair, PairsFileError, read_pairs, write_pairs
 from clipswap.evaluation.protocols import ffpp_protocol, sample_pairs, sample_protocol
+from clipswap.inference.media import VideoInfo, VideoWriter
 
 
 def test_whitespace_pairs_with_comments_quotes_and_relative_paths(tmp_path):
@@ -95,19 +96,18 @@ def test_sample_protocol_without_subfolders_treats_each_image_as_an_identity(tmp
 
 
 def _write_video(path: Path, frames: int, offset: int) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
-    assert writer.isOpened()
-    for i in range(frames):
-        # The frame index is written into the pixels so the test can check which frame was saved.
-        writer.write(np.full((32, 32, 3), offset + 8 * i, np.uint8))
-    writer.release()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(path, VideoInfo((32, 32), 10.0, frames / 10.0, None)) as writer:
+        for i in range(frames):
+            # The frame index is written into the pixels so the test can check which frame was saved.
+            writer.write(np.full((32, 32, 3), offset + 8 * i, np.uint8))
 
 
 def test_ffpp_protocol_samples_frames_and_never_pairs_a_video_with_itself(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
     for n, name in enumerate(["v0", "v1", "v2"]):
-        _write_video(videos / f"{name}.avi", frames=20, offset=n)
+        _write_video(videos / f"{name}.mp4", frames=20, offset=n)
     pairs_path = ffpp_protocol(videos, tmp_path / "run", frames_per_video=4, seed=3)
     pairs = read_pairs(pairs_path)
     assert len(pairs) == 12
@@ -116,7 +116,7 @@ def test_ffpp_protocol_samples_frames_and_never_pairs_a_video_with_itself(tmp_pa
         assert pair.output is None
         index = int(pair.target.stem)
         value = int(cv2.imread(str(pair.target))[0, 0, 0])
-        assert abs(value - (8 * index + int(pair.target.parent.name[1]))) <= 3  # MJPG is lossy
+        assert abs(value - (8 * index + int(pair.target.parent.name[1]))) <= 3  # H.264 is lossy
     # Same seed, same frames and pairs.
     again = read_pairs(ffpp_protocol(videos, tmp_path / "run2", frames_per_video=4, seed=3))
     assert [(p.source.relative_to(tmp_path / "run2"), p.target.relative_to(tmp_path / "run2")) for p in again] == [
@@ -125,8 +125,7 @@ def test_ffpp_protocol_samples_frames_and_never_pairs_a_video_with_itself(tmp_pa
 
 
 def test_ffpp_protocol_needs_two_videos(tmp_path):
-    (tmp_path / "one").mkdir()
-    _write_video(tmp_path / "one" / "v.avi", frames=12, offset=0)
+    _write_video(tmp_path / "one" / "v.mp4", frames=12, offset=0)
     with pytest.raises(ValueError, match="at least 2 videos"):
         ffpp_protocol(tmp_path / "one", tmp_path / "run")
 

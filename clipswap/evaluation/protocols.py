@@ -20,14 +20,13 @@ import logging
 from pathlib import Path
 
 import cv2
+import imageio_ffmpeg
 import numpy as np
 
 from clipswap.evaluation.pairs import Pair, write_pairs
+from clipswap.inference.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, VideoReader
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
@@ -45,73 +44,54 @@ def _derangement(count: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _read_frames(video: Path, indices: np.ndarray) -> dict[int, np.ndarray]:
-    """Decode the frames at `indices` (sorted) of `video` in one sequential pass; BGR uint8."""
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise OSError(f"OpenCV cannot open the video {video}")
-    wanted, frames, index = set(int(i) for i in indices), {}, 0
-    try:
-        while index <= max(wanted) and capture.grab():
+    """Decode the frames at `indices` of `video` in one sequential pass (stopping after the last); RGB uint8."""
+    wanted, frames = {int(i) for i in indices}, {}
+    with VideoReader(video) as reader:
+        for index, frame in enumerate(reader):
             if index in wanted:
-                ok, frame = capture.retrieve()
-                if ok:
-                    frames[index] = frame
-            index += 1
-    finally:
-        capture.release()
+                frames[index] = frame.copy()
+            if index >= max(wanted):
+                break
     return frames
 
 
-def _count_frames(video: Path) -> int:
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise OSError(f"OpenCV cannot open the video {video}")
+def count_frames(video: Path) -> int:
+    """The number of frames ffmpeg decodes from `video` (exact, unlike the container's estimate).
+
+    Raises:
+        MediaError: ffmpeg cannot decode the file.
+    """
     try:
-        reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if reported > 0:
-            return reported
-        count = 0
-        while capture.grab():
-            count += 1
-        return count
-    finally:
-        capture.release()
+        frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+    except (OSError, RuntimeError) as error:
+        reason = (str(error).strip().splitlines() or ["ffmpeg failed"])[-1]
+        raise MediaError(f"cannot count the frames of {video} ({reason})") from error
+    return int(frames)
 
 
 def sample_video_frames(video: Path, frames_dir: Path, count: int, rng: np.random.Generator) -> list[Path]:
     """Draw `count` distinct random frames of `video` and write them as PNG under `frames_dir`; returns the paths
-    in frame order."""
-    total = _count_frames(video)
+    in frame order.
+
+    Raises:
+        MediaError: the video cannot be decoded, or has fewer than `count` frames.
+    """
+    total = count_frames(video)
     if total < count:
-        raise ValueError(f"{video} has {total} frames, fewer than the {count} asked for")
+        raise MediaError(f"{video} has {total} frames, fewer than the {count} asked for")
     indices = np.sort(rng.choice(total, size=count, replace=False))
     frames = _read_frames(video, indices)
     if len(frames) < count:
-        # The container overstated its frame count: count by decoding and draw again from the frames that exist.
-        total = _count_decodable(video)
-        if total < count:
-            raise ValueError(f"{video} has {total} decodable frames, fewer than the {count} asked for")
-        indices = np.sort(rng.choice(total, size=count, replace=False))
-        frames = _read_frames(video, indices)
+        raise MediaError(f"{video} gave {len(frames)} of the {count} sampled frames; it is truncated or corrupt")
     frames_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in indices:
         path = frames_dir / f"{int(index):06d}.png"
-        if not cv2.imwrite(str(path), frames[int(index)]):
+        # Real frames, not swaps: plain PNG without the synthetic-content label (cv2 wants BGR).
+        if not cv2.imwrite(str(path), np.ascontiguousarray(frames[int(index)][..., ::-1])):
             raise OSError(f"could not write {path}")
         paths.append(path)
     return paths
-
-
-def _count_decodable(video: Path) -> int:
-    capture = cv2.VideoCapture(str(video))
-    count = 0
-    try:
-        while capture.grab():
-            count += 1
-    finally:
-        capture.release()
-    return count
 
 
 def ffpp_protocol(
@@ -126,7 +106,8 @@ def ffpp_protocol(
     Frames go to `output_dir/frames/<video stem>/<frame index>.png`; returns the pairs file `output_dir/pairs_name`.
 
     Raises:
-        ValueError: fewer than 2 videos, or a video shorter than `frames_per_video`.
+        ValueError: fewer than 2 videos. MediaError: a video that cannot be decoded or is shorter than
+            `frames_per_video`.
     """
     video_dir, output_dir = Path(video_dir), Path(output_dir)
     videos = _files(video_dir, VIDEO_SUFFIXES)
