@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from clipswap.losses.attribute import attribute_loss, make_attribute_extractor
+from clipswap.losses.attribute import AttributeModelError, attribute_loss, make_attribute_extractor
 
 
 def test_attribute_loss_hand_values():
@@ -48,17 +48,6 @@ def test_discriminator_kind():
         make_attribute_extractor("discriminator", model=model)
 
 
-def test_arcface_kind_uses_unit_pixels_at_112():
-    inputs = keras.Input((112, 112, 3))
-    out = keras.layers.AveragePooling2D(56, name="conv2_block3_out")(inputs)
-    model = keras.Model(inputs, out)
-    extractor = make_attribute_extractor("arcface", model=model, layer_names=["conv2_block3_out"])
-    features = extractor(tf.fill([1, 64, 64, 3], -0.5))
-    assert features[0].shape == (1, 2, 2, 3) and np.allclose(features[0].numpy(), 0.25)
-    with pytest.raises(ValueError, match="ArcFace"):
-        make_attribute_extractor("arcface")
-
-
 def test_file_kind_loads_safely(tmp_path):
     inputs = keras.Input((8, 8, 3))
     vector = keras.layers.Dense(5, name="attributes")(keras.layers.Flatten()(inputs))
@@ -75,12 +64,16 @@ def test_file_kind_loads_safely(tmp_path):
     lambda_model = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
     lambda_path = tmp_path / "lambda.keras"
     lambda_model.save(lambda_path)
-    with pytest.raises(ValueError, match="safe mode"):
+    with pytest.raises(AttributeModelError, match="safe mode"):
         make_attribute_extractor("file", path=lambda_path)
-    with pytest.raises(ValueError, match=r"\.keras"):
+    with pytest.raises(AttributeModelError, match=r"\.keras"):
         (tmp_path / "attributes.h5").write_bytes(b"")
         make_attribute_extractor("file", path=tmp_path / "attributes.h5")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(AttributeModelError, match="does not exist"):
         make_attribute_extractor("file", path=tmp_path / "nope.keras")
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip archive")
+    with pytest.raises(AttributeModelError, match="could not load"):
+        make_attribute_extractor("file", path=corrupt)
     with pytest.raises(ValueError, match="unknown attribute kind"):
         make_attribute_extractor("facenet")

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from clipswap.losses.perceptual import (
     FACEDANCER_VGG_WEIGHTS,
-    arcface_stage_features,
+    WeightsDownloadError,
     model_features,
     perceptual_loss,
     tap_layers,
@@ -13,6 +13,7 @@ from clipswap.losses.perceptual import (
     vgg16_features,
 )
 from clipswap.losses.reconstruction import SAME_PAIR_EPS
+from clipswap.models.resnet50 import STAGE_OUTPUTS
 
 
 def test_perceptual_loss_hand_values():
@@ -75,9 +76,9 @@ def _tiny_backbone():
     return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="pool")(b), name="tiny")
 
 
-def test_arcface_stage_extractor_on_tiny_model():
+def test_unit_pixel_stage_extractor_on_tiny_model():
     model = _tiny_backbone()
-    extractor = arcface_stage_features(model, ("conv2_block3_out", "conv3_block4_out"), input_size=16)
+    extractor = model_features(model, ("conv2_block3_out", "conv3_block4_out"), "unit", input_size=16)
     images = tf.random.uniform([2, 24, 24, 3], -1, 1)
     features = extractor.named(images)
     assert list(features) == ["conv2_block3_out", "conv3_block4_out"]
@@ -87,7 +88,16 @@ def test_arcface_stage_extractor_on_tiny_model():
     # the tapped model shares the weights and leaves them trainable (a discriminator must stay trainable)
     assert model.get_layer("conv2_block3_out").trainable
     with pytest.raises(ValueError, match="conv4_block6_out"):
-        arcface_stage_features(model)
+        model_features(model, STAGE_OUTPUTS)
+
+
+def test_vgg16_download_failure_names_the_file(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")  # what get_file raises
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(WeightsDownloadError, match="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"):
+        vgg16_features("imagenet")
 
 
 def test_gradient_flows_through_extractor_to_images():

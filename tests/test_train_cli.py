@@ -104,7 +104,7 @@ def test_missing_shards_are_reported(tmp_path):
     data.mkdir()
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir",
                                        str(tmp_path / "run"), "--no-progress"])
-    assert result.exit_code != 0 and "no *.tfrecord shards" in result.output
+    assert result.exit_code == 1 and "no .tfrecord shards" in result.output
 
 
 def test_root_train_py_forwards_to_the_command():
@@ -135,3 +135,70 @@ def test_effective_config_switches_encoders_to_what_is_given():
     online, notes = effective_config(paper.replace(arcface_path="/x/ArcFace-Res50.h5", clip_preset="/x/clip"))
     assert online.model.identity_encoder == "arcface" and online.model.clip_variant == "clip_vit_base_patch32"
     assert online.weights.contra == 0.3 and notes == []
+
+
+def _tiny_shard_folder(folder: Path, records: int = 2) -> Path:
+    """`records` random 32 px faces (0 gives an empty shard file) in a shard folder."""
+    import cv2  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    import tensorflow as tf  # noqa: PLC0415
+
+    from clipswap.training.shards import FaceRecord, write_shards  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if records == 0:
+        tf.io.TFRecordWriter(str(folder / "shard-00000-of-00001.tfrecord")).close()
+        return folder
+    faces = []
+    for index in range(records):
+        rgb = np.random.default_rng(index).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        png = cv2.imencode(".png", rgb)[1].tobytes()
+        points = np.zeros((5, 2), np.float32)
+        faces.append(FaceRecord(png, index, f"person{index}", f"/x/{index}.jpg", 32, points, points))
+    write_shards(faces, folder, records)
+    return folder
+
+
+def test_empty_shards_are_a_setup_error(tmp_path):
+    data = _tiny_shard_folder(tmp_path / "data", records=0)
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir",
+                                       str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 1 and "hold no records" in result.output, result.output
+
+
+def test_corrupt_config_json_on_resume_is_a_setup_error(tmp_path):
+    data = _tiny_shard_folder(tmp_path / "data")
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    (run / "checkpoints" / "ckpt-5.index").write_bytes(b"")
+    (run / "config.json").write_text('{"model": ')
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir", str(run),
+                                       "--resume", "--no-progress"])
+    assert result.exit_code == 1 and "config.json is not valid JSON" in result.output, result.output
+
+
+def test_attribute_file_is_checked_before_anything_loads(tmp_path):
+    data = _tiny_shard_folder(tmp_path / "data")
+    for name, message in (("missing.keras", "does not exist"), ("model.h5", "must be a Keras 3 .keras file")):
+        result = CliRunner().invoke(main, [
+            "train", "--preset", "tiny", "--data", str(data), "--run-dir", str(tmp_path / name), "--no-progress",
+            "--set", "attribute_network=file", "--set", f"attribute_file={tmp_path / name}",
+        ])
+        assert result.exit_code == 1 and message in result.output and "attribute_file=PATH" in result.output, (
+            result.output
+        )
+
+
+def test_paper_preset_offline_without_vgg_weights_says_what_to_pass(tmp_path, monkeypatch):
+    import keras  # noqa: PLC0415
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")  # what get_file raises
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    data = _tiny_shard_folder(tmp_path / "data")
+    result = CliRunner().invoke(main, ["train", "--preset", "paper", "--steps", "1", "--data", str(data),
+                                       "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "--set vgg_weights=PATH" in result.output and "--set perceptual_network=identity" in result.output

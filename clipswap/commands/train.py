@@ -55,7 +55,8 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--set") from error
     flags = {
-        "steps": steps, "batch_size": batch_size, "seed": seed, "arcface_path": arcface_path,
+        "steps": steps, "batch_size": batch_size, "seed": seed,
+        "arcface_path": str(Path(arcface_path).resolve()) if arcface_path else None,
         "clip_preset": clip_preset, "precision": precision, "checkpoint_every": checkpoint_every,
         "xla": True if xla else None,
     }
@@ -63,8 +64,6 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     if clashes:
         raise click.ClickException(f"{clashes} given both as a flag and with --set; give each value once")
     overrides.update({key: value for key, value in flags.items() if value is not None})
-    if arcface_path:
-        overrides["arcface_path"] = str(Path(arcface_path).resolve())
 
     try:
         config = resolve_config(preset, yaml_path, overrides)
@@ -108,9 +107,8 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     try:
         strategy = make_strategy(cpu_replicas)
         result = run_training(config, data_dir, run_dir, resume=resume, strategy=strategy, progress=not no_progress)
-    except NonFiniteLossError as error:
-        raise click.ClickException(str(error)) from error
-    except (TrainingSetupError, CheckpointRestoreError, CheckpointError, OutputError, FileNotFoundError) as error:
+    except (NonFiniteLossError, TrainingSetupError, CheckpointRestoreError, CheckpointError, OutputError,
+            FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"trained steps {result.start_step} -> {result.final_step} in {result.run_dir}")
     for step, value in result.heldout:

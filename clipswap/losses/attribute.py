@@ -1,8 +1,8 @@
 """Attribute-preservation loss (ClipSwap paper eq. 9) and its pluggable attribute network A.
 
 L_att = sum_{l=1..N} ||A_l(X_tgt) - A_l(X_swap)||^2. The paper's A (a FaceNet model plus an MXNet face-attribute
-classifier) has no Keras version, so A is chosen by the user (issue 4):
-  "arcface"        multi-level ArcFace backbone features (default; REFERENCE.md section 3 model, stage outputs),
+classifier) has no Keras version, so A is chosen by the user (issue 4). The identity encoder's stages (the default
+A) are read from the trainer's identity pass (clipswap.training.trainer.FeatureSource); this module builds the others:
   "discriminator"  features of the discriminator (or any functional keras.Model) at given layers,
   "file"           a Keras model file (.keras) that maps a face to an attribute vector (or several outputs).
 """
@@ -10,6 +10,7 @@ classifier) has no Keras version, so A is chosen by the user (issue 4):
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -17,19 +18,16 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
-from clipswap.losses.perceptual import (
-    ARCFACE_INPUT_SIZE,
-    ARCFACE_STAGES,
-    FeatureExtractor,
-    PixelTransform,
-    arcface_stage_features,
-    model_features,
-)
+from clipswap.losses.perceptual import FeatureExtractor, PixelTransform, model_features
 
 logger = logging.getLogger(__name__)
 
-AttributeKind = Literal["arcface", "discriminator", "file"]
-ATTRIBUTE_KINDS: tuple[str, ...] = ("arcface", "discriminator", "file")
+AttributeKind = Literal["discriminator", "file"]
+ATTRIBUTE_KINDS: tuple[str, ...] = ("discriminator", "file")
+
+
+class AttributeModelError(ValueError):
+    """The user's attribute model file is missing, of the wrong format, or does not load (the message says which)."""
 
 
 def attribute_loss(
@@ -64,29 +62,41 @@ def attribute_loss(
     return tf.reduce_mean(per_sample)
 
 
-def load_attribute_model(path: str | Path) -> keras.Model:
-    """Load a user's attribute model from a .keras file, in safe mode (no code from the file is ever run)."""
+def check_attribute_file(path: str | Path) -> Path:
+    """The attribute model path if it names an existing .keras file, else AttributeModelError (cheap: call early)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"attribute model file {path} does not exist")
     if path.suffix != ".keras":
-        raise ValueError(
+        raise AttributeModelError(
             f"attribute model {path} must be a Keras 3 .keras file (model.save('attributes.keras')); other formats "
             "are refused because they cannot be loaded without running code from the file"
         )
+    if not path.is_file():
+        raise AttributeModelError(f"attribute model file {path} does not exist")
+    return path
+
+
+def load_attribute_model(path: str | Path) -> keras.Model:
+    """Load a user's attribute model from a .keras file, in safe mode (no code from the file is ever run).
+
+    Raises:
+        AttributeModelError: the file is missing, not .keras, or does not load (corrupt archive, Lambda layers,
+            custom objects).
+    """
+    path = check_attribute_file(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except ValueError as error:
-        raise ValueError(
-            f"could not load attribute model {path} in safe mode ({error}). Models with Lambda layers or custom "
-            "objects are refused: rebuild it from built-in layers."
+    # Keras reports a bad archive or config as ValueError, TypeError, KeyError, OSError or zipfile.BadZipFile.
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+        raise AttributeModelError(
+            f"could not load attribute model {path} in safe mode ({type(error).__name__}: {error}). It must be a "
+            "Keras 3 .keras file built from built-in layers (Lambda layers and custom objects are refused)."
         ) from error
     model.trainable = False
     return model
 
 
 def make_attribute_extractor(
-    kind: AttributeKind = "arcface",
+    kind: AttributeKind,
     *,
     model: keras.Model | None = None,
     layer_names: Sequence[str] | None = None,
@@ -97,24 +107,16 @@ def make_attribute_extractor(
     """Build the attribute network A: images [B, H, W, 3] RGB in [-1, 1] -> list of N feature tensors [B, ...].
 
     Args:
-        kind: "arcface", "discriminator" or "file" (see the module docstring).
-        model: the ArcFace model ("arcface") or the discriminator ("discriminator"); unused for "file".
-        layer_names: layers to read. "arcface": default the four ResNet stage outputs; "discriminator": required;
-            "file": ignored (the file's outputs are the attributes).
+        kind: "discriminator" or "file" (see the module docstring).
+        model: the discriminator ("discriminator"); unused for "file".
+        layer_names: layers to read. "discriminator": required; "file": ignored (the file's outputs are the
+            attributes).
         path: the .keras file ("file" only).
         pixel_transform: how [-1, 1] images are converted for the network (perceptual.to_network_pixels).
-            Defaults: "unit" for ArcFace, "none" for the discriminator (it sees [-1, 1] images), "unit" for a file.
-        input_size: square side to resize to. Defaults: 112 for ArcFace, none for the discriminator, the file
-            model's input side when it is static and square.
+            Defaults: "none" for the discriminator (it sees [-1, 1] images), "unit" for a file.
+        input_size: square side to resize to. Defaults: none for the discriminator, the file model's input side
+            when it is static and square.
     """
-    if kind == "arcface":
-        if model is None:
-            raise ValueError("attribute kind 'arcface' needs the ArcFace keras.Model (model=...)")
-        if pixel_transform not in (None, "unit"):
-            raise ValueError("the ArcFace attribute network takes [0, 1] images; leave pixel_transform unset")
-        return arcface_stage_features(
-            model, tuple(layer_names or ARCFACE_STAGES), input_size=input_size or ARCFACE_INPUT_SIZE
-        )
     if kind == "discriminator":
         if model is None or not layer_names:
             raise ValueError("attribute kind 'discriminator' needs the discriminator model and layer_names to read")

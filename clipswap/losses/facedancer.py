@@ -46,7 +46,7 @@ def ifsr_loss(
 
     Args:
         feats_target: layer name -> [B, h, w, c] ArcFace backbone features of the targets ((x + 1) / 2 at 112,
-            i.e. `arcface_stage_features(arcface, IFSR_LAYERS).named(target)`).
+            as SwapTrainer.identity reads them at IFSR_LAYERS).
         feats_swap: the same for the swaps (gradient flows here).
         margins: layer name -> margin; the loss runs over these layers (every one must be in both feature dicts).
         margin_scale: 1.2 in FaceDancer.

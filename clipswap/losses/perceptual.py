@@ -1,7 +1,8 @@
 """Perceptual loss (ClipSwap paper eq. 8) and the frozen feature networks it (and the attribute loss) reads.
 
 L_p = sum_l w_l * mean |P_l(X_tgt) - P_l(X_swap)|, on same-identity pairs only (like eq. 7). The paper leaves P open;
-the issue makes it selectable: ImageNet VGG16 pool outputs (FaceDancer's choice) or ArcFace backbone stages.
+the issue makes it selectable: ImageNet VGG16 pool outputs (FaceDancer's choice) or identity-encoder stages (the
+trainer reads those from its identity pass, clipswap.training.trainer.FeatureSource).
 
 Feature extractors take generator-space images, [B, H, W, 3] RGB in [-1, 1], and do their own pixel conversion and
 resizing, so a loss never has to know what a feature network expects.
@@ -26,9 +27,10 @@ logger = logging.getLogger(__name__)
 VGG16_POOLS: tuple[str, ...] = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
 # FaceDancer scales both VGG feature maps by 0.85 before the L1, i.e. every block is weighted 0.85.
 FACEDANCER_VGG_WEIGHTS: tuple[float, ...] = (0.85,) * len(VGG16_POOLS)
-# Last residual block of each ResNet50 stage (Keras applications names, which our ArcFace-R50 keeps).
-ARCFACE_STAGES: tuple[str, ...] = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
-ARCFACE_INPUT_SIZE = 112
+# The no-top ImageNet VGG16 file Keras applications downloads (its URL and MD5, keras/src/applications/vgg16.py).
+VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+_VGG16_NOTOP_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{VGG16_NOTOP_FILE}"
+_VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
 # ImageNet channel means in BGR order on a [0, 255] scale: Keras applications' "caffe" preprocessing for VGG16.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
@@ -118,21 +120,25 @@ def model_features(
     return FeatureExtractor(tap_layers(model, layer_names), tuple(layer_names), pixel_transform, input_size)
 
 
-def arcface_stage_features(
-    arcface: keras.Model, layer_names: Sequence[str] = ARCFACE_STAGES, input_size: int = ARCFACE_INPUT_SIZE
-) -> FeatureExtractor:
-    """ArcFace backbone stages as perceptual/attribute features.
+class WeightsDownloadError(RuntimeError):
+    """Pretrained weights of a feature network could not be downloaded (the message names the file to give)."""
 
-    Images are converted as FaceDancer does for its IFSR loss: (x + 1) / 2, bilinear resize to 112.
-    Stage shapes at 112: [B, 28, 28, 256], [B, 14, 14, 512], [B, 7, 7, 1024], [B, 4, 4, 2048].
 
-    Args:
-        arcface: the ArcFace keras.Model (input [B, 112, 112, 3] RGB in [0, 1]) or any functional model with the
-            named layers.
-        layer_names: layers to tap; default the four stage outputs.
-        input_size: side fed to the network.
+def download_vgg16_weights() -> str:
+    """Path of the cached no-top ImageNet VGG16 file, downloading it (once, into ~/.keras/models) when absent.
+
+    Raises:
+        WeightsDownloadError: the download failed (offline, proxy, checksum).
     """
-    return model_features(arcface, layer_names, pixel_transform="unit", input_size=input_size)
+    try:
+        return keras.utils.get_file(
+            VGG16_NOTOP_FILE, _VGG16_NOTOP_URL, cache_subdir="models", file_hash=_VGG16_NOTOP_MD5
+        )
+    except Exception as error:  # get_file re-raises HTTP/URL errors as a bare Exception: guard only this call.
+        raise WeightsDownloadError(
+            f"could not download the ImageNet VGG16 weights {VGG16_NOTOP_FILE} ({error}); download it elsewhere and "
+            "pass its path"
+        ) from error
 
 
 def vgg16_features(
@@ -153,23 +159,17 @@ def vgg16_features(
     Returns:
         FeatureExtractor taking [B, H, W, 3] RGB in [-1, 1] with H, W >= 32.
     """
-    if weights not in ("imagenet", None):
+    if weights == "imagenet":
+        weights = download_vgg16_weights()
+    elif weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise FileNotFoundError(
-                f"VGG16 weights file {path} does not exist; give the no-top ImageNet file "
-                "(vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5) or 'imagenet' to download it"
+                f"VGG16 weights file {path} does not exist; give the no-top ImageNet file ({VGG16_NOTOP_FILE}) or "
+                "'imagenet' to download it"
             )
         weights = str(path)
-    try:
-        vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(None, None, 3))
-    except Exception as error:  # Keras raises a bare Exception when the download fails.
-        if weights != "imagenet":
-            raise
-        raise RuntimeError(
-            "could not download the ImageNet VGG16 weights (offline?); pass the path of "
-            "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 instead"
-        ) from error
+    vgg = keras.applications.VGG16(include_top=False, weights=weights, input_shape=(None, None, 3))
     vgg.trainable = False
     logger.info("VGG16 perceptual network: weights=%s, vgg_preprocessing=%s", weights, vgg_preprocessing)
     return FeatureExtractor(

@@ -177,7 +177,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
         "landmarks": [5][2] crop pixels}. Skipped: {"status": "skipped", "reason": one of SKIP_REASONS, "detail"}.
         The caller adds "identity", "stamp" and "aligned".
     """
-    from clipswap.face.align import align_face  # noqa: PLC0415
+    from clipswap.face.align import align_face, transform_points  # noqa: PLC0415
     from clipswap.face.detection import sort_by_area  # noqa: PLC0415
 
     image = _read_rgb(source)
@@ -191,8 +191,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
         return {"status": "skipped", "reason": "no_face", "detail": f"no face above score {settings.det_threshold}"}
     face = sort_by_area(detections)[0]
     crop, matrix = align_face(image, face.landmarks, settings.size)
-    points = np.asarray(face.landmarks, dtype=np.float64)
-    in_crop = points @ matrix[:, :2].T + matrix[:, 2]
+    in_crop = transform_points(matrix, face.landmarks)
     params = [int(cv2.IMWRITE_JPEG_QUALITY), JPEG_QUALITY] if settings.image_format == "jpg" else []
     ok, encoded = cv2.imencode(IMAGE_FORMATS[settings.image_format], cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), params)
     if not ok:
@@ -203,7 +202,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
         "status": "kept",
         "score": round(float(face.score), 5),
         "box": [round(float(v), 3) for v in face.box],
-        "landmarks_original": np.round(points, 3).tolist(),
+        "landmarks_original": np.round(np.asarray(face.landmarks, np.float64), 3).tolist(),
         "landmarks": np.round(in_crop, 3).tolist(),
     }
 
@@ -237,7 +236,14 @@ def _load_manifest(output: Path, settings: AlignSettings) -> dict[str, dict]:
     key = settings.result_key()
     manifest = output / MANIFEST
     if manifest.is_file():
-        data = json.loads(manifest.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise AlignError(
+                f"{manifest} is not valid JSON ({error}); delete it to align again, or use another --output"
+            ) from error
+        if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+            raise AlignError(f"{manifest} is not an align manifest; delete it to align again, or use another --output")
         _check_settings(data.get("settings"), key, manifest)
         entries.update(data.get("files", {}))
     journal = output / JOURNAL
@@ -250,6 +256,11 @@ def _load_manifest(output: Path, settings: AlignSettings) -> dict[str, dict]:
                     # The run was killed mid-line; that file is simply processed again.
                     log.warning("ignoring a truncated line %d of %s", number + 1, journal)
                     continue
+                if not isinstance(item, dict) or (number > 0 and not {"file", "entry"} <= item.keys()):
+                    raise AlignError(
+                        f"line {number + 1} of {journal} is not a journal entry ({line.strip()[:80]!r}); delete the "
+                        "journal to align those files again, or use another --output"
+                    )
                 if number == 0:
                     _check_settings(item.get("settings"), key, journal)
                 else:

@@ -7,7 +7,7 @@ global step (which is also the RNG state, see trainer.py), the CLIP mean EMA, an
 Atomicity: TensorFlow writes a checkpoint's data and index files under temporary names and renames them when
 complete, and tf.train.CheckpointManager rewrites its `checkpoint` index file (the pointer to the latest checkpoint)
 atomically only after that; a run killed at any moment therefore leaves the pointer on the last complete checkpoint,
-which is what `restore_latest` reads.
+which is what `restore` reads.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from clipswap.training.shards import count_records, iterate_records, list_shards, parse_features
+from clipswap.training.shards import ShardError, count_records, iterate_records, list_shards, parse_features
 
 __all__ = ["count_records", "decode_image", "make_eval_batch", "make_train_dataset"]
 
@@ -197,6 +197,8 @@ def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> d
         pool.append((record.image, record.label))
         if len(pool) >= limit:
             break
+    if not pool:
+        raise ShardError(f"the shards {shards} hold no records: the evaluation batch needs at least one face")
     rng = np.random.default_rng(seed)
     target_index = rng.choice(len(pool), size=n, replace=n > len(pool))
     used = set(target_index.tolist())

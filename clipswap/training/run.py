@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
-from clipswap.config import IDENTITY_ENCODERS
-from clipswap.config import LossWeights
+from clipswap.config import IDENTITY_ENCODERS, LossWeights
+from clipswap.models.resnet50 import STAGE_OUTPUTS
 from clipswap.training.callbacks import (
     Callback,
     HeldoutIdentity,
@@ -48,8 +48,6 @@ from clipswap.training.trainer import (
 logger = logging.getLogger(__name__)
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-#: Layers of the identity encoder that the "identity" perceptual/attribute networks read.
-ARCFACE_FEATURE_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
 
 
 class TrainingSetupError(ValueError):
@@ -129,23 +127,27 @@ def set_precision(precision: str) -> None:
 
 
 def load_identity_encoder(config: TrainConfig) -> keras.Model:
-    if config.model.identity_encoder == "arcface":
-        if not config.arcface_path:
-            raise TrainingSetupError("the arcface identity encoder needs --arcface PATH (ArcFace-Res50.h5)")
-        from clipswap.checkpoints.arcface_h5 import load_arcface_h5  # noqa: PLC0415
+    """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.inference.identity import load_identity_encoder as load_named  # noqa: PLC0415
 
-        return load_arcface_h5(config.arcface_path)
-    from clipswap.models.sface import load_sface  # noqa: PLC0415
-
-    return load_sface()
+    try:
+        return load_named(config.model.identity_encoder, config.arcface_path).model
+    except CheckpointError as error:
+        raise TrainingSetupError(f"identity encoder: {error}") from error
 
 
 def load_clip(config: TrainConfig) -> keras.Model | None:
+    """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
     if config.model.clip_variant is None:
         return None
-    from clipswap.models.clip_encoder import load_clip_image_encoder  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.inference.identity import load_clip_embedder  # noqa: PLC0415
 
-    return load_clip_image_encoder(config.clip_preset, config.model.clip_variant, input_size=config.model.image_size)
+    try:
+        return load_clip_embedder(config.model.clip_variant, config.clip_preset, config.model.image_size).model
+    except CheckpointError as error:
+        raise TrainingSetupError(f"CLIP: {error}") from error
 
 
 def build_trainer(
@@ -165,7 +167,7 @@ def build_trainer(
         )
     generator = Generator(model)
     discriminator = Discriminator(model.image_size, model.base_filters)
-    stage_layers = ARCFACE_FEATURE_LAYERS if model.identity_encoder == "arcface" else SFACE_STAGES
+    stage_layers = STAGE_OUTPUTS if model.identity_encoder == "arcface" else SFACE_STAGES
     weights = config.weights
     ifsr_layers: tuple[str, ...] = ()
     if weights.ifsr:
@@ -174,21 +176,33 @@ def build_trainer(
         ifsr_layers = IFSR_LAYERS
 
     def source_for(kind: str) -> FeatureSource:
+        from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor  # noqa: PLC0415
+        from clipswap.losses.perceptual import (  # noqa: PLC0415
+            FACEDANCER_VGG_WEIGHTS,
+            VGG16_NOTOP_FILE,
+            WeightsDownloadError,
+            vgg16_features,
+        )
+
         if kind == "identity":
             return FeatureSource(identity_layers=stage_layers)
         if kind == "discriminator":
             names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
-            from clipswap.losses.perceptual import model_features  # noqa: PLC0415
-
-            return FeatureSource(extractor=model_features(discriminator, names))
+            return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
+                                                                    layer_names=names))
         if kind == "file":
-            from clipswap.losses.attribute import make_attribute_extractor  # noqa: PLC0415
-
-            return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
+            try:
+                return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
+            except AttributeModelError as error:
+                raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
         # vgg16 (perceptual only)
-        from clipswap.losses.perceptual import FACEDANCER_VGG_WEIGHTS, vgg16_features  # noqa: PLC0415
-
-        extractor = perceptual_extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
+        try:
+            extractor = perceptual_extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
+        except (WeightsDownloadError, FileNotFoundError) as error:
+            raise TrainingSetupError(
+                f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH (Keras' VGG16 "
+                f"no-top file {VGG16_NOTOP_FILE}) or use another network with --set perceptual_network=identity"
+            ) from error
         layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
         return FeatureSource(extractor=extractor, layer_weights=layer_weights)
 
@@ -220,13 +234,13 @@ def build_trainer(
 
 
 def find_shards(data_dir: str | Path) -> list[Path]:
-    data_dir = Path(data_dir)
-    shards = sorted(data_dir.glob("*.tfrecord")) or sorted(data_dir.glob("shards/*.tfrecord"))
-    if not shards:
-        raise TrainingSetupError(
-            f"no *.tfrecord shards in {data_dir} (or {data_dir}/shards); make them with `clipswap align`"
-        )
-    return shards
+    """The shard files of `data_dir` (shards.list_shards), a TrainingSetupError when there are none."""
+    from clipswap.training.shards import ShardError, list_shards  # noqa: PLC0415
+
+    try:
+        return [Path(path) for path in list_shards(data_dir)]
+    except ShardError as error:
+        raise TrainingSetupError(str(error)) from error
 
 
 def split_heldout(shards: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -254,7 +268,14 @@ def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     saved_path = run_dir / "config.json"
     if not saved_path.is_file():
         return
-    saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    try:
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise TrainingSetupError(
+            f"--resume: {saved_path} is not valid JSON ({error}); restore it or start a new --run-dir"
+        ) from error
+    if not isinstance(saved, dict):
+        raise TrainingSetupError(f"--resume: {saved_path} does not hold a configuration object")
     current = config.to_dict()
     # What shapes the state must match; the schedule (steps, intervals) may change on resume.
     for key in ("model", "weights", "precision", "perceptual_network", "attribute_network", "batch_size"):
@@ -294,6 +315,14 @@ def run_training(
         raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
     if resume:
         _check_resume_config(run_dir, config)
+    if config.weights.att and config.attribute_network == "file":
+        # Before the data and the models are loaded: a wrong path should not cost minutes first.
+        from clipswap.losses.attribute import AttributeModelError, check_attribute_file  # noqa: PLC0415
+
+        try:
+            check_attribute_file(config.attribute_file)
+        except AttributeModelError as error:
+            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
 
     set_precision(config.precision)
     strategy = strategy or make_strategy()
@@ -313,9 +342,14 @@ def run_training(
                     shuffle_buffer=config.shuffle_buffer, repeat=True,
                 )
         if eval_batch is None:
-            eval_batch = make_eval_batch(
-                [str(s) for s in eval_shards], config.eval_batch_size, config.model.image_size, config.seed + 1
-            )
+            from clipswap.training.shards import ShardError  # noqa: PLC0415
+
+            try:
+                eval_batch = make_eval_batch(
+                    [str(s) for s in eval_shards], config.eval_batch_size, config.model.image_size, config.seed + 1
+                )
+            except ShardError as error:
+                raise TrainingSetupError(f"{error}; make shards with faces with `clipswap align`") from error
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
 
     with strategy.scope():
