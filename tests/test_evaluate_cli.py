@@ -138,3 +138,26 @@ def test_allowed_training_identity_model_is_named_in_the_report(tmp_path, sface_
     assert metrics["identity_model"].startswith("sface")
     assert "--allow-training-identity-model" in metrics["identity_model_note"]
     assert "WARNING: same family as the generator's training encoder sface" in result.output
+
+
+def test_input_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monkeypatch):
+    images = tmp_path / "one_person"
+    images.mkdir()
+    (images / "a.png").write_bytes(b"never read")  # one image directly in the folder: a single identity
+    result = run("evaluate", "--protocol", "sample", "--input", str(images), "--count", "4",
+                 "--output-dir", str(tmp_path / "out"), "--no-progress", "--identity-model", "sface")
+    assert result.exit_code == 1 and "at least 2 identities" in result.output
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("s.jpg t.jpg\n")
+    result = run("evaluate", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "--no-progress",
+                 "--identity-model", "sface")
+    assert result.exit_code == 1 and "no output image" in result.output
+
+    from clipswap.evaluation import runner  # noqa: PLC0415
+
+    def broken(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr(runner, "run_evaluation", broken)
+    with pytest.raises(ValueError, match="an internal bug"):
+        run("evaluate", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "--identity-model", "sface")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from clipswap.inference.options import DETECTORS
+
 
 @click.command("evaluate")
 @click.option("--pairs", "pairs_file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -23,7 +25,7 @@ import click
 @click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
-@click.option("--detector", type=click.Choice(["auto", "retinaface", "yunet"]), default="auto",
+@click.option("--detector", type=click.Choice(DETECTORS), default="auto",
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
@@ -40,10 +42,16 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.evaluation.fid import FidWeightsError  # noqa: PLC0415
-    from clipswap.evaluation.identity_models import choose_identity_model, load_identity_model  # noqa: PLC0415
+    from clipswap.evaluation.identity_models import (  # noqa: PLC0415
+        IdentityModelChoiceError,
+        UnknownIdentityModelError,
+        choose_identity_model,
+        load_identity_model,
+    )
     from clipswap.evaluation.pairs import PairsFileError  # noqa: PLC0415
-    from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol  # noqa: PLC0415
-    from clipswap.evaluation.runner import run_evaluation  # noqa: PLC0415
+    from clipswap.evaluation.protocols import ProtocolError, ffpp_protocol, sample_protocol  # noqa: PLC0415
+    from clipswap.evaluation.runner import EvaluationInputError, run_evaluation  # noqa: PLC0415
+    from clipswap.inference.media import MediaError  # noqa: PLC0415
 
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
@@ -76,7 +84,11 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
             pairs_file, output, identity_model=identity, fid_weights=fid_weights, swap_fn=swapper,
             progress=not no_progress, cost=cost, protocol=description, run_name=run_name, identity_note=choice.note,
         )
-    except (FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, ValueError) as error:
+    except (
+        FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, IdentityModelChoiceError,
+        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError,
+    ) as error:
+        # Only the errors that describe the user's inputs; anything else is a bug and keeps its traceback.
         raise click.ClickException(str(error)) from error
     click.echo((output / "metrics.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")

@@ -124,6 +124,10 @@ class ArcFaceH5Model:
         return _unit_vector(self._encoder.embed(crop[None])[0])
 
 
+class UnknownIdentityModelError(ValueError):
+    """An identity-model spec that is neither a registry name nor an existing file."""
+
+
 #: name -> constructor of the built-in identity models.
 IDENTITY_MODELS: dict[str, Callable[[], IdentityModel]] = {"sface": SFaceModel, "dlib": DlibResNetModel}
 
@@ -133,7 +137,7 @@ def load_identity_model(spec: str | IdentityModel) -> IdentityModel:
     that already has `name` and `embed`.
 
     Raises:
-        ValueError: `spec` is neither a known name nor an existing file.
+        UnknownIdentityModelError: `spec` is neither a known name nor an existing file.
     """
     if not isinstance(spec, str):
         return spec
@@ -142,7 +146,7 @@ def load_identity_model(spec: str | IdentityModel) -> IdentityModel:
     path = Path(spec).expanduser()
     if path.is_file():
         return ArcFaceH5Model(path)
-    raise ValueError(
+    raise UnknownIdentityModelError(
         f"unknown identity model {spec!r}: use one of {sorted(IDENTITY_MODELS)} or the path of an existing "
         "ArcFace/CosFace .h5 file"
     )

@@ -29,6 +29,10 @@ from clipswap.inference.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError,
 log = logging.getLogger(__name__)
 
 
+class ProtocolError(ValueError):
+    """The input folder cannot give the protocol's pairs (too few videos, images or identities; a bad count)."""
+
+
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
@@ -106,13 +110,13 @@ def ffpp_protocol(
     Frames go to `output_dir/frames/<video stem>/<frame index>.png`; returns the pairs file `output_dir/pairs_name`.
 
     Raises:
-        ValueError: fewer than 2 videos. MediaError: a video that cannot be decoded or is shorter than
+        ProtocolError: fewer than 2 videos. MediaError: a video that cannot be decoded or is shorter than
             `frames_per_video`.
     """
     video_dir, output_dir = Path(video_dir), Path(output_dir)
     videos = _files(video_dir, VIDEO_SUFFIXES)
     if len(videos) < 2:
-        raise ValueError(f"the ffpp protocol needs at least 2 videos in {video_dir}, found {len(videos)}")
+        raise ProtocolError(f"the ffpp protocol needs at least 2 videos in {video_dir}, found {len(videos)}")
     stems = [v.relative_to(video_dir).with_suffix("").as_posix().replace("/", "__") for v in videos]
     rng = np.random.default_rng(seed)
     frames = [
@@ -146,11 +150,11 @@ def sample_pairs(image_dir: str | Path, count: int, seed: int = 0) -> list[Pair]
     image_dir = Path(image_dir)
     images = _files(image_dir, IMAGE_SUFFIXES)
     if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
+        raise ProtocolError(f"count must be at least 1, got {count}")
     labels = image_labels(image_dir, images)
     identities = labels if labels is not None else [str(i) for i in range(len(images))]
     if len(set(identities)) < 2:
-        raise ValueError(f"the sample protocol needs images of at least 2 identities under {image_dir}")
+        raise ProtocolError(f"the sample protocol needs images of at least 2 identities under {image_dir}")
     rng = np.random.default_rng(seed)
     identity_array = np.array(identities)
     targets = rng.choice(len(images), size=count, replace=count > len(images))

@@ -56,6 +56,10 @@ CostSpec = Mapping[str, Any] | Callable[[], Any] | Any
 FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --fid-weights)"
 
 
+class EvaluationInputError(ValueError):
+    """The pairs cannot be evaluated as given: none at all, or outputs missing and no model to produce them."""
+
+
 #: Face score needed to evaluate a face (a little stricter than detection for swapping).
 EVAL_SCORE_THRESHOLD = 0.6
 
@@ -261,7 +265,7 @@ def produce_swaps(
     if not missing:
         return pairs, [], Counter()
     if swapper is None:
-        raise ValueError(
+        raise EvaluationInputError(
             f"{len(missing)} pairs have no output image (first: line for source {pairs[missing[0]].source}); "
             "give the outputs in the pairs file or a model to produce them"
         )
@@ -425,7 +429,7 @@ def run_evaluation(
         pairs = read_pairs(pairs)
     pairs = list(pairs)
     if not pairs:
-        raise ValueError("no pairs to evaluate")
+        raise EvaluationInputError("no pairs to evaluate")
 
     # Everything that can fail on the user's files or installation is loaded before the long per-pair work.
     model = load_identity_model(identity_model)
