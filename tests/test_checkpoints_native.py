@@ -84,3 +84,15 @@ def test_malformed_manifest_is_refused(tmp_path, edit, message):
     manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
     with pytest.raises(CheckpointError, match=message):
         load_generator(path)
+
+
+@pytest.mark.parametrize("change", [{"mapping_width": 64}, {"base_filters": 16}, {"mapping_depth": 3}])
+def test_manifest_describing_another_architecture_is_refused(tmp_path, change):
+    path = tmp_path / "g.keras"
+    init_generator(TINY, path)
+    manifest_file = path.with_suffix(".json")
+    manifest = json.loads(manifest_file.read_text())
+    manifest["model"].update(change)
+    manifest_file.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="do not fit the architecture"):
+        load_generator(path)

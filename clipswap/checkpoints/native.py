@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,9 +147,16 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
         )
     model = Generator(config)
     try:
-        model.load_weights(weights)
-    except (ValueError, OSError, KeyError) as error:
-        raise CheckpointError(f"cannot read the weights of {weights}: {error}") from error
+        # Keras only warns when a saved layer has no counterpart and leaves it randomly initialised; a checkpoint
+        # must fill every variable, so those warnings are errors here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            model.load_weights(weights)
+    except (ValueError, OSError, KeyError, UserWarning) as error:
+        raise CheckpointError(
+            f"the weights in {weights} do not fit the architecture its manifest describes ({error}); re-export the "
+            "checkpoint."
+        ) from error
     return GeneratorCheckpoint(model, config, str(weights), int(manifest.get("step", 0)), "clipswap")
 
 
