@@ -156,6 +156,21 @@ def test_resume_after_an_interrupted_run(aligned, tmp_path):
     assert not (copy / JOURNAL).exists()
 
 
+def test_resume_from_a_corrupt_manifest_or_journal_is_refused(aligned, tmp_path):
+    source, out, _ = aligned
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "align_manifest.json").read_text())
+    (copy / "align_manifest.json").write_text('{"settings": ')
+    with pytest.raises(AlignError, match="not valid JSON"):
+        align_dataset(source, copy, size=SIZE, progress=False, seed=3)
+    (copy / "align_manifest.json").unlink()
+    lines = [json.dumps({"settings": manifest["settings"]}), json.dumps({"name": "a.jpg"})]
+    (copy / JOURNAL).write_text("\n".join(lines) + "\n")
+    with pytest.raises(AlignError, match="line 2 of .* is not a journal entry"):
+        align_dataset(source, copy, size=SIZE, progress=False, seed=3)
+
+
 def test_resume_with_other_settings_is_refused(aligned, tmp_path):
     source, out, _ = aligned
     copy = tmp_path / "out"
