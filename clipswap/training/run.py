@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,8 +326,38 @@ def run_training(
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
 
+    if config.xla and config.model.clip_variant is not None:
+        # CLIP's preprocessing resizes bicubically; TensorFlow registers no XLA kernel for ResizeBicubic (measured:
+        # "Detected unsupported operations ... XLA_CPU_JIT: ResizeBicubic"), so the compiled step cannot be built.
+        raise TrainingSetupError(
+            "--xla cannot compile a step with CLIP (its bicubic resize, ResizeBicubic, has no XLA kernel): "
+            "drop --xla or --clip-preset"
+        )
     set_precision(config.precision)
     strategy = strategy or make_strategy()
+    if not is_chief(strategy):
+        # A non-chief worker takes every step (and every save: they are collective) but must not write the run
+        # folder the chief writes (the same path on a shared or local disk): its copy goes to a private folder
+        # that is removed at the end. It resumes from the chief's checkpoints.
+        worker_dir = Path(tempfile.mkdtemp(prefix=f"clipswap-worker{strategy.cluster_resolver.task_id}-"))
+        try:
+            return _run_loop(config, data_dir, run_dir, worker_dir, resume, strategy, progress, dataset_fn,
+                             eval_batch)
+        finally:
+            shutil.rmtree(worker_dir, ignore_errors=True)
+    return _run_loop(config, data_dir, run_dir, run_dir, resume, strategy, progress, dataset_fn, eval_batch)
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """False only on a non-chief worker of a multi-worker strategy (TF_CONFIG's task other than worker 0/chief)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def _run_loop(
+    config: TrainConfig, data_dir: str | Path, run_dir: Path, out_dir: Path, resume: bool,
+    strategy: tf.distribute.Strategy, progress: bool, dataset_fn, eval_batch,
+) -> RunResult:
+    """run_training after the checks: `run_dir` holds the checkpoints to resume from, `out_dir` gets the writing."""
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
@@ -358,7 +390,7 @@ def run_training(
         trainer = build_trainer(config, identity_model, clip_model)
         trainer.make_train_function()
 
-    write_text_atomic(run_dir / "config.json", config.to_json())
+    write_text_atomic(out_dir / "config.json", config.to_json())
     start_seed = config.seed
     dataset = dataset_fn(start_seed)
     if replicas > 1:
@@ -370,22 +402,23 @@ def run_training(
         # tf.distribute's DistributedIterator cannot be checkpointed: a distributed resume reseeds the data instead.
         logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
         save_data = False
-    checkpoints = TrainingCheckpoints(checkpoint_dir, trainer, config.keep_checkpoints, iterator if save_data else None)
+    checkpoints = TrainingCheckpoints(out_dir / "checkpoints", trainer, config.keep_checkpoints,
+                                      iterator if save_data else None)
     start_step = 0
     if resume:
-        start_step = checkpoints.restore()
+        start_step = checkpoints.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
         if not save_data:
             # Without the saved iterator the stream restarts; reseed so the resumed run does not replay the start.
             dataset = dataset_fn(start_seed + start_step)
             iterator = iter(strategy.experimental_distribute_dataset(dataset) if replicas > 1 else dataset)
         logger.info("resuming at step %d of %d", start_step, config.steps)
 
-    writer = tf.summary.create_file_writer(str(run_dir / "logs"))
-    heldout = HeldoutIdentity(trainer, eval_batch, config.eval_every, writer, run_dir / "heldout.jsonl")
-    grids = ImageGridWriter(trainer, eval_batch, config.image_every, writer, run_dir / "images")
+    writer = tf.summary.create_file_writer(str(out_dir / "logs"))
+    heldout = HeldoutIdentity(trainer, eval_batch, config.eval_every, writer, out_dir / "heldout.jsonl")
+    grids = ImageGridWriter(trainer, eval_batch, config.image_every, writer, out_dir / "images")
     callbacks: list[Callback] = [
         NonFiniteGuard(lambda: checkpoints.latest),
-        ScalarLogger(writer, config.log_every, run_dir / "metrics.jsonl"),
+        ScalarLogger(writer, config.log_every, out_dir / "metrics.jsonl"),
         heldout,
         grids,
         ProgressBar(config.steps, start_step, disable=not progress),
@@ -401,7 +434,8 @@ def run_training(
             started = time.perf_counter()
             trainer.reset_metrics()
             outputs = trainer.train_function(iterator)
-            logs = {name: float(value) for name, value in outputs.items()}
+            # Scalars, or [1] under a MultiWorkerMirroredStrategy outside multi-worker mode (see SwapTrainer).
+            logs = {name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()}
             elapsed = time.perf_counter() - started
             step = int(trainer.step_counter.numpy())
             logs.update(
@@ -420,7 +454,7 @@ def run_training(
         writer.flush()
 
     exported = None
-    if step >= config.steps:
+    if step >= config.steps and out_dir == run_dir:
         from clipswap.checkpoints.native import save_generator  # noqa: PLC0415
 
         exported = run_dir / "generator.keras"

@@ -366,7 +366,13 @@ class SwapTrainer(keras.Model):
         values = {**{term: g_named[term] for term in self.g_terms}, "g_total": g_total, **d_named}
         for term, tracker in self.trackers.items():
             tracker.update_state(values[term])
-        return {term: tracker.result() for term, tracker in self.trackers.items()}
+        results = {term: tracker.result() for term, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # Keras reduces a multi-worker step's outputs with strategy.reduce("MEAN", v, axis=0), which fails on
+            # scalars ("Invalid reduction dimension 0 for input with 0 dimensions"): give each a length-1 axis,
+            # which that reduction (the mean over every replica of every worker) removes again.
+            results = {term: tf.reshape(value, [1]) for term, value in results.items()}
+        return results
 
     # --- evaluation helpers --------------------------------------------------------------------------------------
 

@@ -1,0 +1,223 @@
+"""The trainer's optional modes: mixed float16 with dynamic loss scaling (--precision fp16), an XLA-compiled train
+step (--xla), and MultiWorkerMirroredStrategy from TF_CONFIG (two worker processes on localhost)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from clipswap.config import ModelConfig
+from clipswap.losses.composite import LossWeights
+from clipswap.models.clip_encoder import build_clip_image_encoder
+from clipswap.models.discriminator import Discriminator
+from clipswap.models.generator import Generator
+from clipswap.training.run import POLICIES
+from clipswap.training.trainer import FeatureSource, IdentityNetwork, SwapTrainer, make_optimizer
+
+SIZE = 32
+BATCH = 2
+FEATURE_LAYERS = ("tiny_id_stage1", "tiny_id_stage2")
+WEIGHTS = LossWeights(id=10, rec=5, perceptual=0.2, contra=0.3, att=0.5, adv=0.1, r1_gamma=10)
+
+
+def tiny_identity_encoder() -> keras.Model:
+    """A small stand-in for SFace: [B, 112, 112, 3] in [0, 1] -> [B, 128] (SFace's width), two named feature layers."""
+    image = keras.Input((112, 112, 3))
+    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu", name=FEATURE_LAYERS[0])(image)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name=FEATURE_LAYERS[1])(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(image, keras.layers.Dense(128, name="tiny_id_embedding")(x), name="tiny_id")
+
+
+def make_trainer(*, fp16: bool = False, jit_compile: bool = False, eager: bool = True, clip: bool = True
+                 ) -> SwapTrainer:
+    """Every G term but the FaceDancer ones (with CLIP: its augmentations are in the step; R1's double backprop
+    always). Under fp16 the caller has set the global policy (as run.set_precision does) before this builds."""
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(image_size=SIZE, base_filters=4, mapping_depth=1, mapping_width=8, identity_encoder="sface",
+                         clip_variant="tiny" if clip else None)
+    features = FeatureSource(identity_layers=FEATURE_LAYERS)
+    weights = WEIGHTS if clip else LossWeights(**{**WEIGHTS.as_dict(), "contra": 0.0})
+    trainer = SwapTrainer(
+        Generator(config), Discriminator(SIZE, 4), IdentityNetwork(tiny_identity_encoder(), FEATURE_LAYERS), weights,
+        clip_encoder=build_clip_image_encoder("tiny", input_size=SIZE) if clip else None, perceptual=features,
+        attribute=features, n_aug=2, seed=0,
+    )
+    # make_optimizer is what run.build_trainer uses: loss_scaling=True wraps Adam in LossScaleOptimizer.
+    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, fp16, "g_adam"),
+                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, fp16, "d_adam"), jit_compile=jit_compile)
+    trainer.run_eagerly = eager
+    trainer.make_train_function()
+    return trainer
+
+
+def synthetic_batches() -> tf.data.Dataset:
+    rng = np.random.default_rng(0)
+    n = 8
+    targets = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
+    sources = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
+    same = np.zeros(n, "float32")
+    same[::2] = 1.0
+    sources[same == 1] = targets[same == 1]
+    data = {"target": targets, "source": sources, "same": same}
+    return tf.data.Dataset.from_tensor_slices(data).batch(BATCH, drop_remainder=True).repeat()
+
+
+def run_steps(trainer: SwapTrainer, steps: int) -> list[dict[str, float]]:
+    iterator = iter(synthetic_batches())
+    logs = []
+    for _ in range(steps):
+        trainer.reset_metrics()
+        logs.append({name: float(value) for name, value in trainer.train_function(iterator).items()})
+    return logs
+
+
+def moved_fraction(before: list[np.ndarray], variables) -> float:
+    moved = [not np.array_equal(a, np.array(b)) for a, b in zip(before, variables, strict=True)]
+    return sum(moved) / len(moved)
+
+
+EXPECTED_TERMS = {"id", "rec", "perceptual", "contra", "att", "adv", "g_total", "d_adv", "r1", "d_total"}
+
+
+def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy):
+    keras.config.set_dtype_policy(POLICIES["fp16"])  # what run.set_precision("fp16") does
+    trainer = make_trainer(fp16=True)
+    assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    conv = next(layer for layer in trainer.generator.layers if isinstance(layer, keras.layers.Conv2D))
+    assert conv.compute_dtype == "float16" and conv.variable_dtype == "float32"
+    g_before = [np.array(v) for v in trainer.generator.trainable_variables]
+    d_before = [np.array(v) for v in trainer.discriminator.trainable_variables]
+    initial_scale = float(trainer.g_optimizer.scale_loss(tf.constant(1.0)))
+
+    # Dynamic loss scaling skips the steps whose scaled fp16 gradients overflow (halving the scale each time), so
+    # take enough steps for some to be applied: the scale starts at 2^15.
+    logs = run_steps(trainer, 6)
+
+    for step_logs in logs:
+        assert set(step_logs) == EXPECTED_TERMS
+        assert all(math.isfinite(v) for v in step_logs.values()), step_logs
+    for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+        scale = float(optimizer.dynamic_scale.numpy())
+        assert math.isfinite(scale) and 0 < scale <= initial_scale
+        assert int(optimizer.iterations.numpy()) >= 1, "every fp16 step was skipped"
+    assert moved_fraction(g_before, trainer.generator.trainable_variables) > 0.8
+    assert moved_fraction(d_before, trainer.discriminator.trainable_variables) > 0.8
+    for variable in trainer.generator.variables + trainer.discriminator.variables:
+        assert variable.dtype == "float32", variable.path
+    assert int(trainer.step_counter.numpy()) == 6
+
+
+@pytest.mark.slow
+def test_xla_step_matches_the_eager_step():
+    # Without CLIP (the offline configuration, e.g. --preset tiny): CLIP's bicubic resize has no XLA kernel, see
+    # test_xla_with_clip_is_refused_before_anything_loads.
+    eager = make_trainer(clip=False)
+    eager_logs = run_steps(eager, 1)[0]
+    started = time.perf_counter()
+    compiled = make_trainer(jit_compile=True, eager=False, clip=False)
+    assert compiled.jit_compile
+    xla_logs = run_steps(compiled, 3)
+    elapsed = time.perf_counter() - started
+    for step_logs in xla_logs:
+        assert set(step_logs) == EXPECTED_TERMS - {"contra"}
+        assert all(math.isfinite(v) for v in step_logs.values()), step_logs
+    # Same seed, same initial weights, same batch: the first step's losses are a function of those alone.
+    for term, value in eager_logs.items():
+        assert xla_logs[0][term] == pytest.approx(value, rel=1e-3, abs=1e-5), term
+    assert int(compiled.step_counter.numpy()) == 3
+    print(f"XLA: build + compile + 3 steps {elapsed:.1f} s")
+
+
+def test_xla_with_clip_is_refused_before_anything_loads(tmp_path):
+    from clipswap.training.config import resolve_config  # noqa: PLC0415
+    from clipswap.training.run import TrainingSetupError, effective_config, run_training  # noqa: PLC0415
+
+    config, _ = effective_config(resolve_config("tiny", overrides={"xla": True, "clip_preset": "unused"}))
+    assert config.model.clip_variant is not None
+    with pytest.raises(TrainingSetupError, match="ResizeBicubic"):
+        run_training(config, tmp_path / "no-data", tmp_path / "run", progress=False)
+
+
+# --- MultiWorkerMirroredStrategy -----------------------------------------------------------------------------------
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("localhost", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def write_tiny_shards(folder) -> None:
+    from clipswap.training.shards import FaceRecord, write_shards  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    records = [
+        FaceRecord(image=tf.io.encode_png(rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)).numpy(),
+                   label=i % 4, identity=f"person{i % 4}", path=f"/synthetic/{i}.png", size=SIZE,
+                   landmarks=np.zeros((5, 2), "float32"), landmarks_original=np.zeros((5, 2), "float32"))
+        for i in range(16)
+    ]
+    write_shards(records, folder, len(records), shard_size=8)  # one training shard, one held out
+
+
+@pytest.mark.slow
+def test_two_worker_multiworker_mirrored_run_on_localhost(tmp_path):
+    data = tmp_path / "shards"
+    write_tiny_shards(data)
+    run_dir = tmp_path / "run"
+    ports = free_ports(2)
+    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "clipswap"), "train", "--preset", "tiny", "--data", str(data),
+        "--run-dir", str(run_dir), "--steps", "3", "--batch-size", "4", "--checkpoint-every", "2", "--no-progress",
+        "--set", f"model.image_size={SIZE}", "--set", "model.base_filters=4", "--set", "log_every=1",
+        "--set", "eval_every=2", "--set", "image_every=2", "--set", "eval_batch_size=2", "--set", "shuffle_buffer=8",
+    ]
+    worker_tmp = tmp_path / "tmp"  # where the non-chief's private run folder goes (tempfile honours TMPDIR)
+    worker_tmp.mkdir()
+    workers = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(worker_tmp),
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        cwd=tmp_path))
+    outputs = []
+    try:
+        for worker in workers:
+            outputs.append(worker.communicate(timeout=300))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:  # a hung collective: never leave it running
+                worker.kill()
+                worker.communicate()
+    for index, (worker, (out, err)) in enumerate(zip(workers, outputs, strict=True)):
+        assert worker.returncode == 0, f"worker {index} rc {worker.returncode}:\n{out}\n{err[-3000:]}"
+        assert "trained steps 0 -> 3" in out, out
+    assert "exported the generator" in outputs[0][0]
+    assert "exported the generator" not in outputs[1][0], "only the chief exports"
+
+    # Only the chief wrote the run folder: every step's losses, checkpoints, the export.
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 3]
+    for m in metrics:
+        assert all(math.isfinite(v) for k, v in m.items() if isinstance(v, float)), m
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-3")
+    assert (run_dir / "generator.keras").is_file() and (run_dir / "generator.json").is_file()
+    assert not list(worker_tmp.glob("clipswap-worker*")), "the non-chief's private folder is removed"
