@@ -14,13 +14,48 @@ UP_TYPES = ("no_skip", "affa", "concat", "add")
 #: Identity encoders the generator can be conditioned on, and their embedding widths.
 IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
 
-#: CLIP image towers (keras-hub preset names) and their projection widths.
-CLIP_VARIANTS = {
-    "clip_vit_base_patch32": 512,
-    "clip_vit_base_patch16": 512,
-    "clip_vit_large_patch14": 768,
-    "tiny": 32,
+#: Architectures of the CLIP image towers (OpenAI's published shapes) and a tiny one for tests.
+CLIP_SPECS: dict[str, dict] = {
+    "clip_vit_base_patch32": dict(
+        image_size=224,
+        patch_size=32,
+        hidden_dim=768,
+        num_layers=12,
+        num_heads=12,
+        intermediate_dim=3072,
+        projection_dim=512,
+    ),
+    "clip_vit_base_patch16": dict(
+        image_size=224,
+        patch_size=16,
+        hidden_dim=768,
+        num_layers=12,
+        num_heads=12,
+        intermediate_dim=3072,
+        projection_dim=512,
+    ),
+    "clip_vit_large_patch14": dict(
+        image_size=224,
+        patch_size=14,
+        hidden_dim=1024,
+        num_layers=24,
+        num_heads=16,
+        intermediate_dim=4096,
+        projection_dim=768,
+    ),
+    "tiny": dict(
+        image_size=32,
+        patch_size=8,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+        projection_dim=32,
+    ),
 }
+
+#: CLIP image towers (keras-hub preset names) and their embedding (projection) widths.
+CLIP_VARIANTS = {name: spec["projection_dim"] for name, spec in CLIP_SPECS.items()}
 
 
 @dataclass(frozen=True)

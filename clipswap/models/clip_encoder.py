@@ -14,53 +14,13 @@ import keras
 from keras import ops
 
 from clipswap.checkpoints.errors import CheckpointError
+from clipswap.config import CLIP_SPECS
 
 log = logging.getLogger(__name__)
 
 #: OpenAI CLIP image normalisation (REFERENCE.md section 8, CLIPStyler).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-#: Architectures of the CLIP image towers (OpenAI's published shapes) and a tiny one for tests.
-CLIP_SPECS: dict[str, dict] = {
-    "clip_vit_base_patch32": dict(
-        image_size=224,
-        patch_size=32,
-        hidden_dim=768,
-        num_layers=12,
-        num_heads=12,
-        intermediate_dim=3072,
-        projection_dim=512,
-    ),
-    "clip_vit_base_patch16": dict(
-        image_size=224,
-        patch_size=16,
-        hidden_dim=768,
-        num_layers=12,
-        num_heads=12,
-        intermediate_dim=3072,
-        projection_dim=512,
-    ),
-    "clip_vit_large_patch14": dict(
-        image_size=224,
-        patch_size=14,
-        hidden_dim=1024,
-        num_layers=24,
-        num_heads=16,
-        intermediate_dim=4096,
-        projection_dim=768,
-    ),
-    "tiny": dict(
-        image_size=32,
-        patch_size=8,
-        hidden_dim=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_dim=64,
-        projection_dim=32,
-    ),
-}
-
 
 @keras.saving.register_keras_serializable(package="clipswap")
 class ClipPreprocess(keras.layers.Layer):

@@ -58,7 +58,8 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
 
         components["identity"] = model_cost("SFace", build_sface(), [(112, 112, 3)], "112px")
     if config.clip_variant:
-        from clipswap.models.clip_encoder import CLIP_SPECS, build_clip_image_encoder  # noqa: PLC0415
+        from clipswap.config import CLIP_SPECS  # noqa: PLC0415
+        from clipswap.models.clip_encoder import build_clip_image_encoder  # noqa: PLC0415
 
         clip_size = CLIP_SPECS[config.clip_variant]["image_size"]
         components["clip"] = model_cost(
