@@ -132,18 +132,28 @@ def image_grid(target: np.ndarray, source: np.ndarray, swap: np.ndarray) -> np.n
     return to_uint8(rows.reshape(-1, rows.shape[2], 3))
 
 
-class ImageGridWriter(Callback):
-    """Every `every` steps: swap a fixed batch and write the grid to TensorBoard and to `folder/step_XXXXXXX.png`."""
+class FixedBatchCallback(Callback):
+    """A callback that runs G on one fixed batch ({"target", "source"} [B, S, S, 3] in [-1, 1]) every `every` steps."""
 
     def __init__(
         self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
-        writer: tf.summary.SummaryWriter | None, folder: Path | None,
+        writer: tf.summary.SummaryWriter | None,
     ):
         self.trainer = trainer
         self.target = tf.constant(batch["target"], tf.float32)
         self.source = tf.constant(batch["source"], tf.float32)
         self.every = int(every)
         self.writer = writer
+
+
+class ImageGridWriter(FixedBatchCallback):
+    """Every `every` steps: swap a fixed batch and write the grid to TensorBoard and to `folder/step_XXXXXXX.png`."""
+
+    def __init__(
+        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
+        writer: tf.summary.SummaryWriter | None, folder: Path | None,
+    ):
+        super().__init__(trainer, batch, every, writer)
         self.folder = folder
 
     def write(self, step: int) -> np.ndarray:
@@ -164,7 +174,7 @@ class ImageGridWriter(Callback):
             self.write(step)
 
 
-class HeldoutIdentity(Callback):
+class HeldoutIdentity(FixedBatchCallback):
     """Identity loss (eq. 6) of G on a fixed held-out batch every `every` steps -> TensorBoard and a JSON-lines file.
 
     `history` keeps (step, loss) pairs; `evaluate(step)` can be called directly (run.py does at the start).
@@ -174,11 +184,7 @@ class HeldoutIdentity(Callback):
         self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
         writer: tf.summary.SummaryWriter | None, jsonl_path: Path | None,
     ):
-        self.trainer = trainer
-        self.target = tf.constant(batch["target"], tf.float32)
-        self.source = tf.constant(batch["source"], tf.float32)
-        self.every = int(every)
-        self.writer = writer
+        super().__init__(trainer, batch, every, writer)
         self.jsonl_path = jsonl_path
         self.history: list[tuple[int, float]] = []
 
