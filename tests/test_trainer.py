@@ -195,3 +195,27 @@ def test_heldout_identity_loss_and_its_wrong_source_control():
     np.testing.assert_allclose(
         trainer.heldout_wrong_source_loss(target, repeated), trainer.heldout_identity_loss(target, repeated), atol=1e-6
     )
+
+
+@pytest.mark.parametrize("encoder", ["sface", "arcface"])
+def test_default_attribute_network_reads_only_the_early_identity_stages(encoder):
+    """A (attribute_network="identity") compares target and swap on every pair, so it must not read the stages that
+    carry identity: that would pull every swap back to the target's identity against the identity loss. The
+    perceptual loss (same-identity pairs only) reads all four stages."""
+    from clipswap.models.arcface import build_arcface  # noqa: PLC0415
+    from clipswap.models.resnet50 import STAGE_OUTPUTS  # noqa: PLC0415
+    from clipswap.models.sface import load_sface  # noqa: PLC0415
+    from clipswap.training.config import resolve_config  # noqa: PLC0415
+    from clipswap.training.run import build_trainer as build_run_trainer  # noqa: PLC0415
+    from clipswap.training.trainer import SFACE_STAGES  # noqa: PLC0415
+
+    config = resolve_config("tiny", None, {"model.identity_encoder": encoder, "weights.contra": 0})
+    assert config.attribute_network == "identity" and config.perceptual_network == "identity"
+    identity_model = load_sface() if encoder == "sface" else build_arcface()
+    stages = SFACE_STAGES if encoder == "sface" else STAGE_OUTPUTS
+    trainer = build_run_trainer(config, identity_model, None)
+    assert trainer.attribute.identity_layers == stages[:2]
+    assert trainer.perceptual.identity_layers == stages
+    # The stride-16 and stride-32 stages are tapped for the perceptual loss only.
+    assert {"conv4_block6_out", "conv5_block3_out", "sface_conv_12_relu", "sface_conv_14_relu"} & set(
+        trainer.attribute.identity_layers) == set()

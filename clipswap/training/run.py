@@ -39,6 +39,7 @@ from clipswap.training.callbacks import (
 from clipswap.training.checkpointing import TrainingCheckpoints
 from clipswap.training.config import TrainConfig
 from clipswap.training.trainer import (
+    ATTRIBUTE_STAGE_COUNT,
     SFACE_STAGES,
     FeatureSource,
     IdentityNetwork,
@@ -177,7 +178,7 @@ def build_trainer(
 
         ifsr_layers = IFSR_LAYERS
 
-    def source_for(kind: str) -> FeatureSource:
+    def source_for(kind: str, identity_layers: tuple[str, ...]) -> FeatureSource:
         from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor  # noqa: PLC0415
         from clipswap.losses.perceptual import (  # noqa: PLC0415
             FACEDANCER_VGG_WEIGHTS,
@@ -187,7 +188,7 @@ def build_trainer(
         )
 
         if kind == "identity":
-            return FeatureSource(identity_layers=stage_layers)
+            return FeatureSource(identity_layers=identity_layers)
         if kind == "discriminator":
             names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
             return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
@@ -208,8 +209,10 @@ def build_trainer(
         layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
         return FeatureSource(extractor=extractor, layer_weights=layer_weights)
 
-    perceptual = source_for(config.perceptual_network) if weights.perceptual else None
-    attribute = source_for(config.attribute_network) if weights.att else None
+    perceptual = source_for(config.perceptual_network, stage_layers) if weights.perceptual else None
+    attribute = (
+        source_for(config.attribute_network, stage_layers[:ATTRIBUTE_STAGE_COUNT]) if weights.att else None
+    )
     tapped = set(ifsr_layers)
     for source in (perceptual, attribute):
         if source is not None:
