@@ -3,6 +3,7 @@ frozen encoders untouched, the CLIP mean updated; checkpoint/resume gives the un
 
 from __future__ import annotations
 
+import json
 import math
 
 import keras
@@ -219,3 +220,38 @@ def test_default_attribute_network_reads_only_the_early_identity_stages(encoder)
     # The stride-16 and stride-32 stages are tapped for the perceptual loss only.
     assert {"conv4_block6_out", "conv5_block3_out", "sface_conv_12_relu", "sface_conv_14_relu"} & set(
         trainer.attribute.identity_layers) == set()
+
+
+class _FixedEmbeddings:
+    """Stands in for SwapTrainer in HeldoutIdentity: the swaps' embeddings are the sources' rolled by `shift`."""
+
+    def __init__(self, sources: np.ndarray, shift: int):
+        self.sources, self.shift = tf.constant(sources), shift
+
+    def heldout_embeddings(self, target, source, shift=0):
+        return self.sources, tf.roll(self.sources, -(self.shift + shift), axis=0)
+
+    def heldout_wrong_source_loss(self, target, source):
+        from clipswap.losses.identity import identity_loss  # noqa: PLC0415
+
+        return identity_loss(*self.heldout_embeddings(target, source, shift=1))
+
+
+@pytest.mark.parametrize(("shift", "loss", "retrieval"), [(0, 0.0, 100.0), (1, 1.0, 0.0)])
+def test_heldout_callback_logs_loss_control_and_id_retrieval(tmp_path, shift, loss, retrieval):
+    """Orthogonal source embeddings: swaps that carry their own source's identity score loss 0 and 100 % retrieval,
+    swaps that carry the next sample's score loss 1 (orthogonal) and 0 %."""
+    from clipswap.training.callbacks import HeldoutIdentity  # noqa: PLC0415
+
+    sources = np.eye(4, 8, dtype="float32")
+    batch = {"target": np.zeros((4, SIZE, SIZE, 3), "float32"), "source": np.zeros((4, SIZE, SIZE, 3), "float32"),
+             "source_label": np.array([3, 5, 7, 9])}
+    callback = HeldoutIdentity(_FixedEmbeddings(sources, shift), batch, every=2, writer=None,
+                               jsonl_path=tmp_path / "heldout.jsonl")
+    callback.on_step_end(1, {})  # not an evaluation step
+    callback.on_step_end(2, {})
+    records = [json.loads(line) for line in (tmp_path / "heldout.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["step"] == 2
+    assert records[0]["heldout_id_loss"] == pytest.approx(loss, abs=1e-6)
+    assert records[0]["heldout_id_loss_wrong_source"] == pytest.approx(1.0, abs=1e-6)  # one more roll: orthogonal
+    assert records[0]["heldout_id_retrieval"] == retrieval

@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent(
                 "target_label": np.zeros(24, "int64"), "source_label": np.zeros(24, "int64")}
         return tf.data.Dataset.from_tensor_slices(data).batch(4, drop_remainder=True).repeat()
 
-    eval_batch = {"target": images[:2], "source": images[2:4]}
+    eval_batch = {"target": images[:2], "source": images[2:4], "source_label": np.array([1, 2])}
     strategy = make_strategy(replicas)
     try:
         result = run_training(config, "unused", run_dir, strategy=strategy, progress=False,
@@ -78,6 +78,11 @@ def test_two_replica_mirrored_run_on_cpu_takes_the_steps_with_finite_losses(tmp_
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert sorted(p.name for p in (run / "images").iterdir()) == ["step_0000000.png", "step_0000002.png"]
+    heldout = [json.loads(line) for line in (run / "heldout.jsonl").read_text().splitlines()]
+    assert [record["step"] for record in heldout] == [0, 2]
+    for record in heldout:
+        assert 0 <= record["heldout_id_loss"] <= 2 and 0 <= record["heldout_id_loss_wrong_source"] <= 2
+        assert record["heldout_id_retrieval"] in (0.0, 50.0, 100.0)  # 2 sources of 2 identities
     from clipswap.checkpoints.native import load_generator  # noqa: PLC0415
 
     assert load_generator(run / "generator.keras").step == 3

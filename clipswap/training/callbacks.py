@@ -20,6 +20,8 @@ from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path
+from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
+from clipswap.losses.identity import identity_loss
 from clipswap.training.trainer import SwapTrainer
 
 logger = logging.getLogger(__name__)
@@ -142,6 +144,8 @@ class FixedBatchCallback(Callback):
         self.trainer = trainer
         self.target = tf.constant(batch["target"], tf.float32)
         self.source = tf.constant(batch["source"], tf.float32)
+        # Identity labels of the sources (the data pipeline's eval batch has them); None when not given.
+        self.source_label = np.asarray(batch["source_label"]) if "source_label" in batch else None
         self.every = int(every)
         self.writer = writer
 
@@ -189,19 +193,31 @@ class HeldoutIdentity(FixedBatchCallback):
         self.history: list[tuple[int, float]] = []
 
     def evaluate(self, step: int) -> float:
-        value = float(self.trainer.heldout_identity_loss(self.target, self.source).numpy())
+        src, swap = self.trainer.heldout_embeddings(self.target, self.source)
+        value = float(identity_loss(src, swap).numpy())
         control = float(self.trainer.heldout_wrong_source_loss(self.target, self.source).numpy())
+        record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
+        if self.source_label is not None:
+            # Top-1 ID retrieval among the batch's sources (the paper's ID metric; chance = 1 / identities).
+            labels = [str(label) for label in self.source_label]
+            record["heldout_id_retrieval"] = retrieval_accuracy(
+                retrieve_top1(swap.numpy(), src.numpy(), labels), labels
+            )
         self.history.append((step, value))
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 write_scalar("heldout/id_loss", value, step)
                 write_scalar("heldout/id_loss_wrong_source", control, step)
+                if "heldout_id_retrieval" in record:
+                    write_scalar("heldout/id_retrieval_percent", record["heldout_id_retrieval"], step)
             self.writer.flush()
         if self.jsonl_path is not None:
             with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
                 handle.write(json.dumps(record) + "\n")
-        logger.info("step %d: held-out identity loss %.4f (wrong-source control %.4f)", step, value, control)
+        logger.info(
+            "step %d: held-out identity loss %.4f (wrong-source control %.4f%s)", step, value, control,
+            f", ID retrieval {record['heldout_id_retrieval']:.1f} %" if "heldout_id_retrieval" in record else "",
+        )
         return value
 
     def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:

@@ -99,7 +99,7 @@ class TrainConfig:
     log_every: int = 50
     image_every: int = 1000
     eval_every: int = 1000
-    eval_batch_size: int = 8
+    eval_batch_size: int = 16
     checkpoint_data: bool = True
     arcface_path: str | None = None
     clip_preset: str | None = None
@@ -222,7 +222,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         log_every=5,
         image_every=50,
         eval_every=25,
-        eval_batch_size=8,
+        # 32 pairs: with 8 the held-out loss moved by +-0.03 between evaluations (noise of the mean of 8 cosines).
+        eval_batch_size=32,
     ),
 }
 

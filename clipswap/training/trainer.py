@@ -382,20 +382,27 @@ class SwapTrainer(keras.Model):
 
     # --- evaluation helpers --------------------------------------------------------------------------------------
 
+    def heldout_embeddings(self, target: tf.Tensor, source: tf.Tensor, shift: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
+        """(R(source), R(G(target, identity input of the source `shift` places further on))) on a fixed batch.
+
+        shift 0 is the swap asked for; shift 1 gives each target the NEXT sample's source identity (the control)."""
+        src = self.identity(source)
+        given = self.identity_input(source, src)
+        if shift:
+            given = tf.roll(given, shift=-shift, axis=0)
+        swap = tf.cast(self.generator([target, given], training=False), tf.float32)
+        return src[EMBEDDING], self.identity(swap)[EMBEDDING]
+
     def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
-        src = self.identity(source)
-        swap = tf.cast(self.generator([target, self.identity_input(source, src)], training=False), tf.float32)
-        return identity_loss(src[EMBEDDING], self.identity(swap)[EMBEDDING])
+        return identity_loss(*self.heldout_embeddings(target, source))
 
     def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
         measured against each sample's own source. A generator that moves every face toward a generic face lowers
         both; only one that transfers the identity it is given puts the matched loss below this one."""
-        src = self.identity(source)
-        rolled = tf.roll(self.identity_input(source, src), shift=-1, axis=0)
-        swap = tf.cast(self.generator([target, rolled], training=False), tf.float32)
-        return identity_loss(src[EMBEDDING], self.identity(swap)[EMBEDDING])
+        src, swap = self.heldout_embeddings(target, source, shift=1)
+        return identity_loss(src, swap)
 
 
 def make_optimizer(
