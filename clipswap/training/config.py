@@ -199,10 +199,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     ),
     # Ours: a CPU-sized run (64 px, base width 8, SFace identity so it runs offline, no CLIP) that takes hundreds of
     # steps in minutes. Perceptual and attribute features come from SFace's stages (no download needed). lambda_att
-    # 0.5 instead of 10: the squared difference of raw SFace stage activations starts near 500 (measured), so at 10 it
-    # buries every other term. Adversarial 0.1 and lr 5e-4: in a few hundred steps from scratch the discriminator
-    # otherwise wins at once and its gradient drives G to saturated colours (measured with adv 1, lr 2e-4: the
-    # held-out identity loss did not fall in 225 steps).
+    # 0.5 instead of 10: the squared difference of raw SFace stage activations starts in the hundreds (measured: 250
+    # at step 5 with the two early stages A reads), so at 10 it buries every other term. Adversarial 0.1 and lr
+    # 5e-4: in a few hundred steps from scratch the discriminator otherwise wins at once and its gradient drives G to
+    # saturated colours (measured with adv 1, lr 2e-4: the held-out identity loss did not fall in 225 steps).
     "tiny": TrainConfig(
         preset="tiny",
         model=MODEL_PRESETS["tiny"].model,
