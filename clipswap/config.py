@@ -15,42 +15,19 @@ UP_TYPES = ("no_skip", "affa", "concat", "add")
 IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
 
 #: Architectures of the CLIP image towers (OpenAI's published shapes) and a tiny one for tests.
+_VIT_B32 = dict(
+    image_size=224, patch_size=32, hidden_dim=768, num_layers=12, num_heads=12, intermediate_dim=3072,
+    projection_dim=512,
+)
 CLIP_SPECS: dict[str, dict] = {
-    "clip_vit_base_patch32": dict(
-        image_size=224,
-        patch_size=32,
-        hidden_dim=768,
-        num_layers=12,
-        num_heads=12,
-        intermediate_dim=3072,
-        projection_dim=512,
-    ),
-    "clip_vit_base_patch16": dict(
-        image_size=224,
-        patch_size=16,
-        hidden_dim=768,
-        num_layers=12,
-        num_heads=12,
-        intermediate_dim=3072,
-        projection_dim=512,
-    ),
+    "clip_vit_base_patch32": _VIT_B32,
+    "clip_vit_base_patch16": {**_VIT_B32, "patch_size": 16},  # ViT-B/32 with 16-px patches
     "clip_vit_large_patch14": dict(
-        image_size=224,
-        patch_size=14,
-        hidden_dim=1024,
-        num_layers=24,
-        num_heads=16,
-        intermediate_dim=4096,
+        image_size=224, patch_size=14, hidden_dim=1024, num_layers=24, num_heads=16, intermediate_dim=4096,
         projection_dim=768,
     ),
     "tiny": dict(
-        image_size=32,
-        patch_size=8,
-        hidden_dim=32,
-        num_layers=2,
-        num_heads=2,
-        intermediate_dim=64,
-        projection_dim=32,
+        image_size=32, patch_size=8, hidden_dim=32, num_layers=2, num_heads=2, intermediate_dim=64, projection_dim=32,
     ),
 }
 

@@ -23,6 +23,7 @@ from clipswap import __version__
 from clipswap.atomic import atomic_path, write_text_atomic
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.config import ModelConfig
+from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.models.generator import Generator
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,9 @@ def read_manifest(path: str | Path) -> tuple[dict, ModelConfig, Path]:
             "manifest written together (clipswap init / clipswap train)."
         )
     try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read the manifest {manifest_file}: {error}") from error
-    if not isinstance(manifest, dict):
-        raise CheckpointError(f"{manifest_file} is not a clipswap generator manifest (not a JSON object)")
+        manifest = read_json_object(manifest_file)
+    except JSONFileError as error:
+        raise CheckpointError(f"cannot read the manifest: {error}") from error
     if manifest.get("format") != FORMAT:
         raise CheckpointError(
             f"{manifest_file} is not a clipswap generator manifest (format {manifest.get('format')!r})"

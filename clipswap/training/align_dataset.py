@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from clipswap.jsonfile import JSONFileError, read_json_object
 
 if TYPE_CHECKING:
     from clipswap.training.shards import FaceRecord
@@ -237,12 +238,10 @@ def _load_manifest(output: Path, settings: AlignSettings) -> dict[str, dict]:
     manifest = output / MANIFEST
     if manifest.is_file():
         try:
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise AlignError(
-                f"{manifest} is not valid JSON ({error}); delete it to align again, or use another --output"
-            ) from error
-        if not isinstance(data, dict) or not isinstance(data.get("files", {}), dict):
+            data = read_json_object(manifest)
+        except JSONFileError as error:
+            raise AlignError(f"{error}; delete it to align again, or use another --output") from error
+        if not isinstance(data.get("files", {}), dict):
             raise AlignError(f"{manifest} is not an align manifest; delete it to align again, or use another --output")
         _check_settings(data.get("settings"), key, manifest)
         entries.update(data.get("files", {}))

@@ -191,11 +191,15 @@ class HeldoutIdentity(FixedBatchCallback):
         super().__init__(trainer, batch, every, writer)
         self.jsonl_path = jsonl_path
         self.history: list[tuple[int, float]] = []
+        # The encoders are frozen: the sources' embeddings and G's identity input are the same at every evaluation.
+        self.source_embedding, self.identity_in = trainer.heldout_inputs(self.source)
 
     def evaluate(self, step: int) -> float:
-        src, swap = self.trainer.heldout_embeddings(self.target, self.source)
+        src = self.source_embedding
+        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in)
         value = float(identity_loss(src, swap).numpy())
-        control = float(self.trainer.heldout_wrong_source_loss(self.target, self.source).numpy())
+        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1)
+        control = float(identity_loss(src, control_swap).numpy())
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
         if self.source_label is not None:
             # Top-1 ID retrieval among the batch's sources (the paper's ID metric; chance = 1 / identities).

@@ -12,7 +12,6 @@ Run folder layout:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -27,6 +26,7 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import IDENTITY_ENCODERS, LossWeights
+from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.models.resnet50 import STAGE_OUTPUTS
 from clipswap.training.callbacks import (
     Callback,
@@ -276,13 +276,9 @@ def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     if not saved_path.is_file():
         return
     try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise TrainingSetupError(
-            f"--resume: {saved_path} is not valid JSON ({error}); restore it or start a new --run-dir"
-        ) from error
-    if not isinstance(saved, dict):
-        raise TrainingSetupError(f"--resume: {saved_path} does not hold a configuration object")
+        saved = read_json_object(saved_path)
+    except JSONFileError as error:
+        raise TrainingSetupError(f"--resume: {error}; restore it or start a new --run-dir") from error
     current = config.to_dict()
     # What shapes the state must match; the schedule (steps, intervals) may change on resume.
     for key in ("model", "weights", "precision", "perceptual_network", "attribute_network", "batch_size"):

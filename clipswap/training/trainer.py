@@ -382,27 +382,31 @@ class SwapTrainer(keras.Model):
 
     # --- evaluation helpers --------------------------------------------------------------------------------------
 
-    def heldout_embeddings(self, target: tf.Tensor, source: tf.Tensor, shift: int = 0) -> tuple[tf.Tensor, tf.Tensor]:
-        """(R(source), R(G(target, identity input of the source `shift` places further on))) on a fixed batch.
-
-        shift 0 is the swap asked for; shift 1 gives each target the NEXT sample's source identity (the control)."""
+    def heldout_inputs(self, source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(R(source), G's identity input for source) of a fixed batch. R and CLIP are frozen, so a caller that
+        scores the same batch again and again (the held-out callback) computes these once."""
         src = self.identity(source)
-        given = self.identity_input(source, src)
+        return src[EMBEDDING], self.identity_input(source, src)
+
+    def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0) -> tf.Tensor:
+        """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
+        target the NEXT sample's source identity (the wrong-source control)."""
         if shift:
-            given = tf.roll(given, shift=-shift, axis=0)
-        swap = tf.cast(self.generator([target, given], training=False), tf.float32)
-        return src[EMBEDDING], self.identity(swap)[EMBEDDING]
+            identity_in = tf.roll(identity_in, shift=-shift, axis=0)
+        swap = tf.cast(self.generator([target, identity_in], training=False), tf.float32)
+        return self.identity(swap)[EMBEDDING]
 
     def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
-        return identity_loss(*self.heldout_embeddings(target, source))
+        src, identity_in = self.heldout_inputs(source)
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in))
 
     def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
         measured against each sample's own source. A generator that moves every face toward a generic face lowers
         both; only one that transfers the identity it is given puts the matched loss below this one."""
-        src, swap = self.heldout_embeddings(target, source, shift=1)
-        return identity_loss(src, swap)
+        src, identity_in = self.heldout_inputs(source)
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, shift=1))
 
 
 def make_optimizer(
