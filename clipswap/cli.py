@@ -12,6 +12,7 @@ from clipswap.commands.align import align
 from clipswap.commands.evaluate import evaluate
 from clipswap.commands.info import info
 from clipswap.commands.init import init
+from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
 
@@ -28,7 +29,7 @@ def main(verbose: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, train, align, evaluate):
+for _command in (info, init, swap, train, align, pairs, evaluate):
     main.add_command(_command)
 
 

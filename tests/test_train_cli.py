@@ -32,7 +32,7 @@ def test_dry_run_prints_the_paper_preset_resolved_for_offline_use():
     out = dry_run("--preset", "paper")
     config = out["config"]
     assert config["weights"] == {"id": 10.0, "rec": 5.0, "perceptual": 0.2, "contra": 0.0, "att": 10.0, "adv": 1.0,
-                                 "cycle": 0.0, "ifsr": 0.0, "r1_gamma": 10.0}
+                                 "cycle": 0.0, "ifsr": 0.0, "teacher": 0.0, "r1_gamma": 10.0}
     assert (config["beta1"], config["beta2"], config["lr_g"], config["lr_d"]) == (0.0, 0.999, 1e-4, 1e-4)
     assert (config["batch_size"], config["steps"], config["model"]["image_size"]) == (10, 300_000, 256)
     # No --arcface / --clip-preset: SFace identity, no CLIP input, contrastive term off -- and the notes say so.

@@ -182,3 +182,30 @@ def clip_augment(
     shape = tf.shape(images)
     params = sample_augment_params(shape[0], shape[1], shape[2], n_aug, distortion, crop_fraction, seed)
     return apply_augment_params(images, params, output_size, fill_value)
+
+
+def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, max_shift: float = 1 / 16) -> tf.Tensor:
+    """Random shift and horizontal flip of the swap before the identity encoder (the identity loss's expectation
+    over transformations): a pattern that steers the encoder only at one exact pixel placement no longer pays.
+
+    One integer shift (dx, dy), each uniform in [-max_shift * S, max_shift * S], for the whole batch (reflected
+    border), and a horizontal flip of each image with probability 1/2. Both are exact pixel moves, so the gradient
+    reaches every pixel that stays in view unchanged.
+
+    Args:
+        images: [B, S, S, 3] float32 in [-1, 1].
+        seed: stateless seed (int or [2] int tensor).
+        max_shift: largest shift as a fraction of the side.
+
+    Returns:
+        [B, S, S, 3] float32.
+    """
+    seed = _seed_tensor(seed)
+    size = images.shape[1]
+    pad = max(1, int(round(size * max_shift)))
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    offsets = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
+    shifted = padded[:, offsets[0]:offsets[0] + size, offsets[1]:offsets[1] + size, :]
+    shifted = tf.ensure_shape(shifted, images.shape)
+    flips = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
+    return tf.where(flips[:, None, None, None], tf.reverse(shifted, axis=[2]), shifted)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from clipswap.config import LossWeights
 
 # Term names, in reporting order; they are LossWeights' field names (r1_gamma is the D-side R1 weight).
-GENERATOR_TERMS: tuple[str, ...] = ("id", "rec", "perceptual", "contra", "att", "adv", "cycle", "ifsr")
+GENERATOR_TERMS: tuple[str, ...] = ("id", "rec", "perceptual", "contra", "att", "adv", "cycle", "ifsr", "teacher")
 DISCRIMINATOR_TERMS: tuple[str, ...] = ("d_adv", "r1")
 
 
@@ -30,7 +30,8 @@ def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tupl
 
     Args:
         terms: raw scalar losses keyed by GENERATOR_TERMS names ("id", "rec", "perceptual", "contra", "att", "adv",
-            "cycle", "ifsr"); leave out what is not computed. Unknown names are an error (typos would vanish).
+            "cycle", "ifsr", "teacher"); leave out what is not computed. Unknown names are an error (typos would
+            vanish).
         weights: LossWeights.
 
     Returns:

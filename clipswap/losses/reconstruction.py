@@ -56,3 +56,39 @@ def reconstruction_loss(
     if facedancer_clip:
         loss = tf.clip_by_value(0.5 * tf.clip_by_value(loss, 0.0, 100.0), 0.0, 5.0)
     return loss
+
+
+def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
+    """Mean |X_teacher - X_swap| (ours; the demo recipe): over the whole batch, or, with `target`, over the face
+    region only (the pixels where the teacher differs from the target).
+
+    The teacher of a cross-identity pair is the classical landmark swap of its source onto its target
+    (clipswap.face.landmark_swap); of a same-identity pair it is the target itself, where this equals eq. 7. It gives
+    the identity path a dense, per-pixel target instead of only the gradient through the identity encoder.
+
+    Over the whole image the target's own pixels dominate (measured: a copy of the target already scores 0.07 of a
+    possible 2 while the face is untouched), so a generator that copies the target is barely penalised; over the
+    face region alone the copy pays in full. Same-identity samples (teacher = target) have no face region and are
+    left out of that average (eq. 7 covers them).
+
+    Args:
+        teacher: [B, H, W, 3] RGB in [-1, 1].
+        swap: [B, H, W, 3] RGB in [-1, 1] (gradient flows here).
+        target: [B, H, W, 3] the targets the teachers were made on, or None (whole-image average).
+
+    Returns:
+        Scalar float32 in [0, 2]; 0 when `target` is given and no sample has a face region.
+    """
+    teacher = tf.cast(teacher, tf.float32)
+    swap = tf.cast(swap, tf.float32)
+    if teacher.shape.rank != 4 or swap.shape.rank != 4:
+        raise ValueError(f"teacher_loss expects [B, H, W, C] images, got {teacher.shape} and {swap.shape}")
+    if target is None:
+        return tf.reduce_mean(tf.abs(teacher - swap))
+    # 1/255 in [-1, 1] units is 2/255: below that a pixel is the target's (both went through the same jitter).
+    region = tf.cast(tf.reduce_max(tf.abs(teacher - tf.cast(target, tf.float32)), axis=-1, keepdims=True)
+                     > 1.0 / 255.0, tf.float32)
+    area = tf.reduce_sum(region, axis=[1, 2, 3])
+    per_sample = tf.reduce_sum(region * tf.abs(teacher - swap), axis=[1, 2, 3]) / tf.maximum(3.0 * area, 1.0)
+    has_face = tf.cast(area > 0, tf.float32)
+    return tf.reduce_sum(per_sample * has_face) / tf.maximum(tf.reduce_sum(has_face), 1.0)

@@ -145,7 +145,7 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
     return inputs
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
+def read_rgb(path: Path) -> np.ndarray | None:
     """[H, W, 3] uint8 RGB, or None when the file cannot be decoded as an image."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -181,7 +181,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
     from clipswap.face.align import align_face, transform_points  # noqa: PLC0415
     from clipswap.face.detection import sort_by_area  # noqa: PLC0415
 
-    image = _read_rgb(source)
+    image = read_rgb(source)
     if image is None:
         return {"status": "skipped", "reason": "unreadable", "detail": "not an image OpenCV can decode"}
     height, width = image.shape[:2]

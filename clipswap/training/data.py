@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from clipswap.training.shards import ShardError, count_records, iterate_records, list_shards, parse_features
 
-__all__ = ["count_records", "decode_image", "make_eval_batch", "make_train_dataset"]
+__all__ = ["count_records", "decode_image", "make_eval_batch", "make_pair_dataset", "make_train_dataset"]
 
 #: Colour jitter ranges of the recipe, applied to images in [-1, 1].
 BRIGHTNESS_DELTA = 0.3
@@ -173,6 +173,81 @@ def make_train_dataset(
     dataset = tf.data.Dataset.zip(targets, sources).enumerate()
     dataset = dataset.map(lambda step, pair: combine(step, *pair), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
+    options = tf.data.Options()
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_pair_dataset(
+    files: Sequence[str],
+    batch_size: int,
+    image_size: int,
+    same_identity_prob: float = 0.2,
+    jitter: bool = True,
+    seed: int = 0,
+    shuffle_buffer: int = 1000,
+    repeat: bool = True,
+) -> tf.data.Dataset:
+    """The training dataset over `clipswap pairs` shards (target, source, teacher of two different people).
+
+    One stream of pair records, shuffled (file order, then a `shuffle_buffer` of records), decoded to [-1, 1] and
+    batched. The target and its teacher get the same colour jitter (the teacher is the target with a new face, so
+    they must stay alike outside it); the source its own. Then, as in make_train_dataset, each sample becomes a
+    same-identity pair with probability `same_identity_prob`: its source and its teacher are replaced by its target.
+
+    Returns:
+        A dataset of dicts like make_train_dataset's, plus "teacher": [B, S, S, 3] float32 RGB in [-1, 1].
+    """
+    if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
+        raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
+    if not 0.0 <= same_identity_prob <= 1.0:
+        raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
+    from clipswap.training.pairs import parse_pair  # noqa: PLC0415
+
+    file_seed, record_seed, same_seed, target_jitter, source_jitter = _derive_seeds(seed, 5)
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.shuffle(shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+
+    def parse(serialized):
+        pair = parse_pair(serialized)
+        return {
+            "target": decode_image(pair["target"], image_size),
+            "source": decode_image(pair["source"], image_size),
+            "teacher": decode_image(pair["teacher"], image_size),
+            "target_label": pair["target_label"],
+            "source_label": pair["source_label"],
+        }
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    probability = float(same_identity_prob)
+
+    def combine(step, batch):
+        step = tf.cast(step, tf.int64)
+        target, source, teacher = batch["target"], batch["source"], batch["teacher"]
+        if jitter:
+            key = tf.stack([tf.constant(target_jitter, tf.int64), step])
+            # One batch draw for both: concatenating keeps the per-image contrast statistics of each image.
+            both = color_jitter(tf.concat([target, teacher], axis=0), key)
+            target, teacher = both[:batch_size], both[batch_size:]
+            source = color_jitter(source, tf.stack([tf.constant(source_jitter, tf.int64), step]))
+        same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
+        where = same[:, None, None, None]
+        return {
+            "target": target,
+            "source": tf.where(where, target, source),
+            "teacher": tf.where(where, target, teacher),
+            "same": tf.cast(same, tf.float32),
+            "target_label": batch["target_label"],
+            "source_label": tf.where(same, batch["target_label"], batch["source_label"]),
+        }
+
+    dataset = dataset.enumerate().map(combine, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

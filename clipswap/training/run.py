@@ -224,7 +224,9 @@ def build_trainer(
         generator, discriminator, identity, weights,
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
         n_aug=config.n_aug, aug_distortion=config.aug_distortion, aug_crop_fraction=config.aug_crop_fraction,
-        facedancer_rec_clip=config.facedancer_rec_clip, seed=config.seed,
+        facedancer_rec_clip=config.facedancer_rec_clip, id_augment=config.id_augment,
+        teacher_face_only=config.teacher_face_only, perceptual_to_teacher=config.perceptual_to_teacher,
+        seed=config.seed,
     )
     fp16 = config.precision == "fp16"
     trainer.compile(
@@ -364,11 +366,30 @@ def _run_loop(
         raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
 
     if dataset_fn is None or eval_batch is None:
-        from clipswap.training.data import make_eval_batch, make_train_dataset  # noqa: PLC0415
+        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset  # noqa: PLC0415
+        from clipswap.training.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards  # noqa: PLC0415
 
-        train_shards, eval_shards = split_heldout(find_shards(data_dir))
+        pairs = is_pairs_folder(data_dir)
+        if config.weights.teacher and not pairs:
+            raise TrainingSetupError(
+                f"weights.teacher > 0 needs teacher images: {data_dir} is not a `clipswap pairs` folder "
+                "(make one with `clipswap pairs --data ALIGNED --output PAIRS`, or --set weights.teacher=0)"
+            )
+        if pairs:
+            try:
+                train_shards, eval_shards = pair_shards(data_dir), heldout_shards(data_dir)
+            except PairsError as error:
+                raise TrainingSetupError(str(error)) from error
+        else:
+            train_shards, eval_shards = split_heldout(find_shards(data_dir))
         if dataset_fn is None:
             def dataset_fn(seed: int) -> tf.data.Dataset:
+                if pairs:
+                    return make_pair_dataset(
+                        train_shards, config.batch_size, config.model.image_size,
+                        same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
+                        shuffle_buffer=config.shuffle_buffer, repeat=True,
+                    )
                 return make_train_dataset(
                     [str(s) for s in train_shards], config.batch_size, config.model.image_size,
                     same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,

@@ -37,13 +37,13 @@ from clipswap.losses.adversarial import (
     generator_adversarial_loss,
 )
 from clipswap.losses.attribute import attribute_loss
-from clipswap.losses.augment import clip_augment
+from clipswap.losses.augment import clip_augment, identity_augment
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.contrastive import ClipMeanTracker, clip_contrastive_loss
 from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
-from clipswap.losses.reconstruction import reconstruction_loss
+from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +131,10 @@ class SwapTrainer(keras.Model):
         ifsr_layers: identity-encoder layers of the IFSR loss (ArcFace names, IFSR_MARGINS keys).
         n_aug, aug_distortion, aug_crop_fraction: CLIP augmentations (clip_augment).
         facedancer_rec_clip: FaceDancer's clip-and-halve of the reconstruction loss.
+        id_augment: score the identity loss on a randomly shifted and flipped swap (identity_augment).
+        teacher_face_only: average the teacher term over the face region only (teacher_loss with the target).
+        perceptual_to_teacher: the perceptual term compares the swap with the teacher on every pair (batches with
+            teachers) instead of with the target on same-identity pairs.
         seed: run seed (the CLIP augmentation draws are derived from it and the step).
 
     Metrics (per step, after `reset_metrics`): every generator term by name ("id", "rec", ...), "g_total",
@@ -152,6 +156,9 @@ class SwapTrainer(keras.Model):
         aug_distortion: float = 0.5,
         aug_crop_fraction: float = 0.75,
         facedancer_rec_clip: bool = False,
+        id_augment: bool = False,
+        teacher_face_only: bool = False,
+        perceptual_to_teacher: bool = False,
         seed: int = 0,
         name: str = "swap_trainer",
         **kwargs,
@@ -169,6 +176,9 @@ class SwapTrainer(keras.Model):
         self.aug_distortion = float(aug_distortion)
         self.aug_crop_fraction = float(aug_crop_fraction)
         self.facedancer_rec_clip = bool(facedancer_rec_clip)
+        self.id_augment = bool(id_augment)
+        self.teacher_face_only = bool(teacher_face_only)
+        self.perceptual_to_teacher = bool(perceptual_to_teacher)
         self.seed = int(seed)
 
         if weights.perceptual and perceptual is None:
@@ -212,6 +222,8 @@ class SwapTrainer(keras.Model):
             active.append("cycle")
         if w.ifsr:
             active.append("ifsr")
+        if w.teacher:
+            active.append("teacher")
         return tuple(active)
 
     # --- Keras plumbing ------------------------------------------------------------------------------------------
@@ -284,22 +296,37 @@ class SwapTrainer(keras.Model):
         tgt_out: dict[str, tf.Tensor],
         identity_in: tf.Tensor,
         seed: tf.Tensor,
+        teacher: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms).
 
         `source_clip` is CLIP(source) [B, Dc] (None when CLIP is off), computed once per step by train_step.
+        `teacher` is the batch's teacher images [B, S, S, 3] (needed when weights.teacher > 0).
         """
         w = self.loss_weights_
         swap = tf.cast(self.generator([target, identity_in], training=True), tf.float32)
         swap_out = self.identity(swap)
+        if self.id_augment:
+            # Its own seed stream: the CLIP augmentations use `seed` itself.
+            swap_embedding = self.identity(identity_augment(swap, seed + tf.constant([0, 1 << 40], tf.int64)))
+            swap_embedding = swap_embedding[EMBEDDING]
+        else:
+            swap_embedding = swap_out[EMBEDDING]
         terms: dict[str, tf.Tensor] = {
-            "id": identity_loss(tf.stop_gradient(src_out[EMBEDDING]), swap_out[EMBEDDING]),
+            "id": identity_loss(tf.stop_gradient(src_out[EMBEDDING]), swap_embedding),
             "rec": reconstruction_loss(target, swap, same, facedancer_clip=self.facedancer_rec_clip),
         }
         if w.perceptual:
-            feats_t = [tf.stop_gradient(f) for f in self.perceptual.features(target, tgt_out)]
+            if self.perceptual_to_teacher and teacher is not None:
+                # Towards the teacher on every pair (on same pairs the teacher is the target: eq. 8 unchanged).
+                teacher_out = {k: tf.stop_gradient(v) for k, v in self.identity(teacher).items()}
+                feats_t = [tf.stop_gradient(f) for f in self.perceptual.features(teacher, teacher_out)]
+                compared = tf.ones_like(same)
+            else:
+                feats_t = [tf.stop_gradient(f) for f in self.perceptual.features(target, tgt_out)]
+                compared = same
             feats_s = self.perceptual.features(swap, swap_out)
-            terms["perceptual"] = perceptual_loss(feats_t, feats_s, same, self.perceptual.layer_weights)
+            terms["perceptual"] = perceptual_loss(feats_t, feats_s, compared, self.perceptual.layer_weights)
         if w.att:
             feats_t = [tf.stop_gradient(f) for f in self.attribute.features(target, tgt_out)]
             terms["att"] = attribute_loss(feats_t, self.attribute.features(swap, swap_out))
@@ -314,6 +341,10 @@ class SwapTrainer(keras.Model):
             margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
             feats_t = {name: tf.stop_gradient(tgt_out[name]) for name in self.ifsr_layers}
             terms["ifsr"] = ifsr_loss(feats_t, {name: swap_out[name] for name in self.ifsr_layers}, margins)
+        if w.teacher:
+            if teacher is None:
+                raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
+            terms["teacher"] = teacher_loss(teacher, swap, target if self.teacher_face_only else None)
         return swap, terms
 
     def _contrastive(self, e_ref: tf.Tensor, swap: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -344,6 +375,7 @@ class SwapTrainer(keras.Model):
         target = tf.cast(data["target"], tf.float32)
         source = tf.cast(data["source"], tf.float32)
         same = tf.cast(data["same"], tf.float32)
+        teacher = tf.cast(data["teacher"], tf.float32) if "teacher" in data else None
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         seed = self.augmentation_seed()
 
@@ -354,7 +386,8 @@ class SwapTrainer(keras.Model):
         identity_in = self.identity_input(source, src_out, source_clip)
 
         with tf.GradientTape() as g_tape:
-            swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed)
+            swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed,
+                                               teacher)
             g_total, g_named = generator_loss(terms, self.loss_weights_)
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
         with tf.GradientTape() as d_tape:

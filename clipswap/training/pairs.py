@@ -1,0 +1,301 @@
+"""The `clipswap pairs` job: training pairs with a landmark-swap teacher image, and a held-out set of identities.
+
+From `clipswap align` output (aligned crops in TFRecord shards) it writes:
+
+    OUTPUT/shards/pairs-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source and the
+                                                  teacher (clipswap.face.landmark_swap of source onto target)
+    OUTPUT/heldout/shard-00000-of-00001.tfrecord  every face of the held-out identities (clipswap.training.shards
+                                                  records): the fixed evaluation batch of `clipswap train`
+    OUTPUT/heldout_pairs.tsv                      one evaluation pair a held-out person for `clipswap evaluate`:
+                                                  source photo, target photo (original files, different people)
+    OUTPUT/pairs_manifest.json                    settings, counts and the held-out identity names
+
+Held-out identities are drawn (seeded) among the people with two or more photos and never appear in a training pair.
+
+The teacher gives the identity path a dense target on cross-identity pairs (the demo recipe, docs/demo_model.md):
+without it the only signal that the swap should change is the gradient through the identity encoder, which the
+reconstruction and adversarial terms out-vote by copying the target. 68 landmarks of each crop come from dlib's
+shape predictor run on the original photo inside the YuNet box of the aligned face (the evaluation's landmarks,
+clipswap.evaluation.landmarks) and mapped into the crop with the alignment transform; a face whose landmarks cannot
+be placed is left out of the pairs and counted.
+
+Pair record (one tf.train.Example):
+    target, source, teacher   bytes   PNG (the aligned crops as stored by align; the teacher encoded here), RGB
+    target_label, source_label  int64 identity indices (identities.json of the aligned data)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from clipswap.jsonfile import JSONFileError, read_json_object
+from clipswap.training.shards import FaceRecord, ShardError, iterate_records, shard_name, write_shards
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "pairs_manifest.json"
+PAIR_SHARDS = "shards"
+HELDOUT = "heldout"
+HELDOUT_PAIRS = "heldout_pairs.tsv"
+PAIR_PATTERN = "pairs-*-of-*.tfrecord"
+PAIR_FEATURES = {
+    "target": tf.io.FixedLenFeature([], tf.string),
+    "source": tf.io.FixedLenFeature([], tf.string),
+    "teacher": tf.io.FixedLenFeature([], tf.string),
+    "target_label": tf.io.FixedLenFeature([], tf.int64),
+    "source_label": tf.io.FixedLenFeature([], tf.int64),
+}
+#: How far (mean pixel distance of the five points) a re-detected face may be from the one align kept.
+MATCH_TOLERANCE = 0.1  # of the detection's inter-ocular distance
+
+
+class PairsError(ValueError):
+    """The pairs job cannot run (bad input, too few identities, unwritable output); the message says what to do."""
+
+
+def is_pairs_folder(folder: str | Path) -> bool:
+    """True when `folder` is a `clipswap pairs` output (it holds pairs_manifest.json)."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def pair_shards(folder: str | Path) -> list[str]:
+    """The training pair shards of a pairs folder, sorted; PairsError when there are none."""
+    files = sorted(str(p) for p in (Path(folder) / PAIR_SHARDS).glob(PAIR_PATTERN))
+    if not files:
+        raise PairsError(f"{folder} has no pair shards in {PAIR_SHARDS}/; run `clipswap pairs` again")
+    return files
+
+
+def heldout_shards(folder: str | Path) -> list[str]:
+    files = sorted(str(p) for p in (Path(folder) / HELDOUT).glob("*.tfrecord"))
+    if not files:
+        raise PairsError(f"{folder} has no held-out shard in {HELDOUT}/; run `clipswap pairs` again")
+    return files
+
+
+def read_pairs_manifest(folder: str | Path) -> dict:
+    try:
+        return read_json_object(Path(folder) / MANIFEST)
+    except JSONFileError as error:
+        raise PairsError(f"{error}; run `clipswap pairs` again") from error
+
+
+# --- 68 landmarks of an aligned face ------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _single_threaded_opencv() -> None:
+    # One process a core: OpenCV's own thread pool in every worker oversubscribes the cores (measured: teachers at
+    # 16 a second on 2 workers, half the CPU time in the kernel, against about 100 a second single-threaded).
+    cv2.setNumThreads(1)
+
+
+def _init_landmarks() -> None:
+    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+
+    _single_threaded_opencv()
+    _WORKER["detector"] = YuNetDetector()
+    _WORKER["landmarker"] = Landmarker68()
+
+
+def crop_landmarks68(task: tuple[str, np.ndarray, int]) -> np.ndarray | None:
+    """[68, 2] float32 landmarks in the aligned crop of one record, or None when they cannot be placed.
+
+    Args:
+        task: (original photo path, [5, 2] landmarks of the kept face in the photo, crop size).
+    """
+    from clipswap.face.align import estimate_alignment, transform_points  # noqa: PLC0415
+    from clipswap.training.align_dataset import read_rgb  # noqa: PLC0415
+
+    path, five, size = task
+    image = read_rgb(Path(path))
+    if image is None:
+        return None
+    detections = _WORKER["detector"].detect(image)
+    if not detections:
+        return None
+    five = np.asarray(five, np.float64).reshape(5, 2)
+    distances = [float(np.linalg.norm(d.landmarks - five, axis=1).mean()) for d in detections]
+    best = int(np.argmin(distances))
+    eyes = float(np.linalg.norm(five[0] - five[1]))
+    if distances[best] > MATCH_TOLERANCE * max(eyes, 1.0):
+        return None
+    points = _WORKER["landmarker"](image, detections[best])
+    return transform_points(estimate_alignment(five, size), points).astype(np.float32)
+
+
+def _decode(encoded: bytes) -> np.ndarray:
+    bgr = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> bytes | None:
+    """PNG bytes of landmark_swap(source crop -> target crop), or None when the landmarks cannot drive it."""
+    from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap  # noqa: PLC0415
+
+    target, target_68, source, source_68 = task
+    try:
+        swapped = landmark_swap(_decode(source), source_68, _decode(target), target_68)
+    except LandmarkSwapError:
+        return None
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(swapped, cv2.COLOR_RGB2BGR))
+    return encoded.tobytes() if ok else None
+
+
+def _pool_map(function, tasks, workers: int, initializer, progress: bool, description: str) -> list:
+    chunk = max(1, len(tasks) // (workers * 64))
+    bar = dict(total=len(tasks), disable=not progress, desc=description, unit="face")
+    if workers == 1:
+        if initializer is not None:
+            initializer()
+        return [function(task) for task in tqdm(tasks, **bar)]
+    # One BLAS / OpenMP thread a worker (read by each spawned interpreter when numpy starts).
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=initializer) as pool:
+        return list(tqdm(pool.imap(function, tasks, chunksize=chunk), **bar))
+
+
+def _example(target: bytes, source: bytes, teacher: bytes, target_label: int, source_label: int) -> bytes:
+    def raw(value: bytes) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+    def integer(value: int) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+    feature = {"target": raw(target), "source": raw(source), "teacher": raw(teacher),
+               "target_label": integer(target_label), "source_label": integer(source_label)}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def parse_pair(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """tf.data parser of one pair record (PAIR_FEATURES)."""
+    return tf.io.parse_single_example(serialized, PAIR_FEATURES)
+
+
+# --- the job ---------------------------------------------------------------------------------------------------
+
+
+def choose_heldout(records: list[FaceRecord], count: int, seed: int) -> list[str]:
+    """`count` identity names drawn (seeded) among those with two or more faces, sorted."""
+    faces = defaultdict(int)
+    for record in records:
+        faces[record.identity] += 1
+    eligible = sorted(name for name, n in faces.items() if n >= 2)
+    if len(eligible) < count:
+        raise PairsError(f"only {len(eligible)} identities have two or more faces; --heldout {count} needs that "
+                         "many (lower --heldout or add photos)")
+    rng = np.random.default_rng(seed)
+    return sorted(eligible[i] for i in rng.choice(len(eligible), size=count, replace=False))
+
+
+def heldout_evaluation_pairs(records: list[FaceRecord], heldout: list[str], seed: int) -> list[tuple[str, str]]:
+    """One (source photo, target photo) a held-out person: person k's first face as the source, a face other than
+    the first of person k+1 (in a seeded cyclic order) as the target; sources and targets are all different people
+    and no photo is used twice."""
+    by_identity: dict[str, list[FaceRecord]] = defaultdict(list)
+    for record in records:
+        if record.identity in heldout:
+            by_identity[record.identity].append(record)
+    order = list(heldout)
+    np.random.default_rng(seed).shuffle(order)
+    pairs = []
+    for k, name in enumerate(order):
+        nxt = sorted(by_identity[order[(k + 1) % len(order)]], key=lambda r: r.path)
+        source = sorted(by_identity[name], key=lambda r: r.path)[0]
+        pairs.append((source.path, nxt[1].path))
+    return pairs
+
+
+def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, heldout: int = 100, seed: int = 0,
+                shard_size: int = 2000, workers: int = 1, progress: bool = True) -> dict:
+    """Run the pairs job (module docstring); returns the manifest written."""
+    started = time.perf_counter()
+    if count < 1 or heldout < 2 or shard_size < 1 or workers < 1:
+        raise PairsError("--count, --shard-size and --workers must be >= 1 and --heldout >= 2")
+    output = ensure_writable_dir(output)
+    try:
+        records = list(iterate_records(data))
+    except (ShardError, tf.errors.DataLossError) as error:
+        raise PairsError(f"cannot read the aligned shards in {data}: {error}") from error
+    if not records:
+        raise PairsError(f"{data} holds no aligned faces; run `clipswap align` first")
+    sizes = {record.size for record in records}
+    if len(sizes) != 1:
+        raise PairsError(f"the aligned faces in {data} have several sizes {sorted(sizes)}; align them at one --size")
+    size = sizes.pop()
+
+    held = choose_heldout(records, heldout, seed)
+    held_set = set(held)
+    tasks = [(r.path, r.landmarks_original, size) for r in records]
+    landmarks = _pool_map(crop_landmarks68, tasks, workers, _init_landmarks, progress, "landmarks")
+    usable = [i for i, r in enumerate(records) if landmarks[i] is not None and r.identity not in held_set]
+    if len({records[i].identity for i in usable}) < 2:
+        raise PairsError("fewer than two training identities have faces with landmarks; nothing to pair")
+
+    rng = np.random.default_rng(seed + 1)
+    chosen: list[tuple[int, int]] = []
+    while len(chosen) < count:
+        targets = rng.choice(usable, size=count)
+        sources = rng.choice(usable, size=count)
+        chosen.extend((int(t), int(s)) for t, s in zip(targets, sources, strict=True)
+                      if records[t].label != records[s].label)
+    chosen = chosen[:count]
+    teacher_tasks = [(records[t].image, landmarks[t], records[s].image, landmarks[s]) for t, s in chosen]
+    teachers = _pool_map(make_teacher, teacher_tasks, workers, _single_threaded_opencv if workers > 1 else None,
+                         progress, "teachers")
+    kept = [(pair, teacher) for pair, teacher in zip(chosen, teachers, strict=True) if teacher is not None]
+
+    shard_dir = ensure_writable_dir(output / PAIR_SHARDS)
+    for stale in shard_dir.glob(PAIR_PATTERN):
+        stale.unlink()
+    n_shards = -(-len(kept) // shard_size)
+    for index in range(n_shards):
+        path = shard_dir / f"pairs-{index:05d}-of-{n_shards:05d}.tfrecord"
+        with atomic_path(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
+            for (t, s), teacher in kept[index * shard_size:(index + 1) * shard_size]:
+                writer.write(_example(records[t].image, records[s].image, teacher, records[t].label,
+                                      records[s].label))
+
+    held_records = [r for r in records if r.identity in held_set]
+    write_shards(held_records, ensure_writable_dir(output / HELDOUT), len(held_records),
+                 shard_size=max(1, len(held_records)))
+    evaluation = heldout_evaluation_pairs(records, held, seed + 2)
+    write_text_atomic(output / HELDOUT_PAIRS,
+                      "# source\ttarget  (held-out identities; different people)\n"
+                      + "".join(f"{source}\t{target}\n" for source, target in evaluation))
+    manifest = {
+        "version": 1,
+        "data": str(Path(data).resolve()),
+        "size": size,
+        "seed": seed,
+        "pairs": len(kept),
+        "pairs_without_teacher": len(chosen) - len(kept),
+        "faces": len(records),
+        "faces_without_landmarks": sum(lm is None for lm in landmarks),
+        "training_identities": len({records[i].identity for i in usable}),
+        "heldout_identities": held,
+        "heldout_faces": len(held_records),
+        "teacher": "clipswap.face.landmark_swap (dlib 68 points, Reinhard colour transfer, Poisson blending)",
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_text_atomic(output / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+__all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_shards", "is_pairs_folder", "pair_shards",
+           "parse_pair", "read_pairs_manifest", "shard_name"]

@@ -1,0 +1,171 @@
+"""`clipswap pairs` on a small LFW subset, the pair dataset, the teacher loss and training on teacher pairs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from clipswap.cli import main
+from clipswap.losses.augment import identity_augment
+from clipswap.losses.reconstruction import teacher_loss
+from clipswap.training.align_dataset import align_dataset
+from clipswap.training.data import make_pair_dataset
+from clipswap.training.pairs import (
+    HELDOUT_PAIRS,
+    MANIFEST,
+    PairsError,
+    build_pairs,
+    heldout_shards,
+    pair_shards,
+    parse_pair,
+)
+from clipswap.training.shards import iterate_records
+from tests.conftest import require_module, shared_data
+
+PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def aligned(tmp_path_factory):
+    require_module("dlib", "the teacher's 68 landmarks come from dlib's shape predictor")
+    lfw = shared_data("lfw")
+    root = tmp_path_factory.mktemp("pairs")
+    for person in PEOPLE:
+        (root / "in" / person).mkdir(parents=True)
+        for photo in sorted((lfw / person).glob("*.jpg"))[:3]:
+            shutil.copy(photo, root / "in" / person / photo.name)
+    align_dataset(root / "in", root / "aligned", size=SIZE, progress=False, seed=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def pairs(aligned):
+    manifest = build_pairs(aligned / "aligned", aligned / "pairs", count=24, heldout=2, seed=5, shard_size=10,
+                           progress=False)
+    return aligned / "pairs", manifest
+
+
+def _decode(encoded: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_heldout_identities_never_appear_in_training_pairs(pairs):
+    folder, manifest = pairs
+    identities = json.loads((folder.parent / "aligned" / "identities.json").read_text())
+    held = set(manifest["heldout_identities"])
+    assert len(held) == 2 and held <= set(PEOPLE)
+    held_labels = {identities.index(name) for name in held}
+    records = [parse_pair(r) for r in tf.data.TFRecordDataset(pair_shards(folder))]
+    assert len(records) == manifest["pairs"] == 24 - manifest["pairs_without_teacher"] > 0
+    assert len(pair_shards(folder)) == -(-len(records) // 10)
+    for record in records:
+        target, source = int(record["target_label"]), int(record["source_label"])
+        assert target != source and not {target, source} & held_labels
+    held_faces = list(iterate_records(heldout_shards(folder)))
+    assert {r.identity for r in held_faces} == held and len(held_faces) == manifest["heldout_faces"]
+
+
+def test_heldout_evaluation_pairs_are_different_people_of_the_heldout_set(pairs):
+    folder, manifest = pairs
+    lines = [line.split("\t") for line in (folder / HELDOUT_PAIRS).read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert len(lines) == len(manifest["heldout_identities"])
+    people = [(src.split("/")[-2], tgt.strip().split("/")[-2]) for src, tgt in lines]
+    assert all(a != b for a, b in people)
+    assert {a for a, _ in people} == set(manifest["heldout_identities"])
+    photos = [p for line in lines for p in line]
+    assert len(set(photos)) == len(photos)
+
+
+def test_teacher_is_the_target_outside_the_face_and_nearer_the_source_inside(pairs):
+    folder, _ = pairs
+    record = next(iter(tf.data.TFRecordDataset(pair_shards(folder))))
+    pair = parse_pair(record)
+    target, source, teacher = (_decode(pair[k].numpy()) for k in ("target", "source", "teacher"))
+    assert teacher.shape == target.shape == (SIZE, SIZE, 3)
+    changed = np.abs(teacher.astype(int) - target.astype(int)).max(axis=-1) > 0
+    # Only the face hull changes: the borders of the crop (background, hair) are the target's.
+    assert not changed[:4].any() and not changed[:, :4].any() and changed.mean() > 0.1
+    centre = np.s_[SIZE // 3: 2 * SIZE // 3, SIZE // 3: 2 * SIZE // 3]
+    assert np.abs(teacher[centre].astype(int) - target[centre].astype(int)).mean() > 2.0
+
+
+def test_pair_dataset_same_pairs_use_the_target_as_source_and_teacher(pairs):
+    folder, _ = pairs
+    dataset = make_pair_dataset(pair_shards(folder), batch_size=4, image_size=SIZE, same_identity_prob=0.5,
+                                jitter=True, seed=3, shuffle_buffer=8)
+    batch = next(iter(dataset))
+    assert batch["teacher"].shape == batch["target"].shape == (4, SIZE, SIZE, 3)
+    same = batch["same"].numpy() > 0
+    assert same.any()
+    for i in range(4):
+        if same[i]:
+            np.testing.assert_array_equal(batch["source"][i], batch["target"][i])
+            np.testing.assert_array_equal(batch["teacher"][i], batch["target"][i])
+            assert batch["source_label"][i] == batch["target_label"][i]
+        else:
+            assert batch["source_label"][i] != batch["target_label"][i]
+    again = next(iter(make_pair_dataset(pair_shards(folder), 4, SIZE, 0.5, True, 3, 8)))
+    np.testing.assert_array_equal(again["teacher"], batch["teacher"])
+
+
+def test_bad_pairs_input_is_one_sentence(aligned, tmp_path):
+    with pytest.raises(PairsError, match="two or more faces"):
+        build_pairs(aligned / "aligned", tmp_path / "p", count=4, heldout=50, progress=False)
+    result = CliRunner().invoke(main, ["pairs", "--data", str(tmp_path / "missing"), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cannot read the aligned shards" in result.output
+    assert not (tmp_path / "o" / MANIFEST).exists()
+
+
+def test_teacher_loss_and_identity_augment():
+    teacher = tf.zeros([2, 8, 8, 3])
+    swap = tf.concat([tf.ones([1, 8, 8, 3]), -tf.ones([1, 8, 8, 3]) * 0.5], axis=0)
+    assert float(teacher_loss(teacher, swap)) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="B, H, W, C"):
+        teacher_loss(tf.zeros([8, 8, 3]), tf.zeros([8, 8, 3]))
+    images = tf.random.stateless_uniform([3, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)
+    moved = identity_augment(images, seed=[4, 5])
+    assert moved.shape == images.shape
+    np.testing.assert_array_equal(moved, identity_augment(images, seed=[4, 5]))
+    # Each output is the input shifted by one integer offset (reflected at the border), perhaps mirrored: its
+    # centre appears in the input exactly.
+    for i in range(3):
+        out = moved[i].numpy()
+        candidates = [images[i].numpy(), images[i].numpy()[:, ::-1]]
+        assert any(_contains(c, out[4:28, 4:28]) for c in candidates)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        total = tf.reduce_sum(identity_augment(images, seed=[4, 5]))
+    assert float(tf.reduce_sum(tf.abs(tape.gradient(total, images)))) > 0
+
+
+def _contains(image: np.ndarray, patch: np.ndarray) -> bool:
+    h, w = patch.shape[:2]
+    return any(np.array_equal(image[y:y + h, x:x + w], patch)
+               for y in range(image.shape[0] - h + 1) for x in range(image.shape[1] - w + 1))
+
+
+@pytest.mark.slow
+def test_training_on_teacher_pairs_runs_and_reports_the_teacher_term(pairs, tmp_path):
+    folder, _ = pairs
+    run = tmp_path / "run"
+    args = ["train", "--data", str(folder), "--run-dir", str(run), "--preset", "tiny", "--steps", "3",
+            "--set", "weights.teacher=5", "--set", "id_augment=true", "--set", "eval_every=3",
+            "--set", "eval_batch_size=2", "--set", "image_every=3", "--set", "log_every=1", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(np.isfinite(row["teacher"]) and row["teacher"] > 0 for row in rows)
+    assert (run / "generator.keras").is_file()
+    # Aligned shards without teachers cannot train the teacher term.
+    result = CliRunner().invoke(main, [*args[:2], str(folder.parent / "aligned"), "--run-dir", str(tmp_path / "r2"),
+                                       *args[5:]])
+    assert result.exit_code == 1 and "clipswap pairs" in result.output
