@@ -1,11 +1,15 @@
 """The original ClipSwap release's command line, on clipswap's pipeline.
 
-    python inference.py --target T --source S --output O \
-        [--retina_path pretrained_ckpts/RetinaFace-Res50.h5] [--arcface_path pretrained_ckpts/ArcFace-Res50.h5] \
-        [--model_path pretrained_ckpts/ClipSwap.h5]
+    python inference.py --target T --source S [--output output/result.jpg] \
+        [--retina_path pretrained_ckpts/retinaface/RetinaFace-Res50.h5] \
+        [--arcface_path pretrained_ckpts/arcface/ArcFace-Res50.h5] \
+        [--model_path pretrained_ckpts/clipswap/clipswap.h5 | demo | landmarks]
 
-Same result as `clipswap swap --source S --target T --output O`; the three path options default to the files in
-pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR). Unlike the release, a failure exits with status 1 and one clear message.
+Same result as `clipswap swap --source S --target T --output O`. The three path options default to the files in
+pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR), in the release's layout (above) or flat (pretrained_ckpts/ClipSwap.h5,
+...); without a published generator the shipped demo generator (pretrained_ckpts/demo/) is used, and `--model_path
+demo` names it. The run prints one line naming the generator, identity encoder and detector it used. Unlike the
+release, a failure exits with status 1 and one clear message.
 Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --reference-face, --similarity,
 --blend, --feather, --precision, --detector, --det-threshold, --clip-preset. Out-of-range values are usage errors
 (exit status 2, one message).
@@ -61,10 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--target", required=True, type=Path, help="image or video to edit")
     parser.add_argument("--source", required=True, type=Path, help="image of the identity to put in")
-    parser.add_argument("--output", required=True, type=Path, help="result file (same kind as the target)")
-    parser.add_argument("--retina_path", type=Path, default=None, help="RetinaFace-Res50.h5 [pretrained_ckpts/]")
-    parser.add_argument("--arcface_path", type=Path, default=None, help="ArcFace-Res50.h5 [pretrained_ckpts/]")
-    parser.add_argument("--model_path", type=Path, default=None, help="generator .h5 or .keras [pretrained_ckpts/]")
+    parser.add_argument("--output", type=Path, default=Path("output/result.jpg"),
+                        help="result file, same kind as the target [output/result.jpg]")
+    parser.add_argument("--retina_path", type=Path, default=None,
+                        help="RetinaFace-Res50.h5 [pretrained_ckpts/retinaface/ or pretrained_ckpts/]")
+    parser.add_argument("--arcface_path", type=Path, default=None,
+                        help="ArcFace-Res50.h5 [pretrained_ckpts/arcface/ or pretrained_ckpts/]")
+    parser.add_argument("--model_path", default=None,
+                        help="generator .h5 or .keras, or demo (the shipped demo generator) or landmarks (the "
+                             "classical 68-point warp) [pretrained_ckpts/clipswap/clipswap.h5 or "
+                             "pretrained_ckpts/ClipSwap.h5 when present, else demo]")
     parser.add_argument("--detector", choices=DETECTORS, default="auto")
     parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,
                         help="minimum face score, in [0, 1) [0.5]")
@@ -86,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from clipswap.atomic import OutputError  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
@@ -97,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         precision=args.precision, clip_preset=args.clip_preset,
     )
     try:
-        summary = run_swap(request)
-    except (CheckpointError, MediaError, NoFaceError, OutputError) as error:
+        summary = run_swap(request, announce=lambda line: print(line, flush=True))
+    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     print(summary.describe())

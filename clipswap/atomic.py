@@ -25,6 +25,25 @@ def ensure_writable_dir(folder: str | Path) -> Path:
     return folder
 
 
+def check_writable_dir(folder: str | Path) -> Path:
+    """Check that `folder` is writable or can be created, creating nothing: its nearest existing ancestor must be a
+    writable folder. For early checks, so that a run that fails later leaves no folder behind (the atomic writers
+    create it when they write). Raises OutputError with the reason."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot create the output folder {folder}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        if existing == folder:
+            raise OutputError(
+                f"the output folder {folder} is not writable; choose another --output or fix its permissions"
+            )
+        raise OutputError(f"cannot create the output folder {folder}: {existing} is not writable")
+    return folder
+
+
 def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)

@@ -90,6 +90,9 @@ def test_output_equal_to_source_scores_identity_far_above_output_equal_to_target
     assert source["id_similarity"]["value"] > target["id_similarity"]["value"] + 0.5
     assert source["id_retrieval"]["value"] == 100.0
     assert target["id_retrieval"]["value"] < 40.0
+    # The two baselines of the closer-to-source figure: every swap and no swap nearer its source than its target.
+    assert (source["closer_to_source"]["value"], source["closer_to_source"]["n"]) == (100.0, N_PAIRS)
+    assert (target["closer_to_source"]["value"], target["closer_to_source"]["n"]) == (0.0, N_PAIRS)
     # The target keeps pose and expression, the source does not.
     assert source["pose_error"]["value"] > 5.0 and source["expression_error"]["value"] > 3.0
     assert source["ssim"]["value"] < 0.6

@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from clipswap.evaluation.expression import expression_error, target_alignment
 from clipswap.evaluation.fid import fid_from_features, frechet_distance
-from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
+from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.pose import (
     MODEL_LANDMARK_INDICES,
@@ -223,6 +223,24 @@ def test_top1_retrieval():
         retrieve_top1(np.zeros((1, 2)), gallery, ["a", "b", "c"])
 
 
+def test_closer_to_source_with_known_embeddings():
+    source, target = np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])
+    assert closer_to_source(np.array([0.9, 0.1, 0.2]), source, target)
+    assert not closer_to_source(np.array([0.1, 0.9, 0.2]), source, target)
+    # Output = source and output = target, the two baselines: always and never closer.
+    assert closer_to_source(source, source, target) and not closer_to_source(target, source, target)
+    # A tie is not closer; raw (not unit-length) vectors compare by direction only.
+    assert not closer_to_source(np.array([1.0, 1.0, 0.0]), source, target)
+    assert closer_to_source(np.array([30.0, 20.0, 0.0]), 5.0 * source, 0.01 * target)
+    # For unit vectors, a higher cosine is a smaller Euclidean distance.
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        swap, a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(3, 8)))
+        assert closer_to_source(swap, a, b) == (np.linalg.norm(swap - a) < np.linalg.norm(swap - b))
+    with pytest.raises(ValueError, match="zero or non-finite norm"):
+        closer_to_source(np.zeros(3), source, target)
+
+
 def test_json_safe_writes_strict_json():
     data = {"psnr": math.inf, "bad": math.nan, "nested": [1.0, -math.inf]}
     text = json.dumps(json_safe(data), allow_nan=False)
@@ -244,10 +262,12 @@ def test_markdown_puts_our_row_beside_the_paper():
     aggregate = {
         "id_retrieval": {"value": 50.0, "n": 4, "failed": 1},
         "id_similarity": {"value": 0.5, "n": 4, "failed": 1},
+        "closer_to_source": {"value": 75.0, "n": 4, "failed": 1},
         "psnr": {"value": math.inf, "n": 5, "failed": 0},
         "cost": {"params": 174_230_000, "macs": 53_560_000_000},
     }
     text = render_markdown({"num_pairs": 5, "identity_model": "sface", "aggregate": aggregate, "failures": {}})
+    assert "| Closer to source % ↑ | 75.00 | 4 | 1 |" in text
     assert "| ClipSwap (paper) | 98.91 | 1.73 | 5.76 | 0.98 | 33.04 | 53.56 | 174.23 |" in text
     assert "| **this run** | 50.00 | — | — | — | ∞ | 53.56 | 174.23 |" in text
     assert "identity model: sface" in text

@@ -1,5 +1,6 @@
-"""`clipswap swap` through the CLI: a successful tiny run on a photo and a video, and every error the issue lists,
-each with exit code 1, one clear message, and no output file left behind."""
+"""`clipswap swap` through the CLI: a successful tiny run on a photo and a video, the default generator (the shipped
+demo when no published one is found) and `--model demo`, the one line naming the models, and every error the issue
+lists, each with exit code 1, one clear message, and no output file left behind."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from clipswap.checkpoints import pretrained
 from clipswap.checkpoints.native import init_generator
 from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
 from clipswap.config import get_preset
+from clipswap.inference.choice import shown
 from clipswap.inference.media import VideoInfo as _Info
 from clipswap.inference.media import VideoReader, VideoWriter, read_label
 
@@ -35,6 +38,19 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
         "arcface": init_generator(TINY.replace(identity_encoder="arcface"), folder / "arc.keras").with_suffix(".keras"),
         "clip": init_generator(TINY.replace(clip_variant="tiny"), folder / "clip.keras").with_suffix(".keras"),
     }
+
+
+@pytest.fixture(scope="module")
+def demo_standin(tmp_path_factory) -> Path:
+    """A random-weight generator of the demo preset where the shipped demo would be (its folder)."""
+    folder = tmp_path_factory.mktemp("demo")
+    init_generator(get_preset("demo").model, folder / "generator.keras")
+    return folder
+
+
+def use_demo(monkeypatch, folder: Path) -> None:
+    monkeypatch.setattr(pretrained, "DEMO_DIR", folder)
+    monkeypatch.delenv("CLIPSWAP_DEMO_DIR", raising=False)
 
 
 @pytest.fixture
@@ -58,6 +74,7 @@ def no_published(tmp_path, monkeypatch):
     empty.mkdir()
     monkeypatch.setenv("CLIPSWAP_CKPT_DIR", str(empty))
     monkeypatch.chdir(tmp_path)
+    use_demo(monkeypatch, tmp_path / "no_demo")
 
 
 def swap(*args: str | Path):
@@ -66,9 +83,11 @@ def swap(*args: str | Path):
 
 def assert_error(result, *fragments: str, output: Path | None = None) -> None:
     assert result.exit_code == 1, result.output
-    assert result.output.startswith("Error: ")
+    # One sentence on stderr; stdout holds at most the line naming the models, when they were loaded.
+    assert result.stderr.startswith("Error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == "" or (result.stdout.startswith("generator: ") and result.stdout.count("\n") == 1)
     for fragment in fragments:
-        assert fragment in result.output, result.output
+        assert fragment in result.stderr, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     if output is not None:
         assert not output.exists()
@@ -80,8 +99,29 @@ def test_tiny_swap_on_a_photo(checkpoints, face, tmp_path):
     output = tmp_path / "out" / "swapped.png"
     result = swap("-s", face, "-t", target, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet")
     assert result.exit_code == 0, result.output
-    assert "swapped 2 face(s)" in result.output
+    line = f"generator: {shown(checkpoints['sface'])} (SFace identity), detector: YuNet"
+    assert result.stdout.splitlines() == [line, f"swapped 2 face(s); wrote {output}"]
     assert output.is_file() and "clipswap" in read_label(output)
+
+
+def test_without_published_weights_the_demo_is_the_default(no_published, demo_standin, face, tmp_path, monkeypatch):
+    use_demo(monkeypatch, demo_standin)
+    line = f"generator: demo ({shown(demo_standin / 'generator.keras')}, SFace identity), detector: YuNet"
+    for extra in ([], ["--model", "demo"], ["--model", "auto"]):
+        output = tmp_path / f"out{len(extra)}" / "swapped.png"
+        result = swap("-s", face, "-t", face, "-o", output, *extra)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines() == [line, f"swapped 1 face(s); wrote {output}"], extra
+        assert output.is_file()
+
+
+def test_model_demo_without_the_demo_folder(no_published, face, tmp_path):
+    output = tmp_path / "out" / "swapped.png"
+    result = swap("-s", face, "-t", face, "-o", output, "--model", "demo")
+    assert_error(result, f"the demo generator {tmp_path / 'no_demo' / 'generator.keras'} is missing: it ships with "
+                 "the clipswap repository in pretrained_ckpts/demo/", output=output)
+    # Checked, not created: the failed run leaves no output folder behind (issue 11 item 7).
+    assert not output.parent.exists()
 
 
 def test_video_frames_without_faces_pass_through(checkpoints, face, tmp_path):
@@ -103,9 +143,11 @@ def test_video_frames_without_faces_pass_through(checkpoints, face, tmp_path):
 def test_missing_generator(no_published, face, tmp_path):
     output = tmp_path / "out.png"
     result = swap("-s", face, "-t", face, "-o", output)
-    assert_error(result, "the ClipSwap generator (ClipSwap.h5) was not found. Download it from ",
-                 " and put it at pretrained_ckpts/ClipSwap.h5 (or in the folder named by CLIPSWAP_CKPT_DIR); see ",
-                 "FaceDancer generator .h5 files work too; pass one with --model", output=output)
+    assert_error(result, "no generator was found: the ClipSwap generator (ClipSwap.h5) is not in pretrained_ckpts/ "
+                 f"or CLIPSWAP_CKPT_DIR, and the demo generator {tmp_path / 'no_demo' / 'generator.keras'} is missing",
+                 " and put it at pretrained_ckpts/ClipSwap.h5 or pretrained_ckpts/clipswap/ClipSwap.h5 (the release's "
+                 "layout), or in the folder named by CLIPSWAP_CKPT_DIR", "pass a generator with --model PATH",
+                 output=output)
 
 
 def test_missing_generator_explicit_path(face, tmp_path):
@@ -161,7 +203,6 @@ def test_truncated_video_target(checkpoints, face, tmp_path):
     target.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     result = swap("-s", face, "-t", target, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet")
     assert_error(result, "truncated or corrupt", output=output)
-    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_no_face_in_the_source(checkpoints, blank, face, tmp_path):

@@ -1,7 +1,8 @@
 """End to end with full-size models: a random-weight 256 generator (`clipswap init`-style, SFace identity so it runs
-offline) on a photo and on 2 seconds of video; `sh inference.sh` without checkpoints (clear message), run from
-another directory with relative SOURCE/TARGET/OUTPUT (resolved against the caller's directory), and with
-published-format fixture files for all three checkpoints (it runs)."""
+offline) on a photo and on 2 seconds of video; `sh inference.sh` without checkpoints (clear message, no results/
+folder made), run from another directory with relative SOURCE/TARGET/OUTPUT (resolved against the caller's
+directory), on a fresh clone (the demo generator; a random stand-in here, tests/test_demo_model.py runs the real one),
+and with published-format fixture files for all three checkpoints in the release's layout (it runs)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from click.testing import CliRunner
 from clipswap.checkpoints.native import init_generator
 from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
-from clipswap.config import ModelConfig
+from clipswap.config import ModelConfig, get_preset
 from clipswap.inference.media import VideoReader, read_image, read_label
 
 from conftest import REPO_ROOT, run_keras2_fixture, shared_data
@@ -79,6 +80,9 @@ def test_full_size_generator_on_two_seconds_of_video(full_generator, tmp_path):
 
 def _inference_sh(env_extra: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHON": sys.executable, "TF_CPP_MIN_LOG_LEVEL": "2", **env_extra}
+    for name in ("SOURCE", "TARGET", "OUTPUT"):
+        if name not in env_extra:
+            env.pop(name, None)
     return subprocess.run(["sh", str(REPO_ROOT / "inference.sh"), *args], env=env, capture_output=True, text=True,
                           timeout=900, cwd=cwd)
 
@@ -102,16 +106,16 @@ def elsewhere(tmp_path) -> Path:
 
 
 def test_inference_sh_resolves_relative_paths_in_the_callers_directory(elsewhere):
-    env = {"CLIPSWAP_CKPT_DIR": str(elsewhere.parent / "empty"), "SOURCE": "src.jpg", "TARGET": "tgt.jpg",
-           "OUTPUT": "out/swapped.png"}
+    env = {"CLIPSWAP_CKPT_DIR": str(elsewhere.parent / "empty"), "CLIPSWAP_DEMO_DIR": str(elsewhere.parent / "empty"),
+           "SOURCE": "src.jpg", "TARGET": "tgt.jpg", "OUTPUT": "out/swapped.png"}
     result = _inference_sh(env, cwd=elsewhere)
     # The inputs were found where the caller put them: the run got as far as the missing generator.
     assert result.returncode == 1, result.stderr
-    assert "ClipSwap.h5" in result.stderr and "was not found" in result.stderr, result.stderr
+    assert "ClipSwap.h5" in result.stderr and "no generator was found" in result.stderr, result.stderr
     assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
-    # The output folder is made beside the caller's files (checked writable before loading), never in the repo.
-    assert (elsewhere / "out").is_dir() and not (REPO_ROOT / "out").exists()
-    assert not list((elsewhere / "out").iterdir())
+    # The output folder is checked before loading but made only when the result is written: the failed run leaves
+    # none, beside the caller's files or in the repository (issue 11 item 7).
+    assert not (elsewhere / "out").exists() and not (REPO_ROOT / "out").exists()
 
 
 def test_inference_sh_names_a_missing_relative_input_as_given(elsewhere):
@@ -135,25 +139,62 @@ def test_inference_sh_without_checkpoints_says_what_is_missing(tmp_path):
         pytest.skip("a generator is installed in pretrained_ckpts/; the missing-file message cannot show")
     empty = tmp_path / "empty"
     empty.mkdir()
-    output = tmp_path / "out.png"
-    result = _inference_sh({"CLIPSWAP_CKPT_DIR": str(empty), "OUTPUT": str(output)})
+    results = REPO_ROOT / "results"
+    existed = results.exists()
+    # The default OUTPUT (results/inference_example.png in the checkout).
+    result = _inference_sh({"CLIPSWAP_CKPT_DIR": str(empty), "CLIPSWAP_DEMO_DIR": str(empty)})
     assert result.returncode == 1, result.stderr
-    assert "ClipSwap.h5" in result.stderr and "pretrained_ckpts/" in result.stderr
+    message = _last_line(result.stderr)
+    assert message.startswith("Error: no generator was found: ") and "ClipSwap.h5" in message
+    assert f"the demo generator {empty / 'generator.keras'} is missing" in message and "pretrained_ckpts/" in message
     assert "Traceback" not in result.stderr
-    assert not output.exists()
+    assert existed or not results.exists(), "a failed inference.sh created results/ in the checkout"
+
+
+@pytest.fixture(scope="module")
+def demo_standin(tmp_path_factory) -> Path:
+    """A random-weight generator of the demo preset, as pretrained_ckpts/demo/ would hold it."""
+    folder = tmp_path_factory.mktemp("demo")
+    init_generator(get_preset("demo").model, folder / "generator.keras")
+    return folder
+
+
+def test_inference_sh_on_a_fresh_clone_uses_the_demo(demo_standin, tmp_path):
+    """No published weights: the demo generator swaps the script's two example faces and the run names it."""
+    if find_published("generator"):
+        pytest.skip("a generator is installed in pretrained_ckpts/; it would be the default, not the demo")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    output = tmp_path / "example.png"
+    result = _inference_sh({"CLIPSWAP_CKPT_DIR": str(empty), "CLIPSWAP_DEMO_DIR": str(demo_standin),
+                            "OUTPUT": str(output)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines() == [
+        f"generator: demo ({demo_standin / 'generator.keras'}, SFace identity), detector: YuNet",
+        f"swapped 1 face(s); wrote {output}",
+    ]
+    assert output.is_file() and "clipswap" in read_label(output)
 
 
 @pytest.mark.slow
 def test_inference_sh_runs_with_published_format_checkpoints(tmp_path):
+    """The three files unpacked as the ClipSwap README says (pretrained_ckpts/clipswap/, arcface/, retinaface/)."""
     folder = tmp_path / "pretrained_ckpts"
-    folder.mkdir()
-    run_keras2_fixture("keras2_generator.py", str(folder / "ClipSwap.h5"), str(tmp_path / "g.npz"))
-    run_keras2_fixture("keras2_arcface.py", str(folder / "ArcFace-Res50.h5"), str(tmp_path / "a.npz"))
-    run_keras2_fixture("keras2_retinaface.py", str(folder / "RetinaFace-Res50.h5"), str(tmp_path / "r.npz"))
+    files = {"generator": folder / "clipswap" / "clipswap.h5", "arcface": folder / "arcface" / "ArcFace-Res50.h5",
+             "retinaface": folder / "retinaface" / "RetinaFace-Res50.h5"}
+    for path in files.values():
+        path.parent.mkdir(parents=True)
+    run_keras2_fixture("keras2_generator.py", str(files["generator"]), str(tmp_path / "g.npz"))
+    run_keras2_fixture("keras2_arcface.py", str(files["arcface"]), str(tmp_path / "a.npz"))
+    run_keras2_fixture("keras2_retinaface.py", str(files["retinaface"]), str(tmp_path / "r.npz"))
     output = tmp_path / "out.png"
     # Random RetinaFace weights score every prior near 0.5: keep every candidate and swap only the largest.
     result = _inference_sh({"CLIPSWAP_CKPT_DIR": str(folder), "OUTPUT": str(output)},
                            "--det-threshold", "0", "--faces", "largest")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "swapped 1 face(s)" in result.stdout
+    assert result.stdout.splitlines() == [
+        f"generator: {files['generator']} (published, ArcFace-R50 identity from {files['arcface']}), "
+        f"detector: RetinaFace-R50 ({files['retinaface']})",
+        f"swapped 1 face(s); wrote {output}",
+    ]
     assert output.is_file() and "clipswap" in read_label(output)

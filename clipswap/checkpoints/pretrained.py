@@ -1,7 +1,13 @@
-"""The `pretrained_ckpts/` layout of the original release: which file goes where, and where users get it.
+"""The `pretrained_ckpts/` layout: the published files (which goes where, where users get it) and the shipped demo
+generator.
 
 Each published file is declared once here. Lookup order for a file: an explicit path, then $CLIPSWAP_CKPT_DIR, then
-`pretrained_ckpts/` in the current directory, then `pretrained_ckpts/` beside the installed package's checkout.
+`pretrained_ckpts/` in the current directory, then `pretrained_ckpts/` beside the installed package's checkout. In
+each folder the flat layout (`ClipSwap.h5`) is tried first, then the release's own (`clipswap/ClipSwap.h5`,
+`arcface/ArcFace-Res50.h5`, `retinaface/RetinaFace-Res50.h5`, as the ClipSwap README unpacks them).
+
+The demo generator (our format, SFace identity; trained by `clipswap train --preset demo`) ships in the checkout at
+`pretrained_ckpts/demo/generator.keras` + `generator.json` (DEMO_DIR; $CLIPSWAP_DEMO_DIR names another folder).
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ class PublishedFile:
     what: str  # the published file, e.g. "the ClipSwap generator"
     role: str  # what any file passed in its place is, e.g. "the generator" (ours may be .keras)
     source: str  # where to download it
+    folder: str  # the release's sub-folder of pretrained_ckpts/ for it (ClipSwap README layout)
     note: str = ""  # one more sentence for the not-found message
+
+    def layouts(self) -> tuple[str, ...]:
+        """Relative paths tried in each checkpoint folder, flat layout first: ("ClipSwap.h5", ...,
+        "clipswap/ClipSwap.h5", ...)."""
+        return self.names + tuple(f"{self.folder}/{name}" for name in self.names)
 
 
 PUBLISHED: dict[str, PublishedFile] = {
@@ -32,6 +44,7 @@ PUBLISHED: dict[str, PublishedFile] = {
         "the ClipSwap generator",
         "the generator",
         "the ClipSwap release's Google Drive link (README of the ClipSwap repository)",
+        "clipswap",
         "FaceDancer generator .h5 files work too; pass one with --model (--model_path in inference.py).",
     ),
     "arcface": PublishedFile(
@@ -40,6 +53,7 @@ PUBLISHED: dict[str, PublishedFile] = {
         "the ArcFace-R50 identity encoder",
         "the ArcFace-R50 identity encoder",
         "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/ArcFace",
+        "arcface",
     ),
     "retinaface": PublishedFile(
         "retinaface",
@@ -47,6 +61,7 @@ PUBLISHED: dict[str, PublishedFile] = {
         "the RetinaFace-R50 face detector",
         "the RetinaFace-R50 face detector",
         "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/RetinaFace",
+        "retinaface",
     ),
 }
 
@@ -73,7 +88,7 @@ def find_published(key: str) -> Path | None:
     """The first existing file for `key` in checkpoint_dirs(), or None."""
     spec = PUBLISHED[key]
     for folder in checkpoint_dirs():
-        for name in spec.names:
+        for name in spec.layouts():
             candidate = folder / name
             if candidate.is_file():
                 return candidate
@@ -100,7 +115,64 @@ def require_published(key: str, explicit: str | Path | None = None) -> Path:
         note = f" {spec.note}" if spec.note else ""
         raise MissingCheckpointError(
             f"{spec.what} ({spec.names[0]}) was not found. Download it from {spec.source} and put it at "
-            f"pretrained_ckpts/{spec.names[0]} (or in the folder named by CLIPSWAP_CKPT_DIR); see "
-            f"pretrained_ckpts/README.md.{note}"
+            f"{_where(spec)}; see pretrained_ckpts/README.md.{note}"
         )
     return found
+
+
+def _where(spec: PublishedFile) -> str:
+    return (f"pretrained_ckpts/{spec.names[0]} or pretrained_ckpts/{spec.folder}/{spec.names[0]} (the release's "
+            "layout), or in the folder named by CLIPSWAP_CKPT_DIR")
+
+
+#: The shipped demo generator's folder; tests monkeypatch it, $CLIPSWAP_DEMO_DIR overrides it.
+DEMO_DIR = REPO_ROOT / "pretrained_ckpts" / "demo"
+DEMO_ENV = "CLIPSWAP_DEMO_DIR"
+#: The demo generator's weights file in DEMO_DIR; its manifest is generator.json beside it.
+DEMO_FILE = "generator.keras"
+
+
+def demo_path() -> Path:
+    """Where the demo generator's weights file should be ($CLIPSWAP_DEMO_DIR or DEMO_DIR, then DEMO_FILE)."""
+    folder = os.environ.get(DEMO_ENV) or DEMO_DIR
+    return Path(folder) / DEMO_FILE
+
+
+def find_demo() -> Path | None:
+    """The demo generator's .keras file, or None when it is absent."""
+    path = demo_path()
+    return path if path.is_file() else None
+
+
+def require_demo() -> Path:
+    """The demo generator's .keras file. Raises MissingCheckpointError (one sentence) when it is absent."""
+    path = find_demo()
+    if path is None:
+        raise MissingCheckpointError(
+            f"the demo generator {demo_path()} is missing: it ships with the clipswap repository in "
+            "pretrained_ckpts/demo/ (restore it with git checkout -- pretrained_ckpts/demo), or pass another "
+            "generator with --model PATH (--model_path in inference.py)."
+        )
+    return path
+
+
+def default_generator() -> Path:
+    """The generator a run uses when none is named: the published ClipSwap.h5 when found (find_published), else
+    the demo generator.
+
+    Raises:
+        MissingCheckpointError: neither is there; names both and where to get them.
+    """
+    published = find_published("generator")
+    if published is not None:
+        return published
+    demo = find_demo()
+    if demo is not None:
+        return demo
+    spec = PUBLISHED["generator"]
+    raise MissingCheckpointError(
+        f"no generator was found: {spec.what} ({spec.names[0]}) is not in pretrained_ckpts/ or CLIPSWAP_CKPT_DIR, "
+        f"and the demo generator {demo_path()} is missing; restore pretrained_ckpts/demo/ from the clipswap "
+        f"repository, download {spec.names[0]} from {spec.source} and put it at {_where(spec)}, or pass a "
+        "generator with --model PATH (--model_path in inference.py); see pretrained_ckpts/README.md."
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from clipswap.inference.options import DETECTORS
@@ -20,8 +18,10 @@ from clipswap.inference.options import DETECTORS
 @click.option("--frames-per-video", type=click.IntRange(min=1), default=10, help="Frames per video (ffpp).")
 @click.option("--seed", type=int, default=0)
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False), help="Where metrics.json/.md go.")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Generator (.h5, .keras or .json) that produces the missing outputs.")
+@click.option("--model", default=None, metavar="PATH|auto|demo|landmarks",
+              help="What produces the missing outputs: a generator (.h5, .keras or .json); auto: the published "
+                   "ClipSwap.h5 when present, else the shipped demo generator; demo: that one; landmarks: the "
+                   "classical 68-point warp baseline (no network).")
 @click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
@@ -59,17 +59,20 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         raise click.UsageError("--protocol needs --input DIR")
     try:
         output = ensure_writable_dir(output_dir)
-        swapper = cost = checkpoint = None
+        swapper = cost = checkpoint = chosen = None
         run_name = "given outputs"
         if model is not None:
             from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
+            from clipswap.inference.choice import resolve_model  # noqa: PLC0415
 
-            checkpoint = load_any_generator(model)
-            run_name = Path(model).name
+            chosen = resolve_model(model)
+            checkpoint = load_any_generator(chosen.path) if chosen.is_generator else None
+            run_name = chosen.name
         # The rule "evaluate with another identity model than the one used in training" is checked, and the model
         # loaded, before frames are extracted, the generator is built or any swap is made.
         training_encoder = None if checkpoint is None else checkpoint.config.identity_encoder
-        choice = choose_identity_model(identity_model, training_encoder, allow_training_identity_model)
+        choice = choose_identity_model(identity_model, training_encoder, allow_training_identity_model,
+                                       untrained="swaps given" if chosen is None else "landmark baseline")
         identity = load_identity_model(choice.spec)
         description = None
         if protocol == "ffpp":
@@ -78,8 +81,9 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         elif protocol == "sample":
             pairs_file = sample_protocol(input_dir, output, count, seed=seed)
             description = f"sample: {count} pairs from {input_dir}, seed {seed}"
-        if checkpoint is not None:
-            swapper, cost = _swapper(checkpoint, arcface, clip_preset, detector)
+        if chosen is not None:
+            swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector)
+            click.echo(line)
         metrics = run_evaluation(
             pairs_file, output, identity_model=identity, fid_weights=fid_weights, swap_fn=swapper,
             progress=not no_progress, cost=cost, protocol=description, run_name=run_name, identity_note=choice.note,
@@ -94,18 +98,19 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")
 
 
-def _swapper(checkpoint, arcface: str | None, clip_preset: str | None, detector: str):
-    """(PairSwapper over a FaceSwapper of the loaded checkpoint, its generator's cost)."""
+def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str):
+    """(PairSwapper over the chosen model's swapper, its cost, the line naming the models), largest face only."""
     from clipswap.evaluation.swapping import FaceSwapperPairs  # noqa: PLC0415
-    from clipswap.inference.detectors import build_detector  # noqa: PLC0415
+    from clipswap.inference.choice import LANDMARKS_LABEL  # noqa: PLC0415
+    from clipswap.inference.pipeline import swapper_for  # noqa: PLC0415
     from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
-    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
     from clipswap.models.cost import model_cost  # noqa: PLC0415
 
-    swapper = FaceSwapper.from_checkpoint(
-        checkpoint, build_detector(detector), arcface_path=arcface, clip_preset=clip_preset,
-        selection=FaceSelection.parse("largest"),
-    )
+    swapper, line = swapper_for(chosen, checkpoint, detector=detector, arcface=arcface, clip_preset=clip_preset,
+                                selection=FaceSelection.parse("largest"))
+    if checkpoint is None:
+        timing = "one LandmarkSwapper.swap_frame call: target detection, 68 landmarks, warp and Poisson blending"
+        return FaceSwapperPairs(swapper, timing), {"params": 0, "macs": None, "name": LANDMARKS_LABEL}, line
     size, width = checkpoint.config.image_size, checkpoint.config.id_input_dim
     cost = model_cost("generator", checkpoint.model, [(size, size, 3), (width,)], f"{size}px")
-    return FaceSwapperPairs(swapper), cost
+    return FaceSwapperPairs(swapper), cost, line

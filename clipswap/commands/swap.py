@@ -16,8 +16,10 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option("--source", "-s", required=True, type=_PATH, help="Image of the identity to put in.")
 @click.option("--target", "-t", required=True, type=_PATH, help="Image or video (mp4, mov, mkv, webm, gif) to edit.")
 @click.option("--output", "-o", required=True, type=_PATH, help="Result file, same kind as the target.")
-@click.option("--model", type=_PATH, default=None,
-              help="Generator: a published .h5 or our .keras (+ .json manifest). Default: pretrained_ckpts/.")
+@click.option("--model", default="auto", metavar="PATH|auto|demo|landmarks",
+              help="Generator: a published .h5 or our .keras (+ .json manifest); auto: pretrained_ckpts/ClipSwap.h5 "
+                   "(or clipswap/ClipSwap.h5) when present, else the shipped demo generator; demo: that one; "
+                   "landmarks: the classical 68-point warp (no network, needs the eval extra).")
 @click.option("--arcface", type=_PATH, default=None,
               help="ArcFace-Res50.h5 for ArcFace-trained generators. Default: pretrained_ckpts/.")
 @click.option("--retinaface", type=_PATH, default=None, help="RetinaFace-Res50.h5. Default: pretrained_ckpts/.")
@@ -46,9 +48,13 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     Example:
       clipswap swap --source me.jpg --target group.jpg --output out.png --faces largest
       clipswap swap -s me.jpg -t clip.mp4 -o out.mp4 --model runs/g.keras --precision bf16
+      clipswap swap -s me.jpg -t photo.jpg -o out.png --model landmarks
+
+    Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
     from clipswap.atomic import OutputError  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
@@ -60,7 +66,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         clip_preset=clip_preset, progress=not no_progress,
     )
     try:
-        summary = run_swap(request)
-    except (CheckpointError, MediaError, NoFaceError, OutputError) as error:
+        summary = run_swap(request, announce=click.echo)
+    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(summary.describe())

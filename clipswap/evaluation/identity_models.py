@@ -180,15 +180,17 @@ def identity_family(spec: str) -> str | None:
 
 
 def choose_identity_model(
-    requested: str, training_encoder: str | None, allow_training_model: bool = False
+    requested: str, training_encoder: str | None, allow_training_model: bool = False, untrained: str = "swaps given"
 ) -> IdentityChoice:
     """Pick the evaluation identity model so that it differs from the encoder the generator was trained with.
 
     Args:
         requested: "auto", "sface", "dlib" or the path of an ArcFace/CosFace .h5.
         training_encoder: the generator's config.identity_encoder ("arcface" or "sface"); None when the swaps are
-            given rather than produced (then auto = sface).
+            given rather than produced, or produced without an identity encoder (then auto = sface).
         allow_training_model: accept an explicit choice of the training encoder's family (the note says so).
+        untrained: why there is no training encoder, for the note when `training_encoder` is None ("swaps given",
+            "landmark baseline").
 
     "auto" = the first of AUTO_ORDER that differs from `training_encoder` (dlib needs the `eval` extra). An explicit
     choice of the same family as the training encoder (sface for an SFace-trained generator, any .h5 for an
@@ -200,7 +202,7 @@ def choose_identity_model(
     """
     if requested.lower() == AUTO:
         if training_encoder is None:
-            return IdentityChoice("sface", "auto: sface (swaps given, no generator to compare with)")
+            return IdentityChoice("sface", f"auto: sface ({untrained}, no generator to compare with)")
         name = next(n for n in AUTO_ORDER if n != training_encoder)
         if name == "dlib":
             missing = dlib_missing_reason(SHAPE_PREDICTOR_5, RESNET_RECOGNITION)
@@ -214,7 +216,7 @@ def choose_identity_model(
     family = identity_family(requested)
     if training_encoder is None or family is None:
         # No generator, or a spec that load_identity_model will reject with its own message.
-        return IdentityChoice(requested, "as requested (swaps given)" if training_encoder is None else "as requested")
+        return IdentityChoice(requested, f"as requested ({untrained})" if training_encoder is None else "as requested")
     if family != training_encoder:
         return IdentityChoice(requested, f"as requested; the generator was trained with {training_encoder}")
     if not allow_training_model:

@@ -1,9 +1,10 @@
 """The evaluation run: (produce missing swaps) -> decode and detect each image once -> per-pair metrics -> aggregate
 -> report.
 
-Per pair: ID similarity (source vs swap), pose error and expression error (target vs swap), SSIM and PSNR (target vs
-swap). Over the run: ID retrieval against the gallery of distinct sources, FID (swaps vs targets) when an
-InceptionV3 weights file is given, cost (parameters and MACs handed in; latency per swapped face, measured around
+Per pair: ID similarity (source vs swap), whether the swap is closer to its source than to its target
+(identity embeddings), pose error and expression error (target vs swap), SSIM and PSNR (target vs swap). Over the
+run: the means, ID retrieval against the gallery of distinct sources, FID (swaps vs targets) when an InceptionV3
+weights file is given, cost (parameters and MACs handed in; latency per swapped face, measured around
 each target's swap call, see clipswap.evaluation.swapping).
 
 The identity model and the FID feature extractor are loaded before any swap is produced or any pair analysed, so a
@@ -33,7 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clipswap.evaluation.expression import expression_error
-from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
+from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.landmarks import Landmarker68
@@ -460,7 +461,7 @@ def run_evaluation(
         if fid_stream is not None and target_image is not None and swap_image is not None:
             fid_stream.add(swap_image, target_image)
         source = analyse(pair.source, identity=True, geometry=False)
-        target = analyse(pair.target, identity=False, geometry=True)
+        target = analyse(pair.target, identity=True, geometry=True)
         swap = analyse(pair.output, identity=True, geometry=True)
         for role, analysis in (("source", source), ("target", target), ("swap", swap)):
             if not analysis.found:
@@ -469,6 +470,9 @@ def run_evaluation(
         record["swap_embedding_ok"] = swap.embedding is not None
         if source.embedding is not None and swap.embedding is not None:
             record["id_similarity"] = cosine_similarity(source.embedding, swap.embedding)
+            if target.embedding is not None:
+                record["id_similarity_target"] = cosine_similarity(target.embedding, swap.embedding)
+                record["closer_to_source"] = closer_to_source(swap.embedding, source.embedding, target.embedding)
         if target.pose is not None and swap.pose is not None:
             record["pose_target"] = vars(target.pose)
             record["pose_swap"] = vars(swap.pose)
@@ -507,6 +511,11 @@ def _aggregate(pairs: list[Pair], records: list[dict[str, Any]], analyse: Analys
     for key in ("id_similarity", "pose_error", "expression_error", "ssim", "psnr"):
         values = [r[key] for r in records if key in r]
         aggregate[key] = _summary(values, n - len(values))
+    closer = [100.0 * r["closer_to_source"] for r in records if "closer_to_source" in r]
+    aggregate["closer_to_source"] = _summary(
+        closer, n - len(closer),
+        note="% of pairs whose swap is nearer its source than its target (identity cosine); output = target: 0",
+    )
 
     # Gallery: every distinct source image whose face was found, labelled with its pair's identity.
     gallery: dict[str, tuple[np.ndarray, str]] = {}

@@ -5,7 +5,8 @@ source (its detection and identity encoding are not timed) and then `swap` once 
 only the `swap` call. Latency per face = time of one `swap` call / faces it swapped.
 
 * FaceSwapperPairs wraps clipswap.inference.swapper.FaceSwapper (`clipswap evaluate --model`): `swap` is
-  FaceSwapper.swap_frame, i.e. target detection, alignment, generator and blending of every selected face.
+  FaceSwapper.swap_frame, i.e. target detection, alignment, generator and blending of every selected face; or the
+  landmark model's clipswap.inference.landmark_swapper.LandmarkSwapper, which has the same interface.
 * CallablePairs wraps a plain function (source RGB, target RGB) -> swap RGB or None; it counts one face per
   produced swap and its time includes whatever the function does with the source.
 """
@@ -34,12 +35,15 @@ class PairSwapper(Protocol):
 
 
 class FaceSwapperPairs:
-    """A clipswap FaceSwapper as a PairSwapper. A target without a selected face gives (None, 0)."""
+    """A clipswap FaceSwapper (or LandmarkSwapper) as a PairSwapper. A target without a selected face gives
+    (None, 0). `timing` replaces the default description of one swap call."""
 
     timing = "one FaceSwapper.swap_frame call: target detection, alignment, generator and blending"
 
-    def __init__(self, swapper):
+    def __init__(self, swapper, timing: str | None = None):
         self.swapper = swapper
+        if timing is not None:
+            self.timing = timing
 
     def set_source(self, source_rgb: np.ndarray) -> bool:
         from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415 -- TensorFlow-heavy, only with --model

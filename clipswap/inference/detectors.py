@@ -16,6 +16,25 @@ log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5
 
 
+def resolve_detector(kind: str = "auto", retinaface_path: str | Path | None = None) -> tuple[str, Path | None]:
+    """("retinaface", its file) or ("yunet", None): what `kind` means here, "auto" resolved, loading nothing.
+
+    Raises:
+        ValueError: an unknown kind.
+        MissingCheckpointError: kind "retinaface" (or an explicit path) and the file is absent.
+    """
+    from clipswap.checkpoints.pretrained import find_published, require_published  # noqa: PLC0415
+
+    if kind not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
+    if kind == "auto":
+        found = retinaface_path if retinaface_path is not None else find_published("retinaface")
+        kind = "retinaface" if found is not None else "yunet"
+    if kind == "retinaface":
+        return "retinaface", require_published("retinaface", retinaface_path)
+    return "yunet", None
+
+
 def build_detector(kind: str = "auto", threshold: float = DEFAULT_THRESHOLD, retinaface_path: str | Path | None = None):
     """A detector object with detect([H, W, 3] uint8 RGB) -> list[Detection].
 
@@ -28,20 +47,13 @@ def build_detector(kind: str = "auto", threshold: float = DEFAULT_THRESHOLD, ret
         MissingCheckpointError: kind "retinaface" (or an explicit path) and the file is absent.
         CheckpointError: the RetinaFace file does not load.
     """
-    from clipswap.checkpoints.pretrained import find_published, require_published  # noqa: PLC0415
-
-    if kind not in DETECTORS:
-        raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"the detection threshold must be in [0, 1), got {threshold}")
-    if kind == "auto":
-        found = retinaface_path if retinaface_path is not None else find_published("retinaface")
-        kind = "retinaface" if found is not None else "yunet"
+    kind, path = resolve_detector(kind, retinaface_path)
     if kind == "retinaface":
         from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5  # noqa: PLC0415
         from clipswap.face.retinaface import RetinaFaceDetector  # noqa: PLC0415
 
-        path = require_published("retinaface", retinaface_path)
         log.info("detector: RetinaFace-R50 from %s (threshold %.2f)", path, threshold)
         return RetinaFaceDetector(load_retinaface_h5(path), score_threshold=threshold)
     from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415

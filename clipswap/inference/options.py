@@ -9,3 +9,9 @@ DETECTORS = ("auto", "retinaface", "yunet")
 BLEND_KINDS = ("published", "landmarks")
 #: Generator arithmetic (clipswap.inference.swapper.generator_in_precision).
 PRECISIONS = ("fp32", "bf16")
+#: --model names that are not files (clipswap.inference.choice.resolve_model): the default lookup (the published
+#: ClipSwap.h5, else the demo generator), the shipped demo generator, and the classical landmark swap.
+AUTO_MODEL = "auto"
+DEMO_MODEL = "demo"
+LANDMARKS_MODEL = "landmarks"
+MODEL_NAMES = (AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL)

@@ -1,17 +1,21 @@
-"""One swap run, shared by `clipswap swap` and the release-style `inference.py`: check the request, load the
-models the checkpoint asks for, compute the source identity once, then swap a target image or stream a video.
+"""One swap run, shared by `clipswap swap` and the release-style `inference.py`: check the request, resolve
+`--model` (a generator file, the default lookup, the demo generator or the landmark model; clipswap.inference.choice),
+load the models it asks for, say which in one line, compute the source identity once, then swap a target image or
+stream a video.
 
-Checks happen cheapest first, before any model is loaded: file types, the inputs' existence, the output folder.
+Checks happen cheapest first, before any model is loaded: file types, the inputs' existence, the output folder (checked,
+not created: the writers create it, so a failed run leaves no folder behind).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from clipswap.atomic import ensure_writable_dir
+from clipswap.atomic import check_writable_dir
 from clipswap.inference.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -32,12 +36,13 @@ SUFFIXES = {"image": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES}
 
 @dataclass(frozen=True)
 class SwapRequest:
-    """Everything one run needs; paths left None are looked up in the checkpoint folders."""
+    """Everything one run needs; paths left None are looked up in the checkpoint folders. `model`: a generator
+    file, or "auto" (None), "demo" or "landmarks" (clipswap.inference.choice)."""
 
     source: Path
     target: Path
     output: Path
-    model: Path | None = None
+    model: str | Path | None = None
     arcface: Path | None = None
     retinaface: Path | None = None
     detector: str = "auto"
@@ -89,39 +94,120 @@ def check_request(request: SwapRequest) -> str:
             raise MediaError(f"the {label} {path} does not exist")
     if Path(request.output).resolve() in (Path(request.target).resolve(), Path(request.source).resolve()):
         raise MediaError(f"the output {request.output} would overwrite an input; choose another --output")
-    ensure_writable_dir(Path(request.output).parent)
+    check_writable_dir(Path(request.output).parent)
     FaceSelection.parse(request.faces)
     return kind
 
 
-def build_swapper(request: SwapRequest) -> FaceSwapper:
-    """Load the generator (and the identity encoder, CLIP and detector it needs) for `request`."""
-    from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
-    from clipswap.checkpoints.pretrained import require_published  # noqa: PLC0415
-    from clipswap.inference.detectors import build_detector  # noqa: PLC0415
+def build_swapper(request: SwapRequest):
+    """Resolve and load the models `request` asks for (swapper_for).
 
-    checkpoint = load_any_generator(require_published("generator", request.model))
-    log.info("generator %s (%s, %s identity, CLIP %s)", checkpoint.path, checkpoint.source,
-             checkpoint.config.identity_encoder, checkpoint.config.clip_variant)
-    detector = build_detector(request.detector, request.det_threshold, request.retinaface)
-    return FaceSwapper.from_checkpoint(
-        checkpoint, detector, arcface_path=request.arcface, clip_preset=request.clip_preset, blend=request.blend,
-        feather=request.feather, selection=FaceSelection.parse(request.faces), similarity=request.similarity,
-        precision=request.precision,
+    Returns:
+        (a FaceSwapper or LandmarkSwapper, the line that names the generator, identity encoder and detector used).
+
+    Raises:
+        MissingCheckpointError / CheckpointError: a file is missing or does not load.
+        DlibUnavailableError: the landmark model without dlib (the `eval` extra).
+    """
+    from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
+    from clipswap.inference.choice import resolve_model  # noqa: PLC0415
+
+    choice = resolve_model(request.model)
+    checkpoint = load_any_generator(choice.path) if choice.is_generator else None
+    return swapper_for(
+        choice, checkpoint, detector=request.detector, det_threshold=request.det_threshold,
+        retinaface=request.retinaface, arcface=request.arcface, clip_preset=request.clip_preset,
+        selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
+        feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
     )
 
 
-def run_swap(request: SwapRequest, swapper: FaceSwapper | None = None) -> SwapSummary:
-    """Run one swap. `swapper` replaces the checkpoint-built one (tests, benchmarks).
+def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshold: float = 0.5,
+                retinaface: Path | None = None, arcface: Path | None = None, clip_preset: str | None = None,
+                selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
+                blend: str = "published", feather: float | None = None, precision: str = "fp32",
+                reference_face: bool = False):
+    """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
+
+    Args:
+        choice: the resolved --model.
+        checkpoint: the loaded GeneratorCheckpoint of `choice.path`; None for the landmark model.
+        reference_face: whether --reference-face will be used (the landmark model then loads SFace to match it).
+        The other options are SwapRequest's.
+
+    Returns:
+        (a FaceSwapper or LandmarkSwapper, "generator: ..., detector: ..."). Raises as build_swapper.
+    """
+    from clipswap.checkpoints.pretrained import require_published  # noqa: PLC0415
+    from clipswap.inference.choice import (  # noqa: PLC0415
+        LANDMARKS_LABEL,
+        detector_label,
+        generator_label,
+        identity_label,
+        models_line,
+    )
+    from clipswap.inference.detectors import build_detector, resolve_detector  # noqa: PLC0415
+
+    selection = selection or FaceSelection()
+    detector_kind, detector_path = resolve_detector(detector, retinaface)
+    detector_text = detector_label(detector_kind, detector_path)
+    if not choice.is_generator:
+        landmarker = _landmarker(clip_preset)
+        face_detector = build_detector(detector_kind, det_threshold, detector_path)
+        swapper = _landmark_swapper(face_detector, landmarker, selection, similarity, reference_face)
+        return swapper, models_line(LANDMARKS_LABEL, detector_text)
+    config = checkpoint.config
+    log.info("generator %s (%s, %s identity, CLIP %s)", checkpoint.path, checkpoint.source,
+             config.identity_encoder, config.clip_variant)
+    arcface_path = require_published("arcface", arcface) if config.identity_encoder == "arcface" else None
+    swapper = FaceSwapper.from_checkpoint(
+        checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface,
+        clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
+        precision=precision,
+    )
+    identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
+    return swapper, models_line(generator_label(choice, identity), detector_text)
+
+
+def _landmarker(clip_preset: str | None):
+    """dlib's 68-point landmarker for the landmark model, or the one-sentence reason it cannot run."""
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
+    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
+
+    if clip_preset is not None:
+        raise CheckpointError("--model landmarks takes no CLIP embedding; drop --clip-preset.")
+    try:
+        return Landmarker68()
+    except DlibUnavailableError as error:
+        raise DlibUnavailableError(f"--model landmarks places dlib's 68 landmarks, but {error}") from error
+
+
+def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):
+    """The `--model landmarks` swapper; SFace matches --reference-face (the model has no identity encoder)."""
+    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+    from clipswap.inference.landmark_swapper import LandmarkSwapper  # noqa: PLC0415
+
+    identity = load_identity_encoder("sface") if reference_face else None
+    return LandmarkSwapper(detector, landmarker, selection=selection, similarity=similarity, identity=identity)
+
+
+def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None] | None = None) -> SwapSummary:
+    """Run one swap. `swapper` replaces the one built from the request (tests, benchmarks); otherwise, once the
+    models are loaded and before anything is swapped, `announce` receives the line naming them (the command lines
+    print it; the library does not).
 
     Raises:
-        MediaError, OutputError, NoFaceError, CheckpointError (MissingCheckpointError): each with one clear message;
-        no output file is left behind on failure.
+        MediaError, OutputError, NoFaceError, CheckpointError (MissingCheckpointError), DlibUnavailableError: each
+        with one clear message; no output file is left behind on failure.
     """
     kind = check_request(request)
     source = read_image(request.source)
     if swapper is None:
-        swapper = build_swapper(request)
+        swapper, line = build_swapper(request)
+        log.info("%s", line)
+        if announce is not None:
+            announce(line)
     swapper.set_source(source)
     if request.reference_face is not None:
         swapper.set_reference(read_image(request.reference_face))

@@ -118,6 +118,25 @@ def compile_generator(generator: Callable, image_size: int, id_dim: int) -> Call
     )
 
 
+def best_face(detector, image: np.ndarray, what: str) -> Detection:
+    """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none."""
+    detections = detector.detect(image)
+    if not detections:
+        raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
+    return max(detections, key=lambda d: d.score)
+
+
+def matching_detections(frame: np.ndarray, detections: list[Detection], identity: IdentityEncoder,
+                        reference: np.ndarray, threshold: float) -> list[Detection]:
+    """The detections of `frame` whose identity (aligned 112 crop through `identity`) matches the `reference`
+    vector at cosine `threshold` or above (--reference-face)."""
+    if not detections:
+        return []
+    crops = np.stack([align_face(frame, d.landmarks, IDENTITY_SIZE)[0] for d in detections])
+    keep = matching_faces(identity.embed(crops), reference, threshold)
+    return [d for d, k in zip(detections, keep, strict=True) if k]
+
+
 class FaceSwapper:
     """Swap the source identity onto the faces of target frames.
 
@@ -205,15 +224,9 @@ class FaceSwapper:
 
     # ------------------------------------------------------------------ source and reference
 
-    def _best_face(self, image: np.ndarray, what: str) -> Detection:
-        detections = self.detector.detect(image)
-        if not detections:
-            raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
-        return max(detections, key=lambda d: d.score)
-
     def identity_of(self, image: np.ndarray, what: str = "source image") -> np.ndarray:
         """The generator's identity input for the best face of `image`: [id_input_dim] float32."""
-        face = self._best_face(image, what)
+        face = best_face(self.detector, image, what)
         crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
         vector = self.identity.embed(crop112[None])[0]
         if self.clip is not None:
@@ -232,7 +245,7 @@ class FaceSwapper:
         """Only faces whose identity matches the best face of `image` will be swapped (timed as SOURCE_STAGE).
         Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            face = self._best_face(image, "reference face image")
+            face = best_face(self.detector, image, "reference face image")
             crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
             self.reference_vector = self.identity.embed(crop112[None])[0]
 
@@ -241,9 +254,8 @@ class FaceSwapper:
     def _select(self, frame: np.ndarray, detections: list[Detection]) -> list[Detection]:
         if self.reference_vector is not None and detections:
             with self.timer.stage("identity"):
-                crops = np.stack([align_face(frame, d.landmarks, IDENTITY_SIZE)[0] for d in detections])
-                keep = matching_faces(self.identity.embed(crops), self.reference_vector, self.similarity)
-            detections = [d for d, k in zip(detections, keep, strict=True) if k]
+                detections = matching_detections(frame, detections, self.identity, self.reference_vector,
+                                                  self.similarity)
         return self.selection.apply(detections)
 
     def swap_frame(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
