@@ -19,7 +19,30 @@ from clipswap.commands.train import train
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class GuardedGroup(click.Group):
+    """The command group with a last line of defence: an exception no command turned into a clear message (a bug,
+    or a failure nobody foresaw) becomes one sentence and exit 1 instead of a traceback; -vv shows the traceback.
+    Every known failure is still handled where it happens, with its own message."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except Exception as error:  # noqa: BLE001 -- the guard of last resort, see the class docstring
+            if ctx.params.get("verbose", 0) >= 2:
+                raise
+            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise click.ClickException(
+                f"unexpected {type(error).__name__}: {detail} (this is a bug or an unforeseen failure; re-run with "
+                "-vv for the traceback)"
+            ) from error
+
+
+@click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="clipswap")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 def main(verbose: int) -> None:

@@ -92,7 +92,8 @@ def check_request(request: SwapRequest) -> str:
     for label, path in inputs:
         if path is not None and not Path(path).is_file():
             raise MediaError(f"the {label} {path} does not exist")
-    if Path(request.output).resolve() in (Path(request.target).resolve(), Path(request.source).resolve()):
+    inputs = [Path(p).resolve() for p in (request.target, request.source, request.reference_face) if p is not None]
+    if Path(request.output).resolve() in inputs:
         raise MediaError(f"the output {request.output} would overwrite an input; choose another --output")
     check_writable_dir(Path(request.output).parent)
     FaceSelection.parse(request.faces)
