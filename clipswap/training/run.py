@@ -12,6 +12,7 @@ Run folder layout:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -351,6 +352,40 @@ def run_training(
     return _run_loop(config, data_dir, run_dir, run_dir, resume, strategy, progress, dataset_fn, eval_batch)
 
 
+#: The run's JSON-lines logs; each row has a "step".
+RUN_LOGS = ("metrics.jsonl", "heldout.jsonl")
+
+
+def forget_after(run_dir: Path, step: int) -> None:
+    """Make a resumed run's folder say what the restored state did: drop the log rows a killed run wrote after the
+    checkpoint it resumes from (they would appear twice), and remove the partial checkpoint folders a kill during a
+    save leaves behind (`ckpt-N_temp*`; TensorFlow renames them into place only when a save completes)."""
+    for name in RUN_LOGS:
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        kept, dropped = [], 0
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row_step = json.loads(line).get("step", 0)
+            except (json.JSONDecodeError, AttributeError):
+                dropped += 1  # a line cut short by the kill
+                continue
+            if isinstance(row_step, int) and row_step > step:
+                dropped += 1
+            else:
+                kept.append(line)
+        if dropped:
+            logger.info("%s: dropped %d rows written after step %d by the interrupted run", name, dropped, step)
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+    for partial in (run_dir / "checkpoints").glob("*_temp*"):
+        logger.info("removing the partial checkpoint %s", partial)
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        else:
+            partial.unlink()
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """False only on a non-chief worker of a multi-worker strategy (TF_CONFIG's task other than worker 0/chief)."""
     return bool(strategy.extended.should_checkpoint)
@@ -434,6 +469,7 @@ def _run_loop(
             dataset = dataset_fn(start_seed + start_step)
             iterator = iter(strategy.experimental_distribute_dataset(dataset) if replicas > 1 else dataset)
         logger.info("resuming at step %d of %d", start_step, config.steps)
+        forget_after(out_dir, start_step)
 
     writer = tf.summary.create_file_writer(str(out_dir / "logs"))
     heldout = HeldoutIdentity(trainer, eval_batch, config.eval_every, writer, out_dir / "heldout.jsonl")
