@@ -159,5 +159,10 @@ def test_input_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monke
         raise ValueError("an internal bug")
 
     monkeypatch.setattr(runner, "run_evaluation", broken)
+    # A bug is not an input error: the CLI's guard names it in one sentence (no traceback), -vv shows the traceback.
+    args = ["evaluate", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "--identity-model", "sface"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "unexpected ValueError: an internal bug" in result.output
+    assert "Traceback" not in result.output
     with pytest.raises(ValueError, match="an internal bug"):
-        run("evaluate", "--pairs", str(pairs), "--output-dir", str(tmp_path / "out"), "--identity-model", "sface")
+        run("-vv", *args)

@@ -205,7 +205,7 @@ def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, m
     pad = max(1, int(round(size * max_shift)))
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     offsets = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
-    shifted = padded[:, offsets[0]:offsets[0] + size, offsets[1]:offsets[1] + size, :]
-    shifted = tf.ensure_shape(shifted, images.shape)
+    # tf.slice with constant sizes: a dynamic slice XLA can compile (strided slicing with tensor bounds it cannot).
+    shifted = tf.slice(padded, tf.stack([0, offsets[0], offsets[1], 0]), [-1, size, size, -1])
     flips = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
     return tf.where(flips[:, None, None, None], tf.reverse(shifted, axis=[2]), shifted)
