@@ -129,6 +129,12 @@ def test_teacher_loss_and_identity_augment():
     teacher = tf.zeros([2, 8, 8, 3])
     swap = tf.concat([tf.ones([1, 8, 8, 3]), -tf.ones([1, 8, 8, 3]) * 0.5], axis=0)
     assert float(teacher_loss(teacher, swap)) == pytest.approx(0.75)
+    # Face region only: sample 0's teacher differs from its target in one pixel (all three channels), sample 1 is a
+    # same pair (teacher = target): only that pixel of sample 0 counts.
+    target = tf.zeros([2, 8, 8, 3])
+    face = tf.tensor_scatter_nd_update(target, [[0, 2, 3, 0], [0, 2, 3, 1], [0, 2, 3, 2]], [0.5, 0.5, 0.5])
+    assert float(teacher_loss(face, swap, target)) == pytest.approx(0.5)
+    assert float(teacher_loss(target, swap, target)) == 0.0
     with pytest.raises(ValueError, match="B, H, W, C"):
         teacher_loss(tf.zeros([8, 8, 3]), tf.zeros([8, 8, 3]))
     images = tf.random.stateless_uniform([3, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)
