@@ -56,16 +56,21 @@ def decode_image(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.ensure_shape(image, (image_size, image_size, 3))
 
 
-def _stream(files: list[str], image_size: int, batch_size: int, file_seed: int, record_seed: int,
-            shuffle_buffer: int, repeat: bool) -> tf.data.Dataset:
-    """Batches of (images [B, S, S, 3] in [-1, 1], labels [B] int64) over all shards, shuffled with its own seeds."""
-    dataset = tf.data.Dataset.from_tensor_slices(files)
+def _shuffled_records(files: Sequence[str], file_seed: int, record_seed: int, shuffle_buffer: int,
+                      repeat: bool) -> tf.data.Dataset:
+    """Serialised records of all shards: file order shuffled, files interleaved, then a record shuffle buffer."""
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
     dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
     dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.shuffle(shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    return dataset.repeat() if repeat else dataset
+
+
+def _stream(files: list[str], image_size: int, batch_size: int, file_seed: int, record_seed: int,
+            shuffle_buffer: int, repeat: bool) -> tf.data.Dataset:
+    """Batches of (images [B, S, S, 3] in [-1, 1], labels [B] int64) over all shards, shuffled with its own seeds."""
+    dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)
 
     def parse(serialized):
         features = parse_features(serialized)
@@ -205,13 +210,7 @@ def make_pair_dataset(
     from clipswap.training.pairs import parse_pair  # noqa: PLC0415
 
     file_seed, record_seed, same_seed, target_jitter, source_jitter = _derive_seeds(seed, 5)
-    dataset = tf.data.Dataset.from_tensor_slices(list(files))
-    dataset = dataset.shuffle(len(files), seed=file_seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.shuffle(shuffle_buffer, seed=record_seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)
 
     def parse(serialized):
         pair = parse_pair(serialized)

@@ -2,7 +2,7 @@
 
 From `clipswap align` output (aligned crops in TFRecord shards) it writes:
 
-    OUTPUT/shards/pairs-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source and the
+    OUTPUT/shards/shard-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source and the
                                                   teacher (clipswap.face.landmark_swap of source onto target)
     OUTPUT/heldout/shard-00000-of-00001.tfrecord  every face of the held-out identities (clipswap.training.shards
                                                   records): the fixed evaluation batch of `clipswap train`
@@ -39,9 +39,16 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
-from clipswap.jsonfile import JSONFileError, read_json_object
-from clipswap.training.shards import FaceRecord, ShardError, iterate_records, shard_name, write_shards
+from clipswap.atomic import ensure_writable_dir, write_text_atomic
+from clipswap.training.shards import (
+    SHARD_PATTERN,
+    FaceRecord,
+    ShardError,
+    _bytes,
+    _int,
+    iterate_records,
+    write_shards,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,6 @@ MANIFEST = "pairs_manifest.json"
 PAIR_SHARDS = "shards"
 HELDOUT = "heldout"
 HELDOUT_PAIRS = "heldout_pairs.tsv"
-PAIR_PATTERN = "pairs-*-of-*.tfrecord"
 PAIR_FEATURES = {
     "target": tf.io.FixedLenFeature([], tf.string),
     "source": tf.io.FixedLenFeature([], tf.string),
@@ -72,7 +78,7 @@ def is_pairs_folder(folder: str | Path) -> bool:
 
 def pair_shards(folder: str | Path) -> list[str]:
     """The training pair shards of a pairs folder, sorted; PairsError when there are none."""
-    files = sorted(str(p) for p in (Path(folder) / PAIR_SHARDS).glob(PAIR_PATTERN))
+    files = sorted(str(p) for p in (Path(folder) / PAIR_SHARDS).glob(SHARD_PATTERN))
     if not files:
         raise PairsError(f"{folder} has no pair shards in {PAIR_SHARDS}/; run `clipswap pairs` again")
     return files
@@ -83,13 +89,6 @@ def heldout_shards(folder: str | Path) -> list[str]:
     if not files:
         raise PairsError(f"{folder} has no held-out shard in {HELDOUT}/; run `clipswap pairs` again")
     return files
-
-
-def read_pairs_manifest(folder: str | Path) -> dict:
-    try:
-        return read_json_object(Path(folder) / MANIFEST)
-    except JSONFileError as error:
-        raise PairsError(f"{error}; run `clipswap pairs` again") from error
 
 
 # --- 68 landmarks of an aligned face ------------------------------------------------------------------------------
@@ -171,14 +170,8 @@ def _pool_map(function, tasks, workers: int, initializer, progress: bool, descri
 
 
 def _example(target: bytes, source: bytes, teacher: bytes, target_label: int, source_label: int) -> bytes:
-    def raw(value: bytes) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def integer(value: int) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-    feature = {"target": raw(target), "source": raw(source), "teacher": raw(teacher),
-               "target_label": integer(target_label), "source_label": integer(source_label)}
+    feature = {"target": _bytes(target), "source": _bytes(source), "teacher": _bytes(teacher),
+               "target_label": _int(target_label), "source_label": _int(source_label)}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -260,17 +253,14 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
                          progress, "teachers")
     kept = [(pair, teacher) for pair, teacher in zip(chosen, teachers, strict=True) if teacher is not None]
 
-    shard_dir = ensure_writable_dir(output / PAIR_SHARDS)
-    for stale in shard_dir.glob(PAIR_PATTERN):
-        stale.unlink()
-    n_shards = -(-len(kept) // shard_size)
-    for index in range(n_shards):
-        path = shard_dir / f"pairs-{index:05d}-of-{n_shards:05d}.tfrecord"
-        with atomic_path(path) as temporary, tf.io.TFRecordWriter(str(temporary)) as writer:
-            for (t, s), teacher in kept[index * shard_size:(index + 1) * shard_size]:
-                writer.write(_example(records[t].image, records[s].image, teacher, records[t].label,
-                                      records[s].label))
+    if not kept:
+        raise PairsError("no pair could get a teacher image (the landmark swap failed on every pair); check the data")
 
+    def encode(item: tuple[tuple[int, int], bytes]) -> bytes:
+        (t, s), teacher = item
+        return _example(records[t].image, records[s].image, teacher, records[t].label, records[s].label)
+
+    write_shards(kept, ensure_writable_dir(output / PAIR_SHARDS), len(kept), shard_size=shard_size, encode=encode)
     held_records = [r for r in records if r.identity in held_set]
     write_shards(held_records, ensure_writable_dir(output / HELDOUT), len(held_records),
                  shard_size=max(1, len(held_records)))
@@ -298,4 +288,4 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
 
 
 __all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_shards", "is_pairs_folder", "pair_shards",
-           "parse_pair", "read_pairs_manifest", "shard_name"]
+           "parse_pair"]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -121,10 +122,11 @@ def shard_name(index: int, count: int) -> str:
     return f"shard-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def write_shards(records: Sequence[FaceRecord] | Iterable[FaceRecord], folder: str | Path, total: int,
-                 shard_size: int = 1000) -> list[Path]:
+def write_shards(records: Sequence[Any] | Iterable[Any], folder: str | Path, total: int,
+                 shard_size: int = 1000, encode: Callable[[Any], bytes] | None = None) -> list[Path]:
     """Write `total` records into ceil(total / shard_size) shards, in the order given, each file atomically.
 
+    `encode` serialises one record (default: encode_record, for FaceRecords; the pairs job passes its own).
     Every record is written (the last included). Shards of an earlier run in `folder` whose names are not among the
     new ones are removed afterwards, so the folder always holds exactly one consistent set.
 
@@ -135,6 +137,7 @@ def write_shards(records: Sequence[FaceRecord] | Iterable[FaceRecord], folder: s
         raise ValueError(f"shard_size must be at least 1, got {shard_size}")
     if total < 1:
         raise ShardError("no records to write: every image was skipped")
+    encode = encode or encode_record
     folder = Path(folder)
     count = -(-total // shard_size)
     paths = [folder / shard_name(index, count) for index in range(count)]
@@ -147,7 +150,7 @@ def write_shards(records: Sequence[FaceRecord] | Iterable[FaceRecord], folder: s
                     record = next(iterator)
                 except StopIteration:
                     raise ShardError(f"expected {total} records, got only {written}") from None
-                writer.write(encode_record(record))
+                writer.write(encode(record))
                 written += 1
     for stale in folder.glob(SHARD_PATTERN):
         if stale not in paths:
