@@ -10,6 +10,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 UP_TYPES = ("no_skip", "affa", "concat", "add")
+#: What the generator reads as its target input (ModelConfig.pre_swap).
+PRE_SWAPS = (None, "landmarks")
 
 #: Identity encoders the generator can be conditioned on, and their embedding widths.
 IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
@@ -47,6 +49,11 @@ class ModelConfig:
         mapping_width: mapping network width: 256 (FaceDancer get_generator default) or 512 (its train.py default).
         identity_encoder: "arcface" (512-d) or "sface" (128-d, our offline encoder).
         clip_variant: CLIP image tower whose embedding is concatenated to the identity vector, or None (release).
+        pre_swap: None (G reads the aligned target crop, as every published model) or "landmarks": G reads the
+            classical landmark swap of the source onto the target crop (clipswap.face.landmark_swap), which the swap
+            pipeline and the trainer (the teacher image of `clipswap pairs` data) compute outside the graph.
+        residual: the output is G's input plus the last block's output, whose convs start at zero, so an untrained
+            G returns its input (ours, for pre_swap models: G learns a correction of the landmark swap).
     """
 
     image_size: int = 256
@@ -56,6 +63,8 @@ class ModelConfig:
     mapping_width: int = 256
     identity_encoder: str = "arcface"
     clip_variant: str | None = None
+    pre_swap: str | None = None
+    residual: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -69,6 +78,10 @@ class ModelConfig:
             )
         if self.clip_variant is not None and self.clip_variant not in CLIP_VARIANTS:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
+        if self.pre_swap not in PRE_SWAPS:
+            raise ValueError(f"pre_swap must be one of {PRE_SWAPS}, got {self.pre_swap!r}")
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"residual must be true or false, got {self.residual!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
 
@@ -187,8 +200,11 @@ PRESETS: dict[str, Preset] = {
             mapping_width=128,
             identity_encoder="sface",
             clip_variant=None,
+            pre_swap="landmarks",
+            residual=True,
         ),
-        "The shipped demo model (pretrained_ckpts/demo/): 128 px, base width 16, mapping 128 x 4, SFace identity.",
+        "The shipped demo model (pretrained_ckpts/demo/): 128 px, base width 16, mapping 128 x 4, SFace identity; "
+        "G refines the landmark swap of the source onto the target (pre_swap, residual output).",
         (
             "128 px: SFace reads 112 px faces; 64 px upsampled carries little identity (issue 9)",
             "base 16: about 0.6 s a batch-8 step in bf16 on 2 CPU cores, so 12,000 steps fit in about 2 hours",

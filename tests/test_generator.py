@@ -93,6 +93,29 @@ def test_gradient_reaches_every_discriminator_weight():
     _assert_all_gradients(model, x, lambda y: tf.reduce_sum(tf.nn.softplus(-y)))
 
 
+def test_residual_generator_starts_as_its_input_and_learns_everywhere():
+    config = TINY.replace(residual=True, pre_swap="landmarks")
+    model = Generator(config)
+    assert model.count_params() == Generator(TINY).count_params()  # same layers, only the output is target + out
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    z = rng.normal(size=(2, config.id_input_dim)).astype(np.float32)
+    np.testing.assert_array_equal(model([x, z]).numpy(), x)
+    assert model.get_layer("generator_final").__class__.__name__ == "Add"
+    # The output block starts at zero, so at first only its own weights get a gradient; after one SGD step on them
+    # the gradient reaches every weight.
+    loss_fn = lambda y: tf.reduce_mean(tf.square(y - 0.3))  # noqa: E731
+    with tf.GradientTape() as tape:
+        loss = loss_fn(model([x, z], training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    for variable, grad in zip(model.trainable_variables, grads, strict=True):
+        if variable.path.startswith("generator_out_") and "kernel" in variable.path:
+            variable.assign_sub(0.1 * grad)
+    _assert_all_gradients(model, [x, z], loss_fn)
+    clone = Generator.from_config(model.get_config())
+    assert clone.config_.residual and clone.config_.pre_swap == "landmarks"
+
+
 def test_bf16_forward(restore_policy):
     keras.config.set_dtype_policy("mixed_bfloat16")
     g = Generator(TINY)
@@ -113,3 +136,7 @@ def test_config_validation():
         ModelConfig(image_size=100)
     with pytest.raises(ValueError, match="identity_encoder"):
         ModelConfig(identity_encoder="facenet")
+    with pytest.raises(ValueError, match="pre_swap"):
+        ModelConfig(pre_swap="poisson")
+    with pytest.raises(ValueError, match="residual"):
+        ModelConfig(residual="yes")

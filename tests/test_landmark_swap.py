@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 
 from clipswap.face.landmark_swap import (
+    FOREHEAD,
     LandmarkSwapError,
     face_hull_mask,
     landmark_swap,
     reinhard_transfer,
+    swap_region,
     warp_to_landmarks,
+    with_forehead,
 )
 
 SIZE = 128
@@ -76,12 +79,39 @@ def test_swap_changes_only_the_face_region_and_brings_the_source_in(blend):
     points = _face_points()
     out = landmark_swap(source, points, target, points, blend=blend, color_transfer=False)
     assert out.shape == target.shape and out.dtype == np.uint8
-    outside = face_hull_mask(points, (SIZE, SIZE)) == 0
+    outside = face_hull_mask(with_forehead(points, FOREHEAD, (SIZE, SIZE)), (SIZE, SIZE)) == 0
     assert np.array_equal(out[outside], target[outside])
     core = face_hull_mask(points, (SIZE, SIZE), shrink=0.6) > 0
     to_source = np.abs(out[core].astype(int) - source[core].astype(int)).mean()
     to_target = np.abs(out[core].astype(int) - target[core].astype(int)).mean()
     assert to_source < 0.5 * to_target
+
+
+def test_forehead_points_sit_above_the_brows_inside_the_image():
+    points = _face_points()
+    extended = with_forehead(points, 0.3, (SIZE, SIZE))
+    assert extended.shape == (78, 2) and np.array_equal(extended[:68], points)
+    height = np.linalg.norm(points[27] - points[8])
+    # The face in _face_points is upright: "up" is -y, by 0.3 of the chin-to-bridge length.
+    np.testing.assert_allclose(points[17:27, 1] - extended[68:, 1], 0.3 * height, atol=1e-6)
+    assert np.array_equal(with_forehead(points, 0.0), points)
+    clipped = with_forehead(points, 5.0, (SIZE, SIZE))
+    assert clipped[68:].min() >= 0.0 and clipped[68:].max() <= SIZE - 1
+
+
+def test_forehead_swaps_the_band_above_the_brows_and_zero_keeps_it():
+    source, target = _textured(7), _textured(8)
+    points = _face_points()
+    band = (face_hull_mask(with_forehead(points, 0.3), (SIZE, SIZE), shrink=0.85) > 0) & (
+        face_hull_mask(points, (SIZE, SIZE)) == 0)
+    assert band.sum() > 50
+    with_band = landmark_swap(source, points, target, points, color_transfer=False, forehead=0.3)
+    without = landmark_swap(source, points, target, points, color_transfer=False, forehead=0.0)
+    assert np.array_equal(without[band], target[band])
+    to_source = np.abs(with_band[band].astype(int) - source[band].astype(int)).mean()
+    to_target = np.abs(with_band[band].astype(int) - target[band].astype(int)).mean()
+    # The band lies near the mask's edge, where the Poisson solution meets the target: nearer the source, not equal.
+    assert to_source < 0.75 * to_target
 
 
 def test_bad_landmarks_and_options_are_refused():
@@ -94,5 +124,24 @@ def test_bad_landmarks_and_options_are_refused():
         landmark_swap(image.astype(np.float32), points, image, points)
     with pytest.raises(LandmarkSwapError, match="blend"):
         landmark_swap(image, points, image, points, blend="magic")
+    with pytest.raises(LandmarkSwapError, match="forehead"):
+        landmark_swap(image, points, image, points, forehead=-0.1)
     with pytest.raises(LandmarkSwapError, match="empty|outside"):
         landmark_swap(image, points, image, points + 1000.0)
+
+
+def test_a_face_that_fills_its_crop_is_still_poisson_blended():
+    """The forehead points reach the top of an aligned crop: the Poisson solve runs in a padded copy instead of
+    giving up (the old alpha fallback kept far less of the source)."""
+    source, target = _textured(9), _textured(10)
+    points = _face_points(scale=1.45, shift=(0.0, -4.0))
+    region = swap_region(points, (SIZE, SIZE))
+    ys, xs = np.nonzero(region)
+    assert ys.min() == 0 or xs.min() == 0 or xs.max() == SIZE - 1 or ys.max() == SIZE - 1  # touches the border
+    out = landmark_swap(source, points, target, points, color_transfer=False)
+    assert np.array_equal(out[region == 0], target[region == 0])
+    # Over nearly the whole face (the alpha blend's feather, eroded inwards, measured equally near both here).
+    core = face_hull_mask(points, (SIZE, SIZE), shrink=0.9) > 0
+    to_source = np.abs(out[core].astype(int) - source[core].astype(int)).mean()
+    to_target = np.abs(out[core].astype(int) - target[core].astype(int)).mean()
+    assert to_source < 0.5 * to_target

@@ -167,6 +167,8 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         precision=precision,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
+    if config.pre_swap is not None:
+        identity += f", refining the {config.pre_swap} swap"
     return swapper, models_line(generator_label(choice, identity), detector_text)
 
 

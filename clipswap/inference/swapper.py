@@ -21,6 +21,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -118,6 +119,20 @@ def compile_generator(generator: Callable, image_size: int, id_dim: int) -> Call
     )
 
 
+#: Feather of a pre_swap face's paste-back mask, in pixels of a 128 crop (scaled with the crop; our choice): the
+#: landmark swap is already Poisson-blended at its region's edge, so the mask only hides the resampling seam.
+REGION_FEATHER_128 = 1.5
+
+
+def region_mask(region: np.ndarray, size: int) -> np.ndarray:
+    """[S, S] float32 paste-back mask of a pre_swap face: its landmark-swap region ([S, S] uint8, 255 inside), eroded
+    by two sigmas and blurred, so pixels outside the region stay the frame's own."""
+    sigma = REGION_FEATHER_128 * size / 128.0
+    radius = max(1, int(np.ceil(2.0 * sigma)))
+    inner = cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
+    return cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigma) * (region > 0)
+
+
 def best_face(detector, image: np.ndarray, what: str) -> Detection:
     """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none."""
     detections = detector.detect(image)
@@ -153,6 +168,10 @@ class FaceSwapper:
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
         precision: "fp32" or "bf16" (generator only, and bf16 only for a clipswap Generator; outputs are float32).
+        pre_swap: None, or "landmarks" for a generator that reads the landmark swap of the source onto each target
+            crop (ModelConfig.pre_swap; the demo model): the source's aligned crop and its dlib 68 landmarks are
+            kept by set_source, and every target crop is landmark-swapped (clipswap.face.landmark_swap) before G.
+        landmarker: (image, Detection) -> [68, 2] landmarks for pre_swap; None: dlib's (the `eval` extra).
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -173,7 +192,15 @@ class FaceSwapper:
         selection: FaceSelection | None = None,
         similarity: float = DEFAULT_SIMILARITY,
         precision: str = "fp32",
+        pre_swap: str | None = None,
+        landmarker: Callable | None = None,
     ):
+        if pre_swap not in (None, "landmarks"):
+            raise ValueError(f"pre_swap must be None or 'landmarks', got {pre_swap!r}")
+        if pre_swap is not None and landmarker is None:
+            from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415 -- needs dlib
+
+            landmarker = Landmarker68()
         if blend not in BLEND_KINDS:
             raise ValueError(f"blend must be one of {BLEND_KINDS}, got {blend!r}")
         expected = identity.dim + (clip.dim if clip is not None else 0)
@@ -193,6 +220,13 @@ class FaceSwapper:
         self.selection = selection or FaceSelection()
         self.similarity = float(similarity)
         self.precision = precision
+        self.pre_swap = pre_swap
+        self.landmarker = landmarker
+        #: pre_swap: the source's aligned crop [S, S, 3] uint8 and its 68 landmarks in crop pixels (set_source).
+        self.source_crop: np.ndarray | None = None
+        self.source_68: np.ndarray | None = None
+        #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
+        self.pre_swap_failures = 0
         model = generator_in_precision(generator, precision)
         self._generate = compile_generator(model, self.image_size, self.id_input_dim)
         self._published = published_mask(self.image_size, feather)
@@ -220,6 +254,7 @@ class FaceSwapper:
         clip = None
         if config.clip_variant is not None:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
+        options.setdefault("pre_swap", config.pre_swap)
         return cls(checkpoint.model, config.image_size, config.id_input_dim, identity, detector, clip=clip, **options)
 
     # ------------------------------------------------------------------ source and reference
@@ -239,6 +274,10 @@ class FaceSwapper:
         """Compute and keep the source identity (once per run; timed as SOURCE_STAGE). Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
             self.source_vector = self.identity_of(image, "source image")
+            if self.pre_swap is not None:
+                face = best_face(self.detector, image, "source image")
+                self.source_crop, matrix = align_face(image, face.landmarks, self.image_size)
+                self.source_68 = transform_points(matrix, self.landmarker(image, face))
         return self.source_vector
 
     def set_reference(self, image: np.ndarray) -> None:
@@ -279,6 +318,13 @@ class FaceSwapper:
         with self.timer.stage("align"):
             matrices = np.stack([estimate_alignment(face.landmarks, size) for face in faces])
             crops = np.stack([warp_face(frame, matrix, size) for matrix in matrices])
+        regions: list[np.ndarray | None] = [None] * len(faces)
+        if self.pre_swap is not None:
+            with self.timer.stage("pre_swap"):
+                swapped = [self._landmark_swap(frame, face, matrix, crop)
+                           for face, matrix, crop in zip(faces, matrices, crops, strict=True)]
+                crops = np.stack([crop for crop, _ in swapped])
+                regions = [region for _, region in swapped]
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
             identity = np.broadcast_to(self.source_vector, (len(faces), self.id_input_dim)).astype(np.float32)
@@ -288,10 +334,25 @@ class FaceSwapper:
             ]
             generated = (np.concatenate([o.numpy() for o in outputs]) + 1.0) / 2.0
         with self.timer.stage("blend"):
-            masks = np.stack([self._mask(face, matrix) for face, matrix in zip(faces, matrices, strict=True)])
+            masks = np.stack([self._mask(face, matrix) if region is None else region_mask(region, size)
+                              for face, matrix, region in zip(faces, matrices, regions, strict=True)])
             output = composite(frame, generated, masks, matrices)
         self.timer.faces += len(faces)
         return output, len(faces)
+
+    def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray,
+                       crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap; the
+        crop itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged)."""
+        from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap, swap_region  # noqa: PLC0415
+
+        points = transform_points(matrix, self.landmarker(frame, face))
+        try:
+            return landmark_swap(self.source_crop, self.source_68, crop, points), swap_region(points, crop.shape[:2])
+        except LandmarkSwapError as error:
+            self.pre_swap_failures += 1
+            log.warning("the landmark swap failed on a face (%s); the generator reads its plain crop", error)
+            return crop, None
 
     def _mask(self, face: Detection, matrix: np.ndarray) -> np.ndarray:
         if self.blend == "published":

@@ -12,6 +12,8 @@ Graph, at 256 px with base width 64 (shapes [H, W, C]):
     (1 - m) * skip + m * decoder).
 
 Every conv is stride 1, 'same', with bias; LeakyReLU slope 0.2; the output is linear (no tanh) and read as [-1, 1].
+With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
+With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
 """
 
 from __future__ import annotations
@@ -43,18 +45,19 @@ def down_block(x, filters: int, resample: bool, name: str):
     return keras.layers.Add(name=f"{name}_out")([h, shortcut])
 
 
-def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None = None):
+def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None = None, zero: bool = False):
     """shortcut = 1x1 conv (+ bilinear x2); main = IN -> AdaIN(w) -> LReLU -> 3x3 conv (+ bilinear x2); sum.
 
-    The convs run before upsampling, at the low resolution.
+    The convs run before upsampling, at the low resolution. `zero`: both convs start at zero (a residual output).
     """
-    shortcut = _conv(x, filters, 1, f"{name}_skip")
+    init = {"kernel_initializer": "zeros"} if zero else {}
+    shortcut = keras.layers.Conv2D(filters, 1, padding="same", name=f"{name}_skip", **init)(x)
     if resample:
         shortcut = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_skip_up")(shortcut)
     h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in")(x)
     h = AdaIN(name=f"{name}_adain")([h, w])
     h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(h)
-    h = _conv(h, filters, 3, f"{name}_conv")
+    h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", **init)(h)
     if resample:
         h = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(h)
     return keras.layers.Add(name=out_name or f"{name}_out")([h, shortcut])
@@ -98,7 +101,8 @@ class Generator(keras.Model):
         name: prefix of every layer name.
 
     Inputs:
-        target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size).
+        target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size), or with
+            config.pre_swap its landmark swap.
         identity: [B, config.id_input_dim] float: the raw identity vector (ArcFace 512 or SFace 128), followed by
             the CLIP image embedding of the source when config.clip_variant is set.
 
@@ -129,7 +133,11 @@ class Generator(keras.Model):
             h = fuse(config.up_types[position], skips[level + 1], h, f"{name}_up{level}")
             h = up_block(h, w, filters[level], True, f"{name}_up{level}")
         h = fuse(config.up_types[5], skips[0], h, f"{name}_out")
-        output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final")
+        if config.residual:
+            delta = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_delta", zero=True)
+            output = keras.layers.Add(name=f"{name}_final")([target, delta])
+        else:
+            output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final")
 
         super().__init__(inputs=[target, identity], outputs=output, name=name, **kwargs)
         self.config_ = config

@@ -410,6 +410,11 @@ def _run_loop(
                 f"weights.teacher > 0 needs teacher images: {data_dir} is not a `clipswap pairs` folder "
                 "(make one with `clipswap pairs --data ALIGNED --output PAIRS`, or --set weights.teacher=0)"
             )
+        if config.model.pre_swap and not pairs:
+            raise TrainingSetupError(
+                f"a pre_swap={config.model.pre_swap!r} generator reads the landmark swap of each pair: {data_dir} is "
+                "not a `clipswap pairs` folder (make one with `clipswap pairs --data ALIGNED --output PAIRS`)"
+            )
         if pairs:
             try:
                 train_shards, eval_shards = pair_shards(data_dir), heldout_shards(data_dir)

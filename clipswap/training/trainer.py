@@ -4,10 +4,14 @@ One step on a batch {"target", "source", "same"} (images [B, S, S, 3] RGB in [-1
 
     z_src, z_tgt = R(source), R(target)                 frozen identity encoder (ArcFace-R50 or SFace), no gradient
     c_src        = CLIP(source)                         when CLIP is on: appended to the identity input (paper z_id)
-    swap         = G(target, [z_src, c_src])
+    swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below)
     G terms      = id (eq. 6), rec (eq. 7), perceptual (eq. 8), contra (eqs. 2-5), att (eq. 9), adv,
                    and for the facedancer preset cycle (G(swap, z_tgt) vs target) and IFSR
     D terms      = logistic loss on D(source) real / D(swap) fake, R1 (gamma 10) on the real images
+
+A generator whose config has pre_swap="landmarks" reads the landmark swap of the source onto the target instead of
+the target (what the swap pipeline feeds it): in training that is the batch's teacher image (`clipswap pairs` data;
+on same-identity pairs the teacher is the target itself), so its batches must carry teachers.
 
 Both gradients are taken from the same forward pass (the state at the start of the step) and then applied, so a step
 is a pure function of (weights, optimiser state, CLIP mean, step counter, batch). Randomness (the CLIP augmentations)
@@ -114,6 +118,20 @@ class FeatureSource:
         if self.identity_layers:
             return [identity_outputs[name] for name in self.identity_layers]
         return [tf.cast(f, tf.float32) for f in self.extractor(images)]
+
+
+def pre_swap_input(pre_swap: str | None, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+    """What G reads as its target: the target, or for a pre_swap generator the teacher (the landmark swap).
+
+    Raises:
+        ValueError: a pre_swap generator and no teacher images.
+    """
+    if pre_swap is None:
+        return target
+    if teacher is None:
+        raise ValueError(f"a generator with pre_swap={pre_swap!r} reads the landmark swap of each pair: train it on "
+                         "`clipswap pairs` data, whose batches carry it as the teacher image")
+    return teacher
 
 
 class SwapTrainer(keras.Model):
@@ -280,6 +298,15 @@ class SwapTrainer(keras.Model):
         """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]."""
         return tf.cast(self.generator([target, self.identity_input(source)], training=training), tf.float32)
 
+    @property
+    def pre_swap(self) -> str | None:
+        """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
+        return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
+
+    def generator_input(self, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+        """What G reads as its target (pre_swap_input)."""
+        return pre_swap_input(self.pre_swap, target, teacher)
+
     def augmentation_seed(self) -> tf.Tensor:
         """[2] int64 stateless seed for this step and replica."""
         context = tf.distribute.get_replica_context()
@@ -301,10 +328,12 @@ class SwapTrainer(keras.Model):
         """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms).
 
         `source_clip` is CLIP(source) [B, Dc] (None when CLIP is off), computed once per step by train_step.
-        `teacher` is the batch's teacher images [B, S, S, 3] (needed when weights.teacher > 0).
+        `teacher` is the batch's teacher images [B, S, S, 3] (needed when weights.teacher > 0, and G's input for a
+        pre_swap generator).
         """
         w = self.loss_weights_
-        swap = tf.cast(self.generator([target, identity_in], training=True), tf.float32)
+        swap = tf.cast(self.generator([self.generator_input(target, teacher), identity_in], training=True),
+                       tf.float32)
         swap_out = self.identity(swap)
         if self.id_augment:
             # Its own seed stream: the CLIP augmentations use `seed` itself.

@@ -1,0 +1,87 @@
+"""Put a trained generator into pretrained_ckpts/demo/ as the embedded demo model (issue 9).
+
+    python tools/ship_demo.py --run RUN_DIR --metrics EVAL_DIR/metrics.json --pairs PAIRS_DIR [--output DIR]
+
+RUN_DIR is a finished `clipswap train` run (its exported generator.keras and config.json); EVAL_DIR is the output of
+`clipswap evaluate --pairs PAIRS_DIR/heldout_pairs.tsv --model RUN_DIR/generator.keras --identity-model dlib`;
+PAIRS_DIR is the `clipswap pairs` folder it trained on. The generator is loaded (its SHA-256 checked against the
+run's manifest) and saved again with a manifest that gains what issue 9 asks it to carry: the training preset and
+its overrides, the data (dataset, pair and identity counts, the held-out identities) and the held-out metrics with
+the judge that measured them. Written atomically; an existing demo is replaced only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.native import load_generator, manifest_path, save_generator
+from clipswap.checkpoints.pretrained import DEMO_DIR
+
+#: The metrics copied from the evaluation into the manifest.
+METRICS = ("id_retrieval", "closer_to_source", "id_similarity", "pose_error", "expression_error", "ssim", "psnr")
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SystemExit(f"error: {what} {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SystemExit(f"error: {what} {path} is not valid JSON ({error})") from None
+
+
+def ship(run: Path, metrics_file: Path, pairs: Path, output: Path) -> Path:
+    """Write output/generator.keras and its manifest; returns the manifest path."""
+    try:
+        checkpoint = load_generator(run / "generator.keras")
+    except (CheckpointError, FileNotFoundError) as error:
+        raise SystemExit(f"error: {error}") from None
+    config = _read_json(run / "config.json", "the run's configuration")
+    evaluation = _read_json(metrics_file, "the evaluation")
+    pair_facts = _read_json(pairs / "pairs_manifest.json", "the pairs manifest")
+    aggregate = evaluation.get("aggregate", {})
+    missing = [name for name in METRICS if name not in aggregate]
+    if missing:
+        raise SystemExit(f"error: {metrics_file} lacks {missing}: run `clipswap evaluate --identity-model dlib` on it")
+    extra = {
+        "trained_by": "clipswap train",
+        "training": {"preset": config.get("preset"), "steps": checkpoint.step, "batch_size": config.get("batch_size"),
+                     "precision": config.get("precision"), "weights": config.get("weights")},
+        "data": {key: pair_facts.get(key) for key in ("faces", "training_identities", "pairs", "size", "seed",
+                                                       "heldout_identities", "teacher")}
+                | {"dataset": "lfw_train (../shared/data/lfw_train, aligned with clipswap align --size 128)"},
+        "metrics": {
+            "judge": evaluation.get("identity_model"),
+            "pairs": evaluation.get("num_pairs"),
+            "what": "clipswap evaluate on held-out identities never trained on (docs/demo_model.md)",
+            **{name: aggregate[name]["value"] for name in METRICS},
+        },
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output) as staging:
+        staged = Path(staging) / "generator.keras"
+        save_generator(checkpoint.model, checkpoint.config, staged, step=checkpoint.step, **extra)
+        load_generator(staged)  # the written pair loads (hash and config) before it replaces anything
+        for name in ("generator.keras", "generator.json"):
+            Path(staging, name).replace(output / name)
+    return manifest_path(output / "generator.keras")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="the clipswap train run folder")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics.json of clipswap evaluate")
+    parser.add_argument("--pairs", type=Path, required=True, help="the clipswap pairs folder the run trained on")
+    parser.add_argument("--output", type=Path, default=DEMO_DIR, help=f"where the demo goes (default {DEMO_DIR})")
+    args = parser.parse_args(argv)
+    print(f"wrote {ship(args.run, args.metrics, args.pairs, args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
