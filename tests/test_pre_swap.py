@@ -55,13 +55,20 @@ def _largest(detector, image):
     return sort_by_area(detector.detect(image))[0]
 
 
-def test_the_generator_reads_the_landmark_swap_of_each_crop(parts):
-    identity, detector, landmarker, source, target = parts
+def _fed_crop(parts, landmarker) -> tuple[np.ndarray, FaceSwapper]:
+    """Swap the target once through a Spy generator: (the uint8 crop G was given, the swapper)."""
+    identity, detector, _, source, target = parts
     spy = Spy()
     swapper = FaceSwapper(spy, DEMO.image_size, DEMO.id_input_dim, identity, detector, pre_swap="landmarks",
                           landmarker=landmarker)
     swapper.set_source(source)
     swapper.swap_frame(target)
+    return np.round((spy.inputs[0][0] + 1.0) * 127.5), swapper
+
+
+def test_the_generator_reads_the_landmark_swap_of_each_crop(parts):
+    _, detector, landmarker, source, target = parts
+    fed, swapper = _fed_crop(parts, landmarker)
     # The same swap computed here from the parts: source and target aligned to the generator's crop, their 68 points
     # mapped into it.
     face = _largest(detector, source)
@@ -70,7 +77,6 @@ def test_the_generator_reads_the_landmark_swap_of_each_crop(parts):
     face = _largest(detector, target)
     target_crop, matrix = align_face(target, face.landmarks, DEMO.image_size)
     expected = landmark_swap(source_crop, source_68, target_crop, transform_points(matrix, landmarker(target, face)))
-    fed = np.round((spy.inputs[0][0] + 1.0) * 127.5)
     np.testing.assert_allclose(fed, expected, atol=0.51)
     assert np.abs(expected.astype(int) - target_crop.astype(int)).mean() > 3.0  # the crop G reads is not the target
     assert swapper.pre_swap_failures == 0 and "pre_swap" in swapper.timer.seconds
@@ -94,7 +100,7 @@ def test_an_untrained_demo_generator_already_moves_the_face_towards_the_source(p
 
 
 def test_a_face_whose_landmarks_fail_goes_to_the_generator_as_its_crop(parts):
-    identity, detector, landmarker, source, target = parts
+    _, detector, landmarker, _, target = parts
     calls = []
 
     def flaky(image, face):
@@ -102,14 +108,9 @@ def test_a_face_whose_landmarks_fail_goes_to_the_generator_as_its_crop(parts):
         points = landmarker(image, face)
         return points if len(calls) == 1 else points + 10_000.0  # the source's are fine, the target's are not
 
-    spy = Spy()
-    swapper = FaceSwapper(spy, DEMO.image_size, DEMO.id_input_dim, identity, detector, pre_swap="landmarks",
-                          landmarker=flaky)
-    swapper.set_source(source)
-    swapper.swap_frame(target)
-    face = _largest(detector, target)
-    crop, _ = align_face(target, face.landmarks, DEMO.image_size)
-    np.testing.assert_allclose(np.round((spy.inputs[0][0] + 1.0) * 127.5), crop, atol=0.51)
+    fed, swapper = _fed_crop(parts, flaky)
+    crop, _ = align_face(target, _largest(detector, target).landmarks, DEMO.image_size)
+    np.testing.assert_allclose(fed, crop, atol=0.51)
     assert swapper.pre_swap_failures == 1
 
 
