@@ -70,8 +70,13 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     temporary = Path(name)
     try:
         yield temporary
-        # mkstemp creates files 0600; give the result the permissions a plain open() would have.
-        os.chmod(temporary, 0o666 & ~_UMASK)
+        # mkstemp creates files 0600: an existing destination keeps its own mode (a private 0600 output stays
+        # private), a new one gets what a plain open() would give it.
+        try:
+            mode = destination.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(temporary, mode)
         os.replace(temporary, destination)
     finally:
         if temporary.exists():
