@@ -70,7 +70,13 @@ def read_image(path: str | Path) -> np.ndarray:
         raise MediaError(f"{path} is a video; an image (jpg, png, webp, bmp) is needed here")
     if not path.is_file():
         raise MediaError(f"{path} does not exist")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    # Bytes read by Python, decoded by OpenCV: cv2.imread crashes (SIGSEGV) on a file name that is not valid UTF-8
+    # (a Latin-1 `t\xe9.jpg` reaches it surrogate-escaped), and Python opens any name the file system holds.
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise MediaError(f"{path} cannot be read: {error.strerror or error}") from None
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise MediaError(f"{path} cannot be read as an image (corrupt or not really a {path.suffix} file)")
     return np.ascontiguousarray(bgr[..., ::-1])

@@ -90,8 +90,9 @@ def encode_record(record: FaceRecord) -> bytes:
     features = {
         "image": _bytes(record.image),
         "label": _int(record.label),
-        "identity": _bytes(record.identity.encode("utf-8")),
-        "path": _bytes(record.path.encode("utf-8")),
+        # surrogateescape: a file name that is not valid UTF-8 (Latin-1 bytes) round-trips as the bytes it was.
+        "identity": _bytes(record.identity.encode("utf-8", "surrogateescape")),
+        "path": _bytes(record.path.encode("utf-8", "surrogateescape")),
         "size": _int(record.size),
         "landmarks": _floats(record.landmarks, "landmarks"),
         "landmarks_original": _floats(record.landmarks_original, "landmarks_original"),
@@ -105,8 +106,8 @@ def decode_record(serialized: bytes) -> FaceRecord:
     return FaceRecord(
         image=feature["image"].bytes_list.value[0],
         label=int(feature["label"].int64_list.value[0]),
-        identity=feature["identity"].bytes_list.value[0].decode("utf-8"),
-        path=feature["path"].bytes_list.value[0].decode("utf-8"),
+        identity=feature["identity"].bytes_list.value[0].decode("utf-8", "surrogateescape"),
+        path=feature["path"].bytes_list.value[0].decode("utf-8", "surrogateescape"),
         size=int(feature["size"].int64_list.value[0]),
         landmarks=np.asarray(feature["landmarks"].float_list.value, dtype=np.float32).reshape(5, 2),
         landmarks_original=np.asarray(feature["landmarks_original"].float_list.value, dtype=np.float32).reshape(5, 2),
