@@ -58,5 +58,6 @@ def test_align_keeps_a_latin1_name_and_reruns(tmp_path):
         result = _cli("align", "--input", str(tmp_path / "data"), "--output", str(tmp_path / "aligned"),
                       "--size", "128", "--workers", "1", "--no-progress")
         assert result.returncode == 0, result.stderr[-2000:]
-    names = sorted(os.fsencode(record.path).rsplit(b"/", 1)[-1] for record in iterate_records(tmp_path / "aligned" / "shards"))
+    records = iterate_records(tmp_path / "aligned" / "shards")
+    names = sorted(os.fsencode(record.path).rsplit(b"/", 1)[-1] for record in records)
     assert names == [b"plain.jpg", LATIN1 + b".jpg"]
