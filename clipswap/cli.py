@@ -45,10 +45,16 @@ class GuardedGroup(click.Group):
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="clipswap")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-def main(verbose: int) -> None:
+# The default is clipswap.inference.media.DEFAULT_MAX_PIXELS (not imported here: it would load OpenCV for --help).
+@click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000,
+              help="Largest image or video frame read, in pixels (bounds memory; bigger files are refused).")
+def main(verbose: int, max_pixels: int) -> None:
     """clipswap: high-fidelity face swapping (ClipSwap, FG 2024) in TensorFlow 2 / Keras 3."""
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from clipswap.inference.media import set_max_pixels  # noqa: PLC0415 -- imports numpy, cv2, Pillow only
+
+    set_max_pixels(max_pixels)
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
