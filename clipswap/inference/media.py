@@ -102,6 +102,7 @@ def read_image(path: str | Path) -> np.ndarray:
     except OSError as error:
         raise MediaError(f"{path} cannot be read: {error.strerror or error}") from None
     check_header(path, data)
+    check_complete(path, data)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise MediaError(f"{path} cannot be read as an image (corrupt or not really a {path.suffix} file)")
@@ -125,6 +126,36 @@ def check_header(path: str | Path, data: np.ndarray) -> None:
     finally:
         Image.MAX_IMAGE_PIXELS = guard
     check_pixels(path, width, height)
+
+
+#: Pillow modes with an alpha channel, which the swap (opaque RGB) drops.
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def check_complete(path: str | Path, data: np.ndarray) -> None:
+    """Refuse what OpenCV would decode silently wrong, and say what it drops (issue 11 item 3).
+
+    Raises MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG with grey and returns it; Pillow's
+    full decode raises) and for an animated WebP/PNG/GIF-in-an-image-suffix (OpenCV returns its first frame); logs a
+    warning for an alpha channel (the result is opaque). Files Pillow cannot open are left to OpenCV.
+    """
+    try:
+        picture = Image.open(io.BytesIO(data.tobytes()))
+    except (OSError, ValueError):
+        return
+    with picture:
+        frames = int(getattr(picture, "n_frames", 1) or 1)
+        if frames > 1:
+            raise MediaError(
+                f"{path} is an animated image ({frames} frames); swap it as a video (convert it to mp4 or gif) or "
+                "save the frame you want as a still image"
+            )
+        try:
+            picture.load()
+        except (OSError, ValueError, SyntaxError) as error:
+            raise MediaError(f"{path} is damaged or cut short ({error}); re-export or re-download it") from None
+        if picture.mode in _ALPHA_MODES or "transparency" in picture.info:
+            log.warning("%s has an alpha channel; it is dropped: the swap is written opaque", path)
 
 
 def _xmp(label: str) -> str:
