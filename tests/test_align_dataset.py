@@ -246,3 +246,13 @@ def test_cli_errors(tmp_path):
     result = run_cli("--input", str(tmp_path / "photos"), "--output", str(tmp_path / "o"), "--detector", "retinaface",
                      "--retinaface", str(tmp_path / "missing.h5"))
     assert result.exit_code == 1 and "missing.h5" in result.output and "does not exist" in result.output
+
+
+def test_cli_fails_when_no_face_was_kept(tmp_path):
+    photos = tmp_path / "photos" / "nobody"
+    photos.mkdir(parents=True)
+    cv2.imwrite(str(photos / "grey.jpg"), np.full((200, 200, 3), 128, np.uint8))
+    result = run_cli("--input", str(tmp_path / "photos"), "--output", str(tmp_path / "out"), "--no-progress")
+    assert result.exit_code == 1
+    assert "kept       0 faces" in result.output  # the report still comes first
+    assert result.output.strip().splitlines()[-1].startswith("Error: no face was kept from the 1 files")

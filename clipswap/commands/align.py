@@ -50,3 +50,9 @@ def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, 
     click.echo(f"  skipped    {sum(skipped.values())}: {skipped['too_small']} too small (< {min_size} px), "
                f"{skipped['unreadable']} unreadable, {skipped['no_face']} without a face")
     click.echo(f"  shards     {len(report['shards'])} files, {report['records']} records in {output_dir}/shards")
+    if report["kept"] == 0:
+        # A run that kept nothing has nothing to train on: say so and fail (issue 11 item 8), after the report.
+        raise click.ClickException(
+            f"no face was kept from the {report['images']} files of {input_dir}: check that they are photos of faces "
+            f"at least {min_size} px wide (--min-size), or try --detector retinaface"
+        )
