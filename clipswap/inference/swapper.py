@@ -9,6 +9,11 @@ ArcFace template scaled by S / 112), run ALL selected faces of the frame through
 (a tf.function with a [None, S, S, 3] signature, so any face count reuses one trace), map the output from [-1, 1] to
 [0, 1], and composite each crop back through the inverse similarity with the blend mask.
 
+A generator with pre_swap="landmarks" (the demo model) reads, instead of each target crop, the classical landmark
+swap of the source's crop onto it (clipswap.face.landmark_swap, dlib's 68 points; the source's crop and points are
+kept once per run), and is pasted back over the region that swap replaced (its hull with the forehead, feathered by
+about a pixel), so everything outside that region stays the frame's own.
+
 Colour order is RGB everywhere; frames are [H, W, 3] uint8.
 """
 
