@@ -39,6 +39,19 @@ def test_tampered_weights_are_refused(tmp_path):
         load_generator(path)
 
 
+def test_a_weights_file_that_is_not_a_zip_but_matches_its_manifest_is_refused(tmp_path):
+    from clipswap.checkpoints.native import manifest_path, sha256_of  # noqa: PLC0415
+
+    path = tmp_path / "g.keras"
+    init_generator(TINY, path)
+    path.write_bytes(b"not a zip archive at all" * 100)
+    manifest = json.loads(manifest_path(path).read_text())
+    manifest["sha256"] = sha256_of(path)  # the hash covers the file, so it matches: the archive check must speak
+    manifest_path(path).write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match="is not a Keras weights archive"):
+        load_generator(path)
+
+
 def test_missing_manifest_is_refused(tmp_path):
     path = tmp_path / "g.keras"
     init_generator(TINY, path)

@@ -57,6 +57,8 @@ def test_write_then_read_round_trip(tmp_path):
         ("a b c d e\n", "expected 2 to 4 fields"),
         ("source,target,colour\na,b,c\n", "unknown"),
         ("# nothing\n\n", "no pairs"),
+        ('a.jpg "b c.jpg\n', r"bad.txt:1: No closing quotation .*close the quote"),
+        ('# header\nx.jpg y.jpg\n"a.jpg b.jpg\n', r"bad.txt:3: No closing quotation"),
     ],
 )
 def test_bad_pairs_files_name_the_problem(tmp_path, text, message):

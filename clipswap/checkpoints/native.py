@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,11 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             model.load_weights(weights)
+    except zipfile.BadZipFile as error:
+        # A .keras file is a zip archive; one that is not (a manifest rewritten to match it) gets this sentence.
+        raise CheckpointError(
+            f"{weights} is not a Keras weights archive ({error}); restore the file or re-export the checkpoint."
+        ) from error
     except (ValueError, OSError, KeyError, UserWarning) as error:
         raise CheckpointError(
             f"the weights in {weights} do not fit the architecture its manifest describes ({error}); re-export the "

@@ -58,9 +58,12 @@ class PairsFileError(ValueError):
     """The pairs file cannot be parsed; the message names the file and the line."""
 
 
-def _split(line: str, separator: str | None) -> list[str]:
+def _split(line: str, separator: str | None, where: str = "") -> list[str]:
     if separator is None:
-        return shlex.split(line, comments=False, posix=True)
+        try:
+            return shlex.split(line, comments=False, posix=True)
+        except ValueError as error:  # shlex: "No closing quotation", "No escaped character"
+            raise PairsFileError(f"{where}: {error} in {line!r}; close the quote around the path") from None
     return [field.strip() for field in next(csv.reader(io.StringIO(line), delimiter=separator))]
 
 
@@ -101,7 +104,7 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
         raise PairsFileError(f"{path}: no pairs (every line is blank or a '#' comment)")
     separator = _detect_separator(lines[0][1])
     columns: Sequence[str] = COLUMNS
-    first = [field.lower() for field in _split(lines[0][1], separator)]
+    first = [field.lower() for field in _split(lines[0][1], separator, f"{path}:{lines[0][0]}")]
     if "source" in first and "target" in first:
         unknown = sorted(set(first) - set(COLUMNS))
         if unknown or len(set(first)) != len(first):
@@ -118,7 +121,7 @@ def read_pairs(path: str | os.PathLike) -> list[Pair]:
 
     pairs = []
     for number, line in lines:
-        fields = _split(line, separator)
+        fields = _split(line, separator, f"{path}:{number}")
         if not 2 <= len(fields) <= len(columns):
             raise PairsFileError(
                 f"{path}:{number}: expected {len(columns) if columns is not COLUMNS else '2 to 4'} fields "
