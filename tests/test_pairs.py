@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -175,3 +176,32 @@ def test_training_on_teacher_pairs_runs_and_reports_the_teacher_term(pairs, tmp_
     result = CliRunner().invoke(main, [*args[:2], str(folder.parent / "aligned"), "--run-dir", str(tmp_path / "r2"),
                                        *args[5:]])
     assert result.exit_code == 1 and "clipswap pairs" in result.output
+
+
+def test_a_pre_swap_generator_trains_on_pairs_only(pairs, tmp_path):
+    """A tiny pre_swap + residual G trains 2 steps on teacher pairs (G reads the teachers); on aligned shards without
+    teachers the run is refused with one sentence."""
+    folder, _ = pairs
+    args = ["--preset", "tiny", "--steps", "2", "--set", "model.pre_swap=landmarks", "--set", "model.residual=true",
+            "--set", "eval_every=2", "--set", "eval_batch_size=2", "--set", "image_every=2", "--no-progress"]
+    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(tmp_path / "run"), *args])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "generator.json").read_text())
+    assert manifest["model"]["pre_swap"] == "landmarks" and manifest["model"]["residual"] is True
+    result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
+                                       str(tmp_path / "r2"), *args])
+    assert result.exit_code == 1 and "reads the landmark swap" in result.output and "clipswap pairs" in result.output
+
+
+def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):
+    folder, _ = pairs
+    broken = tmp_path / "pairs"
+    shutil.copytree(folder, broken)
+    for shard in pair_shards(broken):
+        data = Path(shard).read_bytes()
+        Path(shard).write_bytes(data[: len(data) // 2])
+    result = CliRunner().invoke(main, ["train", "--data", str(broken), "--run-dir", str(tmp_path / "run"),
+                                       "--preset", "tiny", "--steps", "2", "--set", "eval_batch_size=2",
+                                       "--no-progress"])
+    assert result.exit_code == 1
+    assert "is truncated or corrupt" in result.output and "Traceback" not in result.output

@@ -497,7 +497,14 @@ def _run_loop(
         while step < config.steps:
             started = time.perf_counter()
             trainer.reset_metrics()
-            outputs = trainer.train_function(iterator)
+            try:
+                outputs = trainer.train_function(iterator)
+            except tf.errors.DataLossError as error:
+                # A shard cut short or damaged on disk (the checkpoints written so far stay; --resume continues).
+                raise TrainingSetupError(
+                    f"a training shard in {data_dir} is truncated or corrupt ({error.message.splitlines()[0]}); "
+                    "re-run `clipswap align` or `clipswap pairs` into a fresh folder, then --resume"
+                ) from None
             # Scalars, or [1] under a MultiWorkerMirroredStrategy outside multi-worker mode (see SwapTrainer).
             logs = {name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()}
             elapsed = time.perf_counter() - started
