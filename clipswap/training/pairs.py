@@ -280,7 +280,8 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         "training_identities": len({records[i].identity for i in usable}),
         "heldout_identities": held,
         "heldout_faces": len(held_records),
-        "teacher": "clipswap.face.landmark_swap (dlib 68 points, Reinhard colour transfer, Poisson blending)",
+        "teacher": "clipswap.face.landmark_swap (dlib 68 points and forehead points, Reinhard colour transfer, Poisson "
+                   "blending)",
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_text_atomic(output / MANIFEST, json.dumps(manifest, indent=2) + "\n")
