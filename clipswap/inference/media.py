@@ -141,7 +141,9 @@ def check_complete(path: str | Path, data: np.ndarray) -> None:
     """
     try:
         picture = Image.open(io.BytesIO(data.tobytes()))
-    except (OSError, ValueError):
+    except (OSError, ValueError, Image.DecompressionBombError):
+        # Pillow's bomb guard (about 179 million pixels) lies above the default --max-pixels, which check_header has
+        # applied already; a limit raised past it leaves the file to OpenCV alone.
         return
     with picture:
         frames = int(getattr(picture, "n_frames", 1) or 1)

@@ -168,7 +168,8 @@ class FaceSwapper:
         identity: the identity encoder the generator was trained with.
         detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection] (RetinaFaceDetector, YuNetDetector).
         clip: CLIP embedder for generators whose identity input includes a CLIP embedding, else None.
-        blend: "published" (the release's fixed feathered rectangle) or "landmarks" (soft face-outline mask).
+        blend: "published" (the release's fixed feathered rectangle) or "landmarks" (soft face-outline mask); a
+            pre_swap generator is pasted over its landmark-swap region instead (region_mask).
         feather: blur sigma of the mask in crop pixels; None: 7 * S / 256 (the release's 7 at 256).
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
