@@ -166,3 +166,22 @@ def test_input_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monke
     assert "Traceback" not in result.output
     with pytest.raises(ValueError, match="an internal bug"):
         run("-vv", *args)
+
+
+def test_a_run_that_scores_no_pair_fails_and_leaves_no_folder(tmp_path):
+    """Every path missing used to exit 0 with a report of nothing (issue 11 item 8); a failed run removes the output
+    folder it created (item 7) but never one that existed before."""
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("absent_source.jpg absent_target.jpg absent_output.png\n")
+    out = tmp_path / "new" / "out"
+    result = run("evaluate", "--pairs", str(pairs), "--output-dir", str(out), "--identity-model", "sface",
+                 "--no-progress")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1].startswith("Error: none of the 1 pairs could be scored")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "mine.txt").write_text("the user's file")
+    result = run("evaluate", "--pairs", str(pairs), "--output-dir", str(kept), "--identity-model", "sface",
+                 "--no-progress")
+    assert result.exit_code == 1 and (kept / "mine.txt").read_text() == "the user's file"

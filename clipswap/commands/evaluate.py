@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import click
 
 from clipswap.inference.options import DETECTORS
+
+#: Per-pair metrics; a run in which none of them scored a single pair failed.
+SCORED_METRICS = ("id_similarity", "ssim", "pose_error", "expression_error")
+
+
+def _first_missing(folder) -> Path | None:
+    """The outermost folder of `folder`'s path that does not exist yet (what a run would create), or None."""
+    missing = None
+    for candidate in (Path(folder).absolute(), *Path(folder).absolute().parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_if_created(created: Path | None) -> None:
+    if created is not None and created.is_dir():
+        shutil.rmtree(created)
 
 
 @click.command("evaluate")
@@ -57,6 +78,9 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
     if protocol is not None and input_dir is None:
         raise click.UsageError("--protocol needs --input DIR")
+    # A folder this run creates is removed again when the run fails, so a failed evaluate leaves nothing behind; a
+    # folder that existed before is never removed.
+    created = _first_missing(output_dir)
     try:
         output = ensure_writable_dir(output_dir)
         swapper = cost = checkpoint = chosen = None
@@ -93,7 +117,17 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError,
     ) as error:
         # Only the errors that describe the user's inputs; anything else is a bug and keeps its traceback.
+        _remove_if_created(created)
         raise click.ClickException(str(error)) from error
+    scored = [metrics["aggregate"].get(name, {}).get("n") for name in SCORED_METRICS]
+    if not any(scored):
+        # Every pair failed (missing files, no face anywhere): a report of nothing is not a result (issue 11 item 8).
+        failures = ", ".join(f"{count} {reason.replace('_', ' ')}" for reason, count in metrics["failures"].items())
+        _remove_if_created(created)
+        raise click.ClickException(
+            f"none of the {len(metrics.get('pairs', []))} pairs could be scored ({failures or 'no face found'}); "
+            "check the paths in the pairs file and that each image shows a face"
+        )
     click.echo((output / "metrics.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")
 
