@@ -91,6 +91,7 @@ def test_resume_without_checkpoints_and_reuse_without_resume_are_refused(tmp_pat
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir", str(run),
                                        "--resume", "--no-progress"])
     assert result.exit_code != 0 and "no checkpoint in" in result.output
+    assert not run.exists(), "a failed --resume created the run folder"
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
     (run / "checkpoints" / "ckpt-5.index").write_bytes(b"")

@@ -312,13 +312,15 @@ def run_training(
         dataset_fn: `seed -> tf.data.Dataset` overriding the shard reader (tests use synthetic data).
         eval_batch: dict {"target", "source"} overriding the held-out batch.
     """
-    run_dir = ensure_writable_dir(run_dir)
+    run_dir = Path(run_dir)
     checkpoint_dir = run_dir / "checkpoints"
-    has_checkpoints = tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+    has_checkpoints = checkpoint_dir.is_dir() and tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+    if resume and not has_checkpoints:
+        # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
+        raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
+    run_dir = ensure_writable_dir(run_dir)
     if has_checkpoints and not resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
-    if resume and not has_checkpoints:
-        raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
     if resume:
         _check_resume_config(run_dir, config)
     if config.weights.att and config.attribute_network == "file":
