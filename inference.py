@@ -11,8 +11,8 @@ pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR), in the release's layout (above) or fl
 demo` names it. The run prints one line naming the generator, identity encoder and detector it used. Unlike the
 release, a failure exits with status 1 and one clear message.
 Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --reference-face, --similarity,
---blend, --feather, --precision, --detector, --det-threshold, --clip-preset. Out-of-range values are usage errors
-(exit status 2, one message).
+--blend, --color-correction, --feather, --precision, --detector, --det-threshold, --clip-preset. Out-of-range values
+are usage errors (exit status 2, one message).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from clipswap.inference.options import BLEND_KINDS, DETECTORS, PRECISIONS  # noqa: E402
+from clipswap.inference.options import BLEND_KINDS, COLOR_CORRECTIONS, DETECTORS, PRECISIONS  # noqa: E402
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
 
 
@@ -84,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--similarity", type=_number_in(-1.0, 1.0), default=DEFAULT_SIMILARITY,
                         help=f"cosine similarity to the reference face needed to swap a face [{DEFAULT_SIMILARITY}]")
     parser.add_argument("--blend", choices=BLEND_KINDS, default="published")
+    parser.add_argument("--color-correction", choices=COLOR_CORRECTIONS, default="none",
+                        help="reinhard: match the generated face's colour to the target face's [none]")
     parser.add_argument("--feather", type=_number_in(0.0, 64.0), default=None,
                         help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
         reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
-        precision=args.precision, clip_preset=args.clip_preset,
+        precision=args.precision, clip_preset=args.clip_preset, color_correction=args.color_correction,
     )
     try:
         summary = run_swap(request, announce=lambda line: print(line, flush=True))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.inference.options import BLEND_KINDS, DETECTORS, PRECISIONS
+from clipswap.inference.options import BLEND_KINDS, COLOR_CORRECTIONS, DETECTORS, PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -35,13 +35,16 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
               help="Cosine similarity to the reference face needed to swap a face.")
 @click.option("--blend", type=click.Choice(BLEND_KINDS), default="published",
-              help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline.")
+              help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline; "
+                   "poisson: Poisson blending inside the face outline.")
+@click.option("--color-correction", type=click.Choice(COLOR_CORRECTIONS), default="none",
+              help="reinhard: match the generated face's colour (L*a*b* mean and spread) to the target face's.")
 @click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         reference_face, similarity, blend, feather, precision, no_progress):
+         reference_face, similarity, blend, color_correction, feather, precision, no_progress):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic).
 
     \b
@@ -62,7 +65,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     request = SwapRequest(
         source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
         detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
-        similarity=similarity, blend=blend, feather=feather, precision=precision,
+        similarity=similarity, blend=blend, feather=feather, precision=precision, color_correction=color_correction,
         clip_preset=clip_preset, progress=not no_progress,
     )
     try:

@@ -160,6 +160,36 @@ def warp_to_landmarks(source: np.ndarray, source_68: np.ndarray, target_68: np.n
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def poisson_blend(image: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Poisson-blend `image` into `target` inside `mask` (OpenCV seamlessClone, NORMAL_CLONE).
+
+    Args:
+        image, target: [H, W, 3] uint8, same shape.
+        mask: [H, W] uint8, > 0 inside; it must not be empty.
+
+    Returns:
+        [H, W, 3] uint8: the Poisson solution inside the mask, `target` exactly outside it.
+
+    seamlessClone needs the mask's bounding box strictly inside the image, so a mask that touches the border (a face
+    that fills its crop) is cloned in a copy padded by reflection and cut back. The solution meets the target at the
+    mask's edge, so cutting it at the mask keeps the seam hidden (OpenCV also touches pixels up to 14 px outside its
+    mask, measured).
+    """
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        raise LandmarkSwapError("the Poisson blend's mask is empty")
+    height, width = target.shape[:2]
+    pad = POISSON_PAD
+    padded = [cv2.copyMakeBorder(picture, pad, pad, pad, pad, cv2.BORDER_REFLECT) for picture in (image, target)]
+    padded_mask = cv2.copyMakeBorder(np.where(mask > 0, 255, 0).astype(np.uint8), pad, pad, pad, pad,
+                                     cv2.BORDER_CONSTANT, value=0)
+    x0, x1, y0, y1 = xs.min() + pad, xs.max() + pad, ys.min() + pad, ys.max() + pad
+    # seamlessClone places the mask's bounding box centred at `centre`; a copy, as it writes into its mask.
+    centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
+    cloned = cv2.seamlessClone(padded[0], padded[1], padded_mask.copy(), centre, cv2.NORMAL_CLONE)
+    return np.where(mask[..., None] > 0, cloned[pad:pad + height, pad:pad + width], target)
+
+
 def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
                   blend: str = "poisson", color_transfer: bool = True, forehead: float = FOREHEAD) -> np.ndarray:
     """Swap the source's face into the target by landmarks (module docstring).
@@ -191,19 +221,7 @@ def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray,
     if color_transfer:
         warped = reinhard_transfer(warped, target, mask)
     if blend == "poisson":
-        # seamlessClone needs the mask's bounding box strictly inside the image: a face that fills its crop (the
-        # generator's aligned crop, where the forehead points reach the edge) is cloned in a copy padded by
-        # reflection, and the result is cut back. The Poisson solution meets the target at the mask's edge, so
-        # cutting it at the mask keeps the seam hidden and the rest exactly the target (OpenCV also touches pixels
-        # up to 14 px outside its mask, measured).
-        pad = POISSON_PAD
-        padded = [cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT) for image in (warped, target)]
-        padded_mask = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-        x0, x1, y0, y1 = xs.min() + pad, xs.max() + pad, ys.min() + pad, ys.max() + pad
-        # seamlessClone places the mask's bounding box centred at `centre`; a copy, as it writes into its mask.
-        centre = (int((x0 + x1 + 1) // 2), int((y0 + y1 + 1) // 2))
-        cloned = cv2.seamlessClone(padded[0], padded[1], padded_mask.copy(), centre, cv2.NORMAL_CLONE)
-        return np.where(mask[..., None] > 0, cloned[pad:pad + height, pad:pad + width], target)
+        return poisson_blend(warped, target, mask)
     feather = max(1.0, FEATHER_FRACTION * float(xs.max() - xs.min()))
     # Eroded by three sigmas before the blur, so the feathered edge stays inside the hull (outside it the warp has
     # no source pixels); what of the blur's tail still crosses the hull is cut.

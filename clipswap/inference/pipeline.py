@@ -51,6 +51,7 @@ class SwapRequest:
     reference_face: Path | None = None
     similarity: float = DEFAULT_SIMILARITY
     blend: str = "published"
+    color_correction: str = "none"
     feather: float | None = None
     precision: str = "fp32"
     clip_preset: str | None = None
@@ -120,6 +121,7 @@ def build_swapper(request: SwapRequest):
         retinaface=request.retinaface, arcface=request.arcface, clip_preset=request.clip_preset,
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
+        color_correction=request.color_correction,
     )
 
 
@@ -127,7 +129,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 retinaface: Path | None = None, arcface: Path | None = None, clip_preset: str | None = None,
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
-                reference_face: bool = False):
+                reference_face: bool = False, color_correction: str = "none"):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
@@ -164,7 +166,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     swapper = FaceSwapper.from_checkpoint(
         checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
-        precision=precision,
+        precision=precision, color_correction=color_correction,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
     if config.pre_swap is not None:

@@ -34,9 +34,9 @@ import tensorflow as tf
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
 from clipswap.face.detection import Detection
-from clipswap.inference.blend import BLEND_KINDS, composite, landmark_mask, published_mask
+from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
 from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
-from clipswap.inference.options import PRECISIONS
+from clipswap.inference.options import COLOR_CORRECTIONS, PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
 
 log = logging.getLogger(__name__)
@@ -138,6 +138,15 @@ def region_mask(region: np.ndarray, size: int) -> np.ndarray:
     return cv2.GaussianBlur(inner.astype(np.float32) / 255.0, (0, 0), sigma) * (region > 0)
 
 
+def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Reinhard colour correction of one generated crop ([S, S, 3] float in [0, 1]) to its target crop ([S, S, 3]
+    uint8), statistics taken where the blend mask ([S, S] in [0, 1]) exceeds 0.5; returns [S, S, 3] float in [0, 1]."""
+    from clipswap.face.landmark_swap import reinhard_transfer  # noqa: PLC0415
+
+    face_u8 = np.clip(np.round(face * 255.0), 0, 255).astype(np.uint8)
+    return reinhard_transfer(face_u8, np.ascontiguousarray(target), mask > 0.5).astype(np.float32) / 255.0
+
+
 def best_face(detector, image: np.ndarray, what: str) -> Detection:
     """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none."""
     detections = detector.detect(image)
@@ -168,8 +177,11 @@ class FaceSwapper:
         identity: the identity encoder the generator was trained with.
         detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection] (RetinaFaceDetector, YuNetDetector).
         clip: CLIP embedder for generators whose identity input includes a CLIP embedding, else None.
-        blend: "published" (the release's fixed feathered rectangle) or "landmarks" (soft face-outline mask); a
-            pre_swap generator is pasted over its landmark-swap region instead (region_mask).
+        blend: "published" (the release's fixed feathered rectangle), "landmarks" (soft face-outline mask) or
+            "poisson" (Poisson blending inside the face-outline mask); a pre_swap generator is pasted over its
+            landmark-swap region instead (region_mask), Poisson-blended there with "poisson".
+        color_correction: "none" or "reinhard": the generated crop's L*a*b* mean and spread inside the blend mask are
+            matched to the target crop's before blending (clipswap.face.landmark_swap.reinhard_transfer).
         feather: blur sigma of the mask in crop pixels; None: 7 * S / 256 (the release's 7 at 256).
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
@@ -200,7 +212,10 @@ class FaceSwapper:
         precision: str = "fp32",
         pre_swap: str | None = None,
         landmarker: Callable | None = None,
+        color_correction: str = "none",
     ):
+        if color_correction not in COLOR_CORRECTIONS:
+            raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
         if pre_swap not in (None, "landmarks"):
             raise ValueError(f"pre_swap must be None or 'landmarks', got {pre_swap!r}")
         if pre_swap is not None and landmarker is None:
@@ -228,6 +243,7 @@ class FaceSwapper:
         self.precision = precision
         self.pre_swap = pre_swap
         self.landmarker = landmarker
+        self.color_correction = color_correction
         #: pre_swap: the source's aligned crop [S, S, 3] uint8 and its 68 landmarks in crop pixels (set_source).
         self.source_crop: np.ndarray | None = None
         self.source_68: np.ndarray | None = None
@@ -325,6 +341,7 @@ class FaceSwapper:
             matrices = np.stack([estimate_alignment(face.landmarks, size) for face in faces])
             crops = np.stack([warp_face(frame, matrix, size) for matrix in matrices])
         regions: list[np.ndarray | None] = [None] * len(faces)
+        target_crops = crops
         if self.pre_swap is not None:
             with self.timer.stage("pre_swap"):
                 swapped = [self._landmark_swap(frame, face, matrix, crop)
@@ -342,7 +359,11 @@ class FaceSwapper:
         with self.timer.stage("blend"):
             masks = np.stack([self._mask(face, matrix) if region is None else region_mask(region, size)
                               for face, matrix, region in zip(faces, matrices, regions, strict=True)])
-            output = composite(frame, generated, masks, matrices)
+            if self.color_correction == "reinhard":
+                generated = np.stack([color_corrected(face, target, mask)
+                                      for face, target, mask in zip(generated, target_crops, masks, strict=True)])
+            paste = composite_poisson if self.blend == "poisson" else composite
+            output = paste(frame, generated, masks, matrices)
         self.timer.faces += len(faces)
         return output, len(faces)
 
@@ -363,4 +384,5 @@ class FaceSwapper:
     def _mask(self, face: Detection, matrix: np.ndarray) -> np.ndarray:
         if self.blend == "published":
             return self._published
+        # "landmarks" and "poisson" (which blends inside this outline) both follow the detected face.
         return landmark_mask(transform_points(matrix, face.landmarks), self.image_size, self.feather)
