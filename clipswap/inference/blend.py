@@ -129,6 +129,23 @@ def crop_region(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...]) -> 
     return x0, y0, x1, y1
 
 
+def _warped_back(frame_shape, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray):
+    """For each crop whose region lies in the frame: ((x0, y0, x1, y1), face [h, w, 3] float in [0, 1], mask [h, w]
+    float in [0, 1]), both warped straight into the region (the crop -> image map shifted by the region's origin)."""
+    size = faces.shape[1]
+    for face, mask, matrix in zip(faces, masks, matrices, strict=True):
+        region = crop_region(matrix, size, frame_shape)
+        if region is None:
+            continue
+        x0, y0, x1, y1 = region
+        inverse = invert_affine(matrix)
+        inverse[:, 2] -= (x0, y0)
+        shape = (x1 - x0, y1 - y0)
+        face_roi = cv2.warpAffine(np.clip(face, 0.0, 1.0), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        mask_roi = cv2.warpAffine(mask.astype(np.float32), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
+        yield region, face_roi, np.clip(mask_roi, 0.0, 1.0)
+
+
 def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray) -> np.ndarray:
     """Paste generated crops into a frame, one after another.
 
@@ -142,19 +159,8 @@ def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices:
         [H, W, 3] uint8 RGB; pixels outside every warped crop are the frame's own bytes.
     """
     output = frame.copy()
-    size = faces.shape[1]
-    for face, mask, matrix in zip(faces, masks, matrices, strict=True):
-        region = crop_region(matrix, size, frame.shape)
-        if region is None:
-            continue
-        x0, y0, x1, y1 = region
-        # Warp straight into the region: shift the crop -> image map by the region's origin.
-        inverse = invert_affine(matrix)
-        inverse[:, 2] -= (x0, y0)
-        shape = (x1 - x0, y1 - y0)
-        face_roi = cv2.warpAffine(np.clip(face, 0.0, 1.0), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
-        mask_roi = cv2.warpAffine(mask, inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
-        mask_roi = np.clip(mask_roi, 0.0, 1.0)[..., None]
+    for (x0, y0, x1, y1), face_roi, mask_roi in _warped_back(frame.shape, faces, masks, matrices):
+        mask_roi = mask_roi[..., None]
         background = output[y0:y1, x0:x1].astype(np.float32) / 255.0
         blended = face_roi * mask_roi + background * (1.0 - mask_roi)
         # Only pixels the mask touches are rewritten, so a zero mask leaves the frame's bytes untouched.
@@ -174,19 +180,9 @@ def composite_poisson(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, m
     from clipswap.face.landmark_swap import poisson_blend  # noqa: PLC0415
 
     output = frame.copy()
-    size = faces.shape[1]
-    for face, mask, matrix in zip(faces, masks, matrices, strict=True):
-        region = crop_region(matrix, size, frame.shape)
-        if region is None:
-            continue
-        x0, y0, x1, y1 = region
-        inverse = invert_affine(matrix)
-        inverse[:, 2] -= (x0, y0)
-        shape = (x1 - x0, y1 - y0)
-        face_u8 = np.clip(np.round(face * 255.0), 0, 255).astype(np.uint8)
-        face_roi = cv2.warpAffine(face_u8, inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0)
-        inside = cv2.warpAffine(mask.astype(np.float32), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0) > 0.5
-        if not inside.any():
-            continue
-        output[y0:y1, x0:x1] = poisson_blend(face_roi, output[y0:y1, x0:x1], inside.astype(np.uint8) * 255)
+    for (x0, y0, x1, y1), face_roi, mask_roi in _warped_back(frame.shape, faces, masks, matrices):
+        inside = mask_roi > 0.5
+        if inside.any():
+            face_u8 = np.clip(np.round(face_roi * 255.0), 0, 255).astype(np.uint8)
+            output[y0:y1, x0:x1] = poisson_blend(face_u8, output[y0:y1, x0:x1], inside.astype(np.uint8) * 255)
     return output
