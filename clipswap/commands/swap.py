@@ -12,8 +12,22 @@ from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 _PATH = click.Path(dir_okay=False, path_type=Path)
 
 
+def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
+    """--map REF=SRC values -> ((REF, SRC), ...). A path may hold '=' itself: the split that names two existing
+    files wins, else the first '='."""
+    pairs = []
+    for value in values:
+        cuts = [i for i, char in enumerate(value) if char == "="]
+        if not cuts or any(not part for part in (value[: cuts[0]], value[cuts[-1] + 1:])):
+            raise click.BadParameter(f"{value!r} is not REF=SRC (a reference face image, '=', a source image)")
+        splits = [(Path(value[:i]), Path(value[i + 1:])) for i in cuts]
+        pairs.append(next((pair for pair in splits if pair[0].is_file() and pair[1].is_file()), splits[0]))
+    return tuple(pairs)
+
+
 @click.command("swap")
-@click.option("--source", "-s", required=True, type=_PATH, help="Image of the identity to put in.")
+@click.option("--source", "-s", default=None, type=_PATH,
+              help="Image of the identity to put in (with --map: for the faces no reference matches).")
 @click.option("--target", "-t", required=True, type=_PATH, help="Image or video (mp4, mov, mkv, webm, gif) to edit.")
 @click.option("--output", "-o", required=True, type=_PATH, help="Result file, same kind as the target.")
 @click.option("--model", default="auto", metavar="PATH|auto|demo|landmarks",
@@ -32,6 +46,8 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
               help="Which target faces: all, largest, or N (the N largest).")
 @click.option("--reference-face", type=_PATH, default=None,
               help="Swap only the target faces of this person (multi-person scenes).")
+@click.option("--map", "mapping", multiple=True, callback=_parse_map, metavar="REF=SRC",
+              help="Several people: faces like REF get SRC's identity (repeatable; needs a generator model).")
 @click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
               help="Cosine similarity to the reference face needed to swap a face.")
 @click.option("--blend", type=click.Choice(BLEND_KINDS), default="published",
@@ -44,7 +60,7 @@ _PATH = click.Path(dir_okay=False, path_type=Path)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         reference_face, similarity, blend, color_correction, feather, precision, no_progress):
+         reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic).
 
     \b
@@ -52,6 +68,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
       clipswap swap --source me.jpg --target group.jpg --output out.png --faces largest
       clipswap swap -s me.jpg -t clip.mp4 -o out.mp4 --model runs/g.keras --precision bf16
       clipswap swap -s me.jpg -t photo.jpg -o out.png --model landmarks
+      clipswap swap -t couple.jpg -o out.png --map her.jpg=me.jpg --map him.jpg=you.jpg
 
     Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
@@ -62,11 +79,15 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
+    if source is None and not mapping:
+        raise click.UsageError("give --source IMAGE, or --map REF=SRC (repeatable)")
+    if mapping and model == "landmarks":
+        raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
         source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
         detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
-        similarity=similarity, blend=blend, feather=feather, precision=precision, color_correction=color_correction,
-        clip_preset=clip_preset, progress=not no_progress,
+        mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision,
+        color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
     )
     try:
         summary = run_swap(request, announce=click.echo)

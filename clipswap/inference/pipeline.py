@@ -49,6 +49,8 @@ class SwapRequest:
     det_threshold: float = 0.5
     faces: str = "all"
     reference_face: Path | None = None
+    #: --map REF=SRC pairs: each target face goes to the source of its most similar reference (set_mapping).
+    mapping: tuple[tuple[Path, Path], ...] = ()
     similarity: float = DEFAULT_SIMILARITY
     blend: str = "published"
     color_correction: str = "none"
@@ -80,8 +82,12 @@ class SwapSummary:
 
 def check_request(request: SwapRequest) -> str:
     """Validate paths and types without loading anything; returns the target kind. Raises MediaError/OutputError."""
-    if media_kind(request.source) != "image":
-        raise MediaError(f"the source {request.source} must be an image (jpg, png, webp, bmp)")
+    if request.source is None and not request.mapping:
+        raise MediaError("give a source image (--source) or at least one --map REF=SRC")
+    mapped = [path for pair in request.mapping for path in pair]
+    for path in ([request.source] if request.source is not None else []) + mapped:
+        if media_kind(path) != "image":
+            raise MediaError(f"the source {path} must be an image (jpg, png, webp, bmp)")
     kind = media_kind(request.target)
     output_kind = media_kind(request.output)
     if output_kind != kind:
@@ -89,11 +95,13 @@ def check_request(request: SwapRequest) -> str:
             f"the target {request.target} is {'an' if kind == 'image' else 'a'} {kind} but the output "
             f"{request.output} is not; give an output of the same kind ({', '.join(SUFFIXES[kind])})"
         )
-    inputs = (("source", request.source), ("target", request.target), ("reference face", request.reference_face))
+    inputs = (("source", request.source), ("target", request.target), ("reference face", request.reference_face),
+              *(("--map image", path) for path in mapped))
     for label, path in inputs:
         if path is not None and not Path(path).is_file():
             raise MediaError(f"the {label} {path} does not exist")
-    inputs = [Path(p).resolve() for p in (request.target, request.source, request.reference_face) if p is not None]
+    inputs = [Path(p).resolve() for p in (request.target, request.source, request.reference_face, *mapped)
+              if p is not None]
     if Path(request.output).resolve() in inputs:
         raise MediaError(f"the output {request.output} would overwrite an input; choose another --output")
     check_writable_dir(Path(request.output).parent)
@@ -207,13 +215,17 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
         with one clear message; no output file is left behind on failure.
     """
     kind = check_request(request)
-    source = read_image(request.source)
+    source = read_image(request.source) if request.source is not None else None
+    mapping = [(read_image(reference), read_image(mapped)) for reference, mapped in request.mapping]
     if swapper is None:
         swapper, line = build_swapper(request)
         log.info("%s", line)
         if announce is not None:
             announce(line)
-    swapper.set_source(source)
+    if source is not None:
+        swapper.set_source(source)
+    if mapping:
+        swapper.set_mapping(mapping)
     if request.reference_face is not None:
         swapper.set_reference(read_image(request.reference_face))
     start = time.perf_counter()
@@ -222,7 +234,8 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
         output, faces = swapper.swap_frame(target)
         if faces == 0:
             raise NoFaceError(f"no face to swap was found in the target image {request.target}"
-                              + (" that matches the reference face" if request.reference_face else ""))
+                              + (" that matches the reference face" if request.reference_face else "")
+                              + (" that matches a --map reference" if request.mapping and source is None else ""))
         write_image(output, request.output)
         return SwapSummary("image", Path(request.output), 1, 0, faces, time.perf_counter() - start)
     return _swap_video(request, swapper, start)

@@ -34,6 +34,7 @@ import tensorflow as tf
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
 from clipswap.face.detection import Detection
+from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
 from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
 from clipswap.inference.options import COLOR_CORRECTIONS, PRECISIONS
@@ -249,6 +250,8 @@ class FaceSwapper:
         self.source_68: np.ndarray | None = None
         #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
         self.pre_swap_failures = 0
+        #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
+        self.mapping: tuple[np.ndarray, list] | None = None
         model = generator_in_precision(generator, precision)
         self._generate = compile_generator(model, self.image_size, self.id_input_dim)
         self._published = published_mask(self.image_size, feather)
@@ -292,15 +295,38 @@ class FaceSwapper:
             vector = np.concatenate([vector, clip_vector])
         return vector.astype(np.float32)
 
+    def _source_parts(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """(identity input, and for pre_swap the aligned crop and its 68 landmarks in crop pixels) of the best face
+        of a source image. Raises NoFaceError."""
+        vector = self.identity_of(image, what)
+        if self.pre_swap is None:
+            return vector, None, None
+        face = best_face(self.detector, image, what)
+        crop, matrix = align_face(image, face.landmarks, self.image_size)
+        return vector, crop, transform_points(matrix, self.landmarker(image, face))
+
     def set_source(self, image: np.ndarray) -> np.ndarray:
         """Compute and keep the source identity (once per run; timed as SOURCE_STAGE). Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            self.source_vector = self.identity_of(image, "source image")
-            if self.pre_swap is not None:
-                face = best_face(self.detector, image, "source image")
-                self.source_crop, matrix = align_face(image, face.landmarks, self.image_size)
-                self.source_68 = transform_points(matrix, self.landmarker(image, face))
+            self.source_vector, self.source_crop, self.source_68 = self._source_parts(image, "source image")
         return self.source_vector
+
+    def set_mapping(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Several people (`--map REF=SRC`): each target face is matched to the most similar reference face (cosine of
+        the identity encoder, at `similarity` or above) and swapped with that reference's source; a face matching no
+        reference is swapped with the source of set_source when one was set, else left alone.
+
+        Args:
+            pairs: (reference image, source image) RGB uint8 pairs. Raises NoFaceError naming the image.
+        """
+        with self.timer.stage(SOURCE_STAGE):
+            references, sources = [], []
+            for number, (reference, source) in enumerate(pairs, start=1):
+                face = best_face(self.detector, reference, f"reference image of --map {number}")
+                crop112, _ = align_face(reference, face.landmarks, IDENTITY_SIZE)
+                references.append(self.identity.embed(crop112[None])[0])
+                sources.append(self._source_parts(source, f"source image of --map {number}"))
+            self.mapping = (np.stack(references), sources)
 
     def set_reference(self, image: np.ndarray) -> None:
         """Only faces whose identity matches the best face of `image` will be swapped (timed as SOURCE_STAGE).
@@ -328,12 +354,13 @@ class FaceSwapper:
         Returns:
             ([H, W, 3] uint8 RGB, number of faces swapped). With no selected face the frame itself is returned.
         """
-        if self.source_vector is None:
-            raise RuntimeError("call set_source() before swap_frame()")
+        if self.source_vector is None and self.mapping is None:
+            raise RuntimeError("call set_source() or set_mapping() before swap_frame()")
         self.timer.frames += 1
         with self.timer.stage("detect"):
             detections = self.detector.detect(frame)
         faces = self._select(frame, detections)
+        faces, sources = self._sources_for(frame, faces)
         if not faces:
             return frame, 0
         size = self.image_size
@@ -344,13 +371,13 @@ class FaceSwapper:
         target_crops = crops
         if self.pre_swap is not None:
             with self.timer.stage("pre_swap"):
-                swapped = [self._landmark_swap(frame, face, matrix, crop)
-                           for face, matrix, crop in zip(faces, matrices, crops, strict=True)]
+                swapped = [self._landmark_swap(frame, face, matrix, crop, source)
+                           for face, matrix, crop, source in zip(faces, matrices, crops, sources, strict=True)]
                 crops = np.stack([crop for crop, _ in swapped])
                 regions = [region for _, region in swapped]
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
-            identity = np.broadcast_to(self.source_vector, (len(faces), self.id_input_dim)).astype(np.float32)
+            identity = np.stack([vector for vector, _, _ in sources]).astype(np.float32)
             outputs = [
                 self._generate(tf.constant(targets[i : i + MAX_BATCH]), tf.constant(identity[i : i + MAX_BATCH]))
                 for i in range(0, len(faces), MAX_BATCH)
@@ -367,15 +394,37 @@ class FaceSwapper:
         self.timer.faces += len(faces)
         return output, len(faces)
 
-    def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray,
-                       crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _sources_for(self, frame: np.ndarray, faces: list[Detection]) -> tuple[list[Detection], list[tuple]]:
+        """The faces to swap and, for each, its source parts (vector, crop, 68 points): the one source, or with a
+        mapping the source of the most similar matching reference (faces matching none: the one source, else left)."""
+        single = (self.source_vector, self.source_crop, self.source_68)
+        if self.mapping is None or not faces:
+            return faces, [single] * len(faces)
+        references, mapped = self.mapping
+        with self.timer.stage("identity"):
+            crops = np.stack([align_face(frame, face.landmarks, IDENTITY_SIZE)[0] for face in faces])
+            similarity = cosine_matrix(self.identity.embed(crops), references)
+        kept, sources = [], []
+        for face, row in zip(faces, similarity, strict=True):
+            best = int(np.argmax(row))
+            if row[best] >= self.similarity:
+                kept.append(face)
+                sources.append(mapped[best])
+            elif self.source_vector is not None:
+                kept.append(face)
+                sources.append(single)
+        return kept, sources
+
+    def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray, crop: np.ndarray,
+                       source: tuple) -> tuple[np.ndarray, np.ndarray | None]:
         """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap; the
         crop itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged)."""
         from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap, swap_region  # noqa: PLC0415
 
+        _, source_crop, source_68 = source
         points = transform_points(matrix, self.landmarker(frame, face))
         try:
-            return landmark_swap(self.source_crop, self.source_68, crop, points), swap_region(points, crop.shape[:2])
+            return landmark_swap(source_crop, source_68, crop, points), swap_region(points, crop.shape[:2])
         except LandmarkSwapError as error:
             self.pre_swap_failures += 1
             log.warning("the landmark swap failed on a face (%s); the generator reads its plain crop", error)
