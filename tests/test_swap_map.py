@@ -95,3 +95,18 @@ def test_bad_map_values_are_usage_errors(tmp_path):
                                        "--map", f"{face}={face}"])
     assert result.exit_code == 2 and "generator model" in result.output
     assert not out.exists()
+
+
+def test_a_source_with_two_faces_says_which_it_uses(caplog):
+    """Issue 11 item 10: a two-face source used to take one face silently."""
+    import logging  # noqa: PLC0415
+
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.inference.swapper import best_face  # noqa: PLC0415
+
+    photo = read_image(shared_data("wild", "couple.jpg"))
+    with caplog.at_level(logging.WARNING, logger="clipswap.inference.swapper"):
+        face = best_face(YuNetDetector(), photo, "source image", say_which=True)
+    message = " ".join(record.getMessage() for record in caplog.records)
+    assert "the source image holds 2 faces; using the most confident one, at x=" in message
+    assert f"x={int(round(float(face.box[0])))} " in message

@@ -77,7 +77,7 @@ class LandmarkSwapper:
         """Keep the best face of `image` and its 68 landmarks (timed as SOURCE_STAGE); returns the landmarks in the
         kept region's pixels. Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            face = best_face(self.detector, image, "source image")
+            face = best_face(self.detector, image, "source image", say_which=True)
             points = self.landmarker(image, face)
             x0, y0, x1, y1 = face_region(points, image.shape)
             self.source = np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -148,12 +148,18 @@ def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     return reinhard_transfer(face_u8, np.ascontiguousarray(target), mask > 0.5).astype(np.float32) / 255.0
 
 
-def best_face(detector, image: np.ndarray, what: str) -> Detection:
-    """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none."""
+def best_face(detector, image: np.ndarray, what: str, say_which: bool = False) -> Detection:
+    """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none.
+    `say_which`: when the image holds several faces, log (warning) which one is used, so it is never silent."""
     detections = detector.detect(image)
     if not detections:
         raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
-    return max(detections, key=lambda d: d.score)
+    best = max(detections, key=lambda d: d.score)
+    if say_which and len(detections) > 1:
+        x0, y0, x1, y1 = (int(round(float(v))) for v in best.box)
+        log.warning("the %s holds %d faces; using the most confident one, at x=%d y=%d (%d x %d px); crop the image "
+                    "to choose another", what, len(detections), x0, y0, x1 - x0, y1 - y0)
+    return best
 
 
 def matching_detections(frame: np.ndarray, detections: list[Detection], identity: IdentityEncoder,
@@ -286,7 +292,7 @@ class FaceSwapper:
 
     def identity_of(self, image: np.ndarray, what: str = "source image") -> np.ndarray:
         """The generator's identity input for the best face of `image`: [id_input_dim] float32."""
-        face = best_face(self.detector, image, what)
+        face = best_face(self.detector, image, what, say_which=True)
         crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
         vector = self.identity.embed(crop112[None])[0]
         if self.clip is not None:
