@@ -1,0 +1,65 @@
+"""tools/ship_demo.py: a finished run, its evaluation and its pairs manifest become a demo folder whose generator
+loads (hash checked) with the same outputs and whose manifest carries the recipe, the data and the metrics; a
+missing metric is refused and leaves no folder behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from clipswap.checkpoints.native import init_generator, load_generator
+from clipswap.config import get_preset
+
+from conftest import REPO_ROOT
+
+TINY = get_preset("tiny").model
+METRICS = {"id_retrieval": 63.0, "closer_to_source": 79.0, "id_similarity": 0.91, "pose_error": 7.5,
+           "expression_error": 5.2, "ssim": 0.94, "psnr": 27.8}
+
+
+def _inputs(tmp_path, metrics=METRICS):
+    run = tmp_path / "run"
+    init_generator(TINY, run / "generator.keras")
+    (run / "config.json").write_text(json.dumps({"preset": "tiny", "batch_size": 8, "precision": "bf16",
+                                                 "weights": {"id": 10.0}}))
+    evaluation = tmp_path / "metrics.json"
+    evaluation.write_text(json.dumps({"identity_model": "dlib", "num_pairs": 100,
+                                      "aggregate": {k: {"value": v} for k, v in metrics.items()}}))
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "pairs_manifest.json").write_text(json.dumps({"faces": 10, "training_identities": 4, "pairs": 20,
+                                                            "size": 64, "seed": 0, "heldout_identities": ["a", "b"],
+                                                            "teacher": "landmark swap"}))
+    return run, evaluation, pairs
+
+
+def _ship(run, evaluation, pairs, output):
+    return subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "ship_demo.py"), "--run", str(run),
+                           "--metrics", str(evaluation), "--pairs", str(pairs), "--output", str(output)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ship_writes_a_loadable_demo_with_its_facts(tmp_path):
+    run, evaluation, pairs = _inputs(tmp_path)
+    output = tmp_path / "demo"
+    result = _ship(run, evaluation, pairs, output)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shipped, original = load_generator(output / "generator.keras"), load_generator(run / "generator.keras")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 3)).astype(np.float32)
+    z = np.random.default_rng(1).normal(size=(1, 128)).astype(np.float32)
+    np.testing.assert_array_equal(shipped.model([x, z]).numpy(), original.model([x, z]).numpy())
+    manifest = json.loads((output / "generator.json").read_text())
+    assert manifest["metrics"]["id_retrieval"] == 63.0 and manifest["metrics"]["judge"] == "dlib"
+    assert manifest["data"]["heldout_identities"] == ["a", "b"] and manifest["training"]["preset"] == "tiny"
+    assert sorted(p.name for p in output.iterdir()) == ["generator.json", "generator.keras"]
+
+
+def test_a_missing_metric_is_refused(tmp_path):
+    run, evaluation, pairs = _inputs(tmp_path, {k: v for k, v in METRICS.items() if k != "pose_error"})
+    output = tmp_path / "demo"
+    result = _ship(run, evaluation, pairs, output)
+    assert result.returncode == 1 and "lacks ['pose_error']" in result.stderr
+    assert not output.exists()
