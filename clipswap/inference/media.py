@@ -101,51 +101,40 @@ def read_image(path: str | Path) -> np.ndarray:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as error:
         raise MediaError(f"{path} cannot be read: {error.strerror or error}") from None
-    check_header(path, data)
-    check_complete(path, data)
+    check_image(path, data)
     bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if bgr is None:
         raise MediaError(f"{path} cannot be read as an image (corrupt or not really a {path.suffix} file)")
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
-def check_header(path: str | Path, data: np.ndarray) -> None:
-    """The size the file declares, read from its header by Pillow without decoding, against the pixel limit. A header
-    Pillow cannot read is left to OpenCV's decoder, which then refuses the file.
-
-    Pillow's own decompression-bomb guard is off while the header is read (nothing is decoded here), so the message
-    gives the declared size even for hundreds of millions of pixels.
-    """
-    guard = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with Image.open(io.BytesIO(data.tobytes())) as picture:
-            width, height = picture.size
-    except (OSError, ValueError):
-        return
-    finally:
-        Image.MAX_IMAGE_PIXELS = guard
-    check_pixels(path, width, height)
-
-
 #: Pillow modes with an alpha channel, which the swap (opaque RGB) drops.
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 
-def check_complete(path: str | Path, data: np.ndarray) -> None:
-    """Refuse what OpenCV would decode silently wrong, and say what it drops (issue 11 item 3).
+def check_image(path: str | Path, data: np.ndarray, complete: bool = True) -> None:
+    """Check an encoded image before OpenCV decodes it; one Pillow open. A file Pillow cannot open is left to OpenCV's
+    decoder, which then refuses it.
 
-    Raises MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG with grey and returns it; Pillow's
-    full decode raises) and for an animated WebP/PNG/GIF-in-an-image-suffix (OpenCV returns its first frame); logs a
-    warning for an alpha channel (the result is opaque). Files Pillow cannot open are left to OpenCV.
+    1. The size its header declares against the pixel limit (nothing decoded yet). Pillow's own decompression-bomb
+       guard is off for the open, so the message gives the declared size even for hundreds of millions of pixels;
+       what is decoded afterwards is within our limit.
+    2. With `complete` (issue 11 item 3): MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG
+       with grey and returns it; Pillow's full decode raises) and for an animated WebP/PNG (OpenCV returns its first
+       frame); a warning for an alpha channel (the result is opaque).
     """
+    guard = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
         picture = Image.open(io.BytesIO(data.tobytes()))
-    except (OSError, ValueError, Image.DecompressionBombError):
-        # Pillow's bomb guard (about 179 million pixels) lies above the default --max-pixels, which check_header has
-        # applied already; a limit raised past it leaves the file to OpenCV alone.
+    except (OSError, ValueError):
         return
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
     with picture:
+        check_pixels(path, *picture.size)
+        if not complete:
+            return
         frames = int(getattr(picture, "n_frames", 1) or 1)
         if frames > 1:
             raise MediaError(

@@ -290,9 +290,8 @@ class FaceSwapper:
 
     # ------------------------------------------------------------------ source and reference
 
-    def identity_of(self, image: np.ndarray, what: str = "source image") -> np.ndarray:
-        """The generator's identity input for the best face of `image`: [id_input_dim] float32."""
-        face = best_face(self.detector, image, what, say_which=True)
+    def _identity_of_face(self, image: np.ndarray, face: Detection) -> np.ndarray:
+        """The generator's identity input for one detected face of `image`: [id_input_dim] float32."""
         crop112, _ = align_face(image, face.landmarks, IDENTITY_SIZE)
         vector = self.identity.embed(crop112[None])[0]
         if self.clip is not None:
@@ -304,10 +303,10 @@ class FaceSwapper:
     def _source_parts(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(identity input, and for pre_swap the aligned crop and its 68 landmarks in crop pixels) of the best face
         of a source image. Raises NoFaceError."""
-        vector = self.identity_of(image, what)
+        face = best_face(self.detector, image, what, say_which=True)  # one detection serves all three
+        vector = self._identity_of_face(image, face)
         if self.pre_swap is None:
             return vector, None, None
-        face = best_face(self.detector, image, what)
         crop, matrix = align_face(image, face.landmarks, self.image_size)
         return vector, crop, transform_points(matrix, self.landmarker(image, face))
 

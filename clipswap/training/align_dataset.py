@@ -148,7 +148,7 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
 def read_rgb(path: Path) -> np.ndarray | None:
     """[H, W, 3] uint8 RGB, or None when the file cannot be decoded as an image or declares more pixels than the
     limit (`clipswap --max-pixels`; logged), so a decompression bomb in a dataset costs no memory."""
-    from clipswap.inference.media import MediaError, check_header  # noqa: PLC0415
+    from clipswap.inference.media import MediaError, check_image  # noqa: PLC0415
 
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -157,7 +157,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
     if data.size == 0:
         return None
     try:
-        check_header(path, data)
+        check_image(path, data, complete=False)
     except MediaError as error:
         log.warning("skipped: %s", error)
         return None
