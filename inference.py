@@ -90,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--clip-preset", default=None)
+    parser.add_argument("--no-watermark", action="store_true",
+                        help="leave out the invisible watermark (on by default: it marks the output as a swap even "
+                             "after re-encoding strips the metadata label)")
     return parser.parse_args(argv)
 
 
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
         reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
         precision=args.precision, clip_preset=args.clip_preset, color_correction=args.color_correction,
+        watermark=not args.no_watermark,
     )
     try:
         summary = run_swap(request, announce=lambda line: print(line, flush=True))

@@ -15,6 +15,7 @@ from clipswap.commands.init import init
 from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
+from clipswap.commands.verify import verify
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -58,7 +59,7 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, train, align, pairs, evaluate):
+for _command in (info, init, swap, verify, train, align, pairs, evaluate):
     main.add_command(_command)
 
 

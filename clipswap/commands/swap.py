@@ -59,9 +59,14 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
+@click.option("--no-watermark", is_flag=True,
+              help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
+                   "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress):
-    """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic).
+         reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress,
+         no_watermark):
+    """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
+    metadata and by an invisible watermark in its pixels).
 
     \b
     Example:
@@ -88,6 +93,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision,
         color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
+        watermark=not no_watermark,
     )
     try:
         summary = run_swap(request, announce=click.echo)

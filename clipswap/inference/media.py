@@ -10,6 +10,9 @@ Videos: mp4, mov, mkv, webm, gif, decoded and encoded by the ffmpeg binary of im
 metadata, so a GIF gets the label as a GIF89a comment extension, spliced in after ffmpeg finishes by copying the
 file once as a byte stream (no re-encode, nothing held in memory).
 
+Every image and video frame written also carries an invisible watermark in its pixels (clipswap.inference.watermark),
+which survives the re-encodes that strip the metadata; `watermark=False` leaves it out.
+
 Every write goes to a temporary file beside the destination and is renamed on success (clipswap.atomic).
 """
 
@@ -32,6 +35,7 @@ from PIL import Image, PngImagePlugin
 
 from clipswap import __version__
 from clipswap.atomic import atomic_path
+from clipswap.inference import watermark as watermarking
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +165,10 @@ def _xmp(label: str) -> str:
     )
 
 
-def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality: int = 95) -> Path:
-    """Write [H, W, 3] uint8 RGB atomically with the synthetic-content label in the file's metadata.
+def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality: int = 95,
+                watermark: bool = True) -> Path:
+    """Write [H, W, 3] uint8 RGB atomically with the synthetic-content label in the file's metadata and, unless
+    `watermark` is False, the invisible clipswap watermark in its pixels (clipswap.inference.watermark).
 
     Raises:
         MediaError: unsupported suffix. OutputError: the folder cannot be written.
@@ -171,7 +177,8 @@ def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality
     suffix = path.suffix.lower()
     if media_kind(path) != "image":
         raise MediaError(f"{path}: an image target needs an image output (jpg, png, webp, bmp)")
-    picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="RGB")
+    image = np.ascontiguousarray(image, dtype=np.uint8)
+    picture = Image.fromarray(watermarking.embed(image) if watermark else image, mode="RGB")
     xmp = _xmp(label)
     options: dict = {}
     if suffix == ".png":
@@ -374,15 +381,18 @@ class VideoWriter:
         info: the input's VideoInfo (size and fps are kept).
         audio_from: the input file whose first audio stream is muxed in (ignored for gif or when it has none).
         label: written to the container's comment and description tags (a GIF: its comment extension).
+        watermark: put the invisible clipswap watermark in every frame (clipswap.inference.watermark).
     """
 
-    def __init__(self, path: str | Path, info: VideoInfo, audio_from: str | Path | None = None, label: str = LABEL):
+    def __init__(self, path: str | Path, info: VideoInfo, audio_from: str | Path | None = None, label: str = LABEL,
+                 watermark: bool = True):
         self.path = Path(path)
         if media_kind(self.path) != "video":
             raise MediaError(f"{self.path}: a video target needs a video output (mp4, mov, mkv, webm, gif)")
         self.info = info
         self.audio_from = audio_from if info.audio_codec and self.path.suffix.lower() != ".gif" else None
         self.label = label.replace("Synthetic image", "Synthetic video")
+        self.watermark = bool(watermark)
         self.frames_written = 0
         self._atomic = None
         self._temporary: Path | None = None
@@ -415,6 +425,8 @@ class VideoWriter:
         width, height = self.info.size
         if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frames must be [{height}, {width}, 3] uint8, got {frame.shape} {frame.dtype}")
+        if self.watermark:
+            frame = watermarking.embed(frame)
         try:
             self._writer.send(np.ascontiguousarray(frame))
         except (OSError, RuntimeError, StopIteration) as error:

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = {"image": IMAGE_SUFFIXES, "video": VIDEO_SUFFIXES}
 
+NO_WATERMARK_WARNING = (
+    "warning: the invisible watermark is off (--no-watermark); it is on by default so that a swapped face can be "
+    "told from a real one after the metadata label is stripped, which any re-encode or upload does"
+)
+
 
 @dataclass(frozen=True)
 class SwapRequest:
@@ -58,6 +63,8 @@ class SwapRequest:
     precision: str = "fp32"
     clip_preset: str | None = None
     progress: bool = True
+    #: The invisible watermark in every written image and frame (clipswap.inference.watermark); off only on request.
+    watermark: bool = True
 
 
 @dataclass(frozen=True)
@@ -222,6 +229,8 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
         log.info("%s", line)
         if announce is not None:
             announce(line)
+    if not request.watermark and announce is not None:
+        announce(NO_WATERMARK_WARNING)
     if source is not None:
         swapper.set_source(source)
     if mapping:
@@ -236,7 +245,7 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
             raise NoFaceError(f"no face to swap was found in the target image {request.target}"
                               + (" that matches the reference face" if request.reference_face else "")
                               + (" that matches a --map reference" if request.mapping and source is None else ""))
-        write_image(output, request.output)
+        write_image(output, request.output, watermark=request.watermark)
         return SwapSummary("image", Path(request.output), 1, 0, faces, time.perf_counter() - start)
     return _swap_video(request, swapper, start)
 
@@ -245,7 +254,9 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
     from tqdm import tqdm  # noqa: PLC0415
 
     frames = without = faces = 0
-    with VideoReader(request.target) as reader, VideoWriter(request.output, reader.info, request.target) as writer:
+    with VideoReader(request.target) as reader, VideoWriter(
+        request.output, reader.info, request.target, watermark=request.watermark
+    ) as writer:
         progress = tqdm(total=reader.info.frame_estimate, unit="frame", desc="swap", disable=not request.progress)
         with progress:
             for frame in reader:
