@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--clip-preset", default=None)
+    parser.add_argument("--no-tracking", action="store_true", help="video: detect every frame on its own")
+    parser.add_argument("--no-smoothing", action="store_true", help="video: track faces but use raw landmarks")
+    parser.add_argument("--smooth-min-cutoff", type=_number_in(1e-6, 1e6), default=1.0,
+                        help="video: One Euro cutoff (Hz) of a still face's landmarks [1.0]")
+    parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=1.0,
+                        help="video: One Euro speed coefficient (per face size per second) [1.0]")
     parser.add_argument("--no-watermark", action="store_true",
                         help="leave out the invisible watermark (on by default: it marks the output as a swap even "
                              "after re-encoding strips the metadata label)")
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
         reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
         precision=args.precision, clip_preset=args.clip_preset, color_correction=args.color_correction,
-        watermark=not args.no_watermark,
+        watermark=not args.no_watermark, tracking=not args.no_tracking, smoothing=not args.no_smoothing,
+        smooth_min_cutoff=args.smooth_min_cutoff, smooth_beta=args.smooth_beta,
     )
     try:
         summary = run_swap(request, announce=lambda line: print(line, flush=True))

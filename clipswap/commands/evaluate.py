@@ -73,6 +73,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     from clipswap.evaluation.protocols import ProtocolError, ffpp_protocol, sample_protocol  # noqa: PLC0415
     from clipswap.evaluation.runner import EvaluationInputError, run_evaluation  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
+    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
@@ -105,20 +106,33 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         elif protocol == "sample":
             pairs_file = sample_protocol(input_dir, output, count, seed=seed)
             description = f"sample: {count} pairs from {input_dir}, seed {seed}"
-        if chosen is not None:
+        pairs, videos = _split_videos(pairs_file)
+        if not pairs and not videos:
+            raise EvaluationInputError(f"{pairs_file} lists no pairs to evaluate")
+        if videos:
+            video_report = _evaluate_videos(videos, output, model, arcface, clip_preset, detector, no_progress)
+        if chosen is not None and pairs:
             swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector)
             click.echo(line)
-        metrics = run_evaluation(
-            pairs_file, output, identity_model=identity, fid_weights=fid_weights, swap_fn=swapper,
-            progress=not no_progress, cost=cost, protocol=description, run_name=run_name, identity_note=choice.note,
-        )
+        metrics = None
+        if pairs:
+            metrics = run_evaluation(
+                pairs, output, identity_model=identity, fid_weights=fid_weights, swap_fn=swapper,
+                progress=not no_progress, cost=cost, protocol=description, run_name=run_name,
+                identity_note=choice.note, pairs_file=pairs_file,
+            )
     except (
         FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, IdentityModelChoiceError,
-        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError,
+        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError, NoFaceError,
     ) as error:
         # Only the errors that describe the user's inputs; anything else is a bug and keeps its traceback.
         _remove_if_created(created)
         raise click.ClickException(str(error)) from error
+    if videos:
+        click.echo(video_report)
+        click.echo(f"wrote {output / 'video_metrics.json'} and {output / 'video_metrics.md'} ({len(videos)} videos)")
+    if metrics is None:
+        return
     scored = [metrics["aggregate"].get(name, {}).get("n") for name in SCORED_METRICS]
     if not any(scored):
         # Every pair failed (missing files, no face anywhere): a report of nothing is not a result (issue 11 item 8).
@@ -130,6 +144,48 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         )
     click.echo((output / "metrics.md").read_text(encoding="utf-8"))
     click.echo(f"wrote {output / 'metrics.json'} and {output / 'metrics.md'} ({len(metrics.get('pairs', []))} pairs)")
+
+
+def _split_videos(pairs_file):
+    """(image pairs, video pairs) of a pairs file: a pair whose target is a video is scored for stability."""
+    from clipswap.evaluation.pairs import read_pairs  # noqa: PLC0415
+    from clipswap.inference.media import VIDEO_SUFFIXES  # noqa: PLC0415
+
+    pairs = read_pairs(pairs_file)
+    videos = [pair for pair in pairs if pair.target.suffix.lower() in VIDEO_SUFFIXES]
+    return [pair for pair in pairs if pair.target.suffix.lower() not in VIDEO_SUFFIXES], videos
+
+
+def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector, no_progress) -> str:
+    """Flicker measures of every video pair (clipswap.evaluation.flicker), its missing swaps made with --model
+    (largest face, tracking and smoothing on, as `clipswap swap` does); writes video_metrics.json/.md and returns
+    the Markdown table."""
+    import json  # noqa: PLC0415
+
+    from clipswap.atomic import write_text_atomic  # noqa: PLC0415
+    from clipswap.evaluation.flicker import stability_table, video_stability  # noqa: PLC0415
+    from clipswap.evaluation.runner import EvaluationInputError  # noqa: PLC0415
+    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+
+    rows, records = [], []
+    for number, pair in enumerate(videos, start=1):
+        swapped = pair.output
+        if swapped is None:
+            if model is None:
+                raise EvaluationInputError(
+                    f"video pair {number} ({pair.target}) has no swapped video: give it in the pairs file's output "
+                    "column, or --model to make it")
+            swapped = output / "videos" / f"{number:05d}{pair.target.suffix.lower()}"
+            run_swap(SwapRequest(source=pair.source, target=pair.target, output=swapped, model=model, arcface=arcface,
+                                 clip_preset=clip_preset, detector=detector, faces="largest",
+                                 progress=not no_progress))
+        report = video_stability(pair.target, swapped)
+        rows.append((f"{pair.target.name} -> {swapped.name}", report))
+        records.append({"source": str(pair.source), "target": str(pair.target), "output": str(swapped), **report})
+    table = stability_table(rows)
+    write_text_atomic(output / "video_metrics.json", json.dumps({"videos": records}, indent=2) + "\n")
+    write_text_atomic(output / "video_metrics.md", "# Video stability (clipswap.evaluation.flicker)\n\n" + table)
+    return table
 
 
 def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str):

@@ -59,12 +59,20 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
+@click.option("--no-tracking", is_flag=True,
+              help="Video: detect every frame on its own (default: faces are tracked from frame to frame, a missed "
+                   "detection is bridged, and a face keeps its reference match and --map source).")
+@click.option("--no-smoothing", is_flag=True, help="Video: track faces but use their raw landmarks.")
+@click.option("--smooth-min-cutoff", type=click.FloatRange(min=0.0, min_open=True), default=1.0,
+              help="Video: One Euro cutoff (Hz) of a still face's landmarks; lower = steadier, more lag.")
+@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=1.0,
+              help="Video: One Euro speed coefficient (per face size per second); higher = less lag in motion.")
 @click.option("--no-watermark", is_flag=True,
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress,
-         no_watermark):
+         no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, no_watermark):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -93,7 +101,8 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision,
         color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
-        watermark=not no_watermark,
+        watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
+        smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta,
     )
     try:
         summary = run_swap(request, announce=click.echo)

@@ -396,6 +396,7 @@ def run_evaluation(
     protocol: str | None = None,
     run_name: str = "this run",
     identity_note: str | None = None,
+    pairs_file: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate swaps and write output_dir/metrics.json and output_dir/metrics.md.
 
@@ -414,6 +415,7 @@ def run_evaluation(
         run_name: label of our row in the paper tables.
         identity_note: how the identity model was chosen (e.g. against the generator's training encoder); written
             into the report next to the model's name.
+        pairs_file: the file `pairs` (a list) was read from, for the report.
 
     Returns:
         The metrics dictionary written to metrics.json (before JSON escaping of infinities).
@@ -424,7 +426,7 @@ def run_evaluation(
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    pairs_file = None
+    pairs_file = None if pairs_file is None else str(Path(pairs_file).resolve())
     if isinstance(pairs, str | os.PathLike):
         pairs_file = str(Path(pairs).resolve())
         pairs = read_pairs(pairs)

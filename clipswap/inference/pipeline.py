@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipswap.atomic import check_writable_dir
+from clipswap.face.tracking import BETA, MIN_CUTOFF
 from clipswap.inference.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -65,6 +66,12 @@ class SwapRequest:
     progress: bool = True
     #: The invisible watermark in every written image and frame (clipswap.inference.watermark); off only on request.
     watermark: bool = True
+    #: Video: follow faces across frames (clipswap.face.tracking) and, with `smoothing`, One Euro-filter their
+    #: landmarks with these parameters (cutoff in Hz, beta per face size per second).
+    tracking: bool = True
+    smoothing: bool = True
+    smooth_min_cutoff: float = MIN_CUTOFF
+    smooth_beta: float = BETA
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class SwapSummary:
     frames_without_faces: int
     faces: int
     seconds: float
+    tracks: str | None = None  # video with tracking: tracks started, detections bridged, scene cuts
 
     def describe(self) -> str:
         if self.kind == "image":
@@ -83,7 +91,7 @@ class SwapSummary:
         return (
             f"swapped {self.faces} face(s) in {self.frames - self.frames_without_faces} of {self.frames} frame(s) "
             f"({rate:.2f} frames/s); {self.frames_without_faces} frame(s) without a face passed through unchanged; "
-            f"wrote {self.output}"
+            + (f"{self.tracks}; " if self.tracks else "") + f"wrote {self.output}"
         )
 
 
@@ -254,18 +262,33 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
     from tqdm import tqdm  # noqa: PLC0415
 
     frames = without = faces = 0
+    tracked = request.tracking and hasattr(swapper, "start_tracking")
+    if request.tracking and not tracked:
+        log.warning("this model does not track faces across frames: each frame is detected on its own")
     with VideoReader(request.target) as reader, VideoWriter(
         request.output, reader.info, request.target, watermark=request.watermark
     ) as writer:
+        if tracked:
+            swapper.start_tracking(reader.info.fps, smoothing=request.smoothing, min_cutoff=request.smooth_min_cutoff,
+                                   beta=request.smooth_beta)
         progress = tqdm(total=reader.info.frame_estimate, unit="frame", desc="swap", disable=not request.progress)
-        with progress:
-            for frame in reader:
-                output, count = swapper.swap_frame(frame)
-                writer.write(output)
-                frames += 1
-                faces += count
-                without += count == 0
-                progress.update(1)
+        try:
+            with progress:
+                for frame in reader:
+                    output, count = swapper.swap_frame(frame)
+                    writer.write(output)
+                    frames += 1
+                    faces += count
+                    without += count == 0
+                    progress.update(1)
+            tracks = None
+            if tracked:
+                tracker = swapper.tracker
+                tracks = (f"{tracker.started} face track(s), {tracker.bridged} missed detection(s) bridged, "
+                          f"{tracker.scene_cuts} scene cut(s)")
+        finally:
+            if tracked:
+                swapper.stop_tracking()
         if frames == 0:
             raise MediaError(f"{request.target} has no video frames")
-    return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start)
+    return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks)

@@ -263,6 +263,8 @@ class FaceSwapper:
         self._published = published_mask(self.image_size, feather)
         self.source_vector: np.ndarray | None = None
         self.reference_vector: np.ndarray | None = None
+        #: start_tracking: the video's face tracks (None: every frame on its own, as for a photo).
+        self.tracker = None
         self.timer = StageTimer()
 
     @classmethod
@@ -343,12 +345,39 @@ class FaceSwapper:
 
     # ------------------------------------------------------------------ target
 
-    def _select(self, frame: np.ndarray, detections: list[Detection]) -> list[Detection]:
+    def start_tracking(self, fps: float, **options) -> None:
+        """Follow faces from frame to frame for a video (clipswap.face.tracking.FaceTracker(fps, **options)): each
+        face's landmarks are smoothed, a missed detection is bridged by its track, and a face keeps its reference
+        match and --map source once it has one. Scene cuts reset the tracks."""
+        from clipswap.face.tracking import FaceTracker  # noqa: PLC0415
+
+        self.tracker = FaceTracker(fps, **options)
+
+    def stop_tracking(self) -> None:
+        self.tracker = None
+
+    def _select(self, frame: np.ndarray, detections: list[Detection], tracks: list | None) -> tuple[list, list]:
+        """(selected faces, their tracks or Nones). With tracks, a face that matched the reference once keeps
+        matching (a turned head does not drop out of the swap); one that did not is checked again each frame."""
+        if tracks is None:
+            tracks = [None] * len(detections)
         if self.reference_vector is not None and detections:
             with self.timer.stage("identity"):
-                detections = matching_detections(frame, detections, self.identity, self.reference_vector,
-                                                  self.similarity)
-        return self.selection.apply(detections)
+                keep = [track is not None and track.decisions.get("ref", False) for track in tracks]
+                undecided = [i for i, decided in enumerate(keep) if not decided]
+                if undecided:
+                    crops = np.stack([align_face(frame, detections[i].landmarks, IDENTITY_SIZE)[0] for i in undecided])
+                    hits = matching_faces(self.identity.embed(crops), self.reference_vector, self.similarity)
+                    for i, hit in zip(undecided, hits, strict=True):
+                        keep[i] = bool(hit)
+                        if hit and tracks[i] is not None:
+                            tracks[i].decisions["ref"] = True
+                pairs = [(face, track) for face, track, kept in zip(detections, tracks, keep, strict=True) if kept]
+        else:
+            pairs = list(zip(detections, tracks, strict=True))
+        chosen = {id(face) for face in self.selection.apply([face for face, _ in pairs])}
+        pairs = sorted((pair for pair in pairs if id(pair[0]) in chosen), key=lambda pair: -pair[0].area)
+        return [face for face, _ in pairs], [track for _, track in pairs]
 
     def swap_frame(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         """Swap the selected faces of one frame.
@@ -364,8 +393,12 @@ class FaceSwapper:
         self.timer.frames += 1
         with self.timer.stage("detect"):
             detections = self.detector.detect(frame)
-        faces = self._select(frame, detections)
-        faces, sources = self._sources_for(frame, faces)
+            tracks = None
+            if self.tracker is not None:
+                tracks = self.tracker.update(frame, detections)
+                detections = [track.face for track in tracks]
+        faces, tracks = self._select(frame, detections, tracks)
+        faces, sources, tracks = self._sources_for(frame, faces, tracks)
         if not faces:
             return frame, 0
         size = self.image_size
@@ -376,8 +409,9 @@ class FaceSwapper:
         target_crops = crops
         if self.pre_swap is not None:
             with self.timer.stage("pre_swap"):
-                swapped = [self._landmark_swap(frame, face, matrix, crop, source)
-                           for face, matrix, crop, source in zip(faces, matrices, crops, sources, strict=True)]
+                swapped = [self._landmark_swap(frame, face, matrix, crop, source, track)
+                           for face, matrix, crop, source, track in zip(faces, matrices, crops, sources, tracks,
+                                                                        strict=True)]
                 crops = np.stack([crop for crop, _ in swapped])
                 regions = [region for _, region in swapped]
         with self.timer.stage("generate"):
@@ -399,35 +433,51 @@ class FaceSwapper:
         self.timer.faces += len(faces)
         return output, len(faces)
 
-    def _sources_for(self, frame: np.ndarray, faces: list[Detection]) -> tuple[list[Detection], list[tuple]]:
-        """The faces to swap and, for each, its source parts (vector, crop, 68 points): the one source, or with a
-        mapping the source of the most similar matching reference (faces matching none: the one source, else left)."""
+    def _sources_for(self, frame: np.ndarray, faces: list[Detection], tracks: list) -> tuple[list, list, list]:
+        """(the faces to swap, for each its source parts (vector, crop, 68 points), their tracks): the one source,
+        or with a mapping the source of the most similar matching reference (faces matching none: the one source,
+        else left alone). A tracked face keeps the reference it matched first for the rest of its track."""
         single = (self.source_vector, self.source_crop, self.source_68)
         if self.mapping is None or not faces:
-            return faces, [single] * len(faces)
+            return faces, [single] * len(faces), tracks
         references, mapped = self.mapping
-        with self.timer.stage("identity"):
-            crops = np.stack([align_face(frame, face.landmarks, IDENTITY_SIZE)[0] for face in faces])
-            similarity = cosine_matrix(self.identity.embed(crops), references)
-        kept, sources = [], []
-        for face, row in zip(faces, similarity, strict=True):
-            best = int(np.argmax(row))
-            if row[best] >= self.similarity:
-                kept.append(face)
-                sources.append(mapped[best])
+        undecided = [i for i, track in enumerate(tracks) if track is None or "map" not in track.decisions]
+        best = {}
+        if undecided:
+            with self.timer.stage("identity"):
+                crops = np.stack([align_face(frame, faces[i].landmarks, IDENTITY_SIZE)[0] for i in undecided])
+                similarity = cosine_matrix(self.identity.embed(crops), references)
+            for i, row in zip(undecided, similarity, strict=True):
+                if row[int(np.argmax(row))] >= self.similarity:
+                    best[i] = int(np.argmax(row))
+                    if tracks[i] is not None:
+                        tracks[i].decisions["map"] = best[i]
+        kept, sources, kept_tracks = [], [], []
+        for i, (face, track) in enumerate(zip(faces, tracks, strict=True)):
+            choice = track.decisions["map"] if track is not None and "map" in track.decisions else best.get(i)
+            if choice is not None:
+                source = mapped[choice]
             elif self.source_vector is not None:
-                kept.append(face)
-                sources.append(single)
-        return kept, sources
+                source = single
+            else:
+                continue
+            kept.append(face)
+            sources.append(source)
+            kept_tracks.append(track)
+        return kept, sources, kept_tracks
 
     def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray, crop: np.ndarray,
-                       source: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+                       source: tuple, track=None) -> tuple[np.ndarray, np.ndarray | None]:
         """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap; the
-        crop itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged)."""
+        crop itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked
+        face's 68 points are smoothed by its track."""
         from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap, swap_region  # noqa: PLC0415
 
         _, source_crop, source_68 = source
-        points = transform_points(matrix, self.landmarker(frame, face))
+        points68 = self.landmarker(frame, face)
+        if track is not None and self.tracker is not None and self.tracker.smoothing:
+            points68 = track.smooth_points("68", points68)
+        points = transform_points(matrix, points68)
         try:
             return landmark_swap(source_crop, source_68, crop, points), swap_region(points, crop.shape[:2])
         except LandmarkSwapError as error:
