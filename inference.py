@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="inference.py", description="Swap the face of --source onto the faces of --target."
     )
-    parser.add_argument("--target", required=True, type=Path, help="image or video to edit")
+    parser.add_argument("--target", required=True, type=Path, help="image or video to edit, or a folder of them")
     parser.add_argument("--source", required=True, type=Path, help="image of the identity to put in")
     parser.add_argument("--output", type=Path, default=Path("output/result.jpg"),
                         help="result file, same kind as the target [output/result.jpg]")
@@ -126,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     print(summary.describe())
+    if getattr(summary, "failures", None):
+        print(f"Error: {len(summary.failures)} of {summary.files} file(s) failed (listed above); re-run to retry "
+              "them (files already written are skipped)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,6 +10,7 @@ from clipswap.inference.options import BLEND_KINDS, COLOR_CORRECTIONS, DETECTORS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
+_FILE_OR_FOLDER = click.Path(path_type=Path)
 
 
 def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
@@ -28,8 +29,11 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.command("swap")
 @click.option("--source", "-s", default=None, type=_PATH,
               help="Image of the identity to put in (with --map: for the faces no reference matches).")
-@click.option("--target", "-t", required=True, type=_PATH, help="Image or video (mp4, mov, mkv, webm, gif) to edit.")
-@click.option("--output", "-o", required=True, type=_PATH, help="Result file, same kind as the target.")
+@click.option("--target", "-t", required=True, type=_FILE_OR_FOLDER,
+              help="Image or video (mp4, mov, mkv, webm, gif) to edit, or a folder of them.")
+@click.option("--output", "-o", required=True, type=_FILE_OR_FOLDER,
+              help="Result file, same kind as the target; for a target folder, the folder of results (files whose "
+                   "result is already there are skipped, so a stopped run resumes).")
 @click.option("--model", default="auto", metavar="PATH|auto|demo|landmarks",
               help="Generator: a published .h5 or our .keras (+ .json manifest); auto: pretrained_ckpts/ClipSwap.h5 "
                    "(or clipswap/ClipSwap.h5) when present, else the shipped demo generator; demo: that one; "
@@ -82,6 +86,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
       clipswap swap -s me.jpg -t clip.mp4 -o out.mp4 --model runs/g.keras --precision bf16
       clipswap swap -s me.jpg -t photo.jpg -o out.png --model landmarks
       clipswap swap -t couple.jpg -o out.png --map her.jpg=me.jpg --map him.jpg=you.jpg
+      clipswap swap -s me.jpg -t photos/ -o swapped/
 
     Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
@@ -109,3 +114,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(summary.describe())
+    failures = getattr(summary, "failures", None)
+    if failures:
+        raise click.ClickException(f"{len(failures)} of {summary.files} file(s) failed (listed above); fix them and "
+                                   "re-run the same command: the files already written are skipped")

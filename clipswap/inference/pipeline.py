@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from clipswap.atomic import check_writable_dir
+from clipswap.atomic import OutputError, check_writable_dir
 from clipswap.face.tracking import BETA, MIN_CUTOFF
 from clipswap.inference.media import (
     IMAGE_SUFFIXES,
@@ -220,8 +220,10 @@ def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity
     return LandmarkSwapper(detector, landmarker, selection=selection, similarity=similarity, identity=identity)
 
 
-def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None] | None = None) -> SwapSummary:
-    """Run one swap. `swapper` replaces the one built from the request (tests, benchmarks); otherwise, once the
+def run_swap(request: SwapRequest, swapper=None,
+             announce: Callable[[str], None] | None = None) -> SwapSummary | FolderSummary:
+    """Run one swap, or, when the target is a folder, one swap per image and video in it (FolderSummary).
+    `swapper` replaces the one built from the request (tests, benchmarks); otherwise, once the
     models are loaded and before anything is swapped, `announce` receives the line naming them (the command lines
     print it; the library does not).
 
@@ -229,7 +231,9 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
         MediaError, OutputError, NoFaceError, CheckpointError (MissingCheckpointError), DlibUnavailableError: each
         with one clear message; no output file is left behind on failure.
     """
-    kind = check_request(request)
+    folder = Path(request.target).is_dir()
+    jobs = folder_jobs(request) if folder else None
+    kind = check_request(request if jobs is None else replace(request, target=jobs[0][0], output=jobs[0][1]))
     source = read_image(request.source) if request.source is not None else None
     mapping = [(read_image(reference), read_image(mapped)) for reference, mapped in request.mapping]
     if swapper is None:
@@ -246,6 +250,8 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
     if request.reference_face is not None:
         swapper.set_reference(read_image(request.reference_face))
     start = time.perf_counter()
+    if jobs is not None:
+        return _swap_folder(request, swapper, jobs)
     if kind == "image":
         target = read_image(request.target)
         output, faces = swapper.swap_frame(target)
@@ -256,6 +262,77 @@ def run_swap(request: SwapRequest, swapper=None, announce: Callable[[str], None]
         write_image(output, request.output, watermark=request.watermark)
         return SwapSummary("image", Path(request.output), 1, 0, faces, time.perf_counter() - start)
     return _swap_video(request, swapper, start)
+
+
+@dataclass
+class FolderSummary:
+    """What a folder run did: files swapped, skipped (their output already existed), and failed (with reasons)."""
+
+    output: Path
+    files: int
+    swapped: int
+    skipped: int
+    faces: int
+    seconds: float
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"swapped {self.faces} face(s) in {self.swapped} of {self.files} file(s) into {self.output}; "
+                 f"{self.skipped} already written (skipped), {len(self.failures)} failed ({self.seconds:.1f} s)"]
+        lines += [f"  failed: {path.name}: {reason}" for path, reason in self.failures]
+        return "\n".join(lines)
+
+
+def folder_jobs(request: SwapRequest) -> list[tuple[Path, Path]]:
+    """(target, output) for every image and video directly in the target folder (sorted by name); the outputs keep
+    the names in the output folder. Raises MediaError/OutputError for a folder request that cannot work."""
+    target_dir, output_dir = Path(request.target), Path(request.output)
+    if output_dir.exists() and not output_dir.is_dir() or not output_dir.exists() and media_kind_or_none(output_dir):
+        raise MediaError(f"the target {target_dir} is a folder, so --output must be a folder too, not {output_dir}")
+    if output_dir.resolve() == target_dir.resolve():
+        raise MediaError(f"--output {output_dir} is the target folder itself; choose another folder for the results")
+    files = sorted(path for path in target_dir.iterdir()
+                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    if not files:
+        raise MediaError(f"the target folder {target_dir} holds no image or video "
+                         f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); sub-folders are not searched")
+    check_writable_dir(output_dir)
+    return [(path, output_dir / path.name) for path in files]
+
+
+def media_kind_or_none(path: Path) -> str | None:
+    try:
+        return media_kind(path)
+    except MediaError:
+        return None
+
+
+def _swap_folder(request: SwapRequest, swapper, jobs: list[tuple[Path, Path]]) -> FolderSummary:
+    """Swap every file of a folder with one swapper and one progress bar (files); a file whose output exists is
+    skipped (so a stopped run resumes), and a file that fails is reported and the run goes on."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    start = time.perf_counter()
+    pending = [(target, output) for target, output in jobs if not output.exists()]
+    summary = FolderSummary(Path(request.output), len(jobs), 0, len(jobs) - len(pending), 0, 0.0)
+    for target, output in tqdm(pending, unit="file", desc="swap", disable=not request.progress):
+        single = replace(request, target=target, output=output, progress=False)
+        try:
+            check_request(single)
+            if media_kind(target) == "image":
+                result, faces = swapper.swap_frame(read_image(target))
+                if faces == 0:
+                    raise NoFaceError("no face to swap was found")
+                write_image(result, output, watermark=request.watermark)
+            else:
+                faces = _swap_video(single, swapper, time.perf_counter()).faces
+        except (MediaError, NoFaceError, OutputError) as error:
+            summary.failures.append((target, str(error)))
+            continue
+        summary.swapped += 1
+        summary.faces += faces
+    summary.seconds = time.perf_counter() - start
+    return summary
 
 
 def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> SwapSummary:
