@@ -94,8 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-smoothing", action="store_true", help="video: track faces but use raw landmarks")
     parser.add_argument("--smooth-min-cutoff", type=_number_in(1e-6, 1e6), default=1.0,
                         help="video: One Euro cutoff (Hz) of a still face's landmarks [1.0]")
-    parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=1.0,
-                        help="video: One Euro speed coefficient (per face size per second) [1.0]")
+    parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=4.0,
+                        help="video: One Euro speed coefficient (per face size per second) [4.0]")
     parser.add_argument("--no-watermark", action="store_true",
                         help="leave out the invisible watermark (on by default: it marks the output as a swap even "
                              "after re-encoding strips the metadata label)")

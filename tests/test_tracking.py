@@ -57,7 +57,7 @@ def test_one_euro_matches_the_papers_filter():
 def test_one_euro_steadies_a_still_point_and_follows_a_moving_one():
     rng = np.random.default_rng(1)
     still = 5.0 + rng.normal(0, 0.1, 300)
-    smoothed = np.array([value for value in map(OneEuroFilter(RATE), still)])[50:]
+    smoothed = np.array([value for value in map(OneEuroFilter(RATE, beta=0.5), still)])[50:]
     assert np.std(smoothed) < 0.4 * np.std(still[50:])
     ramp = np.arange(100) * 0.2  # 5 units a second
     slow, fast = OneEuroFilter(RATE, beta=0.0), OneEuroFilter(RATE, beta=1.0)
@@ -148,27 +148,61 @@ class StubIdentity:
 
 
 def test_swapper_bridges_a_missed_detection_and_keeps_the_reference_match():
-    """Frame 2 has no detection: the tracked face is still swapped. The reference matches only the first frame's
-    face (its identity vector turns away after it), yet the track stays selected."""
+    """Frame 3 has no detection: the tracked face is still swapped. The face matches the reference fully on frame 1
+    and poorly (cosine 0.2, under the 0.35 default) afterwards: by its track's mean it stays selected, while the same
+    poor view judged alone is not."""
     calls = []
 
     def embed(crops):
         calls.append(len(crops))
-        vector = np.zeros((len(crops), 4), np.float32)
-        vector[:, 0 if len(calls) == 1 else 1] = 1.0  # matches the reference on the first call only
-        return vector
+        angle = 0.0 if len(calls) == 1 else np.arccos(0.2)
+        return np.tile([np.cos(angle), np.sin(angle), 0.0, 0.0], (len(crops), 1)).astype(np.float32)
 
-    identity = StubIdentity(embed)
-    script = [[face_at(100, 80)], [face_at(101, 80)], [], [face_at(103, 81)]]
-    swapper = FaceSwapper(lambda inputs: tf.ones_like(inputs[0]), 64, 4, identity, ScriptedDetector(script))
+    script = [[face_at(100, 80)], [face_at(101, 80)], [], [face_at(103, 81)], [face_at(103, 81)]]
+    swapper = FaceSwapper(lambda inputs: tf.ones_like(inputs[0]), 64, 4, StubIdentity(embed), ScriptedDetector(script))
     swapper.source_vector = np.ones(4, np.float32)
     swapper.reference_vector = np.array([1.0, 0, 0, 0], np.float32)
     swapper.start_tracking(RATE)
     counts = [swapper.swap_frame(FRAME)[1] for _ in range(4)]
     assert counts == [1, 1, 1, 1]
-    assert calls == [1], "a track that matched is not checked again"
+    assert calls == [1, 1, 1], "a bridged frame has no face to judge"
     swapper.stop_tracking()
     assert swapper.tracker is None
+    assert swapper.swap_frame(FRAME)[1] == 0
+
+
+def test_swapper_keeps_a_tracks_map_source():
+    """--map: the face is reference 0's on frame 1 (cosine 1) and leans to reference 1 afterwards (0.8 against 0.6);
+    by its track's mean it keeps source 0, while the same view judged alone goes to source 1. The test generator
+    paints a crop with its identity input's first value."""
+    calls = []
+
+    def embed(crops):
+        calls.append(len(crops))
+        # calls 1 and 2: the two --map references (e0, e1); 3: the face on frame 1 (e0); later: (0.6, 0.8)
+        vector = {1: [1.0, 0.0], 2: [0.0, 1.0], 3: [1.0, 0.0]}.get(len(calls), [0.6, 0.8])
+        return np.tile([*vector, 0.0, 0.0], (len(crops), 1)).astype(np.float32)
+
+    def painter(inputs):
+        target, identity = inputs
+        return tf.zeros_like(target) + identity[:, 0][:, None, None, None]
+
+    script = [[face_at(100, 80)], [face_at(100, 80)], *([[face_at(101, 80)]] * 4)]
+    swapper = FaceSwapper(painter, 64, 4, StubIdentity(embed), ScriptedDetector(script), blend="landmarks")
+    swapper.source_vector = None
+    swapper._source_parts = lambda image, what: (np.full(4, 0.9 if "1" in what else -0.9, np.float32), None, None)
+    swapper.set_mapping([(FRAME, FRAME), (FRAME, FRAME)])  # two detections: the references
+    swapper.start_tracking(RATE)
+    centres = []
+    for _ in range(3):
+        output, count = swapper.swap_frame(FRAME)
+        assert count == 1
+        centres.append(int(output[80 + 36, 100 + 30, 0]))
+    # source 0 is the identity 0.9 -> (0.9 + 1) / 2 * 255 = 242 at the face centre, on every frame.
+    assert all(value > 200 for value in centres), centres
+    swapper.stop_tracking()
+    output, _ = swapper.swap_frame(FRAME)  # untracked: this view alone goes to reference 1 (source -0.9)
+    assert int(output[80 + 36, 100 + 30, 0]) < 50
 
 
 def _cut(seconds: float, folder) -> str:
@@ -219,36 +253,54 @@ def test_evaluate_video_pair_without_output_or_model(tmp_path):
     assert not (tmp_path / "eval").exists()
 
 
-def test_swapper_keeps_a_tracks_map_source():
-    """--map: the face matches reference 0 on the first frame and would match reference 1 afterwards; its track
-    keeps source 0 throughout. The test generator paints a crop with its identity input's first value."""
-    calls = []
+@pytest.mark.slow
+def test_tracks_keep_their_mapping_through_a_real_crowd_video(tmp_path):
+    """1 s of multi_face_1080p (a crowd, the camera panning about 37 px a frame): --map with references cut from the
+    first frame's two largest faces. The largest face keeps one track and its mapped source in all 25 frames while
+    it crosses half the picture, and no face is swapped twice in a frame."""
+    pytest.importorskip("dlib", reason="the demo model needs dlib (the eval extra)")
+    from clipswap.face.detection import sort_by_area  # noqa: PLC0415
+    from clipswap.inference.media import VideoReader, read_image, write_image  # noqa: PLC0415
+    from clipswap.inference.pipeline import SwapRequest, build_swapper  # noqa: PLC0415
 
-    def embed(crops):
-        calls.append(len(crops))
-        vector = np.zeros((len(crops), 4), np.float32)
-        # calls 1 and 2: the two --map references (e0, e1); 3: the face on frame 1 (e0); later: e1
-        vector[:, {1: 0, 2: 1, 3: 0}.get(len(calls), 1)] = 1.0
-        return vector
+    clip = tmp_path / "crowd.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",
+                    str(shared_data("video", "multi_face_1080p.mp4")), "-t", "1", "-c:v", "libx264", "-crf", "18",
+                    "-an", str(clip)], check=True)
+    with VideoReader(clip) as reader:
+        frames = [frame.copy() for frame in reader]
+    sources = [shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"),
+               shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg")]
+    request = SwapRequest(source=None, target=clip, output=tmp_path / "out.mp4")
+    swapper, _ = build_swapper(request)
+    faces = sort_by_area(swapper.detector.detect(frames[0]))[:2]
+    references = []
+    for index, face in enumerate(faces):
+        x0, y0, x1, y1 = face.box
+        grow = 0.6 * (x1 - x0)
+        cut = frames[0][max(0, int(y0 - grow)):int(y1 + grow), max(0, int(x0 - grow)):int(x1 + grow)]
+        references.append(read_image(write_image(np.ascontiguousarray(cut), tmp_path / f"ref{index}.png")))
+    swapper.set_mapping([(reference, read_image(source)) for reference, source in zip(references, sources,
+                                                                                      strict=True)])
+    first_source = swapper.mapping[1][0]
+    chosen = swapper._sources_for
+    record = []
 
-    def painter(inputs):
-        target, identity = inputs
-        return tf.zeros_like(target) + identity[:, 0][:, None, None, None]
+    def spy(frame, found, tracks):
+        kept, kept_sources, kept_tracks = chosen(frame, found, tracks)
+        record.append([(None if track is None else track.id, source is first_source, face.box.copy())
+                       for face, source, track in zip(kept, kept_sources, kept_tracks, strict=True)])
+        return kept, kept_sources, kept_tracks
 
-    script = [[face_at(100, 80)], [face_at(100, 80)], *([[face_at(101, 80)]] * 4)]
-    swapper = FaceSwapper(painter, 64, 4, StubIdentity(embed), ScriptedDetector(script), blend="landmarks")
-    swapper.source_vector = None
-    swapper._source_parts = lambda image, what: (np.full(4, 0.9 if "1" in what else -0.9, np.float32), None, None)
-    swapper.set_mapping([(FRAME, FRAME), (FRAME, FRAME)])  # two detections: the references
-    swapper.start_tracking(RATE)
-    centres = []
-    for _ in range(3):
-        output, count = swapper.swap_frame(FRAME)
-        assert count == 1
-        centres.append(int(output[80 + 36, 100 + 30, 0]))
-    # source 0 is the identity 0.9 -> (0.9 + 1) / 2 * 255 = 242 at the face centre, on every frame.
-    assert all(value > 200 for value in centres), centres
-    assert calls == [1, 1, 1], "the track's mapping is decided once"
-    swapper.stop_tracking()
-    output, _ = swapper.swap_frame(FRAME)  # untracked: the face is judged again, matches reference 1 (source -0.9)
-    assert int(output[80 + 36, 100 + 30, 0]) < 50
+    swapper._sources_for = spy
+    swapper.start_tracking(25.0)
+    for frame in frames:
+        swapper.swap_frame(frame)
+    first_track = next(track for track, first, _ in record[0] if first)
+    assert all(any(track == first_track and first for track, first, _ in row) for row in record), record
+    path = [box for row in record for track, _, box in row if track == first_track]
+    assert path[-1][0] - path[0][0] > 500, "the face crossed the picture"
+    for row in record:
+        boxes = np.stack([box for _, _, box in row])
+        overlap = iou_matrix(boxes, boxes) - np.eye(len(boxes))
+        assert overlap.max() < 0.3, "a face swapped twice"

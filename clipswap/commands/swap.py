@@ -69,7 +69,7 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--no-smoothing", is_flag=True, help="Video: track faces but use their raw landmarks.")
 @click.option("--smooth-min-cutoff", type=click.FloatRange(min=0.0, min_open=True), default=1.0,
               help="Video: One Euro cutoff (Hz) of a still face's landmarks; lower = steadier, more lag.")
-@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=1.0,
+@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=4.0,
               help="Video: One Euro speed coefficient (per face size per second); higher = less lag in motion.")
 @click.option("--no-watermark", is_flag=True,
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "

@@ -1,17 +1,20 @@
 """Face tracks across video frames: IoU matching, One Euro smoothing of each track's landmarks, bridging of missed
 detections, and a reset at scene cuts (issue 13 item 1).
 
-A track is one face followed from frame to frame. Each frame's detections are matched to the live tracks by box IoU
-(greedy, best pair first, at `iou` or above); a matched track smooths its five landmarks and its box with a One Euro
-filter (Casiez, Roussel and Vogel, CHI 2012: a low-pass filter whose cutoff rises with speed, so a still face stops
-jittering and a moving one does not lag). The filter runs on coordinates divided by the face's size, so its
-parameters mean the same for a small and a large face. A track that misses a detection keeps its last smoothed face
-for up to `max_missed` frames (a one-frame detector miss would otherwise flash the original face), and is dropped
-after that. A scene cut (the frame's 32 x 32 grey thumbnail differs from the previous one by more than `scene_cut`
-grey levels on average) ends every track.
+A track is one face followed from frame to frame. Each frame's detections are matched to the live tracks by the IoU
+of their boxes with the track's predicted box (its last box moved on by its velocity, so a face in a fast camera pan
+keeps its track; greedy, best pair first, at `iou` or above). A matched track smooths its five landmarks and its box
+with a One Euro filter (Casiez, Roussel and Vogel, CHI 2012: a low-pass filter whose cutoff rises with speed, so a
+still face stops jittering and a moving one does not lag). The filter runs on coordinates divided by the face's
+size, so its parameters mean the same for a small and a large face. A track that misses a detection coasts on its
+velocity for up to `max_missed` frames (a one-frame detector miss would otherwise flash the original face); it is
+dropped after that, or at once when it coasts over a face another track holds (so no face is swapped twice). A scene
+cut (the frame's 32 x 32 grey thumbnail differs from the previous one by more than `scene_cut` grey levels on
+average) ends every track.
 
-Each track also keeps whatever per-face decision the swapper makes once (whether it matches the reference face,
-which --map source it takes), so a face keeps its selection through the video.
+Each track also keeps the swapper's identity evidence (`decisions`: its running similarity to the reference face and
+to each --map reference), so a face is selected and mapped by its mean over the track: one poor view does not drop it
+or hand it to another person, and one lucky frame does not select a stranger.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from clipswap.face.detection import Detection
 
 #: Defaults (our choice, checked with `clipswap evaluate`'s flicker metric on ../shared/data/video clips).
 MIN_CUTOFF = 1.0  # Hz: the cutoff of a still face
-BETA = 1.0  # cutoff rise per (face sizes per second) of speed
+# cutoff rise per (face sizes per second) of speed. 4, not 1 (clipswap.evaluation.flicker, demo model): in a fast
+# camera pan (1 s of multi_face_1080p) beta 1 left the swapped face 29 % of its size off the face (raw detections
+# 11 %, beta 4 14 %, beta 10 13 %); on a talking head (4 s of talking_head_1) the landmark jitter the swap adds is
+# raw 0.45, beta 1 0.08, beta 4 0.04, beta 10 0.03 % of the face, and the face flicker it adds -0.02, 0.05 and 0.11
+# grey levels for beta 1, 4, 10 (raw 0.76).
+BETA = 4.0
 D_CUTOFF = 1.0  # Hz: the cutoff of the speed estimate
 IOU = 0.3
 MAX_MISSED = 3
@@ -76,7 +84,7 @@ def iou_matrix(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 @dataclass
 class Track:
     """One face through the video: its id, smoothed face, frames since its last detection, and the swapper's
-    once-per-face decisions (`decisions`). `scale` (the first detection's size, sqrt of its box area) is the unit
+    per-face evidence (`decisions`). `scale` (the first detection's size, sqrt of its box area) is the unit
     the filters see, so their parameters mean the same for a small and a large face."""
 
     id: int
@@ -86,12 +94,35 @@ class Track:
     missed: int = 0
     decisions: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    #: pixels a frame the face's box moves (x1, y1, x2, y2), from the raw detections, averaged over two frames.
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    last_box: np.ndarray | None = None
 
-    def smooth(self, detection: Detection) -> None:
-        values = np.concatenate([detection.landmarks.reshape(-1), detection.box]) / self.scale
-        smoothed = self.filter(values) * self.scale
-        self.face = Detection(box=smoothed[10:], score=detection.score, landmarks=smoothed[:10].reshape(5, 2))
+    def predicted_box(self) -> np.ndarray:
+        """Where the face should be in the next frame: its box moved on by its velocity (the matching uses this, so
+        a face in a fast pan keeps its track)."""
+        return self.face.box + self.velocity
+
+    def observe(self, detection: Detection, smoothing: bool) -> None:
+        """Continue the track with this frame's detection."""
+        if self.last_box is not None:
+            self.velocity = 0.5 * self.velocity + 0.5 * (detection.box - self.last_box)
+        self.last_box = detection.box.astype(np.float64)
+        if smoothing:
+            values = np.concatenate([detection.landmarks.reshape(-1), detection.box]) / self.scale
+            smoothed = self.filter(values) * self.scale
+            detection = Detection(box=smoothed[10:], score=detection.score, landmarks=smoothed[:10].reshape(5, 2))
+        self.face = detection
         self.missed = 0
+
+    def coast(self) -> None:
+        """No detection this frame: move the face on by its velocity (a bridged frame)."""
+        shift = self.velocity.reshape(2, 2).mean(axis=0)
+        self.face = Detection(box=self.face.box + self.velocity, score=self.face.score,
+                              landmarks=self.face.landmarks + shift)
+        if self.last_box is not None:
+            self.last_box = self.last_box + self.velocity
+        self.missed += 1
 
     def smooth_points(self, name: str, points: np.ndarray) -> np.ndarray:
         """Smooth another set of this face's points (e.g. dlib's 68) with a filter of its own, same parameters."""
@@ -142,7 +173,8 @@ class FaceTracker:
         matched: set[int] = set()
         used: set[int] = set()
         if self.tracks and detections:
-            overlap = iou_matrix(np.stack([t.face.box for t in self.tracks]), np.stack([d.box for d in detections]))
+            boxes = np.stack([d.box for d in detections])
+            overlap = iou_matrix(np.stack([t.predicted_box() for t in self.tracks]), boxes)
             for flat in np.argsort(overlap, axis=None)[::-1]:
                 row, col = np.unravel_index(flat, overlap.shape)
                 if overlap[row, col] < self.iou:
@@ -151,28 +183,27 @@ class FaceTracker:
                     continue
                 matched.add(int(row))
                 used.add(int(col))
-                self._continue(self.tracks[row], detections[col])
-        alive = []
-        for index, track in enumerate(self.tracks):
-            if index not in matched:
-                track.missed += 1
-                if track.missed > self.max_missed:
-                    continue
-                self.bridged += 1
-            alive.append(track)
+                self.tracks[row].observe(detections[col], self.smoothing)
+        alive = [track for index, track in enumerate(self.tracks) if index in matched]
         for index, detection in enumerate(detections):
             if index not in used:
                 track = Track(self._next_id, detection,
                               OneEuroFilter(self.fps, self.min_cutoff, self.beta, self.d_cutoff),
                               scale=max(1.0, math.sqrt(detection.area)))
                 self._next_id += 1
-                self._continue(track, detection)
+                track.observe(detection, self.smoothing)
                 alive.append(track)
+        present = np.stack([track.face.box for track in alive]) if alive else np.zeros((0, 4))
+        for index, track in enumerate(self.tracks):
+            if index in matched or track.missed >= self.max_missed:
+                continue
+            track.coast()
+            # A coasting track over a face that is tracked (or was just found) is that face's old track: dropped, so
+            # no face is swapped twice.
+            if len(present) and iou_matrix(track.face.box[None], present).max() >= self.iou:
+                continue
+            self.bridged += 1
+            alive.append(track)
+        alive.sort(key=lambda track: track.id)
         self.tracks = alive
         return list(alive)
-
-    def _continue(self, track: Track, detection: Detection) -> None:
-        if self.smoothing:
-            track.smooth(detection)
-        else:
-            track.face, track.missed = detection, 0

@@ -356,25 +356,39 @@ class FaceSwapper:
     def stop_tracking(self) -> None:
         self.tracker = None
 
+    def _similarities(self, frame: np.ndarray, faces: list[Detection], tracks: list, references: np.ndarray,
+                      key: str) -> np.ndarray:
+        """[N, R] cosine of each face to each reference; for a tracked face, the mean over its track's frames so
+        far (a bridged frame adds nothing), so one poor view neither drops a face nor hands it to another
+        reference, and one lucky frame does not select a stranger for good."""
+        fresh = [i for i, track in enumerate(tracks) if track is None or track.missed == 0]
+        now = np.zeros((0, len(references)))
+        if fresh:
+            crops = np.stack([align_face(frame, faces[i].landmarks, IDENTITY_SIZE)[0] for i in fresh])
+            now = np.atleast_2d(cosine_matrix(self.identity.embed(crops), references))
+        result = np.full((len(faces), len(references)), -1.0)
+        for i, row in zip(fresh, now, strict=True):
+            result[i] = row
+            track = tracks[i]
+            if track is not None:
+                total, count = track.decisions.get(key, (0.0, 0))
+                track.decisions[key] = (total + row, count + 1)
+        for i, track in enumerate(tracks):
+            if track is not None and key in track.decisions:
+                total, count = track.decisions[key]
+                result[i] = total / count
+        return result
+
     def _select(self, frame: np.ndarray, detections: list[Detection], tracks: list | None) -> tuple[list, list]:
-        """(selected faces, their tracks or Nones). With tracks, a face that matched the reference once keeps
-        matching (a turned head does not drop out of the swap); one that did not is checked again each frame."""
+        """(selected faces, their tracks or Nones): the reference-face filter (a tracked face by its track's mean
+        similarity), then --faces."""
         if tracks is None:
             tracks = [None] * len(detections)
+        pairs = list(zip(detections, tracks, strict=True))
         if self.reference_vector is not None and detections:
             with self.timer.stage("identity"):
-                keep = [track is not None and track.decisions.get("ref", False) for track in tracks]
-                undecided = [i for i, decided in enumerate(keep) if not decided]
-                if undecided:
-                    crops = np.stack([align_face(frame, detections[i].landmarks, IDENTITY_SIZE)[0] for i in undecided])
-                    hits = matching_faces(self.identity.embed(crops), self.reference_vector, self.similarity)
-                    for i, hit in zip(undecided, hits, strict=True):
-                        keep[i] = bool(hit)
-                        if hit and tracks[i] is not None:
-                            tracks[i].decisions["ref"] = True
-                pairs = [(face, track) for face, track, kept in zip(detections, tracks, keep, strict=True) if kept]
-        else:
-            pairs = list(zip(detections, tracks, strict=True))
+                similarity = self._similarities(frame, detections, tracks, self.reference_vector[None], "ref")
+            pairs = [pair for pair, value in zip(pairs, similarity[:, 0], strict=True) if value >= self.similarity]
         chosen = {id(face) for face in self.selection.apply([face for face, _ in pairs])}
         pairs = sorted((pair for pair in pairs if id(pair[0]) in chosen), key=lambda pair: -pair[0].area)
         return [face for face, _ in pairs], [track for _, track in pairs]
@@ -435,28 +449,19 @@ class FaceSwapper:
 
     def _sources_for(self, frame: np.ndarray, faces: list[Detection], tracks: list) -> tuple[list, list, list]:
         """(the faces to swap, for each its source parts (vector, crop, 68 points), their tracks): the one source,
-        or with a mapping the source of the most similar matching reference (faces matching none: the one source,
-        else left alone). A tracked face keeps the reference it matched first for the rest of its track."""
+        or with a mapping the source of the most similar matching reference (a tracked face: by its track's mean
+        similarity); faces matching none take the one source, else are left alone."""
         single = (self.source_vector, self.source_crop, self.source_68)
         if self.mapping is None or not faces:
             return faces, [single] * len(faces), tracks
         references, mapped = self.mapping
-        undecided = [i for i, track in enumerate(tracks) if track is None or "map" not in track.decisions]
-        best = {}
-        if undecided:
-            with self.timer.stage("identity"):
-                crops = np.stack([align_face(frame, faces[i].landmarks, IDENTITY_SIZE)[0] for i in undecided])
-                similarity = cosine_matrix(self.identity.embed(crops), references)
-            for i, row in zip(undecided, similarity, strict=True):
-                if row[int(np.argmax(row))] >= self.similarity:
-                    best[i] = int(np.argmax(row))
-                    if tracks[i] is not None:
-                        tracks[i].decisions["map"] = best[i]
+        with self.timer.stage("identity"):
+            similarity = self._similarities(frame, faces, tracks, references, "map")
         kept, sources, kept_tracks = [], [], []
-        for i, (face, track) in enumerate(zip(faces, tracks, strict=True)):
-            choice = track.decisions["map"] if track is not None and "map" in track.decisions else best.get(i)
-            if choice is not None:
-                source = mapped[choice]
+        for face, track, row in zip(faces, tracks, similarity, strict=True):
+            best = int(np.argmax(row))
+            if row[best] >= self.similarity:
+                source = mapped[best]
             elif self.source_vector is not None:
                 source = single
             else:
