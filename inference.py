@@ -96,6 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="video: One Euro cutoff (Hz) of a still face's landmarks [1.0]")
     parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=4.0,
                         help="video: One Euro speed coefficient (per face size per second) [4.0]")
+    parser.add_argument("--allow-damaged", action="store_true",
+                        help="video: swap a target ffmpeg reports damaged instead of refusing it")
     parser.add_argument("--no-watermark", action="store_true",
                         help="leave out the invisible watermark (on by default: it marks the output as a swap even "
                              "after re-encoding strips the metadata label)")
@@ -107,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from clipswap.atomic import OutputError  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.cli import Terminated, install_sigterm_handler  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
@@ -118,13 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
         precision=args.precision, clip_preset=args.clip_preset, color_correction=args.color_correction,
         watermark=not args.no_watermark, tracking=not args.no_tracking, smoothing=not args.no_smoothing,
-        smooth_min_cutoff=args.smooth_min_cutoff, smooth_beta=args.smooth_beta,
+        smooth_min_cutoff=args.smooth_min_cutoff, smooth_beta=args.smooth_beta, allow_damaged=args.allow_damaged,
     )
+    install_sigterm_handler()
     try:
         summary = run_swap(request, announce=lambda line: print(line, flush=True))
     except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("Terminated.", file=sys.stderr)
+        return 143
     print(summary.describe())
     if getattr(summary, "failures", None):
         print(f"Error: {len(summary.failures)} of {summary.files} file(s) failed (listed above); re-run to retry "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -54,6 +55,10 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+#: errno values that mean "the disk cannot take the file" (ENOSPC, EDQUOT, EFBIG): one sentence, not a traceback.
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path in the destination's folder; on success rename it onto `destination`.
@@ -62,14 +67,24 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     pick the right format. On any error the temporary file is removed and the destination is untouched.
     """
     destination = Path(destination)
-    folder = ensure_writable_dir(destination.parent if str(destination.parent) else Path("."))
+    parent = destination.parent if str(destination.parent) else Path(".")
+    created = outermost_missing(parent)
+    folder = ensure_writable_dir(parent)
     handle, name = tempfile.mkstemp(
         prefix=f".{destination.stem}.", suffix=suffix if suffix is not None else destination.suffix, dir=folder
     )
     os.close(handle)
     temporary = Path(name)
     try:
-        yield temporary
+        try:
+            yield temporary
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            raise OutputError(
+                f"writing {destination} failed: {error.strerror or error} (errno {error.errno}); free some space on "
+                f"that disk or choose another output folder. Nothing was written"
+            ) from error
         # mkstemp creates files 0600: an existing destination keeps its own mode (a private 0600 output stays
         # private), a new one gets what a plain open() would give it.
         try:
@@ -78,9 +93,39 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
             mode = 0o666 & ~_UMASK
         os.chmod(temporary, mode)
         os.replace(temporary, destination)
+    except BaseException:
+        # A failed write leaves nothing: the temporary file goes, and the folders this write created if still empty.
+        if temporary.exists():
+            temporary.unlink()
+        if created is not None:
+            _remove_empty(parent, created)
+        raise
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def outermost_missing(folder: str | Path) -> Path | None:
+    """The outermost folder of `folder`'s path that does not exist yet (what a write there would create), or None."""
+    missing = None
+    for candidate in (Path(folder).absolute(), *Path(folder).absolute().parents):
+        if candidate.exists():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_empty(folder: Path, outermost: Path) -> None:
+    """Remove `folder` and its parents up to `outermost` while they are empty."""
+    current = folder.absolute()
+    while True:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        if current == outermost or current.parent == current:
+            return
+        current = current.parent
 
 
 def write_text_atomic(destination: str | Path, text: str) -> None:

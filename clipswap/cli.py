@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 import click
 
@@ -21,6 +23,21 @@ from clipswap.commands.verify import verify
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: raised in the main thread so that every open writer cleans up as for Ctrl-C (a BaseException,
+    so no `except Exception` on the way swallows it)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def install_sigterm_handler() -> None:
+    """SIGTERM unwinds like Ctrl-C (temporary files removed, ffmpeg closed) and exits 143."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 class GuardedGroup(click.Group):
     """The command group with a last line of defence: an exception no command turned into a clear message (a bug,
     or a failure nobody foresaw) becomes one sentence and exit 1 instead of a traceback; -vv shows the traceback.
@@ -34,6 +51,9 @@ class GuardedGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except Terminated:
+            click.echo("Terminated.", err=True)
+            ctx.exit(143)
         except Exception as error:  # noqa: BLE001 -- the guard of last resort, see the class docstring
             if ctx.params.get("verbose", 0) >= 2:
                 raise
@@ -52,6 +72,7 @@ class GuardedGroup(click.Group):
               help="Largest image or video frame read, in pixels (bounds memory; bigger files are refused).")
 def main(verbose: int, max_pixels: int) -> None:
     """clipswap: high-fidelity face swapping (ClipSwap, FG 2024) in TensorFlow 2 / Keras 3."""
+    install_sigterm_handler()
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     from clipswap.inference.media import set_max_pixels  # noqa: PLC0415 -- imports numpy, cv2, Pillow only

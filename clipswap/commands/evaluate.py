@@ -13,16 +13,6 @@ from clipswap.inference.options import DETECTORS
 SCORED_METRICS = ("id_similarity", "ssim", "pose_error", "expression_error")
 
 
-def _first_missing(folder) -> Path | None:
-    """The outermost folder of `folder`'s path that does not exist yet (what a run would create), or None."""
-    missing = None
-    for candidate in (Path(folder).absolute(), *Path(folder).absolute().parents):
-        if candidate.exists():
-            break
-        missing = candidate
-    return missing
-
-
 def _remove_if_created(created: Path | None) -> None:
     if created is not None and created.is_dir():
         shutil.rmtree(created)
@@ -59,7 +49,7 @@ def _remove_if_created(created: Path | None) -> None:
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
              detector, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
-    from clipswap.atomic import OutputError, ensure_writable_dir  # noqa: PLC0415
+    from clipswap.atomic import OutputError, ensure_writable_dir, outermost_missing  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.evaluation.fid import FidWeightsError  # noqa: PLC0415
@@ -81,7 +71,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         raise click.UsageError("--protocol needs --input DIR")
     # A folder this run creates is removed again when the run fails, so a failed evaluate leaves nothing behind; a
     # folder that existed before is never removed.
-    created = _first_missing(output_dir)
+    created = outermost_missing(output_dir)
     try:
         output = ensure_writable_dir(output_dir)
         swapper = cost = checkpoint = chosen = None

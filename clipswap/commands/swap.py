@@ -71,12 +71,15 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Video: One Euro cutoff (Hz) of a still face's landmarks; lower = steadier, more lag.")
 @click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=4.0,
               help="Video: One Euro speed coefficient (per face size per second); higher = less lag in motion.")
+@click.option("--allow-damaged", is_flag=True,
+              help="Video: swap a target that ffmpeg reports damaged (the count of decoding errors is reported) "
+                   "instead of refusing it.")
 @click.option("--no-watermark", is_flag=True,
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress,
-         no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, no_watermark):
+         no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -107,7 +110,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision,
         color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
-        smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta,
+        smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,
     )
     try:
         summary = run_swap(request, announce=click.echo)

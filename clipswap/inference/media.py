@@ -23,6 +23,7 @@ import logging
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -299,12 +300,21 @@ class VideoReader:
         with VideoReader("in.mp4") as video:
             for frame in video: ...
 
+    Damage: beside the decode that yields the frames, a second ffmpeg decodes the video stream at its own pace with
+    only errors logged (`-v error`); when the frames are done, its error lines are the damage report. A damaged
+    stream (random bytes over part of the file, a cut-off file) raises MediaError at the end of the iteration, so a
+    writer fed from it is discarded; `allow_damaged=True` keeps the frames and leaves the count in `decode_errors`.
+
     Raises:
         MediaError: on open when the file is missing or ffmpeg cannot decode it.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, allow_damaged: bool = False):
         self.path = Path(path)
+        self.allow_damaged = bool(allow_damaged)
+        #: ffmpeg's decoding error lines for the video stream (filled when the frames are exhausted).
+        self.decode_errors: list[str] = []
+        self._scan = self._scan_log = None
         if media_kind(self.path) != "video":
             raise MediaError(f"{self.path} is not a video (mp4, mov, mkv, webm, gif)")
         if not self.path.is_file():
@@ -326,6 +336,21 @@ class VideoReader:
             raise MediaError(f"{self.path} has no usable video stream (size {meta['size']}, {fps} fps)")
         self.info = VideoInfo((int(width), int(height)), fps, float(meta.get("duration") or 0.0),
                               meta.get("audio_codec"))
+        self._scan_log = tempfile.TemporaryFile()
+        self._scan = subprocess.Popen(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(self.path),
+             "-map", "0:v:0", "-f", "null", "-"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._scan_log,
+        )
+
+    def _damage(self) -> list[str]:
+        """The scan's error lines (waits for it: it decodes faster than any swap consumes frames)."""
+        if self._scan is None:
+            return []
+        self._scan.wait()
+        self._scan_log.seek(0)
+        lines = self._scan_log.read().decode("utf-8", "replace").splitlines()
+        return [line.strip() for line in lines if line.strip()]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames in order. Raises MediaError when ffmpeg fails part-way or the stream ends far too early."""
@@ -344,15 +369,27 @@ class VideoReader:
             count += 1
             yield np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
         # ffmpeg stops quietly at the end of a cut-off file (imageio-ffmpeg does not report its exit status), so a
-        # stream far shorter than its container says is the only sign of one; half is well beyond fps rounding.
+        # stream far shorter than its container says is one sign of one; half is well beyond fps rounding.
         expected = self.info.fps * self.info.duration
         if expected > 0 and count < 0.5 * expected:
             raise MediaError(
                 f"{self.path} ended after {count} of about {round(expected)} frames; the file is truncated or corrupt"
             )
+        self.decode_errors = self._damage()
+        if self.decode_errors and not self.allow_damaged:
+            raise MediaError(
+                f"{self.path} is damaged: ffmpeg reported {len(self.decode_errors)} decoding error(s) in its video "
+                f"stream (first: {self.decode_errors[0][:120]}), so frames would be garbage; nothing was written. "
+                "Re-run with --allow-damaged to process it anyway"
+            )
 
     def close(self) -> None:
         self._frames.close()
+        if self._scan is not None and self._scan.poll() is None:
+            self._scan.kill()
+            self._scan.wait()
+        if self._scan_log is not None:
+            self._scan_log.close()
 
     def __enter__(self) -> VideoReader:
         return self

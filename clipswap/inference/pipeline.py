@@ -70,6 +70,8 @@ class SwapRequest:
     #: landmarks with these parameters (cutoff in Hz, beta per face size per second).
     tracking: bool = True
     smoothing: bool = True
+    #: Video: swap a target whose stream ffmpeg reports damaged (the count is reported) instead of refusing it.
+    allow_damaged: bool = False
     smooth_min_cutoff: float = MIN_CUTOFF
     smooth_beta: float = BETA
 
@@ -83,6 +85,7 @@ class SwapSummary:
     faces: int
     seconds: float
     tracks: str | None = None  # video with tracking: tracks started, detections bridged, scene cuts
+    decode_errors: int = 0  # video with --allow-damaged: ffmpeg's decoding errors in the input
 
     def describe(self) -> str:
         if self.kind == "image":
@@ -91,7 +94,10 @@ class SwapSummary:
         return (
             f"swapped {self.faces} face(s) in {self.frames - self.frames_without_faces} of {self.frames} frame(s) "
             f"({rate:.2f} frames/s); {self.frames_without_faces} frame(s) without a face passed through unchanged; "
-            + (f"{self.tracks}; " if self.tracks else "") + f"wrote {self.output}"
+            + (f"{self.tracks}; " if self.tracks else "")
+            + (f"{self.decode_errors} decoding error(s) in the damaged input (--allow-damaged); "
+               if self.decode_errors else "")
+            + f"wrote {self.output}"
         )
 
 
@@ -342,7 +348,7 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
     tracked = request.tracking and hasattr(swapper, "start_tracking")
     if request.tracking and not tracked:
         log.warning("this model does not track faces across frames: each frame is detected on its own")
-    with VideoReader(request.target) as reader, VideoWriter(
+    with VideoReader(request.target, allow_damaged=request.allow_damaged) as reader, VideoWriter(
         request.output, reader.info, request.target, watermark=request.watermark
     ) as writer:
         if tracked:
@@ -359,6 +365,9 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
                     without += count == 0
                     progress.update(1)
             tracks = None
+            if reader.decode_errors:
+                log.warning("%s: %d decoding error(s) in the input were allowed (--allow-damaged)", request.target,
+                            len(reader.decode_errors))
             if tracked:
                 tracker = swapper.tracker
                 tracks = (f"{tracker.started} face track(s), {tracker.bridged} missed detection(s) bridged, "
@@ -368,4 +377,9 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
                 swapper.stop_tracking()
         if frames == 0:
             raise MediaError(f"{request.target} has no video frames")
-    return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks)
+        if faces == 0:
+            # As for an image without a face: an error, and no copy labelled "faces were swapped" is left behind.
+            raise NoFaceError(f"no face to swap was found in any of the {frames} frames of {request.target}"
+                              + (" that matches the reference face" if request.reference_face else ""))
+    return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks,
+                       len(reader.decode_errors))
