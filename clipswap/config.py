@@ -37,6 +37,11 @@ CLIP_SPECS: dict[str, dict] = {
 CLIP_VARIANTS = {name: spec["projection_dim"] for name, spec in CLIP_SPECS.items()}
 
 
+#: Upper bounds of a generator configuration (issue 11: a manifest declaring absurd sizes exhausted memory while the
+#: model was built). Each is 4x or more the paper's value.
+SIZE_LIMITS = {"image_size": 1024, "base_filters": 512, "mapping_width": 4096, "mapping_depth": 32}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Generator configuration (REFERENCE.md section 4).
@@ -84,6 +89,13 @@ class ModelConfig:
             raise ValueError(f"residual must be true or false, got {self.residual!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
+        for name, limit in SIZE_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(
+                    f"{name} {getattr(self, name)} is above the limit of {limit} (the paper's model: "
+                    f"{getattr(ModelConfig(), name)}); a configuration this large is refused so that a bad manifest "
+                    "cannot exhaust memory"
+                )
 
     @property
     def identity_dim(self) -> int:

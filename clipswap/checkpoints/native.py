@@ -145,6 +145,7 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
             f"{weights} does not match its manifest (SHA-256 {digest[:16]}... vs {manifest['sha256'][:16]}...): the "
             "file was changed, truncated or replaced. Restore it or re-export the checkpoint."
         )
+    _check_archive_config(weights, config)
     model = Generator(config)
     try:
         # Keras only warns when a saved layer has no counterpart and leaves it randomly initialised; a checkpoint
@@ -163,6 +164,34 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
             "checkpoint."
         ) from error
     return GeneratorCheckpoint(model, config, str(weights), int(manifest.get("step", 0)), "clipswap")
+
+
+def _check_archive_config(weights: Path, config: ModelConfig) -> None:
+    """The model configuration saved inside the .keras archive (covered by the weights' SHA-256) must be the
+    manifest's: a manifest edited to other sizes is refused before anything is built."""
+    try:
+        with zipfile.ZipFile(weights) as archive:
+            info = archive.getinfo("config.json")
+            if info.file_size > 1 << 20:
+                raise CheckpointError(f"{weights} holds a {info.file_size}-byte config.json; not a clipswap generator")
+            saved = json.loads(archive.read(info))
+    except zipfile.BadZipFile as error:
+        raise CheckpointError(
+            f"{weights} is not a Keras weights archive ({error}); restore the file or re-export the checkpoint."
+        ) from error
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{weights} has no readable config.json ({error}); re-export the checkpoint.") from error
+    inner = saved.get("config", {}).get("config") if isinstance(saved, dict) else None
+    if isinstance(inner, dict):
+        try:
+            same = ModelConfig.from_dict(inner) == config
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            raise CheckpointError(
+                f"the manifest of {weights} describes another model than the one saved in the weights file "
+                "(which its SHA-256 covers): the manifest was edited; restore it or re-export the checkpoint."
+            )
 
 
 def load_any_generator(path: str | Path) -> GeneratorCheckpoint:
