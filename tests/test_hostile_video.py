@@ -151,3 +151,46 @@ def test_sigterm_mid_video_leaves_nothing(tmp_path):
     time.sleep(0.5)
     assert list(out.iterdir()) == []
     assert _ffmpeg_writing(temporary) == [], "ffmpeg still writes the removed temporary file"
+
+
+def test_audio_only_mp4_is_named_as_such(tmp_path):
+    audio = tmp_path / "sound.mp4"
+    subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f",
+                    "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio)], check=True)
+    with pytest.raises(MediaError, match="holds no video stream"):
+        VideoReader(audio)
+
+
+def test_a_tiny_source_finds_no_face(tmp_path):
+    """A 20 x 20 copy of a face photo: YuNet once returned a face with infinite coordinates, which crashed dlib."""
+    face = Image.open(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")).resize((20, 20))
+    face.save(tmp_path / "tiny.png")
+    target = shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
+    result = CliRunner().invoke(main, ["swap", "-s", str(tmp_path / "tiny.png"), "-t", str(target), "-o",
+                                       str(tmp_path / "out.png"), "--model", "landmarks"])
+    assert result.exit_code == 1
+    assert "source image" in result.output and "unexpected" not in result.output
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_binary_yaml_names_the_file(tmp_path):
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(bytes(range(128, 256)) * 8)
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path), "--run-dir", str(tmp_path / "run"),
+                                       "--preset", "tiny", "--config", str(junk), "--dry-run"])
+    assert result.exit_code != 0
+    assert f"{junk} is not a text (UTF-8) YAML file" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_info_refuses_a_checkpoint_that_would_not_load(tmp_path):
+    from clipswap.checkpoints.native import init_generator  # noqa: PLC0415
+    from clipswap.config import get_preset  # noqa: PLC0415
+
+    path = tmp_path / "g.keras"
+    init_generator(get_preset("tiny").model, path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["info", "--checkpoint", str(path), "--no-detector"])
+    assert result.exit_code == 1 and "does not match the SHA-256" in result.output

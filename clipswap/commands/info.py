@@ -11,14 +11,21 @@ from clipswap.config import PRESETS, get_preset
 
 
 def _config_of_checkpoint(path: str):
-    from clipswap.checkpoints.native import read_manifest  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.checkpoints.native import read_manifest, sha256_of  # noqa: PLC0415
 
     if path.lower().endswith(".h5"):
         from clipswap.checkpoints.generator_h5 import infer_generator_config  # noqa: PLC0415
         from clipswap.checkpoints.keras2_h5 import read_keras2_h5  # noqa: PLC0415
 
         return infer_generator_config(read_keras2_h5(path, "generator checkpoint"))
-    _, config, _ = read_manifest(path)
+    manifest, config, weights = read_manifest(path)
+    # The table needs only the configuration, but a checkpoint that would not load must not be reported as fine.
+    if not weights.is_file():
+        raise CheckpointError(f"the weights file {weights} of {path} does not exist; restore it or re-export")
+    if sha256_of(weights) != manifest["sha256"]:
+        raise CheckpointError(f"{weights} does not match the SHA-256 in its manifest: the file was changed, "
+                              "truncated or replaced; restore it or re-export the checkpoint")
     return config
 
 

@@ -97,6 +97,8 @@ class YuNetDetector:
         factors = np.array([width / bgr.shape[1], height / bgr.shape[0]], dtype=np.float64)
         detections = []
         for row in np.asarray(rows, dtype=np.float64):
+            if not np.all(np.isfinite(row[:15])):
+                continue  # seen on tiny inputs (a 20 x 20 photo): a face with infinite coordinates is no face
             x, y, w, h = row[:4]
             box = np.array([x, y, x + w, y + h]).reshape(2, 2) * factors
             landmarks = row[4:14].reshape(5, 2) * factors  # YuNet's order is ArcFace's

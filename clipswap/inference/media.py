@@ -293,6 +293,14 @@ def _last_line(error: BaseException) -> str:
     return lines[-1] if lines else "ffmpeg failed"
 
 
+def _has_video_stream(path: Path) -> bool:
+    """Whether ffmpeg lists a video stream in the file (True when it cannot tell: the caller's error then stands)."""
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                           capture_output=True, text=True, check=False, errors="replace")
+    streams = re.findall(r"Stream #\d+:\d+.*?: (\w+):", probe.stderr)
+    return not streams or "Video" in streams
+
+
 class VideoReader:
     """Iterate the frames of a video as [H, W, 3] uint8 RGB, decoded by ffmpeg one at a time.
 
@@ -323,6 +331,9 @@ class VideoReader:
         try:
             meta = next(self._frames)
         except (OSError, RuntimeError, StopIteration) as error:
+            if not _has_video_stream(self.path):
+                raise MediaError(f"{self.path} holds no video stream (only audio or data); give a video with "
+                                 "pictures") from error
             raise MediaError(f"{self.path} cannot be read as a video ({_last_line(error)})") from error
         width, height = meta["size"]
         try:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 STAGES = ("detect", "align", "identity", "generate", "blend")
 #: The once-per-run stage: the source identity (and the reference face's), detection and alignment included.
 SOURCE_STAGE = "source"
+#: Smallest face (shorter box side, pixels) taken from a source, reference or --map image: the identity encoders read
+#: 112 px crops, and a face under 32 px carries little identity (a 20 x 20 photo once gave dlib a degenerate box).
+MIN_SOURCE_FACE = 32
 #: Faces per generator call; more faces in one frame are split into several calls of the same trace.
 MAX_BATCH = 16
 
@@ -151,8 +154,13 @@ def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
 def best_face(detector, image: np.ndarray, what: str, say_which: bool = False) -> Detection:
     """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none.
     `say_which`: when the image holds several faces, log (warning) which one is used, so it is never silent."""
-    detections = detector.detect(image)
+    found = detector.detect(image)
+    detections = [d for d in found if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= MIN_SOURCE_FACE]
     if not detections:
+        if found:
+            side = int(max(min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in found))
+            raise NoFaceError(f"the face in the {what} is only {side} px across, too small to carry an identity; "
+                              f"use a photo where the face is at least {MIN_SOURCE_FACE} px")
         raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
     best = max(detections, key=lambda d: d.score)
     if say_which and len(detections) > 1:
