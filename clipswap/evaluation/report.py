@@ -23,6 +23,8 @@ from clipswap.atomic import write_text_atomic
 METRIC_COLUMNS: dict[str, tuple[str, str]] = {
     "id_retrieval": ("ID retrieval % ↑", "{:.2f}"),
     "id_similarity": ("ID similarity ↑", "{:.4f}"),
+    "id_similarity_calibrated": ("ID similarity, calibrated ↑", "{:.3f}"),
+    "id_verified": ("Verified as source % ↑", "{:.1f}"),
     "closer_to_source": ("Closer to source % ↑", "{:.2f}"),
     "pose_error": ("Pose error ° ↓", "{:.2f}"),
     "expression_error": ("Expression error px ↓", "{:.2f}"),
@@ -35,8 +37,8 @@ METRIC_COLUMNS: dict[str, tuple[str, str]] = {
 }
 
 #: The run's own metrics (the aggregate's keys), in the order of our table; cost columns come after them.
-OUR_METRICS = ("id_retrieval", "id_similarity", "closer_to_source", "pose_error", "expression_error", "ssim", "psnr",
-               "fid")
+OUR_METRICS = ("id_retrieval", "id_similarity", "id_similarity_calibrated", "id_verified", "closer_to_source",
+               "pose_error", "expression_error", "ssim", "psnr", "fid")
 
 
 @dataclass(frozen=True)

@@ -472,6 +472,10 @@ def run_evaluation(
         record["swap_embedding_ok"] = swap.embedding is not None
         if source.embedding is not None and swap.embedding is not None:
             record["id_similarity"] = cosine_similarity(source.embedding, swap.embedding)
+            calibration = getattr(model, "calibration", None)
+            if calibration is not None:
+                record["id_similarity_calibrated"] = calibration.scale(record["id_similarity"])
+                record["verified_as_source"] = bool(record["id_similarity"] >= calibration.threshold)
             if target.embedding is not None:
                 record["id_similarity_target"] = cosine_similarity(target.embedding, swap.embedding)
                 record["closer_to_source"] = closer_to_source(swap.embedding, source.embedding, target.embedding)
@@ -513,6 +517,16 @@ def _aggregate(pairs: list[Pair], records: list[dict[str, Any]], analyse: Analys
     for key in ("id_similarity", "pose_error", "expression_error", "ssim", "psnr"):
         values = [r[key] for r in records if key in r]
         aggregate[key] = _summary(values, n - len(values))
+    calibration = getattr(analyse.identity_model, "calibration", None)
+    calibrated = [r["id_similarity_calibrated"] for r in records if "id_similarity_calibrated" in r]
+    verified = [100.0 * r["verified_as_source"] for r in records if "verified_as_source" in r]
+    note = calibration.describe() if calibration is not None else "this identity model has no calibration"
+    aggregate["id_similarity_calibrated"] = _summary(calibrated, n - len(calibrated), note=note)
+    aggregate["id_verified"] = _summary(
+        verified, n - len(verified),
+        note=("% of pairs whose swap the identity model takes for the source's person (cosine >= "
+              f"{calibration.threshold:.3f}, its LFW equal-error threshold)") if calibration else note,
+    )
     closer = [100.0 * r["closer_to_source"] for r in records if "closer_to_source" in r]
     aggregate["closer_to_source"] = _summary(
         closer, n - len(closer),
