@@ -87,7 +87,7 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     if data_dir is None or run_dir is None:
         raise click.UsageError("--data and --run-dir are required (except with --dry-run)")
     for note in notes:
-        logger.warning(note)
+        # Once, on stderr (a logger.warning as well printed each note twice: issue 11 item 10).
         click.echo(f"warning: {note}", err=True)
 
     import os  # noqa: PLC0415

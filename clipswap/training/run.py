@@ -316,8 +316,15 @@ def run_training(
     checkpoint_dir = run_dir / "checkpoints"
     has_checkpoints = checkpoint_dir.is_dir() and tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
     if resume and not has_checkpoints:
-        # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
-        raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
+        if not (run_dir / "config.json").is_file():
+            # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
+            raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
+        # A run stopped before its first checkpoint: resuming it is starting it again (its log rows are dropped).
+        _check_resume_config(run_dir, config)
+        logger.warning("--resume: %s has no checkpoint yet (the run stopped before its first one); starting from "
+                       "step 0", run_dir)
+        forget_after(run_dir, -1)
+        resume = False
     run_dir = ensure_writable_dir(run_dir)
     if has_checkpoints and not resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
