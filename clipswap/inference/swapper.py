@@ -355,8 +355,8 @@ class FaceSwapper:
 
     def start_tracking(self, fps: float, **options) -> None:
         """Follow faces from frame to frame for a video (clipswap.face.tracking.FaceTracker(fps, **options)): each
-        face's landmarks are smoothed, a missed detection is bridged by its track, and a face keeps its reference
-        match and --map source once it has one. Scene cuts reset the tracks."""
+        face's landmarks are smoothed, a missed detection is bridged by its track, and the reference match and the
+        --map source of a face follow its mean similarity over the track. Scene cuts reset the tracks."""
         from clipswap.face.tracking import FaceTracker  # noqa: PLC0415
 
         self.tracker = FaceTracker(fps, **options)
