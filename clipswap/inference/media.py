@@ -390,8 +390,8 @@ class VideoReader:
         if self.decode_errors and not self.allow_damaged:
             raise MediaError(
                 f"{self.path} is damaged: ffmpeg reported {len(self.decode_errors)} decoding error(s) in its video "
-                f"stream (first: {self.decode_errors[0][:120]}), so frames would be garbage; nothing was written. "
-                "Re-run with --allow-damaged to process it anyway"
+                f"stream (first: {self.decode_errors[0][:120]}), so its frames would be garbage. Re-run with "
+                "--allow-damaged to process it anyway"
             )
 
     def close(self) -> None:
