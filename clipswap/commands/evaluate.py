@@ -148,8 +148,8 @@ def _split_videos(pairs_file):
 
 def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector, no_progress) -> str:
     """Flicker measures of every video pair (clipswap.evaluation.flicker), its missing swaps made with --model
-    (largest face, tracking and smoothing on, as `clipswap swap` does); writes video_metrics.json/.md and returns
-    the Markdown table."""
+    (largest face, tracking and smoothing on, as `clipswap swap` does, but without the watermark); writes
+    video_metrics.json/.md and returns the Markdown table."""
     import json  # noqa: PLC0415
 
     from clipswap.atomic import write_text_atomic  # noqa: PLC0415
@@ -168,7 +168,7 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
             swapped = output / "videos" / f"{number:05d}{pair.target.suffix.lower()}"
             run_swap(SwapRequest(source=pair.source, target=pair.target, output=swapped, model=model, arcface=arcface,
                                  clip_preset=clip_preset, detector=detector, faces="largest",
-                                 progress=not no_progress))
+                                 progress=not no_progress, watermark=False))  # scored as generated, as images are
         report = video_stability(pair.target, swapped)
         rows.append((f"{pair.target.name} -> {swapped.name}", report))
         records.append({"source": str(pair.source), "target": str(pair.target), "output": str(swapped), **report})
