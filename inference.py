@@ -26,7 +26,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from clipswap.inference.options import BLEND_KINDS, COLOR_CORRECTIONS, DETECTORS, PRECISIONS  # noqa: E402
+from clipswap.inference.options import (  # noqa: E402
+    BLEND_KINDS,
+    COLOR_CORRECTIONS,
+    DETECTORS,
+    PRECISIONS,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+)
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
 
 
@@ -92,10 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clip-preset", default=None)
     parser.add_argument("--no-tracking", action="store_true", help="video: detect every frame on its own")
     parser.add_argument("--no-smoothing", action="store_true", help="video: track faces but use raw landmarks")
-    parser.add_argument("--smooth-min-cutoff", type=_number_in(1e-6, 1e6), default=1.0,
-                        help="video: One Euro cutoff (Hz) of a still face's landmarks [1.0]")
-    parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=4.0,
-                        help="video: One Euro speed coefficient (per face size per second) [4.0]")
+    parser.add_argument("--smooth-min-cutoff", type=_number_in(1e-6, 1e6), default=SMOOTH_MIN_CUTOFF,
+                        help=f"video: One Euro cutoff (Hz) of a still face's landmarks [{SMOOTH_MIN_CUTOFF}]")
+    parser.add_argument("--smooth-beta", type=_number_in(0.0, 1e6), default=SMOOTH_BETA,
+                        help=f"video: One Euro speed coefficient (per face size per second) [{SMOOTH_BETA}]")
     parser.add_argument("--allow-damaged", action="store_true",
                         help="video: swap a target ffmpeg reports damaged instead of refusing it")
     parser.add_argument("--no-watermark", action="store_true",

@@ -95,14 +95,12 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
         os.replace(temporary, destination)
     except BaseException:
         # A failed write leaves nothing: the temporary file goes, and the folders this write created if still empty.
-        if temporary.exists():
-            temporary.unlink()
+        temporary.unlink(missing_ok=True)
         if created is not None:
             _remove_empty(parent, created)
         raise
     finally:
-        if temporary.exists():
-            temporary.unlink()
+        temporary.unlink(missing_ok=True)
 
 
 def outermost_missing(folder: str | Path) -> Path | None:

@@ -120,8 +120,9 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.1f} MB"
 
 
-def _models(report: Report) -> str | None:
-    """Report every model file; returns the default generator's pre_swap (None, or "landmarks")."""
+def _models(report: Report) -> None:
+    """Report every model file; a missing piece the main job needs is a problem (dlib only when the default
+    generator is the demo, whose pre_swap needs its 68 landmarks)."""
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.checkpoints.native import read_manifest, sha256_of  # noqa: PLC0415
     from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published  # noqa: PLC0415
@@ -177,7 +178,6 @@ def _models(report: Report) -> str | None:
         report.problems.append(f"the demo generator needs dlib's 68 landmarks: {dlib_problem}")
     elif dlib_problem is not None:
         report.warnings.append(f"clipswap evaluate's dlib metrics and --model landmarks need dlib: {dlib_problem}")
-    return pre_swap
 
 
 def _folders(report: Report) -> None:

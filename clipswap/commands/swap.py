@@ -6,7 +6,14 @@ from pathlib import Path
 
 import click
 
-from clipswap.inference.options import BLEND_KINDS, COLOR_CORRECTIONS, DETECTORS, PRECISIONS
+from clipswap.inference.options import (
+    BLEND_KINDS,
+    COLOR_CORRECTIONS,
+    DETECTORS,
+    PRECISIONS,
+    SMOOTH_BETA,
+    SMOOTH_MIN_CUTOFF,
+)
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
@@ -67,9 +74,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Video: detect every frame on its own (default: faces are tracked from frame to frame, a missed "
                    "detection is bridged, and a face keeps its reference match and --map source).")
 @click.option("--no-smoothing", is_flag=True, help="Video: track faces but use their raw landmarks.")
-@click.option("--smooth-min-cutoff", type=click.FloatRange(min=0.0, min_open=True), default=1.0,
+@click.option("--smooth-min-cutoff", type=click.FloatRange(min=0.0, min_open=True), default=SMOOTH_MIN_CUTOFF,
               help="Video: One Euro cutoff (Hz) of a still face's landmarks; lower = steadier, more lag.")
-@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=4.0,
+@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=SMOOTH_BETA,
               help="Video: One Euro speed coefficient (per face size per second); higher = less lag in motion.")
 @click.option("--allow-damaged", is_flag=True,
               help="Video: swap a target that ffmpeg reports damaged (the count of decoding errors is reported) "

@@ -88,8 +88,9 @@ def video_stability(target: str | Path, swapped: str | Path, detector=None) -> d
                 raise MediaError(f"{swapped} has fewer frames than {target}; compare a swap with its own target")
             frames += 1
             found = detector.detect(target_frame)
-            face = _follow(found, followed) or _largest(found)
-            if face is not None and followed is not None and _follow([face], followed) is None:
+            continued = _follow(found, followed)
+            face = continued or _largest(found)
+            if face is not None and followed is not None and continued is None:
                 # a new chain: no second difference or frame difference spans the break
                 target_points.append(None)
                 swap_points.append(None)

@@ -26,15 +26,12 @@ import cv2
 import numpy as np
 
 from clipswap.face.detection import Detection
+from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 
-#: Defaults (our choice, checked with `clipswap evaluate`'s flicker metric on ../shared/data/video clips).
-MIN_CUTOFF = 1.0  # Hz: the cutoff of a still face
-# cutoff rise per (face sizes per second) of speed. 4, not 1 (clipswap.evaluation.flicker, demo model): in a fast
-# camera pan (1 s of multi_face_1080p) beta 1 left the swapped face 29 % of its size off the face (raw detections
-# 11 %, beta 4 14 %, beta 10 13 %); on a talking head (4 s of talking_head_1) the landmark jitter the swap adds is
-# raw 0.45, beta 1 0.08, beta 4 0.04, beta 10 0.03 % of the face, and the face flicker it adds -0.02, 0.05 and 0.11
-# grey levels for beta 1, 4, 10 (raw 0.76).
-BETA = 4.0
+#: Defaults: MIN_CUTOFF and BETA live in clipswap.inference.options (the command lines offer them; the reasons are
+#: there), the rest are our choice.
+MIN_CUTOFF = SMOOTH_MIN_CUTOFF
+BETA = SMOOTH_BETA
 D_CUTOFF = 1.0  # Hz: the cutoff of the speed estimate
 IOU = 0.3
 MAX_MISSED = 3

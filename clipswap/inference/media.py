@@ -266,10 +266,7 @@ def read_label(path: str | Path) -> str | None:
             if value and "clipswap" in value:
                 return value
         return None
-    probe = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True, check=False
-    )
-    match = re.search(r"^\s*(?:comment|description)\s*:\s*(.*clipswap.*)$", probe.stderr, re.MULTILINE | re.IGNORECASE)
+    match = re.search(r"^\s*(?:comment|description)\s*:\s*(.*clipswap.*)$", _probe(path), re.MULTILINE | re.IGNORECASE)
     return match.group(1).strip() if match else None
 
 
@@ -293,11 +290,15 @@ def _last_line(error: BaseException) -> str:
     return lines[-1] if lines else "ffmpeg failed"
 
 
+def _probe(path: str | Path) -> str:
+    """What `ffmpeg -i FILE` says of a file (its stderr: container tags and streams)."""
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, check=False, errors="replace").stderr
+
+
 def _has_video_stream(path: Path) -> bool:
     """Whether ffmpeg lists a video stream in the file (True when it cannot tell: the caller's error then stands)."""
-    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-                           capture_output=True, text=True, check=False, errors="replace")
-    streams = re.findall(r"Stream #\d+:\d+.*?: (\w+):", probe.stderr)
+    streams = re.findall(r"Stream #\d+:\d+.*?: (\w+):", _probe(path))
     return not streams or "Video" in streams
 
 

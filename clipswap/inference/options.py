@@ -19,3 +19,11 @@ AUTO_MODEL = "auto"
 DEMO_MODEL = "demo"
 LANDMARKS_MODEL = "landmarks"
 MODEL_NAMES = (AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL)
+#: One Euro smoothing of tracked video faces (clipswap.face.tracking): the cutoff of a still face's landmarks, Hz.
+SMOOTH_MIN_CUTOFF = 1.0
+#: Cutoff rise per (face sizes per second) of speed. 4, not 1 (clipswap.evaluation.flicker, demo model): in a fast
+#: camera pan (1 s of multi_face_1080p) beta 1 left the swapped face 29 % of its size off the face (raw detections
+#: 11 %, beta 4 14 %, beta 10 13 %); on a talking head (4 s of talking_head_1) the landmark jitter the swap adds is
+#: raw 0.45, beta 1 0.08, beta 4 0.04, beta 10 0.03 % of the face, and the face flicker it adds -0.02, 0.05 and 0.11
+#: grey levels for beta 1, 4, 10 (raw 0.76).
+SMOOTH_BETA = 4.0

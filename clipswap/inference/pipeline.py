@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clipswap.atomic import OutputError, check_writable_dir
-from clipswap.face.tracking import BETA, MIN_CUTOFF
 from clipswap.inference.media import (
     IMAGE_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -27,6 +26,7 @@ from clipswap.inference.media import (
     read_image,
     write_image,
 )
+from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.inference.swapper import FaceSwapper, NoFaceError
 
@@ -72,8 +72,8 @@ class SwapRequest:
     smoothing: bool = True
     #: Video: swap a target whose stream ffmpeg reports damaged (the count is reported) instead of refusing it.
     allow_damaged: bool = False
-    smooth_min_cutoff: float = MIN_CUTOFF
-    smooth_beta: float = BETA
+    smooth_min_cutoff: float = SMOOTH_MIN_CUTOFF
+    smooth_beta: float = SMOOTH_BETA
 
 
 @dataclass(frozen=True)
@@ -293,7 +293,8 @@ def folder_jobs(request: SwapRequest) -> list[tuple[Path, Path]]:
     """(target, output) for every image and video directly in the target folder (sorted by name); the outputs keep
     the names in the output folder. Raises MediaError/OutputError for a folder request that cannot work."""
     target_dir, output_dir = Path(request.target), Path(request.output)
-    if output_dir.exists() and not output_dir.is_dir() or not output_dir.exists() and media_kind_or_none(output_dir):
+    looks_like_a_file = output_dir.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    if output_dir.is_file() or not output_dir.exists() and looks_like_a_file:
         raise MediaError(f"the target {target_dir} is a folder, so --output must be a folder too, not {output_dir}")
     if output_dir.resolve() == target_dir.resolve():
         raise MediaError(f"--output {output_dir} is the target folder itself; choose another folder for the results")
@@ -304,13 +305,6 @@ def folder_jobs(request: SwapRequest) -> list[tuple[Path, Path]]:
                          f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}); sub-folders are not searched")
     check_writable_dir(output_dir)
     return [(path, output_dir / path.name) for path in files]
-
-
-def media_kind_or_none(path: Path) -> str | None:
-    try:
-        return media_kind(path)
-    except MediaError:
-        return None
 
 
 def _swap_folder(request: SwapRequest, swapper, jobs: list[tuple[Path, Path]]) -> FolderSummary:

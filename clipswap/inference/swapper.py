@@ -155,10 +155,11 @@ def best_face(detector, image: np.ndarray, what: str, say_which: bool = False) -
     """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none.
     `say_which`: when the image holds several faces, log (warning) which one is used, so it is never silent."""
     found = detector.detect(image)
-    detections = [d for d in found if min(d.box[2] - d.box[0], d.box[3] - d.box[1]) >= MIN_SOURCE_FACE]
+    sides = [min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in found]
+    detections = [d for d, side in zip(found, sides, strict=True) if side >= MIN_SOURCE_FACE]
     if not detections:
         if found:
-            side = int(max(min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in found))
+            side = int(max(sides))
             raise NoFaceError(f"the face in the {what} is only {side} px across, too small to carry an identity; "
                               f"use a photo where the face is at least {MIN_SOURCE_FACE} px")
         raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
@@ -397,9 +398,9 @@ class FaceSwapper:
             with self.timer.stage("identity"):
                 similarity = self._similarities(frame, detections, tracks, self.reference_vector[None], "ref")
             pairs = [pair for pair, value in zip(pairs, similarity[:, 0], strict=True) if value >= self.similarity]
-        chosen = {id(face) for face in self.selection.apply([face for face, _ in pairs])}
-        pairs = sorted((pair for pair in pairs if id(pair[0]) in chosen), key=lambda pair: -pair[0].area)
-        return [face for face, _ in pairs], [track for _, track in pairs]
+        track_of = {id(face): track for face, track in pairs}
+        selected = self.selection.apply([face for face, _ in pairs])  # largest first
+        return selected, [track_of[id(face)] for face in selected]
 
     def swap_frame(self, frame: np.ndarray) -> tuple[np.ndarray, int]:
         """Swap the selected faces of one frame.
