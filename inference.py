@@ -11,8 +11,8 @@ pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR), in the release's layout (above) or fl
 demo` names it. The run prints one line naming the generator, identity encoder and detector it used. Unlike the
 release, a failure exits with status 1 and one clear message.
 Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --reference-face, --similarity,
---blend, --color-correction, --feather, --precision, --detector, --det-threshold, --clip-preset. Out-of-range values
-are usage errors (exit status 2, one message).
+--blend, --color-correction, --feather, --precision, --runtime, --detector, --det-threshold, --clip-preset.
+Out-of-range values are usage errors (exit status 2, one message).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from clipswap.inference.options import (  # noqa: E402
     COLOR_CORRECTIONS,
     DETECTORS,
     PRECISIONS,
+    RUNTIMES,
     SMOOTH_BETA,
     SMOOTH_MIN_CUTOFF,
 )
@@ -96,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--feather", type=_number_in(0.0, 64.0), default=None,
                         help="mask blur sigma in crop pixels, in [0, 64] [7 at 256, scaled with the crop]")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                        help="generator engine: auto = TensorFlow on a GPU, else OpenVINO when installed [auto]")
     parser.add_argument("--clip-preset", default=None)
     parser.add_argument("--no-tracking", action="store_true", help="video: detect every frame on its own")
     parser.add_argument("--no-smoothing", action="store_true", help="video: track faces but use raw landmarks")
@@ -118,22 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.cli import Terminated, install_sigterm_handler  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
+    from clipswap.inference.export import ExportError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
         reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
-        precision=args.precision, clip_preset=args.clip_preset, color_correction=args.color_correction,
+        precision=args.precision, runtime=args.runtime, clip_preset=args.clip_preset,
+        color_correction=args.color_correction,
         watermark=not args.no_watermark, tracking=not args.no_tracking, smoothing=not args.no_smoothing,
         smooth_min_cutoff=args.smooth_min_cutoff, smooth_beta=args.smooth_beta, allow_damaged=args.allow_damaged,
     )
     install_sigterm_handler()
     try:
         summary = run_swap(request, announce=lambda line: print(line, flush=True))
-    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
+    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError, ExportError,
+            RuntimeUnavailableError) as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -53,6 +53,8 @@ def _read_umask() -> int:
 
 # Read once at import: changing the umask to read it races with other threads creating files.
 _UMASK = _read_umask()
+#: The mode a folder made by mkdir gets under this umask (tempfile.mkdtemp makes 0700 folders).
+FOLDER_MODE = 0o777 & ~_UMASK
 
 
 #: errno values that mean "the disk cannot take the file" (ENOSPC, EDQUOT, EFBIG): one sentence, not a traceback.

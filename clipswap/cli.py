@@ -13,6 +13,7 @@ from clipswap import __version__
 from clipswap.commands.align import align
 from clipswap.commands.doctor import doctor
 from clipswap.commands.evaluate import evaluate
+from clipswap.commands.export import export
 from clipswap.commands.info import info
 from clipswap.commands.init import init
 from clipswap.commands.pairs import pairs
@@ -81,7 +82,7 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, verify, doctor, train, align, pairs, evaluate):
+for _command in (info, init, swap, verify, doctor, train, align, pairs, evaluate, export):
     main.add_command(_command)
 
 

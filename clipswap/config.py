@@ -59,6 +59,9 @@ class ModelConfig:
             pipeline and the trainer (the teacher image of `clipswap pairs` data) compute outside the graph.
         residual: the output is G's input plus the last block's output, whose convs start at zero, so an untrained
             G returns its input (ours, for pre_swap models: G learns a correction of the landmark swap).
+        source_image: G also reads the source's aligned crop (S x S, the same template as the target's), stacked
+            with the target as a 6-channel input (ours, the demo model): the network sees the source face it is
+            asked to render, not only its identity vector. Published models read the vector only.
     """
 
     image_size: int = 256
@@ -70,6 +73,7 @@ class ModelConfig:
     clip_variant: str | None = None
     pre_swap: str | None = None
     residual: bool = False
+    source_image: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -85,8 +89,9 @@ class ModelConfig:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
         if self.pre_swap not in PRE_SWAPS:
             raise ValueError(f"pre_swap must be one of {PRE_SWAPS}, got {self.pre_swap!r}")
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"residual must be true or false, got {self.residual!r}")
+        for flag in ("residual", "source_image"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():

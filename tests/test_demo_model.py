@@ -21,7 +21,7 @@ from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
 from clipswap.inference.media import read_image, read_label
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, runtime_suffix
 
 DEMO = DEMO_DIR / DEMO_FILE
 
@@ -55,7 +55,7 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         f"generator: demo ({DEMO.relative_to(REPO_ROOT)}, SFace identity, refining the landmarks swap), "
-        "detector: YuNet",
+        f"detector: YuNet{runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]
     assert output.is_file() and "clipswap" in read_label(output)

@@ -24,7 +24,7 @@ from clipswap.inference.choice import shown
 from clipswap.inference.media import VideoInfo as _Info
 from clipswap.inference.media import VideoReader, VideoWriter, read_label
 
-from conftest import shared_data
+from conftest import runtime_suffix, shared_data
 
 TINY = get_preset("tiny").model
 
@@ -99,7 +99,7 @@ def test_tiny_swap_on_a_photo(checkpoints, face, tmp_path):
     output = tmp_path / "out" / "swapped.png"
     result = swap("-s", face, "-t", target, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet")
     assert result.exit_code == 0, result.output
-    line = f"generator: {shown(checkpoints['sface'])} (SFace identity), detector: YuNet"
+    line = f"generator: {shown(checkpoints['sface'])} (SFace identity), detector: YuNet{runtime_suffix()}"
     assert result.stdout.splitlines() == [line, f"swapped 2 face(s); wrote {output}"]
     assert output.is_file() and "clipswap" in read_label(output)
 
@@ -107,7 +107,7 @@ def test_tiny_swap_on_a_photo(checkpoints, face, tmp_path):
 def test_without_published_weights_the_demo_is_the_default(no_published, demo_standin, face, tmp_path, monkeypatch):
     use_demo(monkeypatch, demo_standin)
     line = (f"generator: demo ({shown(demo_standin / 'generator.keras')}, SFace identity, refining the landmarks "
-            "swap), detector: YuNet")
+            f"swap), detector: YuNet{runtime_suffix()}")
     for extra in ([], ["--model", "demo"], ["--model", "auto"]):
         output = tmp_path / f"out{len(extra)}" / "swapped.png"
         result = swap("-s", face, "-t", face, "-o", output, *extra)

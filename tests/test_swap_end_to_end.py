@@ -23,7 +23,7 @@ from clipswap.cli import main
 from clipswap.config import ModelConfig, get_preset
 from clipswap.inference.media import VideoReader, read_image, read_label
 
-from conftest import REPO_ROOT, run_keras2_fixture, shared_data
+from conftest import REPO_ROOT, run_keras2_fixture, runtime_suffix, shared_data
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -171,7 +171,7 @@ def test_inference_sh_on_a_fresh_clone_uses_the_demo(demo_standin, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         f"generator: demo ({demo_standin / 'generator.keras'}, SFace identity, refining the landmarks swap), "
-        "detector: YuNet",
+        f"detector: YuNet{runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]
     assert output.is_file() and "clipswap" in read_label(output)
@@ -195,7 +195,7 @@ def test_inference_sh_runs_with_published_format_checkpoints(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
         f"generator: {files['generator']} (published, ArcFace-R50 identity from {files['arcface']}), "
-        f"detector: RetinaFace-R50 ({files['retinaface']})",
+        f"detector: RetinaFace-R50 ({files['retinaface']}){runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]
     assert output.is_file() and "clipswap" in read_label(output)

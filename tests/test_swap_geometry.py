@@ -130,7 +130,7 @@ def test_largest_selection_swaps_one_face_and_reuses_the_trace(fake_identity, de
         x, y = face.landmarks.mean(axis=0).round().astype(int)
         assert (np.abs(output[y, x].astype(int) - MAGENTA).max() <= 2) == expected
     # Two faces, then one: a single trace of the [None, S, S, 3] signature served both batches.
-    assert swapper._generate.experimental_get_tracing_count() == 1
+    assert swapper._compiled.experimental_get_tracing_count() == 1
 
 
 def test_face_selection_parsing():

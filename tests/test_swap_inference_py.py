@@ -22,7 +22,7 @@ from clipswap.inference.pipeline import SwapRequest
 from clipswap.inference.selection import DEFAULT_SIMILARITY
 from clipswap.inference.swapper import NoFaceError
 
-from conftest import REPO_ROOT, shared_data
+from conftest import REPO_ROOT, runtime_suffix, shared_data
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,6 @@ def test_demo_run_with_the_default_output(inference, tmp_path, monkeypatch, caps
                            "--detector", "yunet"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [f"generator: demo ({demo / 'generator.keras'}, SFace identity, refining the landmarks swap), "
-                   "detector: YuNet",
+                   f"detector: YuNet{runtime_suffix()}",
                    "swapped 1 face(s); wrote output/result.jpg"]
     assert (work / "output" / "result.jpg").is_file()

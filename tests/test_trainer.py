@@ -231,7 +231,7 @@ class _FixedEmbeddings:
     def heldout_inputs(self, source):
         return self.sources, self.sources
 
-    def heldout_swap_embedding(self, target, identity_in, shift=0):
+    def heldout_swap_embedding(self, target, identity_in, shift=0, source=None):
         return tf.roll(identity_in, -(self.shift + shift), axis=0)
 
 

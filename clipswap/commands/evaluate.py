@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.inference.options import DETECTORS
+from clipswap.inference.options import DETECTORS, RUNTIMES
 
 #: Per-pair metrics; a run in which none of them scored a single pair failed.
 SCORED_METRICS = ("id_similarity", "ssim", "pose_error", "expression_error")
@@ -38,6 +38,8 @@ def _remove_if_created(created: Path | None) -> None:
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto",
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
+              help="Generator engine for the swaps --model makes (as `clipswap swap --runtime`).")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
                    "when the --model generator was trained with SFace; the training encoder's family is refused.")
@@ -47,7 +49,7 @@ def _remove_if_created(created: Path | None) -> None:
               help="InceptionV3 (no top) weights file; FID is skipped without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, identity_model, allow_training_identity_model, fid_weights, no_progress):
+             detector, runtime, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.atomic import OutputError, ensure_writable_dir, outermost_missing  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
@@ -62,7 +64,9 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     from clipswap.evaluation.pairs import PairsFileError  # noqa: PLC0415
     from clipswap.evaluation.protocols import ProtocolError, ffpp_protocol, sample_protocol  # noqa: PLC0415
     from clipswap.evaluation.runner import EvaluationInputError, run_evaluation  # noqa: PLC0415
+    from clipswap.inference.export import ExportError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
+    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     if (pairs_file is None) == (protocol is None):
@@ -100,9 +104,10 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         if not pairs and not videos:
             raise EvaluationInputError(f"{pairs_file} lists no pairs to evaluate")
         if videos:
-            video_report = _evaluate_videos(videos, output, model, arcface, clip_preset, detector, no_progress)
+            video_report = _evaluate_videos(videos, output, model, arcface, clip_preset, detector, runtime,
+                                            no_progress)
         if chosen is not None and pairs:
-            swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector)
+            swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector, runtime)
             click.echo(line)
         metrics = None
         if pairs:
@@ -113,7 +118,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
             )
     except (
         FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, IdentityModelChoiceError,
-        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError, NoFaceError,
+        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError, NoFaceError, ExportError,
+        RuntimeUnavailableError,
     ) as error:
         # Only the errors that describe the user's inputs; anything else is a bug and keeps its traceback.
         _remove_if_created(created)
@@ -146,7 +152,7 @@ def _split_videos(pairs_file):
     return [pair for pair in pairs if pair.target.suffix.lower() not in VIDEO_SUFFIXES], videos
 
 
-def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector, no_progress) -> str:
+def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector, runtime, no_progress) -> str:
     """Flicker measures of every video pair (clipswap.evaluation.flicker), its missing swaps made with --model
     (largest face, tracking and smoothing on, as `clipswap swap` does, but without the watermark); writes
     video_metrics.json/.md and returns the Markdown table."""
@@ -167,7 +173,7 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
                     "column, or --model to make it")
             swapped = output / "videos" / f"{number:05d}{pair.target.suffix.lower()}"
             run_swap(SwapRequest(source=pair.source, target=pair.target, output=swapped, model=model, arcface=arcface,
-                                 clip_preset=clip_preset, detector=detector, faces="largest",
+                                 clip_preset=clip_preset, detector=detector, faces="largest", runtime=runtime,
                                  progress=not no_progress, watermark=False))  # scored as generated, as images are
         report = video_stability(pair.target, swapped)
         rows.append((f"{pair.target.name} -> {swapped.name}", report))
@@ -178,7 +184,7 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
     return table
 
 
-def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str):
+def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str, runtime: str):
     """(PairSwapper over the chosen model's swapper, its cost, the line naming the models), largest face only."""
     from clipswap.evaluation.swapping import FaceSwapperPairs  # noqa: PLC0415
     from clipswap.inference.choice import LANDMARKS_LABEL  # noqa: PLC0415
@@ -187,10 +193,11 @@ def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, d
     from clipswap.models.cost import model_cost  # noqa: PLC0415
 
     swapper, line = swapper_for(chosen, checkpoint, detector=detector, arcface=arcface, clip_preset=clip_preset,
-                                selection=FaceSelection.parse("largest"))
+                                selection=FaceSelection.parse("largest"), runtime=runtime)
     if checkpoint is None:
         timing = "one LandmarkSwapper.swap_frame call: target detection, 68 landmarks, warp and Poisson blending"
         return FaceSwapperPairs(swapper, timing), {"params": 0, "macs": None, "name": LANDMARKS_LABEL}, line
-    size, width = checkpoint.config.image_size, checkpoint.config.id_input_dim
-    cost = model_cost("generator", checkpoint.model, [(size, size, 3), (width,)], f"{size}px")
+    size = checkpoint.config.image_size
+    shapes = [tuple(tensor.shape[1:]) for tensor in checkpoint.model.inputs]  # target, identity (, source)
+    cost = model_cost("generator", checkpoint.model, shapes, f"{size}px")
     return FaceSwapperPairs(swapper), cost, line

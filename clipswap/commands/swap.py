@@ -11,6 +11,7 @@ from clipswap.inference.options import (
     COLOR_CORRECTIONS,
     DETECTORS,
     PRECISIONS,
+    RUNTIMES,
     SMOOTH_BETA,
     SMOOTH_MIN_CUTOFF,
 )
@@ -69,6 +70,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
+@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
+              help="Generator engine: auto = TensorFlow on a GPU, else OpenVINO when installed (the export extra), "
+                   "else TensorFlow. An exported runtime converts once and caches beside the checkpoint.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
 @click.option("--no-tracking", is_flag=True,
               help="Video: detect every frame on its own (default: faces are tracked from frame to frame, a missed "
@@ -85,7 +89,7 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         reference_face, mapping, similarity, blend, color_correction, feather, precision, no_progress,
+         reference_face, mapping, similarity, blend, color_correction, feather, precision, runtime, no_progress,
          no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
@@ -103,8 +107,10 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     from clipswap.atomic import OutputError  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
+    from clipswap.inference.export import ExportError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
     from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     if source is None and not mapping:
@@ -114,14 +120,15 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     request = SwapRequest(
         source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
         detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
-        mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision,
+        mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
         color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
         smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,
     )
     try:
         summary = run_swap(request, announce=click.echo)
-    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError) as error:
+    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError, ExportError,
+            RuntimeUnavailableError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(summary.describe())
     failures = getattr(summary, "failures", None)

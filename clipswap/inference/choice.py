@@ -106,7 +106,8 @@ def detector_label(kind: str, path: Path | None) -> str:
     return "YuNet" if kind == "yunet" else f"RetinaFace-R50 ({shown(path)})"
 
 
-def models_line(generator: str, detector: str) -> str:
-    """The one line every swap run prints: "generator: ..., detector: ..."."""
-    return f"generator: {generator}, detector: {detector}"
+def models_line(generator: str, detector: str, runtime: str | None = None) -> str:
+    """The one line every swap run prints: "generator: ..., detector: ...[, runtime: tf fp32]"."""
+    line = f"generator: {generator}, detector: {detector}"
+    return f"{line}, runtime: {runtime}" if runtime else line
 

@@ -27,3 +27,12 @@ SMOOTH_MIN_CUTOFF = 1.0
 #: raw 0.45, beta 1 0.08, beta 4 0.04, beta 10 0.03 % of the face, and the face flicker it adds -0.02, 0.05 and 0.11
 #: grey levels for beta 1, 4, 10 (raw 0.76).
 SMOOTH_BETA = 4.0
+#: Deployment formats of `clipswap export` (clipswap.inference.export.FORMATS).
+EXPORT_FORMATS = ("litert", "onnx", "openvino", "savedmodel")
+#: Largest absolute difference allowed between an exported float32 network and the Keras model on the check batch
+#: (generator outputs in [-1, 1]; measured on a tiny generator: 1.5e-5 ONNX, 1.2e-5 LiteRT, 1e-5 OpenVINO f32,
+#: 0 SavedModel).
+EXPORT_TOLERANCE = 1e-3
+#: Engines that run the generator in a swap (clipswap.inference.runtime): auto picks TensorFlow on a GPU, else
+#: OpenVINO when it is installed, else TensorFlow.
+RUNTIMES = ("auto", "tf", "openvino", "onnxruntime")

@@ -62,6 +62,8 @@ class SwapRequest:
     color_correction: str = "none"
     feather: float | None = None
     precision: str = "fp32"
+    #: The generator's engine (clipswap.inference.runtime): auto, tf, openvino or onnxruntime.
+    runtime: str = "auto"
     clip_preset: str | None = None
     progress: bool = True
     #: The invisible watermark in every written image and frame (clipswap.inference.watermark); off only on request.
@@ -150,7 +152,7 @@ def build_swapper(request: SwapRequest):
         retinaface=request.retinaface, arcface=request.arcface, clip_preset=request.clip_preset,
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
-        color_correction=request.color_correction,
+        color_correction=request.color_correction, runtime=request.runtime,
     )
 
 
@@ -158,7 +160,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 retinaface: Path | None = None, arcface: Path | None = None, clip_preset: str | None = None,
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
-                reference_face: bool = False, color_correction: str = "none"):
+                reference_face: bool = False, color_correction: str = "none", runtime: str = "auto"):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
@@ -179,6 +181,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         models_line,
     )
     from clipswap.inference.detectors import build_detector, resolve_detector  # noqa: PLC0415
+    from clipswap.inference.runtime import resolve_runtime  # noqa: PLC0415
 
     selection = selection or FaceSelection()
     detector_kind, detector_path = resolve_detector(detector, retinaface)
@@ -192,15 +195,18 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     log.info("generator %s (%s, %s identity, CLIP %s)", checkpoint.path, checkpoint.source,
              config.identity_encoder, config.clip_variant)
     arcface_path = require_published("arcface", arcface) if config.identity_encoder == "arcface" else None
+    engine = resolve_runtime(runtime, precision)
     swapper = FaceSwapper.from_checkpoint(
         checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
-        precision=precision, color_correction=color_correction,
+        precision=precision, color_correction=color_correction, runtime=engine,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
     if config.pre_swap is not None:
         identity += f", refining the {config.pre_swap} swap"
-    return swapper, models_line(generator_label(choice, identity), detector_text)
+    if config.source_image:
+        identity += ", reading the source's aligned face"
+    return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
 
 
 def _landmarker(clip_preset: str | None):

@@ -12,7 +12,8 @@ ArcFace template scaled by S / 112), run ALL selected faces of the frame through
 A generator with pre_swap="landmarks" (the demo model) reads, instead of each target crop, the classical landmark
 swap of the source's crop onto it (clipswap.face.landmark_swap, dlib's 68 points; the source's crop and points are
 kept once per run), and is pasted back over the region that swap replaced (its hull with the forehead, feathered by
-about a pixel), so everything outside that region stays the frame's own.
+about a pixel), so everything outside that region stays the frame's own. A generator with source_image reads the
+source's aligned crop beside each target crop (kept once per run, like the identity vector).
 
 Colour order is RGB everywhere; frames are [H, W, 3] uint8.
 """
@@ -109,23 +110,21 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
     return mixed
 
 
-def compile_generator(generator: Callable, image_size: int, id_dim: int) -> Callable:
-    """tf.function around `generator([target, identity])` with a fixed signature.
+def compile_generator(generator: Callable, image_size: int, id_dim: int, source_image: bool = False) -> Callable:
+    """tf.function around `generator([target, identity])` (and the source crops third with `source_image`) with a
+    fixed signature.
 
-    Input: target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace).
+    Input: target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace), and with
+    `source_image` source [B, S, S, 3] float32 RGB in [-1, 1].
     Output: [B, S, S, 3] float32, the generator's [-1, 1] image (not clipped).
     """
+    image = tf.TensorSpec((None, image_size, image_size, 3), tf.float32)
+    signature = [image, tf.TensorSpec((None, id_dim), tf.float32)] + ([image] if source_image else [])
 
-    def run(target, identity):
-        return tf.cast(generator([target, identity]), tf.float32)
+    def run(*inputs):
+        return tf.cast(generator(list(inputs)), tf.float32)
 
-    return tf.function(
-        run,
-        input_signature=[
-            tf.TensorSpec((None, image_size, image_size, 3), tf.float32),
-            tf.TensorSpec((None, id_dim), tf.float32),
-        ],
-    )
+    return tf.function(run, input_signature=signature)
 
 
 #: Feather of a pre_swap face's paste-back mask, in pixels of a 128 crop (scaled with the crop; our choice): the
@@ -187,7 +186,9 @@ class FaceSwapper:
 
     Args:
         generator: a clipswap Generator, any Keras model, or a callable with the same interface:
-            generator([target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, D] float32]) -> [B, S, S, 3] in [-1, 1].
+            generator([target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, D] float32]) -> [B, S, S, 3] in [-1, 1];
+            or an exported runtime's generator (clipswap.inference.runtime.ExportedGenerator: numpy arrays in and out,
+            `precision` ignored).
         image_size: the generator crop side S.
         id_input_dim: the generator's identity width D (identity vector, then CLIP embedding when used).
         identity: the identity encoder the generator was trained with.
@@ -206,6 +207,7 @@ class FaceSwapper:
             crop (ModelConfig.pre_swap; the demo model): the source's aligned crop and its dlib 68 landmarks are
             kept by set_source, and every target crop is landmark-swapped (clipswap.face.landmark_swap) before G.
         landmarker: (image, Detection) -> [68, 2] landmarks for pre_swap; None: dlib's (the `eval` extra).
+        source_image: the generator reads the source's aligned S x S crop as its third input (ModelConfig.source_image).
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -229,6 +231,7 @@ class FaceSwapper:
         pre_swap: str | None = None,
         landmarker: Callable | None = None,
         color_correction: str = "none",
+        source_image: bool = False,
     ):
         if color_correction not in COLOR_CORRECTIONS:
             raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
@@ -260,15 +263,25 @@ class FaceSwapper:
         self.pre_swap = pre_swap
         self.landmarker = landmarker
         self.color_correction = color_correction
-        #: pre_swap: the source's aligned crop [S, S, 3] uint8 and its 68 landmarks in crop pixels (set_source).
+        self.source_image = bool(source_image)
+        #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
+        #: pixels (set_source).
         self.source_crop: np.ndarray | None = None
         self.source_68: np.ndarray | None = None
         #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
         self.pre_swap_failures = 0
         #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
         self.mapping: tuple[np.ndarray, list] | None = None
-        model = generator_in_precision(generator, precision)
-        self._generate = compile_generator(model, self.image_size, self.id_input_dim)
+        #: The tf.function of a TensorFlow generator (None for an exported runtime).
+        self._compiled = None
+        if getattr(generator, "runs_numpy", False):
+            # An exported runtime (clipswap.inference.runtime.ExportedGenerator): numpy in, numpy out, its own
+            # precision.
+            self._generate = lambda *arrays: generator(arrays)
+        else:
+            self._compiled = compile_generator(generator_in_precision(generator, precision), self.image_size,
+                                               self.id_input_dim, self.source_image)
+            self._generate = lambda *arrays: self._compiled(*(tf.constant(x) for x in arrays)).numpy()
         self._published = published_mask(self.image_size, feather)
         self.source_vector: np.ndarray | None = None
         self.reference_vector: np.ndarray | None = None
@@ -277,12 +290,15 @@ class FaceSwapper:
         self.timer = StageTimer()
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, detector, *, arcface_path=None, clip_preset=None, **options) -> FaceSwapper:
+    def from_checkpoint(cls, checkpoint, detector, *, arcface_path=None, clip_preset=None, runtime: str = "tf",
+                        **options) -> FaceSwapper:
         """Build from a loaded GeneratorCheckpoint: the checkpoint's config picks the identity encoder and CLIP.
+        `runtime` ("tf", "openvino", "onnxruntime", resolved: clipswap.inference.runtime) runs the generator.
 
         Raises:
             MissingCheckpointError: the ArcFace file is needed and absent.
             CheckpointError: a CLIP preset is needed and not given (or given for a generator without CLIP).
+            ExportError: the generator does not convert for the runtime.
         """
         from clipswap.inference.identity import load_clip_embedder, load_identity_encoder  # noqa: PLC0415
 
@@ -297,7 +313,13 @@ class FaceSwapper:
         if config.clip_variant is not None:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
         options.setdefault("pre_swap", config.pre_swap)
-        return cls(checkpoint.model, config.image_size, config.id_input_dim, identity, detector, clip=clip, **options)
+        options.setdefault("source_image", config.source_image)
+        generator = checkpoint.model
+        if runtime != "tf":
+            from clipswap.inference.runtime import exported_generator  # noqa: PLC0415
+
+            generator = exported_generator(checkpoint, runtime, options.get("precision", "fp32"))
+        return cls(generator, config.image_size, config.id_input_dim, identity, detector, clip=clip, **options)
 
     # ------------------------------------------------------------------ source and reference
 
@@ -312,13 +334,15 @@ class FaceSwapper:
         return vector.astype(np.float32)
 
     def _source_parts(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(identity input, and for pre_swap the aligned crop and its 68 landmarks in crop pixels) of the best face
-        of a source image. Raises NoFaceError."""
+        """(identity input, for pre_swap and source_image the aligned crop, for pre_swap its 68 landmarks in crop
+        pixels) of the best face of a source image. Raises NoFaceError."""
         face = best_face(self.detector, image, what, say_which=True)  # one detection serves all three
         vector = self._identity_of_face(image, face)
-        if self.pre_swap is None:
+        if self.pre_swap is None and not self.source_image:
             return vector, None, None
         crop, matrix = align_face(image, face.landmarks, self.image_size)
+        if self.pre_swap is None:
+            return vector, crop, None
         return vector, crop, transform_points(matrix, self.landmarker(image, face))
 
     def set_source(self, image: np.ndarray) -> np.ndarray:
@@ -439,12 +463,11 @@ class FaceSwapper:
                 regions = [region for _, region in swapped]
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
-            identity = np.stack([vector for vector, _, _ in sources]).astype(np.float32)
-            outputs = [
-                self._generate(tf.constant(targets[i : i + MAX_BATCH]), tf.constant(identity[i : i + MAX_BATCH]))
-                for i in range(0, len(faces), MAX_BATCH)
-            ]
-            generated = (np.concatenate([o.numpy() for o in outputs]) + 1.0) / 2.0
+            inputs = [targets, np.stack([vector for vector, _, _ in sources]).astype(np.float32)]
+            if self.source_image:
+                inputs.append(np.stack([crop for _, crop, _ in sources]).astype(np.float32) / 127.5 - 1.0)
+            outputs = [self._generate(*(x[i : i + MAX_BATCH] for x in inputs)) for i in range(0, len(faces), MAX_BATCH)]
+            generated = (np.concatenate(outputs) + 1.0) / 2.0
         with self.timer.stage("blend"):
             masks = np.stack([self._mask(face, matrix) if region is None else region_mask(region, size)
                               for face, matrix, region in zip(faces, matrices, regions, strict=True)])

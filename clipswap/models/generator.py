@@ -14,6 +14,7 @@ Graph, at 256 px with base width 64 (shapes [H, W, C]):
 Every conv is stride 1, 'same', with bias; LeakyReLU slope 0.2; the output is linear (no tanh) and read as [-1, 1].
 With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
 With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
+With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0.
 """
 
 from __future__ import annotations
@@ -93,6 +94,16 @@ def mapping_network(z, depth: int, width: int, name: str):
     return h
 
 
+def generator_inputs(config: ModelConfig, target, identity, source=None) -> list:
+    """The input list of a Generator with `config`: [target, identity], and the source crop [B, S, S, 3] last when
+    config.source_image (ValueError when it is needed and not given)."""
+    if not config.source_image:
+        return [target, identity]
+    if source is None:
+        raise ValueError("this generator reads the source's aligned crop (source_image); pass the source images")
+    return [target, identity, source]
+
+
 class Generator(keras.Model):
     """The swap generator G(target, identity).
 
@@ -105,6 +116,8 @@ class Generator(keras.Model):
             config.pre_swap its landmark swap.
         identity: [B, config.id_input_dim] float: the raw identity vector (ArcFace 512 or SFace 128), followed by
             the CLIP image embedding of the source when config.clip_variant is set.
+        source (only with config.source_image): [B, S, S, 3] float RGB in [-1, 1], the source's aligned crop
+            (generator_inputs builds the list).
 
     Output:
         [B, S, S, 3] float RGB, linear, read as [-1, 1] (clip before display).
@@ -119,10 +132,16 @@ class Generator(keras.Model):
         filters = [m * base for m in LEVEL_MULTIPLIERS]
         target = keras.Input((size, size, 3), name="target")
         identity = keras.Input((config.id_input_dim,), name="identity")
+        inputs = [target, identity]
+        image = target
+        if config.source_image:
+            source = keras.Input((size, size, 3), name="source")
+            inputs.append(source)
+            image = keras.layers.Concatenate(name=f"{name}_stack")([target, source])
 
         w = mapping_network(identity, config.mapping_depth, config.mapping_width, f"{name}_mapping")
 
-        skips = [_conv(target, filters[0], 3, f"{name}_x0")]
+        skips = [_conv(image, filters[0], 3, f"{name}_x0")]
         for level in range(1, 6):
             skips.append(down_block(skips[-1], filters[level], True, f"{name}_down{level}"))
         bottleneck = down_block(skips[-1], filters[6], False, f"{name}_down6")
@@ -139,7 +158,7 @@ class Generator(keras.Model):
         else:
             output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final")
 
-        super().__init__(inputs=[target, identity], outputs=output, name=name, **kwargs)
+        super().__init__(inputs=inputs, outputs=output, name=name, **kwargs)
         self.config_ = config
 
     def get_config(self):

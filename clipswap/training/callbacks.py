@@ -196,9 +196,9 @@ class HeldoutIdentity(FixedBatchCallback):
 
     def evaluate(self, step: int) -> float:
         src = self.source_embedding
-        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in)
+        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, source=self.source)
         value = float(identity_loss(src, swap).numpy())
-        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1)
+        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=self.source)
         control = float(identity_loss(src, control_swap).numpy())
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
         if self.source_label is not None:

@@ -4,7 +4,8 @@ One step on a batch {"target", "source", "same"} (images [B, S, S, 3] RGB in [-1
 
     z_src, z_tgt = R(source), R(target)                 frozen identity encoder (ArcFace-R50 or SFace), no gradient
     c_src        = CLIP(source)                         when CLIP is on: appended to the identity input (paper z_id)
-    swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below)
+    swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below);
+                                                        G(target, ..., source) for a source_image generator
     G terms      = id (eq. 6), rec (eq. 7), perceptual (eq. 8), contra (eqs. 2-5), att (eq. 9), adv,
                    and for the facedancer preset cycle (G(swap, z_tgt) vs target) and IFSR
     D terms      = logistic loss on D(source) real / D(swap) fake, R1 (gamma 10) on the real images
@@ -48,6 +49,7 @@ from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
+from clipswap.models.generator import generator_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -294,9 +296,17 @@ class SwapTrainer(keras.Model):
             parts.append(self.clip_embedding(images) if clip_embedding is None else clip_embedding)
         return tf.stop_gradient(tf.concat(parts, axis=-1))
 
+    def run_generator(self, target: tf.Tensor, identity_in: tf.Tensor, source: tf.Tensor,
+                      training: bool = False) -> tf.Tensor:
+        """G on (what it reads as its target, identity input, and the source crops when the generator reads them:
+        ModelConfig.source_image): [B, S, S, 3] float32."""
+        config = getattr(self.generator, "config_", None)
+        inputs = generator_inputs(config, target, identity_in, source) if config else [target, identity_in]
+        return tf.cast(self.generator(inputs, training=training), tf.float32)
+
     def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False) -> tf.Tensor:
         """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]."""
-        return tf.cast(self.generator([target, self.identity_input(source)], training=training), tf.float32)
+        return self.run_generator(target, self.identity_input(source), source, training=training)
 
     @property
     def pre_swap(self) -> str | None:
@@ -324,16 +334,16 @@ class SwapTrainer(keras.Model):
         identity_in: tf.Tensor,
         seed: tf.Tensor,
         teacher: tf.Tensor | None = None,
+        source: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
         """Forward G and every generator term; call inside the G tape. Returns (swap float32, raw terms).
 
         `source_clip` is CLIP(source) [B, Dc] (None when CLIP is off), computed once per step by train_step.
         `teacher` is the batch's teacher images [B, S, S, 3] (needed when weights.teacher > 0, and G's input for a
-        pre_swap generator).
+        pre_swap generator). `source` is the batch's source images (G's third input for a source_image generator).
         """
         w = self.loss_weights_
-        swap = tf.cast(self.generator([self.generator_input(target, teacher), identity_in], training=True),
-                       tf.float32)
+        swap = self.run_generator(self.generator_input(target, teacher), identity_in, source, training=True)
         swap_out = self.identity(swap)
         if self.id_augment:
             # Its own seed stream: the CLIP augmentations use `seed` itself.
@@ -364,7 +374,7 @@ class SwapTrainer(keras.Model):
             terms["contra"] = self._contrastive(source_clip, swap, seed)
         if w.cycle:
             back = self.identity_input(target, tgt_out)
-            cycled = self.generator([swap, back], training=True)
+            cycled = self.run_generator(swap, back, target, training=True)
             terms["cycle"] = cycle_loss(cycled, target)
         if w.ifsr:
             margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
@@ -416,7 +426,7 @@ class SwapTrainer(keras.Model):
 
         with tf.GradientTape() as g_tape:
             swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed,
-                                               teacher)
+                                               teacher, source)
             g_total, g_named = generator_loss(terms, self.loss_weights_)
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
         with tf.GradientTape() as d_tape:
@@ -450,25 +460,29 @@ class SwapTrainer(keras.Model):
         src = self.identity(source)
         return src[EMBEDDING], self.identity_input(source, src)
 
-    def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0) -> tf.Tensor:
+    def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0,
+                               source: tf.Tensor | None = None) -> tf.Tensor:
         """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
-        target the NEXT sample's source identity (the wrong-source control)."""
+        target the NEXT sample's source identity (the wrong-source control). `source`: the batch's source images,
+        rolled with the identity input (a source_image generator reads them)."""
         if shift:
             identity_in = tf.roll(identity_in, shift=-shift, axis=0)
-        swap = tf.cast(self.generator([target, identity_in], training=False), tf.float32)
+            if source is not None:
+                source = tf.roll(source, shift=-shift, axis=0)
+        swap = self.run_generator(target, identity_in, source, training=False)
         return self.identity(swap)[EMBEDDING]
 
     def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
         src, identity_in = self.heldout_inputs(source)
-        return identity_loss(src, self.heldout_swap_embedding(target, identity_in))
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, source=source))
 
     def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
         """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
         measured against each sample's own source. A generator that moves every face toward a generic face lowers
         both; only one that transfers the identity it is given puts the matched loss below this one."""
         src, identity_in = self.heldout_inputs(source)
-        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, shift=1))
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, shift=1, source=source))
 
 
 def make_optimizer(

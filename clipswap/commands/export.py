@@ -1,0 +1,99 @@
+"""`clipswap export`: the generator and its identity encoder as deployment files (SavedModel, ONNX, OpenVINO, LiteRT).
+
+    clipswap export --model demo --format onnx --output OUT
+
+writes OUT/generator.onnx, OUT/identity.onnx and OUT/export.json (what each file takes and returns, the checkpoint's
+SHA-256 and the measured differences), so a deployment needs no TensorFlow: align the faces (5-point ArcFace
+template), run the identity file on the source's 112 crop and the generator on the target's crop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import click
+
+from clipswap.inference.options import EXPORT_FORMATS, EXPORT_TOLERANCE
+
+#: What export.json says each file reads and returns (clipswap.models.generator, clipswap.inference.identity).
+GENERATOR_IO = ("target [B, S, S, 3] float32 RGB in [-1, 1] (ArcFace-template crop), identity [B, D] float32 raw "
+                "vector "
+                "(then source [B, S, S, 3] float32 RGB in [-1, 1] when source_image) -> [B, S, S, 3] float32 RGB, "
+                "read as [-1, 1] (clip)")
+IDENTITY_IO = "crop [B, 112, 112, 3] float32 RGB in [0, 1] (ArcFace 112 template) -> [B, D] float32 raw vector"
+
+
+@click.command("export")
+@click.option("--model", "model", default=None,
+              help="Generator: auto (default), demo, or a .h5/.keras/.json file.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="The deployment format.")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A new folder for the files.")
+@click.option("--identity/--no-identity", default=True, show_default=True,
+              help="Export the identity encoder the generator reads too.")
+@click.option("--arcface", type=click.Path(dir_okay=False), default=None,
+              help="ArcFace-Res50.h5 for an ArcFace generator (default: pretrained_ckpts/).")
+@click.option("--tolerance", type=click.FloatRange(min=0.0, min_open=True), default=EXPORT_TOLERANCE, show_default=True,
+              help="Largest difference allowed between an exported network and the Keras model.")
+def export(model, fmt, output, identity, arcface, tolerance):
+    """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
+    and print the largest difference; a difference above --tolerance is an error and nothing is written."""
+    from clipswap.atomic import FOLDER_MODE  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
+    from clipswap.checkpoints.native import load_any_generator, sha256_of  # noqa: PLC0415
+    from clipswap.inference.choice import resolve_model  # noqa: PLC0415
+    from clipswap.inference.export import ExportError, export_network, get_format, require_modules  # noqa: PLC0415
+
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise click.ClickException(f"{output} already exists and is not an empty folder; choose a new --output")
+    spec = get_format(fmt)
+    try:
+        require_modules(spec.modules, f"exporting to {fmt}")
+        choice = resolve_model(model)
+        if not choice.is_generator:
+            raise click.ClickException("--model landmarks is the classical swap, not a network; there is nothing "
+                                       "to export")
+        checkpoint = load_any_generator(choice.path)
+        networks = {"generator": checkpoint.model}
+        if identity:
+            from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+
+            networks["identity"] = load_identity_encoder(checkpoint.config.identity_encoder, arcface).model
+        output.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+        try:
+            files, differences = {}, {}
+            for name, network in networks.items():
+                differences[name] = export_network(network, fmt, staging / spec.file_name(name), tolerance)
+                files[name] = spec.file_name(name)
+                click.echo(f"{name:<10} {fmt} {output / files[name]}   max difference to Keras "
+                           f"{differences[name]:.2e} (tolerance {tolerance:g})")
+            config = checkpoint.config
+            manifest = {
+                "format": fmt,
+                "files": files,
+                "generator_io": GENERATOR_IO,
+                "identity_io": IDENTITY_IO if identity else None,
+                "model": config.to_dict(),
+                "image_size": config.image_size,
+                "identity_encoder": config.identity_encoder,
+                "identity_dim": config.identity_dim,
+                "checkpoint": str(choice.path),
+                "checkpoint_sha256": sha256_of(checkpoint.path),
+                "max_difference": differences,
+                "tolerance": tolerance,
+            }
+            (staging / "export.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            os.chmod(staging, FOLDER_MODE)
+            if output.exists():
+                output.rmdir()  # empty (checked above)
+            os.replace(staging, output)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except (ExportError, CheckpointError, OSError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {output}/export.json")

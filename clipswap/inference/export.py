@@ -1,0 +1,247 @@
+"""Export a network (the generator, the identity encoder) to a deployment format, and run an exported file.
+
+Formats (Keras 3's `Model.export`, TensorFlow backend, float32, a fixed input signature with a free batch axis):
+
+    savedmodel  a TensorFlow SavedModel folder (endpoint `serve`)              TensorFlow itself
+    onnx        one .onnx file (converted by tf2onnx)                           run by onnxruntime
+    openvino    an OpenVINO IR pair, .xml + .bin                                run by openvino
+    litert      one .tflite file (TensorFlow's LiteRT converter)                run by ai-edge-litert (or tf.lite)
+
+Every export is checked the keras-hub converter way: the exported file is loaded back, run beside the Keras model
+on one batch, and the largest difference must stay within `TOLERANCE`; otherwise the export is refused and nothing
+is left at the destination. The packages each format needs are the `export` extra (EXTRA).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from clipswap.inference.options import EXPORT_TOLERANCE
+
+log = logging.getLogger(__name__)
+
+#: The install command that brings every format's packages.
+EXTRA = "pip install -e \".[export]\""
+TOLERANCE = EXPORT_TOLERANCE
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One export format: Keras' name for it, the file suffix ("" for a folder), and the Python modules (with their
+    pip names) that writing and running it need."""
+
+    name: str
+    keras_format: str
+    suffix: str
+    modules: tuple[tuple[str, str], ...]
+
+    def file_name(self, stem: str) -> str:
+        return stem + self.suffix
+
+    def files(self, path: Path) -> list[Path]:
+        """Everything the export at `path` consists of (an OpenVINO IR is two files: the weights first, so that a
+        reader that finds the .xml finds its weights)."""
+        if self.name == "openvino":
+            return [path.with_suffix(".bin"), path]
+        return [path]
+
+
+FORMATS: dict[str, ExportFormat] = {
+    "savedmodel": ExportFormat("savedmodel", "tf_saved_model", "", ()),
+    "onnx": ExportFormat("onnx", "onnx", ".onnx", (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime"))),
+    "openvino": ExportFormat("openvino", "openvino", ".xml", (("openvino", "openvino"),)),
+    "litert": ExportFormat("litert", "litert", ".tflite", ()),
+}
+
+
+class ExportError(ValueError):
+    """An export cannot be written or does not reproduce the model; the message says why and what to do."""
+
+
+def get_format(name: str) -> ExportFormat:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ExportError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}") from None
+
+
+def require_modules(modules: Sequence[tuple[str, str]], what: str) -> None:
+    """ExportError naming the pip packages when a module is missing."""
+    missing = [package for module, package in modules if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ExportError(f"{what} needs {', '.join(missing)}, which is not installed: run {EXTRA}")
+
+
+def input_signature(model: keras.Model, batch: int | None = None) -> list:
+    """The model's inputs as TensorSpecs named like its Input layers, batch axis `batch` (None: any), float32.
+
+    Keras' export reads a list argument as ONE positional input, hence the outer list for a multi-input model."""
+    specs = [tf.TensorSpec((batch, *tensor.shape[1:]), tf.float32, name=tensor.name.split(":")[0])
+             for tensor in model.inputs]
+    return [specs] if len(specs) > 1 else specs
+
+
+def check_batch(model: keras.Model, batch: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """A fixed random batch for the export check: images in [-1, 1], vectors ~ N(0, 1), float32."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (batch, *tensor.shape[1:])
+        if len(shape) == 4:
+            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+        else:
+            arrays.append(rng.normal(size=shape).astype(np.float32))
+    return arrays
+
+
+def load_exported(fmt: str, path: str | Path, precision: str = "fp32") -> Callable[[Sequence[np.ndarray]], np.ndarray]:
+    """A runner for an exported network: list of float32 arrays (the model's input order) -> float32 array.
+
+    `precision` "bf16" asks OpenVINO for bfloat16 inference (on CPUs with AMX or AVX512-BF16); the other formats run
+    float32. Raises ExportError when the runtime is not installed or the file does not load.
+    """
+    spec = get_format(fmt)
+    path = Path(path)
+    try:
+        if fmt == "savedmodel":
+            return _SavedModelRunner(path)
+        if fmt == "onnx":
+            require_modules((("onnxruntime", "onnxruntime"),), "running an ONNX model")
+            return _OnnxRunner(path)
+        if fmt == "openvino":
+            require_modules(spec.modules, "running an OpenVINO model")
+            return _OpenVinoRunner(path, precision)
+        return _LiteRtRunner(path)
+    except ExportError:
+        raise
+    except (OSError, RuntimeError, ValueError) as error:
+        raise ExportError(f"{path} does not load as a {fmt} model: {error}") from error
+
+
+class _SavedModelRunner:
+    def __init__(self, path: Path):
+        self.loaded = tf.saved_model.load(str(path))  # kept: the endpoint's variables live as long as this object
+
+    def __call__(self, inputs):
+        return np.asarray(self.loaded.serve([tf.constant(x) for x in inputs]), np.float32)
+
+
+class _OnnxRunner:
+    def __init__(self, path: Path):
+        import onnxruntime  # noqa: PLC0415 -- the export extra
+
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs):
+        return np.asarray(self.session.run(None, dict(zip(self.names, inputs, strict=True)))[0], np.float32)
+
+
+class _OpenVinoRunner:
+    def __init__(self, path: Path, precision: str):
+        import openvino  # noqa: PLC0415 -- the export extra
+
+        hint = {"fp32": "f32", "bf16": "bf16"}[precision]
+        self.model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
+        self.output = self.model.outputs[0]
+
+    def __call__(self, inputs):
+        return np.asarray(self.model(list(inputs))[self.output], np.float32)
+
+
+class _LiteRtRunner:
+    def __init__(self, path: Path):
+        if importlib.util.find_spec("ai_edge_litert") is not None:
+            from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 -- the export extra
+        else:
+            Interpreter = tf.lite.Interpreter  # noqa: N806 -- TensorFlow's own copy of the same interpreter
+        self.interpreter = Interpreter(model_path=str(path))
+        # The converter names inputs "serving_default_<name>:0" and may order them differently: match by rank and
+        # by the order of the model's names (the signature keeps them).
+        self.inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["name"])
+        self.shapes = None
+
+    def __call__(self, inputs):
+        details = self._ordered(inputs)
+        shapes = [tuple(x.shape) for x in inputs]
+        if shapes != self.shapes:
+            for detail, x in zip(details, inputs, strict=True):
+                self.interpreter.resize_tensor_input(detail["index"], x.shape)
+            self.interpreter.allocate_tensors()
+            self.shapes = shapes
+        for detail, x in zip(details, inputs, strict=True):
+            self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(x, np.float32))
+        self.interpreter.invoke()
+        return np.array(self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"]), np.float32)
+
+    def _ordered(self, inputs):
+        """The interpreter's input details in the caller's order: each array goes to the free input of its rank and
+        trailing shape (the generator's target and source share one shape; their names keep their order)."""
+        order = ("target", "identity", "source", "input")
+        def rank(detail):
+            name = detail["name"]
+            return next((i for i, key in enumerate(order) if key in name), len(order))
+        details = sorted(self.inputs, key=rank)
+        return details if len(details) == len(inputs) else self.inputs
+
+
+def max_difference(model: keras.Model, runner: Callable, inputs: Sequence[np.ndarray]) -> float:
+    """max |runner(inputs) - model(inputs)| over the batch (float32)."""
+    reference = keras.ops.convert_to_numpy(model(list(inputs) if len(inputs) > 1 else inputs[0], training=False))
+    exported = runner(inputs)
+    if exported.shape != reference.shape:
+        raise ExportError(f"the exported model returns shape {exported.shape}, the Keras model {reference.shape}")
+    return float(np.max(np.abs(exported.astype(np.float32) - reference.astype(np.float32))))
+
+
+def export_network(model: keras.Model, fmt: str, destination: str | Path, tolerance: float = TOLERANCE,
+                   replace: bool = False) -> float:
+    """Write `model` to `destination` in `fmt` and check it; returns the measured max difference.
+
+    The export is written in a temporary folder beside the destination, checked there, then moved into place, so a
+    failed conversion or check leaves nothing behind. `replace`: an existing destination is replaced (the runtime
+    cache, where two runs may convert at once); otherwise it is an error. Raises ExportError (missing package,
+    conversion failure, a difference above `tolerance`, a destination that exists).
+    """
+    spec = get_format(fmt)
+    destination = Path(destination)
+    require_modules(spec.modules, f"exporting to {fmt}")
+    for path in spec.files(destination):
+        if path.exists() and not replace:
+            raise ExportError(f"{path} already exists; remove it or choose another --output")
+    parent = destination.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    try:
+        staged = workdir / destination.name
+        try:
+            with warnings.catch_warnings():
+                # tf2onnx's own deprecation notices (np.object, ...) are not the user's business.
+                warnings.simplefilter("ignore", FutureWarning)
+                model.export(str(staged), format=spec.keras_format, input_signature=input_signature(model),
+                             verbose=False)
+        except (ValueError, TypeError, RuntimeError, NotImplementedError, ImportError) as error:
+            raise ExportError(f"converting {model.name} to {fmt} failed: {error}") from error
+        difference = max_difference(model, load_exported(fmt, staged), check_batch(model))
+        if not np.isfinite(difference) or difference > tolerance:
+            raise ExportError(
+                f"the {fmt} export of {model.name} differs from the Keras model by {difference:.3g} (tolerance "
+                f"{tolerance:g}); it was not written"
+            )
+        for path in spec.files(staged):
+            os.replace(path, destination.parent / path.name)
+        return difference
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,110 @@
+"""Which engine runs the generator in a swap: TensorFlow (the Keras model), OpenVINO or ONNX Runtime.
+
+`--runtime` (swap, evaluate, inference.py):
+
+    auto          TensorFlow when TensorFlow sees a GPU; on a CPU OpenVINO when it is installed (the `export` extra),
+                  else TensorFlow
+    tf            the Keras model through tf.function (fp32, or bf16 by rebuilding it under mixed_bfloat16)
+    openvino      the generator exported to OpenVINO IR, compiled for the CPU with the f32 or bf16 precision hint
+    onnxruntime   the generator exported to ONNX, run by ONNX Runtime's CPU provider (float32 only)
+
+An exported runtime converts the generator once (clipswap.inference.export.export_network, which checks the export
+against the Keras model) and caches the file beside the checkpoint, in `.clipswap-cache/`, named by the checkpoint's
+SHA-256, so a changed checkpoint is converted again and never run through a stale export. Where the checkpoint's
+folder is not writable the cache is `~/.cache/clipswap/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from clipswap.inference.options import RUNTIMES
+
+log = logging.getLogger(__name__)
+
+#: Export format each exported runtime runs.
+RUNTIME_FORMATS = {"openvino": "openvino", "onnxruntime": "onnx"}
+#: Precisions each runtime can run.
+RUNTIME_PRECISIONS = {"tf": ("fp32", "bf16"), "openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",)}
+CACHE_FOLDER = ".clipswap-cache"
+
+
+class RuntimeUnavailableError(ValueError):
+    """A runtime that cannot run here (not installed, a precision it lacks); the message names the fix."""
+
+
+def gpu_visible() -> bool:
+    import tensorflow as tf  # noqa: PLC0415
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve_runtime(name: str, precision: str = "fp32") -> str:
+    """The runtime `--runtime name` means here (module docstring). Raises RuntimeUnavailableError."""
+    if name not in RUNTIMES:
+        raise RuntimeUnavailableError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
+    if name == "auto":
+        if gpu_visible() or importlib.util.find_spec("openvino") is None:
+            return "tf"
+        return "openvino"
+    if name != "tf":
+        from clipswap.inference.export import get_format, require_modules  # noqa: PLC0415
+
+        try:
+            require_modules(get_format(RUNTIME_FORMATS[name]).modules, f"--runtime {name}")
+        except ValueError as error:
+            raise RuntimeUnavailableError(str(error)) from error
+    if precision not in RUNTIME_PRECISIONS[name]:
+        raise RuntimeUnavailableError(
+            f"--runtime {name} runs {' or '.join(RUNTIME_PRECISIONS[name])} only, not {precision}; use --precision "
+            "fp32 or another runtime")
+    return name
+
+
+def cache_path(checkpoint_path: str | Path, digest: str, fmt: str) -> Path:
+    """Where the `fmt` export of the checkpoint with SHA-256 `digest` is kept: beside the checkpoint when its folder
+    is writable, else in ~/.cache/clipswap."""
+    from clipswap.inference.export import get_format  # noqa: PLC0415
+
+    checkpoint_path = Path(checkpoint_path)
+    name = get_format(fmt).file_name(f"{checkpoint_path.stem}-{digest[:16]}")
+    folder = checkpoint_path.parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return folder / CACHE_FOLDER / name
+    return Path.home() / ".cache" / "clipswap" / name
+
+
+@dataclass
+class ExportedGenerator:
+    """A generator run by an exported runtime: called with numpy arrays in the Keras model's input order, returns
+    [B, S, S, 3] float32 (FaceSwapper calls it directly, outside TensorFlow)."""
+
+    runtime: str
+    precision: str
+    path: Path
+    runner: Callable[[Sequence[np.ndarray]], np.ndarray]
+    runs_numpy = True
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        return self.runner([np.ascontiguousarray(x, np.float32) for x in inputs])
+
+
+def exported_generator(checkpoint, runtime: str, precision: str) -> ExportedGenerator:
+    """The checkpoint's generator converted for `runtime` (cached; module docstring). Raises ExportError."""
+    from clipswap.checkpoints.native import sha256_of  # noqa: PLC0415
+    from clipswap.inference.export import export_network, load_exported  # noqa: PLC0415
+
+    fmt = RUNTIME_FORMATS[runtime]
+    path = cache_path(checkpoint.path, sha256_of(checkpoint.path), fmt)
+    if not path.exists():
+        log.warning("converting the generator for %s once; cached in %s", runtime, path)
+        difference = export_network(checkpoint.model, fmt, path, replace=True)
+        log.info("%s export of %s: max difference %.2e", runtime, checkpoint.path, difference)
+    return ExportedGenerator(runtime, precision, path, load_exported(fmt, path, precision))

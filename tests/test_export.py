@@ -1,0 +1,202 @@
+"""`clipswap export` and `--runtime`: every format round-trips a tiny generator within tolerance, a failed check
+leaves nothing behind, the runtime cache is keyed by the checkpoint's hash (a changed checkpoint is converted
+again), every runtime swaps a real photo like the TensorFlow one, and the errors name what to do."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from clipswap.checkpoints.native import init_generator, load_generator
+from clipswap.cli import main
+from clipswap.config import get_preset
+from clipswap.inference.export import (
+    FORMATS,
+    TOLERANCE,
+    ExportError,
+    check_batch,
+    export_network,
+    load_exported,
+    max_difference,
+)
+from clipswap.inference.options import EXPORT_FORMATS
+from clipswap.inference.runtime import (
+    CACHE_FOLDER,
+    RuntimeUnavailableError,
+    cache_path,
+    exported_generator,
+    resolve_runtime,
+)
+from clipswap.models.generator import Generator
+
+from conftest import require_module, shared_data
+
+TINY = get_preset("tiny").model
+#: The module each format needs to write and run it (the export extra).
+FORMAT_MODULES = {"onnx": "onnxruntime", "openvino": "openvino", "litert": None, "savedmodel": None}
+
+
+def _require(fmt: str) -> None:
+    if FORMAT_MODULES[fmt]:
+        require_module(FORMAT_MODULES[fmt], f"the {fmt} export; pip install -e '.[export]'")
+    if fmt == "onnx":
+        require_module("tf2onnx", "the onnx export; pip install -e '.[export]'")
+
+
+def test_the_format_lists_agree():
+    assert tuple(sorted(FORMATS)) == EXPORT_FORMATS
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("source_image", [False, True], ids=["vector", "source_image"])
+def test_every_format_round_trips_a_tiny_generator(tmp_path, fmt, source_image):
+    _require(fmt)
+    model = Generator(TINY.replace(source_image=source_image))
+    destination = tmp_path / FORMATS[fmt].file_name("generator")
+    difference = export_network(model, fmt, destination)
+    assert 0.0 <= difference <= TOLERANCE
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in FORMATS[fmt].files(destination))
+    # Another batch size than the check's, and an independent comparison with the Keras model.
+    inputs = check_batch(model, batch=3, seed=5)
+    runner = load_exported(fmt, destination)
+    out = runner(inputs)
+    assert out.shape == (3, 64, 64, 3) and np.isfinite(out).all()
+    np.testing.assert_allclose(out, model(inputs).numpy(), atol=TOLERANCE)
+    assert max_difference(model, runner, inputs) <= TOLERANCE
+
+
+def test_a_failed_check_writes_nothing(tmp_path):
+    _require("litert")
+    model = Generator(TINY)
+    with pytest.raises(ExportError, match="differs from the Keras model"):
+        export_network(model, "litert", tmp_path / "g.tflite", tolerance=1e-12)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "g.tflite").write_bytes(b"mine")
+    with pytest.raises(ExportError, match="already exists"):
+        export_network(model, "litert", tmp_path / "g.tflite")
+    assert (tmp_path / "g.tflite").read_bytes() == b"mine"
+
+
+def test_export_command_writes_generator_identity_and_manifest(tmp_path):
+    _require("onnx")
+    checkpoint = init_generator(TINY, tmp_path / "tiny.keras")
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "onnx", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "max difference to Keras" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "generator.onnx", "identity.onnx"]
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["files"] == {"generator": "generator.onnx", "identity": "identity.onnx"}
+    assert manifest["max_difference"]["generator"] <= TOLERANCE and manifest["identity_dim"] == 128
+    # The identity file reproduces SFace: an LFW crop gives the Keras encoder's vector.
+    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+
+    sface = load_identity_encoder("sface")
+    crop = np.random.default_rng(0).uniform(0, 1, (1, 112, 112, 3)).astype(np.float32)
+    vector = load_exported("onnx", out / "identity.onnx")([crop])
+    np.testing.assert_allclose(vector, sface.embed(crop), atol=1e-3)
+    # A second export onto a folder that is not empty is refused, and the folder is untouched.
+    again = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "onnx", "--output", str(out)])
+    assert again.exit_code == 1 and "not an empty folder" in again.output
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "generator.onnx", "identity.onnx"]
+
+
+def test_export_command_errors(tmp_path, monkeypatch):
+    unknown = CliRunner().invoke(main, ["export", "--model", "demo", "--format", "caffe", "--output", str(tmp_path)])
+    assert unknown.exit_code == 2 and "caffe" in unknown.output
+    landmarks = CliRunner().invoke(main, ["export", "--model", "landmarks", "--format", "savedmodel",
+                                          "--output", str(tmp_path / "x")])
+    assert landmarks.exit_code == 1 and "not a network" in landmarks.output
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    missing = CliRunner().invoke(main, ["export", "--model", "demo", "--format", "openvino",
+                                        "--output", str(tmp_path / "y")])
+    assert missing.exit_code == 1
+    assert "openvino, which is not installed" in missing.output and ".[export]" in missing.output
+    assert not (tmp_path / "y").exists() and not (tmp_path / "x").exists()
+
+
+def test_resolve_runtime(monkeypatch):
+    assert resolve_runtime("tf", "bf16") == "tf"
+    with pytest.raises(RuntimeUnavailableError, match="fp32 only"):
+        resolve_runtime("onnxruntime", "bf16")
+    with pytest.raises(RuntimeUnavailableError, match="unknown runtime"):
+        resolve_runtime("tensorrt")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    assert resolve_runtime("auto") == "tf"  # nothing exported is installed: TensorFlow
+    with pytest.raises(RuntimeUnavailableError, match=r"\.\[export\]"):
+        resolve_runtime("openvino")
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime):
+    _require("openvino" if runtime == "openvino" else "onnx")
+    path = init_generator(TINY, tmp_path / "g.keras", seed=1)
+    first = exported_generator(load_generator(path), runtime, "fp32")
+    assert first.path.parent == tmp_path / CACHE_FOLDER and first.path.exists()
+    inputs = check_batch(load_generator(path).model, seed=2)
+    np.testing.assert_allclose(first(inputs), load_generator(path).model(inputs).numpy(), atol=TOLERANCE)
+    # Cached: no second conversion (the file is not rewritten).
+    stamp = first.path.stat().st_mtime_ns
+    assert exported_generator(load_generator(path), runtime, "fp32").path == first.path
+    assert first.path.stat().st_mtime_ns == stamp
+    # A changed checkpoint at the same path gets its own conversion, and its own outputs.
+    for old in (tmp_path / "g.keras", path):
+        old.unlink()
+    init_generator(TINY, tmp_path / "g.keras", seed=2)
+    changed = load_generator(path)
+    second = exported_generator(changed, runtime, "fp32")
+    assert second.path != first.path
+    np.testing.assert_allclose(second(inputs), changed.model(inputs).numpy(), atol=TOLERANCE)
+    assert np.abs(second(inputs) - first(inputs)).max() > 1e-3
+
+
+def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_writable(tmp_path, monkeypatch):
+    import os  # noqa: PLC0415
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.onnx"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == (
+        tmp_path / "home" / ".cache" / "clipswap" / f"g-{'ab' * 8}.onnx")
+
+
+@pytest.fixture(scope="module")
+def photo_parts(tmp_path_factory):
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.inference.media import read_image  # noqa: PLC0415
+
+    source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
+    target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
+    config = TINY.replace(image_size=128)
+    path = init_generator(config, tmp_path_factory.mktemp("rt") / "g.keras", seed=3)
+    return load_generator(path), YuNetDetector(), source, target
+
+
+@pytest.mark.parametrize(("runtime", "precision", "tolerance"),
+                         [("openvino", "fp32", 1), ("onnxruntime", "fp32", 1), ("openvino", "bf16", 24)])
+def test_every_runtime_swaps_a_real_photo_like_tensorflow(photo_parts, runtime, precision, tolerance):
+    """Same faces, same geometry: the pixels outside the paste-back region stay the target's, and inside them the
+    runtime's swap matches TensorFlow's fp32 swap (fp32: within one grey level; bf16: within bf16 rounding)."""
+    _require("openvino" if runtime == "openvino" else "onnx")
+    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
+
+    checkpoint, detector, source, target = photo_parts
+    outputs = {}
+    for engine, engine_precision in (("tf", "fp32"), (runtime, precision)):
+        swapper = FaceSwapper.from_checkpoint(checkpoint, detector, runtime=engine, precision=engine_precision)
+        swapper.set_source(source)
+        outputs[engine], faces = swapper.swap_frame(target)
+        assert faces == 1
+    reference, candidate = outputs["tf"].astype(int), outputs[runtime].astype(int)
+    assert candidate.shape == target.shape
+    changed = np.any(reference != target, axis=-1)
+    assert changed.mean() > 0.05, "the TensorFlow swap must change the face"
+    # Pixels the TensorFlow swap left alone are (up to rounding coincidences) left alone by the runtime's too.
+    assert (np.any(candidate != target, axis=-1) & ~changed).mean() < 0.002
+    assert np.abs(candidate - reference).max() <= tolerance

@@ -1,0 +1,144 @@
+"""Generators that read the source's aligned crop beside the target (ModelConfig.source_image): the graph stacks the
+two images before its first conv, the output depends on the source pixels, gradients reach every weight, the
+trainer and its wrong-source control feed (and roll) the source images, and FaceSwapper feeds G exactly the source's
+aligned crop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_generator import _assert_all_gradients
+from test_trainer import SIZE, build_trainer, run_steps, synthetic_dataset
+
+from clipswap.config import ModelConfig, get_preset
+from clipswap.face.align import align_face
+from clipswap.face.detection import sort_by_area
+from clipswap.losses.composite import LossWeights
+from clipswap.models.generator import Generator, generator_inputs
+from clipswap.training.trainer import SwapTrainer, make_optimizer
+
+from conftest import shared_data
+
+TINY = get_preset("tiny").model
+
+
+def _inputs(config: ModelConfig, seed: int = 0, batch: int = 2):
+    rng = np.random.default_rng(seed)
+    size = config.image_size
+    target = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+    identity = rng.normal(size=(batch, config.id_input_dim)).astype(np.float32)
+    source = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
+    return target, identity, source
+
+
+def test_the_source_crop_is_a_third_input_stacked_with_the_target():
+    config = TINY.replace(source_image=True)
+    model = Generator(config)
+    # Only the first conv grows: 3 more input channels x 3 x 3 x base width.
+    assert model.count_params() == Generator(TINY).count_params() + 3 * 3 * 3 * config.base_filters
+    assert [tuple(i.shape) for i in model.inputs] == [(None, 64, 64, 3), (None, config.id_input_dim),
+                                                      (None, 64, 64, 3)]
+    target, identity, source = _inputs(config)
+    y = model(generator_inputs(config, target, identity, source)).numpy()
+    assert y.shape == target.shape and np.isfinite(y).all()
+    other = model(generator_inputs(config, target, identity, -source)).numpy()
+    assert np.abs(y - other).max() > 1e-3, "the output must depend on the source pixels"
+    _assert_all_gradients(model, [target, identity, source], lambda out: tf.reduce_mean(tf.square(out - 0.3)))
+    clone = Generator.from_config(model.get_config())
+    assert clone.config_.source_image
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone([target, identity, source]).numpy(), y)
+
+
+def test_generator_inputs_needs_the_source_only_when_read():
+    config = TINY.replace(source_image=True)
+    with pytest.raises(ValueError, match="source's aligned crop"):
+        generator_inputs(config, 1, 2)
+    assert generator_inputs(TINY, 1, 2, 3) == [1, 2]
+    with pytest.raises(ValueError, match="source_image must be true or false"):
+        TINY.replace(source_image="yes")
+
+
+def test_a_residual_source_image_generator_starts_as_the_target():
+    config = TINY.replace(source_image=True, residual=True)
+    target, identity, source = _inputs(config)
+    np.testing.assert_array_equal(Generator(config)([target, identity, source]).numpy(), target)
+
+
+def _source_image_trainer() -> SwapTrainer:
+    trainer = build_trainer(LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=0.1),
+                            clip=False)
+    config = trainer.generator.config_.replace(source_image=True)
+    generator = Generator(config)
+    trainer = SwapTrainer(generator, trainer.discriminator, trainer.identity, trainer.loss_weights_,
+                          perceptual=trainer.perceptual, attribute=trainer.attribute)
+    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "g"),
+                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "d"))
+    trainer.run_eagerly = True
+    trainer.make_train_function()
+    return trainer
+
+
+def test_trainer_steps_feed_the_source_images_to_g():
+    trainer = _source_image_trainer()
+    kernel = trainer.generator.get_layer("generator_x0").kernel
+    before = np.array(kernel)
+    logs = run_steps(trainer, iter(synthetic_dataset()), 2)
+    assert all(np.isfinite(list(step.values())).all() for step in logs)
+    # The first conv's weights on the source channels (3..5) moved: the step's loss saw the source pixels.
+    assert np.abs(np.array(kernel)[:, :, 3:] - before[:, :, 3:]).max() > 1e-6
+
+
+def test_the_wrong_source_control_rolls_the_source_images_too():
+    trainer = _source_image_trainer()
+    rng = np.random.default_rng(3)
+    target = tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32"))
+    sources = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32")
+    _, identity_in = trainer.heldout_inputs(tf.constant(sources))
+    swap = trainer.heldout_swap_embedding(target, identity_in, source=tf.constant(sources)).numpy()
+    # Shifting by the batch size gives every target its own source again: the same swaps.
+    again = trainer.heldout_swap_embedding(target, identity_in, shift=3, source=tf.constant(sources)).numpy()
+    np.testing.assert_allclose(again, swap, atol=1e-5)
+    # The same identity vector for all, different source pixels: the control still differs (the pixels are rolled).
+    same_vector = tf.repeat(identity_in[:1], 3, axis=0)
+    matched = trainer.heldout_swap_embedding(target, same_vector, source=tf.constant(sources)).numpy()
+    control = trainer.heldout_swap_embedding(target, same_vector, shift=1, source=tf.constant(sources)).numpy()
+    assert np.abs(matched - control).max() > 1e-6
+
+
+class Spy:
+    """A generator stand-in that returns the source crop it is given and keeps every input."""
+
+    def __init__(self):
+        self.inputs = []
+
+    def __call__(self, inputs):
+        target, identity, source = inputs
+        kept = tf.numpy_function(self._keep, [target, identity, source], tf.float32)
+        return tf.reshape(kept, tf.shape(source))
+
+    def _keep(self, target, identity, source):
+        self.inputs.append((target.copy(), identity.copy(), source.copy()))
+        return source
+
+
+def test_face_swapper_feeds_the_source_crop_beside_each_target_crop():
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+    from clipswap.inference.media import read_image  # noqa: PLC0415
+    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
+
+    source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
+    target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
+    identity, detector, spy = load_identity_encoder("sface"), YuNetDetector(), Spy()
+    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, source_image=True)
+    swapper.set_source(source)
+    output, faces = swapper.swap_frame(target)
+    assert faces == 1 and output.shape == target.shape
+    fed_target, fed_identity, fed_source = spy.inputs[0]
+    expected, _ = align_face(source, sort_by_area(detector.detect(source))[0].landmarks, 128)
+    np.testing.assert_allclose(np.round((fed_source[0] + 1.0) * 127.5), expected, atol=0.51)
+    np.testing.assert_allclose(fed_identity[0], swapper.source_vector)
+    expected_target, _ = align_face(target, sort_by_area(detector.detect(target))[0].landmarks, 128)
+    np.testing.assert_allclose(np.round((fed_target[0] + 1.0) * 127.5), expected_target, atol=0.51)
