@@ -136,6 +136,9 @@ def test_teacher_loss_and_identity_augment():
     face = tf.tensor_scatter_nd_update(target, [[0, 2, 3, 0], [0, 2, 3, 1], [0, 2, 3, 2]], [0.5, 0.5, 0.5])
     assert float(teacher_loss(face, swap, target)) == pytest.approx(0.5)
     assert float(teacher_loss(target, swap, target)) == 0.0
+    # With the background: plus the mean outside the face, per sample (sample 0: |0 - 1| = 1 over its other 63
+    # pixels; sample 1, a same pair: |0 + 0.5| over all), averaged over the batch: 0.5 + (1 + 0.5) / 2.
+    assert float(teacher_loss(face, swap, target, background=True)) == pytest.approx(1.25)
     with pytest.raises(ValueError, match="B, H, W, C"):
         teacher_loss(tf.zeros([8, 8, 3]), tf.zeros([8, 8, 3]))
     images = tf.random.stateless_uniform([3, 32, 32, 3], seed=[1, 2], minval=-1, maxval=1)

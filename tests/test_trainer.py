@@ -253,3 +253,19 @@ def test_heldout_callback_logs_loss_control_and_id_retrieval(tmp_path, shift, lo
     assert records[0]["heldout_id_loss"] == pytest.approx(loss, abs=1e-6)
     assert records[0]["heldout_id_loss_wrong_source"] == pytest.approx(1.0, abs=1e-6)  # one more roll: orthogonal
     assert records[0]["heldout_id_retrieval"] == retrieval
+
+
+def test_identity_warmup_weights_the_id_term_only_before_its_last_step():
+    """id_warmup=(2, w): g_total carries (w - weights.id) * id more in steps 0 and 1, nothing more from step 2; the
+    reported terms are the same as without the warm-up."""
+    weights = LossWeights(id=2.0, rec=5.0, perceptual=0.0, contra=0.0, att=0.0, adv=0.0)
+    plain = build_trainer(weights, clip=False)
+    warm = build_trainer(weights, clip=False)
+    warm.id_warmup = (2, 10.0)
+    logs_plain = run_steps(plain, iter(synthetic_dataset()), 1)
+    logs_warm = run_steps(warm, iter(synthetic_dataset()), 1)
+    assert logs_warm[0]["id"] == pytest.approx(logs_plain[0]["id"], rel=1e-5)
+    assert logs_warm[0]["g_total"] == pytest.approx(logs_plain[0]["g_total"] + 8.0 * logs_plain[0]["id"], rel=1e-4)
+    logs = run_steps(warm, iter(synthetic_dataset(seed=1)), 2)
+    rest = logs[1]
+    assert rest["g_total"] == pytest.approx(2.0 * rest["id"] + 5.0 * rest["rec"], rel=1e-4)  # step 2: warm-up over

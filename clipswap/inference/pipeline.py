@@ -27,6 +27,7 @@ from clipswap.inference.media import (
     write_image,
 )
 from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
+from clipswap.inference.pipelining import BackgroundWriter, Prefetcher
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.inference.swapper import FaceSwapper, NoFaceError
 
@@ -88,6 +89,9 @@ class SwapSummary:
     seconds: float
     tracks: str | None = None  # video with tracking: tracks started, detections bridged, scene cuts
     decode_errors: int = 0  # video with --allow-damaged: ffmpeg's decoding errors in the input
+    #: video: seconds per stage (the swapper's detect/align/generate/blend sums, the time spent waiting for decoded
+    #: frames, writing them in the encoder thread, and waiting for that thread).
+    timing: dict | None = None
 
     def describe(self) -> str:
         if self.kind == "image":
@@ -355,15 +359,18 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
             swapper.start_tracking(reader.info.fps, smoothing=request.smoothing, min_cutoff=request.smooth_min_cutoff,
                                    beta=request.smooth_beta)
         progress = tqdm(total=reader.info.frame_estimate, unit="frame", desc="swap", disable=not request.progress)
+        # Decoding and writing (watermark, encoder pipe) run in their own threads, beside the swap (pipelining).
+        decoded, encoder = Prefetcher(reader), BackgroundWriter(writer.write)
         try:
             with progress:
-                for frame in reader:
+                for frame in decoded:
                     output, count = swapper.swap_frame(frame)
-                    writer.write(output)
+                    encoder.submit(output)
                     frames += 1
                     faces += count
                     without += count == 0
                     progress.update(1)
+            encoder.close()
             tracks = None
             if reader.decode_errors:
                 log.warning("%s: %d decoding error(s) in the input were allowed (--allow-damaged)", request.target,
@@ -373,6 +380,8 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
                 tracks = (f"{tracker.started} face track(s), {tracker.bridged} missed detection(s) bridged, "
                           f"{tracker.scene_cuts} scene cut(s)")
         finally:
+            decoded.close()
+            encoder.abandon()  # a no-op after close(); after a failure it drops the frames still queued
             if tracked:
                 swapper.stop_tracking()
         if frames == 0:
@@ -381,5 +390,7 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
             # As for an image without a face: an error, and no copy labelled "faces were swapped" is left behind.
             raise NoFaceError(f"no face to swap was found in any of the {frames} frames of {request.target}"
                               + (" that matches the reference face" if request.reference_face else ""))
+    timing = {"decode_wait": decoded.waited, "encode": encoder.busy, "encode_wait": encoder.waited,
+              **getattr(getattr(swapper, "timer", None), "seconds", {})}
     return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks,
-                       len(reader.decode_errors))
+                       len(reader.decode_errors), timing)

@@ -58,7 +58,8 @@ def reconstruction_loss(
     return loss
 
 
-def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
+def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None = None,
+                 background: bool = False) -> tf.Tensor:
     """Mean |X_teacher - X_swap| (ours; the demo recipe): over the whole batch, or, with `target`, over the face
     region only (the pixels where the teacher differs from the target).
 
@@ -75,9 +76,12 @@ def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None =
         teacher: [B, H, W, 3] RGB in [-1, 1].
         swap: [B, H, W, 3] RGB in [-1, 1] (gradient flows here).
         target: [B, H, W, 3] the targets the teachers were made on, or None (whole-image average).
+        background: with `target`, add the mean over the pixels outside each sample's face region (every sample,
+            same-identity ones included), each region averaged on its own: the face pays in full and the rest of
+            the crop (background, hair) stays the target's.
 
     Returns:
-        Scalar float32 in [0, 2]; 0 when `target` is given and no sample has a face region.
+        Scalar float32 in [0, 2] ([0, 4] with `background`); the face part is 0 when no sample has a face region.
     """
     teacher = tf.cast(teacher, tf.float32)
     swap = tf.cast(swap, tf.float32)
@@ -91,4 +95,10 @@ def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None =
     area = tf.reduce_sum(region, axis=[1, 2, 3])
     per_sample = tf.reduce_sum(region * tf.abs(teacher - swap), axis=[1, 2, 3]) / tf.maximum(3.0 * area, 1.0)
     has_face = tf.cast(area > 0, tf.float32)
-    return tf.reduce_sum(per_sample * has_face) / tf.maximum(tf.reduce_sum(has_face), 1.0)
+    face = tf.reduce_sum(per_sample * has_face) / tf.maximum(tf.reduce_sum(has_face), 1.0)
+    if not background:
+        return face
+    outside = 1.0 - region
+    rest = tf.reduce_sum(outside * tf.abs(teacher - swap), axis=[1, 2, 3]) / tf.maximum(
+        3.0 * tf.reduce_sum(outside, axis=[1, 2, 3]), 1.0)
+    return face + tf.reduce_mean(rest)

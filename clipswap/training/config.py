@@ -58,6 +58,12 @@ class TrainConfig:
         id_augment: score the identity loss on a randomly shifted and flipped swap (expectation over
             transformations, clipswap.losses.augment.identity_augment).
         teacher_face_only: the teacher term (weights.teacher) averages over the face region only.
+        teacher_background: with teacher_face_only, the mean over the pixels outside the face region is added (each
+            region averaged on its own), so the swap keeps the target's background and hair on cross-identity pairs.
+        id_warmup_steps, id_warmup_weight: a curriculum (ours): for the first `id_warmup_steps` steps the identity
+            term is weighted `id_warmup_weight` instead of weights.id (0 steps = off). A generator that starts as a
+            copy of the target (residual) stays one under a moderate identity weight; a strong one opens the path
+            from the source, which the teacher and perceptual terms then pull back to the target's pose.
         perceptual_to_teacher: with teacher pairs, the perceptual term compares the swap with the teacher on every
             pair instead of with the target on same-identity pairs.
         attribute_network, attribute_file: see ATTRIBUTE_NETWORKS.
@@ -97,6 +103,9 @@ class TrainConfig:
     facedancer_rec_clip: bool = False
     id_augment: bool = False
     teacher_face_only: bool = False
+    teacher_background: bool = False
+    id_warmup_steps: int = 0
+    id_warmup_weight: float = 10.0
     perceptual_to_teacher: bool = False
     attribute_network: str = "identity"
     attribute_file: str | None = None
@@ -118,6 +127,9 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.id_warmup_steps < 0 or not self.id_warmup_weight >= 0:
+            raise ValueError("id_warmup_steps and id_warmup_weight must be >= 0, got "
+                             f"{self.id_warmup_steps} and {self.id_warmup_weight}")
         for name in ("lr_g", "lr_d"):
             value = getattr(self, name)
             if not math.isfinite(value) or value <= 0:

@@ -226,7 +226,9 @@ def build_trainer(
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
         n_aug=config.n_aug, aug_distortion=config.aug_distortion, aug_crop_fraction=config.aug_crop_fraction,
         facedancer_rec_clip=config.facedancer_rec_clip, id_augment=config.id_augment,
-        teacher_face_only=config.teacher_face_only, perceptual_to_teacher=config.perceptual_to_teacher,
+        teacher_face_only=config.teacher_face_only, teacher_background=config.teacher_background,
+        id_warmup=(config.id_warmup_steps, config.id_warmup_weight),
+        perceptual_to_teacher=config.perceptual_to_teacher,
         seed=config.seed,
     )
     fp16 = config.precision == "fp16"

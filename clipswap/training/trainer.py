@@ -153,6 +153,9 @@ class SwapTrainer(keras.Model):
         facedancer_rec_clip: FaceDancer's clip-and-halve of the reconstruction loss.
         id_augment: score the identity loss on a randomly shifted and flipped swap (identity_augment).
         teacher_face_only: average the teacher term over the face region only (teacher_loss with the target).
+        teacher_background: with teacher_face_only, add the mean outside the face region (teacher_loss background).
+        id_warmup: (steps, weight): the identity term's weight is `weight` instead of weights.id while the global
+            step is below `steps` (0 steps = off); the reported terms are unchanged, only g_total differs.
         perceptual_to_teacher: the perceptual term compares the swap with the teacher on every pair (batches with
             teachers) instead of with the target on same-identity pairs.
         seed: run seed (the CLIP augmentation draws are derived from it and the step).
@@ -178,6 +181,8 @@ class SwapTrainer(keras.Model):
         facedancer_rec_clip: bool = False,
         id_augment: bool = False,
         teacher_face_only: bool = False,
+        teacher_background: bool = False,
+        id_warmup: tuple[int, float] = (0, 0.0),
         perceptual_to_teacher: bool = False,
         seed: int = 0,
         name: str = "swap_trainer",
@@ -198,6 +203,8 @@ class SwapTrainer(keras.Model):
         self.facedancer_rec_clip = bool(facedancer_rec_clip)
         self.id_augment = bool(id_augment)
         self.teacher_face_only = bool(teacher_face_only)
+        self.teacher_background = bool(teacher_background)
+        self.id_warmup = (int(id_warmup[0]), float(id_warmup[1]))
         self.perceptual_to_teacher = bool(perceptual_to_teacher)
         self.seed = int(seed)
 
@@ -383,8 +390,17 @@ class SwapTrainer(keras.Model):
         if w.teacher:
             if teacher is None:
                 raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
-            terms["teacher"] = teacher_loss(teacher, swap, target if self.teacher_face_only else None)
+            terms["teacher"] = teacher_loss(teacher, swap, target if self.teacher_face_only else None,
+                                            background=self.teacher_background)
         return swap, terms
+
+    def _id_warmup_extra(self, id_term: tf.Tensor) -> tf.Tensor:
+        """(warm-up weight - weights.id) * id term while the step is below the warm-up's end, else 0."""
+        steps, weight = self.id_warmup
+        if steps <= 0:
+            return tf.constant(0.0, tf.float32)
+        active = tf.cast(self.step_counter.read_value() < steps, tf.float32)
+        return active * (weight - self.loss_weights_.id) * tf.cast(id_term, tf.float32)
 
     def _contrastive(self, e_ref: tf.Tensor, swap: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         """Eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = n_aug augmentations of the swap; updates the CLIP
@@ -428,6 +444,7 @@ class SwapTrainer(keras.Model):
             swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed,
                                                teacher, source)
             g_total, g_named = generator_loss(terms, self.loss_weights_)
+            g_total = g_total + self._id_warmup_extra(terms["id"])
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
         with tf.GradientTape() as d_tape:
             d_total, d_named = discriminator_loss(self.discriminator_terms(source, swap))
