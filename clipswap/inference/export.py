@@ -168,33 +168,24 @@ class _LiteRtRunner:
         else:
             Interpreter = tf.lite.Interpreter  # noqa: N806 -- TensorFlow's own copy of the same interpreter
         self.interpreter = Interpreter(model_path=str(path))
-        # The converter names inputs "serving_default_<name>:0" and may order them differently: match by rank and
-        # by the order of the model's names (the signature keeps them).
-        self.inputs = sorted(self.interpreter.get_input_details(), key=lambda d: d["name"])
+        # The converter names inputs "serving_default_<name>:0" in an order of its own: put them in the Keras
+        # model's order (target, identity, then source) by their names.
+        order = ("target", "identity", "source")
+        self.inputs = sorted(self.interpreter.get_input_details(),
+                             key=lambda d: next((i for i, key in enumerate(order) if key in d["name"]), len(order)))
         self.shapes = None
 
     def __call__(self, inputs):
-        details = self._ordered(inputs)
         shapes = [tuple(x.shape) for x in inputs]
         if shapes != self.shapes:
-            for detail, x in zip(details, inputs, strict=True):
+            for detail, x in zip(self.inputs, inputs, strict=True):
                 self.interpreter.resize_tensor_input(detail["index"], x.shape)
             self.interpreter.allocate_tensors()
             self.shapes = shapes
-        for detail, x in zip(details, inputs, strict=True):
+        for detail, x in zip(self.inputs, inputs, strict=True):
             self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(x, np.float32))
         self.interpreter.invoke()
         return np.array(self.interpreter.get_tensor(self.interpreter.get_output_details()[0]["index"]), np.float32)
-
-    def _ordered(self, inputs):
-        """The interpreter's input details in the caller's order: each array goes to the free input of its rank and
-        trailing shape (the generator's target and source share one shape; their names keep their order)."""
-        order = ("target", "identity", "source", "input")
-        def rank(detail):
-            name = detail["name"]
-            return next((i for i, key in enumerate(order) if key in name), len(order))
-        details = sorted(self.inputs, key=rank)
-        return details if len(details) == len(inputs) else self.inputs
 
 
 def max_difference(model: keras.Model, runner: Callable, inputs: Sequence[np.ndarray]) -> float:
