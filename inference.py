@@ -67,6 +67,13 @@ def _number_in(low: float, high: float, *, high_open: bool = False) -> Callable[
     return number
 
 
+def _face_number(text: str) -> int:
+    """An argparse type accepting a whole number >= 1 (--source-face)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return int(text)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="inference.py", description="Swap the face of --source onto the faces of --target."
@@ -87,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,
                         help="minimum face score, in [0, 1) [0.5]")
     parser.add_argument("--faces", default="all", type=_checked(FaceSelection.check), help="all, largest or N")
+    parser.add_argument("--source-face", type=_face_number, default=None, metavar="N",
+                        help="a source photo with several faces: use the N-th from the left [the most confident]")
     parser.add_argument("--reference-face", type=Path, default=None,
                         help="swap only the target faces of the person in this image")
     parser.add_argument("--similarity", type=_number_in(-1.0, 1.0), default=DEFAULT_SIMILARITY,
@@ -130,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
         retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
-        reference_face=args.reference_face, similarity=args.similarity, blend=args.blend, feather=args.feather,
+        source_face=args.source_face, reference_face=args.reference_face,
+        similarity=args.similarity, blend=args.blend, feather=args.feather,
         precision=args.precision, runtime=args.runtime, clip_preset=args.clip_preset,
         color_correction=args.color_correction,
         watermark=not args.no_watermark, tracking=not args.no_tracking, smoothing=not args.no_smoothing,

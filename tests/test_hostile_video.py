@@ -28,7 +28,7 @@ from conftest import shared_data
 class _Painter:
     """A stand-in swapper: one face per frame unless the frame is flat grey."""
 
-    def set_source(self, source):
+    def set_source(self, source, number=None):
         pass
 
     def swap_frame(self, frame):

@@ -20,7 +20,7 @@ from conftest import shared_data
 class _Painter:
     """A stand-in swapper: paints the frame's top-left corner and reports one face (none on a flat grey frame)."""
 
-    def set_source(self, source):
+    def set_source(self, source, number=None):
         pass
 
     def swap_frame(self, frame):

@@ -47,6 +47,8 @@ REQUIRED = ["--target", "t.jpg", "--source", "s.jpg", "--output", "o.png"]
         ("--similarity", "high", "argument --similarity: must be a number in [-1, 1], got 'high'"),
         ("--faces", "several", "argument --faces: --faces must be 'all', 'largest' or a positive number"),
         ("--faces", "0", "argument --faces: --faces must be 'all', 'largest' or a positive number"),
+        ("--source-face", "0", "argument --source-face: must be a whole number of 1 or more, got '0'"),
+        ("--source-face", "first", "argument --source-face: must be a whole number of 1 or more, got 'first'"),
     ],
 )
 def test_out_of_range_options_are_usage_errors(inference, capsys, option, value, message):

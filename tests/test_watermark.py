@@ -146,7 +146,7 @@ def test_verify_cli_on_video(tmp_path):
 class _Identity:
     """A stand-in swapper: returns the frame unchanged with one face 'swapped'."""
 
-    def set_source(self, source):
+    def set_source(self, source, number=None):
         pass
 
     def swap_frame(self, frame):

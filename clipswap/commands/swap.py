@@ -56,6 +56,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Minimum face score.")
 @click.option("--faces", default="all", type=FaceSelection.check, metavar="all|largest|N",
               help="Which target faces: all, largest, or N (the N largest).")
+@click.option("--source-face", type=click.IntRange(1), default=None, metavar="N",
+              help="A source photo with several faces: use the N-th from the left (default: the most confident, "
+                   "named in a warning).")
 @click.option("--reference-face", type=_PATH, default=None,
               help="Swap only the target faces of this person (multi-person scenes).")
 @click.option("--map", "mapping", multiple=True, callback=_parse_map, metavar="REF=SRC",
@@ -89,8 +92,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         reference_face, mapping, similarity, blend, color_correction, feather, precision, runtime, no_progress,
-         no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
+         source_face, reference_face, mapping, similarity, blend, color_correction, feather, precision, runtime,
+         no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -119,7 +122,8 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
         source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
-        detector=detector, det_threshold=det_threshold, faces=faces, reference_face=reference_face,
+        detector=detector, det_threshold=det_threshold, faces=faces, source_face=source_face,
+        reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
         color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,

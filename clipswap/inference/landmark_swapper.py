@@ -73,11 +73,11 @@ class LandmarkSwapper:
         self.reference_vector: np.ndarray | None = None
         self.timer = StageTimer()
 
-    def set_source(self, image: np.ndarray) -> np.ndarray:
-        """Keep the best face of `image` and its 68 landmarks (timed as SOURCE_STAGE); returns the landmarks in the
-        kept region's pixels. Raises NoFaceError."""
+    def set_source(self, image: np.ndarray, number: int | None = None) -> np.ndarray:
+        """Keep the best face of `image`, or its `number`-th from the left (--source-face; best_face), and its 68
+        landmarks (timed as SOURCE_STAGE); returns the landmarks in the kept region's pixels. Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            face = best_face(self.detector, image, "source image", say_which=True)
+            face = best_face(self.detector, image, "source image", say_which=True, number=number)
             points = self.landmarker(image, face)
             x0, y0, x1, y1 = face_region(points, image.shape)
             self.source = np.ascontiguousarray(image[y0:y1, x0:x1])

@@ -55,6 +55,8 @@ class SwapRequest:
     detector: str = "auto"
     det_threshold: float = 0.5
     faces: str = "all"
+    #: Which face of a source photo holding several (--source-face): the N-th from the left; None: the most confident.
+    source_face: int | None = None
     reference_face: Path | None = None
     #: --map REF=SRC pairs: each target face goes to the source of its most similar reference (set_mapping).
     mapping: tuple[tuple[Path, Path], ...] = ()
@@ -260,7 +262,7 @@ def run_swap(request: SwapRequest, swapper=None,
     if not request.watermark and announce is not None:
         announce(NO_WATERMARK_WARNING)
     if source is not None:
-        swapper.set_source(source)
+        swapper.set_source(source, request.source_face)
     if mapping:
         swapper.set_mapping(mapping)
     if request.reference_face is not None:

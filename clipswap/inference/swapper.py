@@ -150,9 +150,11 @@ def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     return reinhard_transfer(face_u8, np.ascontiguousarray(target), mask > 0.5).astype(np.float32) / 255.0
 
 
-def best_face(detector, image: np.ndarray, what: str, say_which: bool = False) -> Detection:
-    """The highest-scoring face `detector` finds in `image`; NoFaceError naming `what` when there is none.
-    `say_which`: when the image holds several faces, log (warning) which one is used, so it is never silent."""
+def best_face(detector, image: np.ndarray, what: str, say_which: bool = False, number: int | None = None) -> Detection:
+    """The highest-scoring face `detector` finds in `image`, or with `number` the number-th face counted from the left
+    (1 = leftmost; --source-face); NoFaceError naming `what` when there is none or `number` is past the last face.
+    `say_which`: when the image holds several faces and no `number` chose one, log (warning) which one is used and
+    its number, so it is never silent."""
     found = detector.detect(image)
     sides = [min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in found]
     detections = [d for d, side in zip(found, sides, strict=True) if side >= MIN_SOURCE_FACE]
@@ -162,11 +164,18 @@ def best_face(detector, image: np.ndarray, what: str, say_which: bool = False) -
             raise NoFaceError(f"the face in the {what} is only {side} px across, too small to carry an identity; "
                               f"use a photo where the face is at least {MIN_SOURCE_FACE} px")
         raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
+    from_left = sorted(detections, key=lambda d: float(d.box[0] + d.box[2]))
+    if number is not None:
+        if not 1 <= number <= len(from_left):
+            raise NoFaceError(f"--source-face {number} asks for a face the {what} does not have: it holds "
+                              f"{len(from_left)} face(s); choose 1 to {len(from_left)} (counted from the left)")
+        return from_left[number - 1]
     best = max(detections, key=lambda d: d.score)
     if say_which and len(detections) > 1:
         x0, y0, x1, y1 = (int(round(float(v))) for v in best.box)
-        log.warning("the %s holds %d faces; using the most confident one, at x=%d y=%d (%d x %d px); crop the image "
-                    "to choose another", what, len(detections), x0, y0, x1 - x0, y1 - y0)
+        log.warning("the %s holds %d faces; using the most confident one, face %d from the left, at x=%d y=%d "
+                    "(%d x %d px); choose another with --source-face N (1 = leftmost)", what, len(detections),
+                    [d is best for d in from_left].index(True) + 1, x0, y0, x1 - x0, y1 - y0)
     return best
 
 
@@ -333,10 +342,11 @@ class FaceSwapper:
             vector = np.concatenate([vector, clip_vector])
         return vector.astype(np.float32)
 
-    def _source_parts(self, image: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    def _source_parts(self, image: np.ndarray, what: str, number: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(identity input, for pre_swap and source_image the aligned crop, for pre_swap its 68 landmarks in crop
-        pixels) of the best face of a source image. Raises NoFaceError."""
-        face = best_face(self.detector, image, what, say_which=True)  # one detection serves all three
+        pixels) of the best face of a source image, or its `number`-th from the left (best_face). Raises NoFaceError."""
+        face = best_face(self.detector, image, what, say_which=True, number=number)  # one detection serves all three
         vector = self._identity_of_face(image, face)
         if self.pre_swap is None and not self.source_image:
             return vector, None, None
@@ -345,10 +355,11 @@ class FaceSwapper:
             return vector, crop, None
         return vector, crop, transform_points(matrix, self.landmarker(image, face))
 
-    def set_source(self, image: np.ndarray) -> np.ndarray:
-        """Compute and keep the source identity (once per run; timed as SOURCE_STAGE). Raises NoFaceError."""
+    def set_source(self, image: np.ndarray, number: int | None = None) -> np.ndarray:
+        """Compute and keep the source identity of the best face of `image`, or of its `number`-th face from the left
+        (--source-face; best_face), once per run, timed as SOURCE_STAGE. Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            self.source_vector, self.source_crop, self.source_68 = self._source_parts(image, "source image")
+            self.source_vector, self.source_crop, self.source_68 = self._source_parts(image, "source image", number)
         return self.source_vector
 
     def set_mapping(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
