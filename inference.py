@@ -10,8 +10,9 @@ pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR), in the release's layout (above) or fl
 ...); without a published generator the shipped demo generator (pretrained_ckpts/demo/) is used, and `--model_path
 demo` names it. The run prints one line naming the generator, identity encoder and detector it used. Unlike the
 release, a failure exits with status 1 and one clear message.
-Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --source-face, --reference-face, --similarity,
---blend, --color-correction, --feather, --precision, --runtime, --detector, --det-threshold, --clip-preset.
+Extra options of `clipswap swap` are accepted too, with the same ranges: --faces, --source-face, --reference-face,
+--similarity, --blend, --color-correction, --feather, --precision, --runtime, --detector, --det-threshold,
+--clip-preset.
 Out-of-range values are usage errors (exit status 2, one message).
 """
 
