@@ -109,5 +109,5 @@ def test_a_source_with_two_faces_says_which_it_uses(caplog):
     with caplog.at_level(logging.WARNING, logger="clipswap.inference.swapper"):
         face = best_face(YuNetDetector(), photo, "source image", say_which=True)
     message = " ".join(record.getMessage() for record in caplog.records)
-    assert "the source image holds 2 faces; using the most confident one, at x=" in message
+    assert "the source image holds 2 faces; using the most confident one, face 2 from the left, at x=" in message
     assert f"x={int(round(float(face.box[0])))} " in message
