@@ -98,6 +98,6 @@ def test_a_face_the_source_does_not_have_is_refused(tiny, tmp_path):
     assert not output.exists()
 
 
-def test_source_face_zero_is_a_usage_error(tiny, tmp_path):
+def test_source_face_zero_is_a_usage_error(tmp_path):
     result = swap("-s", "a.jpg", "-t", "b.jpg", "-o", tmp_path / "o.png", "--source-face", 0)
     assert result.exit_code == 2 and "--source-face" in result.stderr

@@ -170,12 +170,12 @@ def best_face(detector, image: np.ndarray, what: str, say_which: bool = False, n
             raise NoFaceError(f"--source-face {number} asks for a face the {what} does not have: it holds "
                               f"{len(from_left)} face(s); choose 1 to {len(from_left)} (counted from the left)")
         return from_left[number - 1]
-    best = max(detections, key=lambda d: d.score)
+    position, best = max(enumerate(from_left, start=1), key=lambda item: item[1].score)
     if say_which and len(detections) > 1:
         x0, y0, x1, y1 = (int(round(float(v))) for v in best.box)
         log.warning("the %s holds %d faces; using the most confident one, face %d from the left, at x=%d y=%d "
                     "(%d x %d px); choose another with --source-face N (1 = leftmost)", what, len(detections),
-                    [d is best for d in from_left].index(True) + 1, x0, y0, x1 - x0, y1 - y0)
+                    position, x0, y0, x1 - x0, y1 - y0)
     return best
 
 
