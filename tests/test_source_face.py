@@ -101,3 +101,15 @@ def test_a_face_the_source_does_not_have_is_refused(tiny, tmp_path):
 def test_source_face_zero_is_a_usage_error(tmp_path):
     result = swap("-s", "a.jpg", "-t", "b.jpg", "-o", tmp_path / "o.png", "--source-face", 0)
     assert result.exit_code == 2 and "--source-face" in result.stderr
+
+
+def test_source_face_with_only_map_sources_is_a_usage_error(tmp_path):
+    # --map sources take their most confident face; a --source-face that would pick nothing must not pass silently.
+    ref, src, target = (tmp_path / name for name in ("ref.jpg", "src.jpg", "t.jpg"))
+    for path in (ref, src, target):
+        path.write_bytes(b"not read: the usage check comes first")
+    output = tmp_path / "o.png"
+    result = swap("-t", target, "-o", output, "--map", f"{ref}={src}", "--source-face", 2)
+    assert result.exit_code == 2
+    assert "--source-face picks a face of the --source image, and none was given" in result.stderr
+    assert not output.exists()

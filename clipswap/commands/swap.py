@@ -118,6 +118,9 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
 
     if source is None and not mapping:
         raise click.UsageError("give --source IMAGE, or --map REF=SRC (repeatable)")
+    if source_face is not None and source is None:
+        raise click.UsageError("--source-face picks a face of the --source image, and none was given: add --source "
+                               "IMAGE, or drop --source-face (the --map sources use their most confident face)")
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
