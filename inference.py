@@ -27,6 +27,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from clipswap import quiet_start  # noqa: E402
+
+quiet_start.install()  # before anything imports tensorflow
+
 from clipswap.inference.options import (  # noqa: E402
     BLEND_KINDS,
     COLOR_CORRECTIONS,
@@ -118,10 +122,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"video: One Euro speed coefficient (per face size per second) [{SMOOTH_BETA}]")
     parser.add_argument("--allow-damaged", action="store_true",
                         help="video: swap a target ffmpeg reports damaged instead of refusing it")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-vv: show the traceback of an unexpected failure instead of one sentence")
     parser.add_argument("--no-watermark", action="store_true",
                         help="leave out the invisible watermark (on by default: it marks the output as a swap even "
                              "after re-encoding strips the metadata label)")
     return parser.parse_args(argv)
+
+
+def _printable(text: str) -> str:
+    """`text` with the undecodable bytes of a non-UTF-8 file name (surrogate escapes) written as \\xNN, so printing it
+    cannot fail on a strict stream (click.echo does the same for clipswap's command line)."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from clipswap.atomic import OutputError  # noqa: PLC0415
     from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.cli import Terminated, install_sigterm_handler  # noqa: PLC0415
+    from clipswap.cli import Terminated, install_sigterm_handler, unexpected_message  # noqa: PLC0415
     from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
     from clipswap.inference.export import ExportError  # noqa: PLC0415
     from clipswap.inference.media import MediaError  # noqa: PLC0415
@@ -149,10 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     install_sigterm_handler()
     try:
-        summary = run_swap(request, announce=lambda line: print(line, flush=True))
+        summary = run_swap(request, announce=lambda line: print(_printable(line), flush=True))
     except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError, ExportError,
             RuntimeUnavailableError) as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(_printable(f"Error: {error}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
@@ -160,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     except Terminated:
         print("Terminated.", file=sys.stderr)
         return 143
-    print(summary.describe())
+    except Exception as error:  # noqa: BLE001 -- the guard of last resort, as in clipswap's command group
+        if args.verbose >= 2:
+            raise
+        print(_printable(f"Error: {unexpected_message(error, '-vv')}"), file=sys.stderr)
+        return 1
+    print(_printable(summary.describe()))
     if getattr(summary, "failures", None):
         print(f"Error: {len(summary.failures)} of {summary.files} file(s) failed (listed above); re-run to retry "
               "them (files already written are skipped)", file=sys.stderr)

@@ -9,7 +9,7 @@ import threading
 
 import click
 
-from clipswap import __version__
+from clipswap import __version__, quiet_start
 from clipswap.commands.align import align
 from clipswap.commands.doctor import doctor
 from clipswap.commands.evaluate import evaluate
@@ -22,6 +22,7 @@ from clipswap.commands.train import train
 from clipswap.commands.verify import verify
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_start.install()  # the commands import tensorflow lazily, after this
 
 
 class Terminated(BaseException):
@@ -58,11 +59,15 @@ class GuardedGroup(click.Group):
         except Exception as error:  # noqa: BLE001 -- the guard of last resort, see the class docstring
             if ctx.params.get("verbose", 0) >= 2:
                 raise
-            detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise click.ClickException(
-                f"unexpected {type(error).__name__}: {detail} (this is a bug or an unforeseen failure; re-run with "
-                "-vv for the traceback)"
-            ) from error
+            raise click.ClickException(unexpected_message(error, "-vv")) from error
+
+
+def unexpected_message(error: BaseException, traceback_option: str) -> str:
+    """The one sentence for an exception nobody turned into a message: its type, its first line, and the option that
+    shows the traceback (the guard of last resort in both command lines)."""
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f"unexpected {type(error).__name__}: {detail} (this is a bug or an unforeseen failure; re-run with "
+            f"{traceback_option} for the traceback)")
 
 
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})

@@ -33,6 +33,14 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def load_inference_script(module_name: str):
+    """The checkout's inference.py (the release's script, not a package module) loaded as `module_name`."""
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_module(name: str, why: str) -> None:
     """Skip (fail under CI) when an optional package is not installed."""
     if importlib.util.find_spec(name) is None:

@@ -5,7 +5,6 @@ published one is found and a printed line naming the models."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,12 @@ from clipswap.inference.pipeline import SwapRequest
 from clipswap.inference.selection import DEFAULT_SIMILARITY
 from clipswap.inference.swapper import NoFaceError
 
-from conftest import REPO_ROOT, runtime_suffix, shared_data
+from conftest import load_inference_script, runtime_suffix, shared_data
 
 
 @pytest.fixture(scope="module")
 def inference():
-    spec = importlib.util.spec_from_file_location("inference_script", REPO_ROOT / "inference.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_inference_script("inference_script")
 
 
 REQUIRED = ["--target", "t.jpg", "--source", "s.jpg", "--output", "o.png"]
