@@ -22,6 +22,31 @@ def test_instance_norm_matches_numpy():
     assert [w.name for w in layer.weights] == ["gamma", "beta"]
 
 
+@pytest.mark.parametrize("offset", [0.0, 3.0, 20.0])
+def test_instance_norm_in_bf16_stays_near_the_float32_path_rounded_once(offset):
+    # mixed bf16 normalises in bf16 ((x - mean) * a + beta, statistics in float32); the earlier form computed all
+    # of it in float32 and rounded once at the end. Activations whose mean sits `offset` standard deviations from
+    # zero are where bf16 arithmetic could cancel.
+    rng = np.random.default_rng(1)
+    x = (rng.normal(0.0, 1.5, (2, 16, 16, 8)) + offset * 1.5).astype(np.float32)
+    reference = InstanceNormalization(epsilon=1e-3)
+    mixed = InstanceNormalization(epsilon=1e-3, dtype="mixed_bfloat16")
+    reference.build(x.shape)
+    mixed.build(x.shape)
+    weights = [rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)]
+    reference.set_weights(weights)
+    mixed.set_weights(weights)
+    expected = reference(x).numpy()
+    x_bf16 = keras.ops.cast(x, "bfloat16")
+    rounded_once = keras.ops.cast(keras.ops.cast(reference(keras.ops.cast(x_bf16, "float32")), "bfloat16"),
+                                  "float32").numpy()
+    y = mixed(x_bf16)
+    assert y.dtype == "bfloat16"
+    error = np.abs(keras.ops.cast(y, "float32").numpy() - expected).max()
+    error_rounded_once = np.abs(rounded_once - expected).max()
+    assert error <= 2.0 * error_rounded_once + 2.0**-7 * np.abs(expected).max(), (error, error_rounded_once)
+
+
 def test_adain_is_scale_times_x_plus_bias():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
