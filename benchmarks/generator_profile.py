@@ -5,13 +5,17 @@
 The release-size generator (256 px, base width 64, SFace's 128-d identity input, random weights), batch 1, compiled
 as `clipswap swap` runs it (compile_generator), fp32 and mixed bf16. Each row removes one kind of non-convolution
 work and times the whole graph again; the drop is that kind's share:
-- `instance norm`: every InstanceNormalization returns its input;
-- `AdaIN`: every AdaIN returns x (its two dense projections of w drop out too);
+- `InstanceNormalization`: every InstanceNormalization returns its input (fp32: all of them; bf16: those of the
+  down blocks and the AFFA mask branches, the up blocks' are fused with their AdaIN);
+- `AdaIN` (fp32 only): every AdaIN returns x (its two dense projections of w drop out too);
+- `NormalisedAdaIN` (bf16 only): every up block's fused instance norm + AdaIN returns its input;
 - `AFFA blend`: every AdaptiveAttention returns the decoder feature (its mask branch, a 3x3 and a 1x1 conv and an
   instance norm, is pruned by the graph optimiser with it);
 - `bilinear upsampling`: UpSampling2D interpolates "nearest" instead;
 - `LeakyReLU`: every LeakyReLU returns its input;
-- `convolutions only`: all of the above at once, the convolution cost TensorFlow reaches on this graph.
+- `convolutions only`: all of the above at once, the convolution cost TensorFlow reaches on this graph;
+- `batch 2, per face`: the full graph on two faces at once, time / 2 (whether batching the faces of consecutive
+  video frames pays).
 The floor is 2 x MACs / the matmul peak of the same precision (benchmarks/generator.py measures it the same way).
 Every variant is built in the same process, so the ratios between rows hold even when absolute times drift.
 """
@@ -36,7 +40,7 @@ from generator import gemm_peak, median_seconds  # noqa: E402 -- benchmarks/gene
 from clipswap.atomic import write_text_atomic  # noqa: E402
 from clipswap.config import ModelConfig  # noqa: E402
 from clipswap.inference.swapper import compile_generator, generator_in_precision  # noqa: E402
-from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization  # noqa: E402
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN  # noqa: E402
 from clipswap.models.cost import count_macs  # noqa: E402
 from clipswap.models.generator import Generator  # noqa: E402
 
@@ -51,8 +55,9 @@ def _affa_decoder(self, inputs, *args, **kwargs):
 
 #: variant -> [(class, attribute, replacement)]
 PATCHES = {
-    "instance norm": [(InstanceNormalization, "call", _passthrough_first)],
+    "InstanceNormalization": [(InstanceNormalization, "call", _passthrough_first)],
     "AdaIN": [(AdaIN, "call", _passthrough_first)],
+    "NormalisedAdaIN": [(NormalisedAdaIN, "call", _passthrough_first)],
     "AFFA blend": [(AdaptiveAttention, "call", _affa_decoder)],
     "LeakyReLU": [(keras.layers.LeakyReLU, "call", _passthrough_first)],
 }
@@ -83,23 +88,28 @@ def removed(kinds: tuple[str, ...]) -> Iterator[None]:
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full graph": (),
-    "instance norm": ("instance norm",),
+    "InstanceNormalization": ("InstanceNormalization",),
     "AdaIN": ("AdaIN",),
+    "NormalisedAdaIN": ("NormalisedAdaIN",),
     "AFFA blend": ("AFFA blend",),
     "bilinear upsampling": ("bilinear upsampling",),
     "LeakyReLU": ("LeakyReLU",),
-    "convolutions only": ("instance norm", "AdaIN", "AFFA blend", "bilinear upsampling", "LeakyReLU"),
+    "convolutions only": ("InstanceNormalization", "AdaIN", "NormalisedAdaIN", "AFFA blend", "bilinear upsampling",
+                          "LeakyReLU"),
 }
+#: The full graph at batch 2, reported per face.
+BATCH_ROW = "batch 2, per face"
 
 
 def time_variant(config: ModelConfig, weights: list, kinds: tuple[str, ...], precision: str, x, z,
                  repeats: int) -> float:
+    """Median seconds a face of the generator with `kinds` removed, on the batch x, z."""
     with removed(kinds):
         model = Generator(config)
         model.set_weights(weights)
         compiled = compile_generator(generator_in_precision(model, precision), config.image_size, config.id_input_dim)
         x_t, z_t = tf.constant(x), tf.constant(z)
-        return median_seconds(lambda: compiled(x_t, z_t).numpy(), repeats)
+        return median_seconds(lambda: compiled(x_t, z_t).numpy(), repeats) / len(x)
 
 
 def main() -> None:
@@ -124,16 +134,18 @@ def main() -> None:
         floor = gflop / peaks[precision]
         rows = {name: time_variant(config, weights, kinds, precision, x, z, args.repeats)
                 for name, kinds in VARIANTS.items()}
+        rows[BATCH_ROW] = time_variant(config, weights, (), precision, np.concatenate([x, x[::-1, ::-1]]),
+                                       np.concatenate([z, -z]), args.repeats)
         results[precision] = {"floor_s": floor, "seconds": rows}
     print(f"GEMM peak fp32 {peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s; generator {gflop:.2f} GFLOP a face")
     header = f"{'removed':<22}" + "".join(f"{p + ' ms':>11}{'share':>8}{'x floor':>9}" for p in results)
     print(header)
     print("-" * len(header))
-    for name in VARIANTS:
+    for name in [*VARIANTS, BATCH_ROW]:
         line = f"{name:<22}"
         for result in results.values():
             full, seconds = result["seconds"]["full graph"], result["seconds"][name]
-            share = "" if name == "full graph" else f"{(full - seconds) / full * 100:7.0f}%"
+            share = "" if name in ("full graph", BATCH_ROW) else f"{(full - seconds) / full * 100:7.0f}%"
             line += f"{seconds * 1e3:>11.1f}{share:>8}{seconds / result['floor_s']:>9.2f}"
         print(line)
     payload = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "gemm_gflops": peaks,

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 
 
 def test_instance_norm_matches_numpy():
@@ -63,6 +63,28 @@ def test_adain_is_scale_times_x_plus_bias():
     np.testing.assert_allclose(out, scale[:, None, None, :] * x + bias[:, None, None, :], atol=1e-5)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_normalised_adain_is_instance_norm_then_adain(policy):
+    # the fused layer of bf16 inference against the NumPy transcription of the two layers it replaces; under
+    # mixed bf16 inference it runs TensorFlow's fused kernel, in training the plain ops: both must match
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, (3, 8, 8, 6)).astype(np.float32)
+    w = rng.normal(size=(3, 5)).astype(np.float32)
+    layer = NormalisedAdaIN(epsilon=1e-3, dtype=policy)
+    layer.build((x.shape, w.shape))
+    weights = [rng.normal(size=6), rng.normal(size=6), rng.normal(size=(5, 6)), rng.normal(size=6),
+               rng.normal(size=(5, 6)), rng.normal(size=6)]
+    layer.set_weights([np.asarray(v, np.float32) for v in weights])
+    assert [v.shape for v in layer.get_weights()] == [(6,), (6,), (5, 6), (6,), (5, 6), (6,)]
+    gamma, beta, ks, bs, kb, bb = weights
+    normalised = (x - x.mean((1, 2), keepdims=True)) / np.sqrt(x.var((1, 2), keepdims=True) + 1e-3) * gamma + beta
+    expected = (w @ ks + bs)[:, None, None, :] * normalised + (w @ kb + bb)[:, None, None, :]
+    tolerance = 1e-4 if policy == "float32" else 0.05 * np.abs(expected).max()
+    for training in (False, True):
+        out = keras.ops.convert_to_numpy(keras.ops.cast(layer([x, w], training=training), "float32"))
+        np.testing.assert_allclose(out, expected, atol=tolerance)
+
+
 def test_adaptive_attention_blend():
     m = np.array([0.0, 0.25, 1.0], np.float32).reshape(1, 1, 3, 1)
     a = np.full((1, 1, 3, 1), 2.0, np.float32)
@@ -71,7 +93,7 @@ def test_adaptive_attention_blend():
     np.testing.assert_allclose(out, [2.0, 4.0, 10.0])
 
 
-@pytest.mark.parametrize("cls", [InstanceNormalization, AdaIN, AdaptiveAttention])
+@pytest.mark.parametrize("cls", [InstanceNormalization, AdaIN, AdaptiveAttention, NormalisedAdaIN])
 def test_layers_serialise(cls):
     layer = cls(name="probe")
     clone = keras.layers.deserialize(keras.layers.serialize(layer))

@@ -150,8 +150,19 @@ def test_bf16_rebuilds_a_generator_from_its_own_config_and_refuses_other_callabl
     mixed = generator_in_precision(generator, "bf16")
     assert isinstance(mixed, Generator) and mixed.config_ == generator.config_
     assert mixed.dtype_policy.name == "mixed_bfloat16" and keras.config.dtype_policy().name == "float32"
-    for before, after in zip(generator.get_weights(), mixed.get_weights(), strict=True):
-        np.testing.assert_array_equal(before, after)
+    # each up block's instance norm + AdaIN pair is one fused layer holding both layers' weights; the rest one to one
+    fused = [layer.name for layer in mixed.layers if layer.__class__.__name__ == "NormalisedAdaIN"]
+    assert len(fused) == 7 and not any(layer.__class__.__name__ == "AdaIN" for layer in mixed.layers)
+    for layer in mixed.layers:
+        if layer.name in fused:
+            block = layer.name.removesuffix("_in_adain")
+            expected = generator.get_layer(f"{block}_in").get_weights() + \
+                generator.get_layer(f"{block}_adain").get_weights()
+        else:
+            expected = generator.get_layer(layer.name).get_weights()
+        for before, after in zip(expected, layer.get_weights(), strict=True):
+            np.testing.assert_array_equal(before, after)
+    assert mixed.count_params() == generator.count_params()
     assert generator_in_precision(generator, "fp32") is generator
     with pytest.raises(ValueError, match="needs a clipswap Generator"):
         FaceSwapper(identity_generator, SIZE, 128, fake_identity, detector, precision="bf16")

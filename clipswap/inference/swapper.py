@@ -83,7 +83,8 @@ class StageTimer:
 
 def generator_in_precision(model: Callable, precision: str) -> Callable:
     """The generator to run: the model itself for fp32; for bf16 the same graph rebuilt from the Generator's own
-    config (`config_`) under Keras' mixed_bfloat16 policy (bfloat16 compute, float32 variables), weights copied in.
+    config (`config_`) under Keras' mixed_bfloat16 policy (bfloat16 compute, float32 variables), with each up
+    block's instance norm + AdaIN as one fused layer (Generator fused_norm), weights copied in by name.
 
     Raises:
         ValueError: an unknown precision, or bf16 asked of something that is not a clipswap Generator (only a
@@ -103,11 +104,25 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        mixed = Generator(model.config_, name=model.name)
+        mixed = Generator(model.config_, name=model.name, fused_norm=True)
     finally:
         keras.config.set_dtype_policy(previous)
-    mixed.set_weights(model.get_weights())
+    copy_weights_by_name(model, mixed)
     return mixed
+
+
+def copy_weights_by_name(model: keras.Model, fused: keras.Model) -> None:
+    """Copy a Generator's weights into its fused_norm twin: layers of the same name one to one, and each
+    NormalisedAdaIN "{block}_in_adain" from the pair "{block}_in" (gamma, beta) + "{block}_adain" it replaces."""
+    from clipswap.layers import NormalisedAdaIN  # noqa: PLC0415
+
+    for layer in fused.layers:
+        if isinstance(layer, NormalisedAdaIN):
+            block = layer.name.removesuffix("_in_adain")
+            layer.set_weights(model.get_layer(f"{block}_in").get_weights()
+                              + model.get_layer(f"{block}_adain").get_weights())
+        elif layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
 
 
 def compile_generator(generator: Callable, image_size: int, id_dim: int, source_image: bool = False) -> Callable:

@@ -6,6 +6,33 @@ import keras
 from keras import ops
 
 
+def use_fused(layer: keras.layers.Layer, training) -> bool:
+    """Whether `layer` runs fused_instance_norm: TensorFlow backend, mixed precision, not training."""
+    return not training and layer.compute_dtype != "float32" and keras.backend.backend() == "tensorflow"
+
+
+def fused_instance_norm(x, scale, offset, epsilon: float):
+    """Instance norm of x [B, H, W, C] (any float dtype) then `scale` * . + `offset`, per channel ([C]) or per sample
+    and channel ([B, C], float32), through TensorFlow's fused batch-norm kernel in training mode: each sample's
+    channels become channels of one sample ([1, H, W, B*C]), so batch statistics are instance statistics. One pass,
+    statistics in float32, output in x's dtype rounded once. On the release generator in bf16 the plain ops were
+    34 % of the forward pass (benchmarks/generator_profile.py); this kernel is 2-4x faster."""
+    import tensorflow as tf  # noqa: PLC0415 -- only on the TensorFlow backend (use_fused)
+
+    shape = tf.shape(x)
+    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
+    if len(scale.shape) == 1:
+        scale, offset = tf.tile(scale, [batch]), tf.tile(offset, [batch])
+    else:
+        scale, offset = tf.reshape(scale, [-1]), tf.reshape(offset, [-1])
+    stacked = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * channels])
+    empty = tf.zeros([0], tf.float32)
+    y = tf.raw_ops.FusedBatchNormV3(x=stacked, scale=scale, offset=offset, mean=empty, variance=empty,
+                                    epsilon=epsilon, is_training=True)[0]
+    y = tf.transpose(tf.reshape(y, [height, width, batch, channels]), [2, 0, 1, 3])
+    return tf.ensure_shape(y, x.shape)
+
+
 @keras.saving.register_keras_serializable(package="clipswap")
 class InstanceNormalization(keras.layers.Layer):
     """Per-sample, per-channel normalisation over the spatial axes, with learnable per-channel gamma and beta.
@@ -31,7 +58,7 @@ class InstanceNormalization(keras.layers.Layer):
         self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta") if self.center else None
 
     def call(self, inputs, training=None):
-        if not training and self.compute_dtype != "float32" and keras.backend.backend() == "tensorflow":
+        if use_fused(self, training):
             return self._fused(inputs)
         x = ops.cast(inputs, "float32")
         mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
@@ -43,27 +70,13 @@ class InstanceNormalization(keras.layers.Layer):
         return ops.cast(y, self.compute_dtype)
 
     def _fused(self, inputs):
-        """The same normalisation through TensorFlow's fused batch-norm kernel in training mode (statistics over
-        N, H, W in float32, one pass, output in the input's dtype): each sample's channels become channels of one
-        sample ([B, H, W, C] -> [1, H, W, B*C]), so batch statistics are instance statistics.
-
-        Used for mixed-precision inference only: training keeps the plain ops above (their gradient), and float32
-        models keep them too, which is what every export traces (LiteRT gave wrong outputs from the second call on
-        with this op, and the float32 gain is small). On the release generator in bf16 the plain ops were 34 % of
-        the forward pass (benchmarks/generator_profile.py); the fused kernel is 2-4x faster and rounds once."""
-        import tensorflow as tf  # noqa: PLC0415 -- only on the TensorFlow backend
-
-        x = tf.cast(inputs, self.compute_dtype)
-        shape = tf.shape(x)
-        batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-        gamma = tf.cast(self.gamma, tf.float32) if self.gamma is not None else tf.ones([channels], tf.float32)
-        beta = tf.cast(self.beta, tf.float32) if self.beta is not None else tf.zeros([channels], tf.float32)
-        stacked = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * channels])
-        empty = tf.zeros([0], tf.float32)
-        y = tf.raw_ops.FusedBatchNormV3(x=stacked, scale=tf.tile(gamma, [batch]), offset=tf.tile(beta, [batch]),
-                                        mean=empty, variance=empty, epsilon=self.epsilon, is_training=True)[0]
-        y = tf.transpose(tf.reshape(y, [height, width, batch, channels]), [2, 0, 1, 3])
-        return tf.ensure_shape(y, inputs.shape)
+        """The same normalisation through fused_instance_norm (mixed-precision inference only: training keeps the
+        plain ops above for their gradient, and float32 models keep them too, which is what every export traces;
+        LiteRT gave wrong outputs from the second call on with the fused op, and the float32 gain is small)."""
+        channels = inputs.shape[-1]
+        gamma = ops.cast(self.gamma, "float32") if self.gamma is not None else ops.ones([channels], "float32")
+        beta = ops.cast(self.beta, "float32") if self.beta is not None else ops.zeros([channels], "float32")
+        return fused_instance_norm(ops.cast(inputs, self.compute_dtype), gamma, beta, self.epsilon)
 
     def compute_output_shape(self, input_shape):
         return input_shape

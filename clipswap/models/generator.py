@@ -22,7 +22,7 @@ from __future__ import annotations
 import keras
 
 from clipswap.config import ModelConfig
-from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 
 LEAKY_SLOPE = 0.2
 #: Filters per level relative to base_filters: x0, down1..down5, down6 (REFERENCE.md section 4 table).
@@ -46,7 +46,8 @@ def down_block(x, filters: int, resample: bool, name: str):
     return keras.layers.Add(name=f"{name}_out")([h, shortcut])
 
 
-def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None = None, zero: bool = False):
+def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None = None, zero: bool = False,
+             fused_norm: bool = False):
     """shortcut = 1x1 conv (+ bilinear x2); main = IN -> AdaIN(w) -> LReLU -> 3x3 conv (+ bilinear x2); sum.
 
     The convs run before upsampling, at the low resolution. `zero`: both convs start at zero (a residual output).
@@ -55,8 +56,11 @@ def up_block(x, w, filters: int, resample: bool, name: str, out_name: str | None
     shortcut = keras.layers.Conv2D(filters, 1, padding="same", name=f"{name}_skip", **init)(x)
     if resample:
         shortcut = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_skip_up")(shortcut)
-    h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in")(x)
-    h = AdaIN(name=f"{name}_adain")([h, w])
+    if fused_norm:
+        h = NormalisedAdaIN(epsilon=1e-3, name=f"{name}_in_adain")([x, w])
+    else:
+        h = InstanceNormalization(epsilon=1e-3, name=f"{name}_in")(x)
+        h = AdaIN(name=f"{name}_adain")([h, w])
     h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_act")(h)
     h = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv", **init)(h)
     if resample:
@@ -110,6 +114,9 @@ class Generator(keras.Model):
     Args:
         config: a `ModelConfig` (image size, widths, decoder block types, identity input width).
         name: prefix of every layer name.
+        fused_norm: each up block's InstanceNormalization + AdaIN pair becomes one NormalisedAdaIN layer (named
+            "{block}_in_adain"), which mixed-precision inference on TensorFlow runs as one fused kernel; the maths
+            and the weights are the same (generator_in_precision builds it for bf16 and copies them by name).
 
     Inputs:
         target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size), or with
@@ -127,7 +134,7 @@ class Generator(keras.Model):
         >>> y = g([target, identity])
     """
 
-    def __init__(self, config: ModelConfig, name: str = "generator", **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "generator", fused_norm: bool = False, **kwargs):
         size, base = config.image_size, config.base_filters
         filters = [m * base for m in LEVEL_MULTIPLIERS]
         target = keras.Input((size, size, 3), name="target")
@@ -146,24 +153,27 @@ class Generator(keras.Model):
             skips.append(down_block(skips[-1], filters[level], True, f"{name}_down{level}"))
         bottleneck = down_block(skips[-1], filters[6], False, f"{name}_down6")
 
-        h = up_block(bottleneck, w, filters[5], False, f"{name}_up5")
+        fused = {"fused_norm": fused_norm}
+        h = up_block(bottleneck, w, filters[5], False, f"{name}_up5", **fused)
         # u4 .. u0: fuse with skip x5 .. x1 at the current resolution, then upsample.
         for position, level in enumerate(range(4, -1, -1)):
             h = fuse(config.up_types[position], skips[level + 1], h, f"{name}_up{level}")
-            h = up_block(h, w, filters[level], True, f"{name}_up{level}")
+            h = up_block(h, w, filters[level], True, f"{name}_up{level}", **fused)
         h = fuse(config.up_types[5], skips[0], h, f"{name}_out")
         if config.residual:
-            delta = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_delta", zero=True)
+            delta = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_delta", zero=True, **fused)
             output = keras.layers.Add(name=f"{name}_final")([target, delta])
         else:
-            output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final")
+            output = up_block(h, w, 3, False, f"{name}_out", out_name=f"{name}_final", **fused)
 
         super().__init__(inputs=inputs, outputs=output, name=name, **kwargs)
         self.config_ = config
+        self.fused_norm = bool(fused_norm)
 
     def get_config(self):
-        return {"config": self.config_.to_dict(), "name": self.name}
+        return {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm}
 
     @classmethod
     def from_config(cls, config):
-        return cls(ModelConfig.from_dict(config["config"]), name=config.get("name", "generator"))
+        return cls(ModelConfig.from_dict(config["config"]), name=config.get("name", "generator"),
+                   fused_norm=bool(config.get("fused_norm", False)))
