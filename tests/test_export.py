@@ -200,3 +200,19 @@ def test_every_runtime_swaps_a_real_photo_like_tensorflow(photo_parts, runtime, 
     # Pixels the TensorFlow swap left alone are (up to rounding coincidences) left alone by the runtime's too.
     assert (np.any(candidate != target, axis=-1) & ~changed).mean() < 0.002
     assert np.abs(candidate - reference).max() <= tolerance
+
+
+def test_the_runtime_cache_key_is_the_digest_the_loader_checked(tmp_path, monkeypatch):
+    # load_generator hashes the weights against the manifest; exported_generator reuses that digest instead of
+    # reading the file a second time (270 MB for a published .h5 is hashed once, in the runtime, since its loader
+    # checks no hash)
+    from clipswap.checkpoints import native  # noqa: PLC0415
+    from clipswap.inference import runtime  # noqa: PLC0415
+
+    require_module("onnxruntime", "the onnxruntime runtime")
+    path = init_generator(get_preset("tiny").model, tmp_path / "tiny.keras")
+    checkpoint = native.load_generator(path)
+    assert checkpoint.sha256 == native.sha256_of(checkpoint.path)
+    monkeypatch.setattr(native, "sha256_of", lambda *_: pytest.fail("the checkpoint was hashed a second time"))
+    engine = runtime.exported_generator(checkpoint, "onnxruntime", "fp32")
+    assert checkpoint.sha256[:16] in engine.path.name

@@ -41,6 +41,7 @@ class GeneratorCheckpoint:
     path: str
     step: int
     source: str  # "clipswap" (our format) or "published-h5"
+    sha256: str | None = None  # the weights file's SHA-256 when the loader already hashed it (our format)
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -163,7 +164,7 @@ def load_generator(path: str | Path) -> GeneratorCheckpoint:
             f"the weights in {weights} do not fit the architecture its manifest describes ({error}); re-export the "
             "checkpoint."
         ) from error
-    return GeneratorCheckpoint(model, config, str(weights), int(manifest.get("step", 0)), "clipswap")
+    return GeneratorCheckpoint(model, config, str(weights), int(manifest.get("step", 0)), "clipswap", digest)
 
 
 def _check_archive_config(weights: Path, config: ModelConfig) -> None:

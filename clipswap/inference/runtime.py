@@ -102,7 +102,7 @@ def exported_generator(checkpoint, runtime: str, precision: str) -> ExportedGene
     from clipswap.inference.export import export_network, load_exported  # noqa: PLC0415
 
     fmt = RUNTIME_FORMATS[runtime]
-    path = cache_path(checkpoint.path, sha256_of(checkpoint.path), fmt)
+    path = cache_path(checkpoint.path, checkpoint.sha256 or sha256_of(checkpoint.path), fmt)
     if not path.exists():
         log.warning("converting the generator for %s once; cached in %s", runtime, path)
         difference = export_network(checkpoint.model, fmt, path, replace=True)
