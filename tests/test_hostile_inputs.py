@@ -3,16 +3,18 @@
 Each bad file is made on the fly. Every case asserts the same contract: the documented exit code; one sentence that
 says what was wrong ("Error: ..." on one line, naming the file or the option); no traceback; nothing written, no
 temporary file and no folder left, and every file that was there before byte-for-byte and mode-for-mode untouched.
-The bomb cases run in a child process whose peak memory (ru_maxrss) is compared with the same child swapping a
-healthy photo. The special classes have their own files too: damaged and hostile video (test_hostile_video.py),
-checkpoints and manifests (test_hostile_checkpoints.py), pixel limits (test_pixel_limit.py), non-UTF-8 names
-(test_non_utf8_names.py), the last-resort guard (test_cli_guard.py) and kill-and-resume (test_kill_and_resume.py).
+The bomb cases run in a child process under an address-space limit (RLIMIT_AS), and its peak memory (ru_maxrss)
+is compared with the same child swapping a healthy photo. The special classes have their own files too: damaged
+and hostile video (test_hostile_video.py), checkpoints and manifests (test_hostile_checkpoints.py), pixel limits
+(test_pixel_limit.py), non-UTF-8 names (test_non_utf8_names.py), the last-resort guard (test_cli_guard.py) and
+kill-and-resume (test_kill_and_resume.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import stat
 import struct
 import subprocess
@@ -261,10 +263,21 @@ def test_unusual_but_valid_images_swap_like_the_plain_photo(tmp_path, mode):
 # ---------------------------------------------------------------------- bombs: bounded memory, clean stderr
 
 
+#: Address-space cap of the bomb children (RLIMIT_AS): the landmarks swap of a 250 px photo runs in 2.5 GB here, a
+#: decoded 400-million-pixel bomb would need 1.2 GB for its pixels alone on top; TensorFlow is not imported on
+#: this path (its import alone reserves more than this).
+BOMB_ADDRESS_SPACE = 3 << 30
+
+
+def _limit_address_space() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (BOMB_ADDRESS_SPACE, BOMB_ADDRESS_SPACE))
+
+
 def _peak_rss_mb(args: list[str], cwd: Path) -> tuple[int, str, str, float]:
-    """Run `args` in a child; its exit code, stdout, stderr and its own peak resident memory in MB (os.wait4)."""
+    """Run `args` in a child under BOMB_ADDRESS_SPACE; its exit code, stdout, stderr and its own peak resident
+    memory in MB (os.wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err)
+        child = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err, preexec_fn=_limit_address_space)
         timer = threading.Timer(300, child.kill)
         timer.start()
         try:
