@@ -256,3 +256,9 @@ def test_cli_fails_when_no_face_was_kept(tmp_path):
     assert result.exit_code == 1
     assert "kept       0 faces" in result.output  # the report still comes first
     assert result.output.strip().splitlines()[-1].startswith("Error: no face was kept from the 1 files")
+    assert not (tmp_path / "out").exists()  # the folder this run created is not left behind
+    # an output folder that was there before (an earlier run's, to resume) stays
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "note.txt").write_text("mine")
+    result = run_cli("--input", str(tmp_path / "photos"), "--output", str(tmp_path / "kept"), "--no-progress")
+    assert result.exit_code == 1 and (tmp_path / "kept" / "note.txt").read_text() == "mine"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import click
 
 _DIR = click.Path(file_okay=False)
@@ -35,6 +38,7 @@ def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, 
 
     if retinaface is not None and detector != "retinaface":
         raise click.UsageError("--retinaface is only used with --detector retinaface")
+    fresh_output = not Path(output_dir).exists()
     try:
         report = align_dataset(
             input_dir, output_dir, size=size, min_size=min_size, workers=workers, detector=detector,
@@ -51,7 +55,10 @@ def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, 
                f"{skipped['unreadable']} unreadable, {skipped['no_face']} without a face")
     click.echo(f"  shards     {len(report['shards'])} files, {report['records']} records in {output_dir}/shards")
     if report["kept"] == 0:
-        # A run that kept nothing has nothing to train on: say so and fail (issue 11 item 8), after the report.
+        # A run that kept nothing has nothing to train on: say so and fail (issue 11 item 8), after the report; an
+        # output folder this run created holds nothing worth resuming, so it goes too (item 7).
+        if fresh_output:
+            shutil.rmtree(output_dir)
         raise click.ClickException(
             f"no face was kept from the {report['images']} files of {input_dir}: check that they are photos of faces "
             f"at least {min_size} px wide (--min-size), or try --detector retinaface"
