@@ -203,3 +203,18 @@ def test_paper_preset_offline_without_vgg_weights_says_what_to_pass(tmp_path, mo
                                        "--run-dir", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 1, result.output
     assert "--set vgg_weights=PATH" in result.output and "--set perceptual_network=identity" in result.output
+
+
+def test_a_truncated_shard_is_one_sentence_not_a_traceback(tmp_path):
+    # issue 11 item 4: tf.data's DataLossError on a shard cut short on disk becomes the setup error's sentence
+    data = _tiny_shard_folder(tmp_path / "data", records=24)
+    shard = next(data.glob("*.tfrecord"))
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 6 // 10])
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(data), "--run-dir",
+                                       str(tmp_path / "run"), "--steps", "2", "--batch-size", "2", "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "truncated or corrupt" in last, result.output
+    assert "Op:" not in last and "function_node" not in last  # TensorFlow's decorations are not the sentence
+    assert not (tmp_path / "run").exists()  # the run folder this failed start created is not left behind

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -54,6 +55,15 @@ logger = logging.getLogger(__name__)
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 #: Image grids show the first rows of the held-out batch (the whole batch scores the held-out identity loss).
 GRID_ROWS = 8
+
+
+def _damaged_shard_message(folder, error) -> str:
+    """The sentence for tf.data's DataLossError on a shard cut short or damaged on disk."""
+    detail = error.message.splitlines()[0] if error.message else type(error).__name__
+    # drop TensorFlow's "{{function_node ...}}" prefix, its "[Op:...] name:" suffix and stray quotes
+    detail = re.sub(r"\s*\[Op:[^\]]*\].*$", "", detail.split("}}")[-1]).replace("'", "").strip()
+    return (f"a training shard in {folder} is truncated or corrupt ({detail}); re-run `clipswap align` or "
+            "`clipswap pairs` into a fresh folder, then --resume")
 
 
 class TrainingSetupError(ValueError):
@@ -327,7 +337,20 @@ def run_training(
                        "step 0", run_dir)
         forget_after(run_dir, -1)
         resume = False
+    created = not run_dir.exists()
     run_dir = ensure_writable_dir(run_dir)
+    try:
+        return _run_training_in(run_dir, config, data_dir, resume, has_checkpoints, strategy, progress, dataset_fn,
+                                eval_batch)
+    except TrainingSetupError:
+        if created and not any(path.is_file() for path in run_dir.rglob("*")):
+            shutil.rmtree(run_dir)  # a run that failed before writing anything leaves no empty folder (item 7)
+        raise
+
+
+def _run_training_in(run_dir: Path, config: TrainConfig, data_dir, resume: bool, has_checkpoints: bool, strategy,
+                     progress: bool, dataset_fn, eval_batch) -> RunResult:
+    """run_training once its folder exists (same arguments)."""
     if has_checkpoints and not resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
     if resume:
@@ -455,6 +478,8 @@ def _run_loop(
                 )
             except ShardError as error:
                 raise TrainingSetupError(f"{error}; make shards with faces with `clipswap align`") from error
+            except tf.errors.DataLossError as error:
+                raise TrainingSetupError(_damaged_shard_message(eval_shards[0].parent, error)) from None
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
 
     with strategy.scope():
@@ -512,10 +537,7 @@ def _run_loop(
                 outputs = trainer.train_function(iterator)
             except tf.errors.DataLossError as error:
                 # A shard cut short or damaged on disk (the checkpoints written so far stay; --resume continues).
-                raise TrainingSetupError(
-                    f"a training shard in {data_dir} is truncated or corrupt ({error.message.splitlines()[0]}); "
-                    "re-run `clipswap align` or `clipswap pairs` into a fresh folder, then --resume"
-                ) from None
+                raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
             # Scalars, or [1] under a MultiWorkerMirroredStrategy outside multi-worker mode (see SwapTrainer).
             logs = {name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()}
             elapsed = time.perf_counter() - started
