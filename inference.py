@@ -143,15 +143,9 @@ def _printable(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.cli import Terminated, install_sigterm_handler, unexpected_message  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
-    from clipswap.inference.export import ExportError  # noqa: PLC0415
-    from clipswap.inference.media import MediaError  # noqa: PLC0415
+    from clipswap.errors import ClipswapError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
-    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
-    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
@@ -166,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm_handler()
     try:
         summary = run_swap(request, announce=lambda line: print(_printable(line), flush=True))
-    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError, ExportError,
-            RuntimeUnavailableError) as error:
+    except ClipswapError as error:
         print(_printable(f"Error: {error}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:

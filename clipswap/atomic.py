@@ -9,8 +9,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from clipswap.errors import ClipswapError
 
-class OutputError(OSError):
+
+class OutputError(ClipswapError, OSError):
     """An output cannot be written (folder missing or not writable)."""
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from clipswap.errors import ClipswapError
 
-class JSONFileError(ValueError):
+
+class JSONFileError(ClipswapError, ValueError):
     """A JSON file cannot be read, does not parse, or does not hold an object; the message names the file."""
 
 

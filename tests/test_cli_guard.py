@@ -43,3 +43,29 @@ def test_swap_refuses_to_overwrite_the_reference_face(tmp_path):
                                        "-o", str(tmp_path / "ref.jpg"), "--reference-face", str(tmp_path / "ref.jpg")])
     assert result.exit_code == 1 and "would overwrite an input" in result.output
     assert (tmp_path / "ref.jpg").read_bytes() == before
+
+
+def test_every_clipswap_error_has_the_common_base_and_keeps_its_builtin_one():
+    # issue 10: the commands catch ClipswapError instead of tuples of four to ten classes; each class still is the
+    # ValueError / RuntimeError / OSError it was, so older `except` clauses keep working
+    import importlib  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+    import pkgutil  # noqa: PLC0415
+
+    import clipswap  # noqa: PLC0415
+    from clipswap.errors import ClipswapError  # noqa: PLC0415
+
+    #: control flow, not errors: SIGTERM's unwinding, the video pipeline's private stop, click's own exception
+    not_errors = {"Terminated", "_Abandoned", "UnreadableError"}
+    found = {}
+    for module_info in pkgutil.walk_packages(clipswap.__path__, "clipswap."):
+        module = importlib.import_module(module_info.name)
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and issubclass(cls, BaseException) and name not in not_errors:
+                found[name] = cls
+    assert len(found) >= 25, sorted(found)
+    for name, cls in found.items():
+        if cls is ClipswapError:
+            continue
+        assert issubclass(cls, ClipswapError), name
+        assert issubclass(cls, (ValueError, RuntimeError, OSError)), name

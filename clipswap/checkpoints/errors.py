@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from clipswap.errors import ClipswapError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(ClipswapError, RuntimeError):
     """A checkpoint file is missing, unreadable, corrupt or does not match the model."""
 
 

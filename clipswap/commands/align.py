@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from clipswap.errors import ClipswapError
+
 _DIR = click.Path(file_okay=False)
 
 
@@ -32,9 +34,7 @@ _DIR = click.Path(file_okay=False)
 def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, det_threshold, shard_size, seed,
           image_format, no_progress):
     """Align the largest face of every photo to the ArcFace template and write TFRecord shards for training."""
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.training.align_dataset import AlignError, align_dataset  # noqa: PLC0415
+    from clipswap.training.align_dataset import align_dataset  # noqa: PLC0415
 
     if retinaface is not None and detector != "retinaface":
         raise click.UsageError("--retinaface is only used with --detector retinaface")
@@ -45,7 +45,7 @@ def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, 
             det_threshold=det_threshold, retinaface=retinaface, shard_size=shard_size, seed=seed,
             image_format=image_format, progress=not no_progress,
         )
-    except (AlignError, OutputError, CheckpointError) as error:
+    except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     skipped = report["skipped"]
     click.echo(f"aligned {report['images']} files in {report['seconds']:.1f} s "

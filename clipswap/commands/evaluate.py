@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.errors import ClipswapError
 from clipswap.inference.options import DETECTORS, RUNTIMES
 
 #: Per-pair metrics; a run in which none of them scored a single pair failed.
@@ -51,23 +52,13 @@ def _remove_if_created(created: Path | None) -> None:
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
              detector, runtime, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
-    from clipswap.atomic import OutputError, ensure_writable_dir, outermost_missing  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
-    from clipswap.evaluation.fid import FidWeightsError  # noqa: PLC0415
+    from clipswap.atomic import ensure_writable_dir, outermost_missing  # noqa: PLC0415
     from clipswap.evaluation.identity_models import (  # noqa: PLC0415
-        IdentityModelChoiceError,
-        UnknownIdentityModelError,
         choose_identity_model,
         load_identity_model,
     )
-    from clipswap.evaluation.pairs import PairsFileError  # noqa: PLC0415
-    from clipswap.evaluation.protocols import ProtocolError, ffpp_protocol, sample_protocol  # noqa: PLC0415
+    from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol  # noqa: PLC0415
     from clipswap.evaluation.runner import EvaluationInputError, run_evaluation  # noqa: PLC0415
-    from clipswap.inference.export import ExportError  # noqa: PLC0415
-    from clipswap.inference.media import MediaError  # noqa: PLC0415
-    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
-    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
@@ -116,12 +107,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
                 progress=not no_progress, cost=cost, protocol=description, run_name=run_name,
                 identity_note=choice.note, pairs_file=pairs_file,
             )
-    except (
-        FidWeightsError, PairsFileError, CheckpointError, DlibUnavailableError, OutputError, IdentityModelChoiceError,
-        UnknownIdentityModelError, ProtocolError, EvaluationInputError, MediaError, NoFaceError, ExportError,
-        RuntimeUnavailableError,
-    ) as error:
-        # Only the errors that describe the user's inputs; anything else is a bug and keeps its traceback.
+    except ClipswapError as error:
+        # Only the errors that describe the user's inputs; anything else is a bug (the CLI's guard of last resort).
         _remove_if_created(created)
         raise click.ClickException(str(error)) from error
     if videos:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.errors import ClipswapError
 from clipswap.inference.options import EXPORT_FORMATS, EXPORT_TOLERANCE
 
 #: What export.json says each file reads and returns (clipswap.models.generator, clipswap.inference.identity).
@@ -43,10 +44,9 @@ def export(model, fmt, output, identity, arcface, tolerance):
     """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
     and print the largest difference; a difference above --tolerance is an error and nothing is written."""
     from clipswap.atomic import FOLDER_MODE  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
     from clipswap.checkpoints.native import load_any_generator, sha256_of  # noqa: PLC0415
     from clipswap.inference.choice import resolve_model  # noqa: PLC0415
-    from clipswap.inference.export import ExportError, export_network, get_format, require_modules  # noqa: PLC0415
+    from clipswap.inference.export import export_network, get_format, require_modules  # noqa: PLC0415
 
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise click.ClickException(f"{output} already exists and is not an empty folder; choose a new --output")
@@ -94,6 +94,6 @@ def export(model, fmt, output, identity, arcface, tolerance):
             os.replace(staging, output)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except (ExportError, CheckpointError, OSError) as error:
+    except (ClipswapError, OSError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {output}/export.json")

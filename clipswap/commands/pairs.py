@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from clipswap.errors import ClipswapError
+
 _DIR = click.Path(file_okay=False)
 
 
@@ -20,14 +22,12 @@ _DIR = click.Path(file_okay=False)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def pairs(data, output, count, heldout, seed, shard_size, workers, no_progress):
     """Pair aligned faces of different people with a landmark-swap teacher image (needs the eval extra: dlib)."""
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
-    from clipswap.training.pairs import PairsError, build_pairs  # noqa: PLC0415
+    from clipswap.training.pairs import build_pairs  # noqa: PLC0415
 
     try:
         manifest = build_pairs(data, output, count=count, heldout=heldout, seed=seed, shard_size=shard_size,
                                workers=workers, progress=not no_progress)
-    except (PairsError, OutputError, DlibUnavailableError) as error:
+    except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {manifest['pairs']} pairs of {manifest['training_identities']} training identities in "
                f"{manifest['seconds']:.1f} s to {output}/shards")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.errors import ClipswapError
 from clipswap.inference.options import (
     BLEND_KINDS,
     COLOR_CORRECTIONS,
@@ -107,14 +108,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
 
     Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
-    from clipswap.inference.export import ExportError  # noqa: PLC0415
-    from clipswap.inference.media import MediaError  # noqa: PLC0415
     from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
-    from clipswap.inference.runtime import RuntimeUnavailableError  # noqa: PLC0415
-    from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415
 
     if source is None and not mapping:
         raise click.UsageError("give --source IMAGE, or --map REF=SRC (repeatable)")
@@ -134,8 +128,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     )
     try:
         summary = run_swap(request, announce=click.echo)
-    except (CheckpointError, DlibUnavailableError, MediaError, NoFaceError, OutputError, ExportError,
-            RuntimeUnavailableError) as error:
+    except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     click.echo(summary.describe())
     failures = getattr(summary, "failures", None)

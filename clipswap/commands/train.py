@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.errors import ClipswapError
 from clipswap.training.config import PRECISIONS, TRAIN_PRESETS
 
 logger = logging.getLogger(__name__)
@@ -95,20 +96,15 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     if cpu_replicas > 1 and os.environ.get("TF_CONFIG"):
         raise click.ClickException("--cpu-replicas and TF_CONFIG (multi-worker) cannot be combined")
 
-    from clipswap.training.run import TrainingSetupError, make_strategy, run_training, split_cpu  # noqa: PLC0415
+    from clipswap.training.run import make_strategy, run_training, split_cpu  # noqa: PLC0415
 
     if cpu_replicas > 1:
         split_cpu(cpu_replicas)
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.training.callbacks import NonFiniteLossError  # noqa: PLC0415
-    from clipswap.training.checkpointing import CheckpointRestoreError  # noqa: PLC0415
 
     try:
         strategy = make_strategy(cpu_replicas)
         result = run_training(config, data_dir, run_dir, resume=resume, strategy=strategy, progress=not no_progress)
-    except (NonFiniteLossError, TrainingSetupError, CheckpointRestoreError, CheckpointError, OutputError,
-            FileNotFoundError) as error:
+    except (ClipswapError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"trained steps {result.start_step} -> {result.final_step} in {result.run_dir}")
     for step, value in result.heldout:

@@ -11,6 +11,8 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from clipswap.errors import ClipswapError
+
 SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
 SHAPE_PREDICTOR_5 = "shape_predictor_5_face_landmarks.dat"
 RESNET_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
@@ -20,7 +22,7 @@ _INSTALL_HINT = (
 )
 
 
-class DlibUnavailableError(RuntimeError):
+class DlibUnavailableError(ClipswapError, RuntimeError):
     """dlib or its model files are not installed."""
 
 

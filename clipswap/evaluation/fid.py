@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from clipswap.errors import ClipswapError
+
 log = logging.getLogger(__name__)
 
 INCEPTION_SIZE = 299
@@ -75,7 +77,7 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(np.sum((mean_a - mean_b) ** 2) + trace_a + trace_b - 2.0 * trace_root)
 
 
-class FidWeightsError(ValueError):
+class FidWeightsError(ClipswapError, ValueError):
     """The InceptionV3 weights file for FID cannot be loaded."""
 
 

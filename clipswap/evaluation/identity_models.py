@@ -30,6 +30,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from clipswap.errors import ClipswapError
 from clipswap.evaluation.dlib_models import (
     RESNET_RECOGNITION,
     SHAPE_PREDICTOR_5,
@@ -155,7 +156,7 @@ class ArcFaceH5Model:
         return _unit_vector(self._encoder.embed(crop[None])[0])
 
 
-class UnknownIdentityModelError(ValueError):
+class UnknownIdentityModelError(ClipswapError, ValueError):
     """An identity-model spec that is neither a registry name nor an existing file."""
 
 
@@ -188,7 +189,7 @@ AUTO = "auto"
 AUTO_ORDER = ("sface", "dlib")
 
 
-class IdentityModelChoiceError(ValueError):
+class IdentityModelChoiceError(ClipswapError, ValueError):
     """The requested evaluation identity model is the generator's training encoder, or auto has nothing to pick."""
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipswap.atomic import write_text_atomic
+from clipswap.errors import ClipswapError
 
 COLUMNS = ("source", "target", "output", "label")
 NO_OUTPUT = "-"
@@ -54,7 +55,7 @@ class Pair:
         return self.label if self.label is not None else str(self.source)
 
 
-class PairsFileError(ValueError):
+class PairsFileError(ClipswapError, ValueError):
     """The pairs file cannot be parsed; the message names the file and the line."""
 
 

@@ -23,13 +23,14 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
+from clipswap.errors import ClipswapError
 from clipswap.evaluation.pairs import Pair, write_pairs
 from clipswap.inference.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, VideoReader
 
 log = logging.getLogger(__name__)
 
 
-class ProtocolError(ValueError):
+class ProtocolError(ClipswapError, ValueError):
     """The input folder cannot give the protocol's pairs (too few videos, images or identities; a bad count)."""
 
 

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clipswap.errors import ClipswapError
 from clipswap.evaluation.expression import expression_error
 from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
@@ -57,7 +58,7 @@ CostSpec = Mapping[str, Any] | Callable[[], Any] | Any
 FID_SKIPPED = "skipped: no InceptionV3 weights file given (pass fid_weights / --fid-weights)"
 
 
-class EvaluationInputError(ValueError):
+class EvaluationInputError(ClipswapError, ValueError):
     """The pairs cannot be evaluated as given: none at all, or outputs missing and no model to produce them."""
 
 

@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay, QhullError
 
+from clipswap.errors import ClipswapError
+
 BLENDS = ("poisson", "alpha")
 #: Shrink of the face hull towards its centroid before blending: the outermost triangles of the warp stretch the
 #: most and carry the source's cheek outline, so the mask keeps 92 % of the hull's size (our choice).
@@ -46,7 +48,7 @@ POISSON_PAD = 8
 FEATHER_FRACTION = 0.06
 
 
-class LandmarkSwapError(ValueError):
+class LandmarkSwapError(ClipswapError, ValueError):
     """The landmarks cannot drive a swap (wrong shape, degenerate or outside the image)."""
 
 

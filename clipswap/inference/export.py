@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from clipswap.errors import ClipswapError
 from clipswap.inference.options import EXPORT_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ FORMATS: dict[str, ExportFormat] = {
 }
 
 
-class ExportError(ValueError):
+class ExportError(ClipswapError, ValueError):
     """An export cannot be written or does not reproduce the model; the message says why and what to do."""
 
 

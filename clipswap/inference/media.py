@@ -36,6 +36,7 @@ from PIL import Image, PngImagePlugin
 
 from clipswap import __version__
 from clipswap.atomic import atomic_path
+from clipswap.errors import ClipswapError
 from clipswap.inference import watermark as watermarking
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 _limits = {"pixels": DEFAULT_MAX_PIXELS}
 
 
-class MediaError(ValueError):
+class MediaError(ClipswapError, ValueError):
     """An input that cannot be read, or a file type the pipeline does not handle."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipswap.errors import ClipswapError
 from clipswap.inference.options import RUNTIMES
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ RUNTIME_PRECISIONS = {"tf": ("fp32", "bf16"), "openvino": ("fp32", "bf16"), "onn
 CACHE_FOLDER = ".clipswap-cache"
 
 
-class RuntimeUnavailableError(ValueError):
+class RuntimeUnavailableError(ClipswapError, ValueError):
     """A runtime that cannot run here (not installed, a precision it lacks); the message names the fix."""
 
 

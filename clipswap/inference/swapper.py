@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.checkpoints.errors import CheckpointError
+from clipswap.errors import ClipswapError
 from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
 from clipswap.face.detection import Detection
 from clipswap.face.similarity import cosine_matrix
@@ -54,7 +55,7 @@ MIN_SOURCE_FACE = 32
 MAX_BATCH = 16
 
 
-class NoFaceError(ValueError):
+class NoFaceError(ClipswapError, ValueError):
     """No face was detected where one is required (the source, or a target image)."""
 
 

@@ -18,6 +18,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from clipswap.errors import ClipswapError
 from clipswap.losses.perceptual import FeatureExtractor, PixelTransform, model_features
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ AttributeKind = Literal["discriminator", "file"]
 ATTRIBUTE_KINDS: tuple[str, ...] = ("discriminator", "file")
 
 
-class AttributeModelError(ValueError):
+class AttributeModelError(ClipswapError, ValueError):
     """The user's attribute model file is missing, of the wrong format, or does not load (the message says which)."""
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from clipswap.errors import ClipswapError
 from clipswap.losses.reconstruction import SAME_PAIR_EPS, same_pair_average
 
 logger = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ def model_features(
     return FeatureExtractor(tap_layers(model, layer_names), tuple(layer_names), pixel_transform, input_size)
 
 
-class WeightsDownloadError(RuntimeError):
+class WeightsDownloadError(ClipswapError, RuntimeError):
     """Pretrained weights of a feature network could not be downloaded (the message names the file to give)."""
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ JPEG_QUALITY = 95
 MANIFEST_VERSION = 1
 
 
-class AlignError(ValueError):
+class AlignError(ClipswapError, ValueError):
     """The align job cannot run: bad input folder, inconsistent earlier output, bad settings."""
 
 

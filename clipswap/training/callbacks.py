@@ -20,6 +20,7 @@ from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path
+from clipswap.errors import ClipswapError
 from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
 from clipswap.losses.identity import identity_loss
 from clipswap.training.trainer import SwapTrainer
@@ -48,7 +49,7 @@ def write_image(tag: str, image: np.ndarray, step: int) -> None:
     tf.summary.write(tag, tensor, step=step, metadata=_metadata("images"))
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(ClipswapError, RuntimeError):
     """A loss term became NaN or infinite; the run stops without checkpointing the broken state."""
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from clipswap.errors import ClipswapError
 from clipswap.training.trainer import SwapTrainer
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "ckpt"
 
 
-class CheckpointRestoreError(RuntimeError):
+class CheckpointRestoreError(ClipswapError, RuntimeError):
     """A checkpoint exists but does not match what this run built."""
 
 

@@ -40,6 +40,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
+from clipswap.errors import ClipswapError
 from clipswap.training.shards import (
     SHARD_PATTERN,
     FaceRecord,
@@ -67,7 +68,7 @@ PAIR_FEATURES = {
 MATCH_TOLERANCE = 0.1  # of the detection's inter-ocular distance
 
 
-class PairsError(ValueError):
+class PairsError(ClipswapError, ValueError):
     """The pairs job cannot run (bad input, too few identities, unwritable output); the message says what to do."""
 
 

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import IDENTITY_ENCODERS, LossWeights
+from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.models.resnet50 import STAGE_OUTPUTS
 from clipswap.training.callbacks import (
@@ -66,7 +67,7 @@ def _damaged_shard_message(folder, error) -> str:
             "`clipswap pairs` into a fresh folder, then --resume")
 
 
-class TrainingSetupError(ValueError):
+class TrainingSetupError(ClipswapError, ValueError):
     """The configuration, data or run folder cannot make a run (the message says what to change)."""
 
 

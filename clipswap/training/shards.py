@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.atomic import atomic_path
+from clipswap.errors import ClipswapError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ FEATURES = {
 }
 
 
-class ShardError(ValueError):
+class ShardError(ClipswapError, ValueError):
     """Shards cannot be found or read."""
 
 
