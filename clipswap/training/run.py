@@ -480,7 +480,7 @@ def _run_loop(
             except ShardError as error:
                 raise TrainingSetupError(f"{error}; make shards with faces with `clipswap align`") from error
             except tf.errors.DataLossError as error:
-                raise TrainingSetupError(_damaged_shard_message(eval_shards[0].parent, error)) from None
+                raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
 
     with strategy.scope():
