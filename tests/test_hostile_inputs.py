@@ -90,10 +90,11 @@ BAD_IMAGES: dict[str, tuple[str, Callable[[Path], None] | None, str]] = {
     "1 x 1 image": ("dot.png", lambda p: Image.new("RGB", (1, 1)).save(p), "no face"),
     "unsupported type": ("face.tiff", lambda p: Image.open(FACE).save(p), "unsupported type '.tiff'"),
     "missing file": ("missing.jpg", None, "does not exist"),
+    "animated GIF (a video where an image is needed)": ("anim.gif", _animated, "anim.gif"),
     "Latin-1 name, cut": (os.fsdecode(b"t\xe9te.jpg"), _cut(0.5), "is damaged or cut short"),
 }
 
-#: Where a bad image goes. A bad target is read before anything else; a bad source or reference after the model.
+#: Where a bad image goes.
 ROLES = ("source", "target", "reference")
 
 
