@@ -394,5 +394,7 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
                               + (" that matches the reference face" if request.reference_face else ""))
     timing = {"decode_wait": decoded.waited, "encode": encoder.busy, "encode_wait": encoder.waited,
               **getattr(getattr(swapper, "timer", None), "seconds", {})}
+    log.info("seconds per stage over %d frames (clipswap -v): %s", frames,
+             ", ".join(f"{name} {seconds:.2f}" for name, seconds in timing.items()))
     return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks,
                        len(reader.decode_errors), timing)
