@@ -119,9 +119,9 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return state
 
 
-def assert_refused(output: str, exit_code: int, fragment: str, *, expected_code: int = 1) -> None:
-    """exit code, one sentence ending the output, holding `fragment`; no traceback anywhere."""
-    assert exit_code == expected_code, output
+def assert_refused(output: str, exit_code: int, fragment: str) -> None:
+    """exit code 1, one sentence ending the output, holding `fragment`; no traceback anywhere."""
+    assert exit_code == 1, output
     assert "Traceback" not in output, output
     lines = [line for line in output.strip().splitlines() if line.strip()]
     assert lines, "no message at all"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from clipswap.layers.instance_norm import fused_instance_norm, use_fused
+from clipswap.layers.instance_norm import fused_instance_norm, plain_instance_norm, use_fused
 
 
 @keras.saving.register_keras_serializable(package="clipswap")
@@ -78,9 +78,7 @@ class NormalisedAdaIN(keras.layers.Layer):
         if use_fused(self, training):
             return fused_instance_norm(ops.cast(x, self.compute_dtype), scale * gamma, scale * beta + bias,
                                        self.epsilon)
-        xf = ops.cast(x, "float32")
-        mean, variance = ops.moments(xf, axes=[1, 2], keepdims=True)
-        normalised = ops.cast((xf - mean) * ops.rsqrt(variance + self.epsilon) * gamma + beta, self.compute_dtype)
+        normalised = plain_instance_norm(x, gamma, beta, self.epsilon, self.compute_dtype)
         return ops.cast(scale[:, None, None, :], self.compute_dtype) * normalised + \
             ops.cast(bias[:, None, None, :], self.compute_dtype)
 

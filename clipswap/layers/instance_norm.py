@@ -11,6 +11,19 @@ def use_fused(layer: keras.layers.Layer, training) -> bool:
     return not training and layer.compute_dtype != "float32" and keras.backend.backend() == "tensorflow"
 
 
+def plain_instance_norm(x, gamma, beta, epsilon: float, dtype: str):
+    """Instance norm of x [B, H, W, C] with per-channel gamma and beta ([C], or None for 1 and 0), all in float32,
+    the result cast to `dtype` once: the maths every training step, float32 model and export runs."""
+    xf = ops.cast(x, "float32")
+    mean, variance = ops.moments(xf, axes=[1, 2], keepdims=True)
+    y = (xf - mean) * ops.rsqrt(variance + epsilon)
+    if gamma is not None:
+        y = y * ops.cast(gamma, "float32")
+    if beta is not None:
+        y = y + ops.cast(beta, "float32")
+    return ops.cast(y, dtype)
+
+
 def fused_instance_norm(x, scale, offset, epsilon: float):
     """Instance norm of x [B, H, W, C] (any float dtype) then `scale` * . + `offset`, per channel ([C]) or per sample
     and channel ([B, C], float32), through TensorFlow's fused batch-norm kernel in training mode: each sample's
@@ -60,14 +73,7 @@ class InstanceNormalization(keras.layers.Layer):
     def call(self, inputs, training=None):
         if use_fused(self, training):
             return self._fused(inputs)
-        x = ops.cast(inputs, "float32")
-        mean, variance = ops.moments(x, axes=[1, 2], keepdims=True)
-        y = (x - mean) * ops.rsqrt(variance + self.epsilon)
-        if self.gamma is not None:
-            y = y * ops.cast(self.gamma, "float32")
-        if self.beta is not None:
-            y = y + ops.cast(self.beta, "float32")
-        return ops.cast(y, self.compute_dtype)
+        return plain_instance_norm(inputs, self.gamma, self.beta, self.epsilon, self.compute_dtype)
 
     def _fused(self, inputs):
         """The same normalisation through fused_instance_norm (mixed-precision inference only: training keeps the
