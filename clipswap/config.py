@@ -62,6 +62,11 @@ class ModelConfig:
         source_image: G also reads the source's aligned crop (S x S, the same template as the target's), stacked
             with the target as a 6-channel input (ours, the demo model): the network sees the source face it is
             asked to render, not only its identity vector. Published models read the vector only.
+        source_warp: with source_image, that third input is not the source's crop but its face warped onto the
+            target's 68 landmarks, colour-matched and pasted into the target crop with a hard edge
+            (clipswap.face.landmark_swap.warp_paste; ours, the demo model): the source's texture in the target's
+            geometry, so the network carries identity without having to learn the warp, and an untrained residual
+            G still returns the target.
     """
 
     image_size: int = 256
@@ -74,6 +79,7 @@ class ModelConfig:
     pre_swap: str | None = None
     residual: bool = False
     source_image: bool = False
+    source_warp: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -89,9 +95,12 @@ class ModelConfig:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
         if self.pre_swap not in PRE_SWAPS:
             raise ValueError(f"pre_swap must be one of {PRE_SWAPS}, got {self.pre_swap!r}")
-        for flag in ("residual", "source_image"):
+        for flag in ("residual", "source_image", "source_warp"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
+        if self.source_warp and (not self.source_image or self.pre_swap is not None):
+            raise ValueError("source_warp replaces the source crop G reads: it needs source_image true and pre_swap "
+                             "null")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():

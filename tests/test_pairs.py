@@ -13,17 +13,21 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from clipswap.cli import main
+from clipswap.face.landmark_swap import swap_region
 from clipswap.losses.augment import identity_augment
 from clipswap.losses.reconstruction import teacher_loss
 from clipswap.training.align_dataset import align_dataset
 from clipswap.training.data import make_pair_dataset
 from clipswap.training.pairs import (
+    HELDOUT_LANDMARKS,
     HELDOUT_PAIRS,
     MANIFEST,
     PairsError,
     build_pairs,
+    heldout_landmarks,
     heldout_shards,
     pair_shards,
+    pairs_have_warps,
     parse_pair,
 )
 from clipswap.training.shards import iterate_records
@@ -96,6 +100,62 @@ def test_teacher_is_the_target_outside_the_face_and_nearer_the_source_inside(pai
     assert not changed[:4].any() and not changed[:, :4].any() and changed.mean() > 0.1
     centre = np.s_[SIZE // 3: 2 * SIZE // 3, SIZE // 3: 2 * SIZE // 3]
     assert np.abs(teacher[centre].astype(int) - target[centre].astype(int)).mean() > 2.0
+
+
+def test_warped_source_is_the_target_outside_the_face_and_the_teachers_warp_inside(pairs):
+    """The source_warp input: the teacher's colour-matched warp pasted with a hard edge, no Poisson solve."""
+    folder, manifest = pairs
+    assert manifest["warped"] is True and pairs_have_warps(folder)
+    checked = 0
+    for record in tf.data.TFRecordDataset(pair_shards(folder)):
+        pair = parse_pair(record)
+        target, teacher, warped = (_decode(pair[k].numpy()) for k in ("target", "teacher", "warped"))
+        changed = np.abs(warped.astype(int) - target.astype(int)).max(axis=-1) > 0
+        assert not changed[:4].any() and not changed[:, :4].any() and changed.mean() > 0.1
+        # The teacher changes the same pixels (its Poisson solve stays inside the same region) and is nearer the
+        # paste than the target is there: both carry the same warped face.
+        taught = np.abs(teacher.astype(int) - target.astype(int)).max(axis=-1) > 0
+        assert not (taught & ~changed).any()
+        inside = changed
+        assert (np.abs(teacher.astype(int) - warped.astype(int))[inside].mean()
+                < np.abs(target.astype(int) - warped.astype(int))[inside].mean())
+        checked += 1
+        if checked == 4:
+            break
+    assert checked == 4
+
+
+def test_heldout_faces_keep_their_68_landmarks(pairs):
+    folder, manifest = pairs
+    points = heldout_landmarks(folder)
+    held = list(iterate_records(heldout_shards(folder)))
+    assert (folder / HELDOUT_LANDMARKS).is_file() and set(points) <= {r.path for r in held}
+    assert len(points) >= len(held) - manifest["faces_without_landmarks"] and points
+    for value in points.values():
+        assert value.shape == (68, 2) and np.isfinite(value).all()
+        assert (value > -SIZE).all() and (value < 2 * SIZE).all()
+    # Each face's landmark region covers the middle of its aligned crop (the face is centred by the template).
+    region = swap_region(next(iter(points.values())), (SIZE, SIZE))
+    assert region[SIZE // 2, SIZE // 2] == 255
+    assert heldout_landmarks(folder / "absent") == {}
+
+
+def test_pair_dataset_gives_the_warped_source_with_the_targets_jitter(pairs):
+    folder, _ = pairs
+    plain = next(iter(make_pair_dataset(pair_shards(folder), 4, SIZE, 0.5, True, 3, 8)))
+    batch = next(iter(make_pair_dataset(pair_shards(folder), 4, SIZE, 0.5, True, 3, 8, warped=True)))
+    assert "warped" not in plain and batch["warped"].shape == (4, SIZE, SIZE, 3)
+    np.testing.assert_array_equal(batch["teacher"], plain["teacher"])
+    same = batch["same"].numpy() > 0
+    for i in range(4):
+        target, warped = batch["target"][i].numpy(), batch["warped"][i].numpy()
+        if same[i]:
+            np.testing.assert_array_equal(warped, target)
+        else:
+            # Outside the face the warped source is the target, jittered alike (the corner pixels agree up to the
+            # contrast change about each image's own mean).
+            np.testing.assert_allclose(warped[:3, :3], target[:3, :3], atol=0.02)
+            assert np.abs(warped - target).max() > 0.1
 
 
 def test_pair_dataset_same_pairs_use_the_target_as_source_and_teacher(pairs):
@@ -194,6 +254,32 @@ def test_a_pre_swap_generator_trains_on_pairs_only(pairs, tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
                                        str(tmp_path / "r2"), *args])
     assert result.exit_code == 1 and "reads the landmark swap" in result.output and "clipswap pairs" in result.output
+
+
+def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_figures(pairs, tmp_path):
+    """A tiny source_warp G trains 2 steps on pairs (G reads the warps); its held-out figures come from the held-out
+    faces' warps; on aligned shards, or on pairs made before the warps existed, the run is refused."""
+    folder, _ = pairs
+    args = ["--preset", "tiny", "--steps", "2", "--set", "model.source_image=true", "--set", "model.source_warp=true",
+            "--set", "model.residual=true", "--set", "eval_every=2", "--set", "eval_batch_size=2",
+            "--set", "image_every=2", "--no-progress"]
+    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(tmp_path / "run"), *args])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "run" / "generator.json").read_text())
+    assert manifest["model"]["source_warp"] is True
+    rows = [json.loads(line) for line in (tmp_path / "run" / "heldout.jsonl").read_text().splitlines()]
+    assert rows and all(np.isfinite(row["heldout_id_loss"]) for row in rows)
+    result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
+                                       str(tmp_path / "r2"), *args])
+    assert result.exit_code == 1 and "warped source" in result.output and "clipswap pairs" in result.output
+    old = tmp_path / "old_pairs"
+    shutil.copytree(folder, old)
+    stored = json.loads((old / MANIFEST).read_text())
+    del stored["warped"]
+    (old / MANIFEST).write_text(json.dumps(stored))
+    result = CliRunner().invoke(main, ["train", "--data", str(old), "--run-dir", str(tmp_path / "r3"), *args])
+    assert result.exit_code == 1 and "made by this version" in result.output
+    assert not (tmp_path / "r3").exists()
 
 
 def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):

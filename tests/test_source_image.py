@@ -12,13 +12,13 @@ from test_generator import _assert_all_gradients
 from test_trainer import SIZE, build_trainer, run_steps, synthetic_dataset
 
 from clipswap.config import ModelConfig, get_preset
-from clipswap.face.align import align_face
+from clipswap.face.align import align_face, transform_points
 from clipswap.face.detection import sort_by_area
 from clipswap.losses.composite import LossWeights
 from clipswap.models.generator import Generator, generator_inputs
-from clipswap.training.trainer import SwapTrainer, make_optimizer
+from clipswap.training.trainer import EMBEDDING, SwapTrainer, make_optimizer
 
-from conftest import shared_data
+from conftest import require_module, shared_data
 
 TINY = get_preset("tiny").model
 
@@ -142,3 +142,96 @@ def test_face_swapper_feeds_the_source_crop_beside_each_target_crop():
     np.testing.assert_allclose(fed_identity[0], swapper.source_vector)
     expected_target, _ = align_face(target, sort_by_area(detector.detect(target))[0].landmarks, 128)
     np.testing.assert_allclose(np.round((fed_target[0] + 1.0) * 127.5), expected_target, atol=0.51)
+
+
+# --- source_warp: the third input is the source's face warped onto the target ---------------------------------------
+
+
+def test_source_warp_needs_a_source_image_and_no_pre_swap():
+    assert TINY.replace(source_image=True, source_warp=True).source_warp
+    with pytest.raises(ValueError, match="source_warp replaces the source crop"):
+        TINY.replace(source_warp=True)
+    with pytest.raises(ValueError, match="source_warp replaces the source crop"):
+        TINY.replace(source_image=True, source_warp=True, pre_swap="landmarks")
+    with pytest.raises(ValueError, match="source_warp must be true or false"):
+        TINY.replace(source_image=True, source_warp=1)
+    config = TINY.replace(source_image=True, source_warp=True)
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    # A manifest written before the field existed loads with it off.
+    old = {k: v for k, v in TINY.replace(source_image=True).to_dict().items() if k != "source_warp"}
+    assert ModelConfig.from_dict(old).source_warp is False
+
+
+def _warp_trainer() -> SwapTrainer:
+    trainer = _source_image_trainer()
+    config = trainer.generator.config_.replace(source_warp=True)
+    trainer = SwapTrainer(Generator(config), trainer.discriminator, trainer.identity, trainer.loss_weights_,
+                          perceptual=trainer.perceptual, attribute=trainer.attribute)
+    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "g"),
+                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "d"))
+    trainer.run_eagerly = True
+    trainer.make_train_function()
+    return trainer
+
+
+def test_a_source_warp_trainer_feeds_g_the_warped_images_not_the_sources():
+    trainer = _warp_trainer()
+    assert trainer.source_warp
+    batch = next(iter(synthetic_dataset()))
+    with pytest.raises(ValueError, match="warped source"):
+        trainer.train_step(batch)
+    warped = tf.constant(np.random.default_rng(4).uniform(-1, 1, batch["target"].shape).astype("float32"))
+    seen = []
+    run_generator = trainer.run_generator
+
+    def spy(target, identity_in, source, training=False):
+        seen.append(np.array(source))
+        return run_generator(target, identity_in, source, training=training)
+
+    trainer.run_generator = spy
+    logs = trainer.train_step({**batch, "warped": warped})
+    assert np.isfinite(float(logs["g_total"]))
+    np.testing.assert_array_equal(seen[0], warped.numpy())
+
+
+def test_the_wrong_source_control_reads_the_control_warps():
+    trainer = _warp_trainer()
+    rng = np.random.default_rng(5)
+    target = tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32"))
+    warped, control = (tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32")) for _ in range(2))
+    _, identity_in = trainer.heldout_inputs(warped)
+    rolled = trainer.heldout_swap_embedding(target, identity_in, shift=1, source=warped).numpy()
+    given = trainer.heldout_swap_embedding(target, identity_in, shift=1, source=warped, control_source=control)
+    direct = trainer.run_generator(target, tf.roll(identity_in, -1, axis=0), control)
+    np.testing.assert_allclose(given.numpy(), trainer.identity(direct)[EMBEDDING].numpy(), atol=1e-5)
+    assert np.abs(given.numpy() - rolled).max() > 1e-6
+
+
+def test_face_swapper_feeds_the_source_face_warped_onto_each_target_crop():
+    from clipswap.face.landmark_swap import swap_region, warp_paste  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+    from clipswap.inference.media import read_image  # noqa: PLC0415
+    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
+    require_module("dlib", "the warp needs dlib's 68 landmarks")
+
+    source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
+    target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
+    identity, detector, spy = load_identity_encoder("sface"), YuNetDetector(), Spy()
+    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, source_image=True, source_warp=True)
+    swapper.set_source(source)
+    output, faces = swapper.swap_frame(target)
+    assert faces == 1 and output.shape == target.shape and swapper.pre_swap_failures == 0
+    fed_target, _, fed_source = spy.inputs[0]
+    target_crop = np.round((fed_target[0] + 1.0) * 127.5).astype(np.uint8)
+    face = sort_by_area(detector.detect(target))[0]
+    _, matrix = align_face(target, face.landmarks, 128)
+    points = transform_points(matrix, swapper.landmarker(target, face))
+    expected, region = warp_paste(swapper.source_crop, swapper.source_68, target_crop, points)
+    np.testing.assert_allclose(np.round((fed_source[0] + 1.0) * 127.5), expected, atol=0.51)
+    assert (region == swap_region(points, (128, 128))).all()
+    # The spy returns its source input, so the frame now holds the pasted source face: it changed inside the face
+    # only (the paste-back follows the warp's region).
+    changed = np.abs(output.astype(int) - target.astype(int)).max(axis=-1) > 0
+    box = face.box.astype(int)
+    assert changed.any() and not changed[: max(0, box[1] - 40)].any()

@@ -192,6 +192,40 @@ def poisson_blend(image: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np
     return np.where(mask[..., None] > 0, cloned[pad:pad + height, pad:pad + width], target)
 
 
+def warped_face(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
+                color_transfer: bool = True, forehead: float = FOREHEAD) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1 and 2 of the swap: (the source face warped onto the target's landmarks and, with `color_transfer`,
+    matched to the target's colours, [H, W, 3] uint8 of the target's size; the face region it fills, [H, W] uint8,
+    255 inside: swap_region). Arguments as landmark_swap's; LandmarkSwapError when the landmarks cannot drive it."""
+    source_68 = _check(source_68, source, "source")
+    target_68 = _check(target_68, target, "target")
+    if not forehead >= 0:
+        raise LandmarkSwapError(f"forehead must be >= 0, got {forehead}")
+    height, width = target.shape[:2]
+    source_points = with_forehead(source_68, forehead, source.shape[:2])
+    target_points = with_forehead(target_68, forehead, (height, width))
+    mask = swap_region(target_68, (height, width), forehead)
+    if np.count_nonzero(mask) < 16:
+        raise LandmarkSwapError("the target's face region is empty: its landmarks lie outside the image")
+    warped = warp_to_landmarks(source, source_points, target_points, (height, width))
+    if color_transfer:
+        warped = reinhard_transfer(warped, target, mask)
+    return warped, mask
+
+
+def warp_paste(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
+               forehead: float = FOREHEAD) -> tuple[np.ndarray, np.ndarray]:
+    """(the colour-matched warped source face pasted into the target with a hard edge, no blending: [H, W, 3] uint8,
+    the target's own pixels outside the face region; that region [H, W] uint8, 255 inside).
+
+    What a `source_warp` generator reads beside its target (ModelConfig.source_warp): the source's texture already
+    in the target's geometry, so the network's job is to carry it into the face and hide the seam, without having
+    to learn the warp (which a CPU training run cannot afford; docs/demo_model.md).
+    """
+    warped, mask = warped_face(source, source_68, target, target_68, True, forehead)
+    return np.where(mask[..., None] > 0, warped, target), mask
+
+
 def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
                   blend: str = "poisson", color_transfer: bool = True, forehead: float = FOREHEAD) -> np.ndarray:
     """Swap the source's face into the target by landmarks (module docstring).
@@ -208,22 +242,10 @@ def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray,
     """
     if blend not in BLENDS:
         raise LandmarkSwapError(f"blend must be one of {BLENDS}, got {blend!r}")
-    source_68 = _check(source_68, source, "source")
-    target_68 = _check(target_68, target, "target")
-    if not forehead >= 0:
-        raise LandmarkSwapError(f"forehead must be >= 0, got {forehead}")
-    height, width = target.shape[:2]
-    source_points = with_forehead(source_68, forehead, source.shape[:2])
-    target_points = with_forehead(target_68, forehead, (height, width))
-    mask = swap_region(target_68, (height, width), forehead)
-    ys, xs = np.nonzero(mask)
-    if xs.size < 16:
-        raise LandmarkSwapError("the target's face region is empty: its landmarks lie outside the image")
-    warped = warp_to_landmarks(source, source_points, target_points, (height, width))
-    if color_transfer:
-        warped = reinhard_transfer(warped, target, mask)
+    warped, mask = warped_face(source, source_68, target, target_68, color_transfer, forehead)
     if blend == "poisson":
         return poisson_blend(warped, target, mask)
+    xs = np.nonzero(mask)[1]
     feather = max(1.0, FEATHER_FRACTION * float(xs.max() - xs.min()))
     # Eroded by three sigmas before the blur, so the feathered edge stays inside the hull (outside it the warp has
     # no source pixels); what of the blur's tail still crosses the hull is cut.

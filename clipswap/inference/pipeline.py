@@ -210,7 +210,9 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
     if config.pre_swap is not None:
         identity += f", refining the {config.pre_swap} swap"
-    if config.source_image:
+    if config.source_warp:
+        identity += ", reading the source's face warped onto the target's landmarks"
+    elif config.source_image:
         identity += ", reading the source's aligned face"
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
 

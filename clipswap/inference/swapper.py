@@ -233,6 +233,9 @@ class FaceSwapper:
             kept by set_source, and every target crop is landmark-swapped (clipswap.face.landmark_swap) before G.
         landmarker: (image, Detection) -> [68, 2] landmarks for pre_swap; None: dlib's (the `eval` extra).
         source_image: the generator reads the source's aligned S x S crop as its third input (ModelConfig.source_image).
+        source_warp: with source_image, that third input is instead the source face warped onto each target crop's
+            68 landmarks and pasted into it (ModelConfig.source_warp, clipswap.face.landmark_swap.warp_paste); the
+            output is pasted back over that face region, as a pre_swap generator's.
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -257,12 +260,15 @@ class FaceSwapper:
         landmarker: Callable | None = None,
         color_correction: str = "none",
         source_image: bool = False,
+        source_warp: bool = False,
     ):
         if color_correction not in COLOR_CORRECTIONS:
             raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
         if pre_swap not in (None, "landmarks"):
             raise ValueError(f"pre_swap must be None or 'landmarks', got {pre_swap!r}")
-        if pre_swap is not None and landmarker is None:
+        if source_warp and not source_image:
+            raise ValueError("source_warp needs source_image")
+        if (pre_swap is not None or source_warp) and landmarker is None:
             from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415 -- needs dlib
 
             landmarker = Landmarker68()
@@ -289,6 +295,7 @@ class FaceSwapper:
         self.landmarker = landmarker
         self.color_correction = color_correction
         self.source_image = bool(source_image)
+        self.source_warp = bool(source_warp)
         #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
         #: pixels (set_source).
         self.source_crop: np.ndarray | None = None
@@ -339,6 +346,7 @@ class FaceSwapper:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
         options.setdefault("pre_swap", config.pre_swap)
         options.setdefault("source_image", config.source_image)
+        options.setdefault("source_warp", config.source_warp)
         generator = checkpoint.model
         if runtime != "tf":
             from clipswap.inference.runtime import exported_generator  # noqa: PLC0415
@@ -367,7 +375,7 @@ class FaceSwapper:
         if self.pre_swap is None and not self.source_image:
             return vector, None, None
         crop, matrix = align_face(image, face.landmarks, self.image_size)
-        if self.pre_swap is None:
+        if self.pre_swap is None and not self.source_warp:
             return vector, crop, None
         return vector, crop, transform_points(matrix, self.landmarker(image, face))
 
@@ -481,18 +489,22 @@ class FaceSwapper:
             crops = np.stack([warp_face(frame, matrix, size) for matrix in matrices])
         regions: list[np.ndarray | None] = [None] * len(faces)
         target_crops = crops
-        if self.pre_swap is not None:
+        source_crops = [crop for _, crop, _ in sources]
+        if self.pre_swap is not None or self.source_warp:
             with self.timer.stage("pre_swap"):
                 swapped = [self._landmark_swap(frame, face, matrix, crop, source, track)
                            for face, matrix, crop, source, track in zip(faces, matrices, crops, sources, tracks,
                                                                         strict=True)]
-                crops = np.stack([crop for crop, _ in swapped])
                 regions = [region for _, region in swapped]
+                if self.source_warp:
+                    source_crops = [crop for crop, _ in swapped]
+                else:
+                    crops = np.stack([crop for crop, _ in swapped])
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
             inputs = [targets, np.stack([vector for vector, _, _ in sources]).astype(np.float32)]
             if self.source_image:
-                inputs.append(np.stack([crop for _, crop, _ in sources]).astype(np.float32) / 127.5 - 1.0)
+                inputs.append(np.stack(source_crops).astype(np.float32) / 127.5 - 1.0)
             outputs = [self._generate(*(x[i : i + MAX_BATCH] for x in inputs)) for i in range(0, len(faces), MAX_BATCH)]
             generated = (np.concatenate(outputs) + 1.0) / 2.0
         with self.timer.stage("blend"):
@@ -532,10 +544,16 @@ class FaceSwapper:
 
     def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray, crop: np.ndarray,
                        source: tuple, track=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap; the
-        crop itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked
-        face's 68 points are smoothed by its track."""
-        from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap, swap_region  # noqa: PLC0415
+        """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap, or
+        for source_warp (warp_paste of the source crop onto it, that region); the crop itself and None when the
+        landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked face's 68 points are smoothed by
+        its track."""
+        from clipswap.face.landmark_swap import (  # noqa: PLC0415
+            LandmarkSwapError,
+            landmark_swap,
+            swap_region,
+            warp_paste,
+        )
 
         _, source_crop, source_68 = source
         points68 = self.landmarker(frame, face)
@@ -543,6 +561,8 @@ class FaceSwapper:
             points68 = track.smooth_points("68", points68)
         points = transform_points(matrix, points68)
         try:
+            if self.source_warp:
+                return warp_paste(source_crop, source_68, crop, points)
             return landmark_swap(source_crop, source_68, crop, points), swap_region(points, crop.shape[:2])
         except LandmarkSwapError as error:
             self.pre_swap_failures += 1

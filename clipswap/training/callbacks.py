@@ -147,6 +147,10 @@ class FixedBatchCallback(Callback):
         self.source = tf.constant(batch["source"], tf.float32)
         # Identity labels of the sources (the data pipeline's eval batch has them); None when not given.
         self.source_label = np.asarray(batch["source_label"]) if "source_label" in batch else None
+        # A source_warp generator's source images: each source's face warped onto its target, and for the
+        # wrong-source control the next one's (clipswap.training.run.heldout_warps); None otherwise.
+        self.warped = tf.constant(batch["warped"], tf.float32) if "warped" in batch else None
+        self.warped_control = tf.constant(batch["warped_control"], tf.float32) if "warped_control" in batch else None
         self.every = int(every)
         self.writer = writer
 
@@ -162,7 +166,7 @@ class ImageGridWriter(FixedBatchCallback):
         self.folder = folder
 
     def write(self, step: int) -> np.ndarray:
-        swap = self.trainer.swap(self.target, self.source, training=False).numpy()
+        swap = self.trainer.swap(self.target, self.source, training=False, generator_source=self.warped).numpy()
         grid = image_grid(self.target.numpy(), self.source.numpy(), swap)
         if self.writer is not None:
             with self.writer.as_default(step=step):
@@ -197,9 +201,11 @@ class HeldoutIdentity(FixedBatchCallback):
 
     def evaluate(self, step: int) -> float:
         src = self.source_embedding
-        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, source=self.source)
+        source = self.source if self.warped is None else self.warped
+        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, source=source)
         value = float(identity_loss(src, swap).numpy())
-        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=self.source)
+        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=source,
+                                                           control_source=self.warped_control)
         control = float(identity_loss(src, control_swap).numpy())
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
         if self.source_label is not None:

@@ -192,6 +192,7 @@ def make_pair_dataset(
     seed: int = 0,
     shuffle_buffer: int = 1000,
     repeat: bool = True,
+    warped: bool = False,
 ) -> tf.data.Dataset:
     """The training dataset over `clipswap pairs` shards (target, source, teacher of two different people).
 
@@ -200,8 +201,13 @@ def make_pair_dataset(
     they must stay alike outside it); the source its own. Then, as in make_train_dataset, each sample becomes a
     same-identity pair with probability `same_identity_prob`: its source and its teacher are replaced by its target.
 
+    With `warped` each batch also holds "warped" (the source face warped onto the target and pasted into it, the
+    input of a source_warp generator): it gets the target's colour jitter (it is the target with a new face,
+    colour-matched to it), and on same-identity pairs it is the target.
+
     Returns:
-        A dataset of dicts like make_train_dataset's, plus "teacher": [B, S, S, 3] float32 RGB in [-1, 1].
+        A dataset of dicts like make_train_dataset's, plus "teacher": [B, S, S, 3] float32 RGB in [-1, 1] (and
+        "warped", the same, with `warped`).
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
@@ -214,13 +220,16 @@ def make_pair_dataset(
 
     def parse(serialized):
         pair = parse_pair(serialized)
-        return {
+        parsed = {
             "target": decode_image(pair["target"], image_size),
             "source": decode_image(pair["source"], image_size),
             "teacher": decode_image(pair["teacher"], image_size),
             "target_label": pair["target_label"],
             "source_label": pair["source_label"],
         }
+        if warped:
+            parsed["warped"] = decode_image(pair["warped"], image_size)
+        return parsed
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.batch(batch_size, drop_remainder=True)
@@ -228,23 +237,27 @@ def make_pair_dataset(
 
     def combine(step, batch):
         step = tf.cast(step, tf.int64)
-        target, source, teacher = batch["target"], batch["source"], batch["teacher"]
+        target, source = batch["target"], batch["source"]
+        alike = [batch["teacher"]] + ([batch["warped"]] if warped else [])
         if jitter:
             key = tf.stack([tf.constant(target_jitter, tf.int64), step])
-            # One batch draw for both: concatenating keeps the per-image contrast statistics of each image.
-            both = color_jitter(tf.concat([target, teacher], axis=0), key)
-            target, teacher = both[:batch_size], both[batch_size:]
+            # One batch draw for all: concatenating keeps the per-image contrast statistics of each image.
+            jittered = tf.split(color_jitter(tf.concat([target, *alike], axis=0), key), 1 + len(alike), axis=0)
+            target, alike = jittered[0], jittered[1:]
             source = color_jitter(source, tf.stack([tf.constant(source_jitter, tf.int64), step]))
         same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
         where = same[:, None, None, None]
-        return {
+        combined = {
             "target": target,
             "source": tf.where(where, target, source),
-            "teacher": tf.where(where, target, teacher),
+            "teacher": tf.where(where, target, alike[0]),
             "same": tf.cast(same, tf.float32),
             "target_label": batch["target_label"],
             "source_label": tf.where(same, batch["target_label"], batch["source_label"]),
         }
+        if warped:
+            combined["warped"] = tf.where(where, target, alike[1])
+        return combined
 
     dataset = dataset.enumerate().map(combine, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     options = tf.data.Options()
@@ -261,14 +274,15 @@ def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> d
 
     Returns:
         {"target", "source": [n, S, S, 3] float32 RGB in [-1, 1]; "same": [n] zeros float32;
-        "target_label", "source_label": [n] int64}.
+        "target_label", "source_label": [n] int64; "target_path", "source_path": [n] string, the records' photo
+        paths}.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     limit = max(16 * n, 512)
     pool = []
     for record in iterate_records(shards):
-        pool.append((record.image, record.label))
+        pool.append((record.image, record.label, record.path))
         if len(pool) >= limit:
             break
     if not pool:
@@ -292,4 +306,6 @@ def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> d
     targets, target_labels = stack(target_index)
     sources, source_labels = stack(source_index)
     return {"target": targets, "source": sources, "same": tf.zeros([n], tf.float32),
-            "target_label": target_labels, "source_label": source_labels}
+            "target_label": target_labels, "source_label": source_labels,
+            "target_path": tf.constant([pool[i][2] for i in target_index]),
+            "source_path": tf.constant([pool[i][2] for i in source_index])}

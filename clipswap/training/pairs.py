@@ -2,10 +2,14 @@
 
 From `clipswap align` output (aligned crops in TFRecord shards) it writes:
 
-    OUTPUT/shards/shard-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source and the
-                                                  teacher (clipswap.face.landmark_swap of source onto target)
+    OUTPUT/shards/shard-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source, the
+                                                  teacher (clipswap.face.landmark_swap of source onto target) and
+                                                  the warped source pasted into the target (warp_paste)
     OUTPUT/heldout/shard-00000-of-00001.tfrecord  every face of the held-out identities (clipswap.training.shards
                                                   records): the fixed evaluation batch of `clipswap train`
+    OUTPUT/heldout_landmarks.json                 the 68 landmarks (crop pixels) of each held-out face, by its
+                                                  photo path: the training's held-out batch warps its sources
+                                                  with them for a source_warp generator
     OUTPUT/heldout_pairs.tsv                      one evaluation pair a held-out person for `clipswap evaluate`:
                                                   source photo, target photo (original files, different people)
     OUTPUT/pairs_manifest.json                    settings, counts and the held-out identity names
@@ -21,6 +25,8 @@ be placed is left out of the pairs and counted.
 
 Pair record (one tf.train.Example):
     target, source, teacher   bytes   PNG (the aligned crops as stored by align; the teacher encoded here), RGB
+    warped                    bytes   PNG, the input of a source_warp generator (ModelConfig.source_warp); empty in
+                                      pairs made before it existed (pairs_manifest.json "warped" absent)
     target_label, source_label  int64 identity indices (identities.json of the aligned data)
 """
 
@@ -57,10 +63,12 @@ MANIFEST = "pairs_manifest.json"
 PAIR_SHARDS = "shards"
 HELDOUT = "heldout"
 HELDOUT_PAIRS = "heldout_pairs.tsv"
+HELDOUT_LANDMARKS = "heldout_landmarks.json"
 PAIR_FEATURES = {
     "target": tf.io.FixedLenFeature([], tf.string),
     "source": tf.io.FixedLenFeature([], tf.string),
     "teacher": tf.io.FixedLenFeature([], tf.string),
+    "warped": tf.io.FixedLenFeature([], tf.string, default_value=b""),
     "target_label": tf.io.FixedLenFeature([], tf.int64),
     "source_label": tf.io.FixedLenFeature([], tf.int64),
 }
@@ -83,6 +91,14 @@ def pair_shards(folder: str | Path) -> list[str]:
     if not files:
         raise PairsError(f"{folder} has no pair shards in {PAIR_SHARDS}/; run `clipswap pairs` again")
     return files
+
+
+def pairs_have_warps(folder: str | Path) -> bool:
+    """True when the pairs folder's records hold the warped source ("warped", made since source_warp existed)."""
+    try:
+        return bool(json.loads((Path(folder) / MANIFEST).read_text()).get("warped"))
+    except (OSError, ValueError):
+        return False
 
 
 def heldout_shards(folder: str | Path) -> list[str]:
@@ -143,17 +159,25 @@ def _decode(encoded: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> bytes | None:
-    """PNG bytes of landmark_swap(source crop -> target crop), or None when the landmarks cannot drive it."""
-    from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap  # noqa: PLC0415
+def _png(image: np.ndarray) -> bytes | None:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return encoded.tobytes() if ok else None
+
+
+def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> tuple[bytes, bytes] | None:
+    """PNG bytes of (landmark_swap(source crop -> target crop), warp_paste of the same), or None when the landmarks
+    cannot drive them."""
+    from clipswap.face.landmark_swap import LandmarkSwapError, poisson_blend, warped_face  # noqa: PLC0415
 
     target, target_68, source, source_68 = task
+    target = _decode(target)
     try:
-        swapped = landmark_swap(_decode(source), source_68, _decode(target), target_68)
+        warped, mask = warped_face(_decode(source), source_68, target, target_68)
+        swapped = poisson_blend(warped, target, mask)
     except LandmarkSwapError:
         return None
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(swapped, cv2.COLOR_RGB2BGR))
-    return encoded.tobytes() if ok else None
+    teacher, pasted = _png(swapped), _png(np.where(mask[..., None] > 0, warped, target))
+    return (teacher, pasted) if teacher and pasted else None
 
 
 def _pool_map(function, tasks, workers: int, initializer, progress: bool, description: str) -> list:
@@ -170,8 +194,10 @@ def _pool_map(function, tasks, workers: int, initializer, progress: bool, descri
         return list(tqdm(pool.imap(function, tasks, chunksize=chunk), **bar))
 
 
-def _example(target: bytes, source: bytes, teacher: bytes, target_label: int, source_label: int) -> bytes:
+def _example(target: bytes, source: bytes, teacher: bytes, warped: bytes, target_label: int,
+             source_label: int) -> bytes:
     feature = {"target": _bytes(target), "source": _bytes(source), "teacher": _bytes(teacher),
+               "warped": _bytes(warped),
                "target_label": _int(target_label), "source_label": _int(source_label)}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -258,13 +284,16 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         raise PairsError("no pair could get a teacher image (the landmark swap failed on every pair); check the data")
 
     def encode(item: tuple[tuple[int, int], bytes]) -> bytes:
-        (t, s), teacher = item
-        return _example(records[t].image, records[s].image, teacher, records[t].label, records[s].label)
+        (t, s), (teacher, warped) = item
+        return _example(records[t].image, records[s].image, teacher, warped, records[t].label, records[s].label)
 
     write_shards(kept, ensure_writable_dir(output / PAIR_SHARDS), len(kept), shard_size=shard_size, encode=encode)
     held_records = [r for r in records if r.identity in held_set]
     write_shards(held_records, ensure_writable_dir(output / HELDOUT), len(held_records),
                  shard_size=max(1, len(held_records)))
+    held_points = {r.path: np.round(points, 3).tolist() for r, points in zip(records, landmarks, strict=True)
+                   if r.identity in held_set and points is not None}
+    write_text_atomic(output / HELDOUT_LANDMARKS, json.dumps(held_points) + "\n")
     evaluation = heldout_evaluation_pairs(records, held, seed + 2)
     write_text_atomic(output / HELDOUT_PAIRS,
                       "# source\ttarget  (held-out identities; different people)\n"
@@ -283,11 +312,21 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         "heldout_faces": len(held_records),
         "teacher": "clipswap.face.landmark_swap (dlib 68 points and forehead points, Reinhard colour transfer, Poisson "
                    "blending)",
+        "warped": True,
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_text_atomic(output / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
-__all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_shards", "is_pairs_folder", "pair_shards",
-           "parse_pair"]
+def heldout_landmarks(folder: str | Path) -> dict[str, np.ndarray]:
+    """The held-out faces' 68 landmarks in crop pixels ([68, 2] float32) by photo path; {} for pairs made before the
+    file existed."""
+    path = Path(folder) / HELDOUT_LANDMARKS
+    if not path.is_file():
+        return {}
+    return {key: np.asarray(value, np.float32) for key, value in json.loads(path.read_text()).items()}
+
+
+__all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_landmarks", "heldout_shards", "is_pairs_folder",
+           "pair_shards", "pairs_have_warps", "parse_pair"]

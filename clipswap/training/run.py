@@ -426,6 +426,42 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     return bool(strategy.extended.should_checkpoint)
 
 
+def heldout_warps(batch: dict[str, np.ndarray], data_dir: str | Path) -> dict[str, np.ndarray]:
+    """{"warped", "warped_control"}: each held-out target with its own source's face (and, for the wrong-source
+    control, the next sample's source's face) warped onto it (warp_paste), [n, S, S, 3] float32 in [-1, 1]; a target
+    without landmarks in the pairs folder's heldout_landmarks.json, or whose warp fails, keeps its own face there
+    (counted in a warning)."""
+    from clipswap.face.landmark_swap import LandmarkSwapError, warp_paste  # noqa: PLC0415
+    from clipswap.training.pairs import heldout_landmarks  # noqa: PLC0415
+
+    points = heldout_landmarks(data_dir)
+    to_uint8 = lambda image: np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
+    n = len(batch["target"])
+    paths = [[p.decode() if isinstance(p, bytes) else str(p) for p in batch.get(key, [""] * n)]
+             for key in ("target_path", "source_path")]
+    missing = 0
+
+    def warp(i: int, j: int) -> np.ndarray:
+        nonlocal missing
+        target = to_uint8(batch["target"][i])
+        source_68, target_68 = points.get(paths[1][j]), points.get(paths[0][i])
+        if source_68 is None or target_68 is None:
+            missing += 1
+            return target
+        try:
+            return warp_paste(to_uint8(batch["source"][j]), source_68, target, target_68)[0]
+        except LandmarkSwapError:
+            missing += 1
+            return target
+
+    warps = {key: np.stack([warp(i, (i + shift) % n) for i in range(n)]).astype(np.float32) / 127.5 - 1.0
+             for key, shift in (("warped", 0), ("warped_control", 1))}
+    if missing:
+        logger.warning("%d of the %d held-out warps had no landmarks; those targets keep their own face",
+                       missing, 2 * n)
+    return warps
+
+
 def _run_loop(
     config: TrainConfig, data_dir: str | Path, run_dir: Path, out_dir: Path, resume: bool,
     strategy: tf.distribute.Strategy, progress: bool, dataset_fn, eval_batch,
@@ -437,7 +473,13 @@ def _run_loop(
 
     if dataset_fn is None or eval_batch is None:
         from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset  # noqa: PLC0415
-        from clipswap.training.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards  # noqa: PLC0415
+        from clipswap.training.pairs import (  # noqa: PLC0415
+            PairsError,
+            heldout_shards,
+            is_pairs_folder,
+            pair_shards,
+            pairs_have_warps,
+        )
 
         pairs = is_pairs_folder(data_dir)
         if config.weights.teacher and not pairs:
@@ -449,6 +491,11 @@ def _run_loop(
             raise TrainingSetupError(
                 f"a pre_swap={config.model.pre_swap!r} generator reads the landmark swap of each pair: {data_dir} is "
                 "not a `clipswap pairs` folder (make one with `clipswap pairs --data ALIGNED --output PAIRS`)"
+            )
+        if config.model.source_warp and not (pairs and pairs_have_warps(data_dir)):
+            raise TrainingSetupError(
+                f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
+                "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
             )
         if pairs:
             try:
@@ -463,7 +510,7 @@ def _run_loop(
                     return make_pair_dataset(
                         train_shards, config.batch_size, config.model.image_size,
                         same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
-                        shuffle_buffer=config.shuffle_buffer, repeat=True,
+                        shuffle_buffer=config.shuffle_buffer, repeat=True, warped=config.model.source_warp,
                     )
                 return make_train_dataset(
                     [str(s) for s in train_shards], config.batch_size, config.model.image_size,
@@ -482,6 +529,8 @@ def _run_loop(
             except tf.errors.DataLossError as error:
                 raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
+    if config.model.source_warp and "warped" not in eval_batch:
+        eval_batch.update(heldout_warps(eval_batch, data_dir))
 
     with strategy.scope():
         identity_model = load_identity_encoder(config)

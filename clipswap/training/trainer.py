@@ -6,6 +6,7 @@ One step on a batch {"target", "source", "same"} (images [B, S, S, 3] RGB in [-1
     c_src        = CLIP(source)                         when CLIP is on: appended to the identity input (paper z_id)
     swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below);
                                                         G(target, ..., source) for a source_image generator
+                                                        G(target, ..., warped) for a source_warp one
     G terms      = id (eq. 6), rec (eq. 7), perceptual (eq. 8), contra (eqs. 2-5), att (eq. 9), adv,
                    and for the facedancer preset cycle (G(swap, z_tgt) vs target) and IFSR
     D terms      = logistic loss on D(source) real / D(swap) fake, R1 (gamma 10) on the real images
@@ -311,9 +312,17 @@ class SwapTrainer(keras.Model):
         inputs = generator_inputs(config, target, identity_in, source) if config else [target, identity_in]
         return tf.cast(self.generator(inputs, training=training), tf.float32)
 
-    def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False) -> tf.Tensor:
-        """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]."""
-        return self.run_generator(target, self.identity_input(source), source, training=training)
+    def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False,
+             generator_source: tf.Tensor | None = None) -> tf.Tensor:
+        """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]. `generator_source`:
+        what G reads as its source image when that is not `source` itself (a source_warp generator's warps)."""
+        return self.run_generator(target, self.identity_input(source),
+                                  source if generator_source is None else generator_source, training=training)
+
+    @property
+    def source_warp(self) -> bool:
+        """The generator reads the warped source (ModelConfig.source_warp) as its source image."""
+        return bool(getattr(getattr(self.generator, "config_", None), "source_warp", False))
 
     @property
     def pre_swap(self) -> str | None:
@@ -431,6 +440,11 @@ class SwapTrainer(keras.Model):
         source = tf.cast(data["source"], tf.float32)
         same = tf.cast(data["same"], tf.float32)
         teacher = tf.cast(data["teacher"], tf.float32) if "teacher" in data else None
+        if self.source_warp and "warped" not in data:
+            raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
+                             "data made by this version")
+        # What G reads as its source image: the source, or the source warped onto the target (source_warp).
+        g_source = tf.cast(data["warped"], tf.float32) if self.source_warp else source
         replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
         seed = self.augmentation_seed()
 
@@ -442,7 +456,7 @@ class SwapTrainer(keras.Model):
 
         with tf.GradientTape() as g_tape:
             swap, terms = self.generator_terms(target, source_clip, same, src_out, tgt_out, identity_in, seed,
-                                               teacher, source)
+                                               teacher, g_source)
             g_total, g_named = generator_loss(terms, self.loss_weights_)
             g_total = g_total + self._id_warmup_extra(terms["id"])
             g_scaled = self.g_optimizer.scale_loss(g_total / replicas)
@@ -478,13 +492,18 @@ class SwapTrainer(keras.Model):
         return src[EMBEDDING], self.identity_input(source, src)
 
     def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0,
-                               source: tf.Tensor | None = None) -> tf.Tensor:
+                               source: tf.Tensor | None = None, control_source: tf.Tensor | None = None
+                               ) -> tf.Tensor:
         """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
         target the NEXT sample's source identity (the wrong-source control). `source`: the batch's source images,
-        rolled with the identity input (a source_image generator reads them)."""
+        rolled with the identity input (a source_image generator reads them); `control_source`: what G reads as its
+        source image for the control instead of the rolled `source` (a source_warp generator: the next source's face
+        warped onto each target)."""
         if shift:
             identity_in = tf.roll(identity_in, shift=-shift, axis=0)
-            if source is not None:
+            if control_source is not None:
+                source = control_source
+            elif source is not None:
                 source = tf.roll(source, shift=-shift, axis=0)
         swap = self.run_generator(target, identity_in, source, training=False)
         return self.identity(swap)[EMBEDDING]
