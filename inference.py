@@ -143,9 +143,9 @@ def _printable(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from clipswap.cli import Terminated, install_sigterm_handler, unexpected_message  # noqa: PLC0415
-    from clipswap.errors import ClipswapError  # noqa: PLC0415
-    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.cli import Terminated, install_sigterm_handler, unexpected_message
+    from clipswap.errors import ClipswapError
+    from clipswap.inference.pipeline import SwapRequest, run_swap
 
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,

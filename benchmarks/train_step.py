@@ -29,11 +29,11 @@ RESULTS = Path(__file__).resolve().parent / "results" / "train_step.json"
 
 
 def measure(preset: str, precision: str, xla: bool, batch: int, steps: int) -> dict:
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import numpy as np
+    import tensorflow as tf
 
-    from clipswap.training.config import resolve_config  # noqa: PLC0415
-    from clipswap.training.run import build_trainer, effective_config, load_identity_encoder, set_precision  # noqa: PLC0415
+    from clipswap.training.config import resolve_config
+    from clipswap.training.run import build_trainer, effective_config, load_identity_encoder, set_precision
 
     overrides = {"batch_size": batch, "precision": precision, "xla": xla}
     if preset == "paper":
@@ -42,9 +42,9 @@ def measure(preset: str, precision: str, xla: bool, batch: int, steps: int) -> d
     set_precision(precision)
     size = config.model.image_size
     if preset == "paper":
-        from clipswap.losses.perceptual import vgg16_features  # noqa: PLC0415
-        from clipswap.models.arcface import build_arcface  # noqa: PLC0415
-        from clipswap.models.clip_encoder import build_clip_image_encoder  # noqa: PLC0415
+        from clipswap.losses.perceptual import vgg16_features
+        from clipswap.models.arcface import build_arcface
+        from clipswap.models.clip_encoder import build_clip_image_encoder
 
         trainer = build_trainer(config, build_arcface(), build_clip_image_encoder("clip_vit_base_patch32", size),
                                 perceptual_extractor=vgg16_features(weights=None))

@@ -81,7 +81,7 @@ def main(verbose: int, max_pixels: int) -> None:
     install_sigterm_handler()
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from clipswap.inference.media import set_max_pixels  # noqa: PLC0415 -- imports numpy, cv2, Pillow only
+    from clipswap.inference.media import set_max_pixels  # imports numpy, cv2, Pillow only
 
     set_max_pixels(max_pixels)
 

@@ -70,6 +70,6 @@ def run_keras2_fixture(script: str, *args: str, timeout: int = 600) -> None:
 
 def runtime_suffix(precision: str = "fp32") -> str:
     """The end of the models line of a generator swap run with the default --runtime auto ("" for none)."""
-    from clipswap.inference.runtime import resolve_runtime  # noqa: PLC0415
+    from clipswap.inference.runtime import resolve_runtime
 
     return f", runtime: {resolve_runtime('auto', precision)} {precision}"

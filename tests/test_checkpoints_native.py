@@ -40,7 +40,7 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 def test_a_weights_file_that_is_not_a_zip_but_matches_its_manifest_is_refused(tmp_path):
-    from clipswap.checkpoints.native import manifest_path, sha256_of  # noqa: PLC0415
+    from clipswap.checkpoints.native import manifest_path, sha256_of
 
     path = tmp_path / "g.keras"
     init_generator(TINY, path)

@@ -48,12 +48,12 @@ def test_swap_refuses_to_overwrite_the_reference_face(tmp_path):
 def test_every_clipswap_error_has_the_common_base_and_keeps_its_builtin_one():
     # issue 10: the commands catch ClipswapError instead of tuples of four to ten classes; each class still is the
     # ValueError / RuntimeError / OSError it was, so older `except` clauses keep working
-    import importlib  # noqa: PLC0415
-    import inspect  # noqa: PLC0415
-    import pkgutil  # noqa: PLC0415
+    import importlib
+    import inspect
+    import pkgutil
 
-    import clipswap  # noqa: PLC0415
-    from clipswap.errors import ClipswapError  # noqa: PLC0415
+    import clipswap
+    from clipswap.errors import ClipswapError
 
     #: control flow, not errors: SIGTERM's unwinding, the video pipeline's private stop, click's own exception
     not_errors = {"Terminated", "_Abandoned", "UnreadableError"}

@@ -32,7 +32,7 @@ def shifted_copy(inputs):
 
 @pytest.fixture(scope="module")
 def parts():
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector
 
     return load_identity_encoder("sface"), YuNetDetector(), read_image(shared_data("lfw", "Aaron_Sorkin",
                                                                                      "Aaron_Sorkin_0001.jpg"))
@@ -51,7 +51,7 @@ def _face_region(parts, swapper) -> np.ndarray:
     """[H, W] bool: the frame pixels under the face-outline mask (> 0.5), warped back as the blends do."""
     _, detector, photo = parts
     face = sort_by_area(detector.detect(photo))[0]
-    from clipswap.face.align import estimate_alignment  # noqa: PLC0415
+    from clipswap.face.align import estimate_alignment
 
     matrix = estimate_alignment(face.landmarks, SIZE)
     mask = swapper._mask(face, matrix)

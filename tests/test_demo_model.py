@@ -28,8 +28,8 @@ DEMO = DEMO_DIR / DEMO_FILE
 
 def _example_faces() -> tuple[Path, Path]:
     """inference.sh's default SOURCE and TARGET (scikit-image's astronaut, matplotlib's Grace Hopper)."""
-    import matplotlib  # noqa: PLC0415
-    import skimage  # noqa: PLC0415
+    import matplotlib
+    import skimage
 
     source = Path(skimage.data.data_dir) / "astronaut.png"
     target = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
@@ -60,8 +60,8 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
     ]
     assert output.is_file() and "clipswap" in read_label(output)
 
-    from clipswap.evaluation.identity_models import SFaceModel  # noqa: PLC0415
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.evaluation.identity_models import SFaceModel
+    from clipswap.face.yunet import YuNetDetector
 
     # Judged as clipswap evaluate does: OpenCV's SFace on the largest YuNet face of each image.
     model, detector = SFaceModel(), YuNetDetector()

@@ -153,7 +153,7 @@ def test_input_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monke
                  "--identity-model", "sface")
     assert result.exit_code == 1 and "no output image" in result.output
 
-    from clipswap.evaluation import runner  # noqa: PLC0415
+    from clipswap.evaluation import runner
 
     def broken(*args, **kwargs):
         raise ValueError("an internal bug")

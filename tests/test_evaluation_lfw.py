@@ -176,7 +176,7 @@ def test_dlib_identity_model_separates_people(same_person_pairs, tmp_path):
 def test_each_image_is_decoded_and_detected_once_whatever_its_roles(lfw, tmp_path, monkeypatch):
     """A photo that is the source of one pair, the target of another and an output of a third is read and detected
     once; SSIM/PSNR reuse the decoded images."""
-    from clipswap.evaluation import runner  # noqa: PLC0415
+    from clipswap.evaluation import runner
 
     photos = [lfw / name for name in TURNED[:3]]
     pairs = [Pair(photos[0], photos[1], photos[2]), Pair(photos[1], photos[2], photos[0]),

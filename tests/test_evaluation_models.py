@@ -58,9 +58,9 @@ def test_the_training_encoder_family_is_refused_unless_allowed(tmp_path):
 
 def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monkeypatch):
     arcface_h5 = pytest.importorskip("clipswap.checkpoints.arcface_h5")
-    import keras  # noqa: PLC0415
+    import keras
 
-    from clipswap.inference.identity import IdentityEncoder  # noqa: PLC0415
+    from clipswap.inference.identity import IdentityEncoder
 
     seen = {}
 

@@ -93,7 +93,7 @@ def test_export_command_writes_generator_identity_and_manifest(tmp_path):
     assert manifest["files"] == {"generator": "generator.onnx", "identity": "identity.onnx"}
     assert manifest["max_difference"]["generator"] <= TOLERANCE and manifest["identity_dim"] == 128
     # The identity file reproduces SFace: an LFW crop gives the Keras encoder's vector.
-    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+    from clipswap.inference.identity import load_identity_encoder
 
     sface = load_identity_encoder("sface")
     crop = np.random.default_rng(0).uniform(0, 1, (1, 112, 112, 3)).astype(np.float32)
@@ -157,7 +157,7 @@ def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime):
 
 
 def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_writable(tmp_path, monkeypatch):
-    import os  # noqa: PLC0415
+    import os
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.onnx"
@@ -168,8 +168,8 @@ def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_wr
 
 @pytest.fixture(scope="module")
 def photo_parts(tmp_path_factory):
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
-    from clipswap.inference.media import read_image  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector
+    from clipswap.inference.media import read_image
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
@@ -184,7 +184,7 @@ def test_every_runtime_swaps_a_real_photo_like_tensorflow(photo_parts, runtime, 
     """Same faces, same geometry: the pixels outside the paste-back region stay the target's, and inside them the
     runtime's swap matches TensorFlow's fp32 swap (fp32: within one grey level; bf16: within bf16 rounding)."""
     _require("openvino" if runtime == "openvino" else "onnx")
-    from clipswap.inference.swapper import FaceSwapper  # noqa: PLC0415
+    from clipswap.inference.swapper import FaceSwapper
 
     checkpoint, detector, source, target = photo_parts
     outputs = {}
@@ -206,8 +206,8 @@ def test_the_runtime_cache_key_is_the_digest_the_loader_checked(tmp_path, monkey
     # load_generator hashes the weights against the manifest; exported_generator reuses that digest instead of
     # reading the file a second time (270 MB for a published .h5 is hashed once, in the runtime, since its loader
     # checks no hash)
-    from clipswap.checkpoints import native  # noqa: PLC0415
-    from clipswap.inference import runtime  # noqa: PLC0415
+    from clipswap.checkpoints import native
+    from clipswap.inference import runtime
 
     require_module("onnxruntime", "the onnxruntime runtime")
     path = init_generator(get_preset("tiny").model, tmp_path / "tiny.keras")

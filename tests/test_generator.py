@@ -134,8 +134,8 @@ def test_bf16_forward(restore_policy):
 @pytest.mark.parametrize("preset", ["tiny", "demo"])
 def test_bf16_generator_stays_within_bf16_tolerance_of_float32(preset):
     """The mixed-bf16 rebuild (generator_in_precision) gives the float32 model's output within bf16 rounding."""
-    from clipswap.config import get_preset  # noqa: PLC0415
-    from clipswap.inference.swapper import generator_in_precision  # noqa: PLC0415
+    from clipswap.config import get_preset
+    from clipswap.inference.swapper import generator_in_precision
 
     config = dataclasses.replace(get_preset(preset).model, pre_swap=None, residual=False)  # a dense output path
     keras.utils.set_random_seed(0)

@@ -243,7 +243,7 @@ def test_unusual_but_valid_images_swap_like_the_plain_photo(tmp_path, mode):
     path = tmp_path / ("target.png" if mode in ("16-bit", "palette") else "target.jpg")
     image = Image.fromarray(plain)
     if mode == "16-bit":
-        import cv2  # noqa: PLC0415
+        import cv2
 
         cv2.imwrite(str(path), (plain.astype(np.uint16) * 257)[..., ::-1])
     else:

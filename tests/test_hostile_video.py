@@ -184,8 +184,8 @@ def test_binary_yaml_names_the_file(tmp_path):
 
 
 def test_info_refuses_a_checkpoint_that_would_not_load(tmp_path):
-    from clipswap.checkpoints.native import init_generator  # noqa: PLC0415
-    from clipswap.config import get_preset  # noqa: PLC0415
+    from clipswap.checkpoints.native import init_generator
+    from clipswap.config import get_preset
 
     path = tmp_path / "g.keras"
     init_generator(get_preset("tiny").model, path)

@@ -20,7 +20,7 @@ STEPS = 60
 
 
 def _faces(folder: Path) -> Path:
-    from clipswap.training.shards import FaceRecord, write_shards  # noqa: PLC0415
+    from clipswap.training.shards import FaceRecord, write_shards
 
     faces = []
     for index in range(16):
@@ -79,7 +79,7 @@ def test_random_kills_lose_nothing(tmp_path):
     assert set(range(0, STEPS + 1, 3)) <= set(heldout)
     checkpoints = run / "checkpoints"
     assert not list(checkpoints.glob("*_temp*")), sorted(p.name for p in checkpoints.iterdir())
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     latest = tf.train.latest_checkpoint(str(checkpoints))
     assert latest is not None and Path(latest + ".index").is_file(), sorted(p.name for p in checkpoints.iterdir())

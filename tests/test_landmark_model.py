@@ -33,9 +33,9 @@ def photos() -> list:
 @pytest.fixture(scope="module")
 def analysis():
     """(embed(image) -> SFace unit vector of its largest face, landmarks(image) -> its 68 points)."""
-    from clipswap.evaluation.identity_models import SFaceModel  # noqa: PLC0415
-    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.evaluation.identity_models import SFaceModel
+    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.yunet import YuNetDetector
 
     model, detector, landmarker = SFaceModel(), YuNetDetector(), Landmarker68()
 
@@ -50,7 +50,7 @@ def swap(*args):
 
 
 def test_landmark_swap_of_an_lfw_pair(photos, analysis, tmp_path):
-    from clipswap.inference.landmark_swapper import face_region  # noqa: PLC0415
+    from clipswap.inference.landmark_swapper import face_region
 
     source_path, target_path = photos[0], photos[1]
     output = tmp_path / "swapped.png"

@@ -86,7 +86,7 @@ def test_raising_the_limit_lets_a_big_real_image_through(tmp_path):
 
 
 def test_a_video_with_frames_above_the_limit_is_refused_on_open():
-    from clipswap.inference.media import VideoReader  # noqa: PLC0415
+    from clipswap.inference.media import VideoReader
 
     clip = shared_data("video", "multi_face_1080p.mp4")
     set_max_pixels(1920 * 1080 - 1)

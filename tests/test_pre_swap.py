@@ -28,8 +28,8 @@ DEMO = get_preset("demo").model
 def parts():
     """(SFace encoder, YuNet detector, dlib 68-point landmarker, source photo, target photo)."""
     require_module("dlib", "the pre-swap places dlib's 68 landmarks")
-    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.yunet import YuNetDetector
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
@@ -115,7 +115,7 @@ def test_a_face_whose_landmarks_fail_goes_to_the_generator_as_its_crop(parts):
 
 
 def test_the_trainer_feeds_the_teacher_to_a_pre_swap_generator_and_needs_it():
-    from clipswap.training.trainer import pre_swap_input  # noqa: PLC0415
+    from clipswap.training.trainer import pre_swap_input
 
     target, teacher = tf.zeros((1, 8, 8, 3)), tf.ones((1, 8, 8, 3))
     assert pre_swap_input(None, target, teacher) is target

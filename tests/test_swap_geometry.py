@@ -64,7 +64,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def _face_regions(swapper: FaceSwapper, frame: np.ndarray) -> tuple[list, np.ndarray]:
     """The detections and a mask of the union of their warped 256-crop quadrilaterals (2 px margin)."""
-    from clipswap.face.align import estimate_alignment  # noqa: PLC0415
+    from clipswap.face.align import estimate_alignment
 
     detections = swapper.detector.detect(frame)
     region = np.zeros(frame.shape[:2], np.uint8)
@@ -143,8 +143,8 @@ def test_face_selection_parsing():
 
 
 def test_bf16_rebuilds_a_generator_from_its_own_config_and_refuses_other_callables(fake_identity, detector):
-    from clipswap.config import get_preset  # noqa: PLC0415
-    from clipswap.models.generator import Generator  # noqa: PLC0415
+    from clipswap.config import get_preset
+    from clipswap.models.generator import Generator
 
     generator = Generator(get_preset("tiny").model)
     mixed = generator_in_precision(generator, "bf16")

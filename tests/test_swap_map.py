@@ -27,8 +27,8 @@ def scene(tmp_path_factory):
     require_module("dlib", "the demo generator reads the landmark swap (dlib's 68 points)")
     if not (DEMO_DIR / DEMO_FILE).is_file():
         pytest.skip("the shipped demo generator is absent")
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
-    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector
+    from clipswap.inference.identity import load_identity_encoder
 
     folder = tmp_path_factory.mktemp("map")
     photo_path = shared_data("wild", "couple.jpg")
@@ -100,10 +100,10 @@ def test_bad_map_values_are_usage_errors(tmp_path):
 
 def test_a_source_with_two_faces_says_which_it_uses(caplog):
     """Issue 11 item 10: a two-face source used to take one face silently."""
-    import logging  # noqa: PLC0415
+    import logging
 
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
-    from clipswap.inference.swapper import best_face  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector
+    from clipswap.inference.swapper import best_face
 
     photo = read_image(shared_data("wild", "couple.jpg"))
     with caplog.at_level(logging.WARNING, logger="clipswap.inference.swapper"):

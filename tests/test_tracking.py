@@ -232,7 +232,7 @@ def test_flicker_drops_with_smoothing_on_a_real_video(tmp_path):
     result = runner.invoke(main, ["evaluate", "--pairs", str(pairs), "--output-dir", str(tmp_path / "eval"),
                                   "--no-progress"])
     assert result.exit_code == 0, result.output
-    import json  # noqa: PLC0415
+    import json
 
     tracked, raw = json.loads((tmp_path / "eval" / "video_metrics.json").read_text())["videos"]
     assert tracked["frames"] == raw["frames"] > 40
@@ -259,9 +259,9 @@ def test_tracks_keep_their_mapping_through_a_real_crowd_video(tmp_path):
     first frame's two largest faces. The largest face keeps one track and its mapped source in all 25 frames while
     it crosses half the picture, and no face is swapped twice in a frame."""
     pytest.importorskip("dlib", reason="the demo model needs dlib (the eval extra)")
-    from clipswap.face.detection import sort_by_area  # noqa: PLC0415
-    from clipswap.inference.media import VideoReader, read_image, write_image  # noqa: PLC0415
-    from clipswap.inference.pipeline import SwapRequest, build_swapper  # noqa: PLC0415
+    from clipswap.face.detection import sort_by_area
+    from clipswap.inference.media import VideoReader, read_image, write_image
+    from clipswap.inference.pipeline import SwapRequest, build_swapper
 
     clip = tmp_path / "crowd.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",

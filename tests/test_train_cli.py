@@ -140,11 +140,11 @@ def test_effective_config_switches_encoders_to_what_is_given():
 
 def _tiny_shard_folder(folder: Path, records: int = 2) -> Path:
     """`records` random 32 px faces (0 gives an empty shard file) in a shard folder."""
-    import cv2  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-    import tensorflow as tf  # noqa: PLC0415
+    import cv2
+    import numpy as np
+    import tensorflow as tf
 
-    from clipswap.training.shards import FaceRecord, write_shards  # noqa: PLC0415
+    from clipswap.training.shards import FaceRecord, write_shards
 
     folder.mkdir(parents=True, exist_ok=True)
     if records == 0:
@@ -192,7 +192,7 @@ def test_attribute_file_is_checked_before_anything_loads(tmp_path):
 
 
 def test_paper_preset_offline_without_vgg_weights_says_what_to_pass(tmp_path, monkeypatch):
-    import keras  # noqa: PLC0415
+    import keras
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: [Errno -3] Temporary failure in name resolution")  # what get_file raises

@@ -203,12 +203,12 @@ def test_default_attribute_network_reads_only_the_early_identity_stages(encoder)
     """A (attribute_network="identity") compares target and swap on every pair, so it must not read the stages that
     carry identity: that would pull every swap back to the target's identity against the identity loss. The
     perceptual loss (same-identity pairs only) reads all four stages."""
-    from clipswap.models.arcface import build_arcface  # noqa: PLC0415
-    from clipswap.models.resnet50 import STAGE_OUTPUTS  # noqa: PLC0415
-    from clipswap.models.sface import load_sface  # noqa: PLC0415
-    from clipswap.training.config import resolve_config  # noqa: PLC0415
-    from clipswap.training.run import build_trainer as build_run_trainer  # noqa: PLC0415
-    from clipswap.training.trainer import SFACE_STAGES  # noqa: PLC0415
+    from clipswap.models.arcface import build_arcface
+    from clipswap.models.resnet50 import STAGE_OUTPUTS
+    from clipswap.models.sface import load_sface
+    from clipswap.training.config import resolve_config
+    from clipswap.training.run import build_trainer as build_run_trainer
+    from clipswap.training.trainer import SFACE_STAGES
 
     config = resolve_config("tiny", None, {"model.identity_encoder": encoder, "weights.contra": 0})
     assert config.attribute_network == "identity" and config.perceptual_network == "identity"
@@ -239,7 +239,7 @@ class _FixedEmbeddings:
 def test_heldout_callback_logs_loss_control_and_id_retrieval(tmp_path, shift, loss, retrieval):
     """Orthogonal source embeddings: swaps that carry their own source's identity score loss 0 and 100 % retrieval,
     swaps that carry the next sample's score loss 1 (orthogonal) and 0 %."""
-    from clipswap.training.callbacks import HeldoutIdentity  # noqa: PLC0415
+    from clipswap.training.callbacks import HeldoutIdentity
 
     sources = np.eye(4, 8, dtype="float32")
     batch = {"target": np.zeros((4, SIZE, SIZE, 3), "float32"), "source": np.zeros((4, SIZE, SIZE, 3), "float32"),

@@ -141,8 +141,8 @@ def test_xla_step_matches_the_eager_step():
 
 
 def test_xla_with_clip_is_refused_before_anything_loads(tmp_path):
-    from clipswap.training.config import resolve_config  # noqa: PLC0415
-    from clipswap.training.run import TrainingSetupError, effective_config, run_training  # noqa: PLC0415
+    from clipswap.training.config import resolve_config
+    from clipswap.training.run import TrainingSetupError, effective_config, run_training
 
     config, _ = effective_config(resolve_config("tiny", overrides={"xla": True, "clip_preset": "unused"}))
     assert config.model.clip_variant is not None
@@ -165,7 +165,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def write_tiny_shards(folder) -> None:
-    from clipswap.training.shards import FaceRecord, write_shards  # noqa: PLC0415
+    from clipswap.training.shards import FaceRecord, write_shards
 
     rng = np.random.default_rng(0)
     records = [

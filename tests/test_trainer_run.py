@@ -83,7 +83,7 @@ def test_two_replica_mirrored_run_on_cpu_takes_the_steps_with_finite_losses(tmp_
     for record in heldout:
         assert 0 <= record["heldout_id_loss"] <= 2 and 0 <= record["heldout_id_loss_wrong_source"] <= 2
         assert record["heldout_id_retrieval"] in (0.0, 50.0, 100.0)  # 2 sources of 2 identities
-    from clipswap.checkpoints.native import load_generator  # noqa: PLC0415
+    from clipswap.checkpoints.native import load_generator
 
     assert load_generator(run / "generator.keras").step == 3
 

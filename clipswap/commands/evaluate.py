@@ -52,13 +52,13 @@ def _remove_if_created(created: Path | None) -> None:
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
              detector, runtime, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
-    from clipswap.atomic import ensure_writable_dir, outermost_missing  # noqa: PLC0415
-    from clipswap.evaluation.identity_models import (  # noqa: PLC0415
+    from clipswap.atomic import ensure_writable_dir, outermost_missing
+    from clipswap.evaluation.identity_models import (
         choose_identity_model,
         load_identity_model,
     )
-    from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol  # noqa: PLC0415
-    from clipswap.evaluation.runner import EvaluationInputError, run_evaluation  # noqa: PLC0415
+    from clipswap.evaluation.protocols import ffpp_protocol, sample_protocol
+    from clipswap.evaluation.runner import EvaluationInputError, run_evaluation
 
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
@@ -72,8 +72,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         swapper = cost = checkpoint = chosen = None
         run_name = "given outputs"
         if model is not None:
-            from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
-            from clipswap.inference.choice import resolve_model  # noqa: PLC0415
+            from clipswap.checkpoints.native import load_any_generator
+            from clipswap.inference.choice import resolve_model
 
             chosen = resolve_model(model)
             checkpoint = load_any_generator(chosen.path) if chosen.is_generator else None
@@ -131,8 +131,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
 
 def _split_videos(pairs_file):
     """(image pairs, video pairs) of a pairs file: a pair whose target is a video is scored for stability."""
-    from clipswap.evaluation.pairs import read_pairs  # noqa: PLC0415
-    from clipswap.inference.media import VIDEO_SUFFIXES  # noqa: PLC0415
+    from clipswap.evaluation.pairs import read_pairs
+    from clipswap.inference.media import VIDEO_SUFFIXES
 
     pairs = read_pairs(pairs_file)
     videos = [pair for pair in pairs if pair.target.suffix.lower() in VIDEO_SUFFIXES]
@@ -143,12 +143,12 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
     """Flicker measures of every video pair (clipswap.evaluation.flicker), its missing swaps made with --model
     (largest face, tracking and smoothing on, as `clipswap swap` does, but without the watermark); writes
     video_metrics.json/.md and returns the Markdown table."""
-    import json  # noqa: PLC0415
+    import json
 
-    from clipswap.atomic import write_text_atomic  # noqa: PLC0415
-    from clipswap.evaluation.flicker import stability_table, video_stability  # noqa: PLC0415
-    from clipswap.evaluation.runner import EvaluationInputError  # noqa: PLC0415
-    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.atomic import write_text_atomic
+    from clipswap.evaluation.flicker import stability_table, video_stability
+    from clipswap.evaluation.runner import EvaluationInputError
+    from clipswap.inference.pipeline import SwapRequest, run_swap
 
     rows, records = [], []
     for number, pair in enumerate(videos, start=1):
@@ -173,11 +173,11 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
 
 def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str, runtime: str):
     """(PairSwapper over the chosen model's swapper, its cost, the line naming the models), largest face only."""
-    from clipswap.evaluation.swapping import FaceSwapperPairs  # noqa: PLC0415
-    from clipswap.inference.choice import LANDMARKS_LABEL  # noqa: PLC0415
-    from clipswap.inference.pipeline import swapper_for  # noqa: PLC0415
-    from clipswap.inference.selection import FaceSelection  # noqa: PLC0415
-    from clipswap.models.cost import model_cost  # noqa: PLC0415
+    from clipswap.evaluation.swapping import FaceSwapperPairs
+    from clipswap.inference.choice import LANDMARKS_LABEL
+    from clipswap.inference.pipeline import swapper_for
+    from clipswap.inference.selection import FaceSelection
+    from clipswap.models.cost import model_cost
 
     swapper, line = swapper_for(chosen, checkpoint, detector=detector, arcface=arcface, clip_preset=clip_preset,
                                 selection=FaceSelection.parse("largest"), runtime=runtime)

@@ -43,10 +43,10 @@ IDENTITY_IO = "crop [B, 112, 112, 3] float32 RGB in [0, 1] (ArcFace 112 template
 def export(model, fmt, output, identity, arcface, tolerance):
     """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
     and print the largest difference; a difference above --tolerance is an error and nothing is written."""
-    from clipswap.atomic import FOLDER_MODE  # noqa: PLC0415
-    from clipswap.checkpoints.native import load_any_generator, sha256_of  # noqa: PLC0415
-    from clipswap.inference.choice import resolve_model  # noqa: PLC0415
-    from clipswap.inference.export import export_network, get_format, require_modules  # noqa: PLC0415
+    from clipswap.atomic import FOLDER_MODE
+    from clipswap.checkpoints.native import load_any_generator, sha256_of
+    from clipswap.inference.choice import resolve_model
+    from clipswap.inference.export import export_network, get_format, require_modules
 
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise click.ClickException(f"{output} already exists and is not an empty folder; choose a new --output")
@@ -60,7 +60,7 @@ def export(model, fmt, output, identity, arcface, tolerance):
         checkpoint = load_any_generator(choice.path)
         networks = {"generator": checkpoint.model}
         if identity:
-            from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
+            from clipswap.inference.identity import load_identity_encoder
 
             networks["identity"] = load_identity_encoder(checkpoint.config.identity_encoder, arcface).model
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,12 @@ from clipswap.config import PRESETS, get_preset
 
 
 def _config_of_checkpoint(path: str):
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.checkpoints.native import read_manifest, sha256_of  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.native import read_manifest, sha256_of
 
     if path.lower().endswith(".h5"):
-        from clipswap.checkpoints.generator_h5 import infer_generator_config  # noqa: PLC0415
-        from clipswap.checkpoints.keras2_h5 import read_keras2_h5  # noqa: PLC0415
+        from clipswap.checkpoints.generator_h5 import infer_generator_config
+        from clipswap.checkpoints.keras2_h5 import read_keras2_h5
 
         return infer_generator_config(read_keras2_h5(path, "generator checkpoint"))
     manifest, config, weights = read_manifest(path)
@@ -38,8 +38,8 @@ def _config_of_checkpoint(path: str):
 )
 def info(preset, checkpoint, no_detector, json_path):
     """Print every component's parameters and MACs, their sums and the paper's 174.23 M / 53.56 GMACs."""
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.models.inventory import PAPER_GMACS, PAPER_PARAMS, build_inventory, reconciliation_rows  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.models.inventory import PAPER_GMACS, PAPER_PARAMS, build_inventory, reconciliation_rows
 
     if (preset is None) == (checkpoint is None):
         raise click.UsageError("give exactly one of --preset NAME or --checkpoint PATH")

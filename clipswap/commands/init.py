@@ -13,8 +13,8 @@ from clipswap.config import PRESETS, get_preset
 @click.option("--seed", type=int, default=0, show_default=True)
 def init(preset, output, seed):
     """Write a random-weight generator (.keras + .json manifest) for benchmarks and pipeline tests."""
-    from clipswap.atomic import OutputError  # noqa: PLC0415
-    from clipswap.checkpoints.native import init_generator  # noqa: PLC0415
+    from clipswap.atomic import OutputError
+    from clipswap.checkpoints.native import init_generator
 
     if not output.endswith(".keras"):
         raise click.BadParameter("the output must end in .keras", param_hint="--output")

@@ -108,7 +108,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
 
     Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
-    from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: PLC0415
+    from clipswap.inference.pipeline import SwapRequest, run_swap
 
     if source is None and not mapping:
         raise click.UsageError("give --source IMAGE, or --map REF=SRC (repeatable)")

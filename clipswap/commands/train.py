@@ -49,7 +49,7 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     Identity encoder: ArcFace-R50 with --arcface, else SFace. CLIP: with --clip-preset, else the CLIP input and the
     contrastive term are off (a warning says so). The trained generator is exported to RUN_DIR/generator.keras.
     """
-    from clipswap.training.config import parse_set_options, resolve_config  # noqa: PLC0415
+    from clipswap.training.config import parse_set_options, resolve_config
 
     try:
         overrides: dict = parse_set_options(set_pairs)
@@ -71,7 +71,7 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     except ValueError as error:
         raise click.ClickException(f"invalid configuration: {error}") from error
 
-    from clipswap.training.run import effective_config  # noqa: PLC0415
+    from clipswap.training.run import effective_config
 
     config, notes = effective_config(config)
     replicas = max(cpu_replicas, 1)
@@ -91,12 +91,12 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         # Once, on stderr (a logger.warning as well printed each note twice: issue 11 item 10).
         click.echo(f"warning: {note}", err=True)
 
-    import os  # noqa: PLC0415
+    import os
 
     if cpu_replicas > 1 and os.environ.get("TF_CONFIG"):
         raise click.ClickException("--cpu-replicas and TF_CONFIG (multi-worker) cannot be combined")
 
-    from clipswap.training.run import make_strategy, run_training, split_cpu  # noqa: PLC0415
+    from clipswap.training.run import make_strategy, run_training, split_cpu
 
     if cpu_replicas > 1:
         split_cpu(cpu_replicas)

@@ -68,7 +68,7 @@ def video_stability(target: str | Path, swapped: str | Path, detector=None) -> d
         MediaError: a video cannot be read, or the two differ in size or frame count.
     """
     if detector is None:
-        from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+        from clipswap.face.yunet import YuNetDetector
 
         detector = YuNetDetector()
     swap_points: list[np.ndarray | None] = []

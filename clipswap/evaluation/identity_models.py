@@ -140,8 +140,8 @@ class ArcFaceH5Model:
 
     def __init__(self, path: str | Path):
         # Imported here so that the metrics work without TensorFlow being loaded when this model is not asked for.
-        from clipswap.checkpoints.arcface_h5 import load_arcface_h5  # noqa: PLC0415
-        from clipswap.inference.identity import IdentityEncoder  # noqa: PLC0415
+        from clipswap.checkpoints.arcface_h5 import load_arcface_h5
+        from clipswap.inference.identity import IdentityEncoder
 
         self.path = Path(path)
         self.name = f"arcface-h5 ({self.path.name})"
@@ -150,7 +150,7 @@ class ArcFaceH5Model:
         self._encoder = IdentityEncoder(self.name, int(model.output_shape[-1]), model)
 
     def embed(self, image_rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        from clipswap.inference.identity import IDENTITY_SIZE  # noqa: PLC0415
+        from clipswap.inference.identity import IDENTITY_SIZE
 
         crop, _ = align_face(np.asarray(image_rgb, dtype=np.uint8), detection.landmarks, IDENTITY_SIZE)
         return _unit_vector(self._encoder.embed(crop[None])[0])

@@ -46,7 +46,7 @@ class FaceSwapperPairs:
             self.timing = timing
 
     def set_source(self, source_rgb: np.ndarray) -> bool:
-        from clipswap.inference.swapper import NoFaceError  # noqa: PLC0415 -- TensorFlow-heavy, only with --model
+        from clipswap.inference.swapper import NoFaceError  # TensorFlow-heavy, only with --model
 
         try:
             self.swapper.set_source(source_rgb)

@@ -177,7 +177,7 @@ def composite_poisson(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, m
     Poisson-blended there, so the face takes the frame's lighting at its edge; pixels outside every warped mask are the
     frame's own bytes.
     """
-    from clipswap.face.landmark_swap import poisson_blend  # noqa: PLC0415
+    from clipswap.face.landmark_swap import poisson_blend
 
     output = frame.copy()
     for (x0, y0, x1, y1), face_roi, mask_roi in _warped_back(frame.shape, faces, masks, matrices):

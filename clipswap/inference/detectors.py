@@ -23,7 +23,7 @@ def resolve_detector(kind: str = "auto", retinaface_path: str | Path | None = No
         ValueError: an unknown kind.
         MissingCheckpointError: kind "retinaface" (or an explicit path) and the file is absent.
     """
-    from clipswap.checkpoints.pretrained import find_published, require_published  # noqa: PLC0415
+    from clipswap.checkpoints.pretrained import find_published, require_published
 
     if kind not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {kind!r}")
@@ -51,12 +51,12 @@ def build_detector(kind: str = "auto", threshold: float = DEFAULT_THRESHOLD, ret
         raise ValueError(f"the detection threshold must be in [0, 1), got {threshold}")
     kind, path = resolve_detector(kind, retinaface_path)
     if kind == "retinaface":
-        from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5  # noqa: PLC0415
-        from clipswap.face.retinaface import RetinaFaceDetector  # noqa: PLC0415
+        from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5
+        from clipswap.face.retinaface import RetinaFaceDetector
 
         log.info("detector: RetinaFace-R50 from %s (threshold %.2f)", path, threshold)
         return RetinaFaceDetector(load_retinaface_h5(path), score_threshold=threshold)
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.face.yunet import YuNetDetector
 
     log.info("detector: YuNet (embedded, threshold %.2f)", threshold)
     return YuNetDetector(score_threshold=threshold)

@@ -141,7 +141,7 @@ class _SavedModelRunner:
 
 class _OnnxRunner:
     def __init__(self, path: Path):
-        import onnxruntime  # noqa: PLC0415 -- the export extra
+        import onnxruntime  # the export extra
 
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
@@ -152,7 +152,7 @@ class _OnnxRunner:
 
 class _OpenVinoRunner:
     def __init__(self, path: Path, precision: str):
-        import openvino  # noqa: PLC0415 -- the export extra
+        import openvino  # the export extra
 
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
         self.model = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": hint})
@@ -165,7 +165,7 @@ class _OpenVinoRunner:
 class _LiteRtRunner:
     def __init__(self, path: Path):
         if importlib.util.find_spec("ai_edge_litert") is not None:
-            from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415 -- the export extra
+            from ai_edge_litert.interpreter import Interpreter  # the export extra
         else:
             Interpreter = tf.lite.Interpreter  # noqa: N806 -- TensorFlow's own copy of the same interpreter
         self.interpreter = Interpreter(model_path=str(path))

@@ -60,7 +60,7 @@ class LandmarkSwapper:
     def __init__(self, detector, landmarker=None, *, selection: FaceSelection | None = None,
                  similarity: float = DEFAULT_SIMILARITY, identity: IdentityEncoder | None = None):
         if landmarker is None:
-            from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415 -- needs dlib
+            from clipswap.evaluation.landmarks import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
         self.detector = detector

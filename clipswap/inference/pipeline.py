@@ -148,8 +148,8 @@ def build_swapper(request: SwapRequest):
         MissingCheckpointError / CheckpointError: a file is missing or does not load.
         DlibUnavailableError: the landmark model without dlib (the `eval` extra).
     """
-    from clipswap.checkpoints.native import load_any_generator  # noqa: PLC0415
-    from clipswap.inference.choice import resolve_model  # noqa: PLC0415
+    from clipswap.checkpoints.native import load_any_generator
+    from clipswap.inference.choice import resolve_model
 
     choice = resolve_model(request.model)
     checkpoint = load_any_generator(choice.path) if choice.is_generator else None
@@ -178,16 +178,16 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     Returns:
         (a FaceSwapper or LandmarkSwapper, "generator: ..., detector: ..."). Raises as build_swapper.
     """
-    from clipswap.checkpoints.pretrained import require_published  # noqa: PLC0415
-    from clipswap.inference.choice import (  # noqa: PLC0415
+    from clipswap.checkpoints.pretrained import require_published
+    from clipswap.inference.choice import (
         LANDMARKS_LABEL,
         detector_label,
         generator_label,
         identity_label,
         models_line,
     )
-    from clipswap.inference.detectors import build_detector, resolve_detector  # noqa: PLC0415
-    from clipswap.inference.runtime import resolve_runtime  # noqa: PLC0415
+    from clipswap.inference.detectors import build_detector, resolve_detector
+    from clipswap.inference.runtime import resolve_runtime
 
     selection = selection or FaceSelection()
     detector_kind, detector_path = resolve_detector(detector, retinaface)
@@ -219,9 +219,9 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
 
 def _landmarker(clip_preset: str | None):
     """dlib's 68-point landmarker for the landmark model, or the one-sentence reason it cannot run."""
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.evaluation.dlib_models import DlibUnavailableError  # noqa: PLC0415
-    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.evaluation.dlib_models import DlibUnavailableError
+    from clipswap.evaluation.landmarks import Landmarker68
 
     if clip_preset is not None:
         raise CheckpointError("--model landmarks takes no CLIP embedding; drop --clip-preset.")
@@ -233,8 +233,8 @@ def _landmarker(clip_preset: str | None):
 
 def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):
     """The `--model landmarks` swapper; SFace matches --reference-face (the model has no identity encoder)."""
-    from clipswap.inference.identity import load_identity_encoder  # noqa: PLC0415
-    from clipswap.inference.landmark_swapper import LandmarkSwapper  # noqa: PLC0415
+    from clipswap.inference.identity import load_identity_encoder
+    from clipswap.inference.landmark_swapper import LandmarkSwapper
 
     identity = load_identity_encoder("sface") if reference_face else None
     return LandmarkSwapper(detector, landmarker, selection=selection, similarity=similarity, identity=identity)
@@ -324,7 +324,7 @@ def folder_jobs(request: SwapRequest) -> list[tuple[Path, Path]]:
 def _swap_folder(request: SwapRequest, swapper, jobs: list[tuple[Path, Path]]) -> FolderSummary:
     """Swap every file of a folder with one swapper and one progress bar (files); a file whose output exists is
     skipped (so a stopped run resumes), and a file that fails is reported and the run goes on."""
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     start = time.perf_counter()
     pending = [(target, output) for target, output in jobs if not output.exists()]
@@ -350,7 +350,7 @@ def _swap_folder(request: SwapRequest, swapper, jobs: list[tuple[Path, Path]]) -
 
 
 def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> SwapSummary:
-    from tqdm import tqdm  # noqa: PLC0415
+    from tqdm import tqdm
 
     frames = without = faces = 0
     tracked = request.tracking and hasattr(swapper, "start_tracking")

@@ -42,7 +42,7 @@ class RuntimeUnavailableError(ClipswapError, ValueError):
 
 
 def gpu_visible() -> bool:
-    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))
 
@@ -56,7 +56,7 @@ def resolve_runtime(name: str, precision: str = "fp32") -> str:
             return "tf"
         return "openvino"
     if name != "tf":
-        from clipswap.inference.export import get_format, require_modules  # noqa: PLC0415
+        from clipswap.inference.export import get_format, require_modules
 
         try:
             require_modules(get_format(RUNTIME_FORMATS[name]).modules, f"--runtime {name}")
@@ -72,7 +72,7 @@ def resolve_runtime(name: str, precision: str = "fp32") -> str:
 def cache_path(checkpoint_path: str | Path, digest: str, fmt: str) -> Path:
     """Where the `fmt` export of the checkpoint with SHA-256 `digest` is kept: beside the checkpoint when its folder
     is writable, else in ~/.cache/clipswap."""
-    from clipswap.inference.export import get_format  # noqa: PLC0415
+    from clipswap.inference.export import get_format
 
     checkpoint_path = Path(checkpoint_path)
     name = get_format(fmt).file_name(f"{checkpoint_path.stem}-{digest[:16]}")
@@ -99,8 +99,8 @@ class ExportedGenerator:
 
 def exported_generator(checkpoint, runtime: str, precision: str) -> ExportedGenerator:
     """The checkpoint's generator converted for `runtime` (cached; module docstring). Raises ExportError."""
-    from clipswap.checkpoints.native import sha256_of  # noqa: PLC0415
-    from clipswap.inference.export import export_network, load_exported  # noqa: PLC0415
+    from clipswap.checkpoints.native import sha256_of
+    from clipswap.inference.export import export_network, load_exported
 
     fmt = RUNTIME_FORMATS[runtime]
     path = cache_path(checkpoint.path, checkpoint.sha256 or sha256_of(checkpoint.path), fmt)

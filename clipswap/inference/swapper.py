@@ -95,7 +95,7 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32":
         return model
-    from clipswap.models.generator import Generator  # noqa: PLC0415
+    from clipswap.models.generator import Generator
 
     if not isinstance(model, Generator):
         raise ValueError(
@@ -115,7 +115,7 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
 def copy_weights_by_name(model: keras.Model, fused: keras.Model) -> None:
     """Copy a Generator's weights into its fused_norm twin: layers of the same name one to one, and each
     NormalisedAdaIN "{block}_in_adain" from the pair "{block}_in" (gamma, beta) + "{block}_adain" it replaces."""
-    from clipswap.layers import NormalisedAdaIN  # noqa: PLC0415
+    from clipswap.layers import NormalisedAdaIN
 
     for layer in fused.layers:
         if isinstance(layer, NormalisedAdaIN):
@@ -160,7 +160,7 @@ def region_mask(region: np.ndarray, size: int) -> np.ndarray:
 def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Reinhard colour correction of one generated crop ([S, S, 3] float in [0, 1]) to its target crop ([S, S, 3]
     uint8), statistics taken where the blend mask ([S, S] in [0, 1]) exceeds 0.5; returns [S, S, 3] float in [0, 1]."""
-    from clipswap.face.landmark_swap import reinhard_transfer  # noqa: PLC0415
+    from clipswap.face.landmark_swap import reinhard_transfer
 
     face_u8 = np.clip(np.round(face * 255.0), 0, 255).astype(np.uint8)
     return reinhard_transfer(face_u8, np.ascontiguousarray(target), mask > 0.5).astype(np.float32) / 255.0
@@ -269,7 +269,7 @@ class FaceSwapper:
         if source_warp and not source_image:
             raise ValueError("source_warp needs source_image")
         if (pre_swap is not None or source_warp) and landmarker is None:
-            from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415 -- needs dlib
+            from clipswap.evaluation.landmarks import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
         if blend not in BLEND_KINDS:
@@ -332,7 +332,7 @@ class FaceSwapper:
             CheckpointError: a CLIP preset is needed and not given (or given for a generator without CLIP).
             ExportError: the generator does not convert for the runtime.
         """
-        from clipswap.inference.identity import load_clip_embedder, load_identity_encoder  # noqa: PLC0415
+        from clipswap.inference.identity import load_clip_embedder, load_identity_encoder
 
         config = checkpoint.config
         if config.clip_variant is None and clip_preset is not None:
@@ -349,7 +349,7 @@ class FaceSwapper:
         options.setdefault("source_warp", config.source_warp)
         generator = checkpoint.model
         if runtime != "tf":
-            from clipswap.inference.runtime import exported_generator  # noqa: PLC0415
+            from clipswap.inference.runtime import exported_generator
 
             generator = exported_generator(checkpoint, runtime, options.get("precision", "fp32"))
         return cls(generator, config.image_size, config.id_input_dim, identity, detector, clip=clip, **options)
@@ -417,7 +417,7 @@ class FaceSwapper:
         """Follow faces from frame to frame for a video (clipswap.face.tracking.FaceTracker(fps, **options)): each
         face's landmarks are smoothed, a missed detection is bridged by its track, and the reference match and the
         --map source of a face follow its mean similarity over the track. Scene cuts reset the tracks."""
-        from clipswap.face.tracking import FaceTracker  # noqa: PLC0415
+        from clipswap.face.tracking import FaceTracker
 
         self.tracker = FaceTracker(fps, **options)
 
@@ -548,7 +548,7 @@ class FaceSwapper:
         for source_warp (warp_paste of the source crop onto it, that region); the crop itself and None when the
         landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked face's 68 points are smoothed by
         its track."""
-        from clipswap.face.landmark_swap import (  # noqa: PLC0415
+        from clipswap.face.landmark_swap import (
             LandmarkSwapError,
             landmark_swap,
             swap_region,

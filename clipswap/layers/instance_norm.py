@@ -30,7 +30,7 @@ def fused_instance_norm(x, scale, offset, epsilon: float):
     channels become channels of one sample ([1, H, W, B*C]), so batch statistics are instance statistics. One pass,
     statistics in float32, output in x's dtype rounded once. On the release generator in bf16 the plain ops were
     34 % of the forward pass (benchmarks/generator_profile.py); this kernel is 2-4x faster."""
-    import tensorflow as tf  # noqa: PLC0415 -- only on the TensorFlow backend (use_fused)
+    import tensorflow as tf  # only on the TensorFlow backend (use_fused)
 
     shape = tf.shape(x)
     batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]

@@ -71,7 +71,7 @@ def build_clip_image_encoder(
         keras.Model: [B, input_size, input_size, 3] RGB in [-1, 1] -> [B, projection_dim] image embedding
         (not normalised; the losses normalise).
     """
-    import keras_hub  # noqa: PLC0415 -- keras-hub is slow to import and only needed here
+    import keras_hub  # keras-hub is slow to import and only needed here
 
     if variant not in CLIP_SPECS:
         raise ValueError(f"unknown CLIP variant {variant!r}; choose one of {sorted(CLIP_SPECS)}")
@@ -102,7 +102,7 @@ def load_clip_image_encoder(preset: str, variant: str | None = None, input_size:
     Raises:
         CheckpointError: the preset cannot be loaded or its vision tower does not match `variant`.
     """
-    import keras_hub  # noqa: PLC0415
+    import keras_hub
 
     try:
         backbone = keras_hub.models.CLIPBackbone.from_preset(preset)

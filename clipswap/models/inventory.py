@@ -38,8 +38,8 @@ class Inventory:
 
 def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
     """Build each component with random weights at its working input size and count it."""
-    from clipswap.models.discriminator import Discriminator  # noqa: PLC0415 -- heavy imports, built on demand
-    from clipswap.models.generator import Generator  # noqa: PLC0415
+    from clipswap.models.discriminator import Discriminator  # heavy imports, built on demand
+    from clipswap.models.generator import Generator
 
     size = config.image_size
     components: dict[str, Cost] = {}
@@ -50,16 +50,16 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
         "Discriminator", Discriminator(size, config.base_filters), [(size, size, 3)], f"{size}px"
     )
     if config.identity_encoder == "arcface":
-        from clipswap.models.arcface import build_arcface  # noqa: PLC0415
+        from clipswap.models.arcface import build_arcface
 
         components["identity"] = model_cost("ArcFace-R50", build_arcface(), [(112, 112, 3)], "112px")
     else:
-        from clipswap.models.sface import build_sface  # noqa: PLC0415
+        from clipswap.models.sface import build_sface
 
         components["identity"] = model_cost("SFace", build_sface(), [(112, 112, 3)], "112px")
     if config.clip_variant:
-        from clipswap.config import CLIP_SPECS  # noqa: PLC0415
-        from clipswap.models.clip_encoder import build_clip_image_encoder  # noqa: PLC0415
+        from clipswap.config import CLIP_SPECS
+        from clipswap.models.clip_encoder import build_clip_image_encoder
 
         clip_size = CLIP_SPECS[config.clip_variant]["image_size"]
         components["clip"] = model_cost(
@@ -69,7 +69,7 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
             f"{clip_size}px",
         )
     if detector:
-        from clipswap.models.retinaface import build_retinaface  # noqa: PLC0415
+        from clipswap.models.retinaface import build_retinaface
 
         components["detector"] = model_cost("RetinaFace-R50 (inference)", build_retinaface(), [(640, 640, 3)], "640px")
     return Inventory(config, components)

@@ -149,7 +149,7 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
 def read_rgb(path: Path) -> np.ndarray | None:
     """[H, W, 3] uint8 RGB, or None when the file cannot be decoded as an image or declares more pixels than the
     limit (`clipswap --max-pixels`; logged), so a decompression bomb in a dataset costs no memory."""
-    from clipswap.inference.media import MediaError, check_image  # noqa: PLC0415
+    from clipswap.inference.media import MediaError, check_image
 
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -187,8 +187,8 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
         "landmarks": [5][2] crop pixels}. Skipped: {"status": "skipped", "reason": one of SKIP_REASONS, "detail"}.
         The caller adds "identity", "stamp" and "aligned".
     """
-    from clipswap.face.align import align_face, transform_points  # noqa: PLC0415
-    from clipswap.face.detection import sort_by_area  # noqa: PLC0415
+    from clipswap.face.align import align_face, transform_points
+    from clipswap.face.detection import sort_by_area
 
     image = read_rgb(source)
     if image is None:
@@ -219,7 +219,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
 
 def build_align_detector(settings: AlignSettings):
     """The detector named by the settings (one per process: detectors are not thread- or fork-safe)."""
-    from clipswap.inference.detectors import build_detector  # noqa: PLC0415
+    from clipswap.inference.detectors import build_detector
 
     return build_detector(settings.detector, settings.det_threshold, settings.retinaface)
 
@@ -292,7 +292,7 @@ def _reusable(entry: dict | None, image: InputImage, input_dir: Path, output: Pa
 
 def _records(kept: list[tuple[InputImage, dict]], labels: dict[str, int], input_dir: Path, output: Path,
              size: int) -> Iterator[FaceRecord]:
-    from clipswap.training.shards import FaceRecord  # noqa: PLC0415  (TensorFlow: kept out of the workers)
+    from clipswap.training.shards import FaceRecord  # TensorFlow: kept out of the workers
 
     for image, entry in kept:
         yield FaceRecord(
@@ -357,7 +357,7 @@ def align_dataset(
     inputs = list_inputs(input_dir, image_format, exclude=output if output.exists() else None)
     ensure_writable_dir(output)
     if settings.detector == "retinaface":
-        from clipswap.checkpoints.pretrained import require_published  # noqa: PLC0415
+        from clipswap.checkpoints.pretrained import require_published
 
         # Fail before starting workers when the file is absent.
         settings = AlignSettings(**{**asdict(settings), "retinaface": str(require_published("retinaface", retinaface))})
@@ -401,7 +401,7 @@ def align_dataset(
     shuffled = [kept[i] for i in order]
     shard_paths = []
     if kept:
-        from clipswap.training.shards import write_shards  # noqa: PLC0415
+        from clipswap.training.shards import write_shards
 
         shard_paths = write_shards(_records(shuffled, labels, input_dir, output, size), output / SHARDS, len(kept),
                                    shard_size)

@@ -213,7 +213,7 @@ def make_pair_dataset(
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
     if not 0.0 <= same_identity_prob <= 1.0:
         raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
-    from clipswap.training.pairs import parse_pair  # noqa: PLC0415
+    from clipswap.training.pairs import parse_pair
 
     file_seed, record_seed, same_seed, target_jitter, source_jitter = _derive_seeds(seed, 5)
     dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)

@@ -120,8 +120,8 @@ def _single_threaded_opencv() -> None:
 
 
 def _init_landmarks() -> None:
-    from clipswap.evaluation.landmarks import Landmarker68  # noqa: PLC0415
-    from clipswap.face.yunet import YuNetDetector  # noqa: PLC0415
+    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.yunet import YuNetDetector
 
     _single_threaded_opencv()
     _WORKER["detector"] = YuNetDetector()
@@ -134,8 +134,8 @@ def crop_landmarks68(task: tuple[str, np.ndarray, int]) -> np.ndarray | None:
     Args:
         task: (original photo path, [5, 2] landmarks of the kept face in the photo, crop size).
     """
-    from clipswap.face.align import estimate_alignment, transform_points  # noqa: PLC0415
-    from clipswap.training.align_dataset import read_rgb  # noqa: PLC0415
+    from clipswap.face.align import estimate_alignment, transform_points
+    from clipswap.training.align_dataset import read_rgb
 
     path, five, size = task
     image = read_rgb(Path(path))
@@ -167,7 +167,7 @@ def _png(image: np.ndarray) -> bytes | None:
 def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> tuple[bytes, bytes] | None:
     """PNG bytes of (landmark_swap(source crop -> target crop), warp_paste of the same), or None when the landmarks
     cannot drive them."""
-    from clipswap.face.landmark_swap import LandmarkSwapError, poisson_blend, warped_face  # noqa: PLC0415
+    from clipswap.face.landmark_swap import LandmarkSwapError, poisson_blend, warped_face
 
     target, target_68, source, source_68 = task
     target = _decode(target)

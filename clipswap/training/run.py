@@ -145,8 +145,8 @@ def set_precision(precision: str) -> None:
 
 def load_identity_encoder(config: TrainConfig) -> keras.Model:
     """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.inference.identity import load_identity_encoder as load_named  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.inference.identity import load_identity_encoder as load_named
 
     try:
         return load_named(config.model.identity_encoder, config.arcface_path).model
@@ -158,8 +158,8 @@ def load_clip(config: TrainConfig) -> keras.Model | None:
     """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
     if config.model.clip_variant is None:
         return None
-    from clipswap.checkpoints.errors import CheckpointError  # noqa: PLC0415
-    from clipswap.inference.identity import load_clip_embedder  # noqa: PLC0415
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.inference.identity import load_clip_embedder
 
     try:
         return load_clip_embedder(config.model.clip_variant, config.clip_preset, config.model.image_size).model
@@ -172,8 +172,8 @@ def build_trainer(
 ) -> SwapTrainer:
     """G, D and the loss networks around the given frozen encoders; call under the strategy scope (and after
     set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one)."""
-    from clipswap.models.discriminator import Discriminator  # noqa: PLC0415
-    from clipswap.models.generator import Generator  # noqa: PLC0415
+    from clipswap.models.discriminator import Discriminator
+    from clipswap.models.generator import Generator
 
     keras.utils.set_random_seed(config.seed)
     model = config.model
@@ -188,13 +188,13 @@ def build_trainer(
     weights = config.weights
     ifsr_layers: tuple[str, ...] = ()
     if weights.ifsr:
-        from clipswap.losses.facedancer import IFSR_LAYERS  # noqa: PLC0415
+        from clipswap.losses.facedancer import IFSR_LAYERS
 
         ifsr_layers = IFSR_LAYERS
 
     def source_for(kind: str, identity_layers: tuple[str, ...]) -> FeatureSource:
-        from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor  # noqa: PLC0415
-        from clipswap.losses.perceptual import (  # noqa: PLC0415
+        from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
+        from clipswap.losses.perceptual import (
             FACEDANCER_VGG_WEIGHTS,
             VGG16_NOTOP_FILE,
             WeightsDownloadError,
@@ -258,7 +258,7 @@ def build_trainer(
 
 def find_shards(data_dir: str | Path) -> list[Path]:
     """The shard files of `data_dir` (shards.list_shards), a TrainingSetupError when there are none."""
-    from clipswap.training.shards import ShardError, list_shards  # noqa: PLC0415
+    from clipswap.training.shards import ShardError, list_shards
 
     try:
         return [Path(path) for path in list_shards(data_dir)]
@@ -358,7 +358,7 @@ def _run_training_in(run_dir: Path, config: TrainConfig, data_dir, resume: bool,
         _check_resume_config(run_dir, config)
     if config.weights.att and config.attribute_network == "file":
         # Before the data and the models are loaded: a wrong path should not cost minutes first.
-        from clipswap.losses.attribute import AttributeModelError, check_attribute_file  # noqa: PLC0415
+        from clipswap.losses.attribute import AttributeModelError, check_attribute_file
 
         try:
             check_attribute_file(config.attribute_file)
@@ -431,8 +431,8 @@ def heldout_warps(batch: dict[str, np.ndarray], data_dir: str | Path) -> dict[st
     control, the next sample's source's face) warped onto it (warp_paste), [n, S, S, 3] float32 in [-1, 1]; a target
     without landmarks in the pairs folder's heldout_landmarks.json, or whose warp fails, keeps its own face there
     (counted in a warning)."""
-    from clipswap.face.landmark_swap import LandmarkSwapError, warp_paste  # noqa: PLC0415
-    from clipswap.training.pairs import heldout_landmarks  # noqa: PLC0415
+    from clipswap.face.landmark_swap import LandmarkSwapError, warp_paste
+    from clipswap.training.pairs import heldout_landmarks
 
     points = heldout_landmarks(data_dir)
     to_uint8 = lambda image: np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
@@ -472,8 +472,8 @@ def _run_loop(
         raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
 
     if dataset_fn is None or eval_batch is None:
-        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset  # noqa: PLC0415
-        from clipswap.training.pairs import (  # noqa: PLC0415
+        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset
+        from clipswap.training.pairs import (
             PairsError,
             heldout_shards,
             is_pairs_folder,
@@ -518,7 +518,7 @@ def _run_loop(
                     shuffle_buffer=config.shuffle_buffer, repeat=True,
                 )
         if eval_batch is None:
-            from clipswap.training.shards import ShardError  # noqa: PLC0415
+            from clipswap.training.shards import ShardError
 
             try:
                 eval_batch = make_eval_batch(
@@ -609,7 +609,7 @@ def _run_loop(
 
     exported = None
     if step >= config.steps and out_dir == run_dir:
-        from clipswap.checkpoints.native import save_generator  # noqa: PLC0415
+        from clipswap.checkpoints.native import save_generator
 
         exported = run_dir / "generator.keras"
         save_generator(trainer.generator, config.model, exported, step=step, trained_by="clipswap train",
