@@ -271,3 +271,34 @@ def test_markdown_puts_our_row_beside_the_paper():
     assert "| ClipSwap (paper) | 98.91 | 1.73 | 5.76 | 0.98 | 33.04 | 53.56 | 174.23 |" in text
     assert "| **this run** | 50.00 | — | — | — | ∞ | 53.56 | 174.23 |" in text
     assert "identity model: sface" in text
+
+
+def test_the_metric_registry_drives_the_report_and_the_aggregate():
+    from clipswap.evaluation.metrics import BY_KEY, COST_METRICS, METRICS, PAIR_METRICS, SWAP_METRICS, Metric
+    from clipswap.evaluation.report import METRIC_COLUMNS, OUR_METRICS
+    from clipswap.evaluation.runner import _aggregate
+
+    assert list(METRIC_COLUMNS) == [m.key for m in METRICS] and OUR_METRICS == SWAP_METRICS
+    assert COST_METRICS == ("gmacs", "params_m", "latency_ms") and set(SWAP_METRICS).isdisjoint(COST_METRICS)
+    assert all(("↑" in m.heading) == (m.higher_is_better is True) for m in METRICS)
+    assert all(("↓" in m.heading) == (m.higher_is_better is False) for m in METRICS)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Metric("x", "X", "{}", True, "mean")
+    with pytest.raises(ValueError, match="exactly for kind 'pair'"):
+        Metric("x", "X", "{}", True, "pair")
+
+    class NoGallery:
+        identity_model = None
+
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("no pair has an output, so nothing is analysed")
+
+    # Every pair metric is summarised from its per-pair field: two records, one of them missing each field.
+    records = [{m.field: 1.0 for m in PAIR_METRICS}, {}]
+    records[0]["closer_to_source"] = True
+    aggregate = _aggregate([], records, NoGallery())
+    for metric in PAIR_METRICS:
+        entry = aggregate[metric.key]
+        assert entry["value"] == pytest.approx(metric.scale) and entry["n"] == 1 and entry["failed"] == 1
+    assert BY_KEY["closer_to_source"].note in aggregate["closer_to_source"]["note"]
+    assert aggregate["id_retrieval"]["value"] is None

@@ -18,27 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from clipswap.atomic import write_text_atomic
+from clipswap.evaluation.metrics import COST_METRICS, METRICS, SWAP_METRICS
 
-#: metric key -> (column heading, format). Order = column order of our table.
-METRIC_COLUMNS: dict[str, tuple[str, str]] = {
-    "id_retrieval": ("ID retrieval % ↑", "{:.2f}"),
-    "id_similarity": ("ID similarity ↑", "{:.4f}"),
-    "id_similarity_calibrated": ("ID similarity, calibrated ↑", "{:.3f}"),
-    "id_verified": ("Verified as source % ↑", "{:.1f}"),
-    "closer_to_source": ("Closer to source % ↑", "{:.2f}"),
-    "pose_error": ("Pose error ° ↓", "{:.2f}"),
-    "expression_error": ("Expression error px ↓", "{:.2f}"),
-    "ssim": ("SSIM ↑", "{:.4f}"),
-    "psnr": ("PSNR dB ↑", "{:.2f}"),
-    "fid": ("FID ↓", "{:.2f}"),
-    "gmacs": ("GMACs", "{:.2f}"),
-    "params_m": ("Params M", "{:.2f}"),
-    "latency_ms": ("Latency ms/face", "{:.1f}"),
-}
+#: metric key -> (column heading, format), in table order (clipswap.evaluation.metrics declares them).
+METRIC_COLUMNS: dict[str, tuple[str, str]] = {metric.key: (metric.heading, metric.fmt) for metric in METRICS}
 
 #: The run's own metrics (the aggregate's keys), in the order of our table; cost columns come after them.
-OUR_METRICS = ("id_retrieval", "id_similarity", "id_similarity_calibrated", "id_verified", "closer_to_source",
-               "pose_error", "expression_error", "ssim", "psnr", "fid")
+OUR_METRICS = SWAP_METRICS
 
 
 @dataclass(frozen=True)
@@ -233,7 +219,7 @@ def render_markdown(metrics: Mapping[str, Any], run_name: str = "this run") -> s
             [heading, _cell(entry.get("value"), fmt), str(entry.get("n", 0)), str(entry.get("failed", 0)), note]
         )
     cost = aggregate.get("cost") or {}
-    for key in ("gmacs", "params_m", "latency_ms"):
+    for key in COST_METRICS:
         heading, fmt = METRIC_COLUMNS[key]
         note = cost.get("latency_note", "") if key == "latency_ms" else cost.get("note", "")
         rows.append(

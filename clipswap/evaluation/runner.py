@@ -39,6 +39,7 @@ from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, r
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.landmarks import Landmarker68
+from clipswap.evaluation.metrics import PAIR_METRICS
 from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
@@ -517,24 +518,17 @@ def run_evaluation(
 def _aggregate(pairs: list[Pair], records: list[dict[str, Any]], analyse: Analyser) -> dict[str, Any]:
     n = len(records)
     aggregate: dict[str, Any] = {}
-    for key in ("id_similarity", "pose_error", "expression_error", "ssim", "psnr"):
-        values = [r[key] for r in records if key in r]
-        aggregate[key] = _summary(values, n - len(values))
     calibration = getattr(analyse.identity_model, "calibration", None)
-    calibrated = [r["id_similarity_calibrated"] for r in records if "id_similarity_calibrated" in r]
-    verified = [100.0 * r["verified_as_source"] for r in records if "verified_as_source" in r]
-    note = calibration.describe() if calibration is not None else "this identity model has no calibration"
-    aggregate["id_similarity_calibrated"] = _summary(calibrated, n - len(calibrated), note=note)
-    aggregate["id_verified"] = _summary(
-        verified, n - len(verified),
-        note=("% of pairs whose swap the identity model takes for the source's person (cosine >= "
-              f"{calibration.threshold:.3f}, its LFW equal-error threshold)") if calibration else note,
-    )
-    closer = [100.0 * r["closer_to_source"] for r in records if "closer_to_source" in r]
-    aggregate["closer_to_source"] = _summary(
-        closer, n - len(closer),
-        note="% of pairs whose swap is nearer its source than its target (identity cosine); output = target: 0",
-    )
+    uncalibrated = calibration.describe() if calibration is not None else "this identity model has no calibration"
+    verified = uncalibrated
+    if calibration is not None:
+        verified = ("% of pairs whose swap the identity model takes for the source's person (cosine >= "
+                    f"{calibration.threshold:.3f}, its LFW equal-error threshold)")
+    notes = {"id_similarity_calibrated": uncalibrated, "id_verified": verified}
+    for metric in PAIR_METRICS:
+        values = [metric.scale * float(r[metric.field]) for r in records if metric.field in r]
+        note = notes.get(metric.key, metric.note)
+        aggregate[metric.key] = _summary(values, n - len(values), **({"note": note} if note else {}))
 
     # Gallery: every distinct source image whose face was found, labelled with its pair's identity.
     gallery: dict[str, tuple[np.ndarray, str]] = {}
