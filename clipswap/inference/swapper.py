@@ -13,7 +13,9 @@ A generator with pre_swap="landmarks" (the demo model) reads, instead of each ta
 swap of the source's crop onto it (clipswap.face.landmark_swap, dlib's 68 points; the source's crop and points are
 kept once per run), and is pasted back over the region that swap replaced (its hull with the forehead, feathered by
 about a pixel), so everything outside that region stays the frame's own. A generator with source_image reads the
-source's aligned crop beside each target crop (kept once per run, like the identity vector).
+source's aligned crop beside each target crop (kept once per run, like the identity vector); one with source_warp
+reads instead, beside each target crop, the source's face warped onto that crop's 68 landmarks and pasted into it
+(clipswap.face.landmark_swap.warp_paste), and is pasted back over that face region as a pre_swap generator is.
 
 Colour order is RGB everywhere; frames are [H, W, 3] uint8.
 """

@@ -14,7 +14,8 @@ Graph, at 256 px with base width 64 (shapes [H, W, C]):
 Every conv is stride 1, 'same', with bias; LeakyReLU slope 0.2; the output is linear (no tanh) and read as [-1, 1].
 With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
 With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
-With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0.
+With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0;
+with config.source_warp that input is the source's face warped onto the target's landmarks instead.
 """
 
 from __future__ import annotations
@@ -123,8 +124,9 @@ class Generator(keras.Model):
             config.pre_swap its landmark swap.
         identity: [B, config.id_input_dim] float: the raw identity vector (ArcFace 512 or SFace 128), followed by
             the CLIP image embedding of the source when config.clip_variant is set.
-        source (only with config.source_image): [B, S, S, 3] float RGB in [-1, 1], the source's aligned crop
-            (generator_inputs builds the list).
+        source (only with config.source_image): [B, S, S, 3] float RGB in [-1, 1], the source's aligned crop, or
+            with config.source_warp the source's face warped onto the target's landmarks and pasted into the target
+            crop (clipswap.face.landmark_swap.warp_paste; generator_inputs builds the list).
 
     Output:
         [B, S, S, 3] float RGB, linear, read as [-1, 1] (clip before display).
