@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from clipswap.cli import main
 from clipswap.face.detection import sort_by_area
 from clipswap.face.templates import arcface_template
-from clipswap.training.align_dataset import JOURNAL, AlignError, align_dataset, list_inputs
-from clipswap.training.shards import count_records, iterate_records, list_shards
+from clipswap.facedata.align_dataset import JOURNAL, AlignError, align_dataset, list_inputs
+from clipswap.facedata.shards import count_records, iterate_records, list_shards
 from tests.conftest import shared_data
 
 SIZE = 128

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from click.testing import CliRunner
 
-import clipswap.training.pairs as pairs_module
+import clipswap.facedata.pairs as pairs_module
 from clipswap.cli import main
 
 

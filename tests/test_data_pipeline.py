@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from clipswap.facedata.shards import FaceRecord, ShardError, iterate_records, list_shards, write_shards
 from clipswap.training.data import color_jitter, count_records, make_eval_batch, make_train_dataset
-from clipswap.training.shards import FaceRecord, ShardError, iterate_records, list_shards, write_shards
 
 RECORDS = 30
 SHARD_SIZE = 64

@@ -20,7 +20,7 @@ STEPS = 60
 
 
 def _faces(folder: Path) -> Path:
-    from clipswap.training.shards import FaceRecord, write_shards
+    from clipswap.facedata.shards import FaceRecord, write_shards
 
     faces = []
     for index in range(16):

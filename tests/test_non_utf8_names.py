@@ -48,7 +48,7 @@ def test_swap_reads_and_writes_latin1_names(tmp_path):
 
 
 def test_align_keeps_a_latin1_name_and_reruns(tmp_path):
-    from clipswap.training.shards import iterate_records
+    from clipswap.facedata.shards import iterate_records
 
     person = tmp_path / "data" / "Aaron_Sorkin"
     person.mkdir(parents=True)

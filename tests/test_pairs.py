@@ -14,11 +14,8 @@ from click.testing import CliRunner
 
 from clipswap.cli import main
 from clipswap.face.landmark_swap import swap_region
-from clipswap.losses.augment import identity_augment
-from clipswap.losses.reconstruction import teacher_loss
-from clipswap.training.align_dataset import align_dataset
-from clipswap.training.data import make_pair_dataset
-from clipswap.training.pairs import (
+from clipswap.facedata.align_dataset import align_dataset
+from clipswap.facedata.pairs import (
     HELDOUT_LANDMARKS,
     HELDOUT_PAIRS,
     MANIFEST,
@@ -30,7 +27,10 @@ from clipswap.training.pairs import (
     pairs_have_warps,
     parse_pair,
 )
-from clipswap.training.shards import iterate_records
+from clipswap.facedata.shards import iterate_records
+from clipswap.losses.augment import identity_augment
+from clipswap.losses.reconstruction import teacher_loss
+from clipswap.training.data import make_pair_dataset
 from tests.conftest import require_module, shared_data
 
 PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")

@@ -144,7 +144,7 @@ def _tiny_shard_folder(folder: Path, records: int = 2) -> Path:
     import numpy as np
     import tensorflow as tf
 
-    from clipswap.training.shards import FaceRecord, write_shards
+    from clipswap.facedata.shards import FaceRecord, write_shards
 
     folder.mkdir(parents=True, exist_ok=True)
     if records == 0:

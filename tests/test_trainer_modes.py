@@ -165,7 +165,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def write_tiny_shards(folder) -> None:
-    from clipswap.training.shards import FaceRecord, write_shards
+    from clipswap.facedata.shards import FaceRecord, write_shards
 
     rng = np.random.default_rng(0)
     records = [

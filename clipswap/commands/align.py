@@ -34,7 +34,7 @@ _DIR = click.Path(file_okay=False)
 def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, det_threshold, shard_size, seed,
           image_format, no_progress):
     """Align the largest face of every photo to the ArcFace template and write TFRecord shards for training."""
-    from clipswap.training.align_dataset import align_dataset
+    from clipswap.facedata.align_dataset import align_dataset
 
     if retinaface is not None and detector != "retinaface":
         raise click.UsageError("--retinaface is only used with --detector retinaface")

@@ -22,7 +22,7 @@ _DIR = click.Path(file_okay=False)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def pairs(data, output, count, heldout, seed, shard_size, workers, no_progress):
     """Pair aligned faces of different people with a landmark-swap teacher image (needs the eval extra: dlib)."""
-    from clipswap.training.pairs import build_pairs
+    from clipswap.facedata.pairs import build_pairs
 
     try:
         manifest = build_pairs(data, output, count=count, heldout=heldout, seed=seed, shard_size=shard_size,

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from clipswap.training.shards import ShardError, count_records, iterate_records, list_shards, parse_features
+from clipswap.facedata.shards import ShardError, count_records, iterate_records, list_shards, parse_features
 
 __all__ = ["count_records", "decode_image", "make_eval_batch", "make_pair_dataset", "make_train_dataset"]
 
@@ -213,7 +213,7 @@ def make_pair_dataset(
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
     if not 0.0 <= same_identity_prob <= 1.0:
         raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
-    from clipswap.training.pairs import parse_pair
+    from clipswap.facedata.pairs import parse_pair
 
     file_seed, record_seed, same_seed, target_jitter, source_jitter = _derive_seeds(seed, 5)
     dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)

@@ -258,7 +258,7 @@ def build_trainer(
 
 def find_shards(data_dir: str | Path) -> list[Path]:
     """The shard files of `data_dir` (shards.list_shards), a TrainingSetupError when there are none."""
-    from clipswap.training.shards import ShardError, list_shards
+    from clipswap.facedata.shards import ShardError, list_shards
 
     try:
         return [Path(path) for path in list_shards(data_dir)]
@@ -432,7 +432,7 @@ def heldout_warps(batch: dict[str, np.ndarray], data_dir: str | Path) -> dict[st
     without landmarks in the pairs folder's heldout_landmarks.json, or whose warp fails, keeps its own face there
     (counted in a warning)."""
     from clipswap.face.landmark_swap import LandmarkSwapError, warp_paste
-    from clipswap.training.pairs import heldout_landmarks
+    from clipswap.facedata.pairs import heldout_landmarks
 
     points = heldout_landmarks(data_dir)
     to_uint8 = lambda image: np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)  # noqa: E731
@@ -472,14 +472,14 @@ def _run_loop(
         raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
 
     if dataset_fn is None or eval_batch is None:
-        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset
-        from clipswap.training.pairs import (
+        from clipswap.facedata.pairs import (
             PairsError,
             heldout_shards,
             is_pairs_folder,
             pair_shards,
             pairs_have_warps,
         )
+        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset
 
         pairs = is_pairs_folder(data_dir)
         if config.weights.teacher and not pairs:
@@ -518,7 +518,7 @@ def _run_loop(
                     shuffle_buffer=config.shuffle_buffer, repeat=True,
                 )
         if eval_batch is None:
-            from clipswap.training.shards import ShardError
+            from clipswap.facedata.shards import ShardError
 
             try:
                 eval_batch = make_eval_batch(

@@ -43,7 +43,7 @@ from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 
 if TYPE_CHECKING:
-    from clipswap.training.shards import FaceRecord
+    from clipswap.facedata.shards import FaceRecord
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +292,7 @@ def _reusable(entry: dict | None, image: InputImage, input_dir: Path, output: Pa
 
 def _records(kept: list[tuple[InputImage, dict]], labels: dict[str, int], input_dir: Path, output: Path,
              size: int) -> Iterator[FaceRecord]:
-    from clipswap.training.shards import FaceRecord  # TensorFlow: kept out of the workers
+    from clipswap.facedata.shards import FaceRecord  # TensorFlow: kept out of the workers
 
     for image, entry in kept:
         yield FaceRecord(
@@ -401,7 +401,7 @@ def align_dataset(
     shuffled = [kept[i] for i in order]
     shard_paths = []
     if kept:
-        from clipswap.training.shards import write_shards
+        from clipswap.facedata.shards import write_shards
 
         shard_paths = write_shards(_records(shuffled, labels, input_dir, output, size), output / SHARDS, len(kept),
                                    shard_size)

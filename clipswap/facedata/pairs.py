@@ -5,7 +5,7 @@ From `clipswap align` output (aligned crops in TFRecord shards) it writes:
     OUTPUT/shards/shard-NNNNN-of-MMMMM.tfrecord   training pairs of two different people: target, source, the
                                                   teacher (clipswap.face.landmark_swap of source onto target) and
                                                   the warped source pasted into the target (warp_paste)
-    OUTPUT/heldout/shard-00000-of-00001.tfrecord  every face of the held-out identities (clipswap.training.shards
+    OUTPUT/heldout/shard-00000-of-00001.tfrecord  every face of the held-out identities (clipswap.facedata.shards
                                                   records): the fixed evaluation batch of `clipswap train`
     OUTPUT/heldout_landmarks.json                 the 68 landmarks (crop pixels) of each held-out face, by its
                                                   photo path: the training's held-out batch warps its sources
@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.errors import ClipswapError
-from clipswap.training.shards import (
+from clipswap.facedata.shards import (
     SHARD_PATTERN,
     FaceRecord,
     ShardError,
@@ -135,7 +135,7 @@ def crop_landmarks68(task: tuple[str, np.ndarray, int]) -> np.ndarray | None:
         task: (original photo path, [5, 2] landmarks of the kept face in the photo, crop size).
     """
     from clipswap.face.align import estimate_alignment, transform_points
-    from clipswap.training.align_dataset import read_rgb
+    from clipswap.facedata.align_dataset import read_rgb
 
     path, five, size = task
     image = read_rgb(Path(path))
