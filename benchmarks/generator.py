@@ -39,10 +39,10 @@ from clipswap.atomic import write_text_atomic  # noqa: E402
 from clipswap.checkpoints.native import init_generator, load_any_generator  # noqa: E402
 from clipswap.config import ModelConfig  # noqa: E402
 from clipswap.face.yunet import YuNetDetector  # noqa: E402
-from clipswap.inference.media import read_image  # noqa: E402
 from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: E402
 from clipswap.inference.runtime import exported_generator  # noqa: E402
 from clipswap.inference.swapper import FaceSwapper, compile_generator, generator_in_precision  # noqa: E402
+from clipswap.media.images import read_image  # noqa: E402
 from clipswap.models.cost import count_macs  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

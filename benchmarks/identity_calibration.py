@@ -24,7 +24,7 @@ from clipswap.evaluation.face_folders import central_detection, list_identities
 from clipswap.evaluation.identity_models import load_identity_model
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.media import read_image
+from clipswap.media.images import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"

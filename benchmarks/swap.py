@@ -34,9 +34,9 @@ from clipswap.atomic import write_text_atomic  # noqa: E402
 from clipswap.checkpoints.native import init_generator, load_any_generator  # noqa: E402
 from clipswap.config import ModelConfig  # noqa: E402
 from clipswap.face.yunet import YuNetDetector  # noqa: E402
-from clipswap.inference.media import read_image  # noqa: E402
 from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: E402
 from clipswap.inference.swapper import SOURCE_STAGE, STAGES, FaceSwapper  # noqa: E402
+from clipswap.media.images import read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -26,8 +26,9 @@ import numpy as np
 from PIL import Image
 
 from clipswap.atomic import write_text_atomic
-from clipswap.inference import watermark
-from clipswap.inference.media import VideoReader, VideoWriter, read_image
+from clipswap.media import watermark
+from clipswap.media.images import read_image
+from clipswap.media.video import VideoReader, VideoWriter
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -73,7 +73,7 @@ def unexpected_message(error: BaseException, traceback_option: str) -> str:
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="clipswap")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
-# The default is clipswap.inference.media.DEFAULT_MAX_PIXELS (not imported here: it would load OpenCV for --help).
+# The default is clipswap.media.common.DEFAULT_MAX_PIXELS (not imported here: it would load OpenCV for --help).
 @click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000,
               help="Largest image or video frame read, in pixels (bounds memory; bigger files are refused).")
 def main(verbose: int, max_pixels: int) -> None:
@@ -81,7 +81,7 @@ def main(verbose: int, max_pixels: int) -> None:
     install_sigterm_handler()
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    from clipswap.inference.media import set_max_pixels  # imports numpy, cv2, Pillow only
+    from clipswap.media.common import set_max_pixels  # imports numpy, cv2, Pillow only
 
     set_max_pixels(max_pixels)
 

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipswap.cli import main
-from clipswap.inference.media import MediaError, read_image
+from clipswap.media.common import MediaError
+from clipswap.media.images import read_image
 
 from conftest import shared_data
 
@@ -52,7 +53,7 @@ def test_an_alpha_channel_is_read_and_its_loss_said(tmp_path, caplog):
     rgba[..., 0], rgba[..., 3] = 200, 128
     path = tmp_path / "alpha.png"
     Image.fromarray(rgba).save(path)
-    with caplog.at_level(logging.WARNING, logger="clipswap.inference.media"):
+    with caplog.at_level(logging.WARNING, logger="clipswap.media.images"):
         image = read_image(path)
     assert image.shape == (40, 40, 3)
     assert any("alpha channel" in record.getMessage() for record in caplog.records)

@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
+from clipswap.checkpoints.encoders import load_identity_encoder
 from clipswap.cli import main
 from clipswap.face.align import invert_affine
 from clipswap.face.detection import sort_by_area
 from clipswap.inference.blend import crop_region
-from clipswap.inference.identity import load_identity_encoder
-from clipswap.inference.media import read_image
 from clipswap.inference.swapper import FaceSwapper
+from clipswap.media.images import read_image
 
 from conftest import shared_data
 

@@ -19,7 +19,8 @@ import pytest
 from clipswap.checkpoints.pretrained import DEMO_DIR, DEMO_FILE, find_published
 from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
-from clipswap.inference.media import read_image, read_label
+from clipswap.media.images import read_image
+from clipswap.media.labels import read_label
 
 from conftest import REPO_ROOT, runtime_suffix
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from clipswap.cli import main
 from clipswap.evaluation import identity_models
-from clipswap.inference.media import read_label
+from clipswap.media.labels import read_label
 
 from conftest import shared_data
 

@@ -60,7 +60,7 @@ def test_arcface_h5_path_is_loaded_through_the_checkpoint_loader(tmp_path, monke
     arcface_h5 = pytest.importorskip("clipswap.checkpoints.arcface_h5")
     import keras
 
-    from clipswap.inference.identity import IdentityEncoder
+    from clipswap.checkpoints.encoders import IdentityEncoder
 
     seen = {}
 

@@ -10,7 +10,7 @@ import pytest
 
 from clipswap.evaluation.pairs import Pair, PairsFileError, read_pairs, write_pairs
 from clipswap.evaluation.protocols import ffpp_protocol, sample_pairs, sample_protocol
-from clipswap.inference.media import VideoInfo, VideoWriter
+from clipswap.media.video import VideoInfo, VideoWriter
 
 
 def test_whitespace_pairs_with_comments_quotes_and_relative_paths(tmp_path):

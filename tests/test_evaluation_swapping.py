@@ -11,7 +11,8 @@ from clipswap.evaluation import runner
 from clipswap.evaluation.pairs import Pair
 from clipswap.evaluation.runner import _latency, produce_swaps
 from clipswap.evaluation.swapping import CallablePairs, as_pair_swapper
-from clipswap.inference.media import read_image, read_label, write_image
+from clipswap.media.images import read_image, write_image
+from clipswap.media.labels import read_label
 
 
 class FakeClock:

@@ -93,7 +93,7 @@ def test_export_command_writes_generator_identity_and_manifest(tmp_path):
     assert manifest["files"] == {"generator": "generator.onnx", "identity": "identity.onnx"}
     assert manifest["max_difference"]["generator"] <= TOLERANCE and manifest["identity_dim"] == 128
     # The identity file reproduces SFace: an LFW crop gives the Keras encoder's vector.
-    from clipswap.inference.identity import load_identity_encoder
+    from clipswap.checkpoints.encoders import load_identity_encoder
 
     sface = load_identity_encoder("sface")
     crop = np.random.default_rng(0).uniform(0, 1, (1, 112, 112, 3)).astype(np.float32)
@@ -169,7 +169,7 @@ def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_wr
 @pytest.fixture(scope="module")
 def photo_parts(tmp_path_factory):
     from clipswap.face.yunet import YuNetDetector
-    from clipswap.inference.media import read_image
+    from clipswap.media.images import read_image
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))

@@ -18,9 +18,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipswap.cli import main
-from clipswap.inference.media import MediaError, VideoInfo, VideoReader, VideoWriter
+from clipswap.face.detection import NoFaceError
 from clipswap.inference.pipeline import SwapRequest, run_swap
-from clipswap.inference.swapper import NoFaceError
+from clipswap.media.common import MediaError
+from clipswap.media.video import VideoInfo, VideoReader, VideoWriter
 
 from conftest import shared_data
 

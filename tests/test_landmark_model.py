@@ -14,8 +14,10 @@ from clipswap.cli import main
 from clipswap.evaluation.dlib_models import DlibUnavailableError
 from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
-from clipswap.inference.media import VideoInfo, VideoReader, VideoWriter, read_image, read_label
 from clipswap.inference.pipeline import NO_WATERMARK_WARNING
+from clipswap.media.images import read_image
+from clipswap.media.labels import read_label
+from clipswap.media.video import VideoInfo, VideoReader, VideoWriter
 
 from conftest import require_module, shared_data
 

@@ -1,4 +1,4 @@
-"""Media I/O (clipswap.inference.media): labelled images, streamed video round trips keeping fps, duration and audio."""
+"""Media I/O (clipswap.media): labelled images, streamed video round trips keeping fps, duration and audio."""
 
 from __future__ import annotations
 
@@ -11,16 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipswap.inference.media import (
-    MediaError,
-    VideoReader,
-    VideoWriter,
-    label_gif,
-    media_kind,
-    read_image,
-    read_label,
-    write_image,
-)
+from clipswap.media.common import MediaError, media_kind
+from clipswap.media.images import read_image, write_image
+from clipswap.media.labels import label_gif, read_label
+from clipswap.media.video import VideoReader, VideoWriter
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 

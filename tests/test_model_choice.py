@@ -10,6 +10,7 @@ import pytest
 
 from clipswap.checkpoints import pretrained
 from clipswap.checkpoints.pretrained import MissingCheckpointError, find_published, require_published
+from clipswap.face.detectors import resolve_detector
 from clipswap.inference.choice import (
     LANDMARKS_LABEL,
     ModelChoice,
@@ -19,7 +20,6 @@ from clipswap.inference.choice import (
     models_line,
     resolve_model,
 )
-from clipswap.inference.detectors import resolve_detector
 
 RELEASE = {"generator": "clipswap/clipswap.h5", "arcface": "arcface/ArcFace-Res50.h5",
            "retinaface": "retinaface/RetinaFace-Res50.h5"}

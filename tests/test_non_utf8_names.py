@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from clipswap.inference.media import read_image
+from clipswap.media.images import read_image
 
 from conftest import require_module, shared_data
 

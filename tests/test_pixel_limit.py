@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipswap.cli import main
-from clipswap.inference import media
-from clipswap.inference.media import DEFAULT_MAX_PIXELS, MediaError, read_image, set_max_pixels
+from clipswap.media import common as media
+from clipswap.media.common import DEFAULT_MAX_PIXELS, MediaError, set_max_pixels
+from clipswap.media.images import read_image
 
 from conftest import shared_data
 
@@ -86,7 +87,7 @@ def test_raising_the_limit_lets_a_big_real_image_through(tmp_path):
 
 
 def test_a_video_with_frames_above_the_limit_is_refused_on_open():
-    from clipswap.inference.media import VideoReader
+    from clipswap.media.video import VideoReader
 
     clip = shared_data("video", "multi_face_1080p.mp4")
     set_max_pixels(1920 * 1080 - 1)

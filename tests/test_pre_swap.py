@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from clipswap.checkpoints.encoders import load_identity_encoder
 from clipswap.checkpoints.native import init_generator, load_generator
 from clipswap.config import get_preset
 from clipswap.face.align import align_face, transform_points
 from clipswap.face.detection import sort_by_area
 from clipswap.face.landmark_swap import landmark_swap
 from clipswap.face.similarity import cosine_similarity
-from clipswap.inference.identity import load_identity_encoder
-from clipswap.inference.media import read_image
 from clipswap.inference.swapper import FaceSwapper
+from clipswap.media.images import read_image
 
 from conftest import require_module, shared_data
 

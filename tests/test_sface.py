@@ -22,7 +22,7 @@ from clipswap.evaluation.face_folders import aligned_crops, central_detection, l
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
 from clipswap.face.align import align_face
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.media import read_image
+from clipswap.media.images import read_image
 from clipswap.models.sface import SFACE_DIM, build_sface, load_sface, sface_features
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

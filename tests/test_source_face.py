@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from clipswap.checkpoints.native import init_generator
 from clipswap.cli import main
 from clipswap.config import get_preset
-from clipswap.face.detection import Detection
-from clipswap.inference.media import read_image
-from clipswap.inference.swapper import NoFaceError, best_face
+from clipswap.face.detection import Detection, NoFaceError
+from clipswap.inference.swapper import best_face
+from clipswap.media.images import read_image
 
 from conftest import shared_data
 

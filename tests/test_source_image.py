@@ -124,10 +124,10 @@ class Spy:
 
 
 def test_face_swapper_feeds_the_source_crop_beside_each_target_crop():
+    from clipswap.checkpoints.encoders import load_identity_encoder
     from clipswap.face.yunet import YuNetDetector
-    from clipswap.inference.identity import load_identity_encoder
-    from clipswap.inference.media import read_image
     from clipswap.inference.swapper import FaceSwapper
+    from clipswap.media.images import read_image
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
@@ -208,11 +208,11 @@ def test_the_wrong_source_control_reads_the_control_warps():
 
 
 def test_face_swapper_feeds_the_source_face_warped_onto_each_target_crop():
+    from clipswap.checkpoints.encoders import load_identity_encoder
     from clipswap.face.landmark_swap import swap_region, warp_paste
     from clipswap.face.yunet import YuNetDetector
-    from clipswap.inference.identity import load_identity_encoder
-    from clipswap.inference.media import read_image
     from clipswap.inference.swapper import FaceSwapper
+    from clipswap.media.images import read_image
     require_module("dlib", "the warp needs dlib's 68 landmarks")
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))

@@ -21,8 +21,9 @@ from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
 from clipswap.config import get_preset
 from clipswap.inference.choice import shown
-from clipswap.inference.media import VideoInfo as _Info
-from clipswap.inference.media import VideoReader, VideoWriter, read_label
+from clipswap.media.labels import read_label
+from clipswap.media.video import VideoInfo as _Info
+from clipswap.media.video import VideoReader, VideoWriter
 
 from conftest import runtime_suffix, shared_data
 

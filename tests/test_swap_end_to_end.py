@@ -21,7 +21,9 @@ from clipswap.checkpoints.native import init_generator
 from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
 from clipswap.config import ModelConfig, get_preset
-from clipswap.inference.media import VideoReader, read_image, read_label
+from clipswap.media.images import read_image
+from clipswap.media.labels import read_label
+from clipswap.media.video import VideoReader
 
 from conftest import REPO_ROOT, run_keras2_fixture, runtime_suffix, shared_data
 

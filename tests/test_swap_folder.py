@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipswap.cli import main
-from clipswap.inference.media import VideoInfo, VideoReader, VideoWriter, read_image
 from clipswap.inference.pipeline import FolderSummary, SwapRequest, run_swap
+from clipswap.media.images import read_image
+from clipswap.media.video import VideoInfo, VideoReader, VideoWriter
 
 from conftest import shared_data
 

@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from clipswap.checkpoints.encoders import IdentityEncoder
 from clipswap.face.align import invert_affine
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.identity import IdentityEncoder
-from clipswap.inference.media import VideoReader, read_image
 from clipswap.inference.selection import FaceSelection
 from clipswap.inference.swapper import FaceSwapper, generator_in_precision
+from clipswap.media.images import read_image
+from clipswap.media.video import VideoReader
 
 from conftest import shared_data
 

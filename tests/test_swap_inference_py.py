@@ -14,12 +14,12 @@ from clipswap.checkpoints import pretrained
 from clipswap.checkpoints.native import init_generator
 from clipswap.cli import main as cli_main
 from clipswap.config import get_preset
+from clipswap.face.detection import NoFaceError
+from clipswap.face.detectors import resolve_detector
 from clipswap.inference import pipeline
 from clipswap.inference.choice import resolve_model
-from clipswap.inference.detectors import resolve_detector
 from clipswap.inference.pipeline import SwapRequest
 from clipswap.inference.selection import DEFAULT_SIMILARITY
-from clipswap.inference.swapper import NoFaceError
 
 from conftest import load_inference_script, runtime_suffix, shared_data
 

@@ -13,7 +13,7 @@ from clipswap.cli import main
 from clipswap.face.align import align_face
 from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
-from clipswap.inference.media import read_image, write_image
+from clipswap.media.images import read_image, write_image
 
 from conftest import require_module, shared_data
 
@@ -27,8 +27,8 @@ def scene(tmp_path_factory):
     require_module("dlib", "the demo generator reads the landmark swap (dlib's 68 points)")
     if not (DEMO_DIR / DEMO_FILE).is_file():
         pytest.skip("the shipped demo generator is absent")
+    from clipswap.checkpoints.encoders import load_identity_encoder
     from clipswap.face.yunet import YuNetDetector
-    from clipswap.inference.identity import load_identity_encoder
 
     folder = tmp_path_factory.mktemp("map")
     photo_path = shared_data("wild", "couple.jpg")

@@ -13,15 +13,16 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
+from clipswap.checkpoints.encoders import load_identity_encoder
 from clipswap.checkpoints.native import init_generator
 from clipswap.cli import main
 from clipswap.config import get_preset
 from clipswap.face.align import estimate_alignment, invert_affine
+from clipswap.face.detection import NoFaceError
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.identity import load_identity_encoder
-from clipswap.inference.media import read_image
 from clipswap.inference.pipeline import SwapRequest, run_swap
-from clipswap.inference.swapper import FaceSwapper, NoFaceError
+from clipswap.inference.swapper import FaceSwapper
+from clipswap.media.images import read_image
 
 from conftest import shared_data
 

@@ -260,8 +260,9 @@ def test_tracks_keep_their_mapping_through_a_real_crowd_video(tmp_path):
     it crosses half the picture, and no face is swapped twice in a frame."""
     pytest.importorskip("dlib", reason="the demo model needs dlib (the eval extra)")
     from clipswap.face.detection import sort_by_area
-    from clipswap.inference.media import VideoReader, read_image, write_image
     from clipswap.inference.pipeline import SwapRequest, build_swapper
+    from clipswap.media.images import read_image, write_image
+    from clipswap.media.video import VideoReader
 
     clip = tmp_path / "crowd.mp4"
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipswap.cli import main
-from clipswap.inference import watermark
-from clipswap.inference.media import VideoInfo, VideoReader, VideoWriter, read_image, write_image
 from clipswap.inference.pipeline import NO_WATERMARK_WARNING, SwapRequest, run_swap
+from clipswap.media import watermark
+from clipswap.media.images import read_image, write_image
+from clipswap.media.video import VideoInfo, VideoReader, VideoWriter
 
 from conftest import shared_data
 

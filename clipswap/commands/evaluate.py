@@ -132,7 +132,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
 def _split_videos(pairs_file):
     """(image pairs, video pairs) of a pairs file: a pair whose target is a video is scored for stability."""
     from clipswap.evaluation.pairs import read_pairs
-    from clipswap.inference.media import VIDEO_SUFFIXES
+    from clipswap.media.common import VIDEO_SUFFIXES
 
     pairs = read_pairs(pairs_file)
     videos = [pair for pair in pairs if pair.target.suffix.lower() in VIDEO_SUFFIXES]

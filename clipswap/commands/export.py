@@ -20,7 +20,7 @@ import click
 from clipswap.errors import ClipswapError
 from clipswap.inference.options import EXPORT_FORMATS, EXPORT_TOLERANCE
 
-#: What export.json says each file reads and returns (clipswap.models.generator, clipswap.inference.identity).
+#: What export.json says each file reads and returns (clipswap.models.generator, clipswap.checkpoints.encoders).
 GENERATOR_IO = ("target [B, S, S, 3] float32 RGB in [-1, 1] (ArcFace-template crop), identity [B, D] float32 raw "
                 "vector "
                 "(then source [B, S, S, 3] float32 RGB in [-1, 1] when source_image) -> [B, S, S, 3] float32 RGB, "
@@ -60,7 +60,7 @@ def export(model, fmt, output, identity, arcface, tolerance):
         checkpoint = load_any_generator(choice.path)
         networks = {"generator": checkpoint.model}
         if identity:
-            from clipswap.inference.identity import load_identity_encoder
+            from clipswap.checkpoints.encoders import load_identity_encoder
 
             networks["identity"] = load_identity_encoder(checkpoint.config.identity_encoder, arcface).model
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -18,8 +18,8 @@ class UnreadableError(click.ClickException):
 
 def _video_watermark(path: Path) -> tuple[int, int]:
     """(frames where the watermark is found, frames checked)."""
-    from clipswap.inference import watermark
-    from clipswap.inference.media import VideoReader
+    from clipswap.media import watermark
+    from clipswap.media.video import VideoReader
 
     found = checked = 0
     with VideoReader(path) as reader:
@@ -33,8 +33,10 @@ def _video_watermark(path: Path) -> tuple[int, int]:
 
 def verify_file(path: Path) -> tuple[bool, list[str]]:
     """(whether the file carries a clipswap mark, the report lines). Raises MediaError when it cannot be read."""
-    from clipswap.inference import watermark
-    from clipswap.inference.media import MediaError, media_kind, read_image, read_label
+    from clipswap.media import watermark
+    from clipswap.media.common import MediaError, media_kind
+    from clipswap.media.images import read_image
+    from clipswap.media.labels import read_label
 
     kind = media_kind(path)
     if kind == "image":
@@ -65,7 +67,7 @@ def verify(files):
     Exit status: 0 when every file carries a clipswap mark (label or watermark), 1 when one carries neither,
     2 when a file cannot be read.
     """
-    from clipswap.inference.media import MediaError
+    from clipswap.media.common import MediaError
 
     unmarked = []
     for path in files:

@@ -9,7 +9,7 @@ import numpy as np
 
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
-from clipswap.inference.media import read_image
+from clipswap.media.images import read_image
 
 logger = logging.getLogger(__name__)
 

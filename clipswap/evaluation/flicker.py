@@ -26,7 +26,8 @@ import numpy as np
 
 from clipswap.face.detection import sort_by_area
 from clipswap.face.tracking import iou_matrix
-from clipswap.inference.media import MediaError, VideoReader
+from clipswap.media.common import MediaError
+from clipswap.media.video import VideoReader
 
 
 @dataclass

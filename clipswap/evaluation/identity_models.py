@@ -11,7 +11,7 @@ identity loss), otherwise ID similarity rewards overfitting to that network. Ava
   different people are high (about 0.84 on random LFW pairs, against 0.10 for SFace): compare ID similarity only
   between runs with the same model; retrieval is unaffected.
 * a path to a Keras 2 ArcFace/CosFace-R50 `.h5` (the published ArcFace-Res50.h5 layout), loaded with
-  clipswap.checkpoints.arcface_h5.load_arcface_h5 and run by clipswap.inference.identity.IdentityEncoder; input =
+  clipswap.checkpoints.arcface_h5.load_arcface_h5 and run by clipswap.checkpoints.encoders.IdentityEncoder; input =
   the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
   The paper retrieves identities with CosFace (REFERENCE.md section 8).
 
@@ -136,12 +136,12 @@ class DlibResNetModel:
 
 class ArcFaceH5Model:
     """A user-supplied ArcFace/CosFace-R50 `.h5` (see module docstring), run through the swap pipeline's
-    clipswap.inference.identity.IdentityEncoder (one traced tf.function for every face)."""
+    clipswap.checkpoints.encoders.IdentityEncoder (one traced tf.function for every face)."""
 
     def __init__(self, path: str | Path):
         # Imported here so that the metrics work without TensorFlow being loaded when this model is not asked for.
         from clipswap.checkpoints.arcface_h5 import load_arcface_h5
-        from clipswap.inference.identity import IdentityEncoder
+        from clipswap.checkpoints.encoders import IdentityEncoder
 
         self.path = Path(path)
         self.name = f"arcface-h5 ({self.path.name})"
@@ -150,7 +150,7 @@ class ArcFaceH5Model:
         self._encoder = IdentityEncoder(self.name, int(model.output_shape[-1]), model)
 
     def embed(self, image_rgb: np.ndarray, detection: Detection) -> np.ndarray:
-        from clipswap.inference.identity import IDENTITY_SIZE
+        from clipswap.checkpoints.encoders import IDENTITY_SIZE
 
         crop, _ = align_face(np.asarray(image_rgb, dtype=np.uint8), detection.landmarks, IDENTITY_SIZE)
         return _unit_vector(self._encoder.embed(crop[None])[0])

@@ -25,7 +25,8 @@ import numpy as np
 
 from clipswap.errors import ClipswapError
 from clipswap.evaluation.pairs import Pair, write_pairs
-from clipswap.inference.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, VideoReader
+from clipswap.media.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError
+from clipswap.media.video import VideoReader
 
 log = logging.getLogger(__name__)
 

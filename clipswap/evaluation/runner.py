@@ -9,7 +9,7 @@ each target's swap call, see clipswap.evaluation.swapping).
 
 The identity model and the FID feature extractor are loaded before any swap is produced or any pair analysed, so a
 missing dlib or a bad weights file stops the run at once. Produced swaps are written with
-clipswap.inference.media.write_image (atomic, with the synthetic-content label).
+clipswap.media.images.write_image (atomic, with the synthetic-content label).
 
 Nothing is dropped silently: every image whose face is not found (or that cannot be read, or a swap whose size differs
 from its target's) is counted, the pair's record says why, and each metric reports how many pairs it scored (`n`)
@@ -47,7 +47,8 @@ from clipswap.evaluation.swapping import PairSwapper, SwapFn, as_pair_swapper
 from clipswap.face.detection import Detection, sort_by_area
 from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
-from clipswap.inference.media import MediaError, read_image, write_image
+from clipswap.media.common import MediaError
+from clipswap.media.images import read_image, write_image
 
 if TYPE_CHECKING:
     from clipswap.evaluation.fid import InceptionFeatures

@@ -46,7 +46,7 @@ class FaceSwapperPairs:
             self.timing = timing
 
     def set_source(self, source_rgb: np.ndarray) -> bool:
-        from clipswap.inference.swapper import NoFaceError  # TensorFlow-heavy, only with --model
+        from clipswap.face.detection import NoFaceError
 
         try:
             self.swapper.set_source(source_rgb)

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clipswap.errors import ClipswapError
+
+
+class NoFaceError(ClipswapError, ValueError):
+    """No face was detected where one is required (the source, or a target image)."""
+
 
 @dataclass(frozen=True)
 class Detection:

@@ -149,7 +149,8 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
 def read_rgb(path: Path) -> np.ndarray | None:
     """[H, W, 3] uint8 RGB, or None when the file cannot be decoded as an image or declares more pixels than the
     limit (`clipswap --max-pixels`; logged), so a decompression bomb in a dataset costs no memory."""
-    from clipswap.inference.media import MediaError, check_image
+    from clipswap.media.common import MediaError
+    from clipswap.media.images import check_image
 
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -219,7 +220,7 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
 
 def build_align_detector(settings: AlignSettings):
     """The detector named by the settings (one per process: detectors are not thread- or fork-safe)."""
-    from clipswap.inference.detectors import build_detector
+    from clipswap.face.detectors import build_detector
 
     return build_detector(settings.detector, settings.det_threshold, settings.retinaface)
 

@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
+from clipswap.checkpoints.encoders import IDENTITY_SIZE, IdentityEncoder
 from clipswap.face.align import align_face
 from clipswap.face.landmark_swap import LandmarkSwapError, landmark_swap
-from clipswap.inference.identity import IDENTITY_SIZE, IdentityEncoder
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.inference.swapper import SOURCE_STAGE, StageTimer, best_face, matching_detections
 

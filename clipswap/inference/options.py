@@ -3,7 +3,7 @@ loading TensorFlow, OpenCV or the models (`clipswap --help` stays fast)."""
 
 from __future__ import annotations
 
-#: Face detectors (clipswap.inference.detectors.build_detector); "auto": RetinaFace when its file is found, else YuNet.
+#: Face detectors (clipswap.face.detectors.build_detector); "auto": RetinaFace when its file is found, else YuNet.
 DETECTORS = ("auto", "retinaface", "yunet")
 #: Blends (clipswap.inference.blend): the release's feathered rectangle, a soft face-outline mask, or Poisson
 #: blending (OpenCV seamlessClone) inside the face-outline mask.

@@ -16,20 +16,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from clipswap.atomic import OutputError, check_writable_dir
-from clipswap.inference.media import (
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    MediaError,
-    VideoReader,
-    VideoWriter,
-    media_kind,
-    read_image,
-    write_image,
-)
+from clipswap.face.detection import NoFaceError
 from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 from clipswap.inference.pipelining import BackgroundWriter, Prefetcher
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
-from clipswap.inference.swapper import FaceSwapper, NoFaceError
+from clipswap.inference.swapper import FaceSwapper
+from clipswap.media.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, media_kind
+from clipswap.media.images import read_image, write_image
+from clipswap.media.video import VideoReader, VideoWriter
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +63,7 @@ class SwapRequest:
     runtime: str = "auto"
     clip_preset: str | None = None
     progress: bool = True
-    #: The invisible watermark in every written image and frame (clipswap.inference.watermark); off only on request.
+    #: The invisible watermark in every written image and frame (clipswap.media.watermark); off only on request.
     watermark: bool = True
     #: Video: follow faces across frames (clipswap.face.tracking) and, with `smoothing`, One Euro-filter their
     #: landmarks with these parameters (cutoff in Hz, beta per face size per second).
@@ -179,6 +173,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         (a FaceSwapper or LandmarkSwapper, "generator: ..., detector: ..."). Raises as build_swapper.
     """
     from clipswap.checkpoints.pretrained import require_published
+    from clipswap.face.detectors import build_detector, resolve_detector
     from clipswap.inference.choice import (
         LANDMARKS_LABEL,
         detector_label,
@@ -186,7 +181,6 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         identity_label,
         models_line,
     )
-    from clipswap.inference.detectors import build_detector, resolve_detector
     from clipswap.inference.runtime import resolve_runtime
 
     selection = selection or FaceSelection()
@@ -233,7 +227,7 @@ def _landmarker(clip_preset: str | None):
 
 def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):
     """The `--model landmarks` swapper; SFace matches --reference-face (the model has no identity encoder)."""
-    from clipswap.inference.identity import load_identity_encoder
+    from clipswap.checkpoints.encoders import load_identity_encoder
     from clipswap.inference.landmark_swapper import LandmarkSwapper
 
     identity = load_identity_encoder("sface") if reference_face else None

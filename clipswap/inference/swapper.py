@@ -34,13 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from clipswap.checkpoints.encoders import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
 from clipswap.checkpoints.errors import CheckpointError
-from clipswap.errors import ClipswapError
 from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
-from clipswap.face.detection import Detection
+from clipswap.face.detection import Detection, NoFaceError
 from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
-from clipswap.inference.identity import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
 from clipswap.inference.options import COLOR_CORRECTIONS, PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
 
@@ -55,10 +54,6 @@ SOURCE_STAGE = "source"
 MIN_SOURCE_FACE = 32
 #: Faces per generator call; more faces in one frame are split into several calls of the same trace.
 MAX_BATCH = 16
-
-
-class NoFaceError(ClipswapError, ValueError):
-    """No face was detected where one is required (the source, or a target image)."""
 
 
 @dataclass
@@ -334,7 +329,7 @@ class FaceSwapper:
             CheckpointError: a CLIP preset is needed and not given (or given for a generator without CLIP).
             ExportError: the generator does not convert for the runtime.
         """
-        from clipswap.inference.identity import load_clip_embedder, load_identity_encoder
+        from clipswap.checkpoints.encoders import load_clip_embedder, load_identity_encoder
 
         config = checkpoint.config
         if config.clip_variant is None and clip_preset is not None:

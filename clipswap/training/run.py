@@ -145,8 +145,8 @@ def set_precision(precision: str) -> None:
 
 def load_identity_encoder(config: TrainConfig) -> keras.Model:
     """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
+    from clipswap.checkpoints.encoders import load_identity_encoder as load_named
     from clipswap.checkpoints.errors import CheckpointError
-    from clipswap.inference.identity import load_identity_encoder as load_named
 
     try:
         return load_named(config.model.identity_encoder, config.arcface_path).model
@@ -158,8 +158,8 @@ def load_clip(config: TrainConfig) -> keras.Model | None:
     """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
     if config.model.clip_variant is None:
         return None
+    from clipswap.checkpoints.encoders import load_clip_embedder
     from clipswap.checkpoints.errors import CheckpointError
-    from clipswap.inference.identity import load_clip_embedder
 
     try:
         return load_clip_embedder(config.model.clip_variant, config.clip_preset, config.model.image_size).model

@@ -1,0 +1,69 @@
+"""What every media module shares: the file types the pipeline handles, the pixel limit on what it reads, MediaError,
+and ffmpeg's description of a file."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+import imageio_ffmpeg
+
+from clipswap.errors import ClipswapError
+
+log = logging.getLogger(__name__)
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".gif")
+
+
+#: Largest image or video frame read, in pixels (`clipswap --max-pixels N` changes it; set_max_pixels). A 12000 x
+#: 9000 JPEG took 4 GB through the swap, and a 1.9 MB PNG can declare 400 million pixels: the header is checked
+#: before anything is decoded. 50 million covers 8K frames and the 48-50 MP photos of current phones.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+_limits = {"pixels": DEFAULT_MAX_PIXELS}
+
+
+class MediaError(ClipswapError, ValueError):
+    """An input that cannot be read, or a file type the pipeline does not handle."""
+
+
+def set_max_pixels(pixels: int) -> None:
+    """Change the largest image or frame read (pixels, >= 1)."""
+    if int(pixels) < 1:
+        raise ValueError(f"the pixel limit must be at least 1, got {pixels}")
+    _limits["pixels"] = int(pixels)
+
+
+def check_pixels(path: str | Path, width: int, height: int, what: str = "image") -> None:
+    """MediaError when width x height exceeds the limit, naming the limit and the option that raises it."""
+    limit = _limits["pixels"]
+    if int(width) * int(height) > limit:
+        raise MediaError(
+            f"{path} is a {width} x {height} {what} ({int(width) * int(height) / 1e6:.1f} million pixels), above the "
+            f"limit of {limit / 1e6:g} million; downscale it, or raise the limit with `clipswap --max-pixels N`"
+        )
+
+
+def media_kind(path: str | Path) -> str:
+    """"image" or "video" from the file suffix; MediaError for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    raise MediaError(
+        f"{path} has an unsupported type {suffix or '(no suffix)'!r}; images: {', '.join(IMAGE_SUFFIXES)}, "
+        f"videos: {', '.join(VIDEO_SUFFIXES)}"
+    )
+
+
+def probe(path: str | Path) -> str:
+    """What `ffmpeg -i FILE` says of a file (its stderr: container tags and streams)."""
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                          capture_output=True, text=True, check=False, errors="replace").stderr
