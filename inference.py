@@ -31,7 +31,8 @@ from clipswap import quiet_start  # noqa: E402
 
 quiet_start.install()  # before anything imports tensorflow
 
-from clipswap.inference.options import (  # noqa: E402
+from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
+from clipswap.options import (  # noqa: E402
     BLEND_KINDS,
     COLOR_CORRECTIONS,
     DETECTORS,
@@ -40,7 +41,6 @@ from clipswap.inference.options import (  # noqa: E402
     SMOOTH_BETA,
     SMOOTH_MIN_CUTOFF,
 )
-from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection  # noqa: E402
 
 
 def _checked(check: Callable[[str], object]) -> Callable[[str], object]:

@@ -23,7 +23,6 @@ from clipswap.inference.export import (
     load_exported,
     max_difference,
 )
-from clipswap.inference.options import EXPORT_FORMATS
 from clipswap.inference.runtime import (
     CACHE_FOLDER,
     RuntimeUnavailableError,
@@ -32,6 +31,7 @@ from clipswap.inference.runtime import (
     resolve_runtime,
 )
 from clipswap.models.generator import Generator
+from clipswap.options import EXPORT_FORMATS
 
 from conftest import require_module, shared_data
 

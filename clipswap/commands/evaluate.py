@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from clipswap.errors import ClipswapError
-from clipswap.inference.options import DETECTORS, RUNTIMES
+from clipswap.options import DETECTORS, RUNTIMES
 
 #: Per-pair metrics; a run in which none of them scored a single pair failed.
 SCORED_METRICS = ("id_similarity", "ssim", "pose_error", "expression_error")

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from clipswap.errors import ClipswapError
-from clipswap.inference.options import EXPORT_FORMATS, EXPORT_TOLERANCE
+from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE
 
 #: What export.json says each file reads and returns (clipswap.models.generator, clipswap.checkpoints.encoders).
 GENERATOR_IO = ("target [B, S, S, 3] float32 RGB in [-1, 1] (ArcFace-template crop), identity [B, D] float32 raw "

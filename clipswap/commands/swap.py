@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 
 from clipswap.errors import ClipswapError
-from clipswap.inference.options import (
+from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
+from clipswap.options import (
     BLEND_KINDS,
     COLOR_CORRECTIONS,
     DETECTORS,
@@ -16,7 +17,6 @@ from clipswap.inference.options import (
     SMOOTH_BETA,
     SMOOTH_MIN_CUTOFF,
 )
-from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 
 _PATH = click.Path(dir_okay=False, path_type=Path)
 _FILE_OR_FOLDER = click.Path(path_type=Path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from clipswap.inference.options import DETECTORS
+from clipswap.options import DETECTORS
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from clipswap.face.detection import Detection
-from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
+from clipswap.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 
-#: Defaults: MIN_CUTOFF and BETA live in clipswap.inference.options (the command lines offer them; the reasons are
+#: Defaults: MIN_CUTOFF and BETA live in clipswap.options (the command lines offer them; the reasons are
 #: there), the rest are our choice.
 MIN_CUTOFF = SMOOTH_MIN_CUTOFF
 BETA = SMOOTH_BETA

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from clipswap.face.align import invert_affine
-from clipswap.inference.options import BLEND_KINDS  # noqa: F401 (re-exported: the swapper checks against it)
+from clipswap.options import BLEND_KINDS  # noqa: F401 (re-exported: the swapper checks against it)
 
 #: The published mask at 256: inclusive row and column ranges of the ones, and the blur.
 PUBLISHED_SIZE = 256

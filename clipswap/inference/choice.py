@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipswap.checkpoints.pretrained import default_generator, find_published, require_demo, require_published
-from clipswap.inference.options import AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL
+from clipswap.options import AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL
 
 #: How the line names each identity encoder (ModelConfig.identity_encoder).
 IDENTITY_LABELS = {"sface": "SFace identity", "arcface": "ArcFace-R50 identity"}

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.errors import ClipswapError
-from clipswap.inference.options import EXPORT_TOLERANCE
+from clipswap.options import EXPORT_TOLERANCE
 
 log = logging.getLogger(__name__)
 

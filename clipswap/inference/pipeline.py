@@ -17,13 +17,13 @@ from pathlib import Path
 
 from clipswap.atomic import OutputError, check_writable_dir
 from clipswap.face.detection import NoFaceError
-from clipswap.inference.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 from clipswap.inference.pipelining import BackgroundWriter, Prefetcher
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.inference.swapper import FaceSwapper
 from clipswap.media.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, media_kind
 from clipswap.media.images import read_image, write_image
 from clipswap.media.video import VideoReader, VideoWriter
+from clipswap.options import SMOOTH_BETA, SMOOTH_MIN_CUTOFF
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from clipswap.errors import ClipswapError
-from clipswap.inference.options import RUNTIMES
+from clipswap.options import RUNTIMES
 
 log = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from clipswap.face.align import align_face, estimate_alignment, transform_points
 from clipswap.face.detection import Detection, NoFaceError
 from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
-from clipswap.inference.options import COLOR_CORRECTIONS, PRECISIONS
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
+from clipswap.options import COLOR_CORRECTIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
 
