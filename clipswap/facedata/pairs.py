@@ -20,7 +20,7 @@ The teacher gives the identity path a dense target on cross-identity pairs (the 
 without it the only signal that the swap should change is the gradient through the identity encoder, which the
 reconstruction and adversarial terms out-vote by copying the target. 68 landmarks of each crop come from dlib's
 shape predictor run on the original photo inside the YuNet box of the aligned face (the evaluation's landmarks,
-clipswap.evaluation.landmarks) and mapped into the crop with the alignment transform; a face whose landmarks cannot
+clipswap.face.landmarks68) and mapped into the crop with the alignment transform; a face whose landmarks cannot
 be placed is left out of the pairs and counted.
 
 Pair record (one tf.train.Example):
@@ -120,7 +120,7 @@ def _single_threaded_opencv() -> None:
 
 
 def _init_landmarks() -> None:
-    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.landmarks68 import Landmarker68
     from clipswap.face.yunet import YuNetDetector
 
     _single_threaded_opencv()

@@ -3,7 +3,7 @@
 it like a generator.
 
 Source (once per run): detect, take the best-scoring face, place dlib's 68 landmarks in its box
-(clipswap.evaluation.landmarks.Landmarker68), keep the region of the image around them.
+(clipswap.face.landmarks68.Landmarker68), keep the region of the image around them.
 Target (every frame): detect, select faces (--faces, --reference-face), place the 68 landmarks of every selected face
 on the frame as it came in, then swap each face with clipswap.face.landmark_swap.landmark_swap (piecewise-affine
 warp of the source face onto the target's landmarks, Reinhard colour transfer, Poisson blending) on a region around
@@ -50,7 +50,7 @@ class LandmarkSwapper:
 
     Args:
         detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection] (YuNetDetector, RetinaFaceDetector).
-        landmarker: (image, Detection) -> [68, 2] landmarks; None: clipswap.evaluation.landmarks.Landmarker68
+        landmarker: (image, Detection) -> [68, 2] landmarks; None: clipswap.face.landmarks68.Landmarker68
             (raises DlibUnavailableError without the `eval` extra).
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
@@ -60,7 +60,7 @@ class LandmarkSwapper:
     def __init__(self, detector, landmarker=None, *, selection: FaceSelection | None = None,
                  similarity: float = DEFAULT_SIMILARITY, identity: IdentityEncoder | None = None):
         if landmarker is None:
-            from clipswap.evaluation.landmarks import Landmarker68  # needs dlib
+            from clipswap.face.landmarks68 import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
         self.detector = detector

@@ -213,9 +213,9 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
 
 def _landmarker(clip_preset: str | None):
     """dlib's 68-point landmarker for the landmark model, or the one-sentence reason it cannot run."""
+    from clipswap.checkpoints.dlib_models import DlibUnavailableError
     from clipswap.checkpoints.errors import CheckpointError
-    from clipswap.evaluation.dlib_models import DlibUnavailableError
-    from clipswap.evaluation.landmarks import Landmarker68
+    from clipswap.face.landmarks68 import Landmarker68
 
     if clip_preset is not None:
         raise CheckpointError("--model landmarks takes no CLIP embedding; drop --clip-preset.")

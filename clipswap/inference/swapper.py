@@ -266,7 +266,7 @@ class FaceSwapper:
         if source_warp and not source_image:
             raise ValueError("source_warp needs source_image")
         if (pre_swap is not None or source_warp) and landmarker is None:
-            from clipswap.evaluation.landmarks import Landmarker68  # needs dlib
+            from clipswap.face.landmarks68 import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
         if blend not in BLEND_KINDS:

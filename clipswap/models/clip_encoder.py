@@ -13,7 +13,6 @@ import logging
 import keras
 from keras import ops
 
-from clipswap.checkpoints.errors import CheckpointError
 from clipswap.config import CLIP_SPECS
 
 log = logging.getLogger(__name__)
@@ -92,56 +91,3 @@ def build_clip_image_encoder(
     x = ClassTokenPool(name=f"{name}_pool")(x)
     embedding = keras.layers.Dense(spec["projection_dim"], use_bias=False, name=f"{name}_projection")(x)
     return keras.Model(images, embedding, name=name)
-
-
-def load_clip_image_encoder(preset: str, variant: str | None = None, input_size: int = 256) -> keras.Model:
-    """Build the encoder and fill it from a keras-hub CLIP preset (a local preset directory or a handle).
-
-    The vision tower's weights and the vision projection are copied; the text tower is ignored.
-
-    Raises:
-        CheckpointError: the preset cannot be loaded or its vision tower does not match `variant`.
-    """
-    import keras_hub
-
-    try:
-        backbone = keras_hub.models.CLIPBackbone.from_preset(preset)
-    except (OSError, ValueError, FileNotFoundError) as error:
-        raise CheckpointError(
-            f"cannot load the CLIP preset {preset!r}: {error}. Give a local keras-hub preset directory "
-            "(see pretrained_ckpts/README.md) or a preset handle when online."
-        ) from error
-    source = backbone.vision_encoder
-    if variant is None:
-        variant = next(
-            (
-                key
-                for key, spec in CLIP_SPECS.items()
-                if spec["patch_size"] == source.patch_size
-                and spec["hidden_dim"] == source.hidden_dim
-                and spec["num_layers"] == source.num_layers
-                and spec["projection_dim"] == backbone.projection_dim
-            ),
-            None,
-        )
-        if variant is None:
-            raise CheckpointError(f"the CLIP preset {preset!r} matches none of the known variants {sorted(CLIP_SPECS)}")
-    model = build_clip_image_encoder(variant, input_size=input_size)
-    tower = model.get_layer(f"{model.name}_vision_encoder")
-    projection = model.get_layer(f"{model.name}_projection")
-    targets = list(tower.weights) + list(projection.weights)
-    sources = list(source.weights) + list(backbone.vision_projection.weights)
-    problems = [
-        f"{s.path} {tuple(s.shape)} -> {t.path} {tuple(t.shape)}"
-        for s, t in zip(sources, targets, strict=False)
-        if tuple(s.shape) != tuple(t.shape)
-    ]
-    if len(sources) != len(targets) or problems:
-        raise CheckpointError(
-            f"the CLIP preset {preset!r} does not match variant {variant!r}: {len(sources)} weights vs "
-            f"{len(targets)} expected; mismatches: {problems[:10]}"
-        )
-    for s, t in zip(sources, targets, strict=True):
-        t.assign(s)
-    log.info("loaded CLIP %s image encoder from %s", variant, preset)
-    return model

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from clipswap.atomic import atomic_path
 from clipswap.errors import ClipswapError
-from clipswap.evaluation.identity import retrieval_accuracy, retrieve_top1
+from clipswap.face.retrieval import retrieval_accuracy, retrieve_top1
 from clipswap.losses.identity import identity_loss
 from clipswap.training.trainer import SwapTrainer
 

@@ -51,12 +51,13 @@ from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
 from clipswap.models.generator import generator_inputs
+from clipswap.models.sface import SFACE_SPEC
 
 logger = logging.getLogger(__name__)
 
 #: Stage outputs of SFace (layer names of clipswap.models.sface.build_sface with the default name):
 #: [B, 56, 56, 128], [B, 28, 28, 256], [B, 14, 14, 512], [B, 7, 7, 1024] at 112 px.
-SFACE_STAGES: tuple[str, ...] = ("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu")
+SFACE_STAGES: tuple[str, ...] = SFACE_SPEC.stages
 #: How many leading stages the default attribute network A (attribute_network="identity") reads: the stride-4 and
 #: stride-8 maps (ArcFace conv2/conv3, SFace conv_4/conv_6), which hold pose, expression, lighting and layout. The
 #: deeper stages carry the identity itself: matching them to the TARGET on every swap pulls directly against the

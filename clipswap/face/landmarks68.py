@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from clipswap.evaluation.dlib_models import SHAPE_PREDICTOR_68, dlib_model_path, import_dlib
+from clipswap.checkpoints.dlib_models import SHAPE_PREDICTOR_68, dlib_model_path, import_dlib
 from clipswap.face.detection import Detection
 
 LEFT_EYE = slice(36, 42)
