@@ -18,9 +18,21 @@ from collections.abc import Sequence
 import keras
 
 from clipswap.models.resnet50 import RESNET50_STACKS, STAGE_OUTPUTS, resnet50_backbone
+from clipswap.models.spec import NetworkSpec
 
-INPUT_SIZE = 112
-EMBEDDING_SIZE = 512
+#: What a caller needs to feed ArcFace-R50 and read it (the published .h5 converter is clipswap.checkpoints.arcface_h5);
+#: stages are the outputs of the ResNet's four stacks (strides 4, 8, 16, 32).
+ARCFACE_SPEC = NetworkSpec(
+    name="arcface",
+    input_size=112,
+    pixel_range=(0.0, 1.0),
+    colour_order="RGB",
+    template="ArcFace 112 (clipswap.face.templates)",
+    stages=STAGE_OUTPUTS,
+    embedding_dim=512,
+)
+INPUT_SIZE = ARCFACE_SPEC.input_size
+EMBEDDING_SIZE = ARCFACE_SPEC.embedding_dim
 # The head's BatchNorms were built with Keras defaults (epsilon 1e-3), not the backbone's 1.001e-5.
 HEAD_BN_EPSILON = 1e-3
 HEAD_DROPOUT = 0.5
@@ -30,7 +42,7 @@ WEIGHT_DECAY = 5e-4
 BLOCK_OUTPUTS: tuple[str, ...] = tuple(
     f"{stage}_block{i}_out" for stage, _, blocks, _ in RESNET50_STACKS for i in range(1, blocks + 1)
 )
-__all__ = ["BLOCK_OUTPUTS", "STAGE_OUTPUTS", "arcface_features", "build_arcface", "head_layer_names"]
+__all__ = ["ARCFACE_SPEC", "BLOCK_OUTPUTS", "STAGE_OUTPUTS", "arcface_features", "build_arcface", "head_layer_names"]
 
 
 def head_layer_names(name: str = "arcface") -> dict[str, str]:

@@ -30,7 +30,8 @@ from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import IDENTITY_ENCODERS, LossWeights
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
-from clipswap.models.resnet50 import STAGE_OUTPUTS
+from clipswap.models.arcface import ARCFACE_SPEC
+from clipswap.models.sface import SFACE_SPEC
 from clipswap.training.callbacks import (
     Callback,
     HeldoutIdentity,
@@ -43,7 +44,6 @@ from clipswap.training.checkpointing import TrainingCheckpoints
 from clipswap.training.config import TrainConfig
 from clipswap.training.trainer import (
     ATTRIBUTE_STAGE_COUNT,
-    SFACE_STAGES,
     FeatureSource,
     IdentityNetwork,
     SwapTrainer,
@@ -52,6 +52,9 @@ from clipswap.training.trainer import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: The identity encoders' specs (input, stages the perceptual and attribute terms read), by ModelConfig name.
+IDENTITY_SPECS = {"arcface": ARCFACE_SPEC, "sface": SFACE_SPEC}
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 #: Image grids show the first rows of the held-out batch (the whole batch scores the held-out identity loss).
@@ -184,7 +187,7 @@ def build_trainer(
         )
     generator = Generator(model)
     discriminator = Discriminator(model.image_size, model.base_filters)
-    stage_layers = STAGE_OUTPUTS if model.identity_encoder == "arcface" else SFACE_STAGES
+    stage_layers = IDENTITY_SPECS[model.identity_encoder].stages
     weights = config.weights
     ifsr_layers: tuple[str, ...] = ()
     if weights.ifsr:
