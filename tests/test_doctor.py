@@ -62,7 +62,7 @@ def test_tampered_demo_is_a_failure(tmp_path, monkeypatch):
 def test_demo_without_dlib_is_a_failure(monkeypatch):
     if not (DEMO_DIR / "generator.keras").is_file():
         pytest.skip("the demo generator is not in this checkout")
-    from clipswap.evaluation import dlib_models
+    from clipswap.checkpoints import dlib_models
 
     def no_dlib():
         raise dlib_models.DlibUnavailableError("dlib is not installed; install the evaluation extra")

@@ -11,11 +11,12 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from clipswap.checkpoints.registry import FILES
 from clipswap.errors import ClipswapError
 
-SHAPE_PREDICTOR_68 = "shape_predictor_68_face_landmarks.dat"
-SHAPE_PREDICTOR_5 = "shape_predictor_5_face_landmarks.dat"
-RESNET_RECOGNITION = "dlib_face_recognition_resnet_model_v1.dat"
+SHAPE_PREDICTOR_68 = FILES["dlib_68"].name
+SHAPE_PREDICTOR_5 = FILES["dlib_5"].name
+RESNET_RECOGNITION = FILES["dlib_resnet"].name
 
 _INSTALL_HINT = (
     "install the evaluation extra: pip install 'clipswap[eval]' (packages dlib-bin and face-recognition-models)"

@@ -13,57 +13,16 @@ The demo generator (our format, SFace identity; trained by `clipswap train --pre
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.registry import FILES, ModelFile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-@dataclass(frozen=True)
-class PublishedFile:
-    key: str
-    names: tuple[str, ...]  # accepted file names, preferred first
-    what: str  # the published file, e.g. "the ClipSwap generator"
-    role: str  # what any file passed in its place is, e.g. "the generator" (ours may be .keras)
-    source: str  # where to download it
-    folder: str  # the release's sub-folder of pretrained_ckpts/ for it (ClipSwap README layout)
-    note: str = ""  # one more sentence for the not-found message
-
-    def layouts(self) -> tuple[str, ...]:
-        """Relative paths tried in each checkpoint folder, flat layout first: ("ClipSwap.h5", ...,
-        "clipswap/ClipSwap.h5", ...)."""
-        return self.names + tuple(f"{self.folder}/{name}" for name in self.names)
-
-
-PUBLISHED: dict[str, PublishedFile] = {
-    "generator": PublishedFile(
-        "generator",
-        ("ClipSwap.h5", "clipswap.h5"),
-        "the ClipSwap generator",
-        "the generator",
-        "the ClipSwap release's Google Drive link (README of the ClipSwap repository)",
-        "clipswap",
-        "FaceDancer generator .h5 files work too; pass one with --model (--model_path in inference.py).",
-    ),
-    "arcface": PublishedFile(
-        "arcface",
-        ("ArcFace-Res50.h5",),
-        "the ArcFace-R50 identity encoder",
-        "the ArcFace-R50 identity encoder",
-        "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/ArcFace",
-        "arcface",
-    ),
-    "retinaface": PublishedFile(
-        "retinaface",
-        ("RetinaFace-Res50.h5",),
-        "the RetinaFace-R50 face detector",
-        "the RetinaFace-R50 face detector",
-        "the ClipSwap release's Google Drive link or Hugging Face felixrosberg/RetinaFace",
-        "retinaface",
-    ),
-}
+#: The release's files (clipswap.checkpoints.registry declares them).
+PUBLISHED: dict[str, ModelFile] = {key: file for key, file in FILES.items() if file.origin == "published"}
 
 
 class MissingCheckpointError(CheckpointError):
@@ -120,7 +79,7 @@ def require_published(key: str, explicit: str | Path | None = None) -> Path:
     return found
 
 
-def _where(spec: PublishedFile) -> str:
+def _where(spec: ModelFile) -> str:
     return (f"pretrained_ckpts/{spec.names[0]} or pretrained_ckpts/{spec.folder}/{spec.names[0]} (the release's "
             "layout), or in the folder named by CLIPSWAP_CKPT_DIR")
 

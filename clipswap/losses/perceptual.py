@@ -19,6 +19,7 @@ from typing import Literal
 import keras
 import tensorflow as tf
 
+from clipswap.checkpoints.registry import FILES
 from clipswap.errors import ClipswapError
 from clipswap.losses.reconstruction import SAME_PAIR_EPS, same_pair_average
 
@@ -28,10 +29,10 @@ logger = logging.getLogger(__name__)
 VGG16_POOLS: tuple[str, ...] = ("block1_pool", "block2_pool", "block3_pool", "block4_pool", "block5_pool")
 # FaceDancer scales both VGG feature maps by 0.85 before the L1, i.e. every block is weighted 0.85.
 FACEDANCER_VGG_WEIGHTS: tuple[float, ...] = (0.85,) * len(VGG16_POOLS)
-# The no-top ImageNet VGG16 file Keras applications downloads (its URL and MD5, keras/src/applications/vgg16.py).
-VGG16_NOTOP_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-_VGG16_NOTOP_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg16/{VGG16_NOTOP_FILE}"
-_VGG16_NOTOP_MD5 = "6d6bbae143d832006294945121d1f1fc"
+# The no-top ImageNet VGG16 file Keras applications downloads (clipswap.checkpoints.registry: name, URL and MD5).
+VGG16_NOTOP_FILE = FILES["vgg16"].name
+_VGG16_NOTOP_URL = FILES["vgg16"].source
+_VGG16_NOTOP_MD5 = FILES["vgg16"].md5
 # ImageNet channel means in BGR order on a [0, 255] scale: Keras applications' "caffe" preprocessing for VGG16.
 _CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
