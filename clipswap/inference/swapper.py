@@ -99,12 +99,7 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
             f"precision {precision!r} needs a clipswap Generator to rebuild, got a {type(model).__name__}; "
             "use precision 'fp32' for other models"
         )
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        mixed = Generator(model.config_, name=model.name, fused_norm=True)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    mixed = Generator(model.config_, name=model.name, fused_norm=True, dtype="mixed_bfloat16")
     copy_weights_by_name(model, mixed)
     return mixed
 

@@ -118,6 +118,8 @@ class Generator(keras.Model):
         fused_norm: each up block's InstanceNormalization + AdaIN pair becomes one NormalisedAdaIN layer (named
             "{block}_in_adain"), which mixed-precision inference on TensorFlow runs as one fused kernel; the maths
             and the weights are the same (generator_in_precision builds it for bf16 and copies them by name).
+        dtype: the Keras dtype policy of every layer ("float32", "mixed_bfloat16", ...); None: the global policy.
+            The layers are built under it and the global policy is left as it was.
 
     Inputs:
         target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size), or with
@@ -136,7 +138,18 @@ class Generator(keras.Model):
         >>> y = g([target, identity])
     """
 
-    def __init__(self, config: ModelConfig, name: str = "generator", fused_norm: bool = False, **kwargs):
+    def __init__(self, config: ModelConfig, name: str = "generator", fused_norm: bool = False,
+                 dtype: str | None = None, **kwargs):
+        previous = keras.config.dtype_policy()
+        if dtype is not None:
+            keras.config.set_dtype_policy(dtype)
+        try:
+            self._build_graph(config, name, fused_norm, **kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        self.policy_name = dtype
+
+    def _build_graph(self, config: ModelConfig, name: str, fused_norm: bool, **kwargs) -> None:
         size, base = config.image_size, config.base_filters
         filters = [m * base for m in LEVEL_MULTIPLIERS]
         target = keras.Input((size, size, 3), name="target")
@@ -173,9 +186,12 @@ class Generator(keras.Model):
         self.fused_norm = bool(fused_norm)
 
     def get_config(self):
-        return {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm}
+        config = {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm}
+        if self.policy_name is not None:
+            config["policy"] = self.policy_name
+        return config
 
     @classmethod
     def from_config(cls, config):
         return cls(ModelConfig.from_dict(config["config"]), name=config.get("name", "generator"),
-                   fused_norm=bool(config.get("fused_norm", False)))
+                   fused_norm=bool(config.get("fused_norm", False)), dtype=config.get("policy"))
