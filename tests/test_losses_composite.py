@@ -44,3 +44,26 @@ def test_discriminator_loss():
     assert float(discriminator_loss({"d_adv": 1.0})[1]["r1"]) == 0.0
     with pytest.raises(ValueError, match="unknown"):
         discriminator_loss({"gp": 1.0})
+
+
+def test_the_loss_term_table_drives_weights_totals_tags_and_the_bar():
+    import dataclasses
+
+    from clipswap.config import LossWeights
+    from clipswap.losses import composite
+    from clipswap.losses.terms import BY_NAME, SHOWN, TERMS, LossTerm, active_generator_terms, tag
+    from clipswap.training.callbacks import ProgressBar
+
+    generator = [t.name for t in TERMS if t.side == "G"]
+    assert [f.name for f in dataclasses.fields(LossWeights)] == [*generator, "r1_gamma"]
+    assert composite.GENERATOR_TERMS == tuple(generator) and composite.DISCRIMINATOR_TERMS == ("d_adv", "r1")
+    off = LossWeights(id=0, rec=0, perceptual=0, contra=0, att=0, adv=0, teacher=0)
+    assert active_generator_terms(off) == ("id", "rec", "adv")
+    assert active_generator_terms(LossWeights()) == ("id", "rec", "perceptual", "contra", "att", "adv")
+    assert active_generator_terms(LossWeights.facedancer()) == ("id", "rec", "perceptual", "adv", "cycle", "ifsr")
+    assert tag("id") == "loss_g/id" and tag("r1") == "loss_d/r1" and tag("d_total") == "loss_d/d_total"
+    assert tag("g_total") == "loss_g/g_total" and tag("lr_g") == "optimizer/lr_g"
+    assert ProgressBar.SHOWN == SHOWN and SHOWN[0] == "g_total" and "id" in SHOWN
+    assert all(BY_NAME[name].always for name in ("id", "rec", "adv", "d_adv", "r1"))
+    with pytest.raises(ValueError, match="side must be one of"):
+        LossTerm("x", "E", "nothing")

@@ -13,9 +13,9 @@ import tensorflow as tf
 # LossWeights is plain Python in clipswap.config (importing it must not start TensorFlow); importable here too.
 from clipswap.config import LossWeights
 
-# Term names, in reporting order; they are LossWeights' field names (r1_gamma is the D-side R1 weight).
-GENERATOR_TERMS: tuple[str, ...] = ("id", "rec", "perceptual", "contra", "att", "adv", "cycle", "ifsr", "teacher")
-DISCRIMINATOR_TERMS: tuple[str, ...] = ("d_adv", "r1")
+# Term names, in reporting order (the table of clipswap.losses.terms); the generator's are LossWeights' field names
+# (r1_gamma is the D-side R1 weight).
+from clipswap.losses.terms import DISCRIMINATOR_TERMS, GENERATOR_TERMS
 
 
 def _scalar(name: str, value: tf.Tensor) -> tf.Tensor:

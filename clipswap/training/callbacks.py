@@ -23,6 +23,8 @@ from clipswap.atomic import atomic_path
 from clipswap.errors import ClipswapError
 from clipswap.face.retrieval import retrieval_accuracy, retrieve_top1
 from clipswap.losses.identity import identity_loss
+from clipswap.losses.terms import SHOWN as SHOWN_FIGURES
+from clipswap.losses.terms import tag
 from clipswap.training.trainer import SwapTrainer
 
 logger = logging.getLogger(__name__)
@@ -106,22 +108,12 @@ class ScalarLogger(Callback):
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 for name, value in means.items():
-                    write_scalar(_tag(name), value, step)
+                    write_scalar(tag(name), value, step)
             self.writer.flush()
         if self.jsonl_path is not None:
             with open(self.jsonl_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": step, **means}) + "\n")
         self._sums, self._count = {}, 0
-
-
-def _tag(name: str) -> str:
-    if name in ("lr_g", "lr_d"):
-        return f"optimizer/{name}"
-    if name in ("step_time", "images_per_s"):
-        return f"speed/{name}"
-    if name in ("d_adv", "r1", "d_total"):
-        return f"loss_d/{name}"
-    return f"loss_g/{name}"
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -204,8 +196,9 @@ class HeldoutIdentity(FixedBatchCallback):
         source = self.source if self.warped is None else self.warped
         swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, source=source)
         value = float(identity_loss(src, swap).numpy())
+        options = {} if self.warped_control is None else {"control_source": self.warped_control}
         control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=source,
-                                                           control_source=self.warped_control)
+                                                           **options)
         control = float(identity_loss(src, control_swap).numpy())
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
         if self.source_label is not None:
@@ -239,7 +232,7 @@ class HeldoutIdentity(FixedBatchCallback):
 class ProgressBar(Callback):
     """tqdm bar over the run's steps showing the main figures (G total, id, rec, D total, images/s)."""
 
-    SHOWN = ("g_total", "id", "rec", "contra", "d_total", "images_per_s")
+    SHOWN = SHOWN_FIGURES
 
     def __init__(self, total: int, initial: int = 0, disable: bool = False):
         self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, disable=disable)

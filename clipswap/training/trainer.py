@@ -50,6 +50,7 @@ from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
+from clipswap.losses.terms import DISCRIMINATOR_TERMS, active_generator_terms
 from clipswap.models.generator import generator_inputs
 from clipswap.models.sface import SFACE_SPEC
 
@@ -224,7 +225,7 @@ class SwapTrainer(keras.Model):
                 frozen.trainable = False
 
         self.g_terms = self._active_generator_terms()
-        self.d_terms = ("d_adv", "r1")
+        self.d_terms = DISCRIMINATOR_TERMS
         # Trackers are created here (Keras tracks them as this model's metrics); run.py resets them every step.
         self.trackers = {
             term: keras.metrics.Mean(name=term) for term in (*self.g_terms, "g_total", *self.d_terms, "d_total")
@@ -238,22 +239,7 @@ class SwapTrainer(keras.Model):
         self.d_optimizer: keras.optimizers.Optimizer | None = None
 
     def _active_generator_terms(self) -> tuple[str, ...]:
-        w = self.loss_weights_
-        active = ["id", "rec"]
-        if w.perceptual:
-            active.append("perceptual")
-        if w.contra:
-            active.append("contra")
-        if w.att:
-            active.append("att")
-        active.append("adv")
-        if w.cycle:
-            active.append("cycle")
-        if w.ifsr:
-            active.append("ifsr")
-        if w.teacher:
-            active.append("teacher")
-        return tuple(active)
+        return active_generator_terms(self.loss_weights_)
 
     # --- Keras plumbing ------------------------------------------------------------------------------------------
 
