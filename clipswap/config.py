@@ -144,7 +144,8 @@ class LossWeights:
     """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10.
 
     `teacher` (ours, 0 = off) weighs the L1 distance of every swap to its landmark-swap teacher image, which training
-    pairs made by `clipswap pairs` carry (clipswap.losses.reconstruction.teacher_loss).
+    pairs made by `clipswap pairs` carry (clipswap.losses.reconstruction.teacher_loss). The fields are the generator
+    terms of clipswap.losses.terms (what each computes), then r1_gamma.
     """
 
     id: float = 10.0
@@ -183,6 +184,19 @@ class Preset:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+#: The shipped demo generator (pretrained_ckpts/demo/; the "demo" preset below says why each number).
+DEMO_MODEL = ModelConfig(
+    image_size=128,
+    base_filters=16,
+    mapping_depth=4,
+    mapping_width=128,
+    identity_encoder="sface",
+    clip_variant=None,
+    residual=True,
+    source_image=True,
+    source_warp=True,
+)
+
 PRESETS: dict[str, Preset] = {
     "paper": Preset(
         "paper",
@@ -219,23 +233,23 @@ PRESETS: dict[str, Preset] = {
     ),
     "demo": Preset(
         "demo",
-        ModelConfig(
-            image_size=128,
-            base_filters=16,
-            mapping_depth=4,
-            mapping_width=128,
-            identity_encoder="sface",
-            clip_variant=None,
-            pre_swap="landmarks",
-            residual=True,
-        ),
+        DEMO_MODEL,
         "The shipped demo model (pretrained_ckpts/demo/): 128 px, base width 16, mapping 128 x 4, SFace identity; "
-        "G refines the landmark swap of the source onto the target (pre_swap, residual output).",
+        "G reads the target and the source's face warped onto the target's landmarks (source_warp) and outputs the "
+        "target plus what it learned to carry over (residual).",
         (
             "128 px: SFace reads 112 px faces; 64 px upsampled carries little identity (issue 9)",
-            "base 16: about 1.5 s a batch-8 training step in bf16 on 2 CPU cores (the five SFace passes and the "
-            "discriminator dominate), so the shipped 1,000 steps take 25 minutes",
+            "base 16: about 1.4 s a batch-8 training step in bf16 on 2 CPU cores (the five SFace passes and the "
+            "discriminator dominate)",
+            "source_warp: a generator reading the raw source crop learned to copy the source's pose (run S5, 22.8 "
+            "degrees); given the warp it keeps the target's (docs/demo_model.md, run W1)",
         ),
+    ),
+    "demo_refiner": Preset(
+        "demo_refiner",
+        DEMO_MODEL.replace(pre_swap="landmarks", source_image=False, source_warp=False),
+        "The demo model of sessions 4-8 (run C1): G refines the landmark swap of the source onto the target "
+        "(pre_swap, residual output); its correction stayed under one grey level (docs/demo_model.md).",
     ),
 }
 

@@ -2,9 +2,9 @@
 command and without any published weights, `sh inference.sh` exits 0, names the demo in its one line, writes a swap
 of its two example faces, and the swapped face is closer in SFace to the source than the target's own face was.
 
-Runs the REAL pretrained_ckpts/demo/generator.keras; skipped only when that file is absent. The demo refines the
-classical landmark swap (pre_swap), which does most of the transfer: this checks the shipped pipeline as a user runs
-it, not that the network alone transfers identity (docs/demo_model.md measures the network's share apart).
+Runs the REAL pretrained_ckpts/demo/generator.keras; skipped only when that file is absent. The demo reads the
+source's face warped onto the target's landmarks (source_warp) beside the target: this checks the shipped pipeline as
+a user runs it, not how much of the transfer the network adds to the warp (docs/demo_model.md, run W1).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
                             text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
-        f"generator: demo ({DEMO.relative_to(REPO_ROOT)}, SFace identity, refining the landmarks swap), "
+        f"generator: demo ({DEMO.relative_to(REPO_ROOT)}, SFace identity, warping the source onto the target), "
         f"detector: YuNet{runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]

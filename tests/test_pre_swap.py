@@ -21,7 +21,7 @@ from clipswap.media.images import read_image
 
 from conftest import require_module, shared_data
 
-DEMO = get_preset("demo").model
+DEMO = get_preset("demo_refiner").model
 
 
 @pytest.fixture(scope="module")

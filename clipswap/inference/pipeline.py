@@ -205,7 +205,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     if config.pre_swap is not None:
         identity += f", refining the {config.pre_swap} swap"
     if config.source_warp:
-        identity += ", reading the source's face warped onto the target's landmarks"
+        identity += ", warping the source onto the target"
     elif config.source_image:
         identity += ", reading the source's aligned face"
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
