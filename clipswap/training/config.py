@@ -191,7 +191,8 @@ class TrainConfig:
 #   clipswap train --data PAIRS --run-dir RUN --preset demo                     (8 minutes: 250 steps, 1.4 s)
 # The model (clipswap.config "demo") reads the target crop and, beside it, the source's face warped onto the
 # target's 68 landmarks and pasted in (source_warp); its output is the target plus what the network adds
-# (residual), so an untrained G returns the target and every bit of transfer is learned. The identity loss
+# (residual), so an untrained G returns the target; the identity comes from the warp it reads (the warp pasted
+# alone scores 62 % retrieval, pose 8.39 degrees), the network learns to blend it in. The identity loss
 # (SFace on a shifted and flipped swap: id_augment), the teacher (the landmark swap, L1 over the face and over
 # the background, each averaged on its own) and the perceptual term towards the teacher pull the same way: the
 # warp already holds the source's texture in the target's pose, so the network learns to carry it into the
