@@ -107,8 +107,8 @@ def test_tiny_swap_on_a_photo(checkpoints, face, tmp_path):
 
 def test_without_published_weights_the_demo_is_the_default(no_published, demo_standin, face, tmp_path, monkeypatch):
     use_demo(monkeypatch, demo_standin)
-    line = (f"generator: demo ({shown(demo_standin / 'generator.keras')}, SFace identity, refining the landmarks "
-            f"swap), detector: YuNet{runtime_suffix()}")
+    line = (f"generator: demo ({shown(demo_standin / 'generator.keras')}, SFace identity, warping the "
+            f"source onto the target), detector: YuNet{runtime_suffix()}")
     for extra in ([], ["--model", "demo"], ["--model", "auto"]):
         output = tmp_path / f"out{len(extra)}" / "swapped.png"
         result = swap("-s", face, "-t", face, "-o", output, *extra)
