@@ -14,11 +14,13 @@ COLOR_CORRECTIONS = ("none", "reinhard")
 #: Generator arithmetic (clipswap.inference.swapper.generator_in_precision).
 PRECISIONS = ("fp32", "bf16")
 #: --model names that are not files (clipswap.inference.choice.resolve_model): the default lookup (the published
-#: ClipSwap.h5, else the demo generator), the shipped demo generator, and the classical landmark swap.
+#: ClipSwap.h5, else the demo generator), the shipped demo generator, the classical landmark swap, and the demo
+#: generator's warped input alone (the control that shows what the demo network adds).
 AUTO_MODEL = "auto"
 DEMO_MODEL = "demo"
 LANDMARKS_MODEL = "landmarks"
-MODEL_NAMES = (AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL)
+WARP_MODEL = "warp"
+MODEL_NAMES = (AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL, WARP_MODEL)
 #: One Euro smoothing of tracked video faces (clipswap.face.tracking): the cutoff of a still face's landmarks, Hz.
 SMOOTH_MIN_CUTOFF = 1.0
 #: Cutoff rise per (face sizes per second) of speed. 4, not 1 (clipswap.evaluation.flicker, demo model): in a fast

@@ -30,10 +30,11 @@ def _remove_if_created(created: Path | None) -> None:
 @click.option("--frames-per-video", type=click.IntRange(min=1), default=10, help="Frames per video (ffpp).")
 @click.option("--seed", type=int, default=0)
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False), help="Where metrics.json/.md go.")
-@click.option("--model", default=None, metavar="PATH|auto|demo|landmarks",
+@click.option("--model", default=None, metavar="PATH|auto|demo|landmarks|warp",
               help="What produces the missing outputs: a generator (.h5, .keras or .json); auto: the published "
                    "ClipSwap.h5 when present, else the shipped demo generator; demo: that one; landmarks: the "
-                   "classical 68-point warp baseline (no network).")
+                   "classical 68-point warp baseline (no network); warp: the demo generator's warped input alone (the "
+                   "control of what the demo network adds).")
 @click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
@@ -82,7 +83,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         # loaded, before frames are extracted, the generator is built or any swap is made.
         training_encoder = None if checkpoint is None else checkpoint.config.identity_encoder
         choice = choose_identity_model(identity_model, training_encoder, allow_training_identity_model,
-                                       untrained="swaps given" if chosen is None else "landmark baseline")
+                                       untrained="swaps given" if chosen is None else
+                                       "warp baseline" if chosen.kind == "warp" else "landmark baseline")
         identity = load_identity_model(choice.spec)
         description = None
         if protocol == "ffpp":
@@ -174,13 +176,17 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
 def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str, runtime: str):
     """(PairSwapper over the chosen model's swapper, its cost, the line naming the models), largest face only."""
     from clipswap.evaluation.swapping import FaceSwapperPairs
-    from clipswap.inference.choice import LANDMARKS_LABEL
+    from clipswap.inference.choice import LANDMARKS_LABEL, WARP_LABEL
     from clipswap.inference.pipeline import swapper_for
     from clipswap.inference.selection import FaceSelection
     from clipswap.models.cost import model_cost
 
     swapper, line = swapper_for(chosen, checkpoint, detector=detector, arcface=arcface, clip_preset=clip_preset,
                                 selection=FaceSelection.parse("largest"), runtime=runtime)
+    if chosen.kind == "warp":
+        timing = ("one FaceSwapper.swap_frame call with the network replaced by its warped input: target detection, "
+                  "alignment, 68 landmarks, warp and paste-back")
+        return FaceSwapperPairs(swapper, timing), {"params": 0, "macs": None, "name": WARP_LABEL}, line
     if checkpoint is None:
         timing = "one LandmarkSwapper.swap_frame call: target detection, 68 landmarks, warp and Poisson blending"
         return FaceSwapperPairs(swapper, timing), {"params": 0, "macs": None, "name": LANDMARKS_LABEL}, line

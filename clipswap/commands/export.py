@@ -55,7 +55,7 @@ def export(model, fmt, output, identity, arcface, tolerance):
         require_modules(spec.modules, f"exporting to {fmt}")
         choice = resolve_model(model)
         if not choice.is_generator:
-            raise click.ClickException("--model landmarks is the classical swap, not a network; there is nothing "
+            raise click.ClickException(f"--model {choice.kind} is a swap without a network; there is nothing "
                                        "to export")
         checkpoint = load_any_generator(choice.path)
         networks = {"generator": checkpoint.model}

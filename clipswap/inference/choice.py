@@ -7,6 +7,9 @@ about the run's generator, identity encoder and detector.
                layout (clipswap.checkpoints.pretrained), else the shipped demo generator
     demo       the demo generator shipped in pretrained_ckpts/demo/ (our format, SFace identity, trained on a CPU)
     landmarks  the classical 68-point landmark swap (clipswap.face.landmark_swap): no network, an evaluation baseline
+    warp       the demo generator's third input alone: the source's face warped onto the target crop's 68 landmarks
+               and pasted with a hard edge (clipswap.face.landmark_swap.warp_paste), pasted back as the demo's output
+               is; no network. The control that shows what the demo network adds over the warp it reads
 
 A name wins over a file of the same name in the current folder (generator files always have a suffix).
 Resolving loads nothing; it only finds files.
@@ -18,12 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipswap.checkpoints.pretrained import default_generator, find_published, require_demo, require_published
-from clipswap.options import AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL
+from clipswap.options import AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL, WARP_MODEL
 
 #: How the line names each identity encoder (ModelConfig.identity_encoder).
 IDENTITY_LABELS = {"sface": "SFace identity", "arcface": "ArcFace-R50 identity"}
 #: What the line says of the landmark model, which has no generator, identity encoder or weights.
 LANDMARKS_LABEL = "landmarks (classical 68-point warp, no network)"
+#: What the line says of the warp control (`--model warp`).
+WARP_LABEL = "warp (the demo generator's warped input alone, no network)"
+#: The --model names that run no network.
+NETWORK_FREE = (LANDMARKS_MODEL, WARP_MODEL)
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,9 @@ class ModelChoice:
     """What `--model` resolved to.
 
     Attributes:
-        kind: "published" (a ClipSwap.h5 found in the checkpoint folders), "demo", "file" (a path the user gave) or
-            "landmarks".
-        path: the generator file; None for "landmarks".
+        kind: "published" (a ClipSwap.h5 found in the checkpoint folders), "demo", "file" (a path the user gave),
+            "landmarks" or "warp".
+        path: the generator file; None for "landmarks" and "warp".
     """
 
     kind: str
@@ -41,12 +48,12 @@ class ModelChoice:
 
     @property
     def is_generator(self) -> bool:
-        return self.kind != "landmarks"
+        return self.kind not in NETWORK_FREE
 
     @property
     def name(self) -> str:
-        """A short name for reports: "demo", "landmarks" or the generator file's name."""
-        return self.kind if self.kind in ("demo", "landmarks") else Path(self.path).name
+        """A short name for reports: "demo", "landmarks", "warp" or the generator file's name."""
+        return self.kind if self.kind in ("demo", *NETWORK_FREE) else Path(self.path).name
 
 
 def resolve_model(model: str | Path | None) -> ModelChoice:
@@ -57,8 +64,8 @@ def resolve_model(model: str | Path | None) -> ModelChoice:
             the demo are absent; one sentence saying what is missing and where to get it.
     """
     name = AUTO_MODEL if model is None else str(model)
-    if name == LANDMARKS_MODEL:
-        return ModelChoice("landmarks", None)
+    if name in NETWORK_FREE:
+        return ModelChoice(name, None)
     if name == DEMO_MODEL:
         return ModelChoice("demo", require_demo())
     if name == AUTO_MODEL:
@@ -91,9 +98,9 @@ def identity_label(encoder: str, arcface: Path | None = None, clip_variant: str 
 def generator_label(choice: ModelChoice, identity: str) -> str:
     """The line's generator part: "demo (pretrained_ckpts/demo/generator.keras, SFace identity)",
     "pretrained_ckpts/ClipSwap.h5 (published, ArcFace-R50 identity from ...)", "runs/g.keras (SFace identity)", or
-    LANDMARKS_LABEL for the landmark model (`identity` is then ignored)."""
+    LANDMARKS_LABEL / WARP_LABEL for the models without a network (`identity` is then ignored)."""
     if not choice.is_generator:
-        return LANDMARKS_LABEL
+        return WARP_LABEL if choice.kind == WARP_MODEL else LANDMARKS_LABEL
     if choice.kind == "demo":
         return f"demo ({shown(choice.path)}, {identity})"
     if choice.kind == "published":

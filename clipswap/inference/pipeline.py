@@ -176,6 +176,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     from clipswap.face.detectors import build_detector, resolve_detector
     from clipswap.inference.choice import (
         LANDMARKS_LABEL,
+        WARP_LABEL,
         detector_label,
         generator_label,
         identity_label,
@@ -187,8 +188,12 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     detector_kind, detector_path = resolve_detector(detector, retinaface)
     detector_text = detector_label(detector_kind, detector_path)
     if not choice.is_generator:
-        landmarker = _landmarker(clip_preset)
+        landmarker = _landmarker(clip_preset, choice.kind)
         face_detector = build_detector(detector_kind, det_threshold, detector_path)
+        if choice.kind == "warp":
+            swapper = _warp_swapper(face_detector, landmarker, selection=selection, similarity=similarity,
+                                    blend=blend, feather=feather, color_correction=color_correction)
+            return swapper, models_line(WARP_LABEL, detector_text)
         swapper = _landmark_swapper(face_detector, landmarker, selection, similarity, reference_face)
         return swapper, models_line(LANDMARKS_LABEL, detector_text)
     config = checkpoint.config
@@ -211,18 +216,32 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
 
 
-def _landmarker(clip_preset: str | None):
-    """dlib's 68-point landmarker for the landmark model, or the one-sentence reason it cannot run."""
+def _landmarker(clip_preset: str | None, kind: str = "landmarks"):
+    """dlib's 68-point landmarker for `--model landmarks` or `--model warp` (`kind`), or the one-sentence reason it
+    cannot run."""
     from clipswap.checkpoints.dlib_models import DlibUnavailableError
     from clipswap.checkpoints.errors import CheckpointError
     from clipswap.face.landmarks68 import Landmarker68
 
     if clip_preset is not None:
-        raise CheckpointError("--model landmarks takes no CLIP embedding; drop --clip-preset.")
+        raise CheckpointError(f"--model {kind} takes no CLIP embedding; drop --clip-preset.")
     try:
         return Landmarker68()
     except DlibUnavailableError as error:
-        raise DlibUnavailableError(f"--model landmarks places dlib's 68 landmarks, but {error}") from error
+        raise DlibUnavailableError(f"--model {kind} places dlib's 68 landmarks, but {error}") from error
+
+
+def _warp_swapper(detector, landmarker, **options):
+    """The `--model warp` swapper: the demo's pipeline (its crop size, SFace for the source vector and
+    --reference-face, the warp of the source onto each target crop, the paste-back over the warped region) with the
+    generator replaced by its warped input (WarpedInput)."""
+    from clipswap.checkpoints.encoders import load_identity_encoder
+    from clipswap.config import DEMO_MODEL
+    from clipswap.inference.swapper import WarpedInput
+
+    identity = load_identity_encoder(DEMO_MODEL.identity_encoder)
+    return FaceSwapper(WarpedInput(), DEMO_MODEL.image_size, identity.dim, identity, detector, landmarker=landmarker,
+                       source_image=True, source_warp=True, **options)
 
 
 def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):

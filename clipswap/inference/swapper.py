@@ -198,6 +198,20 @@ def matching_detections(frame: np.ndarray, detections: list[Detection], identity
     return [d for d, k in zip(detections, keep, strict=True) if k]
 
 
+class WarpedInput:
+    """A stand-in generator that returns its third input unchanged: in a source_warp FaceSwapper that is the source's
+    face warped onto the target crop's landmarks and pasted in with a hard edge, so the swapper runs the demo
+    pipeline without its network (`--model warp`, the control of what the demo network adds)."""
+
+    #: Called like an exported runtime's generator: the numpy inputs in, a numpy output back.
+    runs_numpy = True
+
+    def __call__(self, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
+        if len(arrays) != 3:
+            raise ValueError("WarpedInput needs a source_warp swapper's three inputs (target, identity, warp)")
+        return np.asarray(arrays[2], dtype=np.float32)
+
+
 class FaceSwapper:
     """Swap the source identity onto the faces of target frames.
 
