@@ -1,0 +1,338 @@
+"""Every network and custom layer the package builds through the shared harness (tests/harness.py), and against its
+golden output (tests/golden/<name>.npz, written by tests/golden/make_golden.py).
+
+Each case is a small configuration: the generator's tiny and demo presets, the discriminator at 64 px and width 8,
+the frozen encoders at their own widths (ArcFace-R50 and RetinaFace on 32-64 px inputs, SFace at its fixed 112 px,
+CLIP's "tiny" tower). `test_every_network_has_a_case` fails when a network or layer is added to clipswap/models or
+clipswap/layers without one.
+
+Round trips: functional models and layers go through `.keras` with safe_mode on. Generator and Discriminator are
+keras.Model subclasses that are not registered serialisable, so `keras.models.load_model` cannot rebuild them; they
+round-trip through the formats the project reads them from: the generator through our checkpoint
+(clipswap.checkpoints.native: .keras weights + JSON manifest, rebuilt from the manifest), the discriminator through
+the trainer's tf.train.Checkpoint (clipswap.training.checkpointing), the fused-norm generator (never saved by the
+project) through from_config + a .weights.h5 file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from harness import (
+    Bf16Tolerance,
+    InputSpec,
+    assert_golden,
+    build_layer,
+    call,
+    dtype_policy,
+    fixed_inputs,
+    run_layer_test,
+    run_model_test,
+    seed_weights,
+    to_numpy,
+    weights_fingerprint,
+)
+
+import clipswap.layers
+import clipswap.models
+from clipswap.config import get_preset
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
+from clipswap.layers.caffe_preprocess import CaffePreprocess
+from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.models.arcface import build_arcface
+from clipswap.models.clip_encoder import ClassTokenPool, ClipPreprocess, build_clip_image_encoder
+from clipswap.models.discriminator import Discriminator
+from clipswap.models.generator import Generator, mapping_network
+from clipswap.models.retinaface import build_retinaface
+from clipswap.models.sface import build_sface
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+TINY = get_preset("tiny").model
+DEMO = get_preset("demo").model
+BATCH = 2
+
+
+# --------------------------------------------------------------------------------------------- round trips, bf16
+
+
+def native_generator_round_trip(model: Generator, folder: Path) -> keras.Model:
+    """Our checkpoint format: save_generator writes .keras + manifest, load_generator rebuilds from the manifest."""
+    from clipswap.checkpoints.native import load_generator, save_generator
+
+    save_generator(model, model.config_, folder / "generator.keras")
+    return load_generator(folder / "generator.keras").model
+
+
+def weights_file_round_trip(model: keras.Model, folder: Path) -> keras.Model:
+    """from_config + a .weights.h5 file (for a subclassed model the project never saves as a whole)."""
+    path = folder / f"{model.name}.weights.h5"
+    model.save_weights(path)
+    twin = type(model).from_config(model.get_config())
+    twin.load_weights(path)
+    return twin
+
+
+def trainer_checkpoint_round_trip(model: keras.Model, folder: Path) -> keras.Model:
+    """The trainer's format: tf.train.Checkpoint restored into a twin built from get_config; every value consumed."""
+    prefix = tf.train.Checkpoint(discriminator=model).write(str(folder / "discriminator"))
+    twin = type(model).from_config(model.get_config())
+    tf.train.Checkpoint(discriminator=twin).read(prefix).assert_consumed()
+    return twin
+
+
+def inference_bf16(model: Generator) -> keras.Model:
+    """The bf16 generator inference runs (fused instance norm + AdaIN, weights copied by name)."""
+    from clipswap.inference.swapper import generator_in_precision
+
+    return generator_in_precision(model, "bf16")
+
+
+def _in_policy(policy: str, build: Callable[[], keras.Model]) -> keras.Model:
+    with dtype_policy(policy):
+        return build()
+
+
+def _with_weights(mixed: keras.Model, model: keras.Model) -> keras.Model:
+    """`mixed` with `model`'s weights (a bf16 twin built from the same code, so the same variable order)."""
+    mixed.set_weights(model.get_weights())
+    return mixed
+
+
+def scale_first_batch_norm(model: keras.Model) -> None:
+    """RetinaFace reads 0..255 pixels minus the ImageNet means (values of +-130): a trained first BatchNorm divides
+    by their spread, the generic seeded statistics (variance ~1) would not, and the heads' logits would reach +-300
+    (98 % of the class probabilities saturated at 0 or 1, where a golden comparison sees little). Give conv1_bn the
+    variance of its input instead (about 5,000 for uniform 0..255 pixels through 1 / fan-in kernels)."""
+    batch_norm = model.get_layer("conv1_bn")
+    batch_norm.moving_variance.assign(batch_norm.moving_variance * 5000.0)
+
+
+def build_mapping_network() -> keras.Model:
+    z = keras.Input((TINY.id_input_dim,), name="identity")
+    w = mapping_network(z, TINY.mapping_depth, TINY.mapping_width, "mapping")
+    return keras.Model(z, w, name="mapping_network")
+
+
+# -------------------------------------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class NetworkCase:
+    """A network in a small configuration. `covers`: the package name it exercises (the coverage check reads it).
+    Measured bf16 differences (mean, max of |bf16 - fp32| / std) are noted beside each tolerance. `graph`: compare a
+    tf.function call with the eager one; off for the two ResNet50 networks, whose tracing costs seconds for stock
+    Keras layers (the custom layers inside them are traced in their own layer cases)."""
+
+    covers: str
+    build: Callable[[], keras.Model]
+    inputs: tuple[InputSpec, ...]
+    outputs: dict[str, tuple]
+    training: bool = True
+    reload: Callable | None = None
+    make_bf16: Callable | None = None
+    bf16: Bf16Tolerance | None = None
+    after_seed: Callable[[keras.Model], None] | None = None
+    graph: bool = True
+    slow: bool = False
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """A custom layer (named "probe" by the harness) with its init kwargs, inputs and output shape."""
+
+    covers: type
+    kwargs: dict = field(default_factory=dict)
+    inputs: tuple[InputSpec, ...] = ()
+    output: tuple = ()
+    bf16: Bf16Tolerance | None = None
+
+
+def _image(size: int, low: float = -1.0, high: float = 1.0, batch: int = BATCH) -> InputSpec:
+    return InputSpec((batch, size, size, 3), low, high)
+
+
+def _priors(size: int) -> int:
+    return sum(math.ceil(size / stride) ** 2 for stride in (8, 16, 32)) * 2
+
+
+NETWORKS: dict[str, NetworkCase] = {
+    "generator_tiny": NetworkCase(
+        "Generator", lambda: Generator(TINY),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim))), {"output": (BATCH, 64, 64, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0085, 0.068
+    ),
+    "generator_tiny_fused_norm": NetworkCase(
+        "Generator", lambda: Generator(TINY, fused_norm=True),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim))), {"output": (BATCH, 64, 64, 3)},
+        reload=weights_file_round_trip,
+        make_bf16=lambda m: _with_weights(Generator(TINY, fused_norm=True, dtype="mixed_bfloat16"), m),
+        bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0075, 0.053
+    ),
+    "generator_demo": NetworkCase(
+        "Generator", lambda: Generator(DEMO),
+        (_image(128), InputSpec((BATCH, DEMO.id_input_dim)), _image(128)), {"output": (BATCH, 128, 128, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
+    ),
+    "mapping_network": NetworkCase(
+        "mapping_network", build_mapping_network,
+        (InputSpec((BATCH, TINY.id_input_dim)),), {"output": (BATCH, TINY.mapping_width)},
+        bf16=Bf16Tolerance(0.01, 0.05),  # measured 0.0031, 0.013
+    ),
+    "discriminator_tiny": NetworkCase(
+        "Discriminator", lambda: Discriminator(64, base_filters=8),
+        (_image(64),), {"output": (BATCH, 1)},
+        reload=trainer_checkpoint_round_trip,
+        make_bf16=lambda m: _with_weights(_in_policy("mixed_bfloat16", lambda: Discriminator(64, base_filters=8)), m),
+        bf16=Bf16Tolerance(0.03, 0.06),  # measured 0.013, 0.019
+    ),
+    "sface": NetworkCase(
+        "build_sface", build_sface,
+        (_image(112, 0.0, 1.0),), {"output": (BATCH, 128)}, training=False,
+        bf16=Bf16Tolerance(0.01, 0.05),  # measured 0.0026, 0.014
+    ),
+    "arcface_r50": NetworkCase(
+        "build_arcface", lambda: build_arcface(input_size=32),
+        (_image(32, 0.0, 1.0),), {"output": (BATCH, 512)}, training=False, graph=False,
+        bf16=Bf16Tolerance(0.02, 0.1),  # measured 0.0066, 0.037
+    ),
+    "retinaface_r50": NetworkCase(
+        "build_retinaface", build_retinaface,
+        (_image(64, 0.0, 255.0),),
+        {"box": (BATCH, _priors(64), 4), "class": (BATCH, _priors(64), 2), "landmark": (BATCH, _priors(64), 10)},
+        training=False, after_seed=scale_first_batch_norm, graph=False,
+        slow=True,  # 10-17 s here (a 110 MB .keras round trip, two ResNet50 builds); its golden test stays fast
+        bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0087, 0.052 (landmark)
+    ),
+    "clip_tiny": NetworkCase(
+        "build_clip_image_encoder", lambda: build_clip_image_encoder("tiny", input_size=64),
+        (_image(64),), {"output": (BATCH, 32)}, training=False,
+        bf16=Bf16Tolerance(0.015, 0.05),  # measured 0.0048, 0.013
+    ),
+}
+
+#: One bf16 rounding of a layer's output: measured mean <= 0.0036, max <= 0.018 of the output's spread.
+LAYER_BF16 = Bf16Tolerance(0.008, 0.04)
+
+LAYERS: dict[str, LayerCase] = {
+    "instance_norm": LayerCase(
+        # a spread (variance 0.003) comparable to epsilon, so the golden output depends on epsilon
+        InstanceNormalization, {"epsilon": 1e-3}, (InputSpec((BATCH, 8, 8, 4), -0.1, 0.1),), (BATCH, 8, 8, 4),
+        LAYER_BF16,
+    ),
+    "adain": LayerCase(
+        AdaIN, {}, (InputSpec((BATCH, 8, 8, 6)), InputSpec((BATCH, 5))), (BATCH, 8, 8, 6), LAYER_BF16,
+    ),
+    "normalised_adain": LayerCase(
+        NormalisedAdaIN, {"epsilon": 1e-3}, (InputSpec((BATCH, 8, 8, 6), -0.1, 0.1), InputSpec((BATCH, 5))),
+        (BATCH, 8, 8, 6), LAYER_BF16,
+    ),
+    "adaptive_attention": LayerCase(
+        AdaptiveAttention, {},
+        (InputSpec((BATCH, 8, 8, 4), 0.0, 1.0), InputSpec((BATCH, 8, 8, 4)), InputSpec((BATCH, 8, 8, 4))),
+        (BATCH, 8, 8, 4), LAYER_BF16,
+    ),
+    "caffe_preprocess": LayerCase(
+        CaffePreprocess, {}, (InputSpec((BATCH, 8, 8, 3), 0.0, 255.0),), (BATCH, 8, 8, 3), LAYER_BF16,
+    ),
+    "resize_nearest_like": LayerCase(
+        ResizeNearestLike, {}, (InputSpec((BATCH, 3, 5, 4)), InputSpec((BATCH, 6, 9, 2), differentiable=False)),
+        (BATCH, 6, 9, 4), LAYER_BF16,
+    ),
+    "clip_preprocess": LayerCase(
+        ClipPreprocess, {"image_size": 16}, (InputSpec((BATCH, 24, 24, 3)),), (BATCH, 16, 16, 3),
+        LAYER_BF16,
+    ),
+    "class_token_pool": LayerCase(
+        ClassTokenPool, {}, (InputSpec((BATCH, 5, 8)),), (BATCH, 8), LAYER_BF16,
+    ),
+}
+
+#: Public builders in clipswap/models and clipswap/layers that are not networks to test here, and why.
+NOT_NETWORKS = {
+    "build_inventory": "counts the networks above (clipswap info), builds none of its own",
+}
+
+
+# ------------------------------------------------------------------------------------------------- golden outputs
+
+
+def golden_outputs(name: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """({output: float32 array}, weights fingerprint) of case `name` with the seeded weights on the fixed inputs,
+    in inference mode: what tests/golden/<name>.npz stores a summary of."""
+    if name in NETWORKS:
+        case = NETWORKS[name]
+        network = case.build()
+        seed_weights(network)
+        if case.after_seed is not None:
+            case.after_seed(network)
+        specs = case.inputs
+    else:
+        case = LAYERS[name]
+        network = build_layer(case.covers, case.kwargs, case.inputs)
+        specs = case.inputs
+    return to_numpy(call(network, fixed_inputs(specs))), weights_fingerprint(network)
+
+
+def _params(cases: dict, golden: bool = False) -> list:
+    """Case names as pytest params; a slow case's harness test is marked slow, never its golden test."""
+    slow = [pytest.mark.slow]
+    return [pytest.param(name, marks=slow if getattr(case, "slow", False) and not golden else [], id=name)
+            for name, case in cases.items()]
+
+
+# --------------------------------------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("name", _params(NETWORKS))
+def test_network(name, tmp_path, restore_policy):
+    case = NETWORKS[name]
+    run_model_test(
+        case.build, case.inputs, case.outputs, tmp_path, training=case.training,
+        **({"reload": case.reload} if case.reload else {}),
+        make_bf16=case.make_bf16, bf16_tolerance=case.bf16, after_seed=case.after_seed, graph=case.graph,
+    )
+
+
+@pytest.mark.parametrize("name", _params(LAYERS))
+def test_layer(name, tmp_path, restore_policy):
+    case = LAYERS[name]
+    run_layer_test(case.covers, case.kwargs, case.inputs, case.output, tmp_path, bf16_tolerance=case.bf16)
+
+
+@pytest.mark.parametrize("name", _params(NETWORKS, golden=True) + _params(LAYERS, golden=True))
+def test_golden_output(name):
+    path = GOLDEN / f"{name}.npz"
+    assert path.is_file(), f"{path} is missing: run tests/golden/make_golden.py {name} (see its header)"
+    outputs, fingerprint = golden_outputs(name)
+    assert_golden(outputs, path, fingerprint)
+
+
+def test_every_network_has_a_case():
+    """Every layer class and build_* function of clipswap/models and clipswap/layers is exercised here."""
+    found = set()
+    for package in (clipswap.models, clipswap.layers):
+        for module_info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+            for name, value in vars(module).items():
+                if getattr(value, "__module__", None) != module.__name__:
+                    continue
+                if inspect.isclass(value) and issubclass(value, keras.layers.Layer):
+                    found.add(name)
+                elif inspect.isfunction(value) and (name.startswith("build_") or name == "mapping_network"):
+                    found.add(name)
+    covered = {case.covers for case in NETWORKS.values()} | {case.covers.__name__ for case in LAYERS.values()}
+    missing = sorted(found - covered - set(NOT_NETWORKS))
+    assert not missing, f"networks or layers without a case in {Path(__file__).name}: {missing}"
+    assert {path.stem for path in GOLDEN.glob("*.npz")} == set(NETWORKS) | set(LAYERS), "stray or missing golden"
