@@ -202,7 +202,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     arcface_path = require_published("arcface", arcface) if config.identity_encoder == "arcface" else None
     engine = resolve_runtime(runtime, precision)
     swapper = FaceSwapper.from_checkpoint(
-        checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface,
+        checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface_path,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
         precision=precision, color_correction=color_correction, runtime=engine,
     )
