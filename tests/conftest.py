@@ -1,9 +1,11 @@
-"""Shared test fixtures: the ../shared/data location, quiet TensorFlow, a restored dtype policy, fixture writers."""
+"""Shared test fixtures: the ../shared/data location, quiet TensorFlow, a restored dtype policy, fixture writers, and
+tiny trainers built by the real assembly (run.build_trainer) with synthetic batches."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,128 @@ def runtime_suffix(precision: str = "fp32") -> str:
     from clipswap.inference.runtime import resolve_runtime
 
     return f", runtime: {resolve_runtime('auto', precision)} {precision}"
+
+
+# --- tiny trainers: built by clipswap.training.run.build_trainer, the assembly `clipswap train` uses ---------------
+
+#: Side of the tiny trainers' images and their batch.
+TRAINER_SIZE = 32
+TRAINER_BATCH = 2
+
+
+def tiny_identity_encoder(encoder: str = "arcface"):
+    """A small stand-in for the frozen identity encoder: [B, 112, 112, 3] in [0, 1] -> [B, width of `encoder`].
+
+    One strided conv a stage, named like the real encoder's stages (its NetworkSpec's), and for "arcface" a 1x1 conv
+    beside its stage for each other layer FaceDancer's IFSR reads (conv3_block1_out at conv3_block4_out's
+    resolution, ...), so the perceptual, attribute and IFSR terms tap it as they tap ArcFace-R50 or SFace. The
+    embedding reads every one of them (pooled), so it differs from face to face.
+    """
+    import keras
+
+    from clipswap.config import IDENTITY_ENCODERS
+    from clipswap.losses.facedancer import IFSR_LAYERS
+    from clipswap.training.run import IDENTITY_SPECS
+
+    def stage_number(name: str) -> int:  # ResNet's conv2_block3_out -> 2, SFace's sface_conv_4_relu -> 4
+        return int(re.findall(r"\d+", name)[0])
+
+    stages = IDENTITY_SPECS[encoder].stages
+    beside = [name for name in (IFSR_LAYERS if encoder == "arcface" else ()) if name not in stages]
+    image = keras.Input((112, 112, 3))
+    x, pooled = image, []
+    for index, stage in enumerate(stages):
+        x = keras.layers.Conv2D(8, 3, strides=4 if index == 0 else 2, padding="same", activation="relu", name=stage)(x)
+        pooled.append(keras.layers.GlobalAveragePooling2D()(x))
+        for name in beside:
+            if stage_number(name) == stage_number(stage):
+                side = keras.layers.Conv2D(8, 1, activation="relu", name=name)(x)
+                pooled.append(keras.layers.GlobalAveragePooling2D()(side))
+    embedding = keras.layers.Dense(IDENTITY_ENCODERS[encoder], name="tiny_id_embedding")(
+        keras.layers.Concatenate()(pooled))
+    return keras.Model(image, embedding, name="tiny_id")
+
+
+def tiny_train_config(weights=None, *, clip: bool = True, seed: int = 0, model: dict | None = None, **changes):
+    """The `tiny` preset shrunk for tests: 32 px, base width 4, mapping 8 x 1, the ArcFace-named stand-in encoder,
+    the tiny CLIP tower when `clip`, lr 1e-3, batch 2; `weights` (LossWeights), `model` (ModelConfig changes) and
+    any TrainConfig field in `changes` override it."""
+    from clipswap.training.config import get_train_preset
+
+    preset = get_train_preset("tiny")
+    model_config = preset.model.replace(image_size=TRAINER_SIZE, base_filters=4, mapping_depth=1, mapping_width=8,
+                                        identity_encoder="arcface", clip_variant="tiny" if clip else None,
+                                        **(model or {}))
+    fields = {"model": model_config, "batch_size": TRAINER_BATCH, "lr_g": 1e-3, "lr_d": 1e-3, "seed": seed,
+              **changes}
+    if weights is not None:
+        fields["weights"] = weights
+    return preset.replace(**fields)
+
+
+def build_tiny_trainer(weights=None, *, clip: bool = True, eager: bool = True, seed: int = 0, model: dict | None = None,
+                       **changes):
+    """A compiled SwapTrainer of tiny_train_config(...) built by run.build_trainer around the stand-in identity
+    encoder (and the tiny CLIP tower), its step function made. Eager by default: tracing the double-backprop step
+    costs far more than a few tiny eager steps. The frozen encoders come from `seed` too, so two calls with the same
+    arguments build the same trainer."""
+    import keras
+
+    from clipswap.models.clip_encoder import build_clip_image_encoder
+    from clipswap.training.run import build_trainer
+
+    config = tiny_train_config(weights, clip=clip, seed=seed, model=model, **changes)
+    keras.utils.set_random_seed(seed)
+    identity = tiny_identity_encoder(config.model.identity_encoder)
+    clip_model = build_clip_image_encoder("tiny", input_size=TRAINER_SIZE) if clip else None
+    trainer = build_trainer(config, identity, clip_model)
+    trainer.run_eagerly = eager
+    trainer.make_train_function()
+    return trainer
+
+
+@pytest.fixture
+def make_trainer():
+    """Factory fixture: make_trainer(weights=None, clip=True, eager=True, seed=0, model=None, **TrainConfig changes)
+    -> a tiny compiled SwapTrainer (build_tiny_trainer)."""
+    return build_tiny_trainer
+
+
+def synthetic_batches(seed: int = 0, n: int = 16, nan_from: int | None = None, shuffle: bool = True,
+                      extras: tuple[str, ...] = ()):
+    """The data pipeline's batch structure over random images: {"target", "source" [B, S, S, 3] in [-1, 1], "same"
+    [B] (every third sample a same-identity pair, its source its target), "target_label", "source_label"} and any
+    `extras` ("teacher", "warped") as more random images; batches of TRAINER_BATCH, repeated. Batches from
+    `nan_from` on are NaN (unshuffled then)."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    shape = (n, TRAINER_SIZE, TRAINER_SIZE, 3)
+    images = rng.uniform(-1, 1, shape).astype("float32")
+    if nan_from is not None:
+        images[nan_from * TRAINER_BATCH:] = np.nan
+    sources = rng.uniform(-1, 1, shape).astype("float32")
+    same = np.zeros(n, "float32")
+    same[::3] = 1.0
+    sources[same == 1] = images[same == 1]
+    data = {"target": images, "source": sources, "same": same,
+            "target_label": np.arange(n, dtype="int64"), "source_label": np.arange(n, dtype="int64")}
+    for key in extras:
+        data[key] = rng.uniform(-1, 1, shape).astype("float32")
+    dataset = tf.data.Dataset.from_tensor_slices(data)
+    if shuffle and nan_from is None:
+        dataset = dataset.shuffle(8, seed=seed)
+    return dataset.batch(TRAINER_BATCH, drop_remainder=True).repeat()
+
+
+def run_steps(trainer, iterator, steps: int) -> list[dict[str, float]]:
+    """`steps` training steps as run.py takes them (metrics reset, one train_function call each); their logs."""
+    import numpy as np
+
+    logs = []
+    for _ in range(steps):
+        trainer.reset_metrics()
+        outputs = trainer.train_function(iterator)
+        logs.append({name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()})
+    return logs

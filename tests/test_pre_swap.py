@@ -115,7 +115,7 @@ def test_a_face_whose_landmarks_fail_goes_to_the_generator_as_its_crop(parts):
 
 
 def test_the_trainer_feeds_the_teacher_to_a_pre_swap_generator_and_needs_it():
-    from clipswap.training.trainer import pre_swap_input
+    from clipswap.training.loss import pre_swap_input
 
     target, teacher = tf.zeros((1, 8, 8, 3)), tf.ones((1, 8, 8, 3))
     assert pre_swap_input(None, target, teacher) is target

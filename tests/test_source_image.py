@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from test_generator import _assert_all_gradients
-from test_trainer import SIZE, build_trainer, run_steps, synthetic_dataset
 
 from clipswap.config import ModelConfig, get_preset
 from clipswap.face.align import align_face, transform_points
 from clipswap.face.detection import sort_by_area
 from clipswap.losses.composite import LossWeights
 from clipswap.models.generator import Generator, generator_inputs
-from clipswap.training.trainer import EMBEDDING, SwapTrainer, make_optimizer
+from clipswap.training.features import EMBEDDING
+from clipswap.training.trainer import SwapTrainer
 
-from conftest import require_module, shared_data
+from conftest import TRAINER_SIZE as SIZE
+from conftest import build_tiny_trainer, require_module, run_steps, shared_data, synthetic_batches
 
 TINY = get_preset("tiny").model
 
@@ -66,44 +67,38 @@ def test_a_residual_source_image_generator_starts_as_the_target():
     np.testing.assert_array_equal(Generator(config)([target, identity, source]).numpy(), target)
 
 
+#: The source_image and source_warp trainers' loss: no CLIP, no attribute term.
+SOURCE_WEIGHTS = LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=0.1)
+
+
 def _source_image_trainer() -> SwapTrainer:
-    trainer = build_trainer(LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=0.1),
-                            clip=False)
-    config = trainer.generator.config_.replace(source_image=True)
-    generator = Generator(config)
-    trainer = SwapTrainer(generator, trainer.discriminator, trainer.identity, trainer.loss_weights_,
-                          perceptual=trainer.perceptual, attribute=trainer.attribute)
-    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "g"),
-                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "d"))
-    trainer.run_eagerly = True
-    trainer.make_train_function()
-    return trainer
+    return build_tiny_trainer(SOURCE_WEIGHTS, clip=False, model={"source_image": True})
 
 
 def test_trainer_steps_feed_the_source_images_to_g():
     trainer = _source_image_trainer()
     kernel = trainer.generator.get_layer("generator_x0").kernel
     before = np.array(kernel)
-    logs = run_steps(trainer, iter(synthetic_dataset()), 2)
+    logs = run_steps(trainer, iter(synthetic_batches()), 2)
     assert all(np.isfinite(list(step.values())).all() for step in logs)
     # The first conv's weights on the source channels (3..5) moved: the step's loss saw the source pixels.
     assert np.abs(np.array(kernel)[:, :, 3:] - before[:, :, 3:]).max() > 1e-6
 
 
 def test_the_wrong_source_control_rolls_the_source_images_too():
-    trainer = _source_image_trainer()
+    loss = _source_image_trainer().swap_loss
     rng = np.random.default_rng(3)
     target = tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32"))
     sources = rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32")
-    _, identity_in = trainer.heldout_inputs(tf.constant(sources))
-    swap = trainer.heldout_swap_embedding(target, identity_in, source=tf.constant(sources)).numpy()
+    _, identity_in = loss.heldout_inputs(tf.constant(sources))
+    swap = loss.heldout_swap_embedding(target, identity_in, source=tf.constant(sources)).numpy()
     # Shifting by the batch size gives every target its own source again: the same swaps.
-    again = trainer.heldout_swap_embedding(target, identity_in, shift=3, source=tf.constant(sources)).numpy()
+    again = loss.heldout_swap_embedding(target, identity_in, shift=3, source=tf.constant(sources)).numpy()
     np.testing.assert_allclose(again, swap, atol=1e-5)
     # The same identity vector for all, different source pixels: the control still differs (the pixels are rolled).
     same_vector = tf.repeat(identity_in[:1], 3, axis=0)
-    matched = trainer.heldout_swap_embedding(target, same_vector, source=tf.constant(sources)).numpy()
-    control = trainer.heldout_swap_embedding(target, same_vector, shift=1, source=tf.constant(sources)).numpy()
+    matched = loss.heldout_swap_embedding(target, same_vector, source=tf.constant(sources)).numpy()
+    control = loss.heldout_swap_embedding(target, same_vector, shift=1, source=tf.constant(sources)).numpy()
     assert np.abs(matched - control).max() > 1e-6
 
 
@@ -163,47 +158,40 @@ def test_source_warp_needs_a_source_image_and_no_pre_swap():
 
 
 def _warp_trainer() -> SwapTrainer:
-    trainer = _source_image_trainer()
-    config = trainer.generator.config_.replace(source_warp=True)
-    trainer = SwapTrainer(Generator(config), trainer.discriminator, trainer.identity, trainer.loss_weights_,
-                          perceptual=trainer.perceptual, attribute=trainer.attribute)
-    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "g"),
-                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, False, "d"))
-    trainer.run_eagerly = True
-    trainer.make_train_function()
-    return trainer
+    return build_tiny_trainer(SOURCE_WEIGHTS, clip=False, model={"source_image": True, "source_warp": True})
 
 
 def test_a_source_warp_trainer_feeds_g_the_warped_images_not_the_sources():
     trainer = _warp_trainer()
-    assert trainer.source_warp
-    batch = next(iter(synthetic_dataset()))
+    loss = trainer.swap_loss
+    assert loss.source_warp
+    batch = next(iter(synthetic_batches()))
     with pytest.raises(ValueError, match="warped source"):
         trainer.train_step(batch)
     warped = tf.constant(np.random.default_rng(4).uniform(-1, 1, batch["target"].shape).astype("float32"))
     seen = []
-    run_generator = trainer.run_generator
+    run_generator = loss.run_generator
 
     def spy(target, identity_in, source, training=False):
         seen.append(np.array(source))
         return run_generator(target, identity_in, source, training=training)
 
-    trainer.run_generator = spy
+    loss.run_generator = spy
     logs = trainer.train_step({**batch, "warped": warped})
     assert np.isfinite(float(logs["g_total"]))
     np.testing.assert_array_equal(seen[0], warped.numpy())
 
 
 def test_the_wrong_source_control_reads_the_control_warps():
-    trainer = _warp_trainer()
+    loss = _warp_trainer().swap_loss
     rng = np.random.default_rng(5)
     target = tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32"))
     warped, control = (tf.constant(rng.uniform(-1, 1, (3, SIZE, SIZE, 3)).astype("float32")) for _ in range(2))
-    _, identity_in = trainer.heldout_inputs(warped)
-    rolled = trainer.heldout_swap_embedding(target, identity_in, shift=1, source=warped).numpy()
-    given = trainer.heldout_swap_embedding(target, identity_in, shift=1, source=warped, control_source=control)
-    direct = trainer.run_generator(target, tf.roll(identity_in, -1, axis=0), control)
-    np.testing.assert_allclose(given.numpy(), trainer.identity(direct)[EMBEDDING].numpy(), atol=1e-5)
+    _, identity_in = loss.heldout_inputs(warped)
+    rolled = loss.heldout_swap_embedding(target, identity_in, shift=1, source=warped).numpy()
+    given = loss.heldout_swap_embedding(target, identity_in, shift=1, source=warped, control_source=control)
+    direct = loss.run_generator(target, tf.roll(identity_in, -1, axis=0), control)
+    np.testing.assert_allclose(given.numpy(), loss.identity(direct)[EMBEDDING].numpy(), atol=1e-5)
     assert np.abs(given.numpy() - rolled).max() > 1e-6
 
 

@@ -16,70 +16,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from clipswap.config import ModelConfig
 from clipswap.losses.composite import LossWeights
-from clipswap.models.clip_encoder import build_clip_image_encoder
-from clipswap.models.discriminator import Discriminator
-from clipswap.models.generator import Generator
 from clipswap.training.run import POLICIES
-from clipswap.training.trainer import FeatureSource, IdentityNetwork, SwapTrainer, make_optimizer
 
-SIZE = 32
-BATCH = 2
-FEATURE_LAYERS = ("tiny_id_stage1", "tiny_id_stage2")
+from conftest import TRAINER_SIZE as SIZE
+from conftest import run_steps, synthetic_batches
+
 WEIGHTS = LossWeights(id=10, rec=5, perceptual=0.2, contra=0.3, att=0.5, adv=0.1, r1_gamma=10)
 
 
-def tiny_identity_encoder() -> keras.Model:
-    """A small stand-in for SFace: [B, 112, 112, 3] in [0, 1] -> [B, 128] (SFace's width), two named feature layers."""
-    image = keras.Input((112, 112, 3))
-    x = keras.layers.Conv2D(8, 3, strides=4, padding="same", activation="relu", name=FEATURE_LAYERS[0])(image)
-    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name=FEATURE_LAYERS[1])(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(image, keras.layers.Dense(128, name="tiny_id_embedding")(x), name="tiny_id")
-
-
-def make_trainer(*, fp16: bool = False, jit_compile: bool = False, eager: bool = True, clip: bool = True
-                 ) -> SwapTrainer:
+@pytest.fixture
+def make_mode_trainer(make_trainer):
     """Every G term but the FaceDancer ones (with CLIP: its augmentations are in the step; R1's double backprop
-    always). Under fp16 the caller has set the global policy (as run.set_precision does) before this builds."""
-    keras.utils.set_random_seed(0)
-    config = ModelConfig(image_size=SIZE, base_filters=4, mapping_depth=1, mapping_width=8, identity_encoder="sface",
-                         clip_variant="tiny" if clip else None)
-    features = FeatureSource(identity_layers=FEATURE_LAYERS)
-    weights = WEIGHTS if clip else LossWeights(**{**WEIGHTS.as_dict(), "contra": 0.0})
-    trainer = SwapTrainer(
-        Generator(config), Discriminator(SIZE, 4), IdentityNetwork(tiny_identity_encoder(), FEATURE_LAYERS), weights,
-        clip_encoder=build_clip_image_encoder("tiny", input_size=SIZE) if clip else None, perceptual=features,
-        attribute=features, n_aug=2, seed=0,
-    )
-    # make_optimizer is what run.build_trainer uses: loss_scaling=True wraps Adam in LossScaleOptimizer.
-    trainer.compile(make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, fp16, "g_adam"),
-                    make_optimizer(1e-3, 0.0, 0.999, 1.0, 1, fp16, "d_adam"), jit_compile=jit_compile)
-    trainer.run_eagerly = eager
-    trainer.make_train_function()
-    return trainer
+    always). fp16: build_trainer wraps Adam in LossScaleOptimizer; the caller has set the global policy (as
+    run.set_precision does) before this builds. xla: the step is compiled with jit_compile."""
 
+    def make(*, fp16: bool = False, xla: bool = False, eager: bool = True, clip: bool = True):
+        weights = WEIGHTS if clip else LossWeights(**{**WEIGHTS.as_dict(), "contra": 0.0})
+        return make_trainer(weights, clip=clip, eager=eager, precision="fp16" if fp16 else "fp32", xla=xla)
 
-def synthetic_batches() -> tf.data.Dataset:
-    rng = np.random.default_rng(0)
-    n = 8
-    targets = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
-    sources = rng.uniform(-1, 1, (n, SIZE, SIZE, 3)).astype("float32")
-    same = np.zeros(n, "float32")
-    same[::2] = 1.0
-    sources[same == 1] = targets[same == 1]
-    data = {"target": targets, "source": sources, "same": same}
-    return tf.data.Dataset.from_tensor_slices(data).batch(BATCH, drop_remainder=True).repeat()
-
-
-def run_steps(trainer: SwapTrainer, steps: int) -> list[dict[str, float]]:
-    iterator = iter(synthetic_batches())
-    logs = []
-    for _ in range(steps):
-        trainer.reset_metrics()
-        logs.append({name: float(value) for name, value in trainer.train_function(iterator).items()})
-    return logs
+    return make
 
 
 def moved_fraction(before: list[np.ndarray], variables) -> float:
@@ -90,9 +46,9 @@ def moved_fraction(before: list[np.ndarray], variables) -> float:
 EXPECTED_TERMS = {"id", "rec", "perceptual", "contra", "att", "adv", "g_total", "d_adv", "r1", "d_total"}
 
 
-def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy):
+def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy, make_mode_trainer):
     keras.config.set_dtype_policy(POLICIES["fp16"])  # what run.set_precision("fp16") does
-    trainer = make_trainer(fp16=True)
+    trainer = make_mode_trainer(fp16=True)
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(trainer.d_optimizer, keras.optimizers.LossScaleOptimizer)
     conv = next(layer for layer in trainer.generator.layers if isinstance(layer, keras.layers.Conv2D))
@@ -103,7 +59,7 @@ def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore
 
     # Dynamic loss scaling skips the steps whose scaled fp16 gradients overflow (halving the scale each time), so
     # take enough steps for some to be applied: the scale starts at 2^15.
-    logs = run_steps(trainer, 6)
+    logs = run_steps(trainer, iter(synthetic_batches(n=8, shuffle=False)), 6)
 
     for step_logs in logs:
         assert set(step_logs) == EXPECTED_TERMS
@@ -120,15 +76,15 @@ def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore
 
 
 @pytest.mark.slow
-def test_xla_step_matches_the_eager_step():
+def test_xla_step_matches_the_eager_step(make_mode_trainer):
     # Without CLIP (the offline configuration, e.g. --preset tiny): CLIP's bicubic resize has no XLA kernel, see
     # test_xla_with_clip_is_refused_before_anything_loads.
-    eager = make_trainer(clip=False)
-    eager_logs = run_steps(eager, 1)[0]
+    eager = make_mode_trainer(clip=False)
+    eager_logs = run_steps(eager, iter(synthetic_batches(n=8, shuffle=False)), 1)[0]
     started = time.perf_counter()
-    compiled = make_trainer(jit_compile=True, eager=False, clip=False)
+    compiled = make_mode_trainer(xla=True, eager=False, clip=False)
     assert compiled.jit_compile
-    xla_logs = run_steps(compiled, 3)
+    xla_logs = run_steps(compiled, iter(synthetic_batches(n=8, shuffle=False)), 3)
     elapsed = time.perf_counter() - started
     for step_logs in xla_logs:
         assert set(step_logs) == EXPECTED_TERMS - {"contra"}

@@ -13,9 +13,8 @@ import tensorflow as tf
 # LossWeights is plain Python in clipswap.config (importing it must not start TensorFlow); importable here too.
 from clipswap.config import LossWeights
 
-# Term names, in reporting order (the table of clipswap.losses.terms); the generator's are LossWeights' field names
-# (r1_gamma is the D-side R1 weight).
-from clipswap.losses.terms import DISCRIMINATOR_TERMS, GENERATOR_TERMS
+# Term names, in reporting order, and their weight fields: the table of clipswap.losses.terms.
+from clipswap.losses.terms import BY_NAME, DISCRIMINATOR_TERMS, GENERATOR_TERMS, TOTALS, weight_of
 
 
 def _scalar(name: str, value: tf.Tensor) -> tf.Tensor:
@@ -47,7 +46,7 @@ def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tupl
     named: dict[str, tf.Tensor] = {}
     for name in GENERATOR_TERMS:
         raw = _scalar(name, terms[name]) if name in terms else zero
-        weight = getattr(weights, name)
+        weight = weight_of(BY_NAME[name], weights)
         weighted = weight * raw if name in terms and weight != 0 else zero
         total = total + weighted
         named[name] = raw
@@ -57,11 +56,15 @@ def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tupl
 
 
 def discriminator_loss(terms: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """D total = d_adv + r1 (r1 already carries gamma); returns (total, {"d_adv", "r1", "d_total"}), absent -> 0."""
+    """D total = the sum of the D terms, d_adv + r1 (they enter with weight 1: r1 already carries gamma); returns
+    (total, {"d_adv", "r1", "d_total"}), absent -> 0."""
     unknown = sorted(set(terms) - set(DISCRIMINATOR_TERMS))
     if unknown:
         raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {DISCRIMINATOR_TERMS}")
     named = {name: _scalar(name, terms[name]) if name in terms else tf.constant(0.0) for name in DISCRIMINATOR_TERMS}
-    total = named["d_adv"] + named["r1"]
-    named["d_total"] = total
+    first, *rest = DISCRIMINATOR_TERMS
+    total = named[first]
+    for name in rest:
+        total = total + named[name]
+    named[TOTALS["D"]] = total
     return total, named

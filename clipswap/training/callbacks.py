@@ -1,9 +1,18 @@
-"""What the training loop does around each step: TensorBoard scalars and image grids, the held-out identity loss,
-the tqdm bar, and the non-finite-loss guard.
+"""What the training loop does around each step, as keras.callbacks.Callback subclasses: TensorBoard scalars and image
+grids, the held-out identity loss, the tqdm bar, the non-finite-loss guard and the periodic checkpoint.
 
-Every callback gets `on_step_end(step, logs)` with `logs` a dict of Python floats: each loss term by name ("id",
-"rec", ..., "g_total", "d_adv", "r1", "d_total"), "lr_g", "lr_d", "step_time" (seconds) and "images_per_s"; and
-`on_train_end()` once, also when the run stops on an error.
+The loop (clipswap.training.run) drives them through one keras.callbacks.CallbackList(callbacks, model=trainer,
+steps=TOTAL, initial_step=START), so `self.params` holds {"steps", "initial_step"}:
+
+    on_train_begin()              once; a fresh run (initial_step 0) scores and draws the untrained G here
+    on_train_batch_end(step, logs) after every step: `step` is the global step just completed (1-based and counted
+                                  across resumes: a run is one epoch that a resume continues), `logs` a dict of
+                                  floats -- each loss term by name ("id", "rec", ..., "g_total", "d_adv", "r1",
+                                  "d_total"), "lr_g", "lr_d", "step_time" (seconds) and "images_per_s"
+    on_train_end()                once, also when the run stops on an error
+
+They run in list order and synchronously (each overrides on_train_batch_end, so the CallbackList never dispatches
+them to a thread): the guard raises before the checkpoint of a broken step is written.
 """
 
 from __future__ import annotations
@@ -11,12 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path
@@ -25,26 +34,28 @@ from clipswap.face.retrieval import retrieval_accuracy, retrieve_top1
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.terms import SHOWN as SHOWN_FIGURES
 from clipswap.losses.terms import tag
-from clipswap.training.trainer import SwapTrainer
+from clipswap.training.checkpointing import TrainingCheckpoints
+from clipswap.training.loss import SwapLoss
 
 logger = logging.getLogger(__name__)
 
 
-# TensorBoard's summary ops live in the tensorboard package, which training does not need; these write the same
-# event records (plugin "scalars" / "images" metadata) through TensorFlow's own tf.summary.write.
+# tf.summary.scalar and tf.summary.image are the tensorboard package's (without it TensorFlow 2.21 raises
+# TBNotInstalledError), which training does not need; these write the same event records through tf.summary.write,
+# with the plugin named in a SummaryMetadata (tf.compat.v1's export of TensorFlow's own proto).
 def _metadata(plugin: str) -> bytes:
-    metadata = summary_pb2.SummaryMetadata()
+    metadata = tf.compat.v1.SummaryMetadata()
     metadata.plugin_data.plugin_name = plugin
     return metadata.SerializeToString()
 
 
 def write_scalar(tag: str, value: float, step: int) -> None:
-    """A TensorBoard scalar in the default writer."""
+    """A TensorBoard scalar (plugin "scalars") in the default writer."""
     tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars"))
 
 
 def write_image(tag: str, image: np.ndarray, step: int) -> None:
-    """A TensorBoard image ([H, W, 3] uint8 RGB) in the default writer."""
+    """A TensorBoard image (plugin "images": width, height, PNG) of [H, W, 3] uint8 RGB in the default writer."""
     height, width = image.shape[:2]
     encoded = tf.io.encode_png(image).numpy()
     tensor = tf.constant([str(width).encode(), str(height).encode(), encoded])
@@ -55,51 +66,52 @@ class NonFiniteLossError(ClipswapError, RuntimeError):
     """A loss term became NaN or infinite; the run stops without checkpointing the broken state."""
 
 
-class Callback:
-    """Base: override what you need."""
-
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        pass
-
-    def on_train_end(self) -> None:
-        pass
+def _fresh_run(callback: keras.callbacks.Callback) -> bool:
+    """The run starts at step 0 (not a resume): the CallbackList's initial_step param, 0 when not given."""
+    return not (callback.params or {}).get("initial_step", 0)
 
 
-class NonFiniteGuard(Callback):
-    """Raise NonFiniteLossError naming the terms that are not finite; run it before the step's checkpoint."""
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Raise NonFiniteLossError naming the terms that are not finite; place it before the CheckpointSaver.
 
-    def __init__(self, last_checkpoint=lambda: None):
+    Args:
+        last_checkpoint: returns the newest checkpoint kept (named in the message), or None.
+    """
+
+    def __init__(self, last_checkpoint: Callable[[], str | None] = lambda: None):
+        super().__init__()
         self.last_checkpoint = last_checkpoint
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        bad = {name: value for name, value in logs.items() if not math.isfinite(value)}
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        bad = {name: value for name, value in (logs or {}).items() if not math.isfinite(value)}
         if bad:
             shown = ", ".join(f"{name}={value}" for name, value in sorted(bad.items()))
             kept = self.last_checkpoint()
             where = f"the last good checkpoint is {kept}" if kept else "no checkpoint had been written yet"
             raise NonFiniteLossError(
-                f"non-finite loss at step {step}: {shown}. Training stopped; this step was not checkpointed and "
+                f"non-finite loss at step {batch}: {shown}. Training stopped; this step was not checkpointed and "
                 f"{where}. Lower the learning rate or a loss weight (--set lr_g=..., --set weights.<term>=...), or "
                 "use fp32 / bf16 instead of fp16, then --resume."
             )
 
 
-class ScalarLogger(Callback):
+class ScalarLogger(keras.callbacks.Callback):
     """Mean of every scalar over each `every`-step interval -> TensorBoard (`writer`) and a JSON-lines file."""
 
     def __init__(self, writer: tf.summary.SummaryWriter | None, every: int, jsonl_path: Path | None = None):
+        super().__init__()
         self.writer = writer
         self.every = int(every)
         self.jsonl_path = jsonl_path
         self._sums: dict[str, float] = {}
         self._count = 0
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        for name, value in logs.items():
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        for name, value in (logs or {}).items():
             self._sums[name] = self._sums.get(name, 0.0) + float(value)
         self._count += 1
-        if step % self.every == 0:
-            self.flush(step)
+        if batch % self.every == 0:
+            self.flush(batch)
 
     def flush(self, step: int) -> None:
         if not self._count:
@@ -116,6 +128,19 @@ class ScalarLogger(Callback):
         self._sums, self._count = {}, 0
 
 
+class CheckpointSaver(keras.callbacks.Callback):
+    """Write a checkpoint every `every` steps and after the last step (the CallbackList's "steps" param)."""
+
+    def __init__(self, checkpoints: TrainingCheckpoints, every: int):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.every = int(every)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        if batch % self.every == 0 or batch == (self.params or {}).get("steps"):
+            self.checkpoints.save()
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """[..., 3] float in [-1, 1] -> uint8 [0, 255] (values outside are clipped)."""
     return np.round((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)
@@ -127,14 +152,15 @@ def image_grid(target: np.ndarray, source: np.ndarray, swap: np.ndarray) -> np.n
     return to_uint8(rows.reshape(-1, rows.shape[2], 3))
 
 
-class FixedBatchCallback(Callback):
-    """A callback that runs G on one fixed batch ({"target", "source"} [B, S, S, 3] in [-1, 1]) every `every` steps."""
+class FixedBatchCallback(keras.callbacks.Callback):
+    """A callback that runs G on one fixed batch ({"target", "source"} [B, S, S, 3] in [-1, 1]) every `every` steps,
+    through the loss's G (`loss`: the run's SwapLoss)."""
 
     def __init__(
-        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
-        writer: tf.summary.SummaryWriter | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
     ):
-        self.trainer = trainer
+        super().__init__()
+        self.loss = loss
         self.target = tf.constant(batch["target"], tf.float32)
         self.source = tf.constant(batch["source"], tf.float32)
         # Identity labels of the sources (the data pipeline's eval batch has them); None when not given.
@@ -151,14 +177,14 @@ class ImageGridWriter(FixedBatchCallback):
     """Every `every` steps: swap a fixed batch and write the grid to TensorBoard and to `folder/step_XXXXXXX.png`."""
 
     def __init__(
-        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
-        writer: tf.summary.SummaryWriter | None, folder: Path | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
+        folder: Path | None,
     ):
-        super().__init__(trainer, batch, every, writer)
+        super().__init__(loss, batch, every, writer)
         self.folder = folder
 
     def write(self, step: int) -> np.ndarray:
-        swap = self.trainer.swap(self.target, self.source, training=False, generator_source=self.warped).numpy()
+        swap = self.loss.swap(self.target, self.source, training=False, generator_source=self.warped).numpy()
         grid = image_grid(self.target.numpy(), self.source.numpy(), swap)
         if self.writer is not None:
             with self.writer.as_default(step=step):
@@ -170,34 +196,39 @@ class ImageGridWriter(FixedBatchCallback):
                 temporary.write_bytes(tf.io.encode_png(grid).numpy())
         return grid
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        if step % self.every == 0:
-            self.write(step)
+    def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
+        if _fresh_run(self):
+            self.write(0)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        if batch % self.every == 0:
+            self.write(batch)
 
 
 class HeldoutIdentity(FixedBatchCallback):
     """Identity loss (eq. 6) of G on a fixed held-out batch every `every` steps -> TensorBoard and a JSON-lines file.
 
-    `history` keeps (step, loss) pairs; `evaluate(step)` can be called directly (run.py does at the start).
+    `history` keeps (step, loss) pairs; a fresh run scores the untrained G at step 0 (on_train_begin);
+    `evaluate(step)` can be called directly.
     """
 
     def __init__(
-        self, trainer: SwapTrainer, batch: Mapping[str, np.ndarray], every: int,
-        writer: tf.summary.SummaryWriter | None, jsonl_path: Path | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
+        jsonl_path: Path | None,
     ):
-        super().__init__(trainer, batch, every, writer)
+        super().__init__(loss, batch, every, writer)
         self.jsonl_path = jsonl_path
         self.history: list[tuple[int, float]] = []
         # The encoders are frozen: the sources' embeddings and G's identity input are the same at every evaluation.
-        self.source_embedding, self.identity_in = trainer.heldout_inputs(self.source)
+        self.source_embedding, self.identity_in = loss.heldout_inputs(self.source)
 
     def evaluate(self, step: int) -> float:
         src = self.source_embedding
         source = self.source if self.warped is None else self.warped
-        swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, source=source)
+        swap = self.loss.heldout_swap_embedding(self.target, self.identity_in, source=source)
         value = float(identity_loss(src, swap).numpy())
         options = {} if self.warped_control is None else {"control_source": self.warped_control}
-        control_swap = self.trainer.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=source,
+        control_swap = self.loss.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=source,
                                                            **options)
         control = float(identity_loss(src, control_swap).numpy())
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
@@ -224,22 +255,36 @@ class HeldoutIdentity(FixedBatchCallback):
         )
         return value
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
-        if step % self.every == 0:
-            self.evaluate(step)
+    def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
+        if _fresh_run(self):
+            self.evaluate(0)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        if batch % self.every == 0:
+            self.evaluate(batch)
 
 
-class ProgressBar(Callback):
-    """tqdm bar over the run's steps showing the main figures (G total, id, rec, D total, images/s)."""
+class ProgressBar(keras.callbacks.Callback):
+    """tqdm bar over the run's steps (the CallbackList's "steps" and "initial_step" params) showing the main figures
+    (clipswap.losses.terms.SHOWN: G total, id, rec, contra, D total, images/s)."""
 
     SHOWN = SHOWN_FIGURES
 
-    def __init__(self, total: int, initial: int = 0, disable: bool = False):
-        self.bar = tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, disable=disable)
+    def __init__(self, disable: bool = False):
+        super().__init__()
+        self.disable = bool(disable)
+        self.bar: tqdm | None = None
 
-    def on_step_end(self, step: int, logs: Mapping[str, float]) -> None:
+    def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
+        params = self.params or {}
+        self.bar = tqdm(total=params.get("steps"), initial=params.get("initial_step", 0), desc="train", unit="step",
+                        dynamic_ncols=True, disable=self.disable)
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, float] | None = None) -> None:
+        logs = logs or {}
         self.bar.update(1)
         self.bar.set_postfix({name: f"{logs[name]:.3g}" for name in self.SHOWN if name in logs}, refresh=False)
 
-    def on_train_end(self) -> None:
-        self.bar.close()
+    def on_train_end(self, logs: Mapping[str, float] | None = None) -> None:
+        if self.bar is not None:  # None when an earlier callback's on_train_begin failed
+            self.bar.close()

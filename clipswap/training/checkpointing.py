@@ -50,8 +50,8 @@ class TrainingCheckpoints:
             "d_optimizer": trainer.d_optimizer,
             "step": trainer.step_counter,
         }
-        if trainer.clip_mean is not None:
-            objects["clip_mean"] = trainer.clip_mean
+        if trainer.swap_loss.clip_mean is not None:
+            objects["clip_mean"] = trainer.swap_loss.clip_mean
         if data_iterator is not None:
             objects["data"] = data_iterator
         self.trainer = trainer

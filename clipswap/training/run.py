@@ -12,6 +12,8 @@ Run folder layout:
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import os
@@ -19,6 +21,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,13 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
-from clipswap.config import IDENTITY_ENCODERS, LossWeights
+from clipswap.config import IDENTITY_ENCODERS, LossWeights, ModelConfig
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.models.arcface import ARCFACE_SPEC
 from clipswap.models.sface import SFACE_SPEC
 from clipswap.training.callbacks import (
-    Callback,
+    CheckpointSaver,
     HeldoutIdentity,
     ImageGridWriter,
     NonFiniteGuard,
@@ -42,14 +45,9 @@ from clipswap.training.callbacks import (
 )
 from clipswap.training.checkpointing import TrainingCheckpoints
 from clipswap.training.config import TrainConfig
-from clipswap.training.trainer import (
-    ATTRIBUTE_STAGE_COUNT,
-    FeatureSource,
-    IdentityNetwork,
-    SwapTrainer,
-    current_learning_rate,
-    make_optimizer,
-)
+from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
+from clipswap.training.loss import SwapLoss
+from clipswap.training.trainer import SwapTrainer, current_learning_rate, make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -170,73 +168,94 @@ def load_clip(config: TrainConfig) -> keras.Model | None:
         raise TrainingSetupError(f"CLIP: {error}") from error
 
 
-def build_trainer(
-    config: TrainConfig, identity_model: keras.Model, clip_model: keras.Model | None, perceptual_extractor=None
-) -> SwapTrainer:
-    """G, D and the loss networks around the given frozen encoders; call under the strategy scope (and after
-    set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one)."""
-    from clipswap.models.discriminator import Discriminator
-    from clipswap.models.generator import Generator
-
-    keras.utils.set_random_seed(config.seed)
+def check_identity_width(config: TrainConfig, identity_model: keras.Model) -> None:
+    """The identity encoder's embedding has the width the configuration's encoder has (its G input depends on it)."""
     model = config.model
     if identity_model.output.shape[-1] != IDENTITY_ENCODERS[model.identity_encoder]:
         raise TrainingSetupError(
             f"the identity encoder outputs {identity_model.output.shape[-1]} values but the configuration says "
             f"{model.identity_encoder} ({IDENTITY_ENCODERS[model.identity_encoder]})"
         )
-    generator = Generator(model)
-    discriminator = Discriminator(model.image_size, model.base_filters)
-    stage_layers = IDENTITY_SPECS[model.identity_encoder].stages
+
+
+def build_networks(model: ModelConfig) -> tuple[keras.Model, keras.Model]:
+    """The trainable networks (G, D), built in this order (the random initialisation depends on it)."""
+    from clipswap.models.discriminator import Discriminator
+    from clipswap.models.generator import Generator
+
+    return Generator(model), Discriminator(model.image_size, model.base_filters)
+
+
+def vgg16_feature_source(config: TrainConfig, extractor=None) -> FeatureSource:
+    """The perceptual term's ImageNet VGG16 pools (FaceDancer's block weights with facedancer_perceptual);
+    `extractor` replaces the VGG16 build (benchmarks pass a random one)."""
+    from clipswap.losses.perceptual import (
+        FACEDANCER_VGG_WEIGHTS,
+        VGG16_NOTOP_FILE,
+        WeightsDownloadError,
+        vgg16_features,
+    )
+
+    try:
+        extractor = extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
+    except (WeightsDownloadError, FileNotFoundError) as error:
+        raise TrainingSetupError(
+            f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH (Keras' VGG16 "
+            f"no-top file {VGG16_NOTOP_FILE}) or use another network with --set perceptual_network=identity"
+        ) from error
+    layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
+    return FeatureSource(extractor=extractor, layer_weights=layer_weights)
+
+
+def feature_source(
+    kind: str, config: TrainConfig, identity_layers: tuple[str, ...], discriminator: keras.Model,
+    perceptual_extractor=None,
+) -> FeatureSource:
+    """Where a feature term (perceptual, attribute) reads: `kind` is one of PERCEPTUAL_NETWORKS /
+    ATTRIBUTE_NETWORKS ("identity": these stages of the identity pass; "discriminator": D's residual blocks;
+    "file": the user's .keras model; "vgg16": vgg16_feature_source)."""
+    from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
+
+    if kind == "identity":
+        return FeatureSource(identity_layers=identity_layers)
+    if kind == "discriminator":
+        names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
+        return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
+                                                                layer_names=names))
+    if kind == "file":
+        try:
+            return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
+        except AttributeModelError as error:
+            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
+    return vgg16_feature_source(config, perceptual_extractor)
+
+
+def build_loss(
+    config: TrainConfig, generator: keras.Model, discriminator: keras.Model, identity_model: keras.Model,
+    clip_model: keras.Model | None, perceptual_extractor=None,
+) -> SwapLoss:
+    """The SwapLoss of the configuration over G, D and the frozen encoders: its feature sources, the identity
+    layers they and IFSR tap, and the configuration's loss options."""
     weights = config.weights
+    stage_layers = IDENTITY_SPECS[config.model.identity_encoder].stages
     ifsr_layers: tuple[str, ...] = ()
     if weights.ifsr:
         from clipswap.losses.facedancer import IFSR_LAYERS
 
         ifsr_layers = IFSR_LAYERS
-
-    def source_for(kind: str, identity_layers: tuple[str, ...]) -> FeatureSource:
-        from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
-        from clipswap.losses.perceptual import (
-            FACEDANCER_VGG_WEIGHTS,
-            VGG16_NOTOP_FILE,
-            WeightsDownloadError,
-            vgg16_features,
-        )
-
-        if kind == "identity":
-            return FeatureSource(identity_layers=identity_layers)
-        if kind == "discriminator":
-            names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
-            return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
-                                                                    layer_names=names))
-        if kind == "file":
-            try:
-                return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
-            except AttributeModelError as error:
-                raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-        # vgg16 (perceptual only)
-        try:
-            extractor = perceptual_extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
-        except (WeightsDownloadError, FileNotFoundError) as error:
-            raise TrainingSetupError(
-                f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH (Keras' VGG16 "
-                f"no-top file {VGG16_NOTOP_FILE}) or use another network with --set perceptual_network=identity"
-            ) from error
-        layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
-        return FeatureSource(extractor=extractor, layer_weights=layer_weights)
-
-    perceptual = source_for(config.perceptual_network, stage_layers) if weights.perceptual else None
-    attribute = (
-        source_for(config.attribute_network, stage_layers[:ATTRIBUTE_STAGE_COUNT]) if weights.att else None
-    )
+    perceptual = attribute = None
+    if weights.perceptual:
+        perceptual = feature_source(config.perceptual_network, config, stage_layers, discriminator,
+                                    perceptual_extractor)
+    if weights.att:
+        attribute = feature_source(config.attribute_network, config, stage_layers[:ATTRIBUTE_STAGE_COUNT],
+                                   discriminator)
     tapped = set(ifsr_layers)
     for source in (perceptual, attribute):
         if source is not None:
             tapped.update(source.identity_layers)
-    identity = IdentityNetwork(identity_model, sorted(tapped))
-    trainer = SwapTrainer(
-        generator, discriminator, identity, weights,
+    return SwapLoss(
+        generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
         n_aug=config.n_aug, aug_distortion=config.aug_distortion, aug_crop_fraction=config.aug_crop_fraction,
         facedancer_rec_clip=config.facedancer_rec_clip, id_augment=config.id_augment,
@@ -245,14 +264,29 @@ def build_trainer(
         perceptual_to_teacher=config.perceptual_to_teacher,
         seed=config.seed,
     )
+
+
+def make_optimizers(config: TrainConfig) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+    """G's and D's Adam (fp16: wrapped for loss scaling), named g_adam and d_adam (checkpoint names)."""
     fp16 = config.precision == "fp16"
-    trainer.compile(
-        make_optimizer(config.lr_g, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16,
-                       "g_adam"),
-        make_optimizer(config.lr_d, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16,
-                       "d_adam"),
-        jit_compile=config.xla,
+    return tuple(
+        make_optimizer(lr, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16, name)
+        for lr, name in ((config.lr_g, "g_adam"), (config.lr_d, "d_adam"))
     )
+
+
+def build_trainer(
+    config: TrainConfig, identity_model: keras.Model, clip_model: keras.Model | None, perceptual_extractor=None
+) -> SwapTrainer:
+    """The compiled SwapTrainer of `config` around the given frozen encoders (what `clipswap train` trains): G and D
+    (seeded by config.seed), the SwapLoss, the two optimisers. Call under the strategy scope (and after
+    set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one)."""
+    keras.utils.set_random_seed(config.seed)
+    check_identity_width(config, identity_model)
+    generator, discriminator = build_networks(config.model)
+    loss = build_loss(config, generator, discriminator, identity_model, clip_model, perceptual_extractor)
+    trainer = SwapTrainer(loss)
+    trainer.compile(*make_optimizers(config), jit_compile=config.xla)
     return trainer
 
 
@@ -308,6 +342,37 @@ def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
             )
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """One run as run_training has checked it: what the loop and its steps read.
+
+    Attributes:
+        config: the effective TrainConfig (see `effective_config`).
+        data_dir: the `clipswap align` or `clipswap pairs` folder the shards come from.
+        run_dir: the run folder; it holds the checkpoints a resume restores.
+        out_dir: where this process writes: run_dir, or a non-chief worker's private folder.
+        resume: restore the latest checkpoint of run_dir/checkpoints first.
+        strategy: the distribution strategy; None until the precision is set (then `make_strategy()`).
+        progress: show the tqdm bar.
+        dataset_fn: `seed -> tf.data.Dataset` replacing the shard reader (tests use synthetic data), or None.
+        eval_batch: {"target", "source"[, "source_label"]} replacing the held-out batch drawn from the shards, or None.
+    """
+
+    config: TrainConfig
+    data_dir: str | Path
+    run_dir: Path
+    out_dir: Path
+    resume: bool = False
+    strategy: tf.distribute.Strategy | None = None
+    progress: bool = True
+    dataset_fn: Callable[[int], tf.data.Dataset] | None = None
+    eval_batch: Mapping[str, np.ndarray] | None = None
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+
 def run_training(
     config: TrainConfig,
     data_dir: str | Path,
@@ -316,8 +381,8 @@ def run_training(
     resume: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     progress: bool = True,
-    dataset_fn=None,
-    eval_batch=None,
+    dataset_fn: Callable[[int], tf.data.Dataset] | None = None,
+    eval_batch: Mapping[str, np.ndarray] | None = None,
 ) -> RunResult:
     """Train according to `config` on the shards in `data_dir`, writing the run folder (module docstring).
 
@@ -343,31 +408,29 @@ def run_training(
         resume = False
     created = not run_dir.exists()
     run_dir = ensure_writable_dir(run_dir)
+    context = RunContext(config, data_dir, run_dir, run_dir, resume, strategy, progress, dataset_fn, eval_batch)
     try:
-        return _run_training_in(run_dir, config, data_dir, resume, has_checkpoints, strategy, progress, dataset_fn,
-                                eval_batch)
+        return _run_training_in(context, has_checkpoints)
     except TrainingSetupError:
         if created and not any(path.is_file() for path in run_dir.rglob("*")):
             shutil.rmtree(run_dir)  # a run that failed before writing anything leaves no empty folder (item 7)
         raise
 
 
-def _run_training_in(run_dir: Path, config: TrainConfig, data_dir, resume: bool, has_checkpoints: bool, strategy,
-                     progress: bool, dataset_fn, eval_batch) -> RunResult:
-    """run_training once its folder exists (same arguments)."""
-    if has_checkpoints and not resume:
+def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
+    """What can be refused before the data and the models are loaded (a wrong path should not cost minutes first)."""
+    config, run_dir = context.config, context.run_dir
+    if has_checkpoints and not context.resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
-    if resume:
+    if context.resume:
         _check_resume_config(run_dir, config)
     if config.weights.att and config.attribute_network == "file":
-        # Before the data and the models are loaded: a wrong path should not cost minutes first.
         from clipswap.losses.attribute import AttributeModelError, check_attribute_file
 
         try:
             check_attribute_file(config.attribute_file)
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-
     if config.xla and config.model.clip_variant is not None:
         # CLIP's preprocessing resizes bicubically; TensorFlow registers no XLA kernel for ResizeBicubic (measured:
         # "Detected unsupported operations ... XLA_CPU_JIT: ResizeBicubic"), so the compiled step cannot be built.
@@ -375,19 +438,24 @@ def _run_training_in(run_dir: Path, config: TrainConfig, data_dir, resume: bool,
             "--xla cannot compile a step with CLIP (its bicubic resize, ResizeBicubic, has no XLA kernel): "
             "drop --xla or --clip-preset"
         )
-    set_precision(config.precision)
-    strategy = strategy or make_strategy()
-    if not is_chief(strategy):
+
+
+def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
+    """run_training once its folder exists: the checks, the precision and the strategy, then the loop."""
+    _check_before_loading(context, has_checkpoints)
+    set_precision(context.config.precision)
+    context = dataclasses.replace(context, strategy=context.strategy or make_strategy())
+    if not is_chief(context.strategy):
         # A non-chief worker takes every step (and every save: they are collective) but must not write the run
         # folder the chief writes (the same path on a shared or local disk): its copy goes to a private folder
         # that is removed at the end. It resumes from the chief's checkpoints.
-        worker_dir = Path(tempfile.mkdtemp(prefix=f"clipswap-worker{strategy.cluster_resolver.task_id}-"))
+        task = context.strategy.cluster_resolver.task_id
+        worker_dir = Path(tempfile.mkdtemp(prefix=f"clipswap-worker{task}-"))
         try:
-            return _run_loop(config, data_dir, run_dir, worker_dir, resume, strategy, progress, dataset_fn,
-                             eval_batch)
+            return _run_loop(dataclasses.replace(context, out_dir=worker_dir))
         finally:
             shutil.rmtree(worker_dir, ignore_errors=True)
-    return _run_loop(config, data_dir, run_dir, run_dir, resume, strategy, progress, dataset_fn, eval_batch)
+    return _run_loop(context)
 
 
 #: The run's JSON-lines logs; each row has a "step".
@@ -465,41 +533,58 @@ def heldout_warps(batch: dict[str, np.ndarray], data_dir: str | Path) -> dict[st
     return warps
 
 
-def _run_loop(
-    config: TrainConfig, data_dir: str | Path, run_dir: Path, out_dir: Path, resume: bool,
-    strategy: tf.distribute.Strategy, progress: bool, dataset_fn, eval_batch,
-) -> RunResult:
-    """run_training after the checks: `run_dir` holds the checkpoints to resume from, `out_dir` gets the writing."""
-    replicas = strategy.num_replicas_in_sync
-    if config.batch_size % replicas:
-        raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {replicas} replicas")
+def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: bool) -> tf.data.Dataset:
+    """The endless training stream over `shards` (`clipswap pairs` shards when `pairs`), shuffled by `seed`."""
+    from clipswap.training.data import make_pair_dataset, make_train_dataset
 
-    if dataset_fn is None or eval_batch is None:
-        from clipswap.facedata.pairs import (
-            PairsError,
-            heldout_shards,
-            is_pairs_folder,
-            pair_shards,
-            pairs_have_warps,
+    if pairs:
+        return make_pair_dataset(
+            shards, config.batch_size, config.model.image_size, same_identity_prob=config.same_identity_prob,
+            jitter=config.jitter, seed=seed, shuffle_buffer=config.shuffle_buffer, repeat=True,
+            warped=config.model.source_warp,
         )
-        from clipswap.training.data import make_eval_batch, make_pair_dataset, make_train_dataset
+    return make_train_dataset(
+        [str(s) for s in shards], config.batch_size, config.model.image_size,
+        same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
+        shuffle_buffer=config.shuffle_buffer, repeat=True,
+    )
+
+
+def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
+    """A teacher term, a pre_swap or a source_warp generator needs `clipswap pairs` data (with warps)."""
+    from clipswap.facedata.pairs import pairs_have_warps
+
+    config, data_dir = context.config, context.data_dir
+    if config.weights.teacher and not pairs:
+        raise TrainingSetupError(
+            f"weights.teacher > 0 needs teacher images: {data_dir} is not a `clipswap pairs` folder "
+            "(make one with `clipswap pairs --data ALIGNED --output PAIRS`, or --set weights.teacher=0)"
+        )
+    if config.model.pre_swap and not pairs:
+        raise TrainingSetupError(
+            f"a pre_swap={config.model.pre_swap!r} generator reads the landmark swap of each pair: {data_dir} is "
+            "not a `clipswap pairs` folder (make one with `clipswap pairs --data ALIGNED --output PAIRS`)"
+        )
+    if config.model.source_warp and not (pairs and pairs_have_warps(data_dir)):
+        raise TrainingSetupError(
+            f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
+            "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
+        )
+
+
+def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset], dict[str, np.ndarray]]:
+    """(seed -> training stream, the fixed held-out batch as arrays): the context's, else read from the shards
+    (a pairs folder's training and held-out shards, or an aligned folder's shards with the last one held out). A
+    source_warp generator's held-out batch gets its warps (heldout_warps)."""
+    config, data_dir = context.config, context.data_dir
+    dataset_fn, eval_batch = context.dataset_fn, context.eval_batch
+    if dataset_fn is None or eval_batch is None:
+        from clipswap.facedata.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards
+        from clipswap.facedata.shards import ShardError
+        from clipswap.training.data import make_eval_batch
 
         pairs = is_pairs_folder(data_dir)
-        if config.weights.teacher and not pairs:
-            raise TrainingSetupError(
-                f"weights.teacher > 0 needs teacher images: {data_dir} is not a `clipswap pairs` folder "
-                "(make one with `clipswap pairs --data ALIGNED --output PAIRS`, or --set weights.teacher=0)"
-            )
-        if config.model.pre_swap and not pairs:
-            raise TrainingSetupError(
-                f"a pre_swap={config.model.pre_swap!r} generator reads the landmark swap of each pair: {data_dir} is "
-                "not a `clipswap pairs` folder (make one with `clipswap pairs --data ALIGNED --output PAIRS`)"
-            )
-        if config.model.source_warp and not (pairs and pairs_have_warps(data_dir)):
-            raise TrainingSetupError(
-                f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
-                "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
-            )
+        _check_pairs_folder(context, pairs)
         if pairs:
             try:
                 train_shards, eval_shards = pair_shards(data_dir), heldout_shards(data_dir)
@@ -508,21 +593,8 @@ def _run_loop(
         else:
             train_shards, eval_shards = split_heldout(find_shards(data_dir))
         if dataset_fn is None:
-            def dataset_fn(seed: int) -> tf.data.Dataset:
-                if pairs:
-                    return make_pair_dataset(
-                        train_shards, config.batch_size, config.model.image_size,
-                        same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
-                        shuffle_buffer=config.shuffle_buffer, repeat=True, warped=config.model.source_warp,
-                    )
-                return make_train_dataset(
-                    [str(s) for s in train_shards], config.batch_size, config.model.image_size,
-                    same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
-                    shuffle_buffer=config.shuffle_buffer, repeat=True,
-                )
+            dataset_fn = functools.partial(shard_dataset, config=config, shards=train_shards, pairs=pairs)
         if eval_batch is None:
-            from clipswap.facedata.shards import ShardError
-
             try:
                 eval_batch = make_eval_batch(
                     [str(s) for s in eval_shards], config.eval_batch_size, config.model.image_size, config.seed + 1
@@ -534,87 +606,120 @@ def _run_loop(
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
     if config.model.source_warp and "warped" not in eval_batch:
         eval_batch.update(heldout_warps(eval_batch, data_dir))
+    return dataset_fn, eval_batch
 
-    with strategy.scope():
-        identity_model = load_identity_encoder(config)
-        clip_model = load_clip(config)
-        trainer = build_trainer(config, identity_model, clip_model)
+
+def _build_in_scope(context: RunContext) -> SwapTrainer:
+    """The frozen encoders and the compiled trainer, under the strategy's scope, its step function made."""
+    with context.strategy.scope():
+        trainer = build_trainer(context.config, load_identity_encoder(context.config), load_clip(context.config))
         trainer.make_train_function()
+    return trainer
 
-    write_text_atomic(out_dir / "config.json", config.to_json())
-    start_seed = config.seed
-    dataset = dataset_fn(start_seed)
-    if replicas > 1:
-        iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    else:
-        iterator = iter(dataset)
+
+def _iterate(context: RunContext, dataset: tf.data.Dataset):
+    """An iterator over the stream, distributed over the replicas when there are several."""
+    if context.replicas > 1:
+        return iter(context.strategy.experimental_distribute_dataset(dataset))
+    return iter(dataset)
+
+
+def _start(context: RunContext, trainer: SwapTrainer, dataset_fn: Callable[[int], tf.data.Dataset]
+           ) -> tuple[object, TrainingCheckpoints, int]:
+    """(data iterator, checkpoints, first step): a fresh stream from step 0, or the latest checkpoint restored, with
+    its data position when it holds one (else a stream reseeded by the step, so the resumed run does not replay the
+    start), and the run folder's rows after that step dropped."""
+    config = context.config
+    iterator = _iterate(context, dataset_fn(config.seed))
     save_data = config.checkpoint_data
-    if save_data and not isinstance(iterator, tf.__internal__.tracking.Trackable):
+    if save_data and not isinstance(iterator, tf.data.Iterator):
         # tf.distribute's DistributedIterator cannot be checkpointed: a distributed resume reseeds the data instead.
         logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
         save_data = False
-    checkpoints = TrainingCheckpoints(out_dir / "checkpoints", trainer, config.keep_checkpoints,
+    checkpoints = TrainingCheckpoints(context.out_dir / "checkpoints", trainer, config.keep_checkpoints,
                                       iterator if save_data else None)
     start_step = 0
-    if resume:
-        start_step = checkpoints.restore(tf.train.latest_checkpoint(str(run_dir / "checkpoints")))
+    if context.resume:
+        start_step = checkpoints.restore(tf.train.latest_checkpoint(str(context.run_dir / "checkpoints")))
         if not save_data:
-            # Without the saved iterator the stream restarts; reseed so the resumed run does not replay the start.
-            dataset = dataset_fn(start_seed + start_step)
-            iterator = iter(strategy.experimental_distribute_dataset(dataset) if replicas > 1 else dataset)
+            iterator = _iterate(context, dataset_fn(config.seed + start_step))
         logger.info("resuming at step %d of %d", start_step, config.steps)
-        forget_after(out_dir, start_step)
+        forget_after(context.out_dir, start_step)
+    return iterator, checkpoints, start_step
 
-    writer = tf.summary.create_file_writer(str(out_dir / "logs"))
-    heldout = HeldoutIdentity(trainer, eval_batch, config.eval_every, writer, out_dir / "heldout.jsonl")
+
+def _callbacks(
+    context: RunContext, trainer: SwapTrainer, checkpoints: TrainingCheckpoints, eval_batch: dict[str, np.ndarray],
+    writer: tf.summary.SummaryWriter, start_step: int,
+) -> tuple[keras.callbacks.CallbackList, HeldoutIdentity]:
+    """The run's callbacks in the order they run (the guard before the checkpoint), and the held-out one."""
+    config, out_dir = context.config, context.out_dir
+    heldout = HeldoutIdentity(trainer.swap_loss, eval_batch, config.eval_every, writer, out_dir / "heldout.jsonl")
     grid_batch = {key: value[:GRID_ROWS] for key, value in eval_batch.items()}
-    grids = ImageGridWriter(trainer, grid_batch, config.image_every, writer, out_dir / "images")
-    callbacks: list[Callback] = [
+    callbacks = [
         NonFiniteGuard(lambda: checkpoints.latest),
         ScalarLogger(writer, config.log_every, out_dir / "metrics.jsonl"),
         heldout,
-        grids,
-        ProgressBar(config.steps, start_step, disable=not progress),
+        ImageGridWriter(trainer.swap_loss, grid_batch, config.image_every, writer, out_dir / "images"),
+        ProgressBar(disable=not context.progress),
+        CheckpointSaver(checkpoints, config.checkpoint_every),
     ]
-    if start_step == 0:
-        heldout.evaluate(0)
-        grids.write(0)
+    return keras.callbacks.CallbackList(callbacks, model=trainer, steps=config.steps, initial_step=start_step), heldout
 
-    step = start_step
-    logs: dict[str, float] = {}
+
+def _take_step(context: RunContext, trainer: SwapTrainer, iterator) -> tuple[int, dict[str, float]]:
+    """One optimisation step: (the global step after it, its logs: every loss figure, lr_g, lr_d, step_time,
+    images_per_s)."""
+    started = time.perf_counter()
+    trainer.reset_metrics()
     try:
+        outputs = trainer.train_function(iterator)
+    except tf.errors.DataLossError as error:
+        # A shard cut short or damaged on disk (the checkpoints written so far stay; --resume continues).
+        raise TrainingSetupError(_damaged_shard_message(context.data_dir, error)) from None
+    # Scalars, or [1] under a MultiWorkerMirroredStrategy outside multi-worker mode (see SwapTrainer).
+    logs = {name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()}
+    elapsed = time.perf_counter() - started
+    logs.update(
+        lr_g=current_learning_rate(trainer.g_optimizer),
+        lr_d=current_learning_rate(trainer.d_optimizer),
+        step_time=elapsed,
+        images_per_s=context.config.batch_size / elapsed,
+    )
+    return int(trainer.step_counter.numpy()), logs
+
+
+def _export(context: RunContext, trainer: SwapTrainer, step: int) -> Path | None:
+    """A finished run's generator as RUN_DIR/generator.keras + .json (the chief's only); None otherwise."""
+    if step < context.config.steps or context.out_dir != context.run_dir:
+        return None
+    from clipswap.checkpoints.native import save_generator
+
+    exported = context.run_dir / "generator.keras"
+    save_generator(trainer.generator, context.config.model, exported, step=step, trained_by="clipswap train",
+                   preset=context.config.preset)
+    return exported
+
+
+def _run_loop(context: RunContext) -> RunResult:
+    """run_training after the checks: data, trainer, resume, then the steps with their callbacks, then the export."""
+    config = context.config
+    if config.batch_size % context.replicas:
+        raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {context.replicas} replicas")
+    dataset_fn, eval_batch = _training_data(context)
+    trainer = _build_in_scope(context)
+    write_text_atomic(context.out_dir / "config.json", config.to_json())
+    iterator, checkpoints, start_step = _start(context, trainer, dataset_fn)
+
+    writer = tf.summary.create_file_writer(str(context.out_dir / "logs"))
+    callbacks, heldout = _callbacks(context, trainer, checkpoints, eval_batch, writer, start_step)
+    step, logs = start_step, {}
+    try:
+        callbacks.on_train_begin()
         while step < config.steps:
-            started = time.perf_counter()
-            trainer.reset_metrics()
-            try:
-                outputs = trainer.train_function(iterator)
-            except tf.errors.DataLossError as error:
-                # A shard cut short or damaged on disk (the checkpoints written so far stay; --resume continues).
-                raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
-            # Scalars, or [1] under a MultiWorkerMirroredStrategy outside multi-worker mode (see SwapTrainer).
-            logs = {name: float(np.asarray(value).reshape(-1)[0]) for name, value in outputs.items()}
-            elapsed = time.perf_counter() - started
-            step = int(trainer.step_counter.numpy())
-            logs.update(
-                lr_g=current_learning_rate(trainer.g_optimizer),
-                lr_d=current_learning_rate(trainer.d_optimizer),
-                step_time=elapsed,
-                images_per_s=config.batch_size / elapsed,
-            )
-            for callback in callbacks:
-                callback.on_step_end(step, logs)
-            if step % config.checkpoint_every == 0 or step == config.steps:
-                checkpoints.save()
+            step, logs = _take_step(context, trainer, iterator)
+            callbacks.on_train_batch_end(step, logs)
     finally:
-        for callback in callbacks:
-            callback.on_train_end()
+        callbacks.on_train_end()
         writer.flush()
-
-    exported = None
-    if step >= config.steps and out_dir == run_dir:
-        from clipswap.checkpoints.native import save_generator
-
-        exported = run_dir / "generator.keras"
-        save_generator(trainer.generator, config.model, exported, step=step, trained_by="clipswap train",
-                       preset=config.preset)
-    return RunResult(run_dir, start_step, step, exported, heldout.history, logs)
+    return RunResult(context.run_dir, start_step, step, _export(context, trainer, step), heldout.history, logs)

@@ -1,0 +1,436 @@
+"""SwapLoss: the training objective as one object that owns the generator pass and the discriminator pass and reports
+every term by name (the shape of stylegan3's training/loss.py). It holds no optimiser: SwapTrainer
+(clipswap.training.trainer) runs both passes under its gradient tapes and applies the updates.
+
+G pass on a batch (SwapBatch: images [B, S, S, 3] RGB in [-1, 1], same [B] in {0, 1}):
+
+    z_src, z_tgt = R(source), R(target)                 frozen identity encoder (ArcFace-R50 or SFace), no gradient
+    c_src        = CLIP(source)                         when CLIP is on: appended to the identity input (paper z_id)
+    swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below);
+                                                        G(target, ..., source) for a source_image generator
+                                                        G(target, ..., warped) for a source_warp one
+    terms        = the active generator terms of clipswap.losses.terms (id eq. 6, rec eq. 7, perceptual eq. 8,
+                   contra eqs. 2-5, att eq. 9, adv; FaceDancer's cycle and IFSR; the teacher term), each computed
+                   by the function the table names
+    g_total      = sum_k weight_k * term_k (clipswap.losses.composite.generator_loss) + the identity warm-up
+
+D pass: the logistic loss on D(source) real / D(swap) fake, and R1 (gamma r1_gamma) on the real images.
+
+A generator whose config has pre_swap="landmarks" reads the landmark swap of the source onto the target instead of
+the target (what the swap pipeline feeds it): in training that is the batch's teacher image (`clipswap pairs` data;
+on same-identity pairs the teacher is the target itself), so its batches must carry teachers.
+
+Randomness (the CLIP augmentations, the identity augmentation) is stateless, seeded by [seed, global step * replicas
++ replica id]: a resumed run draws exactly what the uninterrupted run would have. The only state is the CLIP mean
+EMA of the contrastive loss (`clip_mean`, checkpointed with the run).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+from clipswap.losses.adversarial import (
+    discriminator_adversarial_loss,
+    discriminator_logits_with_r1,
+    generator_adversarial_loss,
+)
+from clipswap.losses.attribute import attribute_loss
+from clipswap.losses.augment import clip_augment, identity_augment
+from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
+from clipswap.losses.contrastive import ClipMeanTracker, clip_contrastive_loss
+from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
+from clipswap.losses.identity import identity_loss
+from clipswap.losses.perceptual import perceptual_loss
+from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
+from clipswap.losses.terms import GENERATOR_TERMS, TOTALS, active_generator_terms, metric_names
+from clipswap.models.generator import generator_inputs
+from clipswap.training.features import EMBEDDING, FeatureSource, IdentityNetwork
+
+#: Added to the step's seed for the identity augmentation: its own stream, apart from the CLIP augmentations'.
+ID_AUGMENT_SEED_OFFSET = 1 << 40
+
+
+def pre_swap_input(pre_swap: str | None, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+    """What G reads as its target: the target, or for a pre_swap generator the teacher (the landmark swap).
+
+    Raises:
+        ValueError: a pre_swap generator and no teacher images.
+    """
+    if pre_swap is None:
+        return target
+    if teacher is None:
+        raise ValueError(f"a generator with pre_swap={pre_swap!r} reads the landmark swap of each pair: train it on "
+                         "`clipswap pairs` data, whose batches carry it as the teacher image")
+    return teacher
+
+
+@dataclass(frozen=True)
+class SwapBatch:
+    """One training batch as the loss reads it, float32.
+
+    Attributes:
+        target, source: [B, S, S, 3] RGB in [-1, 1].
+        same: [B], 1 where the source shows the target's identity (the reconstruction pairs), else 0.
+        teacher: [B, S, S, 3] the landmark swap of each pair (`clipswap pairs` data), or None.
+        generator_source: what G reads as its source image: the source, or for a source_warp generator the source's
+            face warped onto the target's landmarks.
+    """
+
+    target: tf.Tensor
+    source: tf.Tensor
+    same: tf.Tensor
+    teacher: tf.Tensor | None
+    generator_source: tf.Tensor
+
+
+@dataclass(frozen=True)
+class GeneratorForward:
+    """What the G pass computes once and every generator term reads.
+
+    Attributes:
+        batch: the batch.
+        seed: [2] int64 stateless seed of this step and replica.
+        swap: G's output [B, S, S, 3] float32.
+        swap_out: R(swap) (IdentityNetwork outputs: tapped stages and the embedding).
+        src_out, tgt_out: R(source), R(target), no gradient.
+        source_clip: CLIP(source) [B, Dc] float32, no gradient; None without CLIP.
+    """
+
+    batch: SwapBatch
+    seed: tf.Tensor
+    swap: tf.Tensor
+    swap_out: dict[str, tf.Tensor]
+    src_out: dict[str, tf.Tensor]
+    tgt_out: dict[str, tf.Tensor]
+    source_clip: tf.Tensor | None
+
+
+class LossPass(NamedTuple):
+    """One side's result: its total (scalar float32, what the gradient is taken of), every reported figure by name
+    (the side's active terms and its total, "g_total" or "d_total"), and for the G pass the swap."""
+
+    total: tf.Tensor
+    terms: dict[str, tf.Tensor]
+    swap: tf.Tensor | None = None
+
+
+class SwapLoss:
+    """The G and D passes of a training step over G, D and the frozen encoders.
+
+    Args:
+        generator: clipswap.models.generator.Generator (trained by the caller).
+        discriminator: clipswap.models.discriminator.Discriminator (trained by the caller).
+        identity: IdentityNetwork over the frozen identity encoder R (its embedding feeds G and the id loss).
+        weights: LossWeights; a term whose weight is 0 is not computed at all (except the table's `always` terms:
+            id, rec and adv, always reported).
+        clip_encoder: frozen CLIP image encoder ([B, S, S, 3] in [-1, 1] -> [B, Dc]) or None. When given its
+            embedding of the source is appended to G's identity input.
+        perceptual, attribute: FeatureSource of eq. 8 / eq. 9 (required when the weight is non-zero).
+        ifsr_layers: identity-encoder layers of the IFSR loss (ArcFace names, IFSR_MARGINS keys).
+        n_aug, aug_distortion, aug_crop_fraction: CLIP augmentations (clip_augment).
+        facedancer_rec_clip: FaceDancer's clip-and-halve of the reconstruction loss.
+        id_augment: score the identity loss on a randomly shifted and flipped swap (identity_augment).
+        teacher_face_only: average the teacher term over the face region only (teacher_loss with the target).
+        teacher_background: with teacher_face_only, add the mean outside the face region (teacher_loss background).
+        id_warmup: (steps, weight): the identity term's weight is `weight` instead of weights.id while the global
+            step is below `steps` (0 steps = off); the reported terms are unchanged, only g_total differs.
+        perceptual_to_teacher: the perceptual term compares the swap with the teacher on every pair (batches with
+            teachers) instead of with the target on same-identity pairs.
+        seed: run seed (the augmentation draws are derived from it and the step).
+
+    Create it under the distribution strategy's scope (the CLIP mean's variables).
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        identity: IdentityNetwork,
+        weights: LossWeights,
+        *,
+        clip_encoder: keras.Model | None = None,
+        perceptual: FeatureSource | None = None,
+        attribute: FeatureSource | None = None,
+        ifsr_layers: Sequence[str] = (),
+        n_aug: int = 4,
+        aug_distortion: float = 0.5,
+        aug_crop_fraction: float = 0.75,
+        facedancer_rec_clip: bool = False,
+        id_augment: bool = False,
+        teacher_face_only: bool = False,
+        teacher_background: bool = False,
+        id_warmup: tuple[int, float] = (0, 0.0),
+        perceptual_to_teacher: bool = False,
+        seed: int = 0,
+    ):
+        if weights.perceptual and perceptual is None:
+            raise ValueError("weights.perceptual > 0 needs a perceptual FeatureSource")
+        if weights.att and attribute is None:
+            raise ValueError("weights.att > 0 needs an attribute FeatureSource")
+        if weights.ifsr and not ifsr_layers:
+            raise ValueError("weights.ifsr > 0 needs the ArcFace IFSR layers (ifsr_layers); IFSR needs ArcFace-R50")
+        if weights.contra and clip_encoder is None:
+            raise ValueError("weights.contra > 0 needs a CLIP encoder")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.identity = identity
+        self.weights = weights
+        self.clip_encoder = clip_encoder
+        self.perceptual = perceptual
+        self.attribute = attribute
+        self.ifsr_layers = tuple(ifsr_layers)
+        self.n_aug = int(n_aug)
+        self.aug_distortion = float(aug_distortion)
+        self.aug_crop_fraction = float(aug_crop_fraction)
+        self.facedancer_rec_clip = bool(facedancer_rec_clip)
+        self.id_augment = bool(id_augment)
+        self.teacher_face_only = bool(teacher_face_only)
+        self.teacher_background = bool(teacher_background)
+        self.id_warmup = (int(id_warmup[0]), float(id_warmup[1]))
+        self.perceptual_to_teacher = bool(perceptual_to_teacher)
+        self.seed = int(seed)
+
+        for frozen in (identity.model, clip_encoder):
+            if frozen is not None:
+                frozen.trainable = False
+        #: The generator terms this loss computes (the table's order), and every figure a step reports.
+        self.generator_terms = active_generator_terms(weights)
+        self.metric_names = metric_names(weights)
+        #: Term name -> the method that gathers its inputs and calls the table's function.
+        self.term_functions: dict[str, Callable[[GeneratorForward], tf.Tensor]] = {
+            name: getattr(self, f"{name}_term") for name in GENERATOR_TERMS
+        }
+        self.clip_mean = ClipMeanTracker(clip_encoder.output.shape[-1]) if clip_encoder is not None else None
+
+    # --- what G reads and runs -----------------------------------------------------------------------------------
+
+    @property
+    def source_warp(self) -> bool:
+        """The generator reads the warped source (ModelConfig.source_warp) as its source image."""
+        return bool(getattr(getattr(self.generator, "config_", None), "source_warp", False))
+
+    @property
+    def pre_swap(self) -> str | None:
+        """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
+        return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
+
+    def read_batch(self, data: Mapping[str, tf.Tensor]) -> SwapBatch:
+        """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"]} as a SwapBatch.
+
+        Raises:
+            ValueError: a source_warp generator and no "warped" images.
+        """
+        source = tf.cast(data["source"], tf.float32)
+        if self.source_warp and "warped" not in data:
+            raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
+                             "data made by this version")
+        return SwapBatch(
+            target=tf.cast(data["target"], tf.float32),
+            source=source,
+            same=tf.cast(data["same"], tf.float32),
+            teacher=tf.cast(data["teacher"], tf.float32) if "teacher" in data else None,
+            generator_source=tf.cast(data["warped"], tf.float32) if self.source_warp else source,
+        )
+
+    def clip_embedding(self, images: tf.Tensor) -> tf.Tensor | None:
+        """CLIP(x) as [B, Dc] float32 without gradient, or None when CLIP is off."""
+        if self.clip_encoder is None:
+            return None
+        return tf.stop_gradient(tf.cast(self.clip_encoder(images, training=False), tf.float32))
+
+    def identity_input(
+        self,
+        images: tf.Tensor,
+        identity_outputs: dict[str, tf.Tensor] | None = None,
+        clip_embedding: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """G's identity input for source images: R(x) (then CLIP(x) when on); no gradient flows back.
+
+        `identity_outputs` / `clip_embedding` reuse R(x) / CLIP(x) already computed for these images.
+        """
+        if identity_outputs is None:
+            identity_outputs = self.identity(images)
+        parts = [identity_outputs[EMBEDDING]]
+        if self.clip_encoder is not None:
+            parts.append(self.clip_embedding(images) if clip_embedding is None else clip_embedding)
+        return tf.stop_gradient(tf.concat(parts, axis=-1))
+
+    def run_generator(self, target: tf.Tensor, identity_in: tf.Tensor, source: tf.Tensor,
+                      training: bool = False) -> tf.Tensor:
+        """G on (what it reads as its target, identity input, and the source crops when the generator reads them:
+        ModelConfig.source_image): [B, S, S, 3] float32."""
+        config = getattr(self.generator, "config_", None)
+        inputs = generator_inputs(config, target, identity_in, source) if config else [target, identity_in]
+        return tf.cast(self.generator(inputs, training=training), tf.float32)
+
+    def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False,
+             generator_source: tf.Tensor | None = None) -> tf.Tensor:
+        """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]. `generator_source`:
+        what G reads as its source image when that is not `source` itself (a source_warp generator's warps)."""
+        return self.run_generator(target, self.identity_input(source),
+                                  source if generator_source is None else generator_source, training=training)
+
+    def generator_input(self, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+        """What G reads as its target (pre_swap_input)."""
+        return pre_swap_input(self.pre_swap, target, teacher)
+
+    def step_seed(self, step: tf.Tensor) -> tf.Tensor:
+        """[2] int64 stateless seed of this global step (int64 scalar) and replica."""
+        context = tf.distribute.get_replica_context()
+        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.int64)
+        replica = tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int64)
+        return tf.stack([tf.constant(self.seed, tf.int64), step * replicas + replica])
+
+    # --- the two passes ------------------------------------------------------------------------------------------
+
+    def generator_pass(self, batch: SwapBatch, step: tf.Tensor) -> LossPass:
+        """Run G and every active generator term; call inside G's gradient tape.
+
+        Args:
+            batch: the batch (read_batch).
+            step: the global step before this update, int64 scalar (the seeds and the identity warm-up read it).
+
+        Returns:
+            LossPass(g_total, {active term: raw value, ..., "g_total"}, swap).
+        """
+        seed = self.step_seed(step)
+        src_out = {k: tf.stop_gradient(v) for k, v in self.identity(batch.source).items()}
+        tgt_out = {k: tf.stop_gradient(v) for k, v in self.identity(batch.target).items()}
+        # CLIP(source) once: it is both part of G's identity input and the contrastive loss's reference.
+        source_clip = self.clip_embedding(batch.source)
+        identity_in = self.identity_input(batch.source, src_out, source_clip)
+        swap = self.run_generator(self.generator_input(batch.target, batch.teacher), identity_in,
+                                  batch.generator_source, training=True)
+        forward = GeneratorForward(batch, seed, swap, self.identity(swap), src_out, tgt_out, source_clip)
+        raw = {name: self.term_functions[name](forward) for name in self.generator_terms}
+        total, named = generator_loss(raw, self.weights)
+        total = total + self._id_warmup_extra(raw["id"], step)
+        return LossPass(total, {**{name: named[name] for name in self.generator_terms}, TOTALS["G"]: total}, swap)
+
+    def discriminator_pass(self, batch: SwapBatch, swap: tf.Tensor) -> LossPass:
+        """D's logistic loss (source real, swap fake) and R1 on the real images; call inside D's gradient tape.
+
+        Returns:
+            LossPass(d_total, {"d_adv", "r1", "d_total"}).
+        """
+        d_train = functools.partial(self.discriminator, training=True)
+        real_logits, r1 = discriminator_logits_with_r1(batch.source, d_train, self.weights.r1_gamma)
+        fake_logits = d_train(tf.stop_gradient(swap))
+        total, named = discriminator_loss({"d_adv": discriminator_adversarial_loss(real_logits, fake_logits),
+                                           "r1": r1})
+        return LossPass(total, named)
+
+    def _id_warmup_extra(self, id_term: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        """(warm-up weight - weights.id) * id term while the step is below the warm-up's end, else 0."""
+        steps, weight = self.id_warmup
+        if steps <= 0:
+            return tf.constant(0.0, tf.float32)
+        active = tf.cast(step < steps, tf.float32)
+        return active * (weight - self.weights.id) * tf.cast(id_term, tf.float32)
+
+    # --- the generator terms (clipswap.losses.terms names each one's function) --------------------------------
+
+    def id_term(self, f: GeneratorForward) -> tf.Tensor:
+        if self.id_augment:
+            shifted = f.seed + tf.constant([0, ID_AUGMENT_SEED_OFFSET], tf.int64)
+            swap_embedding = self.identity(identity_augment(f.swap, shifted))[EMBEDDING]
+        else:
+            swap_embedding = f.swap_out[EMBEDDING]
+        return identity_loss(tf.stop_gradient(f.src_out[EMBEDDING]), swap_embedding)
+
+    def rec_term(self, f: GeneratorForward) -> tf.Tensor:
+        return reconstruction_loss(f.batch.target, f.swap, f.batch.same, facedancer_clip=self.facedancer_rec_clip)
+
+    def perceptual_term(self, f: GeneratorForward) -> tf.Tensor:
+        teacher = f.batch.teacher
+        if self.perceptual_to_teacher and teacher is not None:
+            # Towards the teacher on every pair (on same pairs the teacher is the target: eq. 8 unchanged).
+            teacher_out = {k: tf.stop_gradient(v) for k, v in self.identity(teacher).items()}
+            reference = [tf.stop_gradient(x) for x in self.perceptual.features(teacher, teacher_out)]
+            compared = tf.ones_like(f.batch.same)
+        else:
+            reference = [tf.stop_gradient(x) for x in self.perceptual.features(f.batch.target, f.tgt_out)]
+            compared = f.batch.same
+        swapped = self.perceptual.features(f.swap, f.swap_out)
+        return perceptual_loss(reference, swapped, compared, self.perceptual.layer_weights)
+
+    def contra_term(self, f: GeneratorForward) -> tf.Tensor:
+        """Eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = n_aug augmentations of the swap; updates the CLIP
+        mean EMA."""
+        e_swap = tf.cast(self.clip_encoder(f.swap, training=False), tf.float32)
+        augmented = clip_augment(
+            f.swap, n_aug=self.n_aug, distortion=self.aug_distortion, crop_fraction=self.aug_crop_fraction,
+            seed=f.seed,
+        )
+        shape = tf.shape(augmented)
+        flat = tf.reshape(augmented, [shape[0] * shape[1], shape[2], shape[3], shape[4]])
+        e_aug = tf.cast(self.clip_encoder(flat, training=False), tf.float32)
+        e_aug = tf.reshape(e_aug, [shape[0], shape[1], -1])
+        e_mean = self.clip_mean.update(e_swap)
+        return clip_contrastive_loss(f.source_clip, e_swap, e_aug, e_mean)
+
+    def att_term(self, f: GeneratorForward) -> tf.Tensor:
+        reference = [tf.stop_gradient(x) for x in self.attribute.features(f.batch.target, f.tgt_out)]
+        return attribute_loss(reference, self.attribute.features(f.swap, f.swap_out))
+
+    def adv_term(self, f: GeneratorForward) -> tf.Tensor:
+        return generator_adversarial_loss(self.discriminator(f.swap, training=True))
+
+    def cycle_term(self, f: GeneratorForward) -> tf.Tensor:
+        back = self.identity_input(f.batch.target, f.tgt_out)
+        cycled = self.run_generator(f.swap, back, f.batch.target, training=True)
+        return cycle_loss(cycled, f.batch.target)
+
+    def ifsr_term(self, f: GeneratorForward) -> tf.Tensor:
+        margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
+        reference = {name: tf.stop_gradient(f.tgt_out[name]) for name in self.ifsr_layers}
+        return ifsr_loss(reference, {name: f.swap_out[name] for name in self.ifsr_layers}, margins)
+
+    def teacher_term(self, f: GeneratorForward) -> tf.Tensor:
+        if f.batch.teacher is None:
+            raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
+        return teacher_loss(f.batch.teacher, f.swap, f.batch.target if self.teacher_face_only else None,
+                            background=self.teacher_background)
+
+    # --- a fixed batch (the held-out callback) -------------------------------------------------------------------
+
+    def heldout_inputs(self, source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(R(source), G's identity input for source) of a fixed batch. R and CLIP are frozen, so a caller that
+        scores the same batch again and again (the held-out callback) computes these once."""
+        src = self.identity(source)
+        return src[EMBEDDING], self.identity_input(source, src)
+
+    def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0,
+                               source: tf.Tensor | None = None, control_source: tf.Tensor | None = None
+                               ) -> tf.Tensor:
+        """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
+        target the NEXT sample's source identity (the wrong-source control). `source`: the batch's source images,
+        rolled with the identity input (a source_image generator reads them); `control_source`: what G reads as its
+        source image for the control instead of the rolled `source` (a source_warp generator: the next source's face
+        warped onto each target)."""
+        if shift:
+            identity_in = tf.roll(identity_in, shift=-shift, axis=0)
+            if control_source is not None:
+                source = control_source
+            elif source is not None:
+                source = tf.roll(source, shift=-shift, axis=0)
+        swap = self.run_generator(target, identity_in, source, training=False)
+        return self.identity(swap)[EMBEDDING]
+
+    def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+        """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
+        src, identity_in = self.heldout_inputs(source)
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, source=source))
+
+    def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+        """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
+        measured against each sample's own source. A generator that moves every face toward a generic face lowers
+        both; only one that transfers the identity it is given puts the matched loss below this one."""
+        src, identity_in = self.heldout_inputs(source)
+        return identity_loss(src, self.heldout_swap_embedding(target, identity_in, shift=1, source=source))
