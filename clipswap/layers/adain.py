@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from clipswap.layers.instance_norm import fused_instance_norm, plain_instance_norm, use_fused
+from clipswap.layers.instance_norm import plain_instance_norm, use_fused
 
 
 @keras.saving.register_keras_serializable(package="clipswap")
@@ -46,7 +46,7 @@ class AdaIN(keras.layers.Layer):
 class NormalisedAdaIN(keras.layers.Layer):
     """InstanceNormalization followed by AdaIN as one layer, for mixed-precision inference (issue 12):
     y = s(w) * (gamma * (x - mean) / sqrt(var + eps) + beta) + b(w), which TensorFlow's fused batch-norm kernel
-    computes in one pass with per-sample scale s * gamma and offset s * beta + b (fused_instance_norm). Training,
+    computes in one pass with per-sample scale s * gamma and offset s * beta + b (clipswap.layers.tf_only). Training,
     float32 and other backends run the two layers' own maths.
 
     Weights, in the order of the two layers it replaces: gamma [C], beta [C], then AdaIN's scale kernel [D, C],
@@ -76,6 +76,8 @@ class NormalisedAdaIN(keras.layers.Layer):
         bias = ops.cast(self.bias_dense(w), "float32")
         gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
         if use_fused(self, training):
+            from clipswap.layers.tf_only import fused_instance_norm  # TensorFlow only, behind use_fused
+
             return fused_instance_norm(ops.cast(x, self.compute_dtype), scale * gamma, scale * beta + bias,
                                        self.epsilon)
         normalised = plain_instance_norm(x, gamma, beta, self.epsilon, self.compute_dtype)

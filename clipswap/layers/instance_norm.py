@@ -7,7 +7,8 @@ from keras import ops
 
 
 def use_fused(layer: keras.layers.Layer, training) -> bool:
-    """Whether `layer` runs fused_instance_norm: TensorFlow backend, mixed precision, not training."""
+    """Whether `layer` runs TensorFlow's fused kernel (clipswap.layers.tf_only.fused_instance_norm): TensorFlow
+    backend, mixed precision, not training."""
     return not training and layer.compute_dtype != "float32" and keras.backend.backend() == "tensorflow"
 
 
@@ -22,28 +23,6 @@ def plain_instance_norm(x, gamma, beta, epsilon: float, dtype: str):
     if beta is not None:
         y = y + ops.cast(beta, "float32")
     return ops.cast(y, dtype)
-
-
-def fused_instance_norm(x, scale, offset, epsilon: float):
-    """Instance norm of x [B, H, W, C] (any float dtype) then `scale` * . + `offset`, per channel ([C]) or per sample
-    and channel ([B, C], float32), through TensorFlow's fused batch-norm kernel in training mode: each sample's
-    channels become channels of one sample ([1, H, W, B*C]), so batch statistics are instance statistics. One pass,
-    statistics in float32, output in x's dtype rounded once. On the release generator in bf16 the plain ops were
-    34 % of the forward pass (benchmarks/generator_profile.py); this kernel is 2-4x faster."""
-    import tensorflow as tf  # only on the TensorFlow backend (use_fused)
-
-    shape = tf.shape(x)
-    batch, height, width, channels = shape[0], shape[1], shape[2], shape[3]
-    if len(scale.shape) == 1:
-        scale, offset = tf.tile(scale, [batch]), tf.tile(offset, [batch])
-    else:
-        scale, offset = tf.reshape(scale, [-1]), tf.reshape(offset, [-1])
-    stacked = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [1, height, width, batch * channels])
-    empty = tf.zeros([0], tf.float32)
-    y = tf.raw_ops.FusedBatchNormV3(x=stacked, scale=scale, offset=offset, mean=empty, variance=empty,
-                                    epsilon=epsilon, is_training=True)[0]
-    y = tf.transpose(tf.reshape(y, [height, width, batch, channels]), [2, 0, 1, 3])
-    return tf.ensure_shape(y, x.shape)
 
 
 @keras.saving.register_keras_serializable(package="clipswap")
@@ -76,9 +55,11 @@ class InstanceNormalization(keras.layers.Layer):
         return plain_instance_norm(inputs, self.gamma, self.beta, self.epsilon, self.compute_dtype)
 
     def _fused(self, inputs):
-        """The same normalisation through fused_instance_norm (mixed-precision inference only: training keeps the
-        plain ops above for their gradient, and float32 models keep them too, which is what every export traces;
-        LiteRT gave wrong outputs from the second call on with the fused op, and the float32 gain is small)."""
+        """The same normalisation through TensorFlow's fused_instance_norm (mixed-precision inference only: training
+        keeps the plain ops above for their gradient, and float32 models keep them too, which is what every export
+        traces; LiteRT gave wrong outputs from the second call on with the fused op, and the float32 gain is small)."""
+        from clipswap.layers.tf_only import fused_instance_norm  # TensorFlow only, behind use_fused
+
         channels = inputs.shape[-1]
         gamma = ops.cast(self.gamma, "float32") if self.gamma is not None else ops.ones([channels], "float32")
         beta = ops.cast(self.beta, "float32") if self.beta is not None else ops.zeros([channels], "float32")
