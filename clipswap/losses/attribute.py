@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from clipswap.errors import ClipswapError
 from clipswap.losses.perceptual import FeatureExtractor, PixelTransform, model_features
@@ -31,9 +31,7 @@ class AttributeModelError(ClipswapError, ValueError):
     """The user's attribute model file is missing, of the wrong format, or does not load (the message says which)."""
 
 
-def attribute_loss(
-    feats_target: Sequence[tf.Tensor] | tf.Tensor, feats_swap: Sequence[tf.Tensor] | tf.Tensor
-) -> tf.Tensor:
+def attribute_loss(feats_target, feats_swap):
     """Paper eq. 9: sum over levels of the per-sample mean squared difference, averaged over the batch.
 
     We take the mean (not the sum) over each level's elements: the levels then count alike whatever their size
@@ -58,9 +56,9 @@ def attribute_loss(
         )
     per_sample = 0.0
     for target, swap in zip(feats_target, feats_swap, strict=True):
-        squared = tf.square(tf.cast(target, tf.float32) - tf.cast(swap, tf.float32))
-        per_sample += tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
-    return tf.reduce_mean(per_sample)
+        squared = ops.square(ops.cast(target, "float32") - ops.cast(swap, "float32"))
+        per_sample += ops.mean(ops.reshape(squared, (ops.shape(squared)[0], -1)), axis=1)
+    return ops.mean(per_sample)
 
 
 def check_attribute_file(path: str | Path) -> Path:

@@ -9,132 +9,155 @@ would show one eye, so the default keeps 3/4 of the side and CLIP still sees a f
 
 All three steps are composed into one projective map per augmentation and applied by bilinear sampling written with
 gathers, so the gradient w.r.t. the images is the exact adjoint of the forward op (TensorFlow's
-ImageProjectiveTransformV3 gradient is an inverse warp, only an approximation of it). Randomness is stateless: the
-same seed gives the same augmentations, in eager mode and in a tf.function.
+ImageProjectiveTransformV3 gradient is an inverse warp, only an approximation of it). That maths is keras.ops and runs
+on any backend; the seeded stateless draws that feed it (sample_augment_params, clip_augment, identity_augment) are
+TensorFlow's and live in clipswap.losses.tf_only: the same seed gives the same augmentations, in eager mode, in a
+tf.function and under XLA. Those three names are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import tensorflow as tf
+import keras
+from keras import ops
 
 CLIP_N_AUG = 4
 CLIP_DISTORTION = 0.5
 CLIP_CROP_FRACTION = 0.75
 # Black in [-1, 1] RGB, i.e. CLIPStyler's fill 0 on [0, 1] images.
 CLIP_FILL_VALUE = -1.0
+# Uniform draws per (sample, augmentation): the crop's x0 and y0, then (x, y) of each of the 4 corners.
+AUGMENT_DRAWS = 10
 # Tolerance (unit-square coordinates) for a sample on the crop's border to count as inside despite rounding.
 _INSIDE_TOLERANCE = 1e-4
+# The unit square's corners, top-left, top-right, bottom-right, bottom-left, as (x, y).
+_SQUARE = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
+# Sign that moves each corner towards the centre: TL (+,+), TR (-,+), BR (-,-), BL (+,-).
+_TOWARD_CENTRE = ((1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0), (1.0, -1.0))
+# The seeded draws, TensorFlow's (clipswap.losses.tf_only), still importable from here.
+_TF_ONLY = ("sample_augment_params", "clip_augment", "identity_augment")
 
 
-def _seed_tensor(seed: int | Sequence[int] | tf.Tensor) -> tf.Tensor:
-    if isinstance(seed, int):
-        return tf.constant([seed, 0], tf.int64)
-    seed = tf.cast(tf.convert_to_tensor(seed), tf.int64)
-    if seed.shape != (2,):
-        raise ValueError(f"seed must be an int or a [2] integer tensor, got shape {seed.shape}")
-    return seed
+def __getattr__(name: str):
+    # Imported on first use, so that importing this module does not import TensorFlow.
+    if name in _TF_ONLY:
+        from clipswap.losses import tf_only
+
+        return getattr(tf_only, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def sample_augment_params(
-    batch: int | tf.Tensor,
-    height: int | tf.Tensor,
-    width: int | tf.Tensor,
-    n_aug: int = CLIP_N_AUG,
-    distortion: float = CLIP_DISTORTION,
-    crop_fraction: float = CLIP_CROP_FRACTION,
-    seed: int | Sequence[int] | tf.Tensor = 0,
-) -> dict[str, tf.Tensor]:
-    """Draw the random crop boxes and perspective corners of `clip_augment`, one set per (sample, augmentation).
-
-    Returns:
-        "crop_box": [B, n_aug, 4] float32 (x0, y0, crop_w, crop_h) in input pixels (x0, y0 continuous).
-        "corners": [B, n_aug, 4, 2] float32 (x, y) where the crop's corners top-left, top-right, bottom-right,
-            bottom-left land, in unit-square coordinates of the crop (0 = first pixel centre, 1 = last).
-    """
+def check_augment_args(n_aug: int, distortion: float, crop_fraction: float) -> None:
+    """ValueError unless 1 <= n_aug, 0 <= distortion < 1 and 0 < crop_fraction <= 1."""
     if not 0.0 <= distortion < 1.0:
         raise ValueError(f"distortion must be in [0, 1) (1 can collapse the crop to a point), got {distortion}")
     if not 0.0 < crop_fraction <= 1.0:
         raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
     if n_aug < 1:
         raise ValueError(f"n_aug must be at least 1, got {n_aug}")
-    height = tf.cast(height, tf.float32)
-    width = tf.cast(width, tf.float32)
-    # Philox named explicitly: "auto_select" picks a different generator under XLA, changing the draws.
-    draws = tf.random.stateless_uniform([batch, n_aug, 10], seed=_seed_tensor(seed), dtype=tf.float32, alg="philox")
-    crop_w = tf.maximum(tf.round(crop_fraction * width), 2.0)
-    crop_h = tf.maximum(tf.round(crop_fraction * height), 2.0)
+
+
+def augment_params_from_draws(draws, height, width, distortion: float = CLIP_DISTORTION,
+                              crop_fraction: float = CLIP_CROP_FRACTION) -> dict:
+    """The crop boxes and perspective corners of `clip_augment` from uniform draws in [0, 1).
+
+    Args:
+        draws: [B, n_aug, AUGMENT_DRAWS] float32 uniform in [0, 1) (tf_only.sample_augment_params draws them).
+        height, width: the input images' size (ints or scalar tensors).
+        distortion, crop_fraction: as in clip_augment (check_augment_args).
+
+    Returns:
+        "crop_box": [B, n_aug, 4] float32 (x0, y0, crop_w, crop_h) in input pixels (x0, y0 continuous).
+        "corners": [B, n_aug, 4, 2] float32 (x, y) where the crop's corners top-left, top-right, bottom-right,
+            bottom-left land, in unit-square coordinates of the crop (0 = first pixel centre, 1 = last).
+    """
+    draws = ops.cast(draws, "float32")
+    height = ops.cast(height, "float32")
+    width = ops.cast(width, "float32")
+    crop_w = ops.maximum(ops.round(crop_fraction * width), 2.0)
+    crop_h = ops.maximum(ops.round(crop_fraction * height), 2.0)
     x0 = draws[..., 0] * (width - crop_w)
     y0 = draws[..., 1] * (height - crop_h)
-    box = tf.stack([x0, y0, tf.broadcast_to(crop_w, tf.shape(x0)), tf.broadcast_to(crop_h, tf.shape(x0))], axis=-1)
-    inward = 0.5 * distortion * tf.reshape(draws[..., 2:], [batch, n_aug, 4, 2])
-    # Sign that moves each corner towards the centre: TL (+,+), TR (-,+), BR (-,-), BL (+,-).
-    square = tf.constant([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    toward_centre = tf.constant([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
+    box = ops.stack([x0, y0, ops.broadcast_to(crop_w, ops.shape(x0)), ops.broadcast_to(crop_h, ops.shape(x0))],
+                    axis=-1)
+    batch, n_aug = ops.shape(draws)[0], ops.shape(draws)[1]
+    inward = 0.5 * distortion * ops.reshape(draws[..., 2:], (batch, n_aug, 4, 2))
+    square = ops.convert_to_tensor(_SQUARE, "float32")
+    toward_centre = ops.convert_to_tensor(_TOWARD_CENTRE, "float32")
     return {"crop_box": box, "corners": square + toward_centre * inward}
 
 
-def homography_from_points(source: tf.Tensor, destination: tf.Tensor) -> tf.Tensor:
-    """[N, 3, 3] projective maps sending each of the 4 source points to its destination point ([N, 4, 2] each)."""
+def _solve_dtype() -> str:
+    """float64, except on JAX without jax_enable_x64, which computes in float32 (and warns when asked for float64)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return "float64" if jax.config.read("jax_enable_x64") else "float32"
+    return "float64"
+
+
+def homography_from_points(source, destination):
+    """[N, 3, 3] projective maps sending each of the 4 source points to its destination point ([N, 4, 2] each).
+
+    The 8x8 systems are solved in float64 where the backend has it (_solve_dtype); the maps are float32."""
+    source, destination = ops.convert_to_tensor(source), ops.convert_to_tensor(destination)
     x, y = source[..., 0], source[..., 1]
     u, v = destination[..., 0], destination[..., 1]
-    zeros, ones = tf.zeros_like(x), tf.ones_like(x)
+    zeros, ones = ops.zeros_like(x), ops.ones_like(x)
     # u = (a x + b y + c) / (g x + h y + 1), v = (d x + e y + f) / (g x + h y + 1), linear in (a..h).
-    rows_u = tf.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], axis=-1)
-    rows_v = tf.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], axis=-1)
-    system = tf.concat([rows_u, rows_v], axis=-2)  # [N, 8, 8]
-    rhs = tf.concat([u, v], axis=-1)[..., None]  # [N, 8, 1]
-    coefficients = tf.linalg.solve(tf.cast(system, tf.float64), tf.cast(rhs, tf.float64))[..., 0]
-    matrix = tf.concat([coefficients, tf.ones_like(coefficients[..., :1])], axis=-1)
-    return tf.cast(tf.reshape(matrix, [-1, 3, 3]), tf.float32)
+    rows_u = ops.stack([x, y, ones, zeros, zeros, zeros, -x * u, -y * u], axis=-1)
+    rows_v = ops.stack([zeros, zeros, zeros, x, y, ones, -x * v, -y * v], axis=-1)
+    system = ops.concatenate([rows_u, rows_v], axis=-2)  # [N, 8, 8]
+    rhs = ops.concatenate([u, v], axis=-1)[..., None]  # [N, 8, 1]
+    dtype = _solve_dtype()
+    coefficients = ops.solve(ops.cast(system, dtype), ops.cast(rhs, dtype))[..., 0]
+    matrix = ops.concatenate([coefficients, ops.ones_like(coefficients[..., :1])], axis=-1)
+    return ops.cast(ops.reshape(matrix, (-1, 3, 3)), "float32")
 
 
-def _bilinear_gather(images: tf.Tensor, image_index: tf.Tensor, x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+def _bilinear_gather(images, image_index, x, y):
     """Bilinear samples of images [B, H, W, C] at pixel coordinates x, y [N, Ho, Wo] (inside [0, W-1] x [0, H-1])
     of image image_index [N] -> [N, Ho, Wo, C]. Built from gathers, whose gradient is the exact scatter-add."""
-    shape = tf.shape(images)
+    shape = ops.shape(images)
     height, width = shape[1], shape[2]
-    flat = tf.reshape(images, [-1, shape[3]])
-    x0 = tf.clip_by_value(tf.floor(x), 0.0, tf.cast(width - 1, tf.float32))
-    y0 = tf.clip_by_value(tf.floor(y), 0.0, tf.cast(height - 1, tf.float32))
-    x1 = tf.minimum(x0 + 1.0, tf.cast(width - 1, tf.float32))
-    y1 = tf.minimum(y0 + 1.0, tf.cast(height - 1, tf.float32))
+    flat = ops.reshape(images, (-1, shape[3]))
+    last_x = ops.cast(width - 1, "float32")
+    last_y = ops.cast(height - 1, "float32")
+    x0 = ops.clip(ops.floor(x), 0.0, last_x)
+    y0 = ops.clip(ops.floor(y), 0.0, last_y)
+    x1 = ops.minimum(x0 + 1.0, last_x)
+    y1 = ops.minimum(y0 + 1.0, last_y)
     wx = (x - x0)[..., None]
     wy = (y - y0)[..., None]
     base = (image_index * height * width)[:, None, None]
 
-    def pick(yy: tf.Tensor, xx: tf.Tensor) -> tf.Tensor:
-        return tf.gather(flat, base + tf.cast(yy, tf.int32) * width + tf.cast(xx, tf.int32))
+    def pick(yy, xx):
+        return ops.take(flat, base + ops.cast(yy, "int32") * width + ops.cast(xx, "int32"), axis=0)
 
     top = pick(y0, x0) * (1.0 - wx) + pick(y0, x1) * wx
     bottom = pick(y1, x0) * (1.0 - wx) + pick(y1, x1) * wx
     return top * (1.0 - wy) + bottom * wy
 
 
-def apply_augment_params(
-    images: tf.Tensor,
-    params: dict[str, tf.Tensor],
-    output_size: tuple[int, int] | None = None,
-    fill_value: float = CLIP_FILL_VALUE,
-) -> tf.Tensor:
+def apply_augment_params(images, params: dict, output_size: tuple[int, int] | None = None,
+                         fill_value: float = CLIP_FILL_VALUE):
     """Apply `sample_augment_params`' crops and perspectives: [B, H, W, C] -> [B, n_aug, Ho, Wo, C] float32."""
-    images = tf.cast(images, tf.float32)
-    shape = tf.shape(images)
-    batch, n_aug = tf.shape(params["crop_box"])[0], tf.shape(params["crop_box"])[1]
+    images = ops.cast(images, "float32")
+    shape = ops.shape(images)
+    batch, n_aug = ops.shape(params["crop_box"])[0], ops.shape(params["crop_box"])[1]
     out_h, out_w = (shape[1], shape[2]) if output_size is None else output_size
     count = batch * n_aug
-    box = tf.reshape(params["crop_box"], [count, 4])
-    corners = tf.reshape(params["corners"], [count, 4, 2])
-    square = tf.broadcast_to(tf.constant([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]), [count, 4, 2])
+    box = ops.reshape(params["crop_box"], (count, 4))
+    corners = ops.reshape(params["corners"], (count, 4, 2))
+    square = ops.broadcast_to(ops.convert_to_tensor(_SQUARE, "float32"), (count, 4, 2))
     # The warped crop at a point p shows the crop at H^-1 p, with H the map square -> corners.
     output_to_crop = homography_from_points(corners, square)
 
     crop_x0, crop_y0, crop_w, crop_h = (box[:, i, None, None] for i in range(4))
     # Output pixel centres -> crop pixel coordinates (half-pixel resize convention) -> unit square of the crop.
-    grid_y, grid_x = tf.meshgrid(tf.range(out_h, dtype=tf.float32), tf.range(out_w, dtype=tf.float32), indexing="ij")
-    px = ((grid_x[None] + 0.5) * crop_w / tf.cast(out_w, tf.float32) - 0.5) / (crop_w - 1.0)
-    py = ((grid_y[None] + 0.5) * crop_h / tf.cast(out_h, tf.float32) - 0.5) / (crop_h - 1.0)
+    grid_y, grid_x = ops.meshgrid(ops.arange(out_h, dtype="float32"), ops.arange(out_w, dtype="float32"),
+                                  indexing="ij")
+    px = ((grid_x[None] + 0.5) * crop_w / ops.cast(out_w, "float32") - 0.5) / (crop_w - 1.0)
+    py = ((grid_y[None] + 0.5) * crop_h / ops.cast(out_h, "float32") - 0.5) / (crop_h - 1.0)
     m = output_to_crop[:, :, :, None, None]
     denominator = m[:, 2, 0] * px + m[:, 2, 1] * py + m[:, 2, 2]
     qx = (m[:, 0, 0] * px + m[:, 0, 1] * py + m[:, 0, 2]) / denominator
@@ -144,68 +167,37 @@ def apply_augment_params(
         & (qy >= -_INSIDE_TOLERANCE) & (qy <= 1.0 + _INSIDE_TOLERANCE)
     )
     # Points outside are replaced by the fill below; clamping keeps their (discarded) gathers in range.
-    x = crop_x0 + tf.clip_by_value(qx, 0.0, 1.0) * (crop_w - 1.0)
-    y = crop_y0 + tf.clip_by_value(qy, 0.0, 1.0) * (crop_h - 1.0)
-    image_index = tf.repeat(tf.range(batch), n_aug)
+    x = crop_x0 + ops.clip(qx, 0.0, 1.0) * (crop_w - 1.0)
+    y = crop_y0 + ops.clip(qy, 0.0, 1.0) * (crop_h - 1.0)
+    # Augmentation a of image b is row b * n_aug + a.
+    image_index = ops.arange(count, dtype="int32") // ops.cast(n_aug, "int32")
     sampled = _bilinear_gather(images, image_index, x, y)
-    out = tf.where(inside[..., None], sampled, tf.cast(fill_value, tf.float32))
-    return tf.reshape(out, [batch, n_aug, out_h, out_w, shape[3]])
+    out = ops.where(inside[..., None], sampled, ops.convert_to_tensor(fill_value, "float32"))
+    return ops.reshape(out, (batch, n_aug, out_h, out_w, shape[3]))
 
 
-def clip_augment(
-    images: tf.Tensor,
-    n_aug: int = CLIP_N_AUG,
-    distortion: float = CLIP_DISTORTION,
-    crop_fraction: float = CLIP_CROP_FRACTION,
-    seed: int | Sequence[int] | tf.Tensor = 0,
-    output_size: tuple[int, int] | None = None,
-    fill_value: float = CLIP_FILL_VALUE,
-) -> tf.Tensor:
-    """X_aug: n_aug random crop + perspective augmentations of each image, differentiable w.r.t. the images.
-
-    Args:
-        images: [B, H, W, 3] RGB in [-1, 1] (the swaps X_swap).
-        n_aug: augmentations per image (4 by our decision).
-        distortion: perspective strength in [0, 1); 0.5 as in CLIPStyler (torchvision distortion_scale).
-        crop_fraction: side of the random crop as a fraction of the image side, in (0, 1]; 1 disables cropping.
-        seed: int or [2] integer tensor for the stateless draws (vary it per step, e.g. [run_seed, step]).
-        output_size: (Ho, Wo) the crops are resampled to; None keeps (H, W). CLIP's own resize to 224 happens in the
-            CLIP encoder's preprocessing, not here.
-        fill_value: value outside the warped quad; -1 is black in [-1, 1] (CLIPStyler fills 0 on [0, 1] images).
-
-    Returns:
-        [B, n_aug, Ho, Wo, 3] float32 in [-1, 1].
-    """
-    images = tf.convert_to_tensor(images)
-    if images.shape.rank != 4:
-        raise ValueError(f"clip_augment expects [B, H, W, C] images, got shape {images.shape}")
-    shape = tf.shape(images)
-    params = sample_augment_params(shape[0], shape[1], shape[2], n_aug, distortion, crop_fraction, seed)
-    return apply_augment_params(images, params, output_size, fill_value)
+def shift_padding(size: int, max_shift: float) -> int:
+    """Reflected border, in pixels, of identity_augment's shift on a side of `size` pixels: round(max_shift * size),
+    at least 1."""
+    return max(1, int(round(size * max_shift)))
 
 
-def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, max_shift: float = 1 / 16) -> tf.Tensor:
-    """Random shift and horizontal flip of the swap before the identity encoder (the identity loss's expectation
-    over transformations): a pattern that steers the encoder only at one exact pixel placement no longer pays.
-
-    One integer shift (dx, dy), each uniform in [-max_shift * S, max_shift * S], for the whole batch (reflected
-    border), and a horizontal flip of each image with probability 1/2. Both are exact pixel moves, so the gradient
-    reaches every pixel that stays in view unchanged.
+def shift_and_flip(images, offsets, flips, pad: int):
+    """The moves of identity_augment: shift the batch by (offsets - pad) pixels with a reflected border, then flip
+    the flagged images horizontally. Both are exact pixel moves, so the gradient reaches every pixel that stays in
+    view unchanged.
 
     Args:
-        images: [B, S, S, 3] float32 in [-1, 1].
-        seed: stateless seed (int or [2] int tensor).
-        max_shift: largest shift as a fraction of the side.
+        images: [B, S, S, C] float, S static.
+        offsets: [2] int (row, column) of the crop's corner in the padded image, each in [0, 2 * pad].
+        flips: [B] bool, True where the image is mirrored.
+        pad: shift_padding(S, max_shift).
 
     Returns:
-        [B, S, S, 3] float32.
+        [B, S, S, C] in images' dtype.
     """
-    seed = _seed_tensor(seed)
     size = images.shape[1]
-    pad = max(1, int(round(size * max_shift)))
-    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-    offsets = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
-    # tf.slice with constant sizes: a dynamic slice XLA can compile (strided slicing with tensor bounds it cannot).
-    shifted = tf.slice(padded, tf.stack([0, offsets[0], offsets[1], 0]), [-1, size, size, -1])
-    flips = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
-    return tf.where(flips[:, None, None, None], tf.reverse(shifted, axis=[2]), shifted)
+    padded = ops.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    # A slice with constant sizes: a dynamic slice XLA can compile (strided slicing with tensor bounds it cannot).
+    shifted = ops.slice(padded, (0, offsets[0], offsets[1], 0), (-1, size, size, -1))
+    return ops.where(flips[:, None, None, None], ops.flip(shifted, axis=2), shifted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import tensorflow as tf
+from keras import ops
 
 from clipswap.losses.identity import cosine_similarity
 
@@ -31,17 +31,17 @@ IFSR_LAYERS: tuple[str, ...] = tuple(IFSR_MARGINS)
 IFSR_MARGIN_SCALE = 1.2
 
 
-def cycle_loss(cycled: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+def cycle_loss(cycled, target):
     """mean |G(G(tgt, z_src), z_tgt) - tgt| over every element; images [B, H, W, 3] RGB in [-1, 1]. Scalar in [0, 2]."""
-    return tf.reduce_mean(tf.abs(tf.cast(cycled, tf.float32) - tf.cast(target, tf.float32)))
+    return ops.mean(ops.abs(ops.cast(cycled, "float32") - ops.cast(target, "float32")))
 
 
 def ifsr_loss(
-    feats_target: Mapping[str, tf.Tensor],
-    feats_swap: Mapping[str, tf.Tensor],
+    feats_target: Mapping,
+    feats_swap: Mapping,
     margins: Mapping[str, float] = IFSR_MARGINS,
     margin_scale: float = IFSR_MARGIN_SCALE,
-) -> tf.Tensor:
+):
     """sum over layers of max(0, d_l - margin_scale * margin_l), d_l = batch mean of (1 - cos) of flattened maps.
 
     Args:
@@ -57,12 +57,12 @@ def ifsr_loss(
     missing = sorted(set(margins) - set(feats_target) | set(margins) - set(feats_swap))
     if missing:
         raise KeyError(f"ifsr_loss: no features for layers {missing}; extract them with these layer names")
-    loss = tf.constant(0.0, tf.float32)
+    loss = ops.zeros((), "float32")
     for layer, margin in margins.items():
         target = feats_target[layer]
         swap = feats_swap[layer]
-        flat_target = tf.reshape(tf.cast(target, tf.float32), [tf.shape(target)[0], -1])
-        flat_swap = tf.reshape(tf.cast(swap, tf.float32), [tf.shape(swap)[0], -1])
-        distance = tf.reduce_mean(1.0 - cosine_similarity(flat_target, flat_swap))
-        loss += tf.nn.relu(distance - margin_scale * margin)
+        flat_target = ops.reshape(ops.cast(target, "float32"), (ops.shape(target)[0], -1))
+        flat_swap = ops.reshape(ops.cast(swap, "float32"), (ops.shape(swap)[0], -1))
+        distance = ops.mean(1.0 - cosine_similarity(flat_target, flat_swap))
+        loss += ops.relu(distance - margin_scale * margin)
     return loss

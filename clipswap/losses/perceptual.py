@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from clipswap.checkpoints.registry import FILES
 from clipswap.errors import ClipswapError
@@ -40,19 +40,19 @@ PixelTransform = Literal["none", "unit", "caffe"]
 _PIXEL_TRANSFORMS = ("none", "unit", "caffe")
 
 
-def to_network_pixels(images: tf.Tensor, pixel_transform: PixelTransform) -> tf.Tensor:
+def to_network_pixels(images, pixel_transform: PixelTransform):
     """Convert [B, H, W, 3] RGB in [-1, 1] to what a feature network expects.
 
     "none": unchanged, [-1, 1] RGB (FaceDancer feeds VGG16 like this). "unit": (x + 1) / 2, [0, 1] RGB (ArcFace).
     "caffe": ImageNet VGG preprocessing: [0, 255], channels reversed to BGR, ImageNet BGR mean subtracted.
     """
-    images = tf.cast(images, tf.float32)
+    images = ops.cast(images, "float32")
     if pixel_transform == "none":
         return images
     if pixel_transform == "unit":
         return (images + 1.0) * 0.5
     if pixel_transform == "caffe":
-        return (images[..., ::-1] + 1.0) * 127.5 - tf.constant(_CAFFE_BGR_MEAN, tf.float32)
+        return (ops.flip(images, axis=-1) + 1.0) * 127.5 - ops.convert_to_tensor(_CAFFE_BGR_MEAN, "float32")
     raise ValueError(f"unknown pixel_transform {pixel_transform!r}; choose one of {_PIXEL_TRANSFORMS}")
 
 
@@ -78,16 +78,16 @@ class FeatureExtractor:
         if self.pixel_transform not in _PIXEL_TRANSFORMS:
             raise ValueError(f"unknown pixel_transform {self.pixel_transform!r}; choose one of {_PIXEL_TRANSFORMS}")
 
-    def __call__(self, images: tf.Tensor) -> list[tf.Tensor]:
+    def __call__(self, images) -> list:
         x = to_network_pixels(images, self.pixel_transform)
         if self.input_size is not None:
-            x = tf.image.resize(x, (self.input_size, self.input_size), method="bilinear")
+            x = ops.image.resize(x, (self.input_size, self.input_size), interpolation="bilinear")
         outputs = self.model(x, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return list(outputs)
 
-    def named(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+    def named(self, images) -> dict:
         """Same as calling, keyed by layer name (what `ifsr_loss` takes)."""
         return dict(zip(self.layer_names, self(images), strict=True))
 
@@ -183,12 +183,12 @@ def vgg16_features(
 
 
 def perceptual_loss(
-    feats_target: Sequence[tf.Tensor],
-    feats_swap: Sequence[tf.Tensor],
-    same_mask: tf.Tensor,
+    feats_target: Sequence,
+    feats_swap: Sequence,
+    same_mask,
     weights: Sequence[float] | None = None,
     eps: float = SAME_PAIR_EPS,
-) -> tf.Tensor:
+):
     """Paper eq. 8: sum_l w_l * per-sample mean |F_l(X_tgt) - F_l(X_swap)|, averaged over same-identity samples.
 
     Args:
@@ -211,6 +211,6 @@ def perceptual_loss(
         raise ValueError(f"{len(weights)} layer weights for {len(feats_target)} feature layers")
     per_sample = 0.0
     for weight, target, swap in zip(weights, feats_target, feats_swap, strict=True):
-        difference = tf.abs(tf.cast(target, tf.float32) - tf.cast(swap, tf.float32))
-        per_sample += weight * tf.reduce_mean(tf.reshape(difference, [tf.shape(difference)[0], -1]), axis=1)
+        difference = ops.abs(ops.cast(target, "float32") - ops.cast(swap, "float32"))
+        per_sample += weight * ops.mean(ops.reshape(difference, (ops.shape(difference)[0], -1)), axis=1)
     return same_pair_average(per_sample, same_mask, eps)

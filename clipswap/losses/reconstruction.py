@@ -6,14 +6,14 @@ for different identities it is meaningless and those samples contribute nothing.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 # Keeps the average finite when the batch holds no same-identity pair (the loss is then exactly 0). FaceDancer's value.
 # It biases the average down by eps / (n_same + eps): 0.1 % with one same pair, less with more.
 SAME_PAIR_EPS = 1e-3
 
 
-def same_pair_average(per_sample: tf.Tensor, same_mask: tf.Tensor, eps: float = SAME_PAIR_EPS) -> tf.Tensor:
+def same_pair_average(per_sample, same_mask, eps: float = SAME_PAIR_EPS):
     """sum_i(flag_i * x_i) / (sum_i flag_i + eps): the mean of a per-sample loss over same-identity samples.
 
     Args:
@@ -24,14 +24,12 @@ def same_pair_average(per_sample: tf.Tensor, same_mask: tf.Tensor, eps: float = 
     Returns:
         Scalar float32; 0 when no flag is set.
     """
-    per_sample = tf.cast(per_sample, tf.float32)
-    flags = tf.reshape(tf.cast(same_mask, tf.float32), [-1])
-    return tf.reduce_sum(flags * per_sample) / (tf.reduce_sum(flags) + eps)
+    per_sample = ops.cast(per_sample, "float32")
+    flags = ops.reshape(ops.cast(same_mask, "float32"), (-1,))
+    return ops.sum(flags * per_sample) / (ops.sum(flags) + eps)
 
 
-def reconstruction_loss(
-    target: tf.Tensor, swap: tf.Tensor, same_mask: tf.Tensor, eps: float = SAME_PAIR_EPS, facedancer_clip: bool = False
-) -> tf.Tensor:
+def reconstruction_loss(target, swap, same_mask, eps: float = SAME_PAIR_EPS, facedancer_clip: bool = False):
     """Paper eq. 7: per-sample mean |X_tgt - X_swap|, averaged over same-identity samples.
 
     The paper leaves the norm open; we use L1 (mean absolute difference over H, W, C) as FaceDancer does.
@@ -47,19 +45,18 @@ def reconstruction_loss(
     Returns:
         Scalar float32 in [0, 2] (in [0, 1] with facedancer_clip); 0 when no sample is a same pair.
     """
-    target = tf.cast(target, tf.float32)
-    swap = tf.cast(swap, tf.float32)
-    if target.shape.rank != 4 or swap.shape.rank != 4:
+    target = ops.cast(target, "float32")
+    swap = ops.cast(swap, "float32")
+    if ops.ndim(target) != 4 or ops.ndim(swap) != 4:
         raise ValueError(f"reconstruction_loss expects [B, H, W, C] images, got {target.shape} and {swap.shape}")
-    per_sample = tf.reduce_mean(tf.abs(target - swap), axis=[1, 2, 3])
+    per_sample = ops.mean(ops.abs(target - swap), axis=(1, 2, 3))
     loss = same_pair_average(per_sample, same_mask, eps)
     if facedancer_clip:
-        loss = tf.clip_by_value(0.5 * tf.clip_by_value(loss, 0.0, 100.0), 0.0, 5.0)
+        loss = ops.clip(0.5 * ops.clip(loss, 0.0, 100.0), 0.0, 5.0)
     return loss
 
 
-def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None = None,
-                 background: bool = False) -> tf.Tensor:
+def teacher_loss(teacher, swap, target=None, background: bool = False):
     """Mean |X_teacher - X_swap| (ours; the demo recipe): over the whole batch, or, with `target`, over the face
     region only (the pixels where the teacher differs from the target).
 
@@ -83,22 +80,22 @@ def teacher_loss(teacher: tf.Tensor, swap: tf.Tensor, target: tf.Tensor | None =
     Returns:
         Scalar float32 in [0, 2] ([0, 4] with `background`); the face part is 0 when no sample has a face region.
     """
-    teacher = tf.cast(teacher, tf.float32)
-    swap = tf.cast(swap, tf.float32)
-    if teacher.shape.rank != 4 or swap.shape.rank != 4:
+    teacher = ops.cast(teacher, "float32")
+    swap = ops.cast(swap, "float32")
+    if ops.ndim(teacher) != 4 or ops.ndim(swap) != 4:
         raise ValueError(f"teacher_loss expects [B, H, W, C] images, got {teacher.shape} and {swap.shape}")
     if target is None:
-        return tf.reduce_mean(tf.abs(teacher - swap))
+        return ops.mean(ops.abs(teacher - swap))
     # 1/255 in [-1, 1] units is 2/255: below that a pixel is the target's (both went through the same jitter).
-    region = tf.cast(tf.reduce_max(tf.abs(teacher - tf.cast(target, tf.float32)), axis=-1, keepdims=True)
-                     > 1.0 / 255.0, tf.float32)
-    area = tf.reduce_sum(region, axis=[1, 2, 3])
-    per_sample = tf.reduce_sum(region * tf.abs(teacher - swap), axis=[1, 2, 3]) / tf.maximum(3.0 * area, 1.0)
-    has_face = tf.cast(area > 0, tf.float32)
-    face = tf.reduce_sum(per_sample * has_face) / tf.maximum(tf.reduce_sum(has_face), 1.0)
+    region = ops.cast(ops.max(ops.abs(teacher - ops.cast(target, "float32")), axis=-1, keepdims=True)
+                      > 1.0 / 255.0, "float32")
+    area = ops.sum(region, axis=(1, 2, 3))
+    per_sample = ops.sum(region * ops.abs(teacher - swap), axis=(1, 2, 3)) / ops.maximum(3.0 * area, 1.0)
+    has_face = ops.cast(area > 0, "float32")
+    face = ops.sum(per_sample * has_face) / ops.maximum(ops.sum(has_face), 1.0)
     if not background:
         return face
     outside = 1.0 - region
-    rest = tf.reduce_sum(outside * tf.abs(teacher - swap), axis=[1, 2, 3]) / tf.maximum(
-        3.0 * tf.reduce_sum(outside, axis=[1, 2, 3]), 1.0)
-    return face + tf.reduce_mean(rest)
+    rest = ops.sum(outside * ops.abs(teacher - swap), axis=(1, 2, 3)) / ops.maximum(
+        3.0 * ops.sum(outside, axis=(1, 2, 3)), 1.0)
+    return face + ops.mean(rest)
