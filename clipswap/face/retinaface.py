@@ -17,10 +17,11 @@ import logging
 from collections.abc import Sequence
 
 import cv2
+import keras
 import numpy as np
-import tensorflow as tf
 
 from clipswap.face.detection import Detection
+from clipswap.models.compile import compile_predict
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +84,40 @@ def decode_landmarks(deltas: np.ndarray, priors: np.ndarray, variances: Sequence
 def non_max_suppression(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float
 ) -> np.ndarray:
-    """Indices of the kept boxes, highest score first (tf.image.non_max_suppression, no output limit).
+    """Indices of the kept boxes, highest score first: greedy NMS in NumPy that keeps what the published graph's
+    tf.image.non_max_suppression (no output limit) keeps, in the same order (tests/test_retinaface_nms.py).
+
+    Candidates are visited by descending score, equal scores by ascending index (TensorFlow's order); a candidate is
+    kept unless its IoU with an already kept box exceeds `iou_threshold`. IoU is computed in float32 as TensorFlow's
+    kernel does, a box of zero or negative area overlapping nothing; corners may come in either order.
 
     Args:
         boxes: [N, 4] (x1, y1, x2, y2), any consistent units.
         scores: [N]; boxes scoring at or below `score_threshold` are dropped.
         iou_threshold: a box overlapping a kept, higher-scoring box by more than this IoU is suppressed.
+
+    Returns:
+        [K] int64 indices into boxes.
     """
-    boxes = np.asarray(boxes, dtype=np.float32)
-    if len(boxes) == 0:
-        return np.zeros((0,), dtype=np.int64)
-    # TF's kernel takes (y1, x1, y2, x2); IoU is symmetric in the axes, so x/y order does not change the result.
-    keep = tf.image.non_max_suppression(
-        boxes, np.asarray(scores, dtype=np.float32), max_output_size=len(boxes),
-        iou_threshold=float(iou_threshold), score_threshold=float(score_threshold),
-    )
-    return keep.numpy().astype(np.int64)
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    candidates = np.flatnonzero(scores > np.float32(score_threshold))
+    candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
+    low = np.minimum(boxes[:, :2], boxes[:, 2:])
+    high = np.maximum(boxes[:, :2], boxes[:, 2:])
+    areas = (high[:, 0] - low[:, 0]) * (high[:, 1] - low[:, 1])
+    threshold = np.float32(iou_threshold)
+    keep = []
+    while len(candidates):
+        best, rest = candidates[0], candidates[1:]
+        keep.append(best)
+        extent = np.maximum(np.minimum(high[best], high[rest]) - np.maximum(low[best], low[rest]), np.float32(0))
+        intersection = extent[:, 0] * extent[:, 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            iou = intersection / (areas[best] + areas[rest] - intersection)
+        iou = np.where((areas[best] <= 0) | (areas[rest] <= 0), np.float32(0), iou)
+        candidates = rest[~(iou > threshold)]
+    return np.asarray(keep, dtype=np.int64)
 
 
 def detection_scale(width: int) -> int:
@@ -127,16 +146,13 @@ class RetinaFaceDetector:
         self.model = model
         self.score_threshold = float(score_threshold)
         self.iou_threshold = float(iou_threshold)
-        # One trace serves every frame size: the spatial dimensions are left unknown.
-        self._predict = tf.function(
-            lambda images: model(images, training=False),
-            input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)],
-        )
+        # On TensorFlow one trace serves every frame size: the spatial dimensions are left unknown.
+        self._predict = compile_predict(model, input_signature=[((None, None, None, 3), "float32")])
 
     def predict_raw(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """[B, H, W, 3] RGB 0-255 -> {"class": [B, N, 2], "box": [B, N, 4], "landmark": [B, N, 10]} numpy arrays."""
-        outputs = self._predict(tf.convert_to_tensor(np.asarray(images, dtype=np.float32)))
-        return {key: value.numpy() for key, value in outputs.items()}
+        outputs = self._predict(np.asarray(images, dtype=np.float32))
+        return {key: keras.ops.convert_to_numpy(value) for key, value in outputs.items()}
 
     def decode(self, outputs: dict[str, np.ndarray], height: int, width: int) -> tuple[np.ndarray, ...]:
         """Decode one image's raw outputs (batch element 0) for a detector input of height x width.
