@@ -242,7 +242,7 @@ PRESETS: dict[str, Preset] = {
             "base 16: about 1.4 s a batch-8 training step in bf16 on 2 CPU cores (the five SFace passes and the "
             "discriminator dominate)",
             "source_warp: a generator reading the raw source crop learned to copy the source's pose (run S5, 22.8 "
-            "degrees); given the warp it keeps the target's (docs/demo_model.md, run W1)",
+            "degrees); given the warp it keeps the target's (docs/demo_model.md, runs W1 and W2)",
         ),
     ),
     "demo_refiner": Preset(

@@ -77,3 +77,22 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
     before, after = cosine_similarity(target, source), cosine_similarity(swapped, source)
     print(f"SFace cosine to the source: swap {after:.3f}, target's own face {before:.3f}")
     assert after > before, f"SFace cosine to the source: swap {after:.3f}, target's own face {before:.3f}"
+
+
+def test_the_shipped_manifest_records_a_model_inside_the_bar():
+    """The demo's manifest says what trained it and what it reached (issue 9, "Shipping it"): the committed preset
+    `demo` reproduces its step count, the figures are dlib's on at least 60 held-out pairs, and they clear the bar."""
+    import json
+
+    from clipswap.training.config import TRAIN_PRESETS
+
+    if not DEMO.is_file():
+        pytest.skip(f"the shipped demo generator {DEMO} is absent (it is committed to pretrained_ckpts/demo/)")
+    manifest = json.loads((DEMO_DIR / "generator.json").read_text(encoding="utf-8"))
+    assert manifest["trained_by"] == "clipswap train" and manifest["training"]["preset"] == "demo"
+    assert manifest["step"] == manifest["training"]["steps"] == TRAIN_PRESETS["demo"].steps
+    metrics = manifest["metrics"]
+    assert metrics["judge"].startswith("dlib") and metrics["pairs"] >= 60
+    assert metrics["id_retrieval"] >= 25.0 and metrics["closer_to_source"] > 60.0
+    assert metrics["pose_error"] <= 8.0 and metrics["expression_error"] <= 8.0
+    assert DEMO.stat().st_size <= 25 * 1024 * 1024
