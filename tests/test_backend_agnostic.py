@@ -1,0 +1,379 @@
+"""Layers, models and losses on whatever Keras backend runs the test, against NumPy transcriptions.
+
+Nothing here imports TensorFlow unless the backend is TensorFlow: the suite runs as usual and again under JAX, with
+TensorFlow unimportable, from tests/test_jax_backend.py, which also compares the models' outputs (discriminator,
+ArcFace, SFace and RetinaFace included) with TensorFlow's. Gradients go through `gradient` (GradientTape or jax.grad).
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from clipswap.config import ModelConfig
+from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
+from clipswap.layers.caffe_preprocess import IMAGENET_MEAN_BGR, CaffePreprocess
+from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.losses import (
+    adversarial,
+    attribute,
+    augment,
+    contrastive,
+    facedancer,
+    identity,
+    perceptual,
+    reconstruction,
+)
+from clipswap.models.compile import compile_predict
+from clipswap.models.generator import Generator
+
+#: The small generator every test here builds (one build per config keeps JAX's compile time down).
+TINY = ModelConfig(image_size=64, base_filters=8, mapping_width=32,
+                   up_types=("no_skip", "concat", "affa", "add", "affa", "concat"))
+
+
+def numpy(value) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(ops.cast(value, "float32")), dtype=np.float64)
+
+
+def gradient(fn, *inputs):
+    """(fn(*inputs), [d fn / d input for each input]) on the current backend; fn returns a scalar. An input that fn
+    does not depend on gets a zero gradient. On JAX the gradient is compiled as one function (op by op, every
+    primitive would be compiled on its own)."""
+    inputs = [np.asarray(x, np.float32) for x in inputs]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        value, grads = jax.jit(jax.value_and_grad(fn, argnums=tuple(range(len(inputs)))))(*inputs)
+        return numpy(value), [numpy(g) for g in grads]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(x) for x in inputs]
+        with tf.GradientTape() as tape:
+            for tensor in tensors:
+                tape.watch(tensor)
+            value = fn(*tensors)
+        grads = tape.gradient(value, tensors)
+        return numpy(value), [np.zeros(x.shape) if g is None else numpy(g) for x, g in zip(inputs, grads, strict=True)]
+    pytest.skip(f"no gradient helper for the {backend} backend")
+
+
+def instance_norm_numpy(x, gamma, beta, epsilon=1e-3):
+    mean, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+    return (x - mean) / np.sqrt(var + epsilon) * gamma + beta
+
+
+def nearest_numpy(x, height, width):
+    """tf.image.resize(method="nearest") written out: source index floor((i + 0.5) * in / out), half-pixel centres."""
+    rows = np.minimum(np.floor((np.arange(height) + 0.5) * np.float32(x.shape[1] / height)), x.shape[1] - 1)
+    cols = np.minimum(np.floor((np.arange(width) + 0.5) * np.float32(x.shape[2] / width)), x.shape[2] - 1)
+    return x[:, rows.astype(int)][:, :, cols.astype(int)]
+
+
+# -------------------------------------------------------------------------------------------------------- layers
+
+
+def test_instance_norm_and_its_weight_names():
+    rng = np.random.default_rng(0)
+    x = rng.normal(3.0, 2.0, (2, 5, 7, 4)).astype(np.float32)
+    gamma, beta = rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    layer = InstanceNormalization(epsilon=1e-3)
+    layer.build(x.shape)
+    layer.set_weights([gamma, beta])
+    np.testing.assert_allclose(numpy(layer(x)), instance_norm_numpy(x, gamma, beta), atol=1e-5)
+    assert [w.name for w in layer.weights] == ["gamma", "beta"]
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_instance_norm_in_bf16_is_the_float32_maths_rounded(training):
+    # TensorFlow's inference runs its fused kernel, every other backend (and training) the keras.ops maths
+    rng = np.random.default_rng(1)
+    x = (rng.normal(0.0, 1.5, (3, 8, 8, 8)) + 20.0).astype(np.float32)
+    weights = [rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)]
+    layer = InstanceNormalization(epsilon=1e-3, dtype="mixed_bfloat16")
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    y = layer(ops.cast(x, "bfloat16"), training=training)
+    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
+    x_rounded = numpy(ops.cast(ops.cast(x, "bfloat16"), "float32"))
+    expected = instance_norm_numpy(x_rounded, *weights)
+    np.testing.assert_allclose(numpy(y), expected, atol=2.0**-7 * np.abs(expected).max())
+
+
+def test_adain_is_scale_times_x_plus_bias():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
+    w = rng.normal(size=(2, 5)).astype(np.float32)
+    layer = AdaIN()
+    out = numpy(layer([x, w]))
+    ks, bs, kb, bb = (numpy(v) for v in layer.weights)
+    assert ks.shape == (5, 6) and bb.shape == (6,)
+    np.testing.assert_allclose(out, (w @ ks + bs)[:, None, None] * x + (w @ kb + bb)[:, None, None], atol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_normalised_adain_is_instance_norm_then_adain(policy):
+    rng = np.random.default_rng(2)
+    x = rng.normal(1.0, 2.0, (3, 8, 8, 6)).astype(np.float32)
+    w = rng.normal(size=(3, 5)).astype(np.float32)
+    layer = NormalisedAdaIN(epsilon=1e-3, dtype=policy)
+    layer.build((x.shape, w.shape))
+    weights = [rng.normal(size=s).astype(np.float32) for s in [(6,), (6,), (5, 6), (6,), (5, 6), (6,)]]
+    layer.set_weights(weights)
+    assert [v.path.split("/", 1)[1] for v in layer.weights] == [
+        "gamma", "beta", "scale/kernel", "scale/bias", "bias/kernel", "bias/bias"]
+    gamma, beta, ks, bs, kb, bb = weights
+    expected = (w @ ks + bs)[:, None, None] * instance_norm_numpy(x, gamma, beta) + (w @ kb + bb)[:, None, None]
+    tolerance = 1e-4 if policy == "float32" else 0.05 * np.abs(expected).max()
+    for training in (False, True):
+        np.testing.assert_allclose(numpy(layer([x, w], training=training)), expected, atol=tolerance)
+
+
+def test_adaptive_attention_blend():
+    m = np.array([0.0, 0.25, 1.0], np.float32).reshape(1, 1, 3, 1)
+    out = numpy(AdaptiveAttention()([m, np.full_like(m, 2.0), np.full_like(m, 10.0)])).ravel()
+    np.testing.assert_allclose(out, [2.0, 4.0, 10.0])
+
+
+def test_caffe_preprocess_flips_to_bgr_and_subtracts_the_means():
+    rgb = np.random.default_rng(3).uniform(0, 255, (2, 3, 4, 3)).astype(np.float32)
+    np.testing.assert_allclose(numpy(CaffePreprocess()(rgb)), rgb[..., ::-1] - np.array(IMAGENET_MEAN_BGR),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("small, large", [((3, 4), (5, 7)), ((1, 1), (3, 2)), ((7, 11), (13, 21)), ((9, 6), (4, 5))])
+def test_resize_nearest_samples_tensorflows_pixels(small, large):
+    x = np.random.default_rng(4).normal(size=(2, *small, 3)).astype(np.float32)
+    reference = np.zeros((2, *large, 1), np.float32)
+    np.testing.assert_array_equal(numpy(ResizeNearestLike()([x, reference])), nearest_numpy(x, *large))
+
+
+def test_resize_nearest_in_a_graph_with_unknown_sizes():
+    x, reference = keras.Input((None, None, 3)), keras.Input((None, None, 1))
+    model = keras.Model([x, reference], ResizeNearestLike()([x, reference]))
+    assert model.output.shape == (None, None, None, 3)
+    small = np.random.default_rng(5).normal(size=(1, 3, 5, 3)).astype(np.float32)
+    out = compile_predict(model)(small, np.zeros((1, 5, 9, 1), np.float32))
+    np.testing.assert_array_equal(numpy(out), nearest_numpy(small, 5, 9))
+
+
+@pytest.mark.parametrize("cls", [InstanceNormalization, AdaIN, AdaptiveAttention, NormalisedAdaIN, CaffePreprocess,
+                                 ResizeNearestLike])
+def test_layers_serialise(cls):
+    layer = cls(name="probe")
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(clone) is cls and clone.get_config() == layer.get_config()
+
+
+# -------------------------------------------------------------------------------------------------------- models
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return Generator(TINY)
+
+
+@pytest.fixture(scope="module")
+def predict(generator):
+    """The generator's compiled predict function (one compile on JAX for the tests that share it)."""
+    return compile_predict(generator)
+
+
+def _generator_inputs(seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32), rng.normal(size=(2, 512)).astype(np.float32)]
+
+
+def test_generator_compiled_predict_reads_the_current_weights(generator, predict):
+    # outputs against TensorFlow's: tests/test_jax_backend.py; an eager call here would compile op by op on JAX
+    inputs = _generator_inputs(6)
+    before = numpy(predict(*inputs))
+    assert before.shape == (2, 64, 64, 3) and np.all(np.isfinite(before))
+    # JAX passes the weights in at each call rather than baking them into the compiled function
+    kernel = generator.get_layer("generator_out_conv").kernel
+    original = numpy(kernel)
+    kernel.assign(original * 2.0)
+    try:
+        assert not np.allclose(numpy(predict(*inputs)), before, atol=1e-3)
+    finally:
+        kernel.assign(original)
+    np.testing.assert_array_equal(numpy(predict(*inputs)), before)
+
+
+def test_fused_bf16_generator_has_the_same_weights_and_stays_near_float32(generator, predict):
+    bf16 = Generator(TINY, fused_norm=True, dtype="mixed_bfloat16")
+    by_name = {layer.name: layer for layer in generator.layers}
+    for layer in bf16.layers:
+        if not layer.weights:
+            continue
+        if layer.name.endswith("_in_adain"):
+            block = layer.name[: -len("_in_adain")]
+            layer.set_weights(by_name[f"{block}_in"].get_weights() + by_name[f"{block}_adain"].get_weights())
+        else:
+            layer.set_weights(by_name[layer.name].get_weights())
+    inputs = _generator_inputs(7)
+    reference = numpy(predict(*inputs))
+    np.testing.assert_allclose(numpy(compile_predict(bf16)(*inputs)), reference, atol=0.05 * np.abs(reference).max())
+
+
+def test_every_generator_weight_gets_a_gradient(generator):
+    # the generator holds every custom layer (instance norm, AdaIN, AFFA); the discriminator's are stock Keras ones
+    inputs = _generator_inputs(8)
+    weights = generator.trainable_weights
+
+    def loss(*values):
+        with keras.StatelessScope(state_mapping=list(zip(weights, values, strict=True))):
+            return ops.mean(ops.square(generator(inputs, training=True)))
+
+    _, grads = gradient(loss, *(numpy(v) for v in weights))
+    missing = [v.path for v, g in zip(weights, grads, strict=True) if not np.any(g)]
+    assert not missing, missing
+
+
+
+# -------------------------------------------------------------------------------------------------------- losses
+
+
+def test_identity_loss_values_and_no_nan_at_zero():
+    np.testing.assert_allclose(numpy(identity.identity_loss([[1.0, 0.0], [1.0, 1.0]], [[0.0, 1.0], [2.0, 2.0]])),
+                               0.5, atol=1e-7)
+    np.testing.assert_allclose(numpy(identity.l2_normalize(np.array([[3.0, 4.0]], np.float32))), [[0.6, 0.8]])
+    z = np.array([[0.3, -0.2, 0.9], [0.0, 0.0, 0.0]], np.float32)
+    value, (grad_src, grad_swap) = gradient(identity.identity_loss, z, z)
+    assert value == pytest.approx(0.5, abs=1e-6)
+    assert np.all(np.isfinite(grad_src)) and np.all(np.isfinite(grad_swap))
+    with pytest.raises(ValueError, match=r"\[B, D\]"):
+        identity.identity_loss(np.zeros(3, np.float32), np.zeros(3, np.float32))
+
+
+def test_contrastive_loss_matches_eq5_and_stops_the_reference_gradient():
+    rng = np.random.default_rng(9)
+    e_ref, e_swap = rng.normal(size=(3, 6)), rng.normal(size=(3, 6))
+    e_aug, e_mean = e_swap[:, None] + 0.3 * rng.normal(size=(3, 2, 6)), 3.0 * rng.normal(size=6)
+
+    def unit(v):
+        return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+    swap, ref, mean = unit(e_swap), unit(e_ref), unit(e_mean)
+    query = unit(unit(e_aug) - swap[:, None])
+    negatives = unit(swap - mean)
+    expected = 0.0
+    for positive in (unit(ref - swap), unit(ref - mean)):
+        logits = np.concatenate([np.einsum("bkd,bd->bk", query, positive)[..., None],
+                                 np.einsum("bkd,nd->bkn", query, negatives)], axis=-1) / 0.1
+        expected += np.mean(np.log(np.exp(logits).sum(-1)) - logits[..., 0])
+    value, grads = gradient(contrastive.clip_contrastive_loss, e_ref, e_swap, e_aug, e_mean)
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert not np.any(grads[0]) and not np.any(grads[3])
+    assert np.any(grads[1]) and np.any(grads[2]) and all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_reconstruction_and_teacher_losses():
+    rng = np.random.default_rng(10)
+    target, swap = rng.uniform(-1, 1, (2, 4, 8, 8, 3))
+    target, swap = target.astype(np.float32), swap.astype(np.float32)
+    same = np.array([1, 0, 1, 0], bool)
+    per_sample = np.abs(target - swap).mean(axis=(1, 2, 3))
+    expected = (per_sample * same).sum() / (same.sum() + reconstruction.SAME_PAIR_EPS)
+    value, (_, grad_swap) = gradient(lambda a, b: reconstruction.reconstruction_loss(a, b, same), target, swap)
+    assert value == pytest.approx(expected, rel=1e-5)
+    assert np.any(grad_swap[0]) and not np.any(grad_swap[1])
+    clipped = reconstruction.reconstruction_loss(target, swap, same, facedancer_clip=True)
+    assert float(numpy(clipped)) == pytest.approx(0.5 * expected, rel=1e-5)
+    teacher = target.copy()
+    teacher[0, 2:5, 1:6] = swap[0, 2:5, 1:6] + 0.5
+    region = (np.abs(teacher - target).max(-1, keepdims=True) > 1 / 255).astype(np.float64)
+    face = (region * np.abs(teacher - swap)).sum(axis=(1, 2, 3))[0] / (3 * region[0].sum())
+    rest = ((1 - region) * np.abs(teacher - swap)).sum(axis=(1, 2, 3)) / (3 * (1 - region).sum(axis=(1, 2, 3)))
+    assert float(numpy(reconstruction.teacher_loss(teacher, swap))) == pytest.approx(
+        np.abs(teacher - swap).mean(), rel=1e-5)
+    assert float(numpy(reconstruction.teacher_loss(teacher, swap, target))) == pytest.approx(face, rel=1e-5)
+    assert float(numpy(reconstruction.teacher_loss(teacher, swap, target, background=True))) == pytest.approx(
+        face + rest.mean(), rel=1e-5)
+
+
+def test_facedancer_cycle_and_ifsr_losses():
+    rng = np.random.default_rng(11)
+    a, b = rng.uniform(-1, 1, (2, 2, 4, 4, 3)).astype(np.float32)
+    assert float(numpy(facedancer.cycle_loss(a, b))) == pytest.approx(np.abs(a - b).mean(), rel=1e-5)
+    margins = {"one": 0.05, "two": 0.1}
+    target = {k: rng.normal(size=(3, 2, 2, 4)).astype(np.float32) for k in margins}
+    swap = {k: v + rng.normal(scale=0.6, size=v.shape).astype(np.float32) for k, v in target.items()}
+    expected = 0.0
+    for k, margin in margins.items():
+        t, s = target[k].reshape(3, -1), swap[k].reshape(3, -1)
+        cosine = (t * s).sum(-1) / (np.linalg.norm(t, axis=-1) * np.linalg.norm(s, axis=-1))
+        expected += max(0.0, np.mean(1 - cosine) - 1.2 * margin)
+    assert expected > 0
+    value, grads = gradient(lambda *s: facedancer.ifsr_loss(target, dict(zip(margins, s, strict=True)), margins),
+                            *swap.values())
+    assert value == pytest.approx(expected, rel=1e-5)
+    zero = {k: np.zeros_like(v) for k, v in target.items()}
+    _, grads = gradient(lambda *s: facedancer.ifsr_loss(zero, dict(zip(margins, s, strict=True)), margins),
+                        *zero.values())
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_perceptual_attribute_and_adversarial_losses():
+    rng = np.random.default_rng(12)
+    target = [rng.normal(size=(4, 4, 4, 2)).astype(np.float32), rng.normal(size=(4, 6)).astype(np.float32)]
+    swap = [rng.normal(size=(4, 4, 4, 2)).astype(np.float32), rng.normal(size=(4, 6)).astype(np.float32)]
+    same = np.array([0, 1, 1, 0])
+    levels = zip((0.85, 0.3), target, swap, strict=True)
+    per_sample = sum(w * np.abs(t - s).reshape(4, -1).mean(1) for w, t, s in levels)
+    expected = (per_sample * same).sum() / (same.sum() + reconstruction.SAME_PAIR_EPS)
+    loss = perceptual.perceptual_loss(target, swap, same, weights=(0.85, 0.3))
+    assert float(numpy(loss)) == pytest.approx(expected, rel=1e-5)
+    squared = sum(np.square(t - s).reshape(4, -1).mean(1) for t, s in zip(target, swap, strict=True))
+    assert float(numpy(attribute.attribute_loss(target, swap))) == pytest.approx(squared.mean(), rel=1e-5)
+    fake, real = rng.normal(size=(4, 1)).astype(np.float32), rng.normal(size=(3, 1)).astype(np.float32)
+    assert float(numpy(adversarial.generator_adversarial_loss(fake))) == pytest.approx(
+        np.log1p(np.exp(-fake)).mean(), rel=1e-5)
+    assert float(numpy(adversarial.discriminator_adversarial_loss(real, fake))) == pytest.approx(
+        np.log1p(np.exp(fake)).mean() + np.log1p(np.exp(-real)).mean(), rel=1e-5)
+
+
+def test_feature_extractor_converts_pixels_and_resizes():
+    images = np.random.default_rng(13).uniform(-1, 1, (2, 16, 16, 3)).astype(np.float32)
+    caffe = numpy(perceptual.to_network_pixels(images, "caffe"))
+    np.testing.assert_allclose(caffe, (images[..., ::-1] + 1) * 127.5 - np.array(IMAGENET_MEAN_BGR), atol=1e-4)
+    np.testing.assert_allclose(numpy(perceptual.to_network_pixels(images, "unit")), (images + 1) / 2, atol=1e-6)
+    inputs = keras.Input((None, None, 3))
+    pooled = keras.layers.AveragePooling2D(2, name="pool")(inputs)
+    extractor = perceptual.model_features(keras.Model(inputs, pooled), ["pool"], "none", input_size=8)
+    (features,) = extractor(images)
+    assert tuple(features.shape) == (2, 4, 4, 3)
+
+
+def test_augment_maths_from_given_draws():
+    rng = np.random.default_rng(14)
+    images = rng.uniform(-1, 1, (2, 12, 16, 3)).astype(np.float32)
+    # no crop and no distortion: the augmentation is the image itself, whatever the draws
+    params = augment.augment_params_from_draws(rng.uniform(size=(2, 3, augment.AUGMENT_DRAWS)), 12, 16, 0.0, 1.0)
+    out = numpy(augment.apply_augment_params(images, params))
+    np.testing.assert_allclose(out, np.repeat(images[:, None], 3, axis=1), atol=1e-5)
+    # perspective warps: finite, filled outside, differentiable w.r.t. the images
+    params = augment.augment_params_from_draws(rng.uniform(size=(2, 2, augment.AUGMENT_DRAWS)), 12, 16, 0.5, 0.75)
+    value, (grad,) = gradient(lambda x: ops.sum(augment.apply_augment_params(x, params, (8, 8))), images)
+    assert np.isfinite(value) and np.all(np.isfinite(grad)) and np.any(grad)
+    source = rng.uniform(size=(3, 4, 2)).astype(np.float32)
+    destination = (source + rng.uniform(-0.2, 0.2, source.shape)).astype(np.float32)
+    matrices = numpy(augment.homography_from_points(source, destination))
+    projected = np.einsum("nij,nkj->nki", matrices, np.concatenate([source, np.ones((3, 4, 1))], axis=-1))
+    np.testing.assert_allclose(projected[..., :2] / projected[..., 2:], destination, atol=1e-4)
+
+
+def test_shift_and_flip_moves_pixels_exactly():
+    images = np.random.default_rng(15).uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+    flips = np.array([True, False, False])
+    out = numpy(augment.shift_and_flip(images, np.array([3, 1], np.int32), flips, 2))
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    expected = padded[:, 3:11, 1:9]
+    expected[0] = expected[0, :, ::-1]
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="distortion"):
+        augment.check_augment_args(2, 1.0, 0.5)
