@@ -35,9 +35,10 @@ TENSORFLOW_MODULES = {
 PENDING = {
     "losses/composite.py": "the composite loss's casts and constants; converted with the trainer's loss (item 4)",
 }
-#: |JAX - TensorFlow| allowed, relative to the largest |output|: float32 maths in another op order, and for the
-#: bf16 generator the fused TensorFlow kernel against the plain ops (the tolerance of tests/test_layers.py).
-FLOAT32_TOLERANCE = 1e-4
+#: |JAX - TensorFlow| allowed, relative to the largest |output|: float32 maths in another op order (measured: at most
+#: 3e-5, RetinaFace's class scores after 50 convolutions; a wrong op is off by 1e-2 or more), and for the bf16
+#: generator the fused TensorFlow kernel against the plain ops (the tolerance of tests/test_layers.py; measured 0.016).
+FLOAT32_TOLERANCE = 3e-4
 BF16_TOLERANCE = 0.05
 #: The JAX run, in seconds, far above its usual time on an idle two-core machine.
 JAX_JOB_TIMEOUT = 900
