@@ -377,3 +377,21 @@ def test_shift_and_flip_moves_pixels_exactly():
     np.testing.assert_array_equal(out, expected)
     with pytest.raises(ValueError, match="distortion"):
         augment.check_augment_args(2, 1.0, 0.5)
+
+
+def test_composite_losses_weigh_and_name_every_term():
+    from clipswap.config import LossWeights
+    from clipswap.losses.composite import discriminator_loss, generator_loss
+
+    weights = LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=1.0)
+    total, named = generator_loss({"id": ops.convert_to_tensor(0.5), "rec": 0.1, "adv": np.float32(0.7),
+                                   "contra": 2.0}, weights)
+    assert numpy(total) == pytest.approx(10.0 * 0.5 + 5.0 * 0.1 + 1.0 * 0.7)
+    assert numpy(named["contra"]) == pytest.approx(2.0) and numpy(named["contra_weighted"]) == 0.0
+    assert numpy(named["perceptual"]) == 0.0 and numpy(named["total"]) == pytest.approx(numpy(total))
+    d_total, d_named = discriminator_loss({"d_adv": 1.25})
+    assert numpy(d_total) == pytest.approx(1.25) and numpy(d_named["r1"]) == 0.0
+    with pytest.raises(ValueError, match="must be a scalar"):
+        generator_loss({"id": np.zeros(3, np.float32)}, weights)
+    with pytest.raises(ValueError, match="unknown generator loss terms"):
+        generator_loss({"idd": 1.0}, weights)

@@ -32,9 +32,7 @@ TENSORFLOW_MODULES = {
     "models/compile.py": "tf.function, imported only on the TensorFlow backend",
 }
 #: Modules still on TensorFlow that another change converts (they are not this job's to run on JAX yet).
-PENDING = {
-    "losses/composite.py": "the composite loss's casts and constants; converted with the trainer's loss (item 4)",
-}
+PENDING: dict[str, str] = {}
 #: |JAX - TensorFlow| allowed, relative to the largest |output|: float32 maths in another op order (measured: at most
 #: 3e-5, RetinaFace's class scores after 50 convolutions; a wrong op is off by 1e-2 or more), and for the bf16
 #: generator the fused TensorFlow kernel against the plain ops (the tolerance of tests/test_layers.py; measured 0.016).

@@ -1,4 +1,5 @@
-"""Weighted sum of the generator's loss terms and of the discriminator's, returned with every term by name.
+"""Weighted sum of the generator's loss terms and of the discriminator's, returned with every term by name
+(keras.ops: any backend's scalars).
 
 Paper total (section 8): 10 L_id + 5 L_rec + 0.2 L_p + 0.3 L_contra + 10 L_att; we add FaceDancer's adversarial term
 (weight 1) and, for the `facedancer` preset, its cycle and IFSR terms (REFERENCE.md section 7).
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import tensorflow as tf
+from keras import ops
 
 # LossWeights is plain Python in clipswap.config (importing it must not start TensorFlow); importable here too.
 from clipswap.config import LossWeights
@@ -17,14 +18,16 @@ from clipswap.config import LossWeights
 from clipswap.losses.terms import BY_NAME, DISCRIMINATOR_TERMS, GENERATOR_TERMS, TOTALS, weight_of
 
 
-def _scalar(name: str, value: tf.Tensor) -> tf.Tensor:
-    value = tf.cast(tf.convert_to_tensor(value), tf.float32)
-    if value.shape.rank not in (None, 0):
-        raise ValueError(f"loss term {name!r} must be a scalar, got shape {value.shape}")
+def _scalar(name: str, value):
+    value = ops.cast(ops.convert_to_tensor(value), "float32")
+    shape = value.shape  # a TensorFlow graph tensor may have an unknown rank (None): accepted, as a scalar
+    rank = shape.rank if hasattr(shape, "rank") else len(shape)
+    if rank not in (None, 0):
+        raise ValueError(f"loss term {name!r} must be a scalar, got shape {tuple(shape)}")
     return value
 
 
-def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def generator_loss(terms: Mapping, weights: LossWeights) -> tuple:
     """Total generator loss sum_k weight_k * term_k and every term by name.
 
     Args:
@@ -41,9 +44,9 @@ def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tupl
     unknown = sorted(set(terms) - set(GENERATOR_TERMS))
     if unknown:
         raise ValueError(f"unknown generator loss terms {unknown}; expected names from {GENERATOR_TERMS}")
-    zero = tf.constant(0.0, tf.float32)
+    zero = ops.convert_to_tensor(0.0, "float32")
     total = zero
-    named: dict[str, tf.Tensor] = {}
+    named: dict = {}
     for name in GENERATOR_TERMS:
         raw = _scalar(name, terms[name]) if name in terms else zero
         weight = weight_of(BY_NAME[name], weights)
@@ -55,13 +58,14 @@ def generator_loss(terms: Mapping[str, tf.Tensor], weights: LossWeights) -> tupl
     return total, named
 
 
-def discriminator_loss(terms: Mapping[str, tf.Tensor]) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+def discriminator_loss(terms: Mapping) -> tuple:
     """D total = the sum of the D terms, d_adv + r1 (they enter with weight 1: r1 already carries gamma); returns
     (total, {"d_adv", "r1", "d_total"}), absent -> 0."""
     unknown = sorted(set(terms) - set(DISCRIMINATOR_TERMS))
     if unknown:
         raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {DISCRIMINATOR_TERMS}")
-    named = {name: _scalar(name, terms[name]) if name in terms else tf.constant(0.0) for name in DISCRIMINATOR_TERMS}
+    named = {name: _scalar(name, terms[name]) if name in terms else ops.convert_to_tensor(0.0, "float32")
+             for name in DISCRIMINATOR_TERMS}
     first, *rest = DISCRIMINATOR_TERMS
     total = named[first]
     for name in rest:
