@@ -119,18 +119,21 @@ def tiny_identity_encoder(encoder: str = "arcface"):
 
 def tiny_train_config(weights=None, *, clip: bool = True, seed: int = 0, model: dict | None = None, **changes):
     """The `tiny` preset shrunk for tests: 32 px, base width 4, mapping 8 x 1, the ArcFace-named stand-in encoder,
-    the tiny CLIP tower when `clip`, lr 1e-3, batch 2; `weights` (LossWeights), `model` (ModelConfig changes) and
-    any TrainConfig field in `changes` override it."""
-    from clipswap.training.config import get_train_preset
+    the tiny CLIP tower and the paper's contra 0.3 when `clip`, lr 1e-3, batch 2; `weights` (LossWeights), `model`
+    (ModelConfig changes) and any key in `changes` (a section's key alone, as `TrainConfig.replace` takes it:
+    `precision="fp16"`, `id_augment=True`) override it."""
+    import dataclasses
 
-    preset = get_train_preset("tiny")
+    from clipswap.config import get_preset
+
+    preset = get_preset("tiny").config
     model_config = preset.model.replace(image_size=TRAINER_SIZE, base_filters=4, mapping_depth=1, mapping_width=8,
                                         identity_encoder="arcface", clip_variant="tiny" if clip else None,
                                         **(model or {}))
-    fields = {"model": model_config, "batch_size": TRAINER_BATCH, "lr_g": 1e-3, "lr_d": 1e-3, "seed": seed,
-              **changes}
-    if weights is not None:
-        fields["weights"] = weights
+    if weights is None:
+        weights = dataclasses.replace(preset.weights, contra=0.3 if clip else 0.0)
+    fields = {"model": model_config, "weights": weights, "batch_size": TRAINER_BATCH, "lr_g": 1e-3, "lr_d": 1e-3,
+              "seed": seed, **changes}
     return preset.replace(**fields)
 
 

@@ -84,13 +84,13 @@ def test_the_shipped_manifest_records_a_model_inside_the_bar():
     `demo` reproduces its step count, the figures are dlib's on at least 60 held-out pairs, and they clear the bar."""
     import json
 
-    from clipswap.training.config import TRAIN_PRESETS
+    from clipswap.config import get_preset
 
     if not DEMO.is_file():
         pytest.skip(f"the shipped demo generator {DEMO} is absent (it is committed to pretrained_ckpts/demo/)")
     manifest = json.loads((DEMO_DIR / "generator.json").read_text(encoding="utf-8"))
     assert manifest["trained_by"] == "clipswap train" and manifest["training"]["preset"] == "demo"
-    assert manifest["step"] == manifest["training"]["steps"] == TRAIN_PRESETS["demo"].steps
+    assert manifest["step"] == manifest["training"]["steps"] == get_preset("demo").config.schedule.steps
     metrics = manifest["metrics"]
     assert metrics["judge"].startswith("dlib") and metrics["pairs"] >= 60
     assert metrics["id_retrieval"] >= 25.0 and metrics["closer_to_source"] > 60.0

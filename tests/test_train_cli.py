@@ -1,5 +1,5 @@
-"""`clipswap train` / `python train.py`: --dry-run prints the resolved configuration; bad flags fail clearly;
-TrainConfig overrides from YAML and --set are type-checked."""
+"""`clipswap train` / `python train.py`: --dry-run prints the resolved configuration tree; bad flags fail clearly;
+TrainConfig overrides from YAML and --set are type-checked. The tree itself: tests/test_config_tree.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from clipswap.cli import main
-from clipswap.training.config import TrainConfig, apply_overrides, resolve_config
-from clipswap.training.run import effective_config
+from clipswap.config import TrainConfig, apply_overrides, resolve_config
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,16 +27,20 @@ def dry_run(*args: str) -> dict:
     return json.loads(result.output[result.output.index("{"):])
 
 
-def test_dry_run_prints_the_paper_preset_resolved_for_offline_use():
-    out = dry_run("--preset", "paper")
+def test_dry_run_prints_the_paper_offline_preset():
+    # Issue 10 item 5: `paper` without its files is refused (tests/test_config_tree.py); its offline twin says what
+    # the old code silently made of it.
+    out = dry_run("--preset", "paper-offline")
     config = out["config"]
     assert config["weights"] == {"id": 10.0, "rec": 5.0, "perceptual": 0.2, "contra": 0.0, "att": 10.0, "adv": 1.0,
                                  "cycle": 0.0, "ifsr": 0.0, "teacher": 0.0, "r1_gamma": 10.0}
-    assert (config["beta1"], config["beta2"], config["lr_g"], config["lr_d"]) == (0.0, 0.999, 1e-4, 1e-4)
-    assert (config["batch_size"], config["steps"], config["model"]["image_size"]) == (10, 300_000, 256)
-    # No --arcface / --clip-preset: SFace identity, no CLIP input, contrastive term off -- and the notes say so.
+    optimiser = config["optimiser"]
+    assert (optimiser["beta1"], optimiser["beta2"], optimiser["lr_g"], optimiser["lr_d"]) == (0.0, 0.999, 1e-4, 1e-4)
+    assert (config["data"]["batch_size"], config["schedule"]["steps"], config["model"]["image_size"]) == (
+        10, 300_000, 256)
+    # SFace identity, no CLIP input, contrastive term off -- and the preset's header says so.
     assert config["model"]["identity_encoder"] == "sface" and config["model"]["clip_variant"] is None
-    assert any("contrastive" in note and "OFF" in note for note in out["notes"])
+    assert config["preset"] == "paper-offline" and "contrastive term off" in out["preset"]["description"]
 
 
 def test_dry_run_applies_yaml_then_set_then_flags(tmp_path):
@@ -45,17 +48,20 @@ def test_dry_run_applies_yaml_then_set_then_flags(tmp_path):
     yaml_file.write_text("model:\n  base_filters: 16\nweights:\n  id: 3\nlr_g: 3.0e-4\n")
     config = dry_run("--preset", "tiny", "--config", str(yaml_file), "--set", "weights.rec=2", "--set", "jitter=false",
                      "--steps", "77", "--precision", "bf16", "--xla")["config"]
-    assert config["model"]["base_filters"] == 16 and config["weights"]["id"] == 3.0 and config["lr_g"] == 3e-4
-    assert config["weights"]["rec"] == 2.0 and config["jitter"] is False
-    assert config["steps"] == 77 and config["precision"] == "bf16" and config["xla"] is True
+    assert config["model"]["base_filters"] == 16 and config["weights"]["id"] == 3.0
+    assert config["optimiser"]["lr_g"] == 3e-4
+    assert config["weights"]["rec"] == 2.0 and config["data"]["jitter"] is False
+    assert config["schedule"]["steps"] == 77 and config["compute"]["precision"] == "bf16"
+    assert config["compute"]["xla"] is True
 
 
-def test_facedancer_preset_keeps_its_recipe_but_drops_ifsr_without_arcface():
-    out = dry_run("--preset", "facedancer")
+def test_facedancer_offline_preset_keeps_its_recipe_but_drops_ifsr():
+    out = dry_run("--preset", "facedancer-offline")
     config = out["config"]
-    assert (config["beta2"], config["lr_decay_rate"], config["lr_decay_steps"]) == (0.99, 0.97, 100_000)
+    optimiser = config["optimiser"]
+    assert (optimiser["beta2"], optimiser["lr_decay_rate"], optimiser["lr_decay_steps"]) == (0.99, 0.97, 100_000)
     assert config["weights"]["cycle"] == 1.0 and config["weights"]["ifsr"] == 0.0
-    assert any("IFSR" in note for note in out["notes"])
+    assert "IFSR" in out["preset"]["description"]
 
 
 @pytest.mark.parametrize(
@@ -117,25 +123,17 @@ def test_root_train_py_forwards_to_the_command():
 
 def test_overrides_are_type_checked_and_round_trip():
     config = resolve_config("tiny", overrides={"model.up_types": "no_skip,no_skip,affa,affa,affa,concat",
-                                               "vgg_weights": "null", "weights.ifsr": "0.5"})
-    assert config.model.up_types[-1] == "concat" and config.vgg_weights is None and config.weights.ifsr == 0.5
+                                               "vgg_weights": "null", "weights.ifsr": "0.5",
+                                               "model.identity_encoder": "arcface"})
+    assert config.model.up_types[-1] == "concat" and config.loss.vgg_weights is None and config.weights.ifsr == 0.5
     assert TrainConfig.from_dict(json.loads(config.to_json())) == config
-    assert apply_overrides(config, {"lr_g": "1e-3"}).lr_g == 1e-3  # YAML 1.1 alone would read a string
+    assert apply_overrides(config, {"lr_g": "1e-3"}).optimiser.lr_g == 1e-3  # YAML 1.1 alone would read a string
     with pytest.raises(ValueError, match="lr_g must be a number"):
         apply_overrides(config, {"lr_g": "fast"})
     with pytest.raises(ValueError, match="jitter must be true or false"):
         apply_overrides(config, {"jitter": "maybe"})
     with pytest.raises(ValueError, match="image_size must be a multiple of 32"):
         apply_overrides(config, {"model.image_size": 48})
-
-
-def test_effective_config_switches_encoders_to_what_is_given():
-    paper = resolve_config("paper")
-    offline, notes = effective_config(paper)
-    assert offline.model.identity_encoder == "sface" and offline.weights.contra == 0.0 and len(notes) == 3
-    online, notes = effective_config(paper.replace(arcface_path="/x/ArcFace-Res50.h5", clip_preset="/x/clip"))
-    assert online.model.identity_encoder == "arcface" and online.model.clip_variant == "clip_vit_base_patch32"
-    assert online.weights.contra == 0.3 and notes == []
 
 
 def _tiny_shard_folder(folder: Path, records: int = 2) -> Path:
@@ -199,7 +197,7 @@ def test_paper_preset_offline_without_vgg_weights_says_what_to_pass(tmp_path, mo
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
     data = _tiny_shard_folder(tmp_path / "data")
-    result = CliRunner().invoke(main, ["train", "--preset", "paper", "--steps", "1", "--data", str(data),
+    result = CliRunner().invoke(main, ["train", "--preset", "paper-offline", "--steps", "1", "--data", str(data),
                                        "--run-dir", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 1, result.output
     assert "--set vgg_weights=PATH" in result.output and "--set perceptual_network=identity" in result.output

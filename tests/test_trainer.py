@@ -178,14 +178,14 @@ def test_default_attribute_network_reads_only_the_early_identity_stages(encoder)
     carry identity: that would pull every swap back to the target's identity against the identity loss. The
     perceptual loss (same-identity pairs only) reads all four stages."""
     from clipswap.checkpoints.sface_onnx import load_sface
+    from clipswap.config import resolve_config
     from clipswap.models.arcface import build_arcface
     from clipswap.models.resnet50 import STAGE_OUTPUTS
     from clipswap.models.sface import SFACE_SPEC
-    from clipswap.training.config import resolve_config
     from clipswap.training.run import build_trainer
 
     config = resolve_config("tiny", None, {"model.identity_encoder": encoder, "weights.contra": 0})
-    assert config.attribute_network == "identity" and config.perceptual_network == "identity"
+    assert config.loss.attribute_network == "identity" and config.loss.perceptual_network == "identity"
     identity_model = load_sface() if encoder == "sface" else build_arcface()
     stages = SFACE_SPEC.stages if encoder == "sface" else STAGE_OUTPUTS
     loss = build_trainer(config, identity_model, None).swap_loss

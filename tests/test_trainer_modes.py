@@ -97,13 +97,14 @@ def test_xla_step_matches_the_eager_step(make_mode_trainer):
 
 
 def test_xla_with_clip_is_refused_before_anything_loads(tmp_path):
-    from clipswap.training.config import resolve_config
-    from clipswap.training.run import TrainingSetupError, effective_config, run_training
+    from clipswap.config import RunFiles, resolve_run
+    from clipswap.training.run import TrainingSetupError, run_training
 
-    config, _ = effective_config(resolve_config("tiny", overrides={"xla": True, "clip_preset": "unused"}))
-    assert config.model.clip_variant is not None
+    config, files = resolve_run("tiny", overrides={"xla": True, "clip_preset": "unused",
+                                                   "model.clip_variant": "clip_vit_base_patch32"})
+    assert config.model.clip_variant is not None and files == RunFiles(clip_preset="unused")
     with pytest.raises(TrainingSetupError, match="ResizeBicubic"):
-        run_training(config, tmp_path / "no-data", tmp_path / "run", progress=False)
+        run_training(config, tmp_path / "no-data", tmp_path / "run", files=files, progress=False)
 
 
 # --- MultiWorkerMirroredStrategy -----------------------------------------------------------------------------------

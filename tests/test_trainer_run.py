@@ -17,15 +17,14 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import tensorflow as tf
     from clipswap.training.run import split_cpu, make_strategy, run_training
-    from clipswap.training.config import resolve_config
-    from clipswap.training.run import effective_config
+    from clipswap.config import resolve_config
 
     replicas, nan_from, run_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     if replicas > 1:
         split_cpu(replicas)
-    config, _ = effective_config(resolve_config("tiny", overrides={
+    config = resolve_config("tiny", overrides={
         "model.image_size": 32, "model.base_filters": 4, "batch_size": 4, "steps": 3, "checkpoint_every": 1,
-        "log_every": 1, "image_every": 2, "eval_every": 2, "eval_batch_size": 2}))
+        "log_every": 1, "image_every": 2, "eval_every": 2, "eval_batch_size": 2})
     rng = np.random.default_rng(0)
     images = rng.uniform(-1, 1, (24, 32, 32, 3)).astype("float32")
     if nan_from >= 0:
@@ -74,7 +73,7 @@ def test_two_replica_mirrored_run_on_cpu_takes_the_steps_with_finite_losses(tmp_
     assert all(v == v and abs(v) != float("inf") for v in result["logs"].values())
     run = tmp_path / "run"
     assert (run / "generator.keras").is_file() and (run / "generator.json").is_file()
-    assert json.loads((run / "config.json").read_text())["batch_size"] == 4
+    assert json.loads((run / "config.json").read_text())["data"]["batch_size"] == 4
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
     assert sorted(p.name for p in (run / "images").iterdir()) == ["step_0000000.png", "step_0000002.png"]

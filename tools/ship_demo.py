@@ -21,6 +21,7 @@ from pathlib import Path
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.checkpoints.native import load_generator, manifest_path, save_generator
 from clipswap.checkpoints.pretrained import DEMO_DIR
+from clipswap.config import ConfigError, migrate_flat_config
 
 #: The metrics copied from the evaluation into the manifest.
 METRICS = ("id_retrieval", "closer_to_source", "id_similarity", "pose_error", "expression_error", "ssim", "psnr")
@@ -41,7 +42,11 @@ def ship(run: Path, metrics_file: Path, pairs: Path, output: Path) -> Path:
         checkpoint = load_generator(run / "generator.keras")
     except (CheckpointError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
-    config = _read_json(run / "config.json", "the run's configuration")
+    try:
+        # a run written before the configuration tree (flat keys) is read through its migration
+        config = migrate_flat_config(_read_json(run / "config.json", "the run's configuration"))
+    except ConfigError as error:
+        raise SystemExit(f"error: {run / 'config.json'} is not a training configuration ({error})") from None
     evaluation = _read_json(metrics_file, "the evaluation")
     pair_facts = _read_json(pairs / "pairs_manifest.json", "the pairs manifest")
     aggregate = evaluation.get("aggregate", {})
@@ -50,8 +55,9 @@ def ship(run: Path, metrics_file: Path, pairs: Path, output: Path) -> Path:
         raise SystemExit(f"error: {metrics_file} lacks {missing}: run `clipswap evaluate --identity-model dlib` on it")
     extra = {
         "trained_by": "clipswap train",
-        "training": {"preset": config.get("preset"), "steps": checkpoint.step, "batch_size": config.get("batch_size"),
-                     "precision": config.get("precision"), "weights": config.get("weights")},
+        "training": {"preset": config.get("preset"), "steps": checkpoint.step,
+                     "batch_size": config.get("data", {}).get("batch_size"),
+                     "precision": config.get("compute", {}).get("precision"), "weights": config.get("weights")},
         "data": {key: pair_facts.get(key) for key in ("faces", "training_identities", "pairs", "size", "seed",
                                                        "heldout_identities", "teacher")}
                 | {"dataset": "lfw_train (../shared/data/lfw_train, aligned with clipswap align --size 128)"},

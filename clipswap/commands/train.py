@@ -1,4 +1,5 @@
-"""`clipswap train`: flags -> TrainConfig -> clipswap.training.run.run_training. No training logic here."""
+"""`clipswap train`: flags -> (TrainConfig, RunFiles) -> clipswap.training.run.run_training. No training logic here:
+the keys are resolved and every rule checked in clipswap.config."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import click
 
+from clipswap.config import PRECISIONS, PRESETS
 from clipswap.errors import ClipswapError
-from clipswap.training.config import PRECISIONS, TRAIN_PRESETS
 
 logger = logging.getLogger(__name__)
 
@@ -19,20 +20,25 @@ logger = logging.getLogger(__name__)
               help="Folder of `clipswap align` TFRecord shards (or its shards/ subfolder).")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder: config.json, checkpoints/, logs/ (TensorBoard), images/, generator.keras.")
-@click.option("--preset", type=click.Choice(sorted(TRAIN_PRESETS)), default="paper", show_default=True,
-              help="paper: the ClipSwap paper's settings; facedancer: FaceDancer's recipe; tiny: a CPU-sized run.")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
+              help="paper: the ClipSwap paper's settings (needs --arcface and --clip-preset; paper-offline: SFace, "
+                   "no CLIP); facedancer: FaceDancer's recipe; tiny: a CPU-sized run; demo: the shipped demo.")
 @click.option("--config", "yaml_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="YAML file of overrides (TrainConfig keys; model.* and weights.* nested or dotted).")
+              help="YAML file of overrides (section.key, nested sections, or a section's key alone).")
 @click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Override one key, e.g. --set weights.id=5 --set model.base_filters=16 (repeatable).")
+              help="Override one key, e.g. --set weights.id=5 --set model.base_filters=16 --set schedule.steps=9 "
+                   "(or steps=9) (repeatable).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps (preset value if unset).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch (split across replicas).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of data order, init and augmentations.")
 @click.option("--arcface", "arcface_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="ArcFace-Res50.h5: identity encoder (without it SFace is used, offline).")
+              help="ArcFace-Res50.h5: the identity encoder of an ArcFace preset (paper, release, facedancer).")
 @click.option("--clip-preset", default=None,
-              help="keras-hub CLIP preset (directory or handle): CLIP identity input and contrastive loss. "
-                   "Without it both are off.")
+              help="keras-hub CLIP preset (directory or handle) of a preset with CLIP input (paper).")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Keras' VGG16 no-top weights file for the VGG16 perceptual network (else Keras downloads them).")
+@click.option("--attribute-file", type=click.Path(dir_okay=False), default=None,
+              help="The attribute network A as a .keras model (with --set attribute_network=file).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling). [default: fp32]")
 @click.option("--xla", is_flag=True, default=False, help="Compile the train step with XLA.")
@@ -43,47 +49,48 @@ logger = logging.getLogger(__name__)
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
 @click.option("--no-progress", is_flag=True, default=False, help="No tqdm bar (logs still go to TensorBoard).")
 def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, seed, arcface_path, clip_preset,
-          precision, xla, checkpoint_every, cpu_replicas, resume, dry_run, no_progress):
+          vgg_weights, attribute_file, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run, no_progress):
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
-    Identity encoder: ArcFace-R50 with --arcface, else SFace. CLIP: with --clip-preset, else the CLIP input and the
-    contrastive term are off (a warning says so). The trained generator is exported to RUN_DIR/generator.keras.
+    A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
+    the name of its offline twin (paper-offline). The trained generator is exported to RUN_DIR/generator.keras.
     """
-    from clipswap.training.config import parse_set_options, resolve_config
+    from clipswap.config import ConfigError, check_runnable, parse_set_options, resolve_key, resolve_run
 
     try:
         overrides: dict = parse_set_options(set_pairs)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--set") from error
+    resolved = lambda path: str(Path(path).resolve()) if path else None  # noqa: E731
     flags = {
-        "steps": steps, "batch_size": batch_size, "seed": seed,
-        "arcface_path": str(Path(arcface_path).resolve()) if arcface_path else None,
-        "clip_preset": clip_preset, "precision": precision, "checkpoint_every": checkpoint_every,
-        "xla": True if xla else None,
+        "steps": steps, "batch_size": batch_size, "seed": seed, "precision": precision,
+        "checkpoint_every": checkpoint_every, "xla": True if xla else None,
+        "arcface_path": resolved(arcface_path), "clip_preset": clip_preset, "vgg_weights": resolved(vgg_weights),
+        "attribute_file": resolved(attribute_file),
     }
-    clashes = sorted(key for key, value in flags.items() if value is not None and key in overrides)
+    try:
+        # A flag and a --set of the same key, in any spelling (steps, schedule.steps), is the key given twice.
+        given = {resolve_key(key)[1] for key in overrides}
+    except ValueError as error:
+        raise click.ClickException(f"invalid configuration: {error}") from error
+    clashes = sorted(key for key, value in flags.items() if value is not None and key in given)
     if clashes:
         raise click.ClickException(f"{clashes} given both as a flag and with --set; give each value once")
     overrides.update({key: value for key, value in flags.items() if value is not None})
 
+    replicas = max(cpu_replicas, 1)
     try:
-        config = resolve_config(preset, yaml_path, overrides)
+        config, files = resolve_run(preset, yaml_path, overrides)
     except ValueError as error:
         raise click.ClickException(f"invalid configuration: {error}") from error
-
-    from clipswap.training.run import effective_config
-
-    config, notes = effective_config(config)
-    replicas = max(cpu_replicas, 1)
-    if cpu_replicas > 1 and config.batch_size % cpu_replicas:
-        raise click.ClickException(
-            f"--batch-size {config.batch_size} must be divisible by --cpu-replicas {cpu_replicas}"
-        )
-    if config.precision == "fp16" and config.xla:
-        notes.append("fp16 with XLA: loss scaling runs inside the compiled step")
+    try:
+        notes = check_runnable(config, files, replicas)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
     if dry_run:
-        click.echo(json.dumps({"config": config.to_dict(), "notes": notes, "replicas": replicas}, indent=2,
-                              sort_keys=True))
+        header = PRESETS[preset].header()
+        click.echo(json.dumps({"config": config.to_dict(), "files": files.to_dict(), "preset": header,
+                               "notes": notes, "replicas": replicas}, indent=2, sort_keys=True))
         return
     if data_dir is None or run_dir is None:
         raise click.UsageError("--data and --run-dir are required (except with --dry-run)")
@@ -103,7 +110,8 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
 
     try:
         strategy = make_strategy(cpu_replicas)
-        result = run_training(config, data_dir, run_dir, resume=resume, strategy=strategy, progress=not no_progress)
+        result = run_training(config, data_dir, run_dir, files=files, resume=resume, strategy=strategy,
+                              progress=not no_progress)
     except (ClipswapError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"trained steps {result.start_step} -> {result.final_step} in {result.run_dir}")

@@ -1,7 +1,8 @@
-"""The training loop: build everything from a TrainConfig, train with checkpoints and logs, export the generator.
+"""The training loop: build everything from a TrainConfig and its RunFiles (clipswap.config), train with
+checkpoints and logs, export the generator.
 
 Run folder layout:
-    config.json           the resolved (effective) TrainConfig; a resumed run must match its model and losses
+    config.json           the resolved TrainConfig tree (no file paths); a resumed run must match its model and losses
     checkpoints/          tf.train checkpoints (ckpt-<step>.*), the last `keep_checkpoints` kept
     logs/                 TensorBoard event files (scalars, image grids, held-out identity loss)
     metrics.jsonl         the logged scalar means, one JSON object per `log_every` steps
@@ -30,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
-from clipswap.config import IDENTITY_ENCODERS, LossWeights, ModelConfig
+from clipswap.config import IDENTITY_ENCODERS, ConfigError, ModelConfig, RunFiles, TrainConfig, check_runnable
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.models.arcface import ARCFACE_SPEC
@@ -44,7 +45,6 @@ from clipswap.training.callbacks import (
     ScalarLogger,
 )
 from clipswap.training.checkpointing import TrainingCheckpoints
-from clipswap.training.config import TrainConfig
 from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
 from clipswap.training.loss import SwapLoss
 from clipswap.training.trainer import SwapTrainer, current_learning_rate, make_optimizer
@@ -70,42 +70,6 @@ def _damaged_shard_message(folder, error) -> str:
 
 class TrainingSetupError(ClipswapError, ValueError):
     """The configuration, data or run folder cannot make a run (the message says what to change)."""
-
-
-# --- configuration that depends on what is available -------------------------------------------------------------
-
-
-def effective_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
-    """Adjust the configuration to the encoders actually given; returns (config, warnings).
-
-    ArcFace-R50 is used only with `arcface_path`; otherwise SFace (offline) encodes identity, and the IFSR term
-    (ArcFace layers) is switched off. CLIP is used only with `clip_preset`; otherwise G gets no CLIP input and the
-    contrastive term is off.
-    """
-    notes: list[str] = []
-    model, weights = config.model, config.weights
-    if config.arcface_path:
-        if model.identity_encoder != "arcface":
-            model = model.replace(identity_encoder="arcface")
-            notes.append("--arcface given: identity encoder set to ArcFace-R50 (512-d)")
-    elif model.identity_encoder != "sface":
-        model = model.replace(identity_encoder="sface")
-        notes.append("no --arcface file: identity encoder is SFace (128-d, offline) instead of ArcFace-R50")
-    if config.clip_preset:
-        if model.clip_variant is None:
-            notes.append("--clip-preset given: the CLIP embedding is appended to the identity input (paper z_id)")
-            model = model.replace(clip_variant="clip_vit_base_patch32")
-    else:
-        if model.clip_variant is not None:
-            model = model.replace(clip_variant=None)
-            notes.append("no --clip-preset: the generator gets no CLIP identity input")
-        if weights.contra:
-            weights = LossWeights(**{**weights.as_dict(), "contra": 0.0})
-            notes.append("no --clip-preset: the CLIP contrastive loss (lambda_contra) is OFF")
-    if model.identity_encoder != "arcface" and weights.ifsr:
-        weights = LossWeights(**{**weights.as_dict(), "ifsr": 0.0})
-        notes.append("IFSR needs ArcFace-R50 layers: the IFSR term is OFF (give --arcface to use it)")
-    return config.replace(model=model, weights=weights), notes
 
 
 # --- strategy and precision --------------------------------------------------------------------------------------
@@ -144,18 +108,18 @@ def set_precision(precision: str) -> None:
 # --- building ---------------------------------------------------------------------------------------------------
 
 
-def load_identity_encoder(config: TrainConfig) -> keras.Model:
+def load_identity_encoder(config: TrainConfig, files: RunFiles | None = None) -> keras.Model:
     """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
     from clipswap.checkpoints.encoders import load_identity_encoder as load_named
     from clipswap.checkpoints.errors import CheckpointError
 
     try:
-        return load_named(config.model.identity_encoder, config.arcface_path).model
+        return load_named(config.model.identity_encoder, (files or RunFiles()).arcface_path).model
     except CheckpointError as error:
         raise TrainingSetupError(f"identity encoder: {error}") from error
 
 
-def load_clip(config: TrainConfig) -> keras.Model | None:
+def load_clip(config: TrainConfig, files: RunFiles | None = None) -> keras.Model | None:
     """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
     if config.model.clip_variant is None:
         return None
@@ -163,7 +127,8 @@ def load_clip(config: TrainConfig) -> keras.Model | None:
     from clipswap.checkpoints.errors import CheckpointError
 
     try:
-        return load_clip_embedder(config.model.clip_variant, config.clip_preset, config.model.image_size).model
+        return load_clip_embedder(config.model.clip_variant, (files or RunFiles()).clip_preset,
+                                  config.model.image_size).model
     except CheckpointError as error:
         raise TrainingSetupError(f"CLIP: {error}") from error
 
@@ -186,9 +151,9 @@ def build_networks(model: ModelConfig) -> tuple[keras.Model, keras.Model]:
     return Generator(model), Discriminator(model.image_size, model.base_filters)
 
 
-def vgg16_feature_source(config: TrainConfig, extractor=None) -> FeatureSource:
-    """The perceptual term's ImageNet VGG16 pools (FaceDancer's block weights with facedancer_perceptual);
-    `extractor` replaces the VGG16 build (benchmarks pass a random one)."""
+def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
+    """The perceptual term's VGG16 pools (ImageNet's weights: the run's file, else loss.vgg_weights; FaceDancer's
+    block weights with facedancer_perceptual); `extractor` replaces the VGG16 build (benchmarks pass a random one)."""
     from clipswap.losses.perceptual import (
         FACEDANCER_VGG_WEIGHTS,
         VGG16_NOTOP_FILE,
@@ -197,18 +162,20 @@ def vgg16_feature_source(config: TrainConfig, extractor=None) -> FeatureSource:
     )
 
     try:
-        extractor = extractor or vgg16_features(config.vgg_weights, config.vgg_preprocessing)
+        extractor = extractor or vgg16_features(files.vgg_weights or config.loss.vgg_weights,
+                                                config.loss.vgg_preprocessing)
     except (WeightsDownloadError, FileNotFoundError) as error:
         raise TrainingSetupError(
-            f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH (Keras' VGG16 "
-            f"no-top file {VGG16_NOTOP_FILE}) or use another network with --set perceptual_network=identity"
+            f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH or --vgg-weights PATH "
+            f"(Keras' VGG16 no-top file {VGG16_NOTOP_FILE}) or use another network with "
+            "--set perceptual_network=identity"
         ) from error
-    layer_weights = FACEDANCER_VGG_WEIGHTS if config.facedancer_perceptual else None
+    layer_weights = FACEDANCER_VGG_WEIGHTS if config.loss.facedancer_perceptual else None
     return FeatureSource(extractor=extractor, layer_weights=layer_weights)
 
 
 def feature_source(
-    kind: str, config: TrainConfig, identity_layers: tuple[str, ...], discriminator: keras.Model,
+    kind: str, config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...], discriminator: keras.Model,
     perceptual_extractor=None,
 ) -> FeatureSource:
     """Where a feature term (perceptual, attribute) reads: `kind` is one of PERCEPTUAL_NETWORKS /
@@ -224,19 +191,20 @@ def feature_source(
                                                                 layer_names=names))
     if kind == "file":
         try:
-            return FeatureSource(extractor=make_attribute_extractor("file", path=config.attribute_file))
+            return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    return vgg16_feature_source(config, perceptual_extractor)
+    return vgg16_feature_source(config, files, perceptual_extractor)
 
 
 def build_loss(
     config: TrainConfig, generator: keras.Model, discriminator: keras.Model, identity_model: keras.Model,
-    clip_model: keras.Model | None, perceptual_extractor=None,
+    clip_model: keras.Model | None, perceptual_extractor=None, files: RunFiles | None = None,
 ) -> SwapLoss:
     """The SwapLoss of the configuration over G, D and the frozen encoders: its feature sources, the identity
     layers they and IFSR tap, and the configuration's loss options."""
-    weights = config.weights
+    weights, options, aug = config.weights, config.loss, config.augmentation
+    files = files or RunFiles()
     stage_layers = IDENTITY_SPECS[config.model.identity_encoder].stages
     ifsr_layers: tuple[str, ...] = ()
     if weights.ifsr:
@@ -245,10 +213,10 @@ def build_loss(
         ifsr_layers = IFSR_LAYERS
     perceptual = attribute = None
     if weights.perceptual:
-        perceptual = feature_source(config.perceptual_network, config, stage_layers, discriminator,
+        perceptual = feature_source(options.perceptual_network, config, files, stage_layers, discriminator,
                                     perceptual_extractor)
     if weights.att:
-        attribute = feature_source(config.attribute_network, config, stage_layers[:ATTRIBUTE_STAGE_COUNT],
+        attribute = feature_source(options.attribute_network, config, files, stage_layers[:ATTRIBUTE_STAGE_COUNT],
                                    discriminator)
     tapped = set(ifsr_layers)
     for source in (perceptual, attribute):
@@ -257,36 +225,38 @@ def build_loss(
     return SwapLoss(
         generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
-        n_aug=config.n_aug, aug_distortion=config.aug_distortion, aug_crop_fraction=config.aug_crop_fraction,
-        facedancer_rec_clip=config.facedancer_rec_clip, id_augment=config.id_augment,
-        teacher_face_only=config.teacher_face_only, teacher_background=config.teacher_background,
-        id_warmup=(config.id_warmup_steps, config.id_warmup_weight),
-        perceptual_to_teacher=config.perceptual_to_teacher,
+        n_aug=aug.n_aug, aug_distortion=aug.aug_distortion, aug_crop_fraction=aug.aug_crop_fraction,
+        facedancer_rec_clip=options.facedancer_rec_clip, id_augment=aug.id_augment,
+        teacher_face_only=options.teacher_face_only, teacher_background=options.teacher_background,
+        id_warmup=(options.id_warmup_steps, options.id_warmup_weight),
+        perceptual_to_teacher=options.perceptual_to_teacher,
         seed=config.seed,
     )
 
 
 def make_optimizers(config: TrainConfig) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
     """G's and D's Adam (fp16: wrapped for loss scaling), named g_adam and d_adam (checkpoint names)."""
-    fp16 = config.precision == "fp16"
+    fp16, opt = config.compute.precision == "fp16", config.optimiser
     return tuple(
-        make_optimizer(lr, config.beta1, config.beta2, config.lr_decay_rate, config.lr_decay_steps, fp16, name)
-        for lr, name in ((config.lr_g, "g_adam"), (config.lr_d, "d_adam"))
+        make_optimizer(lr, opt.beta1, opt.beta2, opt.lr_decay_rate, opt.lr_decay_steps, fp16, name)
+        for lr, name in ((opt.lr_g, "g_adam"), (opt.lr_d, "d_adam"))
     )
 
 
 def build_trainer(
-    config: TrainConfig, identity_model: keras.Model, clip_model: keras.Model | None, perceptual_extractor=None
+    config: TrainConfig, identity_model: keras.Model, clip_model: keras.Model | None, perceptual_extractor=None,
+    files: RunFiles | None = None,
 ) -> SwapTrainer:
     """The compiled SwapTrainer of `config` around the given frozen encoders (what `clipswap train` trains): G and D
     (seeded by config.seed), the SwapLoss, the two optimisers. Call under the strategy scope (and after
-    set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one)."""
+    set_precision). `perceptual_extractor` overrides the VGG16 build (benchmarks pass a random one); `files` gives
+    the VGG16 weights or attribute model files."""
     keras.utils.set_random_seed(config.seed)
     check_identity_width(config, identity_model)
     generator, discriminator = build_networks(config.model)
-    loss = build_loss(config, generator, discriminator, identity_model, clip_model, perceptual_extractor)
+    loss = build_loss(config, generator, discriminator, identity_model, clip_model, perceptual_extractor, files)
     trainer = SwapTrainer(loss)
-    trainer.compile(*make_optimizers(config), jit_compile=config.xla)
+    trainer.compile(*make_optimizers(config), jit_compile=config.compute.xla)
     return trainer
 
 
@@ -324,6 +294,11 @@ class RunResult:
     last_logs: dict[str, float] = field(default_factory=dict)
 
 
+#: The keys a resumed run must share with its config.json: what shapes the restored state.
+RESUME_MUST_MATCH = ("model", "weights", "compute.precision", "loss.perceptual_network", "loss.attribute_network",
+                     "data.batch_size")
+
+
 def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
     saved_path = run_dir / "config.json"
     if not saved_path.is_file():
@@ -332,12 +307,21 @@ def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
         saved = read_json_object(saved_path)
     except JSONFileError as error:
         raise TrainingSetupError(f"--resume: {error}; restore it or start a new --run-dir") from error
+    try:
+        # A config.json written before the tree (flat keys) is read through the one migration function.
+        saved = TrainConfig.from_dict(saved).to_dict()
+    except ConfigError as error:
+        raise TrainingSetupError(f"--resume: the run's config.json cannot be read as a configuration ({error}); "
+                                 "start a new --run-dir") from error
     current = config.to_dict()
     # What shapes the state must match; the schedule (steps, intervals) may change on resume.
-    for key in ("model", "weights", "precision", "perceptual_network", "attribute_network", "batch_size"):
-        if saved.get(key) != current.get(key):
+    for key in RESUME_MUST_MATCH:
+        section, _, name = key.partition(".")
+        before = saved[section][name] if name else saved[section]
+        now = current[section][name] if name else current[section]
+        if before != now:
             raise TrainingSetupError(
-                f"--resume: {key} differs from the run's config.json ({saved.get(key)} vs {current.get(key)}); "
+                f"--resume: {key} differs from the run's config.json ({before} vs {now}); "
                 "resume with the same configuration or start a new --run-dir"
             )
 
@@ -347,7 +331,8 @@ class RunContext:
     """One run as run_training has checked it: what the loop and its steps read.
 
     Attributes:
-        config: the effective TrainConfig (see `effective_config`).
+        config: the experiment (TrainConfig).
+        files: the run's files (RunFiles: ArcFace, CLIP preset, VGG16 weights, attribute model).
         data_dir: the `clipswap align` or `clipswap pairs` folder the shards come from.
         run_dir: the run folder; it holds the checkpoints a resume restores.
         out_dir: where this process writes: run_dir, or a non-chief worker's private folder.
@@ -362,6 +347,7 @@ class RunContext:
     data_dir: str | Path
     run_dir: Path
     out_dir: Path
+    files: RunFiles = field(default_factory=RunFiles)
     resume: bool = False
     strategy: tf.distribute.Strategy | None = None
     progress: bool = True
@@ -378,6 +364,7 @@ def run_training(
     data_dir: str | Path,
     run_dir: str | Path,
     *,
+    files: RunFiles | None = None,
     resume: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     progress: bool = True,
@@ -387,7 +374,8 @@ def run_training(
     """Train according to `config` on the shards in `data_dir`, writing the run folder (module docstring).
 
     Args:
-        config: an effective configuration (see `effective_config`).
+        config: the experiment; check_runnable refuses it here when `files` lack what it needs.
+        files: the run's files (default: none).
         resume: continue from the latest checkpoint in run_dir/checkpoints (required when it has any).
         strategy: distribution strategy (default `make_strategy()`).
         dataset_fn: `seed -> tf.data.Dataset` overriding the shard reader (tests use synthetic data).
@@ -408,7 +396,8 @@ def run_training(
         resume = False
     created = not run_dir.exists()
     run_dir = ensure_writable_dir(run_dir)
-    context = RunContext(config, data_dir, run_dir, run_dir, resume, strategy, progress, dataset_fn, eval_batch)
+    context = RunContext(config, data_dir, run_dir, run_dir, files or RunFiles(), resume, strategy, progress,
+                         dataset_fn, eval_batch)
     try:
         return _run_training_in(context, has_checkpoints)
     except TrainingSetupError:
@@ -424,26 +413,23 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
     if context.resume:
         _check_resume_config(run_dir, config)
-    if config.weights.att and config.attribute_network == "file":
+    try:
+        check_runnable(config, context.files)
+    except ConfigError as error:
+        raise TrainingSetupError(str(error)) from error
+    if config.weights.att and config.loss.attribute_network == "file":
         from clipswap.losses.attribute import AttributeModelError, check_attribute_file
 
         try:
-            check_attribute_file(config.attribute_file)
+            check_attribute_file(context.files.attribute_file)
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    if config.xla and config.model.clip_variant is not None:
-        # CLIP's preprocessing resizes bicubically; TensorFlow registers no XLA kernel for ResizeBicubic (measured:
-        # "Detected unsupported operations ... XLA_CPU_JIT: ResizeBicubic"), so the compiled step cannot be built.
-        raise TrainingSetupError(
-            "--xla cannot compile a step with CLIP (its bicubic resize, ResizeBicubic, has no XLA kernel): "
-            "drop --xla or --clip-preset"
-        )
 
 
 def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
     """run_training once its folder exists: the checks, the precision and the strategy, then the loop."""
     _check_before_loading(context, has_checkpoints)
-    set_precision(context.config.precision)
+    set_precision(context.config.compute.precision)
     context = dataclasses.replace(context, strategy=context.strategy or make_strategy())
     if not is_chief(context.strategy):
         # A non-chief worker takes every step (and every save: they are collective) but must not write the run
@@ -537,16 +523,17 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
     """The endless training stream over `shards` (`clipswap pairs` shards when `pairs`), shuffled by `seed`."""
     from clipswap.training.data import make_pair_dataset, make_train_dataset
 
+    data = config.data
     if pairs:
         return make_pair_dataset(
-            shards, config.batch_size, config.model.image_size, same_identity_prob=config.same_identity_prob,
-            jitter=config.jitter, seed=seed, shuffle_buffer=config.shuffle_buffer, repeat=True,
+            shards, data.batch_size, config.model.image_size, same_identity_prob=data.same_identity_prob,
+            jitter=data.jitter, seed=seed, shuffle_buffer=data.shuffle_buffer, repeat=True,
             warped=config.model.source_warp,
         )
     return make_train_dataset(
-        [str(s) for s in shards], config.batch_size, config.model.image_size,
-        same_identity_prob=config.same_identity_prob, jitter=config.jitter, seed=seed,
-        shuffle_buffer=config.shuffle_buffer, repeat=True,
+        [str(s) for s in shards], data.batch_size, config.model.image_size,
+        same_identity_prob=data.same_identity_prob, jitter=data.jitter, seed=seed,
+        shuffle_buffer=data.shuffle_buffer, repeat=True,
     )
 
 
@@ -597,7 +584,8 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
         if eval_batch is None:
             try:
                 eval_batch = make_eval_batch(
-                    [str(s) for s in eval_shards], config.eval_batch_size, config.model.image_size, config.seed + 1
+                    [str(s) for s in eval_shards], config.schedule.eval_batch_size, config.model.image_size,
+                    config.seed + 1,
                 )
             except ShardError as error:
                 raise TrainingSetupError(f"{error}; make shards with faces with `clipswap align`") from error
@@ -612,7 +600,8 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
 def _build_in_scope(context: RunContext) -> SwapTrainer:
     """The frozen encoders and the compiled trainer, under the strategy's scope, its step function made."""
     with context.strategy.scope():
-        trainer = build_trainer(context.config, load_identity_encoder(context.config), load_clip(context.config))
+        config, files = context.config, context.files
+        trainer = build_trainer(config, load_identity_encoder(config, files), load_clip(config, files), files=files)
         trainer.make_train_function()
     return trainer
 
@@ -631,19 +620,19 @@ def _start(context: RunContext, trainer: SwapTrainer, dataset_fn: Callable[[int]
     start), and the run folder's rows after that step dropped."""
     config = context.config
     iterator = _iterate(context, dataset_fn(config.seed))
-    save_data = config.checkpoint_data
+    save_data = config.data.checkpoint_data
     if save_data and not isinstance(iterator, tf.data.Iterator):
         # tf.distribute's DistributedIterator cannot be checkpointed: a distributed resume reseeds the data instead.
         logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
         save_data = False
-    checkpoints = TrainingCheckpoints(context.out_dir / "checkpoints", trainer, config.keep_checkpoints,
+    checkpoints = TrainingCheckpoints(context.out_dir / "checkpoints", trainer, config.schedule.keep_checkpoints,
                                       iterator if save_data else None)
     start_step = 0
     if context.resume:
         start_step = checkpoints.restore(tf.train.latest_checkpoint(str(context.run_dir / "checkpoints")))
         if not save_data:
             iterator = _iterate(context, dataset_fn(config.seed + start_step))
-        logger.info("resuming at step %d of %d", start_step, config.steps)
+        logger.info("resuming at step %d of %d", start_step, config.schedule.steps)
         forget_after(context.out_dir, start_step)
     return iterator, checkpoints, start_step
 
@@ -653,18 +642,20 @@ def _callbacks(
     writer: tf.summary.SummaryWriter, start_step: int,
 ) -> tuple[keras.callbacks.CallbackList, HeldoutIdentity]:
     """The run's callbacks in the order they run (the guard before the checkpoint), and the held-out one."""
-    config, out_dir = context.config, context.out_dir
-    heldout = HeldoutIdentity(trainer.swap_loss, eval_batch, config.eval_every, writer, out_dir / "heldout.jsonl")
+    schedule, out_dir = context.config.schedule, context.out_dir
+    heldout = HeldoutIdentity(trainer.swap_loss, eval_batch, schedule.eval_every, writer, out_dir / "heldout.jsonl")
     grid_batch = {key: value[:GRID_ROWS] for key, value in eval_batch.items()}
     callbacks = [
         NonFiniteGuard(lambda: checkpoints.latest),
-        ScalarLogger(writer, config.log_every, out_dir / "metrics.jsonl"),
+        ScalarLogger(writer, schedule.log_every, out_dir / "metrics.jsonl"),
         heldout,
-        ImageGridWriter(trainer.swap_loss, grid_batch, config.image_every, writer, out_dir / "images"),
+        ImageGridWriter(trainer.swap_loss, grid_batch, schedule.image_every, writer, out_dir / "images"),
         ProgressBar(disable=not context.progress),
-        CheckpointSaver(checkpoints, config.checkpoint_every),
+        CheckpointSaver(checkpoints, schedule.checkpoint_every),
     ]
-    return keras.callbacks.CallbackList(callbacks, model=trainer, steps=config.steps, initial_step=start_step), heldout
+    callback_list = keras.callbacks.CallbackList(callbacks, model=trainer, steps=schedule.steps,
+                                                 initial_step=start_step)
+    return callback_list, heldout
 
 
 def _take_step(context: RunContext, trainer: SwapTrainer, iterator) -> tuple[int, dict[str, float]]:
@@ -684,14 +675,14 @@ def _take_step(context: RunContext, trainer: SwapTrainer, iterator) -> tuple[int
         lr_g=current_learning_rate(trainer.g_optimizer),
         lr_d=current_learning_rate(trainer.d_optimizer),
         step_time=elapsed,
-        images_per_s=context.config.batch_size / elapsed,
+        images_per_s=context.config.data.batch_size / elapsed,
     )
     return int(trainer.step_counter.numpy()), logs
 
 
 def _export(context: RunContext, trainer: SwapTrainer, step: int) -> Path | None:
     """A finished run's generator as RUN_DIR/generator.keras + .json (the chief's only); None otherwise."""
-    if step < context.config.steps or context.out_dir != context.run_dir:
+    if step < context.config.schedule.steps or context.out_dir != context.run_dir:
         return None
     from clipswap.checkpoints.native import save_generator
 
@@ -704,8 +695,10 @@ def _export(context: RunContext, trainer: SwapTrainer, step: int) -> Path | None
 def _run_loop(context: RunContext) -> RunResult:
     """run_training after the checks: data, trainer, resume, then the steps with their callbacks, then the export."""
     config = context.config
-    if config.batch_size % context.replicas:
-        raise TrainingSetupError(f"batch_size {config.batch_size} is not divisible by the {context.replicas} replicas")
+    try:
+        check_runnable(config, context.files, context.replicas)
+    except ConfigError as error:
+        raise TrainingSetupError(str(error)) from error
     dataset_fn, eval_batch = _training_data(context)
     trainer = _build_in_scope(context)
     write_text_atomic(context.out_dir / "config.json", config.to_json())
@@ -716,7 +709,7 @@ def _run_loop(context: RunContext) -> RunResult:
     step, logs = start_step, {}
     try:
         callbacks.on_train_begin()
-        while step < config.steps:
+        while step < config.schedule.steps:
             step, logs = _take_step(context, trainer, iterator)
             callbacks.on_train_batch_end(step, logs)
     finally:
