@@ -17,10 +17,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from clipswap.checkpoints.errors import CheckpointError
 from clipswap.config import CLIP_VARIANTS, IDENTITY_ENCODERS
+from clipswap.models.compile import compile_predict
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,7 @@ class IdentityEncoder:
     model: keras.Model
 
     def __post_init__(self):
-        self._call = tf.function(
-            lambda x: self.model(x, training=False),
-            input_signature=[tf.TensorSpec((None, IDENTITY_SIZE, IDENTITY_SIZE, 3), tf.float32)],
-        )
+        self._call = compile_predict(self.model, input_signature=[((None, IDENTITY_SIZE, IDENTITY_SIZE, 3), "float32")])
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         """[N, 112, 112, 3] uint8 RGB (0..255) aligned crops -> [N, dim] float32 raw vectors."""
@@ -47,7 +44,7 @@ class IdentityEncoder:
         if crops.ndim != 4 or crops.shape[1:] != (IDENTITY_SIZE, IDENTITY_SIZE, 3):
             raise ValueError(f"identity crops must be [N, 112, 112, 3] RGB, got {crops.shape}")
         images = crops.astype(np.float32) / 255.0 if crops.dtype == np.uint8 else crops.astype(np.float32)
-        return self._call(tf.convert_to_tensor(images)).numpy().astype(np.float32)
+        return np.asarray(keras.ops.convert_to_numpy(self._call(images)), dtype=np.float32)
 
 
 def load_identity_encoder(name: str, arcface_path: str | Path | None = None) -> IdentityEncoder:

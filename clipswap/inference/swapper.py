@@ -6,7 +6,8 @@ generator-size crop when the generator takes one.
 
 Target branch (every frame): detect, select faces (--faces, --reference-face), align each to the S x S crop (the
 ArcFace template scaled by S / 112), run ALL selected faces of the frame through the generator in one batch
-(a tf.function with a [None, S, S, 3] signature, so any face count reuses one trace), map the output from [-1, 1] to
+(compiled once for the Keras backend with a [None, S, S, 3] signature, so on TensorFlow any face count reuses one
+trace), map the output from [-1, 1] to
 [0, 1], and composite each crop back through the inverse similarity with the blend mask.
 
 A generator with pre_swap="landmarks" (the demo model) reads, instead of each target crop, the classical landmark
@@ -32,7 +33,6 @@ from dataclasses import dataclass, field
 import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 
 from clipswap.checkpoints.encoders import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
 from clipswap.checkpoints.errors import CheckpointError
@@ -41,6 +41,7 @@ from clipswap.face.detection import Detection, NoFaceError
 from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
+from clipswap.models.compile import compile_predict
 from clipswap.options import COLOR_CORRECTIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -119,20 +120,20 @@ def copy_weights_by_name(model: keras.Model, fused: keras.Model) -> None:
 
 
 def compile_generator(generator: Callable, image_size: int, id_dim: int, source_image: bool = False) -> Callable:
-    """tf.function around `generator([target, identity])` (and the source crops third with `source_image`) with a
-    fixed signature.
+    """`generator([target, identity])` (and the source crops third with `source_image`) compiled for the Keras backend
+    (clipswap.models.compile.compile_predict: a tf.function with a fixed signature on TensorFlow, jax.jit on JAX).
 
     Input: target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace), and with
     `source_image` source [B, S, S, 3] float32 RGB in [-1, 1].
     Output: [B, S, S, 3] float32, the generator's [-1, 1] image (not clipped).
     """
-    image = tf.TensorSpec((None, image_size, image_size, 3), tf.float32)
-    signature = [image, tf.TensorSpec((None, id_dim), tf.float32)] + ([image] if source_image else [])
+    image = ((None, image_size, image_size, 3), "float32")
+    signature = [image, ((None, id_dim), "float32")] + ([image] if source_image else [])
 
-    def run(*inputs):
-        return tf.cast(generator(list(inputs)), tf.float32)
+    def run(model, *inputs):
+        return keras.ops.cast(model(list(inputs)), "float32")
 
-    return tf.function(run, input_signature=signature)
+    return compile_predict(generator, run, signature)
 
 
 #: Feather of a pre_swap face's paste-back mask, in pixels of a 128 crop (scaled with the crop; our choice): the
@@ -310,7 +311,7 @@ class FaceSwapper:
         self.pre_swap_failures = 0
         #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
         self.mapping: tuple[np.ndarray, list] | None = None
-        #: The tf.function of a TensorFlow generator (None for an exported runtime).
+        #: The compiled call of a Keras generator (compile_generator; None for an exported runtime).
         self._compiled = None
         if getattr(generator, "runs_numpy", False):
             # An exported runtime (clipswap.inference.runtime.ExportedGenerator): numpy in, numpy out, its own
@@ -319,7 +320,7 @@ class FaceSwapper:
         else:
             self._compiled = compile_generator(generator_in_precision(generator, precision), self.image_size,
                                                self.id_input_dim, self.source_image)
-            self._generate = lambda *arrays: self._compiled(*(tf.constant(x) for x in arrays)).numpy()
+            self._generate = lambda *arrays: np.asarray(keras.ops.convert_to_numpy(self._compiled(*arrays)))
         self._published = published_mask(self.image_size, feather)
         self.source_vector: np.ndarray | None = None
         self.reference_vector: np.ndarray | None = None
