@@ -47,9 +47,18 @@ def build_detector(kind: str = "auto", threshold: float = DEFAULT_THRESHOLD, ret
         MissingCheckpointError: kind "retinaface" (or an explicit path) and the file is absent.
         CheckpointError: the RetinaFace file does not load.
     """
+    return build_resolved_detector(*resolve_detector(kind, retinaface_path), threshold)
+
+
+def build_resolved_detector(kind: str, path: Path | None, threshold: float = DEFAULT_THRESHOLD):
+    """The detector of what resolve_detector returned (("retinaface", its file) or ("yunet", None)), so a command
+    that resolved its files once does not look them up again.
+
+    Raises:
+        CheckpointError: the RetinaFace file does not load.
+    """
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"the detection threshold must be in [0, 1), got {threshold}")
-    kind, path = resolve_detector(kind, retinaface_path)
     if kind == "retinaface":
         from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5
         from clipswap.face.retinaface import RetinaFaceDetector

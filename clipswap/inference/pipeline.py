@@ -173,7 +173,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         (a FaceSwapper or LandmarkSwapper, "generator: ..., detector: ..."). Raises as build_swapper.
     """
     from clipswap.checkpoints.pretrained import require_published
-    from clipswap.face.detectors import build_detector, resolve_detector
+    from clipswap.face.detectors import build_resolved_detector, resolve_detector
     from clipswap.inference.choice import (
         LANDMARKS_LABEL,
         WARP_LABEL,
@@ -189,7 +189,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     detector_text = detector_label(detector_kind, detector_path)
     if not choice.is_generator:
         landmarker = _landmarker(clip_preset, choice.kind)
-        face_detector = build_detector(detector_kind, det_threshold, detector_path)
+        face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
         if choice.kind == "warp":
             swapper = _warp_swapper(face_detector, landmarker, selection=selection, similarity=similarity,
                                     blend=blend, feather=feather, color_correction=color_correction)
@@ -202,7 +202,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     arcface_path = require_published("arcface", arcface) if config.identity_encoder == "arcface" else None
     engine = resolve_runtime(runtime, precision)
     swapper = FaceSwapper.from_checkpoint(
-        checkpoint, build_detector(detector_kind, det_threshold, detector_path), arcface_path=arcface_path,
+        checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), arcface_path=arcface_path,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
         precision=precision, color_correction=color_correction, runtime=engine,
     )
