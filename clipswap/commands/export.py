@@ -55,8 +55,8 @@ def export(model, fmt, output, identity, arcface, tolerance):
         require_modules(spec.modules, f"exporting to {fmt}")
         choice = resolve_model(model)
         if not choice.is_generator:
-            raise click.ClickException(f"--model {choice.kind} is a swap without a network; there is nothing "
-                                       "to export")
+            what = "the demo generator's warped input" if choice.kind == "warp" else "the classical swap"
+            raise click.ClickException(f"--model {choice.kind} is {what}, not a network; there is nothing to export")
         checkpoint = load_any_generator(choice.path)
         networks = {"generator": checkpoint.model}
         if identity:
