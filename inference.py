@@ -3,7 +3,7 @@
     python inference.py --target T --source S [--output output/result.jpg] \
         [--retina_path pretrained_ckpts/retinaface/RetinaFace-Res50.h5] \
         [--arcface_path pretrained_ckpts/arcface/ArcFace-Res50.h5] \
-        [--model_path pretrained_ckpts/clipswap/clipswap.h5 | demo | landmarks]
+        [--model_path pretrained_ckpts/clipswap/clipswap.h5 | demo | landmarks | warp]
 
 Same result as `clipswap swap --source S --target T --output O`. The three path options default to the files in
 pretrained_ckpts/ (or $CLIPSWAP_CKPT_DIR), in the release's layout (above) or flat (pretrained_ckpts/ClipSwap.h5,
@@ -92,8 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--arcface_path", type=Path, default=None,
                         help="ArcFace-Res50.h5 [pretrained_ckpts/arcface/ or pretrained_ckpts/]")
     parser.add_argument("--model_path", default=None,
-                        help="generator .h5 or .keras, or demo (the shipped demo generator) or landmarks (the "
-                             "classical 68-point warp) [pretrained_ckpts/clipswap/clipswap.h5 or "
+                        help="generator .h5 or .keras, or demo (the shipped demo generator), landmarks (the "
+                             "classical 68-point warp) or warp (the demo's warped input alone) "
+                             "[pretrained_ckpts/clipswap/clipswap.h5 or "
                              "pretrained_ckpts/ClipSwap.h5 when present, else demo]")
     parser.add_argument("--detector", choices=DETECTORS, default="auto")
     parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,

@@ -97,6 +97,6 @@ def test_export_refuses_the_warp(tmp_path):
     output = tmp_path / "exported"
     result = CliRunner().invoke(main, ["export", "--model", "warp", "--format", "savedmodel", "--output", str(output)])
     assert result.exit_code == 1, result.output
-    assert result.stderr == ("Error: --model warp is the demo generator's warped input, not a network; there is nothing "
-                             "to export\n")
+    assert result.stderr == ("Error: --model warp is the demo generator's warped input, not a network; there is "
+                             "nothing to export\n")
     assert not output.exists()
