@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from clipswap.checkpoints.native import load_generator  # noqa: E402
 from clipswap.checkpoints.pretrained import DEMO_DIR, DEMO_FILE  # noqa: E402
 from clipswap.config import get_preset  # noqa: E402
-from clipswap.models.compile import compile_predict  # noqa: E402
+from clipswap.models.compile import compile_predict, sample_inputs  # noqa: E402
 from clipswap.models.generator import Generator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,17 +38,9 @@ POLICIES = (("fp32", "float32"), ("bf16", "mixed_bfloat16"))
 
 
 def inputs_for(model: keras.Model, batch: int, seed: int = 0) -> list[np.ndarray]:
-    """Fixed random inputs of the model's shapes: images in [-1, 1], unit identity vectors."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for tensor in model.inputs:
-        shape = (batch, *tensor.shape[1:])
-        if len(shape) == 4:
-            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
-        else:
-            vector = rng.standard_normal(shape).astype(np.float32)
-            arrays.append(vector / np.linalg.norm(vector, axis=1, keepdims=True))
-    return arrays
+    """compile.sample_inputs with the identity vectors scaled to unit length (as the encoders' vectors are)."""
+    return [array if array.ndim == 4 else array / np.linalg.norm(array, axis=1, keepdims=True)
+            for array in sample_inputs(model, batch, seed)]
 
 
 def run_on(device, predict, arrays) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.errors import ClipswapError
+from clipswap.models.compile import sample_inputs as check_batch  # the export check's fixed batch
 from clipswap.options import EXPORT_TOLERANCE
 
 log = logging.getLogger(__name__)
@@ -92,19 +93,6 @@ def input_signature(model: keras.Model, batch: int | None = None) -> list:
     specs = [tf.TensorSpec((batch, *tensor.shape[1:]), tf.float32, name=tensor.name.split(":")[0])
              for tensor in model.inputs]
     return [specs] if len(specs) > 1 else specs
-
-
-def check_batch(model: keras.Model, batch: int = 2, seed: int = 0) -> list[np.ndarray]:
-    """A fixed random batch for the export check: images in [-1, 1], vectors ~ N(0, 1), float32."""
-    rng = np.random.default_rng(seed)
-    arrays = []
-    for tensor in model.inputs:
-        shape = (batch, *tensor.shape[1:])
-        if len(shape) == 4:
-            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
-        else:
-            arrays.append(rng.normal(size=shape).astype(np.float32))
-    return arrays
 
 
 def load_exported(fmt: str, path: str | Path, precision: str = "fp32") -> Callable[[Sequence[np.ndarray]], np.ndarray]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 
 #: One input's shape (None where any size goes) and dtype.
 InputSpec = tuple[tuple[int | None, ...], str]
@@ -59,3 +60,17 @@ def compile_predict(
         compiled = jax.jit(stateless)
         return lambda *inputs: compiled([variable.value for variable in variables], *inputs)
     return lambda *inputs: call(model, *inputs)
+
+
+def sample_inputs(model: keras.Model, batch: int = 2, seed: int = 0) -> list[np.ndarray]:
+    """A fixed random batch of the model's input shapes (to check or time a compiled call): images ([B, H, W, C]) in
+    [-1, 1], other inputs ~ N(0, 1), float32."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for tensor in model.inputs:
+        shape = (batch, *tensor.shape[1:])
+        if len(shape) == 4:
+            arrays.append(rng.uniform(-1.0, 1.0, shape).astype(np.float32))
+        else:
+            arrays.append(rng.normal(size=shape).astype(np.float32))
+    return arrays
