@@ -1,6 +1,7 @@
 """`--model landmarks`, the classical 68-point swap as a model: `clipswap swap` on real LFW photos (only the face
 changes, and it moves towards the source in SFace), several faces and a video, `clipswap evaluate --model
-landmarks` with the closer-to-source figure, and the one sentence without dlib."""
+landmarks` (and `--model warp`, the other model without a network) with the closer-to-source figure, and the one
+sentence without dlib."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from clipswap.checkpoints.dlib_models import DlibUnavailableError
 from clipswap.cli import main
 from clipswap.face.detection import sort_by_area
 from clipswap.face.similarity import cosine_similarity
+from clipswap.inference.choice import WARP_LABEL
 from clipswap.inference.pipeline import NO_WATERMARK_WARNING
 from clipswap.media.images import read_image
 from clipswap.media.labels import read_label
@@ -108,17 +110,23 @@ def test_without_dlib_one_sentence(photos, tmp_path, monkeypatch):
     assert not output.exists()
 
 
-def test_evaluate_the_landmark_model_with_closer_to_source(photos, tmp_path):
+# The network-free models: the landmark swap and the demo's warped input alone (`--model warp`).
+EVALUATED = [("landmarks", LINE, "landmark baseline", "LandmarkSwapper"),
+             ("warp", f"generator: {WARP_LABEL}, detector: YuNet", "warp baseline", "warped input")]
+
+
+@pytest.mark.parametrize(("model", "line", "note", "timing"), EVALUATED, ids=[row[0] for row in EVALUATED])
+def test_evaluate_the_landmark_model_with_closer_to_source(photos, tmp_path, model, line, note, timing):
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("".join(f"{photos[i]} {photos[(i + 1) % 4]} -\n" for i in range(4)))
     out = tmp_path / "eval"
     result = CliRunner().invoke(main, ["evaluate", "--pairs", str(pairs), "--output-dir", str(out),
-                                       "--model", "landmarks", "--detector", "yunet", "--no-progress"])
+                                       "--model", model, "--detector", "yunet", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == LINE
+    assert result.stdout.splitlines()[0] == line
     metrics = json.loads((out / "metrics.json").read_text())
     # No identity encoder to avoid: auto scores with SFace, and says why.
-    assert metrics["identity_model"].startswith("sface") and "landmark baseline" in metrics["identity_model_note"]
+    assert metrics["identity_model"].startswith("sface") and note in metrics["identity_model_note"]
     closer = metrics["aggregate"]["closer_to_source"]
     assert (closer["n"], closer["failed"]) == (4, 0)
     records = metrics["pairs"]
@@ -127,4 +135,4 @@ def test_evaluate_the_landmark_model_with_closer_to_source(photos, tmp_path):
         assert record["closer_to_source"] == (record["id_similarity"] > record["id_similarity_target"])
     assert "Closer to source % ↑" in (out / "metrics.md").read_text(encoding="utf-8")
     cost = metrics["aggregate"]["cost"]
-    assert cost["params"] == 0 and cost["latency_n"] == 3 and "LandmarkSwapper" in cost["latency_note"]
+    assert cost["params"] == 0 and cost["latency_n"] == 3 and timing in cost["latency_note"]

@@ -1,11 +1,9 @@
 """`--model warp`, the demo generator's warped input alone (the control of what the demo network adds over the warp
 it reads): the name resolves to no generator, the stand-in returns its third input, `clipswap swap` on real LFW photos
-changes only the face and moves it towards the source, `clipswap evaluate --model warp` scores it, and `clipswap
-export` refuses it in one sentence."""
+changes only the face and moves it towards the source, and `clipswap export` refuses it in one sentence
+(`clipswap evaluate --model warp` is tested with the landmark model's evaluation, tests/test_landmark_model.py)."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -75,22 +73,6 @@ def test_warp_swap_of_an_lfw_pair(photos, tmp_path):
     # The face moved towards the source in SFace.
     source_vector = embed(source)
     assert cosine_similarity(embed(swapped), source_vector) > cosine_similarity(embed(target), source_vector) + 0.05
-
-
-def test_evaluate_the_warp_control(photos, tmp_path):
-    pairs = tmp_path / "pairs.txt"
-    pairs.write_text("".join(f"{photos[i]} {photos[(i + 1) % 4]} -\n" for i in range(4)))
-    out = tmp_path / "eval"
-    result = CliRunner().invoke(main, ["evaluate", "--pairs", str(pairs), "--output-dir", str(out),
-                                       "--model", "warp", "--detector", "yunet", "--no-progress"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == LINE
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["identity_model"].startswith("sface") and "warp baseline" in metrics["identity_model_note"]
-    closer = metrics["aggregate"]["closer_to_source"]
-    assert (closer["n"], closer["failed"]) == (4, 0)
-    cost = metrics["aggregate"]["cost"]
-    assert cost["params"] == 0 and "warped input" in cost["latency_note"]
 
 
 def test_export_refuses_the_warp(tmp_path):
