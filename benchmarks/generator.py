@@ -6,7 +6,10 @@ Measures, in one process:
 - the GEMM peak: TensorFlow matmul of two 2048 x 2048 matrices, fp32 and bf16 (GFLOP/s = 2 N^3 / time);
 - the release-size generator (256 px, base width 64, random weights; SFace's 128-d identity input so it runs
   offline: the convolutions, 28.85 GMACs, are the release's) per face at batch 1, for each runtime and precision
-  (clipswap.inference.runtime), and its ratio to the floor (2 x MACs / peak);
+  (clipswap.inference.runtime), and its ratio to the floor (2 x the trained graph's MACs / peak). Every engine runs
+  the inference graph (clipswap.models.generator.inference_generator: the same function, 17.66 GMACs);
+- OpenVINO on the trained graph as it was before the inference graph (the issue's "today's graph": the Keras model
+  exported as it is), timed interleaved with OpenVINO on the inference graph, call by call, fp32 and bf16;
 - the photo end to end (one LFW face: detect, align, generate, blend) per runtime, after a warm-up call, and its
   ratio to that runtime's generator time;
 - video frames per second at 720p with one face (talking_head_2.mp4 scaled into a 1280 x 720 frame), the whole
@@ -39,11 +42,13 @@ from clipswap.atomic import write_text_atomic  # noqa: E402
 from clipswap.checkpoints.native import init_generator, load_any_generator  # noqa: E402
 from clipswap.config import ModelConfig  # noqa: E402
 from clipswap.face.yunet import YuNetDetector  # noqa: E402
+from clipswap.inference.export import load_exported  # noqa: E402
 from clipswap.inference.pipeline import SwapRequest, run_swap  # noqa: E402
 from clipswap.inference.runtime import exported_generator  # noqa: E402
 from clipswap.inference.swapper import FaceSwapper, compile_generator, generator_in_precision  # noqa: E402
 from clipswap.media.images import read_image  # noqa: E402
 from clipswap.models.cost import count_macs  # noqa: E402
+from clipswap.models.generator import inference_generator  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: (runtime, precision) rows, and the Python module each exported runtime needs.
@@ -83,6 +88,42 @@ def generator_call(checkpoint, runtime: str, precision: str):
     return lambda x, z: engine([x, z])
 
 
+def interleaved_ms(calls: dict, repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median milliseconds of each callable, called in turn (one of each per round), so a slower or faster spell of
+    the machine falls on all of them alike."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(values)) * 1e3 for name, values in times.items()}
+
+
+def openvino_graphs(checkpoint, x, z, tmp: Path, repeats: int) -> dict:
+    """OpenVINO on the trained graph (the Keras model exported as it is) against OpenVINO on the inference graph
+    (what `--runtime openvino` runs), per precision, interleaved."""
+    from clipswap.inference.export import input_signature
+
+    result = {}
+    trained = tmp / "trained_graph.xml"
+    checkpoint.model.export(str(trained), format="openvino", input_signature=input_signature(checkpoint.model),
+                            verbose=False)
+    folded = inference_generator(checkpoint.model)
+    inference = tmp / "inference_graph.xml"
+    folded.export(str(inference), format="openvino", input_signature=input_signature(folded), verbose=False)
+    for precision in ("fp32", "bf16"):
+        runners = {"trained": load_exported("openvino", trained, precision),
+                   "inference": load_exported("openvino", inference, precision)}
+        ms = interleaved_ms({name: (lambda run=run: run([x, z])) for name, run in runners.items()}, repeats)
+        result[precision] = {"trained_graph_ms": ms["trained"], "inference_graph_ms": ms["inference"],
+                             "inference_over_trained": ms["inference"] / ms["trained"]}
+    return result
+
+
 def clip_720p(source: Path, seconds: float, out: Path) -> Path:
     """`seconds` of `source` scaled to 720 px high and centred in a 1280 x 720 frame, H.264."""
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(source), "-t", str(seconds),
@@ -116,13 +157,14 @@ def main() -> None:
     source_path = DATA / "lfw" / "Aaron_Sorkin" / "Aaron_Sorkin_0001.jpg"
     photo = read_image(DATA / "lfw" / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg")
     source = read_image(source_path)
-    rows, skipped = [], []
+    rows, skipped, graphs = [], [], None
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         checkpoint_path = init_generator(config, tmp / "g256.keras")
         checkpoint = load_any_generator(checkpoint_path)
-        conv_macs, dense_macs = count_macs(checkpoint.model, [(256, 256, 3), (config.id_input_dim,)])
-        gflop = 2 * (conv_macs + dense_macs) / 1e9
+        specs = [(256, 256, 3), (config.id_input_dim,)]
+        gflop = 2 * sum(count_macs(checkpoint.model, specs)) / 1e9
+        inference_gflop = 2 * sum(count_macs(inference_generator(checkpoint.model), specs)) / 1e9
         rng = np.random.default_rng(0)
         x = rng.uniform(-1, 1, (1, 256, 256, 3)).astype(np.float32)
         z = rng.normal(size=(1, config.id_input_dim)).astype(np.float32)
@@ -147,6 +189,8 @@ def main() -> None:
             if clips:
                 row["video_720p"] = video_fps(checkpoint_path, runtime, precision, source_path, clips, tmp)
             rows.append(row)
+            if runtime == "openvino" and precision == "bf16":
+                graphs = openvino_graphs(checkpoint, x, z, tmp, 2 * args.repeats)
             print(f"{runtime:<12} {precision}: generator {seconds * 1e3:7.1f} ms ({row['x_floor_bf16']:.2f}x the bf16 "
                   f"floor), photo {photo_seconds * 1e3:7.1f} ms" +
                   (f", 720p video {row['video_720p']['fps']:.2f} fps" if clips else ""), flush=True)
@@ -154,7 +198,8 @@ def main() -> None:
     floor = {name: gflop / peak * 1e3 for name, peak in peaks.items()}
     print()
     print(f"GEMM peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; generator {gflop:.2f} GFLOP "
-          f"a face: floor {floor['fp32']:.1f} ms fp32, {floor['bf16']:.1f} ms bf16")
+          f"a face (inference graph {inference_gflop:.2f}): floor {floor['fp32']:.1f} ms fp32, {floor['bf16']:.1f} ms "
+          "bf16")
     header = f"{'runtime':<12} {'precision':<9} {'generator ms':>12} {'x bf16 floor':>12} {'photo ms':>9} " \
              f"{'photo/gen':>9} {'720p fps':>9}"
     print(header)
@@ -166,9 +211,16 @@ def main() -> None:
               f"{fps:>9}")
     for line in skipped:
         print(f"skipped: {line}")
+    if graphs:
+        print()
+        print("OpenVINO, trained graph against inference graph (interleaved):")
+        for precision, entry in graphs.items():
+            print(f"  {precision}: trained {entry['trained_graph_ms']:.1f} ms, inference "
+                  f"{entry['inference_graph_ms']:.1f} ms ({entry['inference_over_trained']:.2f}x)")
     payload = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-        "gemm_gflops": peaks, "generator_gflop": gflop, "floor_ms": floor, "rows": rows, "skipped": skipped,
+        "gemm_gflops": peaks, "generator_gflop": gflop, "inference_graph_gflop": inference_gflop, "floor_ms": floor,
+        "rows": rows, "openvino_trained_vs_inference_graph": graphs, "skipped": skipped,
         "repeats": args.repeats,
     }
     write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")

@@ -25,6 +25,7 @@ from clipswap.inference.export import (
 )
 from clipswap.inference.runtime import (
     CACHE_FOLDER,
+    GRAPH_REVISION,
     RuntimeUnavailableError,
     cache_path,
     exported_generator,
@@ -160,10 +161,35 @@ def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_wr
     import os
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.onnx"
+    name = f"g-{'ab' * 8}-g{GRAPH_REVISION}.onnx"
+    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / name
     monkeypatch.setattr(os, "access", lambda path, mode: False)
-    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == (
-        tmp_path / "home" / ".cache" / "clipswap" / f"g-{'ab' * 8}.onnx")
+    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / "home" / ".cache" / "clipswap" / name
+
+
+def test_a_cached_export_of_an_older_graph_is_not_run(tmp_path, monkeypatch):
+    """The cache name carries the graph revision: an export written before the inference graph changed (revision
+    1 had no suffix) is never picked up again."""
+    import clipswap.inference.runtime as runtime
+
+    current = cache_path(tmp_path / "g.keras", "ab" * 32, "openvino")
+    monkeypatch.setattr(runtime, "GRAPH_REVISION", GRAPH_REVISION + 1)
+    assert cache_path(tmp_path / "g.keras", "ab" * 32, "openvino") != current
+    assert current != tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.xml"
+
+
+def test_a_generator_is_exported_in_its_inference_form(tmp_path):
+    """The ONNX file holds the folded down blocks (stride-2 4x4 convs) and still matches the trained model."""
+    _require("onnx")
+    import onnx
+
+    model = Generator(TINY)
+    destination = tmp_path / "generator.onnx"
+    assert export_network(model, "onnx", destination) <= TOLERANCE
+    convs = [{a.name: list(a.ints) for a in node.attribute} for node in onnx.load(str(destination)).graph.node
+             if node.op_type == "Conv"]
+    folded = [c for c in convs if c.get("kernel_shape") == [4, 4] and c.get("strides") == [2, 2]]
+    assert len(folded) == 5, convs
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from clipswap.config import ModelConfig, get_preset
 from clipswap.models.cost import count_macs
 from clipswap.models.discriminator import Discriminator
-from clipswap.models.generator import Generator
+from clipswap.models.generator import Generator, fold_pooled_kernel, inference_generator
 
 TINY = get_preset("tiny").model
 
@@ -153,6 +153,54 @@ def test_bf16_generator_stays_within_bf16_tolerance_of_float32(preset):
     # instance norm of bf16 inference; the float32-compute instance norm it replaced gave 1.3 % / 0.8 %, 9 % / 5 %
     difference = np.abs(got - expected) / scale
     assert difference.mean() < 0.02 and difference.max() < 0.15, (difference.mean(), difference.max())
+
+
+@pytest.mark.parametrize(("height", "width", "cin", "cout"), [(8, 8, 3, 5), (16, 6, 7, 2), (2, 4, 1, 1)])
+def test_a_folded_kernel_is_the_3x3_conv_then_the_2x2_average_pool(height, width, cin, cout):
+    """Independent reference: TensorFlow's own conv2d ('SAME', stride 1) + avg_pool2d (2x2, 'VALID') against one
+    stride-2 'SAME' conv2d with the folded 4x4 kernel, on even sizes (the generator's are)."""
+    rng = np.random.default_rng(height * width + cin)
+    x = tf.constant(rng.normal(size=(2, height, width, cin)), tf.float64)
+    kernel = rng.normal(size=(3, 3, cin, cout))
+    expected = tf.nn.avg_pool2d(tf.nn.conv2d(x, kernel, 1, "SAME"), 2, 2, "VALID").numpy()
+    folded = fold_pooled_kernel(kernel)
+    assert folded.shape == (4, 4, cin, cout) and folded.dtype == kernel.dtype
+    got = tf.nn.conv2d(x, folded, 2, "SAME").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="3x3 kernel"):
+        fold_pooled_kernel(np.zeros((1, 1, cin, cout)))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "demo"])
+def test_the_inference_form_computes_the_trained_generator_in_fewer_macs(preset):
+    """inference_generator (what every engine runs) matches the trained model in float32 and needs fewer MACs."""
+    # residual off: its output block starts at zero, which would leave the target alone to compare
+    config = dataclasses.replace(get_preset(preset).model, residual=False)
+    keras.utils.set_random_seed(1)
+    model = Generator(config)
+    folded = inference_generator(model)
+    assert folded.fold_pooling and not model.fold_pooling and folded.name == model.name
+    assert [w.shape for w in folded.inputs] == [w.shape for w in model.inputs]
+    rng = np.random.default_rng(1)
+    size = config.image_size
+    inputs = [rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32),
+              rng.normal(size=(2, config.id_input_dim)).astype(np.float32)]
+    if config.source_image:
+        inputs.append(rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32))
+    expected, got = model(inputs).numpy(), folded(inputs).numpy()
+    assert expected.std() > 0.05  # a random model's output is not flat, so the comparison means something
+    np.testing.assert_allclose(got, expected, atol=2e-5 * max(1.0, np.abs(expected).max()))
+    specs = [tuple(x.shape[1:]) for x in inputs]
+    trained_macs, folded_macs = sum(count_macs(model, specs)), sum(count_macs(folded, specs))
+    assert 0.5 * trained_macs < folded_macs < 0.75 * trained_macs, (trained_macs, folded_macs)
+
+
+def test_the_release_generator_folds_to_17_66_gmacs():
+    """The figure the generator module and the benchmark quote (28.85 GMACs trained, SFace input)."""
+    model = Generator(ModelConfig(identity_encoder="sface"))
+    specs = [(256, 256, 3), (128,)]
+    assert sum(count_macs(model, specs)) == pytest.approx(28.854e9, rel=1e-3)
+    assert sum(count_macs(inference_generator(model), specs)) == pytest.approx(17.664e9, rel=1e-3)
 
 
 def test_config_validation():

@@ -145,11 +145,11 @@ def test_face_selection_parsing():
 
 def test_bf16_rebuilds_a_generator_from_its_own_config_and_refuses_other_callables(fake_identity, detector):
     from clipswap.config import get_preset
-    from clipswap.models.generator import Generator
+    from clipswap.models.generator import Generator, fold_pooled_kernel
 
     generator = Generator(get_preset("tiny").model)
     mixed = generator_in_precision(generator, "bf16")
-    assert isinstance(mixed, Generator) and mixed.config_ == generator.config_
+    assert isinstance(mixed, Generator) and mixed.config_ == generator.config_ and mixed.fold_pooling
     assert mixed.dtype_policy.name == "mixed_bfloat16" and keras.config.dtype_policy().name == "float32"
     # each up block's instance norm + AdaIN pair is one fused layer holding both layers' weights; the rest one to one
     fused = [layer.name for layer in mixed.layers if layer.__class__.__name__ == "NormalisedAdaIN"]
@@ -159,11 +159,19 @@ def test_bf16_rebuilds_a_generator_from_its_own_config_and_refuses_other_callabl
             block = layer.name.removesuffix("_in_adain")
             expected = generator.get_layer(f"{block}_in").get_weights() + \
                 generator.get_layer(f"{block}_adain").get_weights()
+        elif layer.name.endswith("_conv_pooled"):
+            kernel, bias = generator.get_layer(layer.name.removesuffix("_pooled")).get_weights()
+            expected = [fold_pooled_kernel(kernel), bias]
         else:
             expected = generator.get_layer(layer.name).get_weights()
         for before, after in zip(expected, layer.get_weights(), strict=True):
             np.testing.assert_array_equal(before, after)
-    assert mixed.count_params() == generator.count_params()
-    assert generator_in_precision(generator, "fp32") is generator
+    # the 5 resampling down blocks' 3x3 kernels became 4x4 ones: 7 more taps per input and output channel
+    grown = sum(7 * layer.kernel.shape[2] * layer.kernel.shape[3] for layer in mixed.layers
+                if layer.name.endswith("_conv_pooled"))
+    assert grown and mixed.count_params() == generator.count_params() + grown
+    # fp32: the folded graph without the fused norm, in float32
+    folded = generator_in_precision(generator, "fp32")
+    assert folded.fold_pooling and not folded.fused_norm and folded.dtype_policy.name == "float32"
     with pytest.raises(ValueError, match="needs a clipswap Generator"):
         FaceSwapper(identity_generator, SIZE, 128, fake_identity, detector, precision="bf16")

@@ -81,9 +81,9 @@ class StageTimer:
 
 
 def generator_in_precision(model: Callable, precision: str) -> Callable:
-    """The generator to run: the model itself for fp32; for bf16 the same graph rebuilt from the Generator's own
-    config (`config_`) under Keras' mixed_bfloat16 policy (bfloat16 compute, float32 variables), with each up
-    block's instance norm + AdaIN as one fused layer (Generator fused_norm), weights copied in by name.
+    """The generator to run: a clipswap Generator's inference form (clipswap.models.generator.inference_generator:
+    the same function on a cheaper graph, weights converted; for bf16 under Keras' mixed_bfloat16 policy with the
+    fused norm); any other model itself, in fp32.
 
     Raises:
         ValueError: an unknown precision, or bf16 asked of something that is not a clipswap Generator (only a
@@ -91,32 +91,16 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    from clipswap.models.generator import Generator, inference_generator
+
+    if isinstance(model, Generator):
+        return inference_generator(model, bf16=precision == "bf16")
     if precision == "fp32":
         return model
-    from clipswap.models.generator import Generator
-
-    if not isinstance(model, Generator):
-        raise ValueError(
-            f"precision {precision!r} needs a clipswap Generator to rebuild, got a {type(model).__name__}; "
-            "use precision 'fp32' for other models"
-        )
-    mixed = Generator(model.config_, name=model.name, fused_norm=True, dtype="mixed_bfloat16")
-    copy_weights_by_name(model, mixed)
-    return mixed
-
-
-def copy_weights_by_name(model: keras.Model, fused: keras.Model) -> None:
-    """Copy a Generator's weights into its fused_norm twin: layers of the same name one to one, and each
-    NormalisedAdaIN "{block}_in_adain" from the pair "{block}_in" (gamma, beta) + "{block}_adain" it replaces."""
-    from clipswap.layers import NormalisedAdaIN
-
-    for layer in fused.layers:
-        if isinstance(layer, NormalisedAdaIN):
-            block = layer.name.removesuffix("_in_adain")
-            layer.set_weights(model.get_layer(f"{block}_in").get_weights()
-                              + model.get_layer(f"{block}_adain").get_weights())
-        elif layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+    raise ValueError(
+        f"precision {precision!r} needs a clipswap Generator to rebuild, got a {type(model).__name__}; "
+        "use precision 'fp32' for other models"
+    )
 
 
 def compile_generator(generator: Callable, image_size: int, id_dim: int, source_image: bool = False) -> Callable:
