@@ -56,7 +56,8 @@ from clipswap.models.generator import Generator, mapping_network
 from clipswap.models.retinaface import build_retinaface
 from clipswap.models.sface import build_sface
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+from conftest import GOLDEN
+
 TINY = get_preset("tiny").model
 DEMO = get_preset("demo").model
 BATCH = 2
