@@ -16,7 +16,9 @@ import pytest  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
+TESTS = REPO_ROOT / "tests"
+FIXTURES = TESTS / "fixtures"
+GOLDEN = TESTS / "golden"
 
 
 def skip_or_fail(reason: str) -> None:

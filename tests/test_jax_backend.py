@@ -35,7 +35,8 @@ TENSORFLOW_MODULES = {
 PENDING: dict[str, str] = {}
 #: |JAX - TensorFlow| allowed, relative to the largest |output|: float32 maths in another op order (measured: at most
 #: 3e-5, RetinaFace's class scores after 50 convolutions; a wrong op is off by 1e-2 or more), and for the bf16
-#: generator the fused TensorFlow kernel against the plain ops (the tolerance of tests/test_layers.py; measured 0.016).
+#: generator the fused TensorFlow kernel against the plain ops (the tolerance of tests/layers/test_layers.py;
+#: measured 0.016).
 FLOAT32_TOLERANCE = 3e-4
 BF16_TOLERANCE = 0.05
 #: The JAX run, in seconds, far above its usual time on an idle two-core machine.

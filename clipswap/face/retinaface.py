@@ -85,7 +85,7 @@ def non_max_suppression(
     boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, score_threshold: float
 ) -> np.ndarray:
     """Indices of the kept boxes, highest score first: greedy NMS in NumPy that keeps what the published graph's
-    tf.image.non_max_suppression (no output limit) keeps, in the same order (tests/test_retinaface_nms.py).
+    tf.image.non_max_suppression (no output limit) keeps, in the same order (tests/face/test_retinaface_nms.py).
 
     Candidates are visited by descending score, equal scores by ascending index (TensorFlow's order); a candidate is
     kept unless its IoU with an already kept box exceeds `iou_threshold`. IoU is computed in float32 as TensorFlow's

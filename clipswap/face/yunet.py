@@ -3,7 +3,7 @@
 OpenCV returns one row per face: x, y, w, h, then five (x, y) landmarks, then the score. OpenCV documents the points
 as the subject's right eye, left eye, nose tip, right mouth corner, left mouth corner; the subject's right side is the
 image-left side of a frontal photo, so the order is already the ArcFace order (image-left eye, image-right eye, nose,
-image-left mouth corner, image-right mouth corner). tests/test_yunet.py checks this on real faces.
+image-left mouth corner, image-right mouth corner). tests/face/test_yunet.py checks this on real faces.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The one TensorFlow-only kernel of the layers: instance norm through TensorFlow's fused batch-norm op.
 
 Only mixed-precision inference on the TensorFlow backend runs it (instance_norm.use_fused); every other backend,
-training and float32 run the keras.ops maths of instance_norm.plain_instance_norm, which it matches (tests/test_layers).
-Import it only behind that check: importing this module imports TensorFlow.
+training and float32 run the keras.ops maths of instance_norm.plain_instance_norm, which it matches
+(tests/layers/test_layers.py). Import it only behind that check: importing this module imports TensorFlow.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ block-quantised, activations float). The ONNX graph is a plain chain (no residua
     fc1          BN (eps 2e-5) -> the 128-d feature
 
 Colour order: OpenCV's FaceRecognizerSF.feature takes a BGR uint8 112x112 crop and builds its blob with swapRB=true
-(verified numerically in tests/test_sface.py: the RGB-fed Keras model matches it, the BGR-fed one does not), so the
-network itself sees RGB. This model takes RGB.
+(verified numerically in tests/models/test_sface.py: the RGB-fed Keras model matches it, the BGR-fed one does not),
+so the network itself sees RGB. This model takes RGB.
 
 Weights: every DequantizeLinear is folded exactly as the ONNX specification defines it (clipswap.checkpoints.
 onnx_graph.dequantize_linear, blocked along axis 1); the Keras model computes in float32 with the dequantised weights,

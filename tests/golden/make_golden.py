@@ -1,4 +1,4 @@
-"""Write (or check) the golden output summaries of tests/test_networks.py: tests/golden/<case>.npz.
+"""Write (or check) the golden output summaries of tests/models/test_networks.py: tests/golden/<case>.npz.
 
 Each file holds, for one network or layer case with the harness's seeded weights (tests/harness.py seed_weights) on
 its fixed inputs (fixed_inputs), a few-KB summary of every output (golden_summary: small outputs whole, else a
@@ -31,7 +31,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 GOLDEN = Path(__file__).resolve().parent
-sys.path.insert(0, str(GOLDEN.parent))  # tests/: the harness and the cases
+# tests/: the harness and conftest; tests/models: the cases (test_networks.py)
+sys.path[:0] = [str(GOLDEN.parent), str(GOLDEN.parent / "models")]
 
 import numpy as np  # noqa: E402
 from harness import assert_golden, golden_summary  # noqa: E402

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from clipswap.cli import main
 from clipswap.config import TrainConfig, apply_overrides, resolve_config
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from conftest import REPO_ROOT
 
 
 def invoke(*args: str):

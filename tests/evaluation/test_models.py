@@ -18,7 +18,7 @@ from clipswap.evaluation.identity_models import (
 from clipswap.face.detection import Detection
 from clipswap.face.templates import arcface_template
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA as DATA
 
 
 def test_registry_names_and_unknown_model_error(tmp_path):

@@ -3,8 +3,9 @@ golden output (tests/golden/<name>.npz, written by tests/golden/make_golden.py).
 
 Each case is a small configuration: the generator's tiny and demo presets, the discriminator at 64 px and width 8,
 the frozen encoders at their own widths (ArcFace-R50 and RetinaFace on 32-64 px inputs, SFace at its fixed 112 px,
-CLIP's "tiny" tower). `test_every_network_has_a_case` fails when a network or layer is added to clipswap/models or
-clipswap/layers without one.
+CLIP's "tiny" tower), the perceptual loss's VGG16 at 32 px, the smallest side its five pools take.
+`test_every_network_has_a_case` fails when a network or layer is added to clipswap/models or clipswap/layers, or a
+stock keras.applications network anywhere in clipswap/, without one.
 
 Round trips: functional models and layers go through `.keras` with safe_mode on. Generator and Discriminator are
 keras.Model subclasses that are not registered serialisable, so `keras.models.load_model` cannot rebuild them; they
@@ -16,6 +17,7 @@ project) through from_config + a .weights.h5 file.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import math
@@ -43,12 +45,14 @@ from harness import (
     weights_fingerprint,
 )
 
+import clipswap
 import clipswap.layers
 import clipswap.models
 from clipswap.config import get_preset
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 from clipswap.layers.caffe_preprocess import CaffePreprocess
 from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.losses.perceptual import vgg16_features
 from clipswap.models.arcface import build_arcface
 from clipswap.models.clip_encoder import ClassTokenPool, ClipPreprocess, build_clip_image_encoder
 from clipswap.models.discriminator import Discriminator
@@ -56,7 +60,8 @@ from clipswap.models.generator import Generator, mapping_network
 from clipswap.models.retinaface import build_retinaface
 from clipswap.models.sface import build_sface
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+from conftest import GOLDEN
+
 TINY = get_preset("tiny").model
 DEMO = get_preset("demo").model
 BATCH = 2
@@ -121,6 +126,18 @@ def build_mapping_network() -> keras.Model:
     z = keras.Input((TINY.id_input_dim,), name="identity")
     w = mapping_network(z, TINY.mapping_depth, TINY.mapping_width, "mapping")
     return keras.Model(z, w, name="mapping_network")
+
+
+def unfrozen_vgg16_features() -> keras.Model:
+    """The perceptual loss's VGG16 as clipswap.losses.perceptual.vgg16_features builds it (Keras applications, no
+    top, tapped at its five block pools), with random weights (weights=None: no VGG16 file exists offline) and the
+    default pixel transform "none", so the model is exactly what the extractor calls on [-1, 1] RGB images. The
+    builder freezes it; its layers are unfrozen here so that the gradient check sees every weight read by an output
+    (the loss itself only takes gradients through it to the swapped images: the input gradient)."""
+    model = vgg16_features(weights=None).model
+    for layer in model.layers:
+        layer.trainable = True
+    return model
 
 
 # -------------------------------------------------------------------------------------------------------- cases
@@ -220,6 +237,16 @@ NETWORKS: dict[str, NetworkCase] = {
         (_image(64),), {"output": (BATCH, 32)}, training=False,
         bf16=Bf16Tolerance(0.015, 0.05),  # measured 0.0048, 0.013
     ),
+    "vgg16_perceptual": NetworkCase(
+        # 32 px, the smallest side vgg16_features takes (block5_pool is 1 x 1): the same graph and weights as at
+        # 224 px for 1/49 of the work (the whole harness run takes about 3 s here)
+        "vgg16_features", unfrozen_vgg16_features,
+        (_image(32),),
+        {"output_0": (BATCH, 16, 16, 64), "output_1": (BATCH, 8, 8, 128), "output_2": (BATCH, 4, 4, 256),
+         "output_3": (BATCH, 2, 2, 512), "output_4": (BATCH, 1, 1, 512)},
+        training=False,
+        bf16=Bf16Tolerance(0.015, 0.1),  # measured 0.0046, 0.038
+    ),
 }
 
 #: One bf16 rounding of a layer's output: measured mean <= 0.0036, max <= 0.018 of the output's spread.
@@ -259,9 +286,12 @@ LAYERS: dict[str, LayerCase] = {
     ),
 }
 
-#: Public builders in clipswap/models and clipswap/layers that are not networks to test here, and why.
+#: Public builders in clipswap/models and clipswap/layers, and stock keras.applications networks elsewhere, that are
+#: not networks to test here, and why.
 NOT_NETWORKS = {
     "build_inventory": "counts the networks above (clipswap info), builds none of its own",
+    "InceptionFeatures": "FID's stock InceptionV3 at its fixed 299 px, only ever run with the user's weights file; "
+                         "tests/evaluation/test_models.py checks it loads one and matches a direct call",
 }
 
 
@@ -319,8 +349,23 @@ def test_golden_output(name):
     assert_golden(outputs, path, fingerprint)
 
 
+def stock_application_builders() -> set[str]:
+    """Top-level functions and classes anywhere in clipswap/ that build a stock `keras.applications` network (the
+    perceptual loss's VGG16, FID's InceptionV3): networks the package builds outside models/ and layers/."""
+    found = set()
+    for path in sorted(Path(clipswap.__file__).parent.rglob("*.py")):
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and any(
+                isinstance(inner, ast.Attribute) and ast.unparse(inner).startswith("keras.applications.")
+                for inner in ast.walk(node)
+            ):
+                found.add(node.name)
+    return found
+
+
 def test_every_network_has_a_case():
-    """Every layer class and build_* function of clipswap/models and clipswap/layers is exercised here."""
+    """Every layer class and build_* function of clipswap/models and clipswap/layers, and every builder of a stock
+    keras.applications network in clipswap/, is exercised here."""
     found = set()
     for package in (clipswap.models, clipswap.layers):
         for module_info in pkgutil.iter_modules(package.__path__):
@@ -332,6 +377,7 @@ def test_every_network_has_a_case():
                     found.add(name)
                 elif inspect.isfunction(value) and (name.startswith("build_") or name == "mapping_network"):
                     found.add(name)
+    found |= stock_application_builders()
     covered = {case.covers for case in NETWORKS.values()} | {case.covers.__name__ for case in LAYERS.values()}
     missing = sorted(found - covered - set(NOT_NETWORKS))
     assert not missing, f"networks or layers without a case in {Path(__file__).name}: {missing}"

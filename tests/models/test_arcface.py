@@ -22,9 +22,9 @@ from clipswap.checkpoints.arcface_h5 import load_arcface_h5
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
 from clipswap.models.arcface import BLOCK_OUTPUTS, STAGE_OUTPUTS, arcface_features, build_arcface, head_layer_names
 
-from conftest import run_keras2_fixture
+from conftest import FIXTURES, run_keras2_fixture
 
-FIXTURE_SCRIPT = Path(__file__).resolve().parent / "fixtures" / "keras2_arcface.py"
+FIXTURE_SCRIPT = FIXTURES / "keras2_arcface.py"
 PARITY_TOLERANCE = 1e-4
 
 

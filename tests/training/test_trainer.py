@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,8 @@ from clipswap.training.checkpointing import TrainingCheckpoints
 from clipswap.training.features import IdentityNetwork
 from clipswap.training.loss import SwapLoss
 
+from conftest import REPO_ROOT, run_steps, synthetic_batches, tiny_identity_encoder
 from conftest import TRAINER_SIZE as SIZE
-from conftest import run_steps, synthetic_batches, tiny_identity_encoder
 
 
 def snapshot(variables) -> list[np.ndarray]:
@@ -217,7 +216,7 @@ PRIVATE_TF = re.compile(r"tf\.__internal__|summary_pb2|tensorflow\.python|tensor
 
 
 def test_the_package_uses_no_private_tensorflow_api():
-    package = Path(__file__).resolve().parents[1] / "clipswap"
+    package = REPO_ROOT / "clipswap"
     found = [f"{path.relative_to(package.parent)}:{number}: {line.strip()}"
              for path in sorted(package.rglob("*.py"))
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)

@@ -1,8 +1,8 @@
 """End to end with full-size models: a random-weight 256 generator (`clipswap init`-style, SFace identity so it runs
 offline) on a photo and on 2 seconds of video; `sh inference.sh` without checkpoints (clear message, no results/
 folder made), run from another directory with relative SOURCE/TARGET/OUTPUT (resolved against the caller's
-directory), on a fresh clone (the demo generator; a random stand-in here, tests/test_demo_model.py runs the real one),
-and with published-format fixture files for all three checkpoints in the release's layout (it runs)."""
+directory), on a fresh clone (the demo generator; a random stand-in here, tests/inference/test_demo_model.py runs the
+real one), and with published-format fixture files for all three checkpoints in the release's layout (it runs)."""
 
 from __future__ import annotations
 

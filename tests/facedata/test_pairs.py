@@ -31,7 +31,8 @@ from clipswap.facedata.shards import iterate_records
 from clipswap.losses.augment import identity_augment
 from clipswap.losses.reconstruction import teacher_loss
 from clipswap.training.data import make_pair_dataset
-from tests.conftest import require_module, shared_data
+
+from conftest import require_module, shared_data
 
 PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
 SIZE = 64

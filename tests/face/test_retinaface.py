@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 import cv2
 import h5py
@@ -27,11 +26,11 @@ from clipswap.layers.caffe_preprocess import CaffePreprocess
 from clipswap.models.resnet50 import resnet50_backbone
 from clipswap.models.retinaface import RETINAFACE_PARAMS, build_retinaface
 
-from conftest import run_keras2_fixture
+from conftest import FIXTURES, run_keras2_fixture
 
 log = logging.getLogger(__name__)
 
-FIXTURE_SCRIPT = Path(__file__).resolve().parent / "fixtures" / "keras2_retinaface.py"
+FIXTURE_SCRIPT = FIXTURES / "keras2_retinaface.py"
 
 
 @pytest.fixture(scope="module")

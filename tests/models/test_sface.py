@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import cv2
 import keras
@@ -26,7 +25,8 @@ from clipswap.face.yunet import YuNetDetector
 from clipswap.media.images import read_image
 from clipswap.models.sface import SFACE_DIM, build_sface, sface_features
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA as DATA
+
 LFW = DATA / "lfw"
 PARITY_FACES = 20
 PARITY_MIN_COSINE = 0.9999

@@ -1,7 +1,8 @@
 """`--model warp`, the demo generator's warped input alone (the control of what the demo network adds over the warp
 it reads): the name resolves to no generator, the stand-in returns its third input, `clipswap swap` on real LFW photos
 changes only the face and moves it towards the source, and `clipswap export` refuses it in one sentence
-(`clipswap evaluate --model warp` is tested with the landmark model's evaluation, tests/test_landmark_model.py)."""
+(`clipswap evaluate --model warp` is tested with the landmark model's evaluation,
+tests/inference/test_landmark_model.py)."""
 
 from __future__ import annotations
 

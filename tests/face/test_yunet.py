@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,7 +13,8 @@ from clipswap.face.detection import Detection
 from clipswap.face.yunet import YuNetDetector
 from clipswap.media.images import read_image
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA as DATA
+
 # Frontal LFW photos that hold exactly one face (many LFW crops also show part of a bystander's face).
 SINGLE_FACE_LFW = [
     "Aaron_Sorkin/Aaron_Sorkin_0001.jpg",

@@ -21,7 +21,8 @@ from clipswap.face.detection import sort_by_area
 from clipswap.face.landmarks68 import Landmarker68
 from clipswap.face.yunet import YuNetDetector
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA as DATA
+
 LFW = DATA / "lfw"
 N_PAIRS = 12
 

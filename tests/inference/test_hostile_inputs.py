@@ -5,9 +5,9 @@ says what was wrong ("Error: ..." on one line, naming the file or the option); n
 temporary file and no folder left, and every file that was there before byte-for-byte and mode-for-mode untouched.
 The bomb cases run in a child process under an address-space limit (RLIMIT_AS), and its peak memory (ru_maxrss)
 is compared with the same child swapping a healthy photo. The special classes have their own files too: damaged
-and hostile video (test_hostile_video.py), checkpoints and manifests (test_hostile_checkpoints.py), pixel limits
-(test_pixel_limit.py), non-UTF-8 names (test_non_utf8_names.py), the last-resort guard (test_cli_guard.py) and
-kill-and-resume (test_kill_and_resume.py).
+and hostile video (test_hostile_video.py), checkpoints and manifests (checkpoints/test_hostile_checkpoints.py), pixel
+limits (media/test_pixel_limit.py), non-UTF-8 names (media/test_non_utf8_names.py), the last-resort guard
+(tests/test_cli_guard.py) and kill-and-resume (training/test_kill_and_resume.py).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from clipswap.face.detection import sort_by_area
 from clipswap.face.templates import arcface_template
 from clipswap.facedata.align_dataset import JOURNAL, AlignError, align_dataset, list_inputs
 from clipswap.facedata.shards import count_records, iterate_records, list_shards
-from tests.conftest import shared_data
+
+from conftest import shared_data
 
 SIZE = 128
 PEOPLE = ("Abdullah_Gul", "Abdullah_al-Attiyah", "Adrien_Brody")
