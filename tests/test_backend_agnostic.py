@@ -27,7 +27,7 @@ from clipswap.losses import (
     reconstruction,
 )
 from clipswap.models.compile import compile_predict
-from clipswap.models.generator import Generator
+from clipswap.models.generator import Generator, inference_generator
 
 #: The small generator every test here builds (one build per config keeps JAX's compile time down).
 TINY = ModelConfig(image_size=64, base_filters=8, mapping_width=32,
@@ -218,6 +218,16 @@ def test_fused_bf16_generator_has_the_same_weights_and_stays_near_float32(genera
     inputs = _generator_inputs(7)
     reference = numpy(predict(*inputs))
     np.testing.assert_allclose(numpy(compile_predict(bf16)(*inputs)), reference, atol=0.05 * np.abs(reference).max())
+
+
+def test_the_inference_form_computes_the_same_function(generator, predict):
+    # the folded down blocks (stride-2 4x4 convs) on this backend's conv, against the trained graph
+    folded = inference_generator(generator)
+    assert any(layer.name.endswith("_conv_pooled") for layer in folded.layers)
+    inputs = _generator_inputs(9)
+    reference = numpy(predict(*inputs))
+    assert reference.std() > 0.05
+    np.testing.assert_allclose(numpy(compile_predict(folded)(*inputs)), reference, atol=1e-4 * np.abs(reference).max())
 
 
 def test_every_generator_weight_gets_a_gradient(generator):

@@ -109,7 +109,9 @@ def tap_layers(model: keras.Model, layer_names: Sequence[str], name: str | None 
             "If the layers live in a nested sub-model, pass that sub-model instead."
         )
     outputs = [model.get_layer(layer_name).output for layer_name in layer_names]
-    return keras.Model(model.inputs, outputs, name=name or f"{model.name}_features")
+    # one input as a tensor, not a one-element list: callers pass a tensor, and Keras warns when the structures differ
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, outputs, name=name or f"{model.name}_features")
 
 
 def model_features(

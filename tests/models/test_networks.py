@@ -196,6 +196,15 @@ NETWORKS: dict[str, NetworkCase] = {
         make_bf16=lambda m: _with_weights(Generator(TINY, fused_norm=True, dtype="mixed_bfloat16"), m),
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0075, 0.053
     ),
+    "generator_tiny_fold_pooling": NetworkCase(
+        # the inference graph (clipswap.models.generator.inference_generator), its own seeded weights here; its
+        # equality with the trained graph is tests/models/test_generator.py's
+        "Generator", lambda: Generator(TINY, fold_pooling=True),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim))), {"output": (BATCH, 64, 64, 3)},
+        reload=weights_file_round_trip,
+        make_bf16=lambda m: _with_weights(Generator(TINY, fold_pooling=True, dtype="mixed_bfloat16"), m),
+        bf16=Bf16Tolerance(0.02, 0.15),
+    ),
     "generator_demo": NetworkCase(
         "Generator", lambda: Generator(DEMO),
         (_image(128), InputSpec((BATCH, DEMO.id_input_dim)), _image(128)), {"output": (BATCH, 128, 128, 3)},
