@@ -56,6 +56,17 @@ ENGINES = (("tf", "fp32"), ("tf", "bf16"), ("openvino", "fp32"), ("openvino", "b
 NEEDS = {"openvino": "openvino", "onnxruntime": "onnxruntime"}
 
 
+def cpu_description() -> dict:
+    """The CPU's model name and which of the matrix extensions the peaks depend on it has (Linux /proc/cpuinfo)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model": platform.processor(), "flags": []}
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return {"model": model, "flags": sorted(set(flags) & {"avx512f", "avx512_bf16", "amx_tile", "amx_bf16"})}
+
+
 def median_seconds(fn, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
@@ -218,7 +229,7 @@ def main() -> None:
             print(f"  {precision}: trained {entry['trained_graph_ms']:.1f} ms, inference "
                   f"{entry['inference_graph_ms']:.1f} ms ({entry['inference_over_trained']:.2f}x)")
     payload = {
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_description()},
         "gemm_gflops": peaks, "generator_gflop": gflop, "inference_graph_gflop": inference_gflop, "floor_ms": floor,
         "rows": rows, "openvino_trained_vs_inference_graph": graphs, "skipped": skipped,
         "repeats": args.repeats,

@@ -190,7 +190,8 @@ def main(argv: list[str]) -> int:
         import pytest
 
         tests = options[options.index("--pytest") + 1:]
-        status = int(pytest.main(["-q", "-p", "no:cacheprovider", *tests]))
+        # one process: the TensorFlow block above holds in this process only, not in xdist workers
+        status = int(pytest.main(["-q", "-p", "no:cacheprovider", "-n", "0", *tests]))
     results = probe()
     np.savez(out, **results)
     import keras
