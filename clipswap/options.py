@@ -13,6 +13,10 @@ BLEND_KINDS = ("published", "landmarks", "poisson")
 COLOR_CORRECTIONS = ("none", "reinhard")
 #: Generator arithmetic (clipswap.inference.swapper.generator_in_precision).
 PRECISIONS = ("fp32", "bf16")
+#: Revision of the graph clipswap.models.generator.inference_generator builds: raise it when that graph changes, so no
+#: cached export of an older one is run (clipswap.inference.runtime names its cache files with it; export.json
+#: records it). 2: the folded down blocks (1, no suffix in the cache names: the trained graph as it is).
+INFERENCE_GRAPH_REVISION = 2
 #: --model names that are not files (clipswap.inference.choice.resolve_model): the default lookup (the published
 #: ClipSwap.h5, else the demo generator), the shipped demo generator, the classical landmark swap, and the demo
 #: generator's warped input alone (the control that shows what the demo network adds).

@@ -18,13 +18,16 @@ from pathlib import Path
 import click
 
 from clipswap.errors import ClipswapError
-from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE
+from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE, INFERENCE_GRAPH_REVISION
 
 #: What export.json says each file reads and returns (clipswap.models.generator, clipswap.checkpoints.encoders).
 GENERATOR_IO = ("target [B, S, S, 3] float32 RGB in [-1, 1] (ArcFace-template crop), identity [B, D] float32 raw "
                 "vector "
                 "(then source [B, S, S, 3] float32 RGB in [-1, 1] when source_image) -> [B, S, S, 3] float32 RGB, "
                 "read as [-1, 1] (clip)")
+GENERATOR_GRAPH = ("inference form, revision {revision} (clipswap.models.generator.inference_generator: each down "
+                   "block's 3x3 conv + 2x2 average pool as one stride-2 4x4 conv, the same function), checked against "
+                   "the trained model")
 IDENTITY_IO = "crop [B, 112, 112, 3] float32 RGB in [0, 1] (ArcFace 112 template) -> [B, D] float32 raw vector"
 
 
@@ -84,6 +87,7 @@ def export(model, fmt, output, identity, arcface, tolerance):
                 "identity_dim": config.identity_dim,
                 "checkpoint": str(choice.path),
                 "checkpoint_sha256": sha256_of(checkpoint.path),
+                "generator_graph": GENERATOR_GRAPH.format(revision=INFERENCE_GRAPH_REVISION),
                 "max_difference": differences,
                 "tolerance": tolerance,
             }

@@ -10,8 +10,9 @@
 
 An exported runtime converts the generator once (clipswap.inference.export.export_network, which checks the export
 against the Keras model) and caches the file beside the checkpoint, in `.clipswap-cache/`, named by the checkpoint's
-SHA-256 and GRAPH_REVISION, so a changed checkpoint (or a changed inference graph) is converted again and never run
-through a stale export. Where the checkpoint's folder is not writable the cache is `~/.cache/clipswap/`.
+SHA-256 and the inference graph's revision (clipswap.options.INFERENCE_GRAPH_REVISION), so a changed checkpoint (or
+a changed inference graph) is converted again and never run through a stale export. Where the checkpoint's folder
+is not writable the cache is `~/.cache/clipswap/`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from clipswap.errors import ClipswapError
-from clipswap.options import RUNTIMES
+from clipswap.options import INFERENCE_GRAPH_REVISION, RUNTIMES
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,6 @@ RUNTIME_FORMATS = {"openvino": "openvino", "onnxruntime": "onnx"}
 #: Precisions each runtime can run.
 RUNTIME_PRECISIONS = {"tf": ("fp32", "bf16"), "openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",)}
 CACHE_FOLDER = ".clipswap-cache"
-#: Revision of the exported generator graph, part of every cache file name: raise it when the graph an export writes
-#: changes (2: the down blocks' conv + pool folded, clipswap.models.generator.inference_generator).
-GRAPH_REVISION = 2
 
 
 class RuntimeUnavailableError(ClipswapError, ValueError):
@@ -78,7 +76,7 @@ def cache_path(checkpoint_path: str | Path, digest: str, fmt: str) -> Path:
     from clipswap.inference.export import get_format
 
     checkpoint_path = Path(checkpoint_path)
-    name = get_format(fmt).file_name(f"{checkpoint_path.stem}-{digest[:16]}-g{GRAPH_REVISION}")
+    name = get_format(fmt).file_name(f"{checkpoint_path.stem}-{digest[:16]}-g{INFERENCE_GRAPH_REVISION}")
     folder = checkpoint_path.parent
     if os.access(folder, os.W_OK | os.X_OK):
         return folder / CACHE_FOLDER / name

@@ -14,7 +14,8 @@ Graph, at 256 px with base width 64 (shapes [H, W, C]):
 Every conv is stride 1, 'same', with bias; LeakyReLU slope 0.2; the output is linear (no tanh) and read as [-1, 1].
 Inference runs the same function on a cheaper graph (inference_generator): each resampling down block's 3x3 conv +
 2x2 average pool becomes one stride-2 4x4 conv (fold_pooled_kernel) and its 1x1 shortcut runs after the pool, which
-cuts the release generator from 28.85 to 17.66 GMACs a face (0.61x).
+cuts the release generator from 28.85 to 17.66 GMACs a face (0.61x). A change to that graph raises
+clipswap.options.INFERENCE_GRAPH_REVISION.
 With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
 With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
 With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0;

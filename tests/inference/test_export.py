@@ -25,14 +25,13 @@ from clipswap.inference.export import (
 )
 from clipswap.inference.runtime import (
     CACHE_FOLDER,
-    GRAPH_REVISION,
     RuntimeUnavailableError,
     cache_path,
     exported_generator,
     resolve_runtime,
 )
 from clipswap.models.generator import Generator
-from clipswap.options import EXPORT_FORMATS
+from clipswap.options import EXPORT_FORMATS, INFERENCE_GRAPH_REVISION
 
 from conftest import require_module, shared_data
 
@@ -93,6 +92,7 @@ def test_export_command_writes_generator_identity_and_manifest(tmp_path):
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["files"] == {"generator": "generator.onnx", "identity": "identity.onnx"}
     assert manifest["max_difference"]["generator"] <= TOLERANCE and manifest["identity_dim"] == 128
+    assert manifest["generator_graph"].startswith(f"inference form, revision {INFERENCE_GRAPH_REVISION} ")
     # The identity file reproduces SFace: an LFW crop gives the Keras encoder's vector.
     from clipswap.checkpoints.encoders import load_identity_encoder
 
@@ -161,7 +161,7 @@ def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_wr
     import os
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    name = f"g-{'ab' * 8}-g{GRAPH_REVISION}.onnx"
+    name = f"g-{'ab' * 8}-g{INFERENCE_GRAPH_REVISION}.onnx"
     assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / name
     monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / "home" / ".cache" / "clipswap" / name
@@ -173,7 +173,7 @@ def test_a_cached_export_of_an_older_graph_is_not_run(tmp_path, monkeypatch):
     import clipswap.inference.runtime as runtime
 
     current = cache_path(tmp_path / "g.keras", "ab" * 32, "openvino")
-    monkeypatch.setattr(runtime, "GRAPH_REVISION", GRAPH_REVISION + 1)
+    monkeypatch.setattr(runtime, "INFERENCE_GRAPH_REVISION", INFERENCE_GRAPH_REVISION + 1)
     assert cache_path(tmp_path / "g.keras", "ab" * 32, "openvino") != current
     assert current != tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.xml"
 
