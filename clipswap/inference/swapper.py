@@ -204,7 +204,8 @@ class FaceSwapper:
         generator: a clipswap Generator, any Keras model, or a callable with the same interface:
             generator([target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, D] float32]) -> [B, S, S, 3] in [-1, 1];
             or an exported runtime's generator (clipswap.inference.runtime.ExportedGenerator: numpy arrays in and out,
-            `precision` ignored).
+            `precision` ignored). A Generator runs in its inference form, built once here from its weights as they
+            are now (generator_in_precision): later changes to its weights do not reach the swapper.
         image_size: the generator crop side S.
         id_input_dim: the generator's identity width D (identity vector, then CLIP embedding when used).
         identity: the identity encoder the generator was trained with.

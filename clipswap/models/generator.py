@@ -242,9 +242,10 @@ class Generator(keras.Model):
 def inference_generator(model: Generator, bf16: bool = False) -> Generator:
     """The Generator `model` rebuilt in its inference form, which computes the same function faster: each
     resampling down block folded (fold_pooling), and with `bf16` under Keras' mixed_bfloat16 policy (bfloat16
-    compute, float32 variables) with each up block's instance norm + AdaIN as one fused layer (fused_norm). The
-    weights are converted from `model` (copy_into_inference_form); training keeps the trained form."""
-    twin = Generator(model.config_, name=model.name, fused_norm=bf16, fold_pooling=True,
+    compute, float32 variables) with each up block's instance norm + AdaIN as one fused layer (fused_norm, kept too
+    when `model` is fused). The weights are converted from `model` (copy_into_inference_form), which may itself be
+    an inference form; training keeps the trained form."""
+    twin = Generator(model.config_, name=model.name, fused_norm=bf16 or model.fused_norm, fold_pooling=True,
                      dtype="mixed_bfloat16" if bf16 else None)
     copy_into_inference_form(model, twin)
     return twin
@@ -253,9 +254,14 @@ def inference_generator(model: Generator, bf16: bool = False) -> Generator:
 def copy_into_inference_form(model: Generator, twin: Generator) -> None:
     """Copy a Generator's weights into its fused_norm and/or fold_pooling twin: layers of the same name one to one;
     each NormalisedAdaIN "{block}_in_adain" from the pair "{block}_in" (gamma, beta) + "{block}_adain" it replaces;
-    each "{block}_conv_pooled" from "{block}_conv" (fold_pooled_kernel; the same bias)."""
+    each "{block}_conv_pooled" from "{block}_conv" (fold_pooled_kernel; the same bias). A `model` that is itself
+    fused or folded gives those layers as they are."""
+    names = {layer.name for layer in model.layers}
     for layer in twin.layers:
-        if isinstance(layer, NormalisedAdaIN):
+        if layer.name in names:
+            if layer.weights:
+                layer.set_weights(model.get_layer(layer.name).get_weights())
+        elif isinstance(layer, NormalisedAdaIN):
             block = layer.name.removesuffix("_in_adain")
             layer.set_weights(model.get_layer(f"{block}_in").get_weights()
                               + model.get_layer(f"{block}_adain").get_weights())
@@ -263,4 +269,4 @@ def copy_into_inference_form(model: Generator, twin: Generator) -> None:
             kernel, bias = model.get_layer(layer.name.removesuffix("_pooled")).get_weights()
             layer.set_weights([fold_pooled_kernel(kernel), bias])
         elif layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
+            raise ValueError(f"{model.name} has no layer {layer.name!r} to copy into its inference form")

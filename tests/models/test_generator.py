@@ -10,7 +10,12 @@ import tensorflow as tf
 from clipswap.config import ModelConfig, get_preset
 from clipswap.models.cost import count_macs
 from clipswap.models.discriminator import Discriminator
-from clipswap.models.generator import Generator, fold_pooled_kernel, inference_generator
+from clipswap.models.generator import (
+    Generator,
+    copy_into_inference_form,
+    fold_pooled_kernel,
+    inference_generator,
+)
 
 TINY = get_preset("tiny").model
 
@@ -190,6 +195,16 @@ def test_the_inference_form_computes_the_trained_generator_in_fewer_macs(preset)
     expected, got = model(inputs).numpy(), folded(inputs).numpy()
     assert expected.std() > 0.05  # a random model's output is not flat, so the comparison means something
     np.testing.assert_allclose(got, expected, atol=2e-5 * max(1.0, np.abs(expected).max()))
+    # an inference form (or a fused model) converts again to the same function
+    again = inference_generator(folded)
+    for layer in again.layers:
+        for mine, theirs in zip(layer.get_weights(), folded.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(mine, theirs)
+    fused = Generator(config, fused_norm=True)
+    copy_into_inference_form(model, fused)
+    from_fused = inference_generator(fused)
+    assert from_fused.fused_norm
+    np.testing.assert_allclose(from_fused(inputs).numpy(), expected, atol=2e-5 * max(1.0, np.abs(expected).max()))
     specs = [tuple(x.shape[1:]) for x in inputs]
     trained_macs, folded_macs = sum(count_macs(model, specs)), sum(count_macs(folded, specs))
     assert 0.5 * trained_macs < folded_macs < 0.75 * trained_macs, (trained_macs, folded_macs)
