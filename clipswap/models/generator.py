@@ -156,7 +156,7 @@ class Generator(keras.Model):
             the MACs of its 3x3 conv; its weights come from the trained form (inference_generator), not training.
         fused_norm: each up block's InstanceNormalization + AdaIN pair becomes one NormalisedAdaIN layer (named
             "{block}_in_adain"), which mixed-precision inference on TensorFlow runs as one fused kernel; the maths
-            and the weights are the same (generator_in_precision builds it for bf16 and copies them by name).
+            and the weights are the same (inference_generator builds it for bf16 and copies them in).
         dtype: the Keras dtype policy of every layer ("float32", "mixed_bfloat16", ...); None: the global policy.
             The layers are built under it and the global policy is left as it was.
 

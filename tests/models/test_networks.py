@@ -96,7 +96,8 @@ def trainer_checkpoint_round_trip(model: keras.Model, folder: Path) -> keras.Mod
 
 
 def inference_bf16(model: Generator) -> keras.Model:
-    """The bf16 generator inference runs (fused instance norm + AdaIN, weights copied by name)."""
+    """The bf16 generator inference runs (inference_generator: folded down blocks, fused instance norm + AdaIN,
+    weights converted)."""
     from clipswap.inference.swapper import generator_in_precision
 
     return generator_in_precision(model, "bf16")
