@@ -10,6 +10,9 @@ From `clipswap align` output (aligned crops in TFRecord shards) it writes:
     OUTPUT/heldout_landmarks.json                 the 68 landmarks (crop pixels) of each held-out face, by its
                                                   photo path: the training's held-out batch warps its sources
                                                   with them for a source_warp generator
+    OUTPUT/face_landmarks.npz                     every aligned face's 68 landmarks (crop pixels, NaN where dlib
+                                                  found none), photo path and held-out flag: the labels of the
+                                                  geometry network (clipswap.facedata.landmark_data)
     OUTPUT/heldout_pairs.tsv                      one evaluation pair a held-out person for `clipswap evaluate`:
                                                   source photo, target photo (original files, different people)
     OUTPUT/pairs_manifest.json                    settings, counts and the held-out identity names
@@ -27,7 +30,16 @@ Pair record (one tf.train.Example):
     target, source, teacher   bytes   PNG (the aligned crops as stored by align; the teacher encoded here), RGB
     warped                    bytes   PNG, the input of a source_warp generator (ModelConfig.source_warp); empty in
                                       pairs made before it existed (pairs_manifest.json "warped" absent)
+    mate                      bytes   PNG, another photo of the target's person (its aligned crop): the source of this
+                                      record when training turns it into a same-identity pair, so that the
+                                      reconstruction (eq. 7) and perceptual (eq. 8) terms compare the swap with a real
+                                      ground truth whose pose and expression differ from the source's; empty when
+                                      the person has one usable photo (training then reuses the target itself)
+    mate_warped               bytes   PNG, warp_paste of the mate onto the target (a source_warp generator's input on
+                                      such a pair); empty with `mate`
     target_label, source_label  int64 identity indices (identities.json of the aligned data)
+
+`mate` and `mate_warped` exist in pairs made since pairs_manifest.json says "mates": true.
 """
 
 from __future__ import annotations
@@ -37,7 +49,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
@@ -45,7 +57,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from clipswap.atomic import ensure_writable_dir, write_text_atomic
+from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from clipswap.errors import ClipswapError
 from clipswap.facedata.shards import (
     SHARD_PATTERN,
@@ -64,11 +76,14 @@ PAIR_SHARDS = "shards"
 HELDOUT = "heldout"
 HELDOUT_PAIRS = "heldout_pairs.tsv"
 HELDOUT_LANDMARKS = "heldout_landmarks.json"
+FACE_LANDMARKS = "face_landmarks.npz"
 PAIR_FEATURES = {
     "target": tf.io.FixedLenFeature([], tf.string),
     "source": tf.io.FixedLenFeature([], tf.string),
     "teacher": tf.io.FixedLenFeature([], tf.string),
     "warped": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "mate": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "mate_warped": tf.io.FixedLenFeature([], tf.string, default_value=b""),
     "target_label": tf.io.FixedLenFeature([], tf.int64),
     "source_label": tf.io.FixedLenFeature([], tf.int64),
 }
@@ -93,12 +108,23 @@ def pair_shards(folder: str | Path) -> list[str]:
     return files
 
 
+def read_manifest(folder: str | Path) -> dict:
+    """The pairs folder's manifest, or {} when it is missing or unreadable."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def pairs_have_warps(folder: str | Path) -> bool:
     """True when the pairs folder's records hold the warped source ("warped", made since source_warp existed)."""
-    try:
-        return bool(json.loads((Path(folder) / MANIFEST).read_text()).get("warped"))
-    except (OSError, ValueError):
-        return False
+    return bool(read_manifest(folder).get("warped"))
+
+
+def pairs_have_mates(folder: str | Path) -> bool:
+    """True when the pairs folder's records hold another photo of each target's person ("mate")."""
+    return bool(read_manifest(folder).get("mates"))
 
 
 def heldout_shards(folder: str | Path) -> list[str]:
@@ -164,12 +190,16 @@ def _png(image: np.ndarray) -> bytes | None:
     return encoded.tobytes() if ok else None
 
 
-def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> tuple[bytes, bytes] | None:
-    """PNG bytes of (landmark_swap(source crop -> target crop), warp_paste of the same), or None when the landmarks
-    cannot drive them."""
-    from clipswap.face.landmark_swap import LandmarkSwapError, poisson_blend, warped_face
+def make_teacher(task: tuple) -> tuple[bytes, bytes, bytes] | None:
+    """PNG bytes of (landmark_swap(source crop -> target crop), warp_paste of the same, warp_paste of the mate onto
+    the target or b"" without a mate), or None when the landmarks cannot drive the first two.
 
-    target, target_68, source, source_68 = task
+    Args:
+        task: (target PNG, target [68, 2], source PNG, source [68, 2], mate PNG or None, mate [68, 2] or None).
+    """
+    from clipswap.face.landmark_swap import LandmarkSwapError, poisson_blend, warp_paste, warped_face
+
+    target, target_68, source, source_68, mate, mate_68 = task
     target = _decode(target)
     try:
         warped, mask = warped_face(_decode(source), source_68, target, target_68)
@@ -177,7 +207,15 @@ def make_teacher(task: tuple[bytes, np.ndarray, bytes, np.ndarray]) -> tuple[byt
     except LandmarkSwapError:
         return None
     teacher, pasted = _png(swapped), _png(np.where(mask[..., None] > 0, warped, target))
-    return (teacher, pasted) if teacher and pasted else None
+    if not (teacher and pasted):
+        return None
+    mate_pasted = b""
+    if mate is not None:
+        try:
+            mate_pasted = _png(warp_paste(_decode(mate), mate_68, target, target_68)[0]) or b""
+        except LandmarkSwapError:
+            mate_pasted = b""
+    return teacher, pasted, mate_pasted
 
 
 def _pool_map(function, tasks, workers: int, initializer, progress: bool, description: str) -> list:
@@ -195,9 +233,9 @@ def _pool_map(function, tasks, workers: int, initializer, progress: bool, descri
 
 
 def _example(target: bytes, source: bytes, teacher: bytes, warped: bytes, target_label: int,
-             source_label: int) -> bytes:
+             source_label: int, mate: bytes = b"", mate_warped: bytes = b"") -> bytes:
     feature = {"target": _bytes(target), "source": _bytes(source), "teacher": _bytes(teacher),
-               "warped": _bytes(warped),
+               "warped": _bytes(warped), "mate": _bytes(mate), "mate_warped": _bytes(mate_warped),
                "target_label": _int(target_label), "source_label": _int(source_label)}
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -241,6 +279,25 @@ def heldout_evaluation_pairs(records: list[FaceRecord], heldout: list[str], seed
     return pairs
 
 
+def choose_mates(labels: list[int], targets: list[int], seed: int) -> list[int | None]:
+    """For each target index, another index with the same label drawn (seeded) uniformly, or None when its label
+    has no other index.
+
+    Args:
+        labels: the label of every candidate index (position = index).
+        targets: indices into `labels`, among the candidates.
+    """
+    by_label: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_label[label].append(index)
+    rng = np.random.default_rng(seed)
+    mates: list[int | None] = []
+    for target in targets:
+        others = [i for i in by_label[labels[target]] if i != target]
+        mates.append(int(others[rng.integers(len(others))]) if others else None)
+    return mates
+
+
 def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, heldout: int = 100, seed: int = 0,
                 shard_size: int = 2000, workers: int = 1, progress: bool = True) -> dict:
     """Run the pairs job (module docstring); returns the manifest written."""
@@ -275,17 +332,29 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         chosen.extend((int(t), int(s)) for t, s in zip(targets, sources, strict=True)
                       if records[t].label != records[s].label)
     chosen = chosen[:count]
-    teacher_tasks = [(records[t].image, landmarks[t], records[s].image, landmarks[s]) for t, s in chosen]
+    # Another photo of each target's person (training people only: `usable` excludes the held-out ones), the source
+    # of the record when training makes it a same-identity pair.
+    usable_labels = [records[i].label for i in usable]
+    position = {index: k for k, index in enumerate(usable)}
+    mate_positions = choose_mates(usable_labels, [position[t] for t, _ in chosen], seed + 3)
+    mates = [usable[k] if k is not None else None for k in mate_positions]
+    teacher_tasks = [(records[t].image, landmarks[t], records[s].image, landmarks[s],
+                      records[m].image if m is not None else None, landmarks[m] if m is not None else None)
+                     for (t, s), m in zip(chosen, mates, strict=True)]
     teachers = _pool_map(make_teacher, teacher_tasks, workers, _single_threaded_opencv if workers > 1 else None,
                          progress, "teachers")
-    kept = [(pair, teacher) for pair, teacher in zip(chosen, teachers, strict=True) if teacher is not None]
+    kept = [(pair, mate, teacher) for pair, mate, teacher in zip(chosen, mates, teachers, strict=True)
+            if teacher is not None]
 
     if not kept:
         raise PairsError("no pair could get a teacher image (the landmark swap failed on every pair); check the data")
 
-    def encode(item: tuple[tuple[int, int], bytes]) -> bytes:
-        (t, s), (teacher, warped) = item
-        return _example(records[t].image, records[s].image, teacher, warped, records[t].label, records[s].label)
+    def encode(item: tuple[tuple[int, int], int | None, tuple[bytes, bytes, bytes]]) -> bytes:
+        (t, s), m, (teacher, warped, mate_warped) = item
+        # A mate whose warp failed is dropped too: both fields are filled or both are empty.
+        mate = records[m].image if m is not None and mate_warped else b""
+        return _example(records[t].image, records[s].image, teacher, warped, records[t].label, records[s].label,
+                        mate, mate_warped if mate else b"")
 
     write_shards(kept, ensure_writable_dir(output / PAIR_SHARDS), len(kept), shard_size=shard_size, encode=encode)
     held_records = [r for r in records if r.identity in held_set]
@@ -294,6 +363,7 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
     held_points = {r.path: np.round(points, 3).tolist() for r, points in zip(records, landmarks, strict=True)
                    if r.identity in held_set and points is not None}
     write_text_atomic(output / HELDOUT_LANDMARKS, json.dumps(held_points) + "\n")
+    write_face_landmarks(output / FACE_LANDMARKS, records, landmarks, held_set)
     evaluation = heldout_evaluation_pairs(records, held, seed + 2)
     write_text_atomic(output / HELDOUT_PAIRS,
                       "# source\ttarget  (held-out identities; different people)\n"
@@ -313,10 +383,28 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         "teacher": "clipswap.face.landmark_swap (dlib 68 points and forehead points, Reinhard colour transfer, Poisson "
                    "blending)",
         "warped": True,
+        "mates": True,
+        "pairs_with_other_photo": sum(1 for _, m, teacher in kept if m is not None and teacher[2]),
+        "pairs_reusing_photo": sum(1 for _, m, teacher in kept if m is None or not teacher[2]),
+        "training_people_with_one_photo": sum(1 for n in Counter(usable_labels).values() if n == 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
     write_text_atomic(output / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def write_face_landmarks(path: Path, records: list[FaceRecord], landmarks: list[np.ndarray | None],
+                         held: set[str]) -> None:
+    """Write FACE_LANDMARKS atomically: "path" [N] str, "points" [N, 68, 2] float32 (NaN rows where dlib found
+    none), "heldout" [N] bool, in the order of the aligned shards' records."""
+    points = np.full((len(records), 68, 2), np.nan, np.float32)
+    for i, found in enumerate(landmarks):
+        if found is not None:
+            points[i] = found
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as handle:
+            np.savez(handle, path=np.array([r.path for r in records]), points=points,
+                     heldout=np.array([r.identity in held for r in records]))
 
 
 def heldout_landmarks(folder: str | Path) -> dict[str, np.ndarray]:
@@ -329,4 +417,4 @@ def heldout_landmarks(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 __all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_landmarks", "heldout_shards", "is_pairs_folder",
-           "pair_shards", "pairs_have_warps", "parse_pair"]
+           "pair_shards", "pairs_have_mates", "pairs_have_warps", "parse_pair", "read_manifest"]

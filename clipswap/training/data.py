@@ -193,13 +193,17 @@ def make_pair_dataset(
     shuffle_buffer: int = 1000,
     repeat: bool = True,
     warped: bool = False,
+    mates: bool = False,
 ) -> tf.data.Dataset:
     """The training dataset over `clipswap pairs` shards (target, source, teacher of two different people).
 
     One stream of pair records, shuffled (file order, then a `shuffle_buffer` of records), decoded to [-1, 1] and
     batched. The target and its teacher get the same colour jitter (the teacher is the target with a new face, so
     they must stay alike outside it); the source its own. Then, as in make_train_dataset, each sample becomes a
-    same-identity pair with probability `same_identity_prob`: its source and its teacher are replaced by its target.
+    same-identity pair with probability `same_identity_prob`: its teacher is replaced by its target (the ground
+    truth) and its source by another photo of the target's person (the record's "mate", with `mates`: pairs made
+    since the field existed), or by the target itself when the person has one photo or without `mates`. A mate
+    gets the source's colour jitter, as the source it stands for.
 
     With `warped` each batch also holds "warped" (the source face warped onto the target and pasted into it, the
     input of a source_warp generator): it gets the target's colour jitter (it is the target with a new face,
@@ -207,7 +211,8 @@ def make_pair_dataset(
 
     Returns:
         A dataset of dicts like make_train_dataset's, plus "teacher": [B, S, S, 3] float32 RGB in [-1, 1] (and
-        "warped", the same, with `warped`).
+        "warped", the same, with `warped`: on a same-identity pair the mate warped onto the target), and
+        "same_photo": [B] float32, 1.0 where a same-identity pair reuses the target's own photo as its source.
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
@@ -229,6 +234,14 @@ def make_pair_dataset(
         }
         if warped:
             parsed["warped"] = decode_image(pair["warped"], image_size)
+        if mates:
+            has_mate = tf.strings.length(pair["mate"]) > 0
+            parsed["has_mate"] = has_mate
+            parsed["mate"] = tf.cond(has_mate, lambda: decode_image(pair["mate"], image_size),
+                                     lambda: parsed["target"])
+            if warped:
+                parsed["mate_warped"] = tf.cond(has_mate, lambda: decode_image(pair["mate_warped"], image_size),
+                                                lambda: parsed["target"])
         return parsed
 
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -239,24 +252,37 @@ def make_pair_dataset(
         step = tf.cast(step, tf.int64)
         target, source = batch["target"], batch["source"]
         alike = [batch["teacher"]] + ([batch["warped"]] if warped else [])
+        if mates and warped:
+            alike.append(batch["mate_warped"])
+        sources = [source] + ([batch["mate"]] if mates else [])
         if jitter:
             key = tf.stack([tf.constant(target_jitter, tf.int64), step])
             # One batch draw for all: concatenating keeps the per-image contrast statistics of each image.
             jittered = tf.split(color_jitter(tf.concat([target, *alike], axis=0), key), 1 + len(alike), axis=0)
             target, alike = jittered[0], jittered[1:]
-            source = color_jitter(source, tf.stack([tf.constant(source_jitter, tf.int64), step]))
+            key = tf.stack([tf.constant(source_jitter, tf.int64), step])
+            sources = tf.split(color_jitter(tf.concat(sources, axis=0), key), len(sources), axis=0)
         same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
         where = same[:, None, None, None]
+        if mates:
+            # Another photo where the person has one; the target itself (target jitter) where it has not.
+            has_mate = batch["has_mate"][:, None, None, None]
+            same_source = tf.where(has_mate, sources[1], target)
+            same_photo = tf.logical_and(same, tf.logical_not(batch["has_mate"]))
+        else:
+            same_source, same_photo = target, same
         combined = {
             "target": target,
-            "source": tf.where(where, target, source),
+            "source": tf.where(where, same_source, sources[0]),
             "teacher": tf.where(where, target, alike[0]),
             "same": tf.cast(same, tf.float32),
+            "same_photo": tf.cast(same_photo, tf.float32),
             "target_label": batch["target_label"],
             "source_label": tf.where(same, batch["target_label"], batch["source_label"]),
         }
         if warped:
-            combined["warped"] = tf.where(where, target, alike[1])
+            same_warped = tf.where(has_mate, alike[2], target) if mates else target
+            combined["warped"] = tf.where(where, same_warped, alike[1])
         return combined
 
     dataset = dataset.enumerate().map(combine, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -519,8 +519,10 @@ def heldout_warps(batch: dict[str, np.ndarray], data_dir: str | Path) -> dict[st
     return warps
 
 
-def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: bool) -> tf.data.Dataset:
-    """The endless training stream over `shards` (`clipswap pairs` shards when `pairs`), shuffled by `seed`."""
+def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: bool,
+                  mates: bool = False) -> tf.data.Dataset:
+    """The endless training stream over `shards` (`clipswap pairs` shards when `pairs`; `mates`: their records
+    hold another photo of each target's person), shuffled by `seed`."""
     from clipswap.training.data import make_pair_dataset, make_train_dataset
 
     data = config.data
@@ -528,13 +530,31 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
         return make_pair_dataset(
             shards, data.batch_size, config.model.image_size, same_identity_prob=data.same_identity_prob,
             jitter=data.jitter, seed=seed, shuffle_buffer=data.shuffle_buffer, repeat=True,
-            warped=config.model.source_warp,
+            warped=config.model.source_warp, mates=mates,
         )
     return make_train_dataset(
         [str(s) for s in shards], data.batch_size, config.model.image_size,
         same_identity_prob=data.same_identity_prob, jitter=data.jitter, seed=seed,
         shuffle_buffer=data.shuffle_buffer, repeat=True,
     )
+
+
+def log_same_identity_pairs(data_dir: Path, probability: float) -> str:
+    """Log (and return) where the same-identity pairs' sources come from, from the pairs manifest's counts."""
+    from clipswap.facedata.pairs import read_manifest
+
+    manifest = read_manifest(data_dir)
+    if not manifest.get("mates"):
+        message = (f"same-identity pairs ({probability:.0%} of samples) reuse the target's own photo as the source: "
+                   f"{data_dir} was made before pairs held another photo of each person (run `clipswap pairs` again)")
+    else:
+        other, reused = manifest.get("pairs_with_other_photo", 0), manifest.get("pairs_reusing_photo", 0)
+        share = reused / max(1, other + reused)
+        message = (f"same-identity pairs ({probability:.0%} of samples) take another photo of the target's person as "
+                   f"the source; {share:.1%} of records ({reused} of {other + reused}) reuse the target's photo "
+                   f"({manifest.get('training_people_with_one_photo', '?')} training people have one photo)")
+    logger.info(message)
+    return message
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
@@ -566,7 +586,7 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
     config, data_dir = context.config, context.data_dir
     dataset_fn, eval_batch = context.dataset_fn, context.eval_batch
     if dataset_fn is None or eval_batch is None:
-        from clipswap.facedata.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards
+        from clipswap.facedata.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards, pairs_have_mates
         from clipswap.facedata.shards import ShardError
         from clipswap.training.data import make_eval_batch
 
@@ -580,7 +600,11 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
         else:
             train_shards, eval_shards = split_heldout(find_shards(data_dir))
         if dataset_fn is None:
-            dataset_fn = functools.partial(shard_dataset, config=config, shards=train_shards, pairs=pairs)
+            mates = pairs and pairs_have_mates(data_dir)
+            if pairs:
+                log_same_identity_pairs(data_dir, config.data.same_identity_prob)
+            dataset_fn = functools.partial(shard_dataset, config=config, shards=train_shards, pairs=pairs,
+                                           mates=mates)
         if eval_batch is None:
             try:
                 eval_batch = make_eval_batch(

@@ -20,10 +20,13 @@ from clipswap.facedata.pairs import (
     HELDOUT_PAIRS,
     MANIFEST,
     PairsError,
+    FACE_LANDMARKS,
     build_pairs,
+    choose_mates,
     heldout_landmarks,
     heldout_shards,
     pair_shards,
+    pairs_have_mates,
     pairs_have_warps,
     parse_pair,
 )
@@ -176,6 +179,70 @@ def test_pair_dataset_same_pairs_use_the_target_as_source_and_teacher(pairs):
             assert batch["source_label"][i] != batch["target_label"][i]
     again = next(iter(make_pair_dataset(pair_shards(folder), 4, SIZE, 0.5, True, 3, 8)))
     np.testing.assert_array_equal(again["teacher"], batch["teacher"])
+
+
+def test_choose_mates_draws_another_photo_of_the_same_person():
+    labels = [0, 0, 1, 2, 2, 2]
+    targets = [0, 1, 2, 4, 5] + [3] * 20
+    mates = choose_mates(labels, targets, seed=4)
+    assert mates[2] is None  # person 1 has one photo
+    for target, mate in zip(targets, mates, strict=True):
+        if target != 2:
+            assert mate != target and labels[mate] == labels[target]
+    assert set(mates[5:]) == {4, 5}  # both other photos of person 2 get drawn for target 3
+    assert choose_mates(labels, [0, 3, 4], seed=4) == choose_mates(labels, [0, 3, 4], seed=4)
+
+
+def test_pair_records_carry_another_photo_of_the_targets_person(pairs, aligned):
+    folder, manifest = pairs
+    assert pairs_have_mates(folder) and manifest["mates"]
+    assert manifest["pairs_with_other_photo"] + manifest["pairs_reusing_photo"] == manifest["pairs"]
+    assert manifest["pairs_with_other_photo"] > 0
+    faces = {r.image: r for r in iterate_records(aligned / "aligned")}
+    held = set(manifest["heldout_identities"])
+    with_mate = 0
+    for serialized in tf.data.TFRecordDataset(pair_shards(folder)):
+        pair = parse_pair(serialized)
+        target, mate = faces[pair["target"].numpy()], pair["mate"].numpy()
+        if not mate:
+            assert not pair["mate_warped"].numpy()
+            continue
+        with_mate += 1
+        other = faces[mate]
+        assert other.identity == target.identity and other.path != target.path
+        assert other.identity not in held
+        warped = _decode(pair["mate_warped"].numpy()).astype(np.float32)
+        own = _decode(pair["target"].numpy()).astype(np.float32)
+        assert np.abs(warped[:4, :4] - own[:4, :4]).max() == 0  # the target outside the face, the mate inside
+        assert np.abs(warped - own).mean() > 1.0
+    assert with_mate == manifest["pairs_with_other_photo"]
+    stored = np.load(folder / FACE_LANDMARKS)
+    assert stored["points"].shape == (len(faces), 68, 2)
+    assert int(np.isnan(stored["points"][:, 0, 0]).sum()) == manifest["faces_without_landmarks"]
+    assert {str(p) for p, h in zip(stored["path"], stored["heldout"], strict=True) if h} == {
+        r.path for r in faces.values() if r.identity in held}
+
+
+def test_pair_dataset_same_pairs_take_another_photo_as_the_source(pairs):
+    folder, _ = pairs
+    batch = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 1.0, False, 3, 8, warped=True, mates=True)))
+    assert (batch["same"].numpy() == 1).all()
+    np.testing.assert_array_equal(batch["teacher"], batch["target"])
+    np.testing.assert_array_equal(batch["source_label"], batch["target_label"])
+    reused = batch["same_photo"].numpy() > 0
+    assert (~reused).any()
+    for i in range(8):
+        source, target = batch["source"][i].numpy(), batch["target"][i].numpy()
+        if reused[i]:
+            np.testing.assert_array_equal(source, target)
+            np.testing.assert_array_equal(batch["warped"][i], target)
+        else:
+            # Another photo of the person: a different picture, not the target (pixel mean difference > 2 levels).
+            assert np.abs(source - target).mean() > 2 / 127.5
+            np.testing.assert_array_equal(batch["warped"][i][:3, :3], target[:3, :3])
+    # The same draw with jitter: the mate takes the source's colour change, so it differs from the plain decode.
+    jittered = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 1.0, True, 3, 8, mates=True)))
+    assert jittered["source"].shape == (8, SIZE, SIZE, 3)
 
 
 def test_bad_pairs_input_is_one_sentence(aligned, tmp_path):
