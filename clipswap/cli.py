@@ -19,6 +19,7 @@ from clipswap.commands.init import init
 from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
+from clipswap.commands.train_geometry import train_geometry
 from clipswap.commands.verify import verify
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -87,7 +88,7 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, verify, doctor, train, align, pairs, evaluate, export):
+for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, evaluate, export):
     main.add_command(_command)
 
 

@@ -210,8 +210,10 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 #: or SFace, whichever encodes identity), or the discriminator's residual blocks.
 PERCEPTUAL_NETWORKS = ("vgg16", "identity", "discriminator")
 #: Attribute networks A of eq. 9 (see clipswap/losses/attribute.py): "identity" is the multi-level identity-encoder
-#: features (ArcFace stages by default, the issue's default A), "file" a user's .keras model (RunFiles.attribute_file).
-ATTRIBUTE_NETWORKS = ("identity", "discriminator", "file")
+#: features (ArcFace stages by default, the issue's default A), "file" a user's .keras model (RunFiles.attribute_file),
+#: "landmarks" the geometry network (68 landmarks and head pose, clipswap.losses.geometry): the one at
+#: RunFiles.attribute_file (a geometry.keras with its geometry.json), by default the one shipped with the demo.
+ATTRIBUTE_NETWORKS = ("identity", "discriminator", "file", "landmarks")
 #: What the experiment may say about VGG16's weights: ImageNet's (Keras downloads them) or none (random, benchmarks
 #: only). A weights file is a file of the run: RunFiles.vgg_weights.
 VGG_WEIGHTS = ("imagenet", None)

@@ -63,12 +63,16 @@ class FeatureSource:
     """Where a feature loss reads its features: layers of the identity pass (shared, no extra forward pass) or
     its own extractor (images [B, S, S, 3] in [-1, 1] -> list of [B, ...] tensors, e.g. perceptual.vgg16_features).
 
-    `layer_weights` are per-layer weights for the perceptual loss (None = all 1).
+    `layer_weights` are per-layer weights for the perceptual loss (None = all 1); `compare` replaces the attribute
+    term's comparison (None = attribute_loss).
     """
 
     identity_layers: tuple[str, ...] = ()
     extractor: Callable[[tf.Tensor], list[tf.Tensor]] | None = None
     layer_weights: tuple[float, ...] | None = None
+    #: How the attribute term compares (target features, swap features) when it is not eq. 9's plain squared
+    #: difference (the geometry network's aligned landmarks: clipswap.losses.geometry.geometry_attribute_loss).
+    compare: Callable[[list[tf.Tensor], list[tf.Tensor]], tf.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if bool(self.identity_layers) == (self.extractor is not None):

@@ -377,7 +377,8 @@ class SwapLoss:
 
     def att_term(self, f: GeneratorForward) -> tf.Tensor:
         reference = [tf.stop_gradient(x) for x in self.attribute.features(f.batch.target, f.tgt_out)]
-        return attribute_loss(reference, self.attribute.features(f.swap, f.swap_out))
+        compare = self.attribute.compare or attribute_loss
+        return compare(reference, self.attribute.features(f.swap, f.swap_out))
 
     def adv_term(self, f: GeneratorForward) -> tf.Tensor:
         return generator_adversarial_loss(self.discriminator(f.swap, training=True))

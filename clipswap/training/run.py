@@ -194,6 +194,17 @@ def feature_source(
             return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
+    if kind == "landmarks":
+        from clipswap.checkpoints.errors import CheckpointError
+        from clipswap.checkpoints.geometry import load_geometry
+        from clipswap.losses.geometry import geometry_attribute_loss, geometry_features
+
+        try:
+            model = load_geometry(files.attribute_file)
+        except CheckpointError as error:
+            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
+                                     "PATH/geometry.keras)") from error
+        return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
     return vgg16_feature_source(config, files, perceptual_extractor)
 
 
@@ -424,6 +435,21 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
             check_attribute_file(context.files.attribute_file)
         except AttributeModelError as error:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
+    if config.weights.att and config.loss.attribute_network == "landmarks":
+        from clipswap.checkpoints.errors import CheckpointError
+        from clipswap.checkpoints.geometry import read_geometry_manifest
+
+        try:
+            read_geometry_manifest(context.files.attribute_file or _shipped_geometry())
+        except CheckpointError as error:
+            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
+                                     "PATH/geometry.keras)") from error
+
+
+def _shipped_geometry() -> Path:
+    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY
+
+    return SHIPPED_GEOMETRY
 
 
 def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:

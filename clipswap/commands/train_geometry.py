@@ -1,0 +1,37 @@
+"""`clipswap train-geometry`: the landmark and head-pose network that the "landmarks" attribute term reads."""
+
+from __future__ import annotations
+
+import click
+
+from clipswap.errors import ClipswapError
+
+_DIR = click.Path(file_okay=False)
+
+
+@click.command("train-geometry")
+@click.option("--data", type=_DIR, required=True,
+              help="A `clipswap pairs` folder (its face_landmarks.npz labels every aligned face).")
+@click.option("--output", type=_DIR, required=True, help="Gets geometry.keras and geometry.json.")
+@click.option("--steps", type=click.IntRange(1), default=3000, show_default=True, help="Training steps.")
+@click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Faces a step.")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+              help="Adam's initial learning rate (cosine decay to zero).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the draws.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def train_geometry(data, output, steps, batch_size, learning_rate, seed, no_progress):
+    """Train the 68-landmark and head-pose network on a pairs folder's faces; report its held-out accuracy."""
+    from clipswap.training.geometry import train_geometry as run
+
+    try:
+        result = run(data, output, steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                     progress=not no_progress)
+    except ClipswapError as error:
+        raise click.ClickException(str(error)) from error
+    accuracy, baseline = result["accuracy"], result["mean_shape_baseline"]
+    click.echo(f"wrote {output}/geometry.keras ({result['parameters']:,} parameters, "
+               f"{result['ms_per_face_batch1']} ms a face at batch 1)")
+    click.echo(f"  held-out {accuracy['faces']} faces: NME {accuracy['nme_percent']:.2f} % of the inter-ocular "
+               f"distance (mean shape {baseline['nme_percent']:.2f} %); pose MAE yaw {accuracy['yaw_mae']:.2f}, "
+               f"pitch {accuracy['pitch_mae']:.2f}, roll {accuracy['roll_mae']:.2f} degrees (mean shape "
+               f"{baseline['pose_mae']:.2f})")

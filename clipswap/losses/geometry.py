@@ -1,0 +1,92 @@
+"""The geometry attribute term: eq. 9 with A = the geometry network (68 landmarks and head pose).
+
+L_att = || lm~(X_swap) - lm(X_tgt) ||^2 / (0.1 d_io)^2 + || pose(X_swap) - pose(X_tgt) ||^2 / (10 deg)^2,
+
+each squared difference averaged over its elements (attribute_loss's convention) and over the batch, where lm~ is
+the swap's landmarks after the 2-D similarity (rotation, scale, shift) that best maps its rigid points
+(models.geometry.RIGID: nose and eye corners) onto the target's, so that the landmark part compares expression and
+not where the face sits, and d_io is the target's inter-ocular distance (outer eye corners). The units make a
+landmark off by a tenth of the eye distance, or an angle off by 10 degrees, cost one: a source's expression carried
+over (about 10 px in a 128 crop, runs S5 and P2 of docs/demo_model.md) costs several, the target itself zero.
+
+The network is frozen, but the swap's side stays on the gradient tape: the term's gradient reaches G through it
+(tests/losses/test_geometry.py checks that it does); only the target's side is a constant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import ops
+
+from clipswap.losses.attribute import attribute_loss
+from clipswap.models.geometry import RIGID
+
+#: The target's inter-ocular distance's share that counts as one unit of landmark error.
+LANDMARK_UNIT = 0.1
+#: Degrees of pose error that count as one unit.
+POSE_UNIT = 10.0
+EYE_CORNERS = (36, 45)
+
+
+def similarity_align(points, reference, indices: Sequence[int] = RIGID):
+    """`points` moved by the 2-D similarity fitted (least squares) from their `indices` to `reference`'s.
+
+    The closed form treats (x, y) as x + iy: a = sum(conj(p) q) / sum(|p|^2) over the centred points, and every
+    point maps to (z - mean_p) a + mean_q.
+
+    Args:
+        points, reference: [B, 68, 2] (x, y).
+
+    Returns:
+        [B, 68, 2] float32, differentiable in both inputs.
+    """
+    points = ops.cast(points, "float32")
+    reference = ops.cast(reference, "float32")
+    chosen = list(indices)
+    p = ops.take(points, chosen, axis=1)
+    q = ops.take(reference, chosen, axis=1)
+    p_mean = ops.mean(p, axis=1, keepdims=True)
+    q_mean = ops.mean(q, axis=1, keepdims=True)
+    p, q = p - p_mean, q - q_mean
+    norm = ops.sum(ops.square(p), axis=(1, 2)) + 1e-12
+    a_re = ops.sum(p[..., 0] * q[..., 0] + p[..., 1] * q[..., 1], axis=1) / norm
+    a_im = ops.sum(p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0], axis=1) / norm
+    centred = points - p_mean
+    x, y = centred[..., 0], centred[..., 1]
+    a_re, a_im = a_re[:, None], a_im[:, None]
+    return ops.stack([a_re * x - a_im * y, a_im * x + a_re * y], axis=-1) + q_mean
+
+
+def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence):
+    """The term of the module docstring.
+
+    Args:
+        target_features: [landmarks [B, 68, 2] in units of the side, pose [B, 3] degrees] of the targets (constants).
+        swap_features: the same of the swaps (the gradient flows through these).
+
+    Returns:
+        Scalar float32 >= 0.
+    """
+    target_points, target_pose = (ops.cast(x, "float32") for x in target_features)
+    swap_points, swap_pose = (ops.cast(x, "float32") for x in swap_features)
+    eyes = target_points[:, EYE_CORNERS[0]] - target_points[:, EYE_CORNERS[1]]
+    unit = LANDMARK_UNIT * ops.sqrt(ops.sum(ops.square(eyes), axis=-1) + 1e-12)[:, None, None]
+    aligned = similarity_align(swap_points, target_points)
+    return attribute_loss([target_points / unit, target_pose / POSE_UNIT],
+                          [aligned / unit, swap_pose / POSE_UNIT])
+
+
+def geometry_features(model: keras.Model) -> Callable:
+    """The extractor of a FeatureSource over the geometry network: images [B, S, S, 3] in [-1, 1] -> [landmarks,
+    pose] float32 (GeometryNet's outputs), the network in inference mode."""
+
+    def extract(images):
+        outputs = model(images, training=False)
+        return [ops.cast(outputs["landmarks"], "float32"), ops.cast(outputs["pose"], "float32")]
+
+    return extract
+
+
+__all__ = ["LANDMARK_UNIT", "POSE_UNIT", "geometry_attribute_loss", "geometry_features", "similarity_align"]

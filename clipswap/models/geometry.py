@@ -1,0 +1,146 @@
+"""The geometry network: 68 facial landmarks and the head pose of an aligned face crop, in one small CNN.
+
+It is the attribute network A of eq. 9 when `loss.attribute_network = "landmarks"` (clipswap.losses.geometry): a
+frozen, differentiable reader of pose and expression, which pixel and perceptual distances cannot tell apart from
+texture (docs/demo_model.md, runs S5 and P2). clipswap trains it itself (`clipswap train-geometry`) on aligned crops
+labelled with dlib's 68 points and the solvePnP pose of those points (clipswap.evaluation.pose), so the loss reads
+the same geometry the evaluation measures.
+
+Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 0.6 M parameters at the default widths):
+
+    images [B, S, S, 3] RGB in [-1, 1], any S -> bilinear resize to input_size (96)
+    stem        3x3 conv stride 2, BN, ReLU                       48 x 48 x w0
+    block_k     3x3 depthwise (stride 2 where the width grows), BN, ReLU; 1x1 conv, BN, ReLU
+                widths (32, 64, 64, 128, 128, 256) with strides (2, 2, 1, 2, 1, 2)        3 x 3 x 256
+    head        flatten (keeps where each feature sits) -> dense 256, ReLU -> dense 136 + 3
+
+Outputs (a dict):
+    "landmarks": [B, 68, 2] float32, (x, y) of dlib's 68 points in units of the crop's side (0 = left/top edge,
+                 1 = right/bottom edge), whatever S is;
+    "pose":      [B, 3] float32, (yaw, pitch, roll) in degrees, clipswap.evaluation.pose's sign convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers, ops
+
+#: dlib's 68 points.
+POINTS = 68
+#: Side the network reads (crops of any size are resized to it).
+INPUT_SIZE = 96
+#: Output scaling: the dense head predicts (landmark - 0.5) / LANDMARK_SCALE and pose / POSE_SCALE, values of order
+#: one, which plain Adam learns at one learning rate.
+LANDMARK_SCALE = 0.5
+POSE_SCALE = 45.0
+WIDTHS = (32, 64, 64, 128, 128, 256)
+STRIDES = (2, 2, 1, 2, 1, 2)
+
+#: Index permutation of dlib's 68 points under a horizontal flip: point k of the flipped face is point FLIP[k] of
+#: the original, mirrored (jaw 0..16 reversed; brows 17..21 <-> 26..22; nose bridge 27..30 kept; nostrils 31..35
+#: reversed; eyes 36..41 <-> 45..42, 46, 47; outer lips 48..54 reversed, 55..59 reversed; inner lips 60..64
+#: reversed, 65..67 reversed).
+FLIP = (
+    tuple(range(16, -1, -1))
+    + tuple(range(26, 16, -1))
+    + (27, 28, 29, 30)
+    + tuple(range(35, 30, -1))
+    + (45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40)
+    + tuple(range(54, 47, -1))
+    + tuple(range(59, 54, -1))
+    + tuple(range(64, 59, -1))
+    + (67, 66, 65)
+)
+#: Points that move little with expression (nose bridge and base, the eyes' corners): the similarity alignment of
+#: the attribute term fits on these, so what remains is expression, not where the face sits.
+RIGID = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
+
+
+def _separable_block(x, filters: int, stride: int, name: str):
+    x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
+    x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
+    x = layers.ReLU(name=f"{name}_dw_relu")(x)
+    x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
+    x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
+    return layers.ReLU(name=f"{name}_pw_relu")(x)
+
+
+class GeometryNet(keras.Model):
+    """Landmarks and head pose of aligned faces (module docstring).
+
+    Args:
+        input_size: side the network reads.
+        widths, strides: the separable blocks' output widths and depthwise strides (same length).
+        stem_width: the stem convolution's width.
+        head_width: the hidden dense layer's width.
+
+    Example:
+        >>> net = GeometryNet()
+        >>> out = net(images)            # images [B, 128, 128, 3] in [-1, 1]
+        >>> out["landmarks"].shape, out["pose"].shape
+        ((B, 68, 2), (B, 3))
+    """
+
+    def __init__(self, input_size: int = INPUT_SIZE, widths: Sequence[int] = WIDTHS,
+                 strides: Sequence[int] = STRIDES, stem_width: int = 16, head_width: int = 256, **kwargs):
+        if len(widths) != len(strides):
+            raise ValueError(f"widths and strides must have one entry a block, got {len(widths)} and {len(strides)}")
+        images = keras.Input((None, None, 3), name="images")
+        x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(images)
+        x = layers.Conv2D(stem_width, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
+        x = layers.BatchNormalization(name="stem_bn")(x)
+        x = layers.ReLU(name="stem_relu")(x)
+        for k, (width, stride) in enumerate(zip(widths, strides, strict=True)):
+            x = _separable_block(x, width, stride, f"block{k + 1}")
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(head_width, activation="relu", name="head_hidden")(x)
+        raw = layers.Dense(2 * POINTS + 3, name="head_out")(x)
+        points = layers.Reshape((POINTS, 2), name="landmarks_raw")(raw[:, : 2 * POINTS])
+        landmarks = layers.Rescaling(LANDMARK_SCALE, offset=0.5, name="landmarks")(points)
+        pose = layers.Rescaling(POSE_SCALE, name="pose")(raw[:, 2 * POINTS:])
+        super().__init__(inputs=images, outputs={"landmarks": landmarks, "pose": pose}, **kwargs)
+        self.input_size = int(input_size)
+        self.widths = tuple(int(w) for w in widths)
+        self.strides = tuple(int(s) for s in strides)
+        self.stem_width = int(stem_width)
+        self.head_width = int(head_width)
+
+    def get_config(self) -> dict:
+        return {"input_size": self.input_size, "widths": list(self.widths), "strides": list(self.strides),
+                "stem_width": self.stem_width, "head_width": self.head_width, "name": self.name,
+                "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict) -> GeometryNet:
+        return cls(**config)
+
+
+def flip_landmarks(points, width: float = 1.0):
+    """The 68 landmarks of the horizontally mirrored image: x -> width - x, then re-indexed by FLIP.
+
+    Args:
+        points: [..., 68, 2] (x, y), in pixels of an image `width` wide (or in units of the side with width 1).
+    """
+    points = ops.convert_to_tensor(points)
+    mirrored = ops.stack([width - points[..., 0], points[..., 1]], axis=-1)
+    return ops.take(mirrored, list(FLIP), axis=-2)
+
+
+def pixels_to_unit(points, size: float):
+    """Crop pixels (OpenCV's convention: pixel centres at integers) -> units of the side (0 and 1 the edges)."""
+    return (ops.convert_to_tensor(points) + 0.5) / size
+
+
+def unit_to_pixels(points, size: float):
+    """The inverse of pixels_to_unit."""
+    return ops.convert_to_tensor(points) * size - 0.5
+
+
+def parameter_count(model: keras.Model) -> int:
+    return int(sum(int(ops.size(w)) for w in model.weights if w.trainable))
+
+
+__all__ = ["FLIP", "GeometryNet", "INPUT_SIZE", "POINTS", "RIGID", "flip_landmarks", "parameter_count",
+           "pixels_to_unit", "unit_to_pixels"]

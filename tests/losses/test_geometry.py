@@ -1,0 +1,129 @@
+"""The geometry attribute term (eq. 9 with the landmark and pose network): its similarity alignment against an
+independent least-squares fit, its units, and that its gradient reaches every generator weight through the frozen
+network (a term computed outside the tape would do nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.geometry import load_geometry, save_geometry
+from clipswap.config import RunFiles
+from clipswap.losses.composite import LossWeights
+from clipswap.losses.geometry import geometry_attribute_loss, geometry_features, similarity_align
+from clipswap.models.geometry import RIGID, GeometryNet
+from clipswap.training.features import FeatureSource
+from clipswap.training.loss import SwapBatch, SwapLoss
+from clipswap.training.run import TrainingSetupError, feature_source
+
+from conftest import TRAINER_SIZE, tiny_train_config
+
+
+def _face(rng, batch=3):
+    """[B, 68, 2] points spread like a face in unit coordinates."""
+    return (0.5 + 0.2 * rng.standard_normal((batch, 68, 2))).astype("float32")
+
+
+def _similarity(points, angle, scale, shift):
+    c, s = np.cos(angle), np.sin(angle)
+    return (scale * points @ np.array([[c, s], [-s, c]], "float32") + shift).astype("float32")
+
+
+def _lstsq_similarity(points, reference, indices):
+    """Independent reference: solve [x -y 1 0; y x 0 1] [a b tx ty]^T = [x' y']^T by least squares."""
+    out = []
+    for p, q in zip(points, reference, strict=True):
+        rows, rhs = [], []
+        for i in indices:
+            x, y = p[i]
+            rows += [[x, -y, 1, 0], [y, x, 0, 1]]
+            rhs += [q[i][0], q[i][1]]
+        a, b, tx, ty = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+        out.append(np.stack([a * p[:, 0] - b * p[:, 1] + tx, b * p[:, 0] + a * p[:, 1] + ty], axis=1))
+    return np.stack(out)
+
+
+def test_similarity_align_matches_a_least_squares_fit_and_undoes_a_similarity():
+    rng = np.random.default_rng(0)
+    reference, points = _face(rng), _face(rng)
+    np.testing.assert_allclose(similarity_align(points, reference).numpy(),
+                               _lstsq_similarity(points, reference, RIGID), atol=2e-5)
+    moved = _similarity(reference, 0.3, 1.4, np.array([0.1, -0.2], "float32"))
+    np.testing.assert_allclose(similarity_align(moved, reference).numpy(), reference, atol=2e-5)
+
+
+def test_geometry_term_is_zero_for_the_target_ignores_position_and_counts_expression_in_its_units():
+    rng = np.random.default_rng(1)
+    points, pose = _face(rng), rng.uniform(-20, 20, (3, 3)).astype("float32")
+    assert float(geometry_attribute_loss([points, pose], [points, pose])) == pytest.approx(0.0, abs=1e-8)
+    moved = _similarity(points, -0.2, 0.8, np.array([0.05, 0.03], "float32"))
+    assert float(geometry_attribute_loss([points, pose], [moved, pose])) == pytest.approx(0.0, abs=1e-6)
+    # Pose off by 10 degrees on one angle of three: 1/3 of a unit.
+    off = pose + np.array([10.0, 0.0, 0.0], "float32")
+    assert float(geometry_attribute_loss([points, pose], [points, off])) == pytest.approx(1 / 3, rel=1e-5)
+    # Every mouth point (48..67, never among the rigid points) moved down by a tenth of the eye distance: 20 of 68
+    # points off by one unit in y, the fit unchanged.
+    eyes = np.linalg.norm(points[:, 36] - points[:, 45], axis=1)
+    opened = points.copy()
+    opened[:, 48:, 1] += 0.1 * eyes[:, None]
+    expected = 20 / 136
+    assert float(geometry_attribute_loss([points, pose], [opened, pose])) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_term_reaches_every_generator_weight_through_the_frozen_network(tmp_path):
+    from clipswap.training.run import build_networks
+
+    from conftest import tiny_identity_encoder
+
+    config = tiny_train_config(clip=False)
+    generator, discriminator = build_networks(config.model)
+    net = GeometryNet(input_size=32, widths=(8, 16), strides=(2, 2), stem_width=4, head_width=16, name="geometry")
+    save_geometry(net, tmp_path / "geometry.keras")
+    frozen = load_geometry(tmp_path / "geometry.keras")
+    assert not frozen.trainable_weights
+    identity = tiny_identity_encoder("arcface")
+    from clipswap.training.features import IdentityNetwork
+
+    source = FeatureSource(extractor=geometry_features(frozen), compare=geometry_attribute_loss)
+    loss = SwapLoss(generator, discriminator, IdentityNetwork(identity), LossWeights(perceptual=0, contra=0, att=1),
+                    attribute=source)
+    rng = np.random.default_rng(2)
+    images = [tf.constant(rng.uniform(-1, 1, (2, TRAINER_SIZE, TRAINER_SIZE, 3)).astype("float32")) for _ in "ts"]
+    batch = SwapBatch(images[0], images[1], tf.zeros([2]), None, images[1])
+    with tf.GradientTape(persistent=True) as tape:
+        forward = loss.generator_pass(batch, tf.constant(0, tf.int64))
+        att, identity_term = forward.terms["att"], forward.terms["id"]
+    assert float(att) > 0 and np.isfinite(float(att))
+
+    def reached(term):
+        gradients = tape.gradient(term, generator.trainable_variables)
+        return {v.path for v, g in zip(generator.trainable_variables, gradients, strict=True)
+                if g is not None and np.any(g.numpy())}
+
+    # At 32 px the tiny generator's 1x1 bottleneck is instance-normalised to zero, so a few weights get no gradient
+    # from any term; the geometry term must reach every weight the identity term reaches.
+    by_geometry, by_identity = reached(att), reached(identity_term)
+    assert len(by_identity) > 0.8 * len(generator.trainable_variables)
+    assert by_identity <= by_geometry, f"the geometry term sends no gradient to {sorted(by_identity - by_geometry)}"
+    # A copy of the target scores zero: the term compares the swap's geometry with the target's.
+    target_features = source.extractor(images[0])
+    assert float(geometry_attribute_loss(target_features, source.extractor(images[0]))) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_landmarks_attribute_network_loads_from_the_run_files_or_says_what_is_missing(tmp_path):
+    config = tiny_train_config(clip=False, attribute_network="landmarks")
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8, name="geometry")
+    save_geometry(net, tmp_path / "geometry.keras")
+    source = feature_source("landmarks", config, RunFiles(attribute_file=str(tmp_path / "geometry.keras")), (), None)
+    assert source.compare is geometry_attribute_loss
+    features = source.extractor(tf.zeros([1, 48, 48, 3]))
+    assert [tuple(f.shape) for f in features] == [(1, 68, 2), (1, 3)]
+    with pytest.raises(TrainingSetupError, match="no manifest .* --attribute-file"):
+        feature_source("landmarks", config, RunFiles(attribute_file=str(tmp_path / "absent.keras")), (), None)
+    # A changed weights file is refused by its hash.
+    with open(tmp_path / "geometry.keras", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(CheckpointError, match="does not match its manifest"):
+        load_geometry(tmp_path / "geometry.keras")

@@ -1,0 +1,100 @@
+"""`clipswap train-geometry`: the labels and augmentation keep the landmarks on the face (mirror re-indexing, the
+pose of a mirrored face), and a short run on real LFW faces writes a network that loads, with its accuracy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from clipswap.checkpoints.geometry import load_geometry, read_geometry_manifest
+from clipswap.cli import main
+from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks
+from clipswap.training.geometry import GeometryBatches, augment, load_geometry_data, pose_of
+
+from conftest import require_module, shared_data
+
+PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
+
+
+@pytest.fixture(scope="module")
+def pairs_folder(tmp_path_factory):
+    require_module("dlib", "the geometry labels are dlib's 68 landmarks")
+    from clipswap.facedata.align_dataset import align_dataset
+    from clipswap.facedata.pairs import build_pairs
+
+    lfw = shared_data("lfw")
+    root = tmp_path_factory.mktemp("geometry")
+    for person in PEOPLE:
+        (root / "in" / person).mkdir(parents=True)
+        for photo in sorted((lfw / person).glob("*.jpg"))[:3]:
+            shutil.copy(photo, root / "in" / person / photo.name)
+    align_dataset(root / "in", root / "aligned", size=128, progress=False, seed=1)
+    build_pairs(root / "aligned", root / "pairs", count=8, heldout=2, seed=5, progress=False)
+    return root / "pairs"
+
+
+def test_flip_table_is_a_mirror_involution():
+    assert sorted(FLIP) == list(range(68)) and all(FLIP[FLIP[k]] == k for k in range(68))
+    # Left and right pairs swap: the outer eye corners, the mouth corners, the jaw ends; the midline stays.
+    assert (FLIP[36], FLIP[48], FLIP[0], FLIP[8], FLIP[30], FLIP[62]) == (45, 54, 16, 8, 30, 62)
+    points = np.random.default_rng(0).uniform(0, 1, (2, 68, 2)).astype("float32")
+    np.testing.assert_allclose(np.asarray(flip_landmarks(flip_landmarks(points))), points, atol=1e-6)
+
+
+def test_augmented_labels_follow_the_face(pairs_folder):
+    data = load_geometry_data(pairs_folder, 96)
+    assert data.images.shape[1:] == (96, 96, 3) and data.points.shape[1:] == (68, 2)
+    assert data.heldout.any() and (~data.heldout).any()
+    image, points = data.images[0], data.points[0]
+    # The mirrored face's pose is the mirrored pose: yaw and roll change sign, pitch stays.
+    mirrored = np.asarray(flip_landmarks(points))
+    np.testing.assert_allclose(pose_of(mirrored) * [-1, 1, -1], pose_of(points), atol=1.0)
+    # Anatomy keeps its image side after a flip: point 36 (image-left outer eye corner) stays left of 45.
+    assert mirrored[36, 0] < mirrored[45, 0] and mirrored[48, 0] < mirrored[54, 0]
+    for seed in range(6):
+        moved_image, moved = augment(image, points, np.random.default_rng(seed))
+        assert moved_image.shape == image.shape and moved_image.dtype == np.uint8
+        assert moved[36, 0] < moved[45, 0] and moved[48, 0] < moved[54, 0]
+    # The labels move with the pixels: a bright dot drawn at point 36 ends where the augmented label of point 36
+    # says (or of 45, its mirror, when the draw flipped the face).
+    side = image.shape[0]
+    dot = np.zeros_like(image)
+    x, y = np.round(points[36] * side - 0.5).astype(int)
+    dot[y - 1:y + 2, x - 1:x + 2] = 255
+    for seed in range(8):
+        moved_image, moved = augment(dot, points, np.random.default_rng(seed))
+        grey = moved_image.astype(float).sum(axis=2)
+        found = np.array(np.unravel_index(np.argmax(grey), grey.shape)[::-1], float)
+        labels = moved[[36, 45]] * side - 0.5
+        assert np.linalg.norm(labels - found, axis=1).min() < 2.0, (seed, found, labels)
+    images, labels = GeometryBatches(data.images, data.points, 4, 2, seed=3)[1]
+    assert images.shape == (4, 96, 96, 3) and -1 <= images.min() and images.max() <= 1
+    assert labels["landmarks"].shape == (4, 68, 2) and labels["pose"].shape == (4, 3)
+    np.testing.assert_array_equal(GeometryBatches(data.images, data.points, 4, 2, seed=3)[1][0], images)
+
+
+def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, tmp_path):
+    result = CliRunner().invoke(main, ["train-geometry", "--data", str(pairs_folder), "--output", str(tmp_path),
+                                       "--steps", "3", "--batch-size", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "NME" in result.output and "pose MAE" in result.output
+    manifest = read_geometry_manifest(tmp_path / "geometry.json")
+    for key in ("nme_percent", "yaw_mae", "pitch_mae", "roll_mae", "pose_l2"):
+        assert np.isfinite(manifest["accuracy"][key])
+    assert manifest["parameters"] <= 2_000_000 and manifest["training"]["steps"] == 3
+    model = load_geometry(tmp_path / "geometry.keras")
+    out = model(np.zeros((2, 128, 128, 3), "float32"))
+    assert tuple(out["landmarks"].shape) == (2, 68, 2) and tuple(out["pose"].shape) == (2, 3)
+    assert isinstance(model, GeometryNet)
+    assert json.loads((tmp_path / "geometry.json").read_text())["sha256"] == manifest["sha256"]
+
+
+def test_train_geometry_refuses_a_folder_that_is_not_pairs(tmp_path):
+    result = CliRunner().invoke(main, ["train-geometry", "--data", str(tmp_path), "--output", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "is not a `clipswap pairs` folder" in result.output
+    assert not (tmp_path / "o").exists()
