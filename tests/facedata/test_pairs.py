@@ -16,11 +16,11 @@ from clipswap.cli import main
 from clipswap.face.landmark_swap import swap_region
 from clipswap.facedata.align_dataset import align_dataset
 from clipswap.facedata.pairs import (
+    FACE_LANDMARKS,
     HELDOUT_LANDMARKS,
     HELDOUT_PAIRS,
     MANIFEST,
     PairsError,
-    FACE_LANDMARKS,
     build_pairs,
     choose_mates,
     heldout_landmarks,
