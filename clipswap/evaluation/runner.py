@@ -36,7 +36,7 @@ from tqdm import tqdm
 from clipswap.errors import ClipswapError
 from clipswap.evaluation.expression import expression_error
 from clipswap.evaluation.identity_models import IdentityModel, load_identity_model
-from clipswap.evaluation.image_quality import psnr, ssim
+from clipswap.evaluation.image_quality import face_sharpness_ratio, psnr, ssim
 from clipswap.evaluation.metrics import PAIR_METRICS
 from clipswap.evaluation.pairs import Pair, read_pairs
 from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
@@ -496,6 +496,12 @@ def run_evaluation(
             elif target_image is not None and swap_image is not None:
                 record["ssim"] = ssim(target_image, swap_image)
                 record["psnr"] = psnr(target_image, swap_image)
+                if target.landmarks68 is not None:
+                    try:
+                        record["sharpness_ratio"] = face_sharpness_ratio(target_image, swap_image,
+                                                                         target.landmarks68)
+                    except ValueError as error:
+                        record["errors"].append(f"sharpness: {error}")
 
     aggregate = _aggregate(pairs, records, analyse)
     aggregate["fid"] = _fid([], None, progress) if fid_stream is None else fid_stream.summary(len(pairs))

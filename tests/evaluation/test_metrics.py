@@ -13,7 +13,7 @@ from skimage.metrics import structural_similarity
 
 from clipswap.evaluation.expression import expression_error, target_alignment
 from clipswap.evaluation.fid import fid_from_features, frechet_distance
-from clipswap.evaluation.image_quality import psnr, ssim
+from clipswap.evaluation.image_quality import face_sharpness_ratio, psnr, ssim
 from clipswap.evaluation.pose import (
     MODEL_LANDMARK_INDICES,
     MODEL_POINTS,
@@ -86,6 +86,29 @@ def test_psnr_matches_direct_computation_and_identical_images_give_inf():
     mse = np.mean((target.astype(np.float64) - swap.astype(np.float64)) ** 2)
     assert psnr(target, swap) == pytest.approx(10.0 * math.log10(255.0**2 / mse), abs=1e-9)
     assert psnr(target, target) == math.inf
+
+
+def test_face_sharpness_ratio_is_one_for_the_target_and_falls_with_blur():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0, 255, (120, 120, 3))
+    # A face-sized ring of 68 points around the centre, eyes 40 px apart (points 36 and 45).
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    points = np.stack([60 + 40 * np.cos(angles), 60 + 40 * np.sin(angles)], axis=1)
+    points[36], points[45] = (40, 50), (80, 50)
+    assert face_sharpness_ratio(target, target, points) == pytest.approx(1.0)
+    ratios = [face_sharpness_ratio(target, cv2.GaussianBlur(target, (0, 0), sigma), points) for sigma in (0.5, 1, 2)]
+    assert 1 > ratios[0] > ratios[1] > ratios[2] > 0
+    # Only the face counts: blurring everything outside the hull changes nothing.
+    outside = cv2.GaussianBlur(target, (0, 0), 3)
+    mask = np.zeros((120, 120), np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points).astype(np.int32)), 255)
+    outside[mask > 0] = target[mask > 0]
+    assert face_sharpness_ratio(target, outside, points) == pytest.approx(1.0, abs=0.02)
+    # By hand: the Laplacian variance inside the eroded hull, swap over target.
+    swap = target * 0.5
+    assert face_sharpness_ratio(target, swap, points) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="flat"):
+        face_sharpness_ratio(np.full((120, 120, 3), 7.0), target, points)
 
 
 def test_ssim_equals_scikit_image_and_is_one_for_identical_images():
