@@ -38,7 +38,8 @@ logger = logging.getLogger(__name__)
 @click.option("--vgg-weights", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Keras' VGG16 no-top weights file for the VGG16 perceptual network (else Keras downloads them).")
 @click.option("--attribute-file", type=click.Path(dir_okay=False), default=None,
-              help="The attribute network A as a .keras model (with --set attribute_network=file).")
+              help="The attribute network A as a .keras model (with --set attribute_network=file), or the "
+                   "geometry.keras of --set attribute_network=landmarks (default: pretrained_ckpts/demo/).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling). [default: fp32]")
 @click.option("--xla", is_flag=True, default=False, help="Compile the train step with XLA.")
