@@ -42,6 +42,8 @@ def _remove_if_created(created: Path | None) -> None:
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
               help="Generator engine for the swaps --model makes (as `clipswap swap --runtime`).")
+@click.option("--detail", type=click.FloatRange(0.0, 1.0), default=None,
+              help="The target's fine detail in the pasted face, as `clipswap swap --detail` [default: the model's].")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
                    "when the --model generator was trained with SFace; the training encoder's family is refused.")
@@ -51,7 +53,7 @@ def _remove_if_created(created: Path | None) -> None:
               help="InceptionV3 (no top) weights file; FID is skipped without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, identity_model, allow_training_identity_model, fid_weights, no_progress):
+             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.atomic import ensure_writable_dir, outermost_missing
     from clipswap.evaluation.identity_models import (
@@ -100,7 +102,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
             video_report = _evaluate_videos(videos, output, model, arcface, clip_preset, detector, runtime,
                                             no_progress)
         if chosen is not None and pairs:
-            swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector, runtime)
+            swapper, cost, line = _swapper(chosen, checkpoint, arcface, clip_preset, detector, runtime, detail)
             click.echo(line)
         metrics = None
         if pairs:
@@ -173,7 +175,8 @@ def _evaluate_videos(videos, output: Path, model, arcface, clip_preset, detector
     return table
 
 
-def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str, runtime: str):
+def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, detector: str, runtime: str,
+             detail: float | None = None):
     """(PairSwapper over the chosen model's swapper, its cost, the line naming the models), largest face only."""
     from clipswap.evaluation.swapping import FaceSwapperPairs
     from clipswap.inference.choice import LANDMARKS_LABEL, WARP_LABEL
@@ -182,7 +185,7 @@ def _swapper(chosen, checkpoint, arcface: str | None, clip_preset: str | None, d
     from clipswap.models.cost import model_cost
 
     swapper, line = swapper_for(chosen, checkpoint, detector=detector, arcface=arcface, clip_preset=clip_preset,
-                                selection=FaceSelection.parse("largest"), runtime=runtime)
+                                selection=FaceSelection.parse("largest"), runtime=runtime, detail=detail)
     if chosen.kind == "warp":
         timing = ("one FaceSwapper.swap_frame call with the network replaced by its warped input: target detection, "
                   "alignment, 68 landmarks, warp and paste-back")

@@ -72,6 +72,10 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
                    "poisson: Poisson blending inside the face outline.")
 @click.option("--color-correction", type=click.Choice(COLOR_CORRECTIONS), default="none",
               help="reinhard: match the generated face's colour (L*a*b* mean and spread) to the target face's.")
+@click.option("--detail", type=click.FloatRange(0.0, 1.0), default=None,
+              help="How much of the target's own fine detail (finer than the generator's crop can hold over a "
+                   "larger face) goes into the pasted face; not with --blend poisson [default: the model's own: 1 "
+                   "for the demo, else 0].")
 @click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
@@ -94,8 +98,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         source_face, reference_face, mapping, similarity, blend, color_correction, feather, precision, runtime,
-         no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
+         source_face, reference_face, mapping, similarity, blend, color_correction, detail, feather, precision,
+         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -123,7 +127,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         detector=detector, det_threshold=det_threshold, faces=faces, source_face=source_face,
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
-        color_correction=color_correction, clip_preset=clip_preset, progress=not no_progress,
+        color_correction=color_correction, detail=detail, clip_preset=clip_preset, progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
         smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,
     )

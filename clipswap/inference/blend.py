@@ -31,6 +31,9 @@ PUBLISHED_SIZE = 256
 PUBLISHED_ROWS = (77, 239)
 PUBLISHED_COLS = (32, 223)
 PUBLISHED_SIGMA = 7.0
+#: The Gaussian that stands for a crop's sampling when it is enlarged k times: sigma = DETAIL_SIGMA * k frame pixels
+#: (about the blur of resampling to 1/k and back).
+DETAIL_SIGMA = 0.5
 
 
 def published_mask(size: int = PUBLISHED_SIZE, sigma: float | None = None) -> np.ndarray:
@@ -129,9 +132,10 @@ def crop_region(matrix: np.ndarray, size: int, frame_shape: tuple[int, ...]) -> 
     return x0, y0, x1, y1
 
 
-def _warped_back(frame_shape, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray):
+def _warped_back(frame_shape, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray, with_matrix: bool = False):
     """For each crop whose region lies in the frame: ((x0, y0, x1, y1), face [h, w, 3] float in [0, 1], mask [h, w]
-    float in [0, 1]), both warped straight into the region (the crop -> image map shifted by the region's origin)."""
+    float in [0, 1]), both warped straight into the region (the crop -> image map shifted by the region's origin),
+    and with `with_matrix` the crop's image -> crop matrix last."""
     size = faces.shape[1]
     for face, mask, matrix in zip(faces, masks, matrices, strict=True):
         region = crop_region(matrix, size, frame_shape)
@@ -143,10 +147,27 @@ def _warped_back(frame_shape, faces: np.ndarray, masks: np.ndarray, matrices: np
         shape = (x1 - x0, y1 - y0)
         face_roi = cv2.warpAffine(np.clip(face, 0.0, 1.0), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
         mask_roi = cv2.warpAffine(mask.astype(np.float32), inverse, shape, flags=cv2.INTER_LINEAR, borderValue=0.0)
-        yield region, face_roi, np.clip(mask_roi, 0.0, 1.0)
+        if with_matrix:
+            yield region, face_roi, np.clip(mask_roi, 0.0, 1.0), matrix
+        else:
+            yield region, face_roi, np.clip(mask_roi, 0.0, 1.0)
 
 
-def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray) -> np.ndarray:
+def magnification(matrix: np.ndarray) -> float:
+    """Frame pixels per crop pixel of an image -> crop similarity matrix [2, 3] (above 1: the crop is enlarged)."""
+    return float(1.0 / math.sqrt(max(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2])), 1e-12)))
+
+
+def target_detail(background: np.ndarray, scale: float) -> np.ndarray:
+    """The frame's detail finer than a crop enlarged `scale` times can hold: background - Gaussian(background,
+    sigma = DETAIL_SIGMA * scale), [h, w, 3] float32 (zero where scale <= 1: the crop already has it)."""
+    if scale <= 1.0:
+        return np.zeros_like(background)
+    return background - cv2.GaussianBlur(background, (0, 0), DETAIL_SIGMA * scale)
+
+
+def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray,
+              detail: float = 0.0) -> np.ndarray:
     """Paste generated crops into a frame, one after another.
 
     Args:
@@ -154,14 +175,20 @@ def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices:
         faces: [N, S, S, 3] float32 RGB in [0, 1] (clipped here).
         masks: [N, S, S] float32 in [0, 1], crop coordinates.
         matrices: [N, 2, 3] image -> crop similarity matrices used to align each face.
+        detail: how much of the frame's own detail finer than the enlarged crop (target_detail) is added to the
+            pasted face: 0 none; 1 all of it, for a generator that keeps the target's geometry, whose low-resolution
+            output would otherwise come out blurred over a face larger than its crop.
 
     Returns:
         [H, W, 3] uint8 RGB; pixels outside every warped crop are the frame's own bytes.
     """
     output = frame.copy()
-    for (x0, y0, x1, y1), face_roi, mask_roi in _warped_back(frame.shape, faces, masks, matrices):
+    for (x0, y0, x1, y1), face_roi, mask_roi, matrix in _warped_back(frame.shape, faces, masks, matrices,
+                                                                     with_matrix=True):
         mask_roi = mask_roi[..., None]
         background = output[y0:y1, x0:x1].astype(np.float32) / 255.0
+        if detail:
+            face_roi = face_roi + detail * target_detail(background, magnification(matrix))
         blended = face_roi * mask_roi + background * (1.0 - mask_roi)
         # Only pixels the mask touches are rewritten, so a zero mask leaves the frame's bytes untouched.
         touched = mask_roi[..., 0] > 0

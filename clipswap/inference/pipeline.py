@@ -57,6 +57,9 @@ class SwapRequest:
     similarity: float = DEFAULT_SIMILARITY
     blend: str = "published"
     color_correction: str = "none"
+    #: The target's fine detail added to the pasted face (FaceSwapper's `detail`); None: the checkpoint's own
+    #: recommendation (recommended_detail).
+    detail: float | None = None
     feather: float | None = None
     precision: str = "fp32"
     #: The generator's engine (clipswap.inference.runtime): auto, tf, openvino or onnxruntime.
@@ -152,7 +155,7 @@ def build_swapper(request: SwapRequest):
         retinaface=request.retinaface, arcface=request.arcface, clip_preset=request.clip_preset,
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
-        color_correction=request.color_correction, runtime=request.runtime,
+        color_correction=request.color_correction, runtime=request.runtime, detail=request.detail,
     )
 
 
@@ -160,7 +163,8 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 retinaface: Path | None = None, arcface: Path | None = None, clip_preset: str | None = None,
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
-                reference_face: bool = False, color_correction: str = "none", runtime: str = "auto"):
+                reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
+                detail: float | None = None):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
@@ -205,6 +209,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), arcface_path=arcface_path,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
         precision=precision, color_correction=color_correction, runtime=engine,
+        detail=recommended_detail(checkpoint) if detail is None else detail,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
     if config.pre_swap is not None:
@@ -214,6 +219,21 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     elif config.source_image:
         identity += ", reading the source's aligned face"
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
+
+
+def recommended_detail(checkpoint) -> float:
+    """The `detail` a generator checkpoint of ours asks for in its manifest ("paste_detail", in [0, 1]: a generator
+    that keeps the target's geometry at a crop smaller than the faces it is pasted over), else 0."""
+    from clipswap.checkpoints.native import manifest_path
+    from clipswap.jsonfile import JSONFileError, read_json_object
+
+    if checkpoint is None or checkpoint.source != "clipswap":
+        return 0.0
+    try:
+        value = read_json_object(manifest_path(checkpoint.path)).get("paste_detail", 0.0)
+    except JSONFileError:
+        return 0.0
+    return float(value) if isinstance(value, int | float) and 0.0 <= value <= 1.0 else 0.0
 
 
 def _landmarker(clip_preset: str | None, kind: str = "landmarks"):

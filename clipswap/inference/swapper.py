@@ -228,6 +228,8 @@ class FaceSwapper:
         source_warp: with source_image, that third input is instead the source face warped onto each target crop's
             68 landmarks and pasted into it (ModelConfig.source_warp, clipswap.face.landmark_swap.warp_paste); the
             output is pasted back over that face region, as a pre_swap generator's.
+        detail: how much of the target's own detail finer than the enlarged crop is added to the pasted face
+            (clipswap.inference.blend.composite; 0 = none); not with the "poisson" blend.
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -253,7 +255,10 @@ class FaceSwapper:
         color_correction: str = "none",
         source_image: bool = False,
         source_warp: bool = False,
+        detail: float = 0.0,
     ):
+        if not 0.0 <= detail <= 1.0:
+            raise ValueError(f"detail must be in [0, 1], got {detail}")
         if color_correction not in COLOR_CORRECTIONS:
             raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
         if pre_swap not in (None, "landmarks"):
@@ -288,6 +293,7 @@ class FaceSwapper:
         self.color_correction = color_correction
         self.source_image = bool(source_image)
         self.source_warp = bool(source_warp)
+        self.detail = float(detail)
         #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
         #: pixels (set_source).
         self.source_crop: np.ndarray | None = None
@@ -505,8 +511,10 @@ class FaceSwapper:
             if self.color_correction == "reinhard":
                 generated = np.stack([color_corrected(face, target, mask)
                                       for face, target, mask in zip(generated, target_crops, masks, strict=True)])
-            paste = composite_poisson if self.blend == "poisson" else composite
-            output = paste(frame, generated, masks, matrices)
+            if self.blend == "poisson":
+                output = composite_poisson(frame, generated, masks, matrices)
+            else:
+                output = composite(frame, generated, masks, matrices, detail=self.detail)
         self.timer.faces += len(faces)
         return output, len(faces)
 

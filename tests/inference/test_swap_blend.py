@@ -104,3 +104,32 @@ def test_composite_leaves_pixels_outside_the_crops_untouched():
 def test_crop_region_outside_the_frame_is_none():
     matrix = estimate_alignment(arcface_template(112) + (5000, 5000), 64)
     assert crop_region(matrix, 64, (100, 100, 3)) is None
+
+
+def test_detail_gives_an_enlarged_crop_back_the_frames_fine_detail():
+    from clipswap.evaluation.image_quality import face_sharpness_ratio
+    from clipswap.inference.blend import magnification
+
+    rng = np.random.default_rng(3)
+    smooth = cv2.GaussianBlur(rng.uniform(0, 255, (200, 200, 3)), (0, 0), 6)
+    frame = np.clip(smooth * 2 - 128 + rng.normal(0, 20, (200, 200, 3)), 0, 255).astype(np.uint8)
+    # A 64 px crop of the frame's middle 128 px (image -> crop scale 0.5): the generator "returns" that crop.
+    matrix = np.array([[0.5, 0.0, -18.0], [0.0, 0.5, -18.0]])
+    assert magnification(matrix) == pytest.approx(2.0)
+    crop = cv2.warpAffine(cv2.resize(frame, (100, 100), interpolation=cv2.INTER_AREA), np.float32([[1, 0, -18],
+                                                                                                  [0, 1, -18]]),
+                          (64, 64)).astype(np.float32) / 255.0
+    masks = np.ones((1, 64, 64), np.float32)
+    plain = composite(frame, crop[None], masks, matrix[None])
+    detailed = composite(frame, crop[None], masks, matrix[None], detail=1.0)
+    np.testing.assert_array_equal(composite(frame, crop[None], masks, matrix[None], detail=0.0), plain)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    ring = np.stack([100 + 50 * np.cos(angles), 100 + 50 * np.sin(angles)], axis=1)
+    plain_ratio = face_sharpness_ratio(frame, plain, ring)
+    detailed_ratio = face_sharpness_ratio(frame, detailed, ring)
+    assert plain_ratio < 0.5 and detailed_ratio > 0.8, (plain_ratio, detailed_ratio)
+    inside = (slice(60, 140), slice(60, 140))
+    error = [np.abs(out[inside].astype(float) - frame[inside]).mean() for out in (plain, detailed)]
+    assert error[1] < 0.6 * error[0]
+    # Outside the crop the frame's bytes stay.
+    np.testing.assert_array_equal(detailed[:30], frame[:30])
