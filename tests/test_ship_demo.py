@@ -17,7 +17,7 @@ from conftest import REPO_ROOT
 
 TINY = get_preset("tiny").model
 METRICS = {"id_retrieval": 63.0, "closer_to_source": 79.0, "id_similarity": 0.91, "pose_error": 7.5,
-           "expression_error": 5.2, "ssim": 0.94, "psnr": 27.8}
+           "expression_error": 5.2, "ssim": 0.94, "psnr": 27.8, "sharpness": 0.8}
 
 
 def _inputs(tmp_path, metrics=METRICS):
@@ -63,3 +63,26 @@ def test_a_missing_metric_is_refused(tmp_path):
     result = _ship(run, evaluation, pairs, output)
     assert result.returncode == 1 and "lacks ['pose_error']" in result.stderr
     assert not output.exists()
+
+
+def test_ship_carries_the_geometry_network_and_the_paste_detail(tmp_path):
+    from clipswap.checkpoints.geometry import load_geometry, save_geometry
+    from clipswap.checkpoints.native import sha256_of
+    from clipswap.inference.pipeline import recommended_detail
+    from clipswap.models.geometry import GeometryNet
+
+    run, evaluation, pairs = _inputs(tmp_path)
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8)
+    save_geometry(net, tmp_path / "g" / "geometry.keras")
+    output = tmp_path / "demo"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "ship_demo.py"), "--run", str(run),
+                             "--metrics", str(evaluation), "--pairs", str(pairs), "--output", str(output),
+                             "--geometry", str(tmp_path / "g" / "geometry.keras"), "--paste-detail", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((output / "generator.json").read_text())
+    assert manifest["paste_detail"] == 1.0 and manifest["metrics"]["sharpness"] == 0.8
+    assert manifest["geometry"]["sha256"] == sha256_of(output / "geometry.keras")
+    load_geometry(output / "geometry.keras")
+    assert recommended_detail(load_generator(output / "generator.keras")) == 1.0
+    assert recommended_detail(load_generator(run / "generator.keras")) == 0.0
