@@ -13,7 +13,7 @@ _DIR = click.Path(file_okay=False)
 @click.option("--data", type=_DIR, required=True,
               help="A `clipswap pairs` folder (its face_landmarks.npz labels every aligned face).")
 @click.option("--output", type=_DIR, required=True, help="Gets geometry.keras and geometry.json.")
-@click.option("--steps", type=click.IntRange(1), default=6000, show_default=True, help="Training steps.")
+@click.option("--steps", type=click.IntRange(1), default=2500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Faces a step.")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
               help="Adam's initial learning rate (cosine decay to zero).")

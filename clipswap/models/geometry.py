@@ -6,12 +6,12 @@ texture (docs/demo_model.md, runs S5 and P2). clipswap trains it itself (`clipsw
 labelled with dlib's 68 points and the solvePnP pose of those points (clipswap.evaluation.pose), so the loss reads
 the same geometry the evaluation measures.
 
-Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 1.16 M parameters at the default widths):
+Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 696,363 parameters at the default widths):
 
-    images [B, S, S, 3] RGB in [-1, 1], any S -> bilinear resize to input_size (112)
-    stem        3x3 conv stride 2, BN, ReLU                       56 x 56 x 16
+    images [B, S, S, 3] RGB in [-1, 1], any S -> bilinear resize to input_size (96)
+    stem        3x3 conv stride 2, BN, ReLU                       48 x 48 x 16
     block_k     3x3 depthwise (stride 2 where the width grows), BN, ReLU; 1x1 conv, BN, ReLU
-                widths (32, 64, 64, 128, 128, 256) with strides (2, 2, 1, 2, 1, 2)        4 x 4 x 256
+                widths (32, 64, 64, 128, 128, 256) with strides (2, 2, 1, 2, 1, 2)        3 x 3 x 256
     head        flatten (keeps where each feature sits) -> dense 256, ReLU -> dense 136 + 3
 
 Outputs (a dict):
@@ -30,7 +30,7 @@ from keras import layers, ops
 #: dlib's 68 points.
 POINTS = 68
 #: Side the network reads (crops of any size are resized to it).
-INPUT_SIZE = 112
+INPUT_SIZE = 96
 #: Output scaling: the dense head predicts (landmark - 0.5) / LANDMARK_SCALE and pose / POSE_SCALE, values of order
 #: one, which plain Adam learns at one learning rate.
 LANDMARK_SCALE = 0.5

@@ -183,7 +183,7 @@ def ms_per_face(model: GeometryNet, side: int, batch: int = 1, repeats: int = 20
     return 1000 * (time.perf_counter() - started) / (repeats * batch)
 
 
-def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int = 6000, batch_size: int = 64,
+def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int = 2500, batch_size: int = 64,
                    learning_rate: float = 2e-3, seed: int = 0, progress: bool = True) -> dict:
     """Train, evaluate on the held-out faces and write OUTPUT/geometry.keras + geometry.json; returns the manifest.
     """
