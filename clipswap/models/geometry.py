@@ -3,7 +3,7 @@
 It is the attribute network A of eq. 9 when `loss.attribute_network = "landmarks"` (clipswap.losses.geometry): a
 frozen, differentiable reader of pose and expression, which pixel and perceptual distances cannot tell apart from
 texture (docs/demo_model.md, runs S5 and P2). clipswap trains it itself (`clipswap train-geometry`) on aligned crops
-labelled with dlib's 68 points and the solvePnP pose of those points (clipswap.evaluation.pose), so the loss reads
+labelled with dlib's 68 points and the solvePnP pose of those points (clipswap.face.head_pose), so the loss reads
 the same geometry the evaluation measures.
 
 Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 696,363 parameters at the default widths):
@@ -17,7 +17,7 @@ Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 696,363
 Outputs (a dict):
     "landmarks": [B, 68, 2] float32, (x, y) of dlib's 68 points in units of the crop's side (0 = left/top edge,
                  1 = right/bottom edge), whatever S is;
-    "pose":      [B, 3] float32, (yaw, pitch, roll) in degrees, clipswap.evaluation.pose's sign convention.
+    "pose":      [B, 3] float32, (yaw, pitch, roll) in degrees, clipswap.face.head_pose's sign convention.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ Data: every aligned crop of the pairs folder's source data (its manifest names t
 68 landmarks `clipswap pairs` found with dlib (face_landmarks.npz); faces without landmarks are left out. The
 held-out people of the pairs folder are never trained on: they are the accuracy check.
 
-Labels: the landmarks in units of the crop's side, and the head pose that clipswap.evaluation.pose's solvePnP fit
-gives for those landmarks in a 128 px crop, recomputed after each augmentation, so the pose head learns exactly the
-function of the landmarks that the evaluation applies (a mirrored face gets the mirrored fit, a rotated one the
-rotated fit).
+Labels: the landmarks in units of the crop's side, and the head pose that the evaluation's solvePnP fit
+(clipswap.face.head_pose) gives for those landmarks in a 128 px crop, recomputed after each augmentation, so the pose
+head learns exactly the function of the landmarks that the evaluation applies (a mirrored face gets the mirrored fit,
+a rotated one the rotated fit).
 
 Augmentation, drawn per face from a seeded generator: a horizontal flip (half the faces; points mirrored and
 re-indexed by models.geometry.FLIP), a rotation of up to ROTATION degrees, a scale in SCALE and a shift of up to
@@ -102,7 +102,7 @@ def load_geometry_data(pairs_folder: str | Path, side: int) -> GeometryData:
 def pose_of(unit_points: np.ndarray) -> np.ndarray:
     """[3] (yaw, pitch, roll) degrees of landmarks in units of the side, fitted in a POSE_CROP crop; zeros when
     solvePnP finds none."""
-    from clipswap.evaluation.pose import estimate_head_pose
+    from clipswap.face.head_pose import estimate_head_pose
 
     try:
         return estimate_head_pose(unit_points * POSE_CROP - 0.5, (POSE_CROP, POSE_CROP)).as_array()
