@@ -2,10 +2,12 @@
 
 Each step draws a target batch and a source batch from two independent streams over the same shards (own shuffle
 seeds), decodes them to RGB in [-1, 1], resizes them (bilinear) when the shards hold another size, colour-jitters
-each batch with one stateless draw per batch (separate seeds for target and source), and then makes each sample a
-same-identity pair with probability `same_identity_prob` by replacing its source with its target (at least one per
-batch, as FaceDancer). Jitter comes before the replacement so a same pair's source is pixel-identical to its target
-(the recipe's "the source is the target").
+each batch with one stateless draw per batch (separate seeds for target and source), and makes each sample a
+same-identity pair with probability `same_identity_prob` (at least one per batch, as FaceDancer). With `mates` (what
+`clipswap train` uses when some person has two faces) such a pair is two different photos of one person from a
+third stream, the target and the source, so the reconstruction and perceptual terms compare the swap with a real
+photo whose pose and expression differ from the source's (SimSwap's recipe); without it the source is replaced by
+the target after the jitter, pixel-identical (FaceDancer's "the source is the target").
 
 Determinism: every random choice is seeded from `seed` (numpy SeedSequence -> separate seeds for the two shuffles of
 each stream, the same-pair draw and the two jitters); stateless draws are keyed by the step index, so two datasets
@@ -22,7 +24,8 @@ import tensorflow as tf
 
 from clipswap.facedata.shards import ShardError, count_records, iterate_records, list_shards, parse_features
 
-__all__ = ["count_records", "decode_image", "make_eval_batch", "make_pair_dataset", "make_train_dataset"]
+__all__ = ["count_records", "decode_image", "make_eval_batch", "make_pair_dataset", "make_train_dataset", "mate_stream",
+           "people_with_several_faces"]
 
 #: Colour jitter ranges of the recipe, applied to images in [-1, 1].
 BRIGHTNESS_DELTA = 0.3
@@ -80,6 +83,45 @@ def _stream(files: list[str], image_size: int, batch_size: int, file_seed: int, 
     return dataset.batch(batch_size, drop_remainder=True)
 
 
+def mate_stream(files: list[str], image_size: int, batch_size: int, file_seed: int, record_seed: int,
+                shuffle_buffer: int, repeat: bool) -> tf.data.Dataset:
+    """Batches of (first [B, S, S, 3], second [B, S, S, 3] in [-1, 1], labels [B] int64): two different photos of
+    one person a sample, from a shuffled stream of the shards in which each person's records are paired as they
+    arrive (group_by_window, windows of 2; a window whose two records are the same photo, as a repeated stream
+    can give, is dropped).
+
+    Memory: the stream holds at most one waiting record a person (a person seen once so far, or with one photo), so
+    it is bounded by the number of identities, not of faces. People with one photo never complete a window: they are
+    never a same-identity pair here.
+    """
+    dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)
+
+    def parse(serialized):
+        features = parse_features(serialized)
+        return features["label"], features["image"]
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.group_by_window(key_func=lambda label, image: label,
+                                      reduce_func=lambda key, window: window.batch(2), window_size=2)
+    # A window is a pair when it holds two records and they are two photos: over a repeated stream a person's one
+    # photo (or any photo) can meet itself from the next pass.
+    dataset = dataset.filter(lambda labels, images: tf.logical_and(
+        tf.equal(tf.shape(labels)[0], 2), tf.not_equal(images[0], images[-1])))
+    dataset = dataset.map(lambda labels, images: (decode_image(images[0], image_size),
+                                                  decode_image(images[1], image_size), labels[0]),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size, drop_remainder=True)
+
+
+def people_with_several_faces(shards: Shards) -> tuple[int, int]:
+    """(identities with two or more faces, identities) in the shards: one pass over their labels."""
+    counts: dict[int, int] = {}
+    dataset = tf.data.TFRecordDataset(list_shards(shards)).map(lambda s: parse_features(s)["label"])
+    for label in dataset.as_numpy_iterator():
+        counts[int(label)] = counts.get(int(label), 0) + 1
+    return sum(1 for n in counts.values() if n >= 2), len(counts)
+
+
 def color_jitter(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """One random brightness/contrast/saturation change for the whole batch (the recipe's jitter).
 
@@ -125,6 +167,7 @@ def make_train_dataset(
     seed: int = 0,
     shuffle_buffer: int = 1000,
     repeat: bool = True,
+    mates: bool = False,
 ) -> tf.data.Dataset:
     """The training dataset.
 
@@ -137,12 +180,15 @@ def make_train_dataset(
         seed: seeds every shuffle and random draw.
         shuffle_buffer: records in each stream's shuffle buffer.
         repeat: loop over the data forever (reshuffled each pass); False gives one pass per stream.
+        mates: a same-identity sample is two different photos of one person (a third stream, mate_stream: the
+            target and, as the source, the other photo) instead of its target twice. The shards must hold a person
+            with two or more faces (people_with_several_faces), else that stream never yields.
 
     Returns:
         A dataset of dicts, prefetched:
             "target": [B, S, S, 3] float32 RGB in [-1, 1]
-            "source": [B, S, S, 3] float32 RGB in [-1, 1] (equal to "target" where "same" is 1)
-            "same": [B] float32, 1.0 where the source was replaced by the target
+            "source": [B, S, S, 3] float32 RGB in [-1, 1] (equal to "target" where "same" is 1, without `mates`)
+            "same": [B] float32, 1.0 where the sample is a same-identity pair
             "target_label", "source_label": [B] int64 identity indices (identities.json)
     """
     if batch_size < 1:
@@ -160,23 +206,40 @@ def make_train_dataset(
     sources = _stream(files, image_size, batch_size, source_files, source_records, shuffle_buffer, repeat)
     probability = float(same_identity_prob)
 
-    def combine(step, target, source):
+    def combine(step, target, source, mate=None):
         (target_images, target_labels), (source_images, source_labels) = target, source
         step = tf.cast(step, tf.int64)
+        where = None
+        if mate is not None:
+            # Same-identity samples: the mate stream's two photos replace target and source before the jitter.
+            same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
+            where = same[:, None, None, None]
+            (first, second, mate_labels) = mate
+            target_images = tf.where(where, first, target_images)
+            source_images = tf.where(where, second, source_images)
+            target_labels = tf.where(same, mate_labels, target_labels)
+            source_labels = tf.where(same, mate_labels, source_labels)
         if jitter:
             target_images = color_jitter(target_images, tf.stack([tf.constant(target_jitter, tf.int64), step]))
             source_images = color_jitter(source_images, tf.stack([tf.constant(source_jitter, tf.int64), step]))
-        same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
+        if mate is None:
+            same = same_identity_mask(batch_size, probability, tf.stack([tf.constant(same_seed, tf.int64), step]))
+            source_images = tf.where(same[:, None, None, None], target_images, source_images)
+            source_labels = tf.where(same, target_labels, source_labels)
         return {
             "target": target_images,
-            "source": tf.where(same[:, None, None, None], target_images, source_images),
+            "source": source_images,
             "same": tf.cast(same, tf.float32),
             "target_label": target_labels,
-            "source_label": tf.where(same, target_labels, source_labels),
+            "source_label": source_labels,
         }
 
-    dataset = tf.data.Dataset.zip(targets, sources).enumerate()
-    dataset = dataset.map(lambda step, pair: combine(step, *pair), num_parallel_calls=tf.data.AUTOTUNE,
+    streams = [targets, sources]
+    if mates:
+        mate_files, mate_records = _derive_seeds(seed, 9)[7:]
+        streams.append(mate_stream(files, image_size, batch_size, mate_files, mate_records, shuffle_buffer, repeat))
+    dataset = tf.data.Dataset.zip(*streams).enumerate()
+    dataset = dataset.map(lambda step, parts: combine(step, *parts), num_parallel_calls=tf.data.AUTOTUNE,
                           deterministic=True)
     options = tf.data.Options()
     options.deterministic = True

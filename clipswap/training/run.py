@@ -561,7 +561,7 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
     return make_train_dataset(
         [str(s) for s in shards], data.batch_size, config.model.image_size,
         same_identity_prob=data.same_identity_prob, jitter=data.jitter, seed=seed,
-        shuffle_buffer=data.shuffle_buffer, repeat=True,
+        shuffle_buffer=data.shuffle_buffer, repeat=True, mates=mates,
     )
 
 
@@ -581,6 +581,21 @@ def log_same_identity_pairs(data_dir: Path, probability: float) -> str:
                    f"({manifest.get('training_people_with_one_photo', '?')} training people have one photo)")
     logger.info(message)
     return message
+
+
+def log_shard_same_identity_pairs(shards: list[Path], probability: float) -> bool:
+    """Log where the same-identity pairs of aligned shards come from; True when two photos of one person can be
+    drawn (some person has two or more faces), False when they must reuse the target's photo."""
+    from clipswap.training.data import people_with_several_faces
+
+    several, total = people_with_several_faces([str(s) for s in shards])
+    if several:
+        logger.info("same-identity pairs (%.0f%% of samples) take two different photos of one of the %d of %d "
+                    "training people with two or more faces", 100 * probability, several, total)
+    else:
+        logger.warning("no training person has two faces: same-identity pairs (%.0f%% of samples) reuse the "
+                       "target's own photo as the source", 100 * probability)
+    return several > 0
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
@@ -626,9 +641,11 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
         else:
             train_shards, eval_shards = split_heldout(find_shards(data_dir))
         if dataset_fn is None:
-            mates = pairs and pairs_have_mates(data_dir)
             if pairs:
+                mates = pairs_have_mates(data_dir)
                 log_same_identity_pairs(data_dir, config.data.same_identity_prob)
+            else:
+                mates = log_shard_same_identity_pairs(train_shards, config.data.same_identity_prob)
             dataset_fn = functools.partial(shard_dataset, config=config, shards=train_shards, pairs=pairs,
                                            mates=mates)
         if eval_batch is None:

@@ -8,7 +8,13 @@ import pytest
 import tensorflow as tf
 
 from clipswap.facedata.shards import FaceRecord, ShardError, iterate_records, list_shards, write_shards
-from clipswap.training.data import color_jitter, count_records, make_eval_batch, make_train_dataset
+from clipswap.training.data import (
+    color_jitter,
+    count_records,
+    make_eval_batch,
+    make_train_dataset,
+    people_with_several_faces,
+)
 
 RECORDS = 30
 SHARD_SIZE = 64
@@ -137,6 +143,41 @@ def test_same_pairs(shards):
     assert not any(b["same"].any() for b in none)
     every = _batches(make_train_dataset(folder, 4, SHARD_SIZE, same_identity_prob=1.0, seed=5), 3)
     assert all(b["same"].all() and np.array_equal(b["source"], b["target"]) for b in every)
+
+
+def test_same_pairs_with_mates_are_two_different_photos_of_one_person(shards):
+    folder, originals = shards
+    assert people_with_several_faces(folder) == (IDENTITIES, IDENTITIES)
+    dataset = make_train_dataset(folder, 6, SHARD_SIZE, same_identity_prob=0.5, jitter=False, seed=2,
+                                 shuffle_buffer=16, mates=True)
+    seen = 0
+    for batch in _batches(dataset, 40):
+        for i in np.flatnonzero(batch["same"]):
+            target, source = _find(batch["target"][i], originals), _find(batch["source"][i], originals)
+            assert target >= 0 and source >= 0 and target != source
+            assert target % IDENTITIES == source % IDENTITIES == batch["target_label"][i] == batch["source_label"][i]
+            seen += 1
+        for i in np.flatnonzero(batch["same"] == 0):
+            assert batch["target_label"][i] == _find(batch["target"][i], originals) % IDENTITIES
+    assert seen > 60
+    # Seeded: two datasets made alike give the same batches (one dataset reshuffles on each new iteration).
+    twice = [_batches(make_train_dataset(folder, 6, SHARD_SIZE, same_identity_prob=0.5, jitter=False, seed=2,
+                                         shuffle_buffer=16, mates=True), 5) for _ in range(2)]
+    for a, b in zip(*twice, strict=True):
+        np.testing.assert_array_equal(a["source"], b["source"])
+
+
+def test_a_person_with_one_face_is_never_a_mate(tmp_path):
+    records = [_record(i, 16)[0] for i in range(4)]
+    # Labels 0, 1, 2, 2: only person 2 has two faces.
+    records = [FaceRecord(r.image, label, f"p{label}", r.path, r.size, r.landmarks, r.landmarks_original)
+               for r, label in zip(records, (0, 1, 2, 2), strict=True)]
+    write_shards(records, tmp_path, 4, shard_size=4)
+    assert people_with_several_faces(tmp_path) == (1, 3)
+    batch = _batches(make_train_dataset(tmp_path, 2, 16, same_identity_prob=1.0, jitter=False, mates=True,
+                                        shuffle_buffer=4), 3)
+    assert all((b["target_label"] == 2).all() and (b["source_label"] == 2).all() for b in batch)
+    assert all(not np.array_equal(b["source"][0], b["target"][0]) for b in batch)
 
 
 def test_seeded_and_reproducible(shards):
