@@ -405,3 +405,24 @@ def test_composite_losses_weigh_and_name_every_term():
         generator_loss({"id": np.zeros(3, np.float32)}, weights)
     with pytest.raises(ValueError, match="unknown generator loss terms"):
         generator_loss({"idd": 1.0}, weights)
+
+
+def test_geometry_term_aligns_landmarks_and_sends_a_gradient_to_the_swap_only():
+    from clipswap.losses.geometry import geometry_attribute_loss, similarity_align
+    from clipswap.models.geometry import GeometryNet
+
+    rng = np.random.default_rng(7)
+    target = (0.5 + 0.2 * rng.standard_normal((2, 68, 2))).astype("float32")
+    angle, scale = 0.4, 1.3
+    rotation = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]], "float32")
+    moved = (scale * target @ rotation + 0.1).astype("float32")
+    np.testing.assert_allclose(numpy(similarity_align(moved, target)), target, atol=1e-4)
+    pose = rng.uniform(-20, 20, (2, 3)).astype("float32")
+    swap_pose = pose + np.array([[10, 0, 0], [0, 0, 0]], "float32")
+    # Pose off by 10 degrees on one angle of one sample of two: 1/3 of a unit in that sample, 1/6 over the batch.
+    value, grads = gradient(lambda p, q: geometry_attribute_loss([target, pose], [moved, q]), moved, swap_pose)
+    assert float(value) == pytest.approx(1 / 6, rel=1e-4)
+    assert np.abs(grads[1][0, 0]) > 0 and np.all(grads[1][1] == 0)
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8)
+    out = net(np.zeros((1, 40, 40, 3), "float32"))
+    assert tuple(out["landmarks"].shape) == (1, 68, 2) and tuple(out["pose"].shape) == (1, 3)
