@@ -12,7 +12,7 @@ From `clipswap align` output (aligned crops in TFRecord shards) it writes:
                                                   with them for a source_warp generator
     OUTPUT/face_landmarks.npz                     every aligned face's 68 landmarks (crop pixels, NaN where dlib
                                                   found none), photo path and held-out flag: the labels of the
-                                                  geometry network (clipswap.facedata.landmark_data)
+                                                  geometry network (clipswap.training.geometry)
     OUTPUT/heldout_pairs.tsv                      one evaluation pair a held-out person for `clipswap evaluate`:
                                                   source photo, target photo (original files, different people)
     OUTPUT/pairs_manifest.json                    settings, counts and the held-out identity names
