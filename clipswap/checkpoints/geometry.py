@@ -35,10 +35,18 @@ def save_geometry(model: GeometryNet, path: str | Path, **extra) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"geometry network files end in .keras, got {path}")
-    with atomic_path(path) as temporary:
-        model.save(temporary)
-        digest = sha256_of(temporary)
     config = {key: value for key, value in model.get_config().items() if key in _CONFIG_KEYS}
+    # An uncompiled copy: the file holds the weights only, not the optimiser's state (a third of the size).
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        clean = GeometryNet(**config, name=model.name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    clean.set_weights(model.get_weights())
+    with atomic_path(path) as temporary:
+        clean.save(temporary)
+        digest = sha256_of(temporary)
     manifest = {"format": FORMAT, "config": config, "weights_file": path.name, "sha256": digest,
                 "clipswap_version": __version__, **extra}
     target = path.with_suffix(".json")

@@ -158,6 +158,7 @@ def _models(report: Report) -> None:
         if published["generator"] is None:
             report.problems.append(f"no usable generator: the demo generator is unusable ({error}) and "
                                    "ClipSwap.h5 is not in pretrained_ckpts/; restore pretrained_ckpts/demo/ with git")
+    _geometry_row(report)
     for name in MODEL_SHA256:
         try:
             path = bundled_model_path(name, verify=True)
@@ -178,6 +179,24 @@ def _models(report: Report) -> None:
         report.problems.append(f"the demo generator needs dlib's 68 landmarks: {dlib_problem}")
     elif dlib_problem is not None:
         report.warnings.append(f"clipswap evaluate's dlib metrics and --model landmarks need dlib: {dlib_problem}")
+
+
+def _geometry_row(report: Report) -> None:
+    """The geometry network shipped beside the demo (the landmarks attribute term's default): a warning only, since
+    swapping does not read it."""
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
+    from clipswap.checkpoints.native import sha256_of
+
+    try:
+        manifest = read_geometry_manifest(SHIPPED_GEOMETRY)
+        if not SHIPPED_GEOMETRY.is_file() or sha256_of(SHIPPED_GEOMETRY) != manifest["sha256"]:
+            raise CheckpointError(f"{SHIPPED_GEOMETRY} is missing or does not match the SHA-256 in its manifest")
+        report.row("demo geometry network", f"{SHIPPED_GEOMETRY}, {_size(SHIPPED_GEOMETRY)}, SHA-256 matches its "
+                                            "manifest")
+    except CheckpointError as error:
+        report.row("demo geometry network", f"unusable: {error}")
+        report.warnings.append(f"training with --set attribute_network=landmarks needs the geometry network: {error}")
 
 
 def _folders(report: Report) -> None:

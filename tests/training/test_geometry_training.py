@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from clipswap.checkpoints.geometry import load_geometry, read_geometry_manifest
 from clipswap.cli import main
-from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks
+from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
 from clipswap.training.geometry import GeometryBatches, augment, load_geometry_data, pose_of
 
 from conftest import require_module, shared_data
@@ -98,3 +98,18 @@ def test_train_geometry_refuses_a_folder_that_is_not_pairs(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "is not a `clipswap pairs` folder" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_the_shipped_geometry_network_loads_and_beats_the_mean_shape():
+    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY
+
+    if not SHIPPED_GEOMETRY.is_file():
+        pytest.skip(f"the shipped geometry network {SHIPPED_GEOMETRY} is absent (it is committed beside the demo)")
+    model = load_geometry()
+    manifest = read_geometry_manifest(SHIPPED_GEOMETRY)
+    accuracy, baseline = manifest["accuracy"], manifest["mean_shape_baseline"]
+    assert not model.trainable_weights  # frozen: the attribute term never trains it
+    assert manifest["parameters"] == parameter_count(GeometryNet(**manifest["config"])) <= 2_000_000
+    assert accuracy["faces"] >= 900 and accuracy["nme_percent"] < 0.7 * baseline["nme_percent"]
+    assert accuracy["pose_mae"] < 0.6 * baseline["pose_mae"]
+    assert SHIPPED_GEOMETRY.stat().st_size < 5 * 1024 * 1024
