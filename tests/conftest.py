@@ -37,6 +37,26 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+#: Five LFW people with three or more photos: the small real data set of the pairs and geometry tests.
+LFW_PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
+
+
+def align_lfw_subset(root: Path, size: int) -> Path:
+    """Copy three photos of each of LFW_PEOPLE into root/in and align them (clipswap align) at `size` into
+    root/aligned; returns root/aligned. Skips (fails under CI) without ../shared/data."""
+    import shutil
+
+    from clipswap.facedata.align_dataset import align_dataset
+
+    lfw = shared_data("lfw")
+    for person in LFW_PEOPLE:
+        (root / "in" / person).mkdir(parents=True)
+        for photo in sorted((lfw / person).glob("*.jpg"))[:3]:
+            shutil.copy(photo, root / "in" / person / photo.name)
+    align_dataset(root / "in", root / "aligned", size=size, progress=False, seed=1)
+    return root / "aligned"
+
+
 def load_inference_script(module_name: str):
     """The checkout's inference.py (the release's script, not a package module) loaded as `module_name`."""
     spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "inference.py")

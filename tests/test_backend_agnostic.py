@@ -422,7 +422,8 @@ def test_geometry_term_aligns_landmarks_and_sends_a_gradient_to_the_swap_only():
     # Pose off by 10 degrees on one angle of one sample of two: 1/3 of a unit in that sample, 1/6 over the batch.
     value, grads = gradient(lambda p, q: geometry_attribute_loss([target, pose], [moved, q]), moved, swap_pose)
     assert float(value) == pytest.approx(1 / 6, rel=1e-4)
-    assert np.abs(grads[1][0, 0]) > 0 and np.all(grads[1][1] == 0)
+    # Sample 1's pose is the target's: no gradient there (up to XLA's reciprocal for a division by a constant).
+    assert np.abs(grads[1][0, 0]) > 0 and np.abs(grads[1][1]).max() < 1e-6 * np.abs(grads[1][0, 0])
     net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8)
     out = net(np.zeros((1, 40, 40, 3), "float32"))
     assert tuple(out["landmarks"].shape) == (1, 68, 2) and tuple(out["pose"].shape) == (1, 3)

@@ -645,7 +645,10 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
                 mates = pairs_have_mates(data_dir)
                 log_same_identity_pairs(data_dir, config.data.same_identity_prob)
             else:
-                mates = log_shard_same_identity_pairs(train_shards, config.data.same_identity_prob)
+                try:
+                    mates = log_shard_same_identity_pairs(train_shards, config.data.same_identity_prob)
+                except tf.errors.DataLossError as error:
+                    raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
             dataset_fn = functools.partial(shard_dataset, config=config, shards=train_shards, pairs=pairs,
                                            mates=mates)
         if eval_batch is None:

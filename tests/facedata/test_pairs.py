@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from clipswap.cli import main
 from clipswap.face.landmark_swap import swap_region
-from clipswap.facedata.align_dataset import align_dataset
 from clipswap.facedata.pairs import (
     FACE_LANDMARKS,
     HELDOUT_LANDMARKS,
@@ -35,22 +34,16 @@ from clipswap.losses.augment import identity_augment
 from clipswap.losses.reconstruction import teacher_loss
 from clipswap.training.data import make_pair_dataset
 
-from conftest import require_module, shared_data
+from conftest import LFW_PEOPLE, align_lfw_subset, require_module
 
-PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
 SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def aligned(tmp_path_factory):
     require_module("dlib", "the teacher's 68 landmarks come from dlib's shape predictor")
-    lfw = shared_data("lfw")
     root = tmp_path_factory.mktemp("pairs")
-    for person in PEOPLE:
-        (root / "in" / person).mkdir(parents=True)
-        for photo in sorted((lfw / person).glob("*.jpg"))[:3]:
-            shutil.copy(photo, root / "in" / person / photo.name)
-    align_dataset(root / "in", root / "aligned", size=SIZE, progress=False, seed=1)
+    align_lfw_subset(root, SIZE)
     return root
 
 
@@ -69,7 +62,7 @@ def test_heldout_identities_never_appear_in_training_pairs(pairs):
     folder, manifest = pairs
     identities = json.loads((folder.parent / "aligned" / "identities.json").read_text())
     held = set(manifest["heldout_identities"])
-    assert len(held) == 2 and held <= set(PEOPLE)
+    assert len(held) == 2 and held <= set(LFW_PEOPLE)
     held_labels = {identities.index(name) for name in held}
     records = [parse_pair(r) for r in tf.data.TFRecordDataset(pair_shards(folder))]
     assert len(records) == manifest["pairs"] == 24 - manifest["pairs_without_teacher"] > 0

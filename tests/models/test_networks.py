@@ -57,6 +57,7 @@ from clipswap.models.arcface import build_arcface
 from clipswap.models.clip_encoder import ClassTokenPool, ClipPreprocess, build_clip_image_encoder
 from clipswap.models.discriminator import Discriminator
 from clipswap.models.generator import Generator, mapping_network
+from clipswap.models.geometry import GeometryNet
 from clipswap.models.retinaface import build_retinaface
 from clipswap.models.sface import build_sface
 
@@ -76,6 +77,15 @@ def native_generator_round_trip(model: Generator, folder: Path) -> keras.Model:
 
     save_generator(model, model.config_, folder / "generator.keras")
     return load_generator(folder / "generator.keras").model
+
+
+def geometry_round_trip(model: keras.Model, folder: Path) -> keras.Model:
+    """The geometry network's files: save_geometry writes weights + manifest, load_geometry rebuilds from the
+    manifest (frozen)."""
+    from clipswap.checkpoints.geometry import load_geometry, save_geometry
+
+    save_geometry(model, folder / "geometry.keras")
+    return load_geometry(folder / "geometry.keras")
 
 
 def weights_file_round_trip(model: keras.Model, folder: Path) -> keras.Model:
@@ -246,6 +256,13 @@ NETWORKS: dict[str, NetworkCase] = {
         "build_clip_image_encoder", lambda: build_clip_image_encoder("tiny", input_size=64),
         (_image(64),), {"output": (BATCH, 32)}, training=False,
         bf16=Bf16Tolerance(0.015, 0.05),  # measured 0.0048, 0.013
+    ),
+    "geometry_tiny": NetworkCase(
+        "GeometryNet",
+        lambda: GeometryNet(input_size=32, widths=(8, 16), strides=(2, 2), stem_width=4, head_width=16),
+        (_image(48),), {"landmarks": (BATCH, 68, 2), "pose": (BATCH, 3)},
+        reload=geometry_round_trip,
+        bf16=Bf16Tolerance(0.02, 0.1),
     ),
     "vgg16_perceptual": NetworkCase(
         # 32 px, the smallest side vgg16_features takes (block5_pool is 1 x 1): the same graph and weights as at

@@ -4,7 +4,6 @@ pose of a mirrored face), and a short run on real LFW faces writes a network tha
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,25 +14,16 @@ from clipswap.cli import main
 from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
 from clipswap.training.geometry import GeometryBatches, augment, load_geometry_data, pose_of
 
-from conftest import require_module, shared_data
-
-PEOPLE = ("Abdullah_Gul", "Adrien_Brody", "Alejandro_Toledo", "Alvaro_Uribe", "Amelie_Mauresmo")
+from conftest import align_lfw_subset, require_module
 
 
 @pytest.fixture(scope="module")
 def pairs_folder(tmp_path_factory):
     require_module("dlib", "the geometry labels are dlib's 68 landmarks")
-    from clipswap.facedata.align_dataset import align_dataset
     from clipswap.facedata.pairs import build_pairs
 
-    lfw = shared_data("lfw")
     root = tmp_path_factory.mktemp("geometry")
-    for person in PEOPLE:
-        (root / "in" / person).mkdir(parents=True)
-        for photo in sorted((lfw / person).glob("*.jpg"))[:3]:
-            shutil.copy(photo, root / "in" / person / photo.name)
-    align_dataset(root / "in", root / "aligned", size=128, progress=False, seed=1)
-    build_pairs(root / "aligned", root / "pairs", count=8, heldout=2, seed=5, progress=False)
+    build_pairs(align_lfw_subset(root, 128), root / "pairs", count=8, heldout=2, seed=5, progress=False)
     return root / "pairs"
 
 
