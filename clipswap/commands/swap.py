@@ -74,8 +74,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="reinhard: match the generated face's colour (L*a*b* mean and spread) to the target face's.")
 @click.option("--detail", type=click.FloatRange(0.0, 1.0), default=None,
               help="How much of the target's own fine detail (finer than the generator's crop can hold over a "
-                   "larger face) goes into the pasted face; not with --blend poisson [default: the model's own: 1 "
-                   "for the demo, else 0].")
+                   "larger face) goes into the pasted face; not with --blend poisson [default: the checkpoint "
+                   "manifest's paste_detail, 0 for every model shipped today].")
 @click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
@@ -120,6 +120,9 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     if source_face is not None and source is None:
         raise click.UsageError("--source-face picks a face of the --source image, and none was given: add --source "
                                "IMAGE, or drop --source-face (the --map sources use their most confident face)")
+    if detail and blend == "poisson":
+        raise click.UsageError("--detail adds the target's detail to a mask-blended paste, and --blend poisson "
+                               "solves the face region anew: drop one of them")
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(

@@ -209,7 +209,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), arcface_path=arcface_path,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
         precision=precision, color_correction=color_correction, runtime=engine,
-        detail=recommended_detail(checkpoint) if detail is None else detail,
+        detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
     if config.pre_swap is not None:

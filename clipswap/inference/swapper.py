@@ -259,6 +259,8 @@ class FaceSwapper:
     ):
         if not 0.0 <= detail <= 1.0:
             raise ValueError(f"detail must be in [0, 1], got {detail}")
+        if detail and blend == "poisson":
+            raise ValueError("detail adds the target's detail to a mask-blended paste; the poisson blend takes none")
         if color_correction not in COLOR_CORRECTIONS:
             raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
         if pre_swap not in (None, "landmarks"):

@@ -98,3 +98,15 @@ def test_the_options_reach_the_command_line(tmp_path):
     assert result.exit_code == 2
     with pytest.raises(ValueError, match="color_correction"):
         FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, color_correction="sepia")
+
+
+def test_detail_and_poisson_are_refused_together(tmp_path):
+    face = shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
+    result = CliRunner().invoke(main, ["swap", "-s", str(face), "-t", str(face), "-o", str(tmp_path / "o.png"),
+                                       "--detail", "1", "--blend", "poisson"])
+    assert result.exit_code == 2 and "--detail" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.png").exists()
+    with pytest.raises(ValueError, match="poisson"):
+        FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, blend="poisson", detail=1.0)
+    with pytest.raises(ValueError, match="detail"):
+        FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, detail=1.5)
