@@ -210,7 +210,7 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 #: or SFace, whichever encodes identity), or the discriminator's residual blocks.
 PERCEPTUAL_NETWORKS = ("vgg16", "identity", "discriminator")
 #: Attribute networks A of eq. 9 (see clipswap/losses/attribute.py): "identity" is the multi-level identity-encoder
-#: features (ArcFace stages by default, the issue's default A), "file" a user's .keras model (RunFiles.attribute_file),
+#: features (ArcFace stages by default, the default A), "file" a user's .keras model (RunFiles.attribute_file),
 #: "landmarks" the geometry network (68 landmarks and head pose, clipswap.losses.geometry): the one at
 #: RunFiles.attribute_file (a geometry.keras with its geometry.json), by default the one shipped with the demo.
 ATTRIBUTE_NETWORKS = ("identity", "discriminator", "file", "landmarks")

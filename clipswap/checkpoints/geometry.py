@@ -30,6 +30,17 @@ SHIPPED_GEOMETRY = Path(__file__).resolve().parents[2] / "pretrained_ckpts" / "d
 _CONFIG_KEYS = {"input_size", "widths", "strides", "stem_width", "head_width"}
 
 
+def _float32_net(config: dict, name: str) -> GeometryNet:
+    """GeometryNet of `config` built in float32 whatever the global policy: bf16 would quantise a 128 px crop's
+    landmarks to about a quarter pixel."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return GeometryNet(**config, name=name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def save_geometry(model: GeometryNet, path: str | Path, **extra) -> Path:
     """Write `path` (.keras) and its manifest (.json) atomically; returns the manifest path."""
     path = Path(path)
@@ -37,12 +48,7 @@ def save_geometry(model: GeometryNet, path: str | Path, **extra) -> Path:
         raise ValueError(f"geometry network files end in .keras, got {path}")
     config = {key: value for key, value in model.get_config().items() if key in _CONFIG_KEYS}
     # An uncompiled copy: the file holds the weights only, not the optimiser's state (a third of the size).
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        clean = GeometryNet(**config, name=model.name)
-    finally:
-        keras.config.set_dtype_policy(previous)
+    clean = _float32_net(config, model.name)
     clean.set_weights(model.get_weights())
     with atomic_path(path) as temporary:
         clean.save(temporary)
@@ -91,19 +97,14 @@ def load_geometry(path: str | Path | None = None) -> GeometryNet:
     if digest != manifest["sha256"]:
         raise CheckpointError(f"{weights} does not match its manifest (SHA-256 {digest[:16]}... vs "
                               f"{manifest['sha256'][:16]}...): restore the file or train it again")
-    previous = keras.config.dtype_policy()
-    # float32 whatever the run's policy: bf16 would quantise a 128 px crop's landmarks to about a quarter pixel.
-    keras.config.set_dtype_policy("float32")
     try:
-        model = GeometryNet(**manifest["config"], name="geometry")
+        model = _float32_net(manifest["config"], "geometry")
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)
             model.load_weights(weights)
     except (zipfile.BadZipFile, ValueError, TypeError, OSError, KeyError, UserWarning) as error:
         raise CheckpointError(f"the weights in {weights} do not fit the geometry network its manifest describes "
                               f"({error}); train it again") from error
-    finally:
-        keras.config.set_dtype_policy(previous)
     model.trainable = False
     return model
 

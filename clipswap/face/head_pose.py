@@ -20,7 +20,7 @@ rotation about the camera axis. Sign convention, in the image as you look at it:
 * roll > 0: the face rotates clockwise in the image (its image-right side goes down).
 A horizontal mirror therefore negates yaw and roll and keeps pitch.
 
-The paper (REFERENCE.md section 8) estimates pose with a Hopenet-style network; this geometric fit is a documented
+The paper (its evaluation protocol) estimates pose with a Hopenet-style network; this geometric fit is a documented
 substitute, so absolute numbers are comparable between our runs, not to the paper's.
 """
 

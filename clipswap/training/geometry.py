@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from clipswap.errors import ClipswapError
+from clipswap.face.head_pose import estimate_head_pose
 from clipswap.models.geometry import FLIP, GeometryNet, parameter_count
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,6 @@ def load_geometry_data(pairs_folder: str | Path, side: int) -> GeometryData:
 def pose_of(unit_points: np.ndarray) -> np.ndarray:
     """[3] (yaw, pitch, roll) degrees of landmarks in units of the side, fitted in a POSE_CROP crop; zeros when
     solvePnP finds none."""
-    from clipswap.face.head_pose import estimate_head_pose
-
     try:
         return estimate_head_pose(unit_points * POSE_CROP - 0.5, (POSE_CROP, POSE_CROP)).as_array()
     except ValueError:

@@ -437,19 +437,13 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
             raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
     if config.weights.att and config.loss.attribute_network == "landmarks":
         from clipswap.checkpoints.errors import CheckpointError
-        from clipswap.checkpoints.geometry import read_geometry_manifest
+        from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
 
         try:
-            read_geometry_manifest(context.files.attribute_file or _shipped_geometry())
+            read_geometry_manifest(context.files.attribute_file or SHIPPED_GEOMETRY)
         except CheckpointError as error:
             raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
                                      "PATH/geometry.keras)") from error
-
-
-def _shipped_geometry() -> Path:
-    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY
-
-    return SHIPPED_GEOMETRY
 
 
 def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
