@@ -96,6 +96,11 @@ class ModelConfig:
             (clipswap.face.landmark_swap.warp_paste; ours, the demo model): the source's texture in the target's
             geometry, so the network carries identity without having to learn the warp, and an untrained residual
             G still returns the target.
+        source_level: where the source crop joins the encoder. 0: stacked with the target before the first conv.
+            k in 1..5: through its own first conv and k resampling down blocks (the target encoder's widths), then
+            concatenated with the target's skip x_k (at S / 2**k) and projected back to its width by a 1x1 conv
+            (ours): the source reaches G only as features at S / 2**k, so G has no full-resolution path through
+            which a pixel overlay of the source's eyes, mouth or glasses is the cheapest way to carry identity.
     """
 
     image_size: int = 256
@@ -109,6 +114,7 @@ class ModelConfig:
     residual: bool = False
     source_image: bool = False
     source_warp: bool = False
+    source_level: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -130,6 +136,11 @@ class ModelConfig:
         if self.source_warp and (not self.source_image or self.pre_swap is not None):
             raise ValueError("source_warp replaces the source crop G reads: it needs source_image true and pre_swap "
                              "null")
+        if isinstance(self.source_level, bool) or not isinstance(self.source_level, int) or \
+                not 0 <= self.source_level <= 5:
+            raise ValueError(f"source_level must be an integer from 0 to 5, got {self.source_level!r}")
+        if self.source_level and not self.source_image:
+            raise ValueError("source_level says where the source crop joins the encoder: it needs source_image true")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():

@@ -19,7 +19,10 @@ clipswap.options.INFERENCE_GRAPH_REVISION.
 With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
 With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
 With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0;
-with config.source_warp that input is the source's face warped onto the target's landmarks instead.
+with config.source_warp that input is the source's face warped onto the target's landmarks instead. With
+config.source_level k > 0 the source is not stacked: it runs through its own x0 conv and k down blocks
+("{name}_source_*") and joins the target's skip x_k (concatenation, then a 1x1 conv "{name}_source_join" back to
+x_k's width), so it reaches the decoder only at S / 2**k.
 """
 
 from __future__ import annotations
@@ -195,16 +198,26 @@ class Generator(keras.Model):
         identity = keras.Input((config.id_input_dim,), name="identity")
         inputs = [target, identity]
         image = target
+        source_features = None
         if config.source_image:
             source = keras.Input((size, size, 3), name="source")
             inputs.append(source)
-            image = keras.layers.Concatenate(name=f"{name}_stack")([target, source])
+            if config.source_level:
+                source_features = _conv(source, filters[0], 3, f"{name}_source_x0")
+                for level in range(1, config.source_level + 1):
+                    source_features = down_block(source_features, filters[level], True, f"{name}_source_down{level}",
+                                                 fold_pooling)
+            else:
+                image = keras.layers.Concatenate(name=f"{name}_stack")([target, source])
 
         w = mapping_network(identity, config.mapping_depth, config.mapping_width, f"{name}_mapping")
 
         skips = [_conv(image, filters[0], 3, f"{name}_x0")]
         for level in range(1, 6):
             skips.append(down_block(skips[-1], filters[level], True, f"{name}_down{level}", fold_pooling))
+            if level == config.source_level and source_features is not None:
+                joined = keras.layers.Concatenate(name=f"{name}_source_concat")([skips[-1], source_features])
+                skips[-1] = _conv(joined, filters[level], 1, f"{name}_source_join")
         bottleneck = down_block(skips[-1], filters[6], False, f"{name}_down6")
 
         fused = {"fused_norm": fused_norm}
