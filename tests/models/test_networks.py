@@ -222,6 +222,13 @@ NETWORKS: dict[str, NetworkCase] = {
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
     ),
+    "generator_source_level": NetworkCase(
+        # the source crop through its own encoder, joining the target's skip x2 (ModelConfig.source_level)
+        "Generator", lambda: Generator(TINY.replace(source_image=True, source_level=2)),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), _image(64)), {"output": (BATCH, 64, 64, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15),
+    ),
     "mapping_network": NetworkCase(
         "mapping_network", build_mapping_network,
         (InputSpec((BATCH, TINY.id_input_dim)),), {"output": (BATCH, TINY.mapping_width)},

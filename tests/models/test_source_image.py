@@ -14,7 +14,7 @@ from clipswap.config import ModelConfig, get_preset
 from clipswap.face.align import align_face, transform_points
 from clipswap.face.detection import sort_by_area
 from clipswap.losses.composite import LossWeights
-from clipswap.models.generator import Generator, generator_inputs
+from clipswap.models.generator import Generator, generator_inputs, inference_generator
 from clipswap.training.features import EMBEDDING
 from clipswap.training.trainer import SwapTrainer
 
@@ -223,3 +223,60 @@ def test_face_swapper_feeds_the_source_face_warped_onto_each_target_crop():
     changed = np.abs(output.astype(int) - target.astype(int)).max(axis=-1) > 0
     box = face.box.astype(int)
     assert changed.any() and not changed[: max(0, box[1] - 40)].any()
+
+
+def _downstream_of_source(model, stop: str) -> list:
+    """The layers of a functional `model` that the "source" input reaches by a path that does not pass through the
+    layer `stop` (which is itself listed)."""
+    producer = {id(layer.output): layer for layer in model.layers if not isinstance(layer.output, (list, tuple))}
+    reached = {model.get_layer("source").name}
+    changed = True
+    while changed:
+        changed = False
+        for layer in model.layers:
+            if layer.name in reached:
+                continue
+            parents = [producer.get(id(t)) for t in tf.nest.flatten(layer.input)]
+            if any(p is not None and p.name in reached and p.name != stop for p in parents):
+                reached.add(layer.name)
+                changed = True
+    return [model.get_layer(name) for name in sorted(reached - {"source"})]
+
+
+@pytest.mark.parametrize("level", [1, 3])
+def test_a_source_level_generator_reads_the_source_only_below_full_resolution(level):
+    config = TINY.replace(source_image=True, source_level=level)
+    model = Generator(config)
+    size = config.image_size
+    # Up to the join, the source reaches only its own encoder: no path around S / 2**level, so no pixel overlay.
+    reached = _downstream_of_source(model, stop="generator_source_join")
+    assert reached and all(layer.name.startswith("generator_source_") for layer in reached), \
+        [layer.name for layer in reached if not layer.name.startswith("generator_source_")]
+    join = model.get_layer("generator_source_concat")
+    assert join.output.shape[1] == size // 2 ** level
+    assert model.get_layer("generator_x0").kernel.shape[2] == 3, "the target's first conv reads the target only"
+    assert model.get_layer("generator_source_join").kernel.shape[:3] == (1, 1, 2 * join.input[0].shape[-1])
+    assert {layer.output.shape[1] for layer in reached
+            if "_source_down" in layer.name and layer.name.endswith("_out")} == {
+        size // 2 ** k for k in range(1, level + 1)}
+    target, identity, source = _inputs(config)
+    y = model(generator_inputs(config, target, identity, source)).numpy()
+    assert y.shape == target.shape and np.isfinite(y).all()
+    assert np.abs(y - model([target, identity, -source]).numpy()).max() > 1e-3, "the output must read the source"
+    _assert_all_gradients(model, [target, identity, source], lambda out: tf.reduce_mean(tf.square(out - 0.3)))
+    clone = Generator.from_config(model.get_config())
+    assert clone.config_.source_level == level
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone([target, identity, source]).numpy(), y)
+    # The inference form folds the source's down blocks too and computes the same function.
+    np.testing.assert_allclose(inference_generator(model)([target, identity, source]).numpy(), y, atol=1e-4)
+
+
+def test_source_level_is_checked():
+    with pytest.raises(ValueError, match="source_level must be an integer from 0 to 5"):
+        TINY.replace(source_image=True, source_level=6)
+    with pytest.raises(ValueError, match="source_level must be an integer from 0 to 5"):
+        TINY.replace(source_image=True, source_level=True)
+    with pytest.raises(ValueError, match="it needs source_image true"):
+        TINY.replace(source_level=2)
+    assert ModelConfig.from_dict(TINY.replace(source_image=True, source_level=2).to_dict()).source_level == 2
