@@ -248,6 +248,8 @@ class LossOptions:
         perceptual_to_teacher: with teacher pairs, the perceptual term compares the swap with the teacher on every
             pair instead of with the target on same-identity pairs.
         attribute_network: see ATTRIBUTE_NETWORKS ("file": the run's RunFiles.attribute_file).
+        discriminator_patch_blocks: 0: the adversarial term's D gives one logit per image (FaceDancer's); k > 0: it
+            runs its first k residual blocks and scores each cell of their map (models.discriminator, ours).
     """
 
     perceptual_network: str = "vgg16"
@@ -261,6 +263,7 @@ class LossOptions:
     id_warmup_weight: float = 10.0
     perceptual_to_teacher: bool = False
     attribute_network: str = "identity"
+    discriminator_patch_blocks: int = 0
 
 
 @dataclass(frozen=True)
@@ -508,6 +511,10 @@ def validate(config: TrainConfig) -> None:
     size = config.model.image_size
     if size & (size - 1):
         raise ConfigError(f"training needs a power-of-two image size (the discriminator), got {size}")
+    patch_blocks, most = config.loss.discriminator_patch_blocks, size.bit_length() - 3
+    if isinstance(patch_blocks, bool) or not isinstance(patch_blocks, int) or not 0 <= patch_blocks <= most:
+        raise ConfigError(f"loss.discriminator_patch_blocks must be an integer from 0 to {most} at {size} px (the "
+                          f"discriminator has {most} residual blocks), got {patch_blocks!r}")
     if config.weights.contra and config.model.clip_variant is None:
         raise ConfigError("weights.contra > 0 needs CLIP: the model has no clip_variant (set model.clip_variant, "
                           "or weights.contra=0)")

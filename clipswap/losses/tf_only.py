@@ -40,7 +40,7 @@ def discriminator_logits_with_r1(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """D(real) and the R1 penalty 0.5 * gamma * mean_i sum_pixels (dD(x_i)/dx_i)^2, from one forward pass.
 
-    The sum of D's outputs is differentiated, so each sample's gradient is its own only if D treats samples
+    The sum over images of each image's mean output is differentiated, so each sample's gradient is its own only if D treats samples
     independently (no batch statistics in training mode). Call it inside the tape that computes D's update: the
     inner gradient is recorded there, so the penalty has a gradient w.r.t. D's weights (double backprop).
 
@@ -56,7 +56,10 @@ def discriminator_logits_with_r1(
     with tf.GradientTape() as tape:
         tape.watch(real_images)
         logits = d_fn(real_images)
-        total = tf.reduce_sum(tf.cast(logits, tf.float32))
+        # Each image's logits are averaged first: a patch D's penalty is then that of the mean patch logit, the same
+        # scale as a one-logit D's whatever the number of patches.
+        flat = tf.reshape(tf.cast(logits, tf.float32), [tf.shape(logits)[0], -1])
+        total = tf.reduce_sum(tf.reduce_mean(flat, axis=1))
     gradients = tf.cast(tape.gradient(total, real_images), tf.float32)
     squared_norm = tf.reduce_sum(tf.reshape(tf.square(gradients), [tf.shape(gradients)[0], -1]), axis=1)
     return logits, 0.5 * gamma * tf.reduce_mean(squared_norm)

@@ -1,4 +1,5 @@
-"""The FaceDancer discriminator (REFERENCE.md section 5): a residual conv net down to a single logit."""
+"""The FaceDancer discriminator: a residual conv net down to a single logit, or (ours) a patch variant that scores
+each cell of an intermediate map."""
 
 from __future__ import annotations
 
@@ -35,30 +36,49 @@ class Discriminator(keras.Model):
             always 4x4 (six at 256, as published). A fixed six blocks would leave 1x1 maps at 64 px, where instance
             norm outputs zeros and the last block would get no gradient.
         base_filters: width of the first conv (64 at full size: 23,972,353 parameters at 256).
+        patch_blocks: 0 (published): the residual blocks run down to 4x4 and a 4x4 conv gives one logit per image.
+            k > 0 (ours): only the first k blocks run and a 1x1 conv after a LeakyReLU scores each cell of their
+            (S / 2**k)^2 map, a patch discriminator in the manner of pix2pix: every cell's logit is judged on its own
+            receptive field (plus the instance norms' per-image statistics), so a local fault (a ghosted mouth,
+            tinted eyes) is scored where it is instead of being averaged with a whole face that is otherwise real.
 
-    Input: [B, S, S, 3] RGB in [-1, 1]. Output: [B, 1] logit (no sigmoid).
+    Input: [B, S, S, 3] RGB in [-1, 1]. Output: [B, 1] logit (no sigmoid), or [B, (S / 2**k)^2] with patch_blocks k.
     The residual block outputs are named f"{name}_block{i}_out" (i = 1..log2(S) - 2) so they can serve as feature taps
     (for example as the attribute extractor).
     """
 
-    def __init__(self, image_size: int = 256, base_filters: int = 64, name: str = "discriminator", **kwargs):
+    def __init__(self, image_size: int = 256, base_filters: int = 64, name: str = "discriminator",
+                 patch_blocks: int = 0, **kwargs):
         n_blocks = int(image_size).bit_length() - 1 - 2
         if image_size < 32 or image_size != 2 ** (n_blocks + 2) or n_blocks > len(BLOCK_MULTIPLIERS):
             raise ValueError(f"discriminator image_size must be a power of two from 32 to 512, got {image_size}")
+        if isinstance(patch_blocks, bool) or not isinstance(patch_blocks, int) or not 0 <= patch_blocks <= n_blocks:
+            raise ValueError(f"patch_blocks must be an integer from 0 to {n_blocks} at {image_size} px, got "
+                             f"{patch_blocks!r}")
         image = keras.Input((image_size, image_size, 3), name="image")
         h = keras.layers.Conv2D(base_filters, 3, padding="same", name=f"{name}_stem")(image)
-        for i, multiplier in enumerate(BLOCK_MULTIPLIERS[:n_blocks], start=1):
+        for i, multiplier in enumerate(BLOCK_MULTIPLIERS[:patch_blocks or n_blocks], start=1):
             h = residual_down_block(h, multiplier * base_filters, f"{name}_block{i}")
-        h = keras.layers.Conv2D(8 * base_filters, HEAD_SIDE, padding="valid", name=f"{name}_head_conv")(h)
-        h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_head_act")(h)
-        h = keras.layers.Conv2D(1, 1, name=f"{name}_logit_conv")(h)
-        logit = keras.layers.Reshape((1,), name=f"{name}_logit")(h)
+        if patch_blocks:
+            h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_head_act")(h)
+            h = keras.layers.Conv2D(1, 1, name=f"{name}_logit_conv")(h)
+            cells = (image_size // 2 ** patch_blocks) ** 2
+            logit = keras.layers.Reshape((cells,), name=f"{name}_logit")(h)
+        else:
+            h = keras.layers.Conv2D(8 * base_filters, HEAD_SIDE, padding="valid", name=f"{name}_head_conv")(h)
+            h = keras.layers.LeakyReLU(LEAKY_SLOPE, name=f"{name}_head_act")(h)
+            h = keras.layers.Conv2D(1, 1, name=f"{name}_logit_conv")(h)
+            logit = keras.layers.Reshape((1,), name=f"{name}_logit")(h)
         super().__init__(inputs=image, outputs=logit, name=name, **kwargs)
         self.image_size = image_size
         self.base_filters = base_filters
+        self.patch_blocks = patch_blocks
 
     def get_config(self):
-        return {"image_size": self.image_size, "base_filters": self.base_filters, "name": self.name}
+        config = {"image_size": self.image_size, "base_filters": self.base_filters, "name": self.name}
+        if self.patch_blocks:
+            config["patch_blocks"] = self.patch_blocks
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -143,12 +143,13 @@ def check_identity_width(config: TrainConfig, identity_model: keras.Model) -> No
         )
 
 
-def build_networks(model: ModelConfig) -> tuple[keras.Model, keras.Model]:
-    """The trainable networks (G, D), built in this order (the random initialisation depends on it)."""
+def build_networks(model: ModelConfig, patch_blocks: int = 0) -> tuple[keras.Model, keras.Model]:
+    """The trainable networks (G, D), built in this order (the random initialisation depends on it); `patch_blocks`:
+    LossOptions.discriminator_patch_blocks."""
     from clipswap.models.discriminator import Discriminator
     from clipswap.models.generator import Generator
 
-    return Generator(model), Discriminator(model.image_size, model.base_filters)
+    return Generator(model), Discriminator(model.image_size, model.base_filters, patch_blocks=patch_blocks)
 
 
 def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
@@ -264,7 +265,7 @@ def build_trainer(
     the VGG16 weights or attribute model files."""
     keras.utils.set_random_seed(config.seed)
     check_identity_width(config, identity_model)
-    generator, discriminator = build_networks(config.model)
+    generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks)
     loss = build_loss(config, generator, discriminator, identity_model, clip_model, perceptual_extractor, files)
     trainer = SwapTrainer(loss)
     trainer.compile(*make_optimizers(config), jit_compile=config.compute.xla)

@@ -65,3 +65,22 @@ def test_r1_has_gradient_for_discriminator_weights_and_returns_logits():
     assert all(g is not None and np.all(np.isfinite(g.numpy())) for g in gradients)
     assert max(float(tf.reduce_max(tf.abs(g))) for g in gradients) > 0
     assert np.allclose(logits.numpy(), model(images).numpy())
+
+
+def _patch_discriminator():
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((5, 5, 2), dtype="float64")
+    x = keras.layers.Conv2D(1, 3, activation="tanh", dtype="float64", name="d_conv")(inputs)
+    return keras.Model(inputs, keras.layers.Reshape((9,), dtype="float64")(x))
+
+
+def test_r1_of_a_patch_discriminator_is_that_of_its_mean_patch_logit():
+    # A D with 9 patch logits is penalised as the one-logit D that averages them: the penalty does not grow with
+    # the number of patches (the sum of 9 patch logits would give about 9x the mean's squared gradient and more).
+    model = _patch_discriminator()
+    images = tf.constant(np.random.default_rng(2).uniform(-1, 1, size=(3, 5, 5, 2)))
+    patches = r1_penalty(images, lambda x: model(x, training=False))
+    mean = r1_penalty(images, lambda x: tf.reduce_mean(model(x, training=False), axis=1, keepdims=True))
+    assert float(patches) == pytest.approx(float(mean), rel=1e-5)
+    summed = r1_penalty(images, lambda x: tf.reduce_sum(model(x, training=False), axis=1, keepdims=True))
+    assert float(summed) == pytest.approx(81 * float(mean), rel=1e-5)

@@ -246,3 +246,40 @@ def test_a_generator_built_in_a_dtype_policy_leaves_the_global_policy_alone():
     with pytest.raises(ValueError):
         Generator(config, dtype="no_such_policy")
     assert keras.config.dtype_policy().name == before
+
+
+def test_a_patch_discriminator_scores_each_cell_of_its_map():
+    model = Discriminator(64, base_filters=8, patch_blocks=2)
+    assert [layer.name for layer in model.layers if layer.name.endswith("_out")] == [
+        "discriminator_block1_out", "discriminator_block2_out"]
+    images = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    logits = model(images).numpy()
+    assert logits.shape == (2, 256) and np.isfinite(logits).all()
+    # A cell is judged on its own receptive field (instance norm shares each image's statistics, so far cells move a
+    # little too): changing the top-left corner moves the top-left cell far more than the bottom-right quarter.
+    changed = images.copy()
+    changed[:, :8, :8] = -changed[:, :8, :8]
+    moved = np.abs(model(changed).numpy() - logits).reshape(2, 16, 16).max(axis=0)
+    assert moved[0, 0] > 5 * moved[8:, 8:].max()
+    _assert_all_gradients(model, images, lambda y: tf.reduce_sum(tf.nn.softplus(-y)))
+    twin = Discriminator.from_config(model.get_config())
+    assert twin.patch_blocks == 2 and twin.count_params() == model.count_params()
+    for bad in (3, -1, True):
+        with pytest.raises(ValueError, match="patch_blocks must be an integer from 0 to 4 at 64 px"):
+            Discriminator(64, base_filters=8, patch_blocks=bad + 2 if bad == 3 else bad)
+
+
+def test_training_steps_with_a_patch_discriminator():
+    from conftest import build_tiny_trainer, run_steps, synthetic_batches
+
+    from clipswap.config import ConfigError, get_preset, validate
+
+    trainer = build_tiny_trainer(clip=False, discriminator_patch_blocks=2)
+    assert trainer.discriminator.output.shape[1:] == (64,)
+    before = [np.array(v) for v in trainer.discriminator.trainable_variables]
+    logs = run_steps(trainer, iter(synthetic_batches()), 2)
+    assert all(np.isfinite(list(step.values())).all() for step in logs)
+    assert all(np.abs(np.array(v) - b).max() > 0 for v, b in zip(trainer.discriminator.trainable_variables, before,
+                                                                  strict=True))
+    with pytest.raises(ConfigError, match="discriminator_patch_blocks must be an integer from 0 to 4 at 64 px"):
+        validate(get_preset("tiny").config.replace(discriminator_patch_blocks=5))

@@ -241,6 +241,15 @@ NETWORKS: dict[str, NetworkCase] = {
         make_bf16=lambda m: _with_weights(_in_policy("mixed_bfloat16", lambda: Discriminator(64, base_filters=8)), m),
         bf16=Bf16Tolerance(0.03, 0.06),  # measured 0.013, 0.019
     ),
+    "discriminator_patch": NetworkCase(
+        # the patch variant (Discriminator patch_blocks): one logit per cell of the 16 x 16 map after two blocks
+        "Discriminator", lambda: Discriminator(64, base_filters=8, patch_blocks=2),
+        (_image(64),), {"output": (BATCH, 256)},
+        reload=trainer_checkpoint_round_trip,
+        make_bf16=lambda m: _with_weights(
+            _in_policy("mixed_bfloat16", lambda: Discriminator(64, base_filters=8, patch_blocks=2)), m),
+        bf16=Bf16Tolerance(0.03, 0.06),
+    ),
     "sface": NetworkCase(
         "build_sface", build_sface,
         (_image(112, 0.0, 1.0),), {"output": (BATCH, 128)}, training=False,
