@@ -40,9 +40,10 @@ def discriminator_logits_with_r1(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """D(real) and the R1 penalty 0.5 * gamma * mean_i sum_pixels (dD(x_i)/dx_i)^2, from one forward pass.
 
-    The sum over images of each image's mean output is differentiated, so each sample's gradient is its own only if D treats samples
-    independently (no batch statistics in training mode). Call it inside the tape that computes D's update: the
-    inner gradient is recorded there, so the penalty has a gradient w.r.t. D's weights (double backprop).
+    D(x_i) is the mean of image i's logits (a patch D has several). Their sum over the batch is differentiated, so
+    each sample's gradient is its own only if D treats samples independently (no batch statistics in training
+    mode). Call it inside the tape that computes D's update: the inner gradient is recorded there, so the penalty
+    has a gradient w.r.t. D's weights (double backprop).
 
     Args:
         real_images: [B, H, W, C] real images, RGB in [-1, 1].

@@ -270,9 +270,9 @@ def test_a_patch_discriminator_scores_each_cell_of_its_map():
 
 
 def test_training_steps_with_a_patch_discriminator():
-    from conftest import build_tiny_trainer, run_steps, synthetic_batches
-
     from clipswap.config import ConfigError, get_preset, validate
+
+    from conftest import build_tiny_trainer, run_steps, synthetic_batches
 
     trainer = build_tiny_trainer(clip=False, discriminator_patch_blocks=2)
     assert trainer.discriminator.output.shape[1:] == (64,)
