@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from clipswap.errors import ClipswapError
+
+log = logging.getLogger(__name__)
 
 
 class OutputError(ClipswapError, OSError):
@@ -68,16 +73,18 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     """Yield a temporary path in the destination's folder; on success rename it onto `destination`.
 
     The temporary file keeps the destination's suffix (or `suffix`) so format-sniffing writers (cv2, ffmpeg, Keras)
-    pick the right format. On any error the temporary file is removed and the destination is untouched.
+    pick the right format. On any error the temporary file is removed and the destination is untouched. The
+    temporary file is held under an exclusive lock while it is written: a process killed beyond trapping (SIGKILL,
+    a power cut) leaves it unlocked, and the next write to the same destination removes it (remove_stale_partials).
     """
     destination = Path(destination)
     parent = destination.parent if str(destination.parent) else Path(".")
+    suffix = suffix if suffix is not None else destination.suffix
     created = outermost_missing(parent)
     folder = ensure_writable_dir(parent)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{destination.stem}.", suffix=suffix if suffix is not None else destination.suffix, dir=folder
-    )
-    os.close(handle)
+    remove_stale_partials(folder / destination.name, suffix)
+    handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=suffix, dir=folder)
+    fcntl.flock(handle, fcntl.LOCK_EX)
     temporary = Path(name)
     try:
         try:
@@ -101,10 +108,48 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
         # A failed write leaves nothing: the temporary file goes, and the folders this write created if still empty.
         temporary.unlink(missing_ok=True)
         if created is not None:
-            _remove_empty(parent, created)
+            remove_empty_folders(parent, created)
         raise
     finally:
         temporary.unlink(missing_ok=True)
+        os.close(handle)
+
+
+#: The random part of a tempfile.mkstemp name (tempfile's own alphabet and length).
+_MKSTEMP_PART = "[a-z0-9_]{8}"
+
+
+def remove_stale_partials(destination: str | Path, suffix: str | None = None) -> list[Path]:
+    """Remove the temporary files that earlier, killed writes to `destination` left beside it (atomic_path's
+    `.STEM.XXXXXXXX.SUFFIX`); returns what was removed. A partial file whose lock another process still holds is a
+    write in progress and is left alone."""
+    destination = Path(destination)
+    suffix = destination.suffix if suffix is None else suffix
+    pattern = re.compile(re.escape(f".{destination.stem}.") + _MKSTEMP_PART + re.escape(suffix))
+    removed = []
+    try:
+        candidates = [entry for entry in os.scandir(destination.parent if str(destination.parent) else ".")
+                      if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for entry in candidates:
+        try:
+            handle = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a live writer holds it
+        else:
+            Path(entry.path).unlink(missing_ok=True)
+            removed.append(Path(entry.path))
+        finally:
+            os.close(handle)
+    if removed:
+        log.warning("removed %d partial file(s) that an earlier, interrupted write of %s left: %s", len(removed),
+                    destination, ", ".join(path.name for path in removed))
+    return removed
 
 
 def outermost_missing(folder: str | Path) -> Path | None:
@@ -117,9 +162,11 @@ def outermost_missing(folder: str | Path) -> Path | None:
     return missing
 
 
-def _remove_empty(folder: Path, outermost: Path) -> None:
-    """Remove `folder` and its parents up to `outermost` while they are empty."""
-    current = folder.absolute()
+def remove_empty_folders(folder: str | Path, outermost: str | Path) -> None:
+    """Remove `folder` and its parents up to `outermost` (outermost_missing's answer before a write) while they are
+    empty: what a failed write created, and nothing that was there before."""
+    outermost = Path(outermost).absolute()
+    current = Path(folder).absolute()
     while True:
         try:
             current.rmdir()

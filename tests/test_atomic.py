@@ -39,3 +39,24 @@ def test_a_failed_write_leaves_the_destination_and_no_temporary(tmp_path):
         raise RuntimeError("the writer failed")
     assert target.read_text() == "kept"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_a_new_write_removes_the_partial_files_of_killed_writes_and_leaves_live_ones(tmp_path):
+    """A write killed beyond trapping (SIGKILL) leaves its hidden temporary file; the next write to the same
+    destination removes it, but never one that a running write still holds (its lock), nor another output's."""
+    import fcntl
+
+    target = tmp_path / "clip.mp4"
+    stale = tmp_path / ".clip.k3j_x9a2.mp4"
+    stale.write_bytes(b"half a video")
+    live = tmp_path / ".clip.livewrit.mp4"
+    live.write_bytes(b"being written")
+    other = tmp_path / ".other.k3j_x9a2.mp4"
+    other.write_bytes(b"another output's")
+    with open(live, "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole"
+    assert not stale.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clip.livewrit.mp4", ".other.k3j_x9a2.mp4", "clip.mp4"]

@@ -130,6 +130,9 @@ def check_request(request: SwapRequest) -> str:
               if p is not None]
     if Path(request.output).resolve() in inputs:
         raise MediaError(f"the output {request.output} would overwrite an input; choose another --output")
+    if Path(request.output).is_dir():
+        raise MediaError(f"the output {request.output} is an existing folder, not a file; give a file name such as "
+                         f"{Path(request.output) / ('swapped' + Path(request.output).suffix)}")
     check_writable_dir(Path(request.output).parent)
     FaceSelection.parse(request.faces)
     return kind
