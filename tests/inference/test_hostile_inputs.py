@@ -4,8 +4,12 @@ Each bad file is made on the fly. Every case asserts the same contract: the docu
 says what was wrong ("Error: ..." on one line, naming the file or the option); no traceback; nothing written, no
 temporary file and no folder left, and every file that was there before byte-for-byte and mode-for-mode untouched.
 The bomb cases run in a child process under an address-space limit (RLIMIT_AS), and its peak memory (ru_maxrss)
-is compared with the same child swapping a healthy photo. The special classes have their own files too: damaged
-and hostile video (test_hostile_video.py), checkpoints and manifests (checkpoints/test_hostile_checkpoints.py), pixel
+is compared with the same child swapping a healthy photo. COMMAND_CASES holds the options and outputs of every verb
+that must be refused before any model work (NaN and infinite numbers, unknown options, an output that is a folder,
+an info --json that cannot be written), with the exit code each documents (2 for an option, 1 otherwise). The
+special classes have their own files too: damaged and hostile video, and partial files of killed runs
+(test_hostile_video.py), what a video keeps of its input (media/test_video_fidelity.py), every float option of
+every verb (commands/test_cli.py), checkpoints and manifests (checkpoints/test_hostile_checkpoints.py), pixel
 limits (media/test_pixel_limit.py), non-UTF-8 names (media/test_non_utf8_names.py), the last-resort guard
 (tests/test_cli_guard.py) and kill-and-resume (training/test_kill_and_resume.py).
 """
