@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import logging
 import os
 import re
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from clipswap.errors import ClipswapError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no file locks, so partial files are never judged stale (see remove_stale_partials)
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +80,17 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
 
     The temporary file keeps the destination's suffix (or `suffix`) so format-sniffing writers (cv2, ffmpeg, Keras)
     pick the right format. On any error the temporary file is removed and the destination is untouched. The
-    temporary file is held under an exclusive lock while it is written: a process killed beyond trapping (SIGKILL,
-    a power cut) leaves it unlocked, and the next write to the same destination removes it (remove_stale_partials).
+    temporary file is named `.STEM.clipswap-partial.XXXXXXXX.SUFFIX` and held under an exclusive lock while it is
+    written: a process killed beyond trapping (SIGKILL, a power cut) leaves it unlocked, and this process's first
+    write into that folder removes it (remove_stale_partials).
     """
     destination = Path(destination)
     parent = destination.parent if str(destination.parent) else Path(".")
     suffix = suffix if suffix is not None else destination.suffix
     created = outermost_missing(parent)
     folder = ensure_writable_dir(parent)
-    remove_stale_partials(folder / destination.name, suffix)
-    handle, name = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=suffix, dir=folder)
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    temporary = Path(name)
+    _remove_stale_partials_once(folder)
+    handle, temporary = _locked_temporary(folder, f".{destination.stem}.{PARTIAL_MARKER}.", suffix)
     try:
         try:
             yield temporary
@@ -115,40 +120,117 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
         os.close(handle)
 
 
-#: The random part of a tempfile.mkstemp name (tempfile's own alphabet and length).
-_MKSTEMP_PART = "[a-z0-9_]{8}"
+#: The word in every temporary file name atomic_path makes: stale-partial removal touches no file without it.
+PARTIAL_MARKER = "clipswap-partial"
+
+#: A temporary file of atomic_path: ".STEM.clipswap-partial.XXXXXXXX" (mkstemp's random part: its own alphabet and
+#: length) and the destination's suffix, if any.
+_PARTIAL_NAME = re.compile(r"\..*\." + re.escape(PARTIAL_MARKER) + r"\.[a-z0-9_]{8}(\.[^.]*)?")
+
+#: errno values of flock that mean "the file is locked by someone else" (a write in progress).
+_LOCKED = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}
 
 
-def remove_stale_partials(destination: str | Path, suffix: str | None = None) -> list[Path]:
-    """Remove the temporary files that earlier, killed writes to `destination` left beside it (atomic_path's
-    `.STEM.XXXXXXXX.SUFFIX`); returns what was removed. A partial file whose lock another process still holds is a
-    write in progress and is left alone."""
-    destination = Path(destination)
-    suffix = destination.suffix if suffix is None else suffix
-    pattern = re.compile(re.escape(f".{destination.stem}.") + _MKSTEMP_PART + re.escape(suffix))
-    removed = []
-    try:
-        candidates = [entry for entry in os.scandir(destination.parent if str(destination.parent) else ".")
-                      if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)]
-    except OSError:
-        return removed
-    for entry in candidates:
+def _locked_temporary(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """Create a temporary file (tempfile.mkstemp) and lock it exclusively; returns the open handle and its path.
+
+    The lock is what tells a live partial file from a stale one. A new file can be taken by another process's
+    remove_stale_partials between its creation and its lock (it is unlocked for that instant): then the name no
+    longer leads to our file and a new one is made. Where the filesystem has no locks the file stays unlocked,
+    which remove_stale_partials reads as "cannot tell" and leaves alone.
+    """
+    for _ in range(8):
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
         try:
-            handle = os.open(entry.path, os.O_RDONLY)
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            mine = os.fstat(handle)
+            now = os.stat(name, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                return handle, Path(name)
+        except OSError as error:
+            if error.errno in _LOCKED or isinstance(error, FileNotFoundError):
+                pass  # another process is removing it as stale: make another
+            elif error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                log.debug("%s has no file locks; the temporary file %s is written unlocked", folder, name)
+                return handle, Path(name)
+            else:
+                os.close(handle)
+                Path(name).unlink(missing_ok=True)
+                raise
+        os.close(handle)
+    raise OutputError(f"cannot create a temporary file in {folder}: other processes keep removing it")
+
+
+_swept: set[tuple[int, int]] = set()
+_swept_lock = threading.Lock()
+
+
+def _remove_stale_partials_once(folder: Path) -> None:
+    """remove_stale_partials for the first write of this process into `folder` only: a folder of many outputs (an
+    aligned data set, evaluation swaps) is listed once, not once a file."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return
+    with _swept_lock:
+        if (info.st_dev, info.st_ino) in _swept:
+            return
+        _swept.add((info.st_dev, info.st_ino))
+    remove_stale_partials(folder)
+
+
+def remove_stale_partials(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that earlier, killed writes left in `folder`; returns what was removed.
+
+    Only a regular file whose name is atomic_path's (`.STEM.clipswap-partial.XXXXXXXX.SUFFIX`, the marker only it
+    writes) and whose exclusive lock this process can take is removed: a locked one is a write in progress. Where
+    the filesystem has no locks (or the folder is read-only), nothing is removed and one warning names the files.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    try:
+        with os.scandir(folder) as entries:
+            candidates = [Path(entry.path) for entry in entries if _PARTIAL_NAME.fullmatch(entry.name)]
+    except OSError:
+        return []
+    removed: list[Path] = []
+    kept: list[Path] = []
+    for path in candidates:
+        try:
+            # O_NONBLOCK: a FIFO of that name must not hang the open; O_NOFOLLOW: never a link's target.
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             continue
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if fcntl is None:
+                kept.append(path)
+                continue
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in _LOCKED:
+                    kept.append(path)  # no locks on this filesystem: live or stale cannot be told
+                continue
+            now = os.stat(path, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                continue  # the name leads to another file than the one locked
+            os.unlink(path)
+            removed.append(path)
         except OSError:
-            continue  # a live writer holds it
-        else:
-            Path(entry.path).unlink(missing_ok=True)
-            removed.append(Path(entry.path))
+            kept.append(path)  # a read-only folder, or the file went meanwhile
         finally:
             os.close(handle)
     if removed:
-        log.warning("removed %d partial file(s) that an earlier, interrupted write of %s left: %s", len(removed),
-                    destination, ", ".join(path.name for path in removed))
+        log.warning("removed %d partial file(s) that earlier, interrupted writes left in %s: %s", len(removed),
+                    folder, ", ".join(path.name for path in removed))
+    kept = [path for path in kept if path.exists()]
+    if kept:
+        log.warning("%d partial file(s) of earlier, interrupted writes are left in %s (no file locks there, or not "
+                    "removable, so they cannot be told from a write in progress): %s", len(kept), folder,
+                    ", ".join(path.name for path in kept))
     return removed
 
 

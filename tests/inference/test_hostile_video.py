@@ -179,7 +179,7 @@ def test_a_new_run_removes_the_partial_file_a_sigkilled_run_left(tmp_path):
     child.kill()
     child.wait()
     stale = _leftovers(out)
-    assert len(stale) == 1 and stale[0].startswith(".swapped.") and stale[0].endswith(".mp4"), stale
+    assert len(stale) == 1 and stale[0].startswith(".swapped.clipswap-partial.") and stale[0].endswith(".mp4"), stale
     summary = run_swap(SwapRequest(source=_source(tmp_path), target=_video(tmp_path / "clip.mp4"),
                                    output=out / "swapped.mp4", progress=False), swapper=_Painter())
     assert summary.frames == 40
