@@ -3,7 +3,8 @@ output container can carry: the writer copies every one it can and names, in one
 
 What each output keeps (ffmpeg's muxers decide what fits):
 
-    mkv         every audio, subtitle and attachment stream, copied as they are
+    mkv         every audio, subtitle and attachment stream, copied as they are (mp4's mov_text subtitles, which
+                Matroska cannot hold, as SubRip)
     mp4, mov    every audio stream (AAC), every text subtitle stream (mov_text); not bitmap subtitles (DVD, PGS)
     webm        every audio stream (Opus), every text subtitle stream (WebVTT); not bitmap subtitles
     gif         nothing: a GIF holds pictures only
@@ -83,10 +84,24 @@ def _count(streams: tuple[Stream, ...], codecs: bool = False) -> str:
     return f"{text} stream(s)"
 
 
-def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1) -> StreamPlan:
+#: Per output suffix: codecs a container cannot hold even as a copy, and the codec written instead.
+_CONVERSIONS: dict[str, dict[str, str]] = {
+    ".mkv": {"mov_text": "srt"},
+}
+
+
+def _codec(stream: Stream, suffix: str) -> str:
+    """The ffmpeg codec `stream` is written with in an output with `suffix` (which must hold its kind)."""
+    codec = _CODECS[suffix][stream.kind]
+    return _CONVERSIONS.get(suffix, {}).get(stream.codec, codec) if codec == "copy" else codec
+
+
+def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1, first_output: int = 1) -> StreamPlan:
     """Which of `streams` (the input's, its first video stream excluded by the caller) an output with `suffix` keeps,
-    and the ffmpeg arguments that map them from input `input_number` and choose their codecs."""
-    codecs = _CODECS.get(suffix.lower(), {})
+    and the ffmpeg arguments that map them from input `input_number` and choose each one's codec (by its output
+    stream index: the kept streams follow the `first_output` streams mapped before them, the video)."""
+    suffix = suffix.lower()
+    codecs = _CODECS.get(suffix, {})
     kept, left_out = [], []
     for stream in streams:
         fits = stream.kind in codecs and not (
@@ -95,7 +110,6 @@ def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1) -> S
     args: list[str] = []
     for stream in kept:
         args += ["-map", f"{input_number}:{stream.index}"]
-    for kind, letter in (("audio", "a"), ("subtitle", "s"), ("attachment", "t")):
-        if any(stream.kind == kind for stream in kept):
-            args += [f"-c:{letter}", codecs[kind]]
+    for position, stream in enumerate(kept, start=first_output):
+        args += [f"-c:{position}", _codec(stream, suffix)]
     return StreamPlan(tuple(kept), tuple(left_out), tuple(args))

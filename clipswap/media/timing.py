@@ -12,6 +12,7 @@ time again.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -57,28 +58,34 @@ class FrameTimes:
 
 #: One frame line of ffmpeg's framecrc muxer: stream, dts, pts, duration, size, checksum.
 _FRAME_LINE = re.compile(r"^\s*0,\s*(-?\d+),\s*(-?\d+),\s*(-?\d+),")
-_TIME_BASE = re.compile(r"^#tb 0: (\d+)/(\d+)", re.MULTILINE)
+_TIME_BASE = re.compile(r"#tb 0: (\d+)/(\d+)")
 
 
-def frame_times(framecrc: str, start_seconds: float = 0.0) -> FrameTimes | None:
+def frame_times(framecrc: Iterable[str], start_seconds: float = 0.0) -> FrameTimes | None:
     """The frame times in the output of `ffmpeg -i FILE -map 0:v:0 -fps_mode passthrough -enc_time_base demux -f
-    framecrc -` (one line a decoded frame, in the stream's time base); `start_seconds` is the file's start time,
-    subtracted so that times count from the file's start as ffmpeg counts every other stream's. None when the text
-    holds no frame."""
-    match = _TIME_BASE.search(framecrc)
-    if match is None:
-        return None
-    time_base = Fraction(int(match.group(1)), int(match.group(2)))
-    frames = [(int(m.group(2)), int(m.group(3))) for m in map(_FRAME_LINE.match, framecrc.splitlines()) if m]
-    if not frames:
-        return None
-    offset = round(Fraction(start_seconds) / time_base)
+    framecrc -` (one line a decoded frame, in the stream's time base), read line by line (a text or an open text
+    stream: the listing of a long video is never held whole); `start_seconds` is the file's start time, subtracted
+    so that times count from the file's start as ffmpeg counts every other stream's. None when it holds no frame."""
+    lines = framecrc.splitlines() if isinstance(framecrc, str) else framecrc
+    time_base: Fraction | None = None
+    offset = 0
     ticks: list[int] = []
-    for pts, _ in frames:
+    last = 0
+    for line in lines:
+        if time_base is None:
+            match = _TIME_BASE.match(line)
+            if match is not None:
+                time_base = Fraction(int(match.group(1)), int(match.group(2)))
+                offset = round(Fraction(start_seconds) / time_base)
+            continue
+        match = _FRAME_LINE.match(line)
+        if match is None:
+            continue
         # Times are made strictly increasing: a muxer refuses a timestamp that does not grow.
-        tick = max(pts - offset, 0 if not ticks else ticks[-1] + 1)
-        ticks.append(tick)
-    last = frames[-1][1]
+        ticks.append(max(int(match.group(2)) - offset, 0 if not ticks else ticks[-1] + 1))
+        last = int(match.group(3))
+    if time_base is None or not ticks:
+        return None
     if last <= 0:
         last = ticks[-1] - ticks[-2] if len(ticks) > 1 else max(1, round(Fraction(1, 25) / time_base))
     return FrameTimes(time_base, tuple(ticks), last)

@@ -151,17 +151,21 @@ class VideoReader:
                               tuple(stream for stream in others if stream is not first_video))
 
     def _scan(self, start_seconds: float) -> tuple[FrameTimes | None, list[str]]:
-        """Decode the video stream once: each frame's time (ffmpeg's framecrc lines) and its error lines."""
+        """Decode the video stream once: each frame's time (ffmpeg's framecrc lines, read as they come) and its
+        error lines."""
         command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", "error", "-i", str(self.path),
                    *_DECODE_OPTIONS, "-enc_time_base", "demux", "-f", "framecrc", "-"]
-        with tempfile.TemporaryFile() as frames, tempfile.TemporaryFile() as errors:
-            subprocess.run(command, stdin=subprocess.DEVNULL, stdout=frames, stderr=errors, check=False,
-                           start_new_session=True)
-            frames.seek(0)
+        with tempfile.TemporaryFile() as errors:
+            with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+                                  text=True, encoding="ascii", errors="replace", start_new_session=True) as scan:
+                try:
+                    times = frame_times(scan.stdout, start_seconds)
+                except BaseException:
+                    scan.kill()  # Ctrl-C, or a failure: no ffmpeg outlives the reader
+                    raise
             errors.seek(0)
             lines = errors.read().decode("utf-8", "replace").splitlines()
-            return (frame_times(frames.read().decode("ascii", "replace"), start_seconds),
-                    [line.strip() for line in lines if line.strip()])
+            return times, [line.strip() for line in lines if line.strip()]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames in order. Raises MediaError when ffmpeg fails part-way or the stream ends far too early."""
@@ -307,11 +311,14 @@ class VideoWriter:
             # A session of its own: Ctrl-C reaches clipswap, which stops ffmpeg itself after removing the file.
             self._process = subprocess.Popen(self._command(temporary), stdin=subprocess.PIPE,
                                              stdout=subprocess.DEVNULL, stderr=self._log, start_new_session=True)
-        except (OSError, RuntimeError) as error:
-            # __exit__ will not run for a failed __enter__: remove the temporary file here.
-            failure = MediaError(f"ffmpeg cannot start writing {self.path} ({error})")
+        except BaseException as error:
+            # __exit__ will not run for a failed __enter__: stop ffmpeg and remove the temporary file here.
+            failure = (MediaError(f"ffmpeg cannot start writing {self.path} ({error})")
+                       if isinstance(error, (OSError, RuntimeError)) else error)
             self._cleanup()
-            self._atomic.__exit__(MediaError, failure, None)
+            self._atomic.__exit__(type(failure), failure, failure.__traceback__)
+            if failure is error:
+                raise
             raise failure from error
         return self
 
