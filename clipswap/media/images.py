@@ -57,7 +57,7 @@ def check_image(path: str | Path, data: np.ndarray, complete: bool = True) -> No
     1. The size its header declares against the pixel limit (nothing decoded yet). Pillow's own decompression-bomb
        guard is off for the open, so the message gives the declared size even for hundreds of millions of pixels;
        what is decoded afterwards is within our limit.
-    2. With `complete` (issue 11 item 3): MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG
+    2. With `complete`: MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG
        with grey and returns it; Pillow's full decode raises) and for an animated WebP/PNG (OpenCV returns its first
        frame); a warning for an alpha channel (the result is opaque) and for 16 bits per channel (the result has 8).
     """

@@ -226,11 +226,17 @@ def _video_codec_args(suffix: str, size: tuple[int, int]) -> list[str]:
     return ["-c:v", "libx264", "-pix_fmt", chroma, "-crf", "10", "-preset", "veryfast"]
 
 
+#: The "[matroska @ 0x55bb4db089c0] " that starts an ffmpeg log line: where, not what.
+_LOG_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+
+
 def _ffmpeg_failure(log_file) -> str:
-    """ffmpeg's last error line, from its stderr log file."""
+    """ffmpeg's first error line from its stderr log file (the cause: the lines after it report what it stopped,
+    e.g. "Nothing was written into output file"), without its "[component @ address]" prefix."""
     log_file.seek(0)
-    lines = [line.strip() for line in log_file.read().decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "ffmpeg failed"
+    lines = [_LOG_CONTEXT.sub("", line.strip()) for line in log_file.read().decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    return lines[0].rstrip(".") if lines else "ffmpeg failed"
 
 
 class VideoWriter:

@@ -157,3 +157,13 @@ def test_an_option_error_exits_2_with_one_sentence(args):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     assert "--help'" in lines[0] and "Usage:" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_a_non_finite_set_value_is_an_invalid_configuration_exit_1(value):
+    """README: `train --set` values are checked with the whole configuration, so a NaN is refused as an invalid
+    configuration (exit 1, one line naming the key), as the same value in a --config file would be."""
+    result = run("train", "--preset", "tiny", "--dry-run", "--set", f"weights.id={value}")
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [f"Error: invalid configuration: weights.id must be a finite number, got {value}"], lines
