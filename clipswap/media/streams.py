@@ -3,8 +3,9 @@ output container can carry: the writer copies every one it can and names, in one
 
 What each output keeps (ffmpeg's muxers decide what fits):
 
-    mkv         every audio, subtitle and attachment stream, copied as they are (mp4's mov_text subtitles, which
-                Matroska cannot hold, as SubRip)
+    mkv         every audio and attachment stream, copied as they are; every subtitle stream Matroska holds
+                (SubRip, ASS, WebVTT, DVD, PGS, DVB) copied, other text subtitles (mp4's mov_text) as SubRip;
+                not other bitmap subtitles (a mov's EIA-608 captions)
     mp4, mov    every audio stream (AAC), every text subtitle stream (mov_text); not bitmap subtitles (DVD, PGS)
     webm        every audio stream (Opus), every text subtitle stream (WebVTT); not bitmap subtitles
     gif         nothing: a GIF holds pictures only
@@ -84,16 +85,26 @@ def _count(streams: tuple[Stream, ...], codecs: bool = False) -> str:
     return f"{text} stream(s)"
 
 
-#: Per output suffix: codecs a container cannot hold even as a copy, and the codec written instead.
-_CONVERSIONS: dict[str, dict[str, str]] = {
-    ".mkv": {"mov_text": "srt"},
-}
+#: Subtitle codecs Matroska holds as they are; another text subtitle goes in as SubRip, another bitmap one not at
+#: all (ffmpeg's matroska muxer refuses it, which would fail the whole write at its end).
+MATROSKA_SUBTITLES = frozenset({"subrip", "srt", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle",
+                                "dvb_subtitle", "arib_caption"})
 
 
-def _codec(stream: Stream, suffix: str) -> str:
-    """The ffmpeg codec `stream` is written with in an output with `suffix` (which must hold its kind)."""
-    codec = _CODECS[suffix][stream.kind]
-    return _CONVERSIONS.get(suffix, {}).get(stream.codec, codec) if codec == "copy" else codec
+def _fits(stream: Stream, codecs: dict[str, str]) -> bool:
+    """Whether an output whose kept kinds are `codecs` (a _CODECS row) can hold `stream`."""
+    if stream.kind not in codecs:
+        return False
+    if stream.kind != "subtitle":
+        return True
+    return stream.codec in TEXT_SUBTITLES or (codecs["subtitle"] == "copy" and stream.codec in MATROSKA_SUBTITLES)
+
+
+def _codec(stream: Stream, codecs: dict[str, str]) -> str:
+    """The ffmpeg codec a stream that fits (see _fits) is written with."""
+    if stream.kind == "subtitle" and codecs["subtitle"] == "copy" and stream.codec not in MATROSKA_SUBTITLES:
+        return "srt"
+    return codecs[stream.kind]
 
 
 def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1, first_output: int = 1) -> StreamPlan:
@@ -104,12 +115,10 @@ def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1, firs
     codecs = _CODECS.get(suffix, {})
     kept, left_out = [], []
     for stream in streams:
-        fits = stream.kind in codecs and not (
-            stream.kind == "subtitle" and codecs["subtitle"] != "copy" and stream.codec not in TEXT_SUBTITLES)
-        (kept if fits else left_out).append(stream)
+        (kept if _fits(stream, codecs) else left_out).append(stream)
     args: list[str] = []
     for stream in kept:
         args += ["-map", f"{input_number}:{stream.index}"]
     for position, stream in enumerate(kept, start=first_output):
-        args += [f"-c:{position}", _codec(stream, suffix)]
+        args += [f"-c:{position}", _codec(stream, codecs)]
     return StreamPlan(tuple(kept), tuple(left_out), tuple(args))

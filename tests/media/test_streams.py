@@ -30,6 +30,8 @@ def test_each_container_keeps_what_it_can_hold_and_names_the_rest():
     assert list(mp4.ffmpeg_args) == ["-map", "1:1", "-map", "1:2", "-c:1", "aac", "-c:2", "mov_text"]
     assert mp4.describe_left_out() == "1 subtitle (hdmv_pgs_subtitle) and 1 data (bin_data) stream(s)"
     assert [s.index for s in plan_streams([*_MP4_STREAMS, pgs], ".mkv").kept] == [1, 2, 4]
+    captions = Stream(5, "subtitle", "eia_608")  # a camera mov's closed captions: a bitmap-like stream
+    assert plan_streams([captions], ".mkv").left_out == (captions,) == plan_streams([captions], ".mp4").left_out
     gif = plan_streams(_MP4_STREAMS, ".gif")
     assert gif.kept == () and gif.ffmpeg_args == () and gif.describe_kept() == "no audio"
 
