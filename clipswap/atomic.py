@@ -162,7 +162,9 @@ def _locked_temporary(folder: Path, prefix: str, suffix: str) -> tuple[int, Path
     raise OutputError(f"cannot create a temporary file in {folder}: other processes keep removing it")
 
 
-_swept: set[tuple[int, int]] = set()
+#: The folders this process has swept: (absolute path, device, inode), so that a folder removed and made again
+#: elsewhere with the same inode number is swept again.
+_swept: set[tuple[str, int, int]] = set()
 _swept_lock = threading.Lock()
 
 
@@ -173,10 +175,11 @@ def _remove_stale_partials_once(folder: Path) -> None:
         info = folder.stat()
     except OSError:
         return
+    key = (os.path.abspath(folder), info.st_dev, info.st_ino)
     with _swept_lock:
-        if (info.st_dev, info.st_ino) in _swept:
+        if key in _swept:
             return
-        _swept.add((info.st_dev, info.st_ino))
+        _swept.add(key)
     remove_stale_partials(folder)
 
 

@@ -84,6 +84,28 @@ def _start_seconds(probe_text: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+_PIXEL_FORMAT = re.compile(r"Stream #0:\d+[^:]*: Video: [^\n]*?, ([a-z]+[a-z0-9]*?)(\d+)(?:le|be)\b")
+#: Packed RGB formats, whose number is the bits of a whole pixel (rgb48le: 3 x 16) or of each channel (rgb565le),
+#: with their channel count.
+_PACKED_CHANNELS = {"rgb": 3, "bgr": 3, "rgba": 4, "bgra": 4, "argb": 4, "abgr": 4, "rgbx": 4, "bgrx": 4}
+
+
+def bits_per_channel(probe_text: str) -> int | None:
+    """Bits per channel of the first video stream in ffmpeg's description of a file, from its pixel format's name
+    (yuv420p10le: 10, rgb48le: 16, rgb565le: 6); None for a format without a bit count in its name (yuv420p,
+    rgb24: 8 bits)."""
+    match = _PIXEL_FORMAT.search(probe_text)
+    if match is None:
+        return None
+    name, digits = match.group(1), match.group(2)
+    channels = _PACKED_CHANNELS.get(name)
+    if channels is None:
+        return int(digits)
+    if len(digits) == channels:  # rgb565le, bgr444be: one digit a channel
+        return max(int(digit) for digit in digits)
+    return int(digits) // channels
+
+
 #: Decode options of the reader and of its scan: the first video stream, each decoded frame exactly once at its
 #: own time (without it ffmpeg resamples a variable-rate stream to a constant rate, duplicating frames).
 _DECODE_OPTIONS = ["-map", "0:v:0", "-fps_mode", "passthrough"]
@@ -140,10 +162,10 @@ class VideoReader:
         except BaseException:
             self.close()
             raise
-        depth = re.search(r"Stream #0:\d+[^:]*: Video: [^\n]*?, [a-z]+[a-z0-9]*?(\d+)(?:le|be)\b", description)
-        if depth is not None and int(depth.group(1)) > 8:
-            log.warning("%s has %s bits per channel; the swap works in 8 bits and is written with 8", self.path,
-                        depth.group(1))
+        depth = bits_per_channel(description)
+        if depth is not None and depth > 8:
+            log.warning("%s has %d bits per channel; the swap works in 8 bits and is written with 8", self.path,
+                        depth)
         others = input_streams(description)
         first_video = next((stream for stream in others if stream.kind == "video"), None)
         self.info = VideoInfo((int(width), int(height)), fps, float(meta.get("duration") or 0.0),

@@ -238,3 +238,15 @@ def test_a_10_bit_video_is_read_with_a_warning_that_the_output_has_8(tmp_path, c
         assert sum(1 for _ in reader) == 5
     warned = "10 bits per channel; the swap works in 8 bits and is written with 8" in caplog.text
     assert warned == (pixel_format == "yuv420p10le"), caplog.text
+
+
+@pytest.mark.parametrize(("pixel_format", "bits"), [
+    ("yuv420p", None), ("rgb24", None), ("yuv420p10le", 10), ("p010le", 10), ("yuv444p12le", 12),
+    ("gray16le", 16), ("rgb48le", 16), ("rgba64be", 16), ("rgb565le", 6), ("x2rgb10le", 10),
+])
+def test_bits_per_channel_reads_the_pixel_format_name(pixel_format, bits):
+    """Packed RGB names count the bits of a whole pixel (rgb48le is 16 a channel, not 48) or one digit a channel."""
+    from clipswap.media.video import bits_per_channel
+
+    assert bits_per_channel(f"  Stream #0:0[0x1](und): Video: h264 (High 10), {pixel_format}(tv, progressive), "
+                            "64x64, 25 fps") == bits
