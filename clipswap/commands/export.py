@@ -101,8 +101,11 @@ def export(model, fmt, output, identity, arcface, tolerance):
             os.replace(staging, output)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except (ClipswapError, OSError) as error:
+    except BaseException as error:
+        # Whatever stops the export (a failure, a refused tolerance, Ctrl-C, SIGTERM) takes its new folders along.
         if created is not None:
             remove_empty_folders(output.parent, created)
-        raise click.ClickException(str(error)) from error
+        if isinstance(error, (ClipswapError, OSError)):
+            raise click.ClickException(str(error)) from error
+        raise
     click.echo(f"wrote {output}/export.json")

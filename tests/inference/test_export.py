@@ -289,3 +289,20 @@ def test_a_failed_export_leaves_none_of_the_folders_it_made(tmp_path):
                                        "--tolerance", "1e-12", "--output", str(tmp_path / "out" / "x" / "p" / "q")])
     assert result.exit_code == 1 and "differs from the Keras model" in result.output, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_interrupted_export_leaves_none_of_the_folders_it_made(tmp_path, monkeypatch):
+    """Ctrl-C during the conversion: the folders made for --output go too, and the interrupt is not turned into an
+    error message."""
+    import clipswap.inference.export as export_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    checkpoint = init_generator(TINY, tmp_path / "tiny.keras")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(export_module, "export_network", interrupted)
+    result = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "onnx", "--no-identity",
+                                       "--output", str(tmp_path / "out" / "x" / "q")])
+    assert result.exit_code != 0 and "Error" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
