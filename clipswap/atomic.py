@@ -90,7 +90,7 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     created = outermost_missing(parent)
     folder = ensure_writable_dir(parent)
     _remove_stale_partials_once(folder)
-    handle, temporary = _locked_temporary(folder, f".{destination.stem}.{PARTIAL_MARKER}.", suffix)
+    handle, temporary = _locked_temporary(folder, f".{_name_part(destination.stem)}.{PARTIAL_MARKER}.", suffix)
     try:
         try:
             yield temporary
@@ -129,6 +129,14 @@ _PARTIAL_NAME = re.compile(r"\..*\." + re.escape(PARTIAL_MARKER) + r"\.[a-z0-9_]
 
 #: errno values of flock that mean "the file is locked by someone else" (a write in progress).
 _LOCKED = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}
+
+
+def _name_part(stem: str, most_bytes: int = 160) -> str:
+    """`stem`, cut to `most_bytes` bytes on disk: the marker and mkstemp's part must still fit a file name (255
+    bytes on most filesystems) beside a destination whose own name is near that limit."""
+    while len(os.fsencode(stem)) > most_bytes:
+        stem = stem[:-1]
+    return stem
 
 
 def _locked_temporary(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
@@ -176,11 +184,12 @@ def _remove_stale_partials_once(folder: Path) -> None:
     except OSError:
         return
     key = (os.path.abspath(folder), info.st_dev, info.st_ino)
+    # Held through the sweep: another thread's write into the folder waits for it, so no partial file of this
+    # process exists there while it runs (where locks are per process, as NFS's, the sweep could not tell it live).
     with _swept_lock:
-        if key in _swept:
-            return
-        _swept.add(key)
-    remove_stale_partials(folder)
+        if key not in _swept:
+            remove_stale_partials(folder)
+            _swept.add(key)
 
 
 def remove_stale_partials(folder: str | Path) -> list[Path]:

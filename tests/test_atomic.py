@@ -144,3 +144,12 @@ def test_a_read_only_folder_with_a_stale_partial_file_is_not_a_crash(tmp_path, m
         assert remove_stale_partials(tmp_path) == []
     monkeypatch.undo()
     assert stale.exists() and "1 partial file(s) of earlier, interrupted writes are left" in caplog.text
+
+
+def test_a_destination_name_near_the_file_name_limit_still_gets_a_partial_file(tmp_path):
+    """A 250-byte name (the limit is 255 on most filesystems): the partial file's copy of it is cut to fit."""
+    target = tmp_path / ("é" * 123 + ".png")
+    with atomic_path(target) as temporary:
+        assert len(os.fsencode(temporary.name)) <= 255 and PARTIAL_MARKER in temporary.name
+        temporary.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
