@@ -72,8 +72,8 @@ def _number_in(low: float, high: float, *, high_open: bool = False) -> Callable[
     return number
 
 
-def _face_number(text: str) -> int:
-    """An argparse type accepting a whole number >= 1 (--source-face)."""
+def _whole_number(text: str) -> int:
+    """An argparse type accepting a whole number >= 1 (--source-face, --max-pixels)."""
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
     return int(text)
@@ -100,7 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--det-threshold", type=_number_in(0.0, 1.0, high_open=True), default=0.5,
                         help="minimum face score, in [0, 1) [0.5]")
     parser.add_argument("--faces", default="all", type=_checked(FaceSelection.check), help="all, largest or N")
-    parser.add_argument("--source-face", type=_face_number, default=None, metavar="N",
+    parser.add_argument("--source-face", type=_whole_number, default=None, metavar="N",
                         help="a source photo with several faces: use the N-th from the left [the most confident]")
     parser.add_argument("--reference-face", type=Path, default=None,
                         help="swap only the target faces of the person in this image")
@@ -123,6 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"video: One Euro speed coefficient (per face size per second) [{SMOOTH_BETA}]")
     parser.add_argument("--allow-damaged", action="store_true",
                         help="video: swap a target ffmpeg reports damaged instead of refusing it")
+    parser.add_argument("--max-pixels", type=_whole_number, default=None, metavar="N",
+                        help="largest image or video frame read, in pixels (bounds memory; bigger files are refused) "
+                             "[50000000]")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="-vv: show the traceback of an unexpected failure instead of one sentence")
     parser.add_argument("--no-watermark", action="store_true",
@@ -147,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     from clipswap.cli import Terminated, install_sigterm_handler, unexpected_message
     from clipswap.errors import ClipswapError
     from clipswap.inference.pipeline import SwapRequest, run_swap
+    from clipswap.media.common import DEFAULT_MAX_PIXELS, pixel_limit
 
     request = SwapRequest(
         source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
@@ -160,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     install_sigterm_handler()
     try:
-        summary = run_swap(request, announce=lambda line: print(_printable(line), flush=True))
+        with pixel_limit(args.max_pixels or DEFAULT_MAX_PIXELS, "inference.py --max-pixels N"):
+            summary = run_swap(request, announce=lambda line: print(_printable(line), flush=True))
     except ClipswapError as error:
         print(_printable(f"Error: {error}"), file=sys.stderr)
         return 1

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
+import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from clipswap.errors import ClipswapError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no file locks, so partial files are never judged stale (see remove_stale_partials)
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 
 class OutputError(ClipswapError, OSError):
@@ -68,17 +79,18 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
     """Yield a temporary path in the destination's folder; on success rename it onto `destination`.
 
     The temporary file keeps the destination's suffix (or `suffix`) so format-sniffing writers (cv2, ffmpeg, Keras)
-    pick the right format. On any error the temporary file is removed and the destination is untouched.
+    pick the right format. On any error the temporary file is removed and the destination is untouched. The
+    temporary file is named `.STEM.clipswap-partial.XXXXXXXX.SUFFIX` and held under an exclusive lock while it is
+    written: a process killed beyond trapping (SIGKILL, a power cut) leaves it unlocked, and this process's first
+    write into that folder removes it (remove_stale_partials).
     """
     destination = Path(destination)
     parent = destination.parent if str(destination.parent) else Path(".")
+    suffix = suffix if suffix is not None else destination.suffix
     created = outermost_missing(parent)
     folder = ensure_writable_dir(parent)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{destination.stem}.", suffix=suffix if suffix is not None else destination.suffix, dir=folder
-    )
-    os.close(handle)
-    temporary = Path(name)
+    _remove_stale_partials_once(folder)
+    handle, temporary = _locked_temporary(folder, f".{_name_part(destination.stem)}.{PARTIAL_MARKER}.", suffix)
     try:
         try:
             yield temporary
@@ -101,10 +113,137 @@ def atomic_path(destination: str | Path, suffix: str | None = None) -> Iterator[
         # A failed write leaves nothing: the temporary file goes, and the folders this write created if still empty.
         temporary.unlink(missing_ok=True)
         if created is not None:
-            _remove_empty(parent, created)
+            remove_empty_folders(parent, created)
         raise
     finally:
         temporary.unlink(missing_ok=True)
+        os.close(handle)
+
+
+#: The word in every temporary file name atomic_path makes: stale-partial removal touches no file without it.
+PARTIAL_MARKER = "clipswap-partial"
+
+#: A temporary file of atomic_path: ".STEM.clipswap-partial.XXXXXXXX" (mkstemp's random part: its own alphabet and
+#: length) and the destination's suffix, if any.
+_PARTIAL_NAME = re.compile(r"\..*\." + re.escape(PARTIAL_MARKER) + r"\.[a-z0-9_]{8}(\.[^.]*)?")
+
+#: errno values of flock that mean "the file is locked by someone else" (a write in progress).
+_LOCKED = {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}
+
+
+def _name_part(stem: str, most_bytes: int = 160) -> str:
+    """`stem`, cut to `most_bytes` bytes on disk: the marker and mkstemp's part must still fit a file name (255
+    bytes on most filesystems) beside a destination whose own name is near that limit."""
+    while len(os.fsencode(stem)) > most_bytes:
+        stem = stem[:-1]
+    return stem
+
+
+def _locked_temporary(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """Create a temporary file (tempfile.mkstemp) and lock it exclusively; returns the open handle and its path.
+
+    The lock is what tells a live partial file from a stale one. A new file can be taken by another process's
+    remove_stale_partials between its creation and its lock (it is unlocked for that instant): then the name no
+    longer leads to our file and a new one is made. Where the filesystem has no locks the file stays unlocked,
+    which remove_stale_partials reads as "cannot tell" and leaves alone.
+    """
+    for _ in range(8):
+        handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        try:
+            if fcntl is not None:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            mine = os.fstat(handle)
+            now = os.stat(name, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+                return handle, Path(name)
+        except OSError as error:
+            if error.errno in _LOCKED or isinstance(error, FileNotFoundError):
+                pass  # another process is removing it as stale: make another
+            elif error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                log.debug("%s has no file locks; the temporary file %s is written unlocked", folder, name)
+                return handle, Path(name)
+            else:
+                os.close(handle)
+                Path(name).unlink(missing_ok=True)
+                raise
+        os.close(handle)
+    raise OutputError(f"cannot create a temporary file in {folder}: other processes keep removing it")
+
+
+#: The folders this process has swept: (absolute path, device, inode), so that a folder removed and made again
+#: elsewhere with the same inode number is swept again.
+_swept: set[tuple[str, int, int]] = set()
+_swept_lock = threading.Lock()
+
+
+def _remove_stale_partials_once(folder: Path) -> None:
+    """remove_stale_partials for the first write of this process into `folder` only: a folder of many outputs (an
+    aligned data set, evaluation swaps) is listed once, not once a file."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return
+    key = (os.path.abspath(folder), info.st_dev, info.st_ino)
+    # Held through the sweep: another thread's write into the folder waits for it, so no partial file of this
+    # process exists there while it runs (where locks are per process, as NFS's, the sweep could not tell it live).
+    with _swept_lock:
+        if key not in _swept:
+            remove_stale_partials(folder)
+            _swept.add(key)
+
+
+def remove_stale_partials(folder: str | Path) -> list[Path]:
+    """Remove the temporary files that earlier, killed writes left in `folder`; returns what was removed.
+
+    Only a regular file whose name is atomic_path's (`.STEM.clipswap-partial.XXXXXXXX.SUFFIX`, the marker only it
+    writes) and whose exclusive lock this process can take is removed: a locked one is a write in progress. Where
+    the filesystem has no locks (or the folder is read-only), nothing is removed and one warning names the files.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    try:
+        with os.scandir(folder) as entries:
+            candidates = [Path(entry.path) for entry in entries if _PARTIAL_NAME.fullmatch(entry.name)]
+    except OSError:
+        return []
+    removed: list[Path] = []
+    kept: list[Path] = []
+    for path in candidates:
+        try:
+            # O_NONBLOCK: a FIFO of that name must not hang the open; O_NOFOLLOW: never a link's target.
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            if fcntl is None:
+                kept.append(path)
+                continue
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                if error.errno not in _LOCKED:
+                    kept.append(path)  # no locks on this filesystem: live or stale cannot be told
+                continue
+            now = os.stat(path, follow_symlinks=False)
+            if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+                continue  # the name leads to another file than the one locked
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            kept.append(path)  # a read-only folder, or the file went meanwhile
+        finally:
+            os.close(handle)
+    if removed:
+        log.warning("removed %d partial file(s) that earlier, interrupted writes left in %s: %s", len(removed),
+                    folder, ", ".join(path.name for path in removed))
+    kept = [path for path in kept if path.exists()]
+    if kept:
+        log.warning("%d partial file(s) of earlier, interrupted writes are left in %s (no file locks there, or not "
+                    "removable, so they cannot be told from a write in progress): %s", len(kept), folder,
+                    ", ".join(path.name for path in kept))
+    return removed
 
 
 def outermost_missing(folder: str | Path) -> Path | None:
@@ -117,9 +256,11 @@ def outermost_missing(folder: str | Path) -> Path | None:
     return missing
 
 
-def _remove_empty(folder: Path, outermost: Path) -> None:
-    """Remove `folder` and its parents up to `outermost` while they are empty."""
-    current = folder.absolute()
+def remove_empty_folders(folder: str | Path, outermost: str | Path) -> None:
+    """Remove `folder` and its parents up to `outermost` (outermost_missing's answer before a write) while they are
+    empty: what a failed write created, and nothing that was there before."""
+    outermost = Path(outermost).absolute()
+    current = Path(folder).absolute()
     while True:
         try:
             current.rmdir()

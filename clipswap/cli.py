@@ -41,14 +41,44 @@ def install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _terminate)
 
 
+class OptionError(click.UsageError):
+    """A wrong, missing or unknown option: exit 2 (click's and the shell's convention for usage errors) with one
+    line, "Error: <what was wrong>; see '<command> --help'", instead of click's usage block."""
+
+    def __init__(self, error: click.UsageError, command_path: str):
+        super().__init__(error.format_message(), error.ctx)
+        #: The command whose help to read (click's parser leaves `ctx` unset for a missing option value).
+        self.command_path = error.ctx.command_path if error.ctx is not None else command_path
+
+    def show(self, file=None) -> None:
+        click.echo(f"Error: {self.format_message().rstrip('.')}; see '{self.command_path} --help'", file=file,
+                   err=file is None)
+
+
 class GuardedGroup(click.Group):
     """The command group with a last line of defence: an exception no command turned into a clear message (a bug,
     or a failure nobody foresaw) becomes one sentence and exit 1 instead of a traceback; -vv shows the traceback.
     Every known failure is still handled where it happens, with its own message."""
 
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            raise OptionError(error, info_name or self.name) from error
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta["clipswap.verb"] = name  # for OptionError's help hint
+        return name, command, rest
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except OptionError:
+            raise
+        except click.UsageError as error:
+            verb = ctx.meta.get("clipswap.verb")
+            raise OptionError(error, f"{ctx.command_path} {verb}" if verb else ctx.command_path) from error
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:

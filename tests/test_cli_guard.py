@@ -55,8 +55,9 @@ def test_every_clipswap_error_has_the_common_base_and_keeps_its_builtin_one():
     import clipswap
     from clipswap.errors import ClipswapError
 
-    #: control flow, not errors: SIGTERM's unwinding, the video pipeline's private stop, click's own exception
-    not_errors = {"Terminated", "_Abandoned", "UnreadableError"}
+    #: control flow, not errors: SIGTERM's unwinding, the video pipeline's private stop, click's own exceptions
+    #: (UnreadableError, and OptionError, the one-line form of click's usage error)
+    not_errors = {"Terminated", "_Abandoned", "UnreadableError", "OptionError"}
     found = {}
     for module_info in pkgutil.walk_packages(clipswap.__path__, "clipswap."):
         module = importlib.import_module(module_info.name)

@@ -111,6 +111,9 @@ def test_file_keys_go_to_run_files_not_to_the_experiment():
         ({"schedule.nope": 1}, "unknown key 'schedule.nope'"),
         ({"nope.steps": 1}, "unknown configuration section 'nope'"),
         ({"jitter": "maybe"}, "jitter must be true or false"),
+        ({"weights.id": "nan"}, "weights.id must be a finite number, got nan"),
+        ({"lr_g": "inf"}, "optimiser.lr_g must be a finite number, got inf"),
+        ({"weights.rec": float("-inf")}, "weights.rec must be a finite number, got -inf"),
     ],
 )
 def test_each_refused_value_is_one_sentence_naming_its_key(overrides, message):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 
 _DIR = click.Path(file_okay=False)
@@ -24,7 +25,7 @@ _DIR = click.Path(file_okay=False)
               help="yunet is embedded (offline); retinaface needs RetinaFace-Res50.h5.")
 @click.option("--retinaface", type=click.Path(dir_okay=False), default=None,
               help="RetinaFace-Res50.h5 for --detector retinaface. Default: pretrained_ckpts/.")
-@click.option("--det-threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5,
+@click.option("--det-threshold", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.5,
               help="Minimum face score.")
 @click.option("--shard-size", type=click.IntRange(1), default=1000, help="Records per TFRecord shard.")
 @click.option("--seed", type=int, default=0, help="Seed of the shuffled record order in the shards.")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 from clipswap.options import DETECTORS, RUNTIMES
 
@@ -42,7 +43,7 @@ def _remove_if_created(created: Path | None) -> None:
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
               help="Generator engine for the swaps --model makes (as `clipswap swap --runtime`).")
-@click.option("--detail", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--detail", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="The target's fine detail in the pasted face, as `clipswap swap --detail` [default: the model's].")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE, INFERENCE_GRAPH_REVISION
 
@@ -41,12 +42,12 @@ IDENTITY_IO = "crop [B, 112, 112, 3] float32 RGB in [0, 1] (ArcFace 112 template
               help="Export the identity encoder the generator reads too.")
 @click.option("--arcface", type=click.Path(dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for an ArcFace generator (default: pretrained_ckpts/).")
-@click.option("--tolerance", type=click.FloatRange(min=0.0, min_open=True), default=EXPORT_TOLERANCE, show_default=True,
+@click.option("--tolerance", type=FiniteFloatRange(min=0.0, min_open=True), default=EXPORT_TOLERANCE, show_default=True,
               help="Largest difference allowed between an exported network and the Keras model.")
 def export(model, fmt, output, identity, arcface, tolerance):
     """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
     and print the largest difference; a difference above --tolerance is an error and nothing is written."""
-    from clipswap.atomic import FOLDER_MODE
+    from clipswap.atomic import FOLDER_MODE, outermost_missing, remove_empty_folders
     from clipswap.checkpoints.native import load_any_generator, sha256_of
     from clipswap.inference.choice import resolve_model
     from clipswap.inference.export import export_network, get_format, require_modules
@@ -54,6 +55,8 @@ def export(model, fmt, output, identity, arcface, tolerance):
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise click.ClickException(f"{output} already exists and is not an empty folder; choose a new --output")
     spec = get_format(fmt)
+    # The folders above --output that this run creates go again when it fails; nothing that existed is removed.
+    created = outermost_missing(output.parent)
     try:
         require_modules(spec.modules, f"exporting to {fmt}")
         choice = resolve_model(model)
@@ -98,6 +101,11 @@ def export(model, fmt, output, identity, arcface, tolerance):
             os.replace(staging, output)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except (ClipswapError, OSError) as error:
-        raise click.ClickException(str(error)) from error
+    except BaseException as error:
+        # Whatever stops the export (a failure, a refused tolerance, Ctrl-C, SIGTERM) takes its new folders along.
+        if created is not None:
+            remove_empty_folders(output.parent, created)
+        if isinstance(error, (ClipswapError, OSError)):
+            raise click.ClickException(str(error)) from error
+        raise
     click.echo(f"wrote {output}/export.json")

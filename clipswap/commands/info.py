@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -38,14 +39,17 @@ def _config_of_checkpoint(path: str):
 )
 def info(preset, checkpoint, no_detector, json_path):
     """Print every component's parameters and MACs, their sums and the paper's 174.23 M / 53.56 GMACs."""
-    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.atomic import check_writable_dir
+    from clipswap.errors import ClipswapError
     from clipswap.models.inventory import PAPER_GMACS, PAPER_PARAMS, build_inventory, reconciliation_rows
 
     if (preset is None) == (checkpoint is None):
         raise click.UsageError("give exactly one of --preset NAME or --checkpoint PATH")
     try:
+        if json_path:
+            check_writable_dir(Path(json_path).absolute().parent)  # before the networks are built
         config = get_preset(preset).model if preset else _config_of_checkpoint(checkpoint)
-    except CheckpointError as error:
+    except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     inventory = build_inventory(config, detector=not no_detector)
     source = f"preset {preset}" if preset else f"checkpoint {checkpoint}"
@@ -82,4 +86,7 @@ def info(preset, checkpoint, no_detector, json_path):
             "paper": {"params": PAPER_PARAMS, "gmacs": PAPER_GMACS},
             "reconciliation": [{"hypothesis": r[0], "params": r[1], "macs": r[2]} for r in rows],
         }
-        write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
+        try:
+            write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
+        except ClipswapError as error:
+            raise click.ClickException(str(error)) from error

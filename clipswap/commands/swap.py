@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.options import (
@@ -54,7 +55,7 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--clip-preset", default=None, help="Local keras-hub CLIP preset, for generators that take CLIP.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto",
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
-@click.option("--det-threshold", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.5,
+@click.option("--det-threshold", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.5,
               help="Minimum face score.")
 @click.option("--faces", default="all", type=FaceSelection.check, metavar="all|largest|N",
               help="Which target faces: all, largest, or N (the N largest).")
@@ -65,18 +66,18 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Swap only the target faces of this person (multi-person scenes).")
 @click.option("--map", "mapping", multiple=True, callback=_parse_map, metavar="REF=SRC",
               help="Several people: faces like REF get SRC's identity (repeatable; needs a generator model).")
-@click.option("--similarity", type=click.FloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
+@click.option("--similarity", type=FiniteFloatRange(-1.0, 1.0), default=DEFAULT_SIMILARITY,
               help="Cosine similarity to the reference face needed to swap a face.")
 @click.option("--blend", type=click.Choice(BLEND_KINDS), default="published",
               help="published: the release's fixed feathered mask; landmarks: soft mask from the face outline; "
                    "poisson: Poisson blending inside the face outline.")
 @click.option("--color-correction", type=click.Choice(COLOR_CORRECTIONS), default="none",
               help="reinhard: match the generated face's colour (L*a*b* mean and spread) to the target face's.")
-@click.option("--detail", type=click.FloatRange(0.0, 1.0), default=None,
+@click.option("--detail", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="How much of the target's own fine detail (finer than the generator's crop can hold over a "
                    "larger face) goes into the pasted face; not with --blend poisson [default: the checkpoint "
                    "manifest's paste_detail, 0 for every model shipped today].")
-@click.option("--feather", type=click.FloatRange(0.0, 64.0), default=None,
+@click.option("--feather", type=FiniteFloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
@@ -87,9 +88,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Video: detect every frame on its own (default: faces are tracked from frame to frame, a missed "
                    "detection is bridged, and a face keeps its reference match and --map source).")
 @click.option("--no-smoothing", is_flag=True, help="Video: track faces but use their raw landmarks.")
-@click.option("--smooth-min-cutoff", type=click.FloatRange(min=0.0, min_open=True), default=SMOOTH_MIN_CUTOFF,
+@click.option("--smooth-min-cutoff", type=FiniteFloatRange(min=0.0, min_open=True), default=SMOOTH_MIN_CUTOFF,
               help="Video: One Euro cutoff (Hz) of a still face's landmarks; lower = steadier, more lag.")
-@click.option("--smooth-beta", type=click.FloatRange(min=0.0), default=SMOOTH_BETA,
+@click.option("--smooth-beta", type=FiniteFloatRange(min=0.0), default=SMOOTH_BETA,
               help="Video: One Euro speed coefficient (per face size per second); higher = less lag in motion.")
 @click.option("--allow-damaged", is_flag=True,
               help="Video: swap a target that ffmpeg reports damaged (the count of decoding errors is reported) "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 
 _DIR = click.Path(file_okay=False)
@@ -15,7 +16,7 @@ _DIR = click.Path(file_okay=False)
 @click.option("--output", type=_DIR, required=True, help="Gets geometry.keras and geometry.json.")
 @click.option("--steps", type=click.IntRange(1), default=2500, show_default=True, help="Training steps.")
 @click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True, help="Faces a step.")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True,
+@click.option("--learning-rate", type=FiniteFloatRange(min=0, min_open=True), default=2e-3, show_default=True,
               help="Adam's initial learning rate (cosine decay to zero).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the draws.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

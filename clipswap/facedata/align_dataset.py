@@ -109,8 +109,18 @@ class InputImage:
     aligned: str
 
 
+def _folder_key(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of the real folder `folder` leads to (through links), or None when it cannot be read."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path | None = None) -> list[InputImage]:
-    """Every non-hidden file under `input_dir`, sorted, with identity and crop path (see the module docstring).
+    """Every non-hidden file under `input_dir` (symbolic links followed), sorted, with identity and crop path (see
+    the module docstring).
 
     Raises:
         AlignError: the folder is missing, not a folder, or holds no files.
@@ -123,12 +133,20 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
     suffix = IMAGE_FORMATS[image_format]
     exclude = exclude.resolve() if exclude is not None else None
     files: list[Path] = []
-    for folder, subfolders, names in os.walk(root):
+    # Identity folders are often symbolic links into another dataset: follow them, but enter each real folder once
+    # (a link back up the tree would otherwise loop forever).
+    seen = {_folder_key(root)}
+    for folder, subfolders, names in os.walk(root, followlinks=True):
         folder_path = Path(folder)
-        subfolders[:] = sorted(
-            d for d in subfolders
-            if not d.startswith(".") and (exclude is None or (folder_path / d).resolve() != exclude)
-        )
+        kept = []
+        for d in sorted(subfolders):
+            if d.startswith(".") or (exclude is not None and (folder_path / d).resolve() == exclude):
+                continue
+            key = _folder_key(folder_path / d)
+            if key is not None and key not in seen:
+                seen.add(key)
+                kept.append(d)
+        subfolders[:] = kept
         files.extend(folder_path / name for name in names if not name.startswith("."))
     if not files:
         raise AlignError(f"input folder {root} holds no files; give a folder of photos or of identity subfolders")

@@ -127,7 +127,9 @@ class _SavedModelRunner:
         self.loaded = tf.saved_model.load(str(path))  # kept: the endpoint's variables live as long as this object
 
     def __call__(self, inputs):
-        return np.asarray(self.loaded.serve([tf.constant(x) for x in inputs]), np.float32)
+        # The endpoint was traced on input_signature: one list argument for a multi-input model, else one tensor.
+        tensors = [tf.constant(x) for x in inputs]
+        return np.asarray(self.loaded.serve(tensors if len(tensors) > 1 else tensors[0]), np.float32)
 
 
 class _OnnxRunner:

@@ -91,6 +91,8 @@ class SwapSummary:
     #: video: seconds per stage (the swapper's detect/align/generate/blend sums, the time spent waiting for decoded
     #: frames, writing them in the encoder thread, and waiting for that thread).
     timing: dict | None = None
+    #: video: what the output keeps of the input (frame timing, streams copied and left out; VideoWriter.describe).
+    kept: str | None = None
 
     def describe(self) -> str:
         if self.kind == "image":
@@ -102,6 +104,7 @@ class SwapSummary:
             + (f"{self.tracks}; " if self.tracks else "")
             + (f"{self.decode_errors} decoding error(s) in the damaged input (--allow-damaged); "
                if self.decode_errors else "")
+            + (f"kept {self.kept}; " if self.kept else "")
             + f"wrote {self.output}"
         )
 
@@ -130,6 +133,9 @@ def check_request(request: SwapRequest) -> str:
               if p is not None]
     if Path(request.output).resolve() in inputs:
         raise MediaError(f"the output {request.output} would overwrite an input; choose another --output")
+    if Path(request.output).is_dir():
+        raise MediaError(f"the output {request.output} is an existing folder, not a file; give a file name such as "
+                         f"{Path(request.output) / ('swapped' + Path(request.output).suffix)}")
     check_writable_dir(Path(request.output).parent)
     FaceSelection.parse(request.faces)
     return kind
@@ -432,4 +438,4 @@ def _swap_video(request: SwapRequest, swapper: FaceSwapper, start: float) -> Swa
     log.info("seconds per stage over %d frames (clipswap -v): %s", frames,
              ", ".join(f"{name} {seconds:.2f}" for name, seconds in timing.items()))
     return SwapSummary("video", Path(request.output), frames, without, faces, time.perf_counter() - start, tracks,
-                       len(reader.decode_errors), timing)
+                       len(reader.decode_errors), timing, writer.describe())

@@ -12,7 +12,8 @@ An exported runtime converts the generator once (clipswap.inference.export.expor
 against the Keras model) and caches the file beside the checkpoint, in `.clipswap-cache/`, named by the checkpoint's
 SHA-256 and the inference graph's revision (clipswap.options.INFERENCE_GRAPH_REVISION), so a changed checkpoint (or
 a changed inference graph) is converted again and never run through a stale export. Where the checkpoint's folder
-is not writable the cache is `~/.cache/clipswap/`.
+is not writable the cache is `~/.cache/clipswap/`; where neither can be written (a read-only home and checkpoint
+folder) the generator is converted into a temporary folder for this run alone, with one warning saying so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,8 +107,21 @@ def exported_generator(checkpoint, runtime: str, precision: str) -> ExportedGene
 
     fmt = RUNTIME_FORMATS[runtime]
     path = cache_path(checkpoint.path, checkpoint.sha256 or sha256_of(checkpoint.path), fmt)
-    if not path.exists():
-        log.warning("converting the generator for %s once; cached in %s", runtime, path)
+    if path.exists():
+        return ExportedGenerator(runtime, precision, path, load_exported(fmt, path, precision))
+    log.warning("converting the generator for %s once; cached in %s", runtime, path)
+    try:
         difference = export_network(checkpoint.model, fmt, path, replace=True)
-        log.info("%s export of %s: max difference %.2e", runtime, checkpoint.path, difference)
-    return ExportedGenerator(runtime, precision, path, load_exported(fmt, path, precision))
+    except OSError as error:
+        # A cache that cannot be written must not stop the swap: convert into a folder of this run's own, loaded
+        # before the folder goes (every runtime reads the whole file when it compiles it).
+        log.warning("cannot write the runtime cache %s (%s); converting into a temporary folder for this run only",
+                    path.parent, error.strerror or error)
+        with tempfile.TemporaryDirectory(prefix="clipswap-runtime-") as folder:
+            path = Path(folder) / path.name
+            difference = export_network(checkpoint.model, fmt, path)
+            runner = load_exported(fmt, path, precision)
+    else:
+        runner = load_exported(fmt, path, precision)
+    log.info("%s export of %s: max difference %.2e", runtime, checkpoint.path, difference)
+    return ExportedGenerator(runtime, precision, path, runner)

@@ -3,8 +3,10 @@ and ffmpeg's description of a file."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -26,18 +28,34 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".gif")
 DEFAULT_MAX_PIXELS = 50_000_000
 
 
-_limits = {"pixels": DEFAULT_MAX_PIXELS}
+#: The option that raises the limit, as the refusal names it: the command line that set the limit says which.
+DEFAULT_PIXELS_OPTION = "clipswap --max-pixels N"
+
+_limits = {"pixels": DEFAULT_MAX_PIXELS, "option": DEFAULT_PIXELS_OPTION}
 
 
 class MediaError(ClipswapError, ValueError):
     """An input that cannot be read, or a file type the pipeline does not handle."""
 
 
-def set_max_pixels(pixels: int) -> None:
-    """Change the largest image or frame read (pixels, >= 1)."""
+def set_max_pixels(pixels: int, option: str = DEFAULT_PIXELS_OPTION) -> None:
+    """Change the largest image or frame read (pixels, >= 1); `option` is how the refusal tells the user to raise
+    it (each command line names its own)."""
     if int(pixels) < 1:
         raise ValueError(f"the pixel limit must be at least 1, got {pixels}")
     _limits["pixels"] = int(pixels)
+    _limits["option"] = option
+
+
+@contextlib.contextmanager
+def pixel_limit(pixels: int, option: str) -> Iterator[None]:
+    """set_max_pixels for the duration of a `with` block, then the limit and option that were set before."""
+    before = dict(_limits)
+    set_max_pixels(pixels, option)
+    try:
+        yield
+    finally:
+        _limits.update(before)
 
 
 def check_pixels(path: str | Path, width: int, height: int, what: str = "image") -> None:
@@ -46,7 +64,7 @@ def check_pixels(path: str | Path, width: int, height: int, what: str = "image")
     if int(width) * int(height) > limit:
         raise MediaError(
             f"{path} is a {width} x {height} {what} ({int(width) * int(height) / 1e6:.1f} million pixels), above the "
-            f"limit of {limit / 1e6:g} million; downscale it, or raise the limit with `clipswap --max-pixels N`"
+            f"limit of {limit / 1e6:g} million; downscale it, or raise the limit with `{_limits['option']}`"
         )
 
 

@@ -57,9 +57,9 @@ def check_image(path: str | Path, data: np.ndarray, complete: bool = True) -> No
     1. The size its header declares against the pixel limit (nothing decoded yet). Pillow's own decompression-bomb
        guard is off for the open, so the message gives the declared size even for hundreds of millions of pixels;
        what is decoded afterwards is within our limit.
-    2. With `complete` (issue 11 item 3): MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG
+    2. With `complete`: MediaError for a file cut short or damaged (OpenCV fills a truncated JPEG
        with grey and returns it; Pillow's full decode raises) and for an animated WebP/PNG (OpenCV returns its first
-       frame); a warning for an alpha channel (the result is opaque).
+       frame); a warning for an alpha channel (the result is opaque) and for 16 bits per channel (the result has 8).
     """
     guard = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
@@ -85,6 +85,17 @@ def check_image(path: str | Path, data: np.ndarray, complete: bool = True) -> No
             raise MediaError(f"{path} is damaged or cut short ({error}); re-export or re-download it") from None
         if picture.mode in _ALPHA_MODES or "transparency" in picture.info:
             log.warning("%s has an alpha channel; it is dropped: the swap is written opaque", path)
+        if _png_bit_depth(data) == 16:
+            log.warning("%s has 16 bits per channel; the swap works in 8 bits and is written with 8", path)
+
+
+def _png_bit_depth(data: np.ndarray) -> int | None:
+    """Bits per channel a PNG's header declares (the byte after width and height in IHDR), None for other files.
+    Pillow cannot say: it opens a 16-bit RGB PNG as 8-bit RGB."""
+    head = data[:25].tobytes()
+    if len(head) < 25 or not head.startswith(b"\x89PNG\r\n\x1a\n") or head[12:16] != b"IHDR":
+        return None
+    return head[24]
 
 
 def write_image(image: np.ndarray, path: str | Path, label: str = LABEL, quality: int = 95,

@@ -43,8 +43,13 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
 
     size = config.image_size
     components: dict[str, Cost] = {}
+    generator = Generator(config)
+    # The generator's own input list (target, identity and, for source_image models, the source crop), so a
+    # configuration with a third input is counted rather than refused.
+    generator_specs = [tuple(tensor.shape[1:]) for tensor in generator.inputs]
+    source_desc = " + source" if config.source_image else ""
     components["generator"] = model_cost(
-        "Generator", Generator(config), [(size, size, 3), (config.id_input_dim,)], f"{size}px + {config.id_input_dim}-d"
+        "Generator", generator, generator_specs, f"{size}px + {config.id_input_dim}-d{source_desc}"
     )
     components["discriminator"] = model_cost(
         "Discriminator", Discriminator(size, config.base_filters), [(size, size, 3)], f"{size}px"

@@ -263,3 +263,18 @@ def test_cli_fails_when_no_face_was_kept(tmp_path):
     (tmp_path / "kept" / "note.txt").write_text("mine")
     result = run_cli("--input", str(tmp_path / "photos"), "--output", str(tmp_path / "kept"), "--no-progress")
     assert result.exit_code == 1 and (tmp_path / "kept" / "note.txt").read_text() == "mine"
+
+
+def test_identity_folders_that_are_symbolic_links_are_followed_once(tmp_path):
+    """A dataset of links into another folder is read through them; a link back up the tree is entered once."""
+    real = tmp_path / "real"
+    for person in ("Ann", "Bob"):
+        (real / person).mkdir(parents=True)
+        (real / person / "1.jpg").write_bytes(b"x")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for person in ("Ann", "Bob"):
+        (linked / person).symlink_to(real / person, target_is_directory=True)
+    (real / "Bob" / "up").symlink_to(linked, target_is_directory=True)  # a cycle through the links
+    inputs = list_inputs(linked)
+    assert [(item.relpath, item.identity) for item in inputs] == [("Ann/1.jpg", "Ann"), ("Bob/1.jpg", "Bob")]

@@ -242,3 +242,67 @@ def test_the_runtime_cache_key_is_the_digest_the_loader_checked(tmp_path, monkey
     monkeypatch.setattr(native, "sha256_of", lambda *_: pytest.fail("the checkpoint was hashed a second time"))
     engine = runtime.exported_generator(checkpoint, "onnxruntime", "fp32")
     assert checkpoint.sha256[:16] in engine.path.name
+
+
+def test_a_single_input_network_round_trips_as_a_savedmodel(tmp_path):
+    """The identity encoder has one input: its SavedModel endpoint takes one tensor, not a list of one."""
+    import keras
+
+    image = keras.Input((16, 16, 3), name="image")
+    model = keras.Model(image, keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(image)), name="encoder")
+    difference = export_network(model, "savedmodel", tmp_path / "identity")
+    assert 0.0 <= difference <= TOLERANCE
+    batch = np.random.default_rng(0).uniform(0, 1, (2, 16, 16, 3)).astype(np.float32)
+    np.testing.assert_allclose(load_exported("savedmodel", tmp_path / "identity")([batch]), model(batch).numpy(),
+                               atol=TOLERANCE)
+
+
+def test_an_unwritable_runtime_cache_falls_back_to_a_temporary_conversion(tmp_path, monkeypatch, caplog):
+    """Neither the checkpoint's folder nor the home folder can take the cache (a read-only home): the swap runs on a
+    conversion of its own, said once, and leaves no cache behind."""
+    import logging
+    import os
+
+    from clipswap.inference import runtime
+
+    require_module("onnxruntime", "the onnxruntime runtime")
+    path = init_generator(TINY, tmp_path / "models" / "g.keras")
+    blocker = tmp_path / "home"
+    blocker.write_text("a file where the home folder's .cache would be created")
+    monkeypatch.setenv("HOME", str(blocker))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(path.parent) else real_access(p, mode))
+    checkpoint = load_generator(path)
+    with caplog.at_level(logging.WARNING, logger="clipswap.inference.runtime"):
+        engine = runtime.exported_generator(checkpoint, "onnxruntime", "fp32")
+    inputs = check_batch(checkpoint.model, seed=4)
+    np.testing.assert_allclose(engine(inputs), checkpoint.model(inputs).numpy(), atol=TOLERANCE)
+    fallbacks = [r.getMessage() for r in caplog.records if "temporary folder for this run only" in r.getMessage()]
+    assert len(fallbacks) == 1, caplog.text
+    assert not engine.path.exists() and sorted(p.name for p in path.parent.iterdir()) == ["g.json", "g.keras"]
+
+
+def test_a_failed_export_leaves_none_of_the_folders_it_made(tmp_path):
+    checkpoint = init_generator(TINY, tmp_path / "tiny.keras")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "litert", "--no-identity",
+                                       "--tolerance", "1e-12", "--output", str(tmp_path / "out" / "x" / "p" / "q")])
+    assert result.exit_code == 1 and "differs from the Keras model" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_interrupted_export_leaves_none_of_the_folders_it_made(tmp_path, monkeypatch):
+    """Ctrl-C during the conversion: the folders made for --output go too, and the interrupt is not turned into an
+    error message."""
+    import clipswap.inference.export as export_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    checkpoint = init_generator(TINY, tmp_path / "tiny.keras")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    monkeypatch.setattr(export_module, "export_network", interrupted)
+    result = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "onnx", "--no-identity",
+                                       "--output", str(tmp_path / "out" / "x" / "q")])
+    assert result.exit_code != 0 and "Error" not in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -4,8 +4,12 @@ Each bad file is made on the fly. Every case asserts the same contract: the docu
 says what was wrong ("Error: ..." on one line, naming the file or the option); no traceback; nothing written, no
 temporary file and no folder left, and every file that was there before byte-for-byte and mode-for-mode untouched.
 The bomb cases run in a child process under an address-space limit (RLIMIT_AS), and its peak memory (ru_maxrss)
-is compared with the same child swapping a healthy photo. The special classes have their own files too: damaged
-and hostile video (test_hostile_video.py), checkpoints and manifests (checkpoints/test_hostile_checkpoints.py), pixel
+is compared with the same child swapping a healthy photo. COMMAND_CASES holds the options and outputs of every verb
+that must be refused before any model work (NaN and infinite numbers, unknown options, an output that is a folder,
+an info --json that cannot be written), with the exit code each documents (2 for an option, 1 otherwise). The
+special classes have their own files too: damaged and hostile video, and partial files of killed runs
+(test_hostile_video.py), what a video keeps of its input (media/test_video_fidelity.py), every float option of
+every verb (commands/test_cli.py), checkpoints and manifests (checkpoints/test_hostile_checkpoints.py), pixel
 limits (media/test_pixel_limit.py), non-UTF-8 names (media/test_non_utf8_names.py), the last-resort guard
 (tests/test_cli_guard.py) and kill-and-resume (training/test_kill_and_resume.py).
 """
@@ -119,9 +123,10 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     return state
 
 
-def assert_refused(output: str, exit_code: int, fragment: str) -> None:
-    """exit code 1, one sentence ending the output, holding `fragment`; no traceback anywhere."""
-    assert exit_code == 1, output
+def assert_refused(output: str, exit_code: int, fragment: str, expected_code: int = 1) -> None:
+    """exit code 1 (2 for an option error), one sentence ending the output, holding `fragment`; no traceback
+    anywhere."""
+    assert exit_code == expected_code, output
     assert "Traceback" not in output, output
     lines = [line for line in output.strip().splitlines() if line.strip()]
     assert lines, "no message at all"
@@ -208,6 +213,70 @@ def test_inference_py_turns_an_unforeseen_failure_into_one_sentence(inference, t
     assert "re-run with -vv for the traceback" in captured.err and "second line" not in captured.err
     with pytest.raises(RuntimeError, match="nobody foresaw"):
         inference.main(["-vv", "--source", str(FACE), "--target", str(OTHER), "--output", str(tmp_path / "o.jpg")])
+
+
+# ------------------------------------------------------- options, outputs and files of the later probe, one table
+
+
+def _blocked_json(tmp_path: Path) -> list[str]:
+    (tmp_path / "blocker").write_text("a file where a folder is needed")
+    return ["info", "--preset", "tiny", "--no-detector", "--json", str(tmp_path / "blocker" / "info.json")]
+
+
+def _output_folder(tmp_path: Path) -> list[str]:
+    (tmp_path / "out" / "dir.png").mkdir(parents=True)
+    return ["swap", "--no-progress", "--model", "demo", "-s", str(FACE), "-t", str(OTHER),
+            "-o", str(tmp_path / "out" / "dir.png")]
+
+
+def _swap_option(*option: str) -> Callable[[Path], list[str]]:
+    return lambda tmp_path: ["swap", "--no-progress", "--model", "demo", "-s", str(FACE), "-t", str(OTHER),
+                             "-o", str(tmp_path / "swap.png"), *option]
+
+
+#: name -> (arguments of `clipswap`, made in the test's folder; exit code; fragment of the one sentence).
+COMMAND_CASES: dict[str, tuple[Callable[[Path], list[str]], int, str]] = {
+    "output is an existing folder": (_output_folder, 1, "is an existing folder, not a file"),
+    "--feather nan": (_swap_option("--feather", "nan"), 2, "'nan' is not a finite number"),
+    "--smooth-beta nan": (_swap_option("--smooth-beta", "nan"), 2, "'nan' is not a finite number"),
+    "--det-threshold nan": (_swap_option("--det-threshold", "nan"), 2, "'nan' is not a finite number"),
+    "--similarity nan": (_swap_option("--reference-face", str(FACE), "--similarity", "nan"), 2,
+                         "'nan' is not a finite number"),
+    "--smooth-min-cutoff inf": (_swap_option("--smooth-min-cutoff", "inf"), 2, "'inf' is not a finite number"),
+    "unknown option": (_swap_option("--colour", "red"), 2, "No such option '--colour'"),
+    "info --json where a folder cannot be made": (_blocked_json, 1, "cannot create the output folder"),
+}
+
+
+@pytest.mark.parametrize("case", list(COMMAND_CASES))
+def test_a_bad_option_or_output_is_one_sentence_before_any_model_work(tmp_path, monkeypatch, case):
+    make, code, fragment = COMMAND_CASES[case]
+    args = make(tmp_path)
+
+    def no_models(*args, **kwargs):
+        raise AssertionError("a model was loaded before the request was checked")
+
+    monkeypatch.setattr("clipswap.inference.pipeline.build_swapper", no_models)
+    monkeypatch.setattr("clipswap.models.inventory.build_inventory", no_models)
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert_refused(result.output, result.exit_code, fragment, code)
+    assert snapshot(tmp_path) == before
+
+
+def test_inference_py_names_its_own_pixel_limit_option(inference, tmp_path, capsys):
+    """The refusal of a too-large target tells the user of inference.py to raise inference.py's limit, which it
+    takes; a raised limit reads the file."""
+    bomb = tmp_path / "big.png"
+    Image.new("RGB", (400, 300)).save(bomb)
+    args = ["--model_path", "landmarks", "--source", str(FACE), "--target", str(bomb),
+            "--output", str(tmp_path / "o.png")]
+    code = inference.main(["--max-pixels", "100000", *args])
+    captured = capsys.readouterr()
+    assert_refused(captured.out + captured.err, code, "raise the limit with `inference.py --max-pixels N`")
+    code = inference.main(["--max-pixels", "200000", *args])
+    captured = capsys.readouterr()
+    assert_refused(captured.out + captured.err, code, "no face")
 
 
 # ------------------------------------------------------------------------------ outputs that would destroy input

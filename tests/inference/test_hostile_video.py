@@ -154,6 +154,38 @@ def test_sigterm_mid_video_leaves_nothing(tmp_path):
     assert _ffmpeg_writing(temporary) == [], "ffmpeg still writes the removed temporary file"
 
 
+#: A child that writes a video to argv[1] until it is killed (the writer a swap uses, without a model to load).
+_ENDLESS_WRITER = """
+import sys
+import numpy as np
+from clipswap.media.video import VideoInfo, VideoWriter
+with VideoWriter(sys.argv[1], VideoInfo((64, 48), 10.0, 1.0, None), watermark=False) as writer:
+    while True:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+"""
+
+
+def test_a_new_run_removes_the_partial_file_a_sigkilled_run_left(tmp_path):
+    """SIGKILL cannot be trapped: the killed run's hidden temporary output stays. The next swap to the same output
+    removes it (and leaves nothing else)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", _ENDLESS_WRITER, str(out / "swapped.mp4")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not _leftovers(out) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    child.kill()
+    child.wait()
+    stale = _leftovers(out)
+    assert len(stale) == 1 and stale[0].startswith(".swapped.clipswap-partial.") and stale[0].endswith(".mp4"), stale
+    summary = run_swap(SwapRequest(source=_source(tmp_path), target=_video(tmp_path / "clip.mp4"),
+                                   output=out / "swapped.mp4", progress=False), swapper=_Painter())
+    assert summary.frames == 40
+    assert sorted(path.name for path in out.iterdir()) == ["swapped.mp4"]
+
+
 def test_audio_only_mp4_is_named_as_such(tmp_path):
     audio = tmp_path / "sound.mp4"
     subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f",

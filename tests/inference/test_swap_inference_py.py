@@ -45,6 +45,8 @@ REQUIRED = ["--target", "t.jpg", "--source", "s.jpg", "--output", "o.png"]
         ("--faces", "0", "argument --faces: --faces must be 'all', 'largest' or a positive number"),
         ("--source-face", "0", "argument --source-face: must be a whole number of 1 or more, got '0'"),
         ("--source-face", "first", "argument --source-face: must be a whole number of 1 or more, got 'first'"),
+        ("--max-pixels", "0", "argument --max-pixels: must be a whole number of 1 or more, got '0'"),
+        ("--smooth-beta", "inf", "argument --smooth-beta: must be a number in [0, 1e+06], got 'inf'"),
     ],
 )
 def test_out_of_range_options_are_usage_errors(inference, capsys, option, value, message):
