@@ -66,18 +66,13 @@ class GuardedGroup(click.Group):
         except click.UsageError as error:
             raise OptionError(error, info_name or self.name) from error
 
-    def resolve_command(self, ctx: click.Context, args: list[str]):
-        name, command, rest = super().resolve_command(ctx, args)
-        ctx.meta["clipswap.verb"] = name  # for OptionError's help hint
-        return name, command, rest
-
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except OptionError:
             raise
         except click.UsageError as error:
-            verb = ctx.meta.get("clipswap.verb")
+            verb = ctx.invoked_subcommand  # click sets it before the verb parses its options
             raise OptionError(error, f"{ctx.command_path} {verb}" if verb else ctx.command_path) from error
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise

@@ -107,10 +107,10 @@ def _codec(stream: Stream, codecs: dict[str, str]) -> str:
     return codecs[stream.kind]
 
 
-def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1, first_output: int = 1) -> StreamPlan:
+def plan_streams(streams: list[Stream], suffix: str) -> StreamPlan:
     """Which of `streams` (the input's, its first video stream excluded by the caller) an output with `suffix` keeps,
-    and the ffmpeg arguments that map them from input `input_number` and choose each one's codec (by its output
-    stream index: the kept streams follow the `first_output` streams mapped before them, the video)."""
+    and the ffmpeg arguments that map them from the writer's second input (1, the source file) and choose each one's
+    codec (by its output stream index: the kept streams follow the video, output stream 0)."""
     suffix = suffix.lower()
     codecs = _CODECS.get(suffix, {})
     kept, left_out = [], []
@@ -118,7 +118,7 @@ def plan_streams(streams: list[Stream], suffix: str, input_number: int = 1, firs
         (kept if _fits(stream, codecs) else left_out).append(stream)
     args: list[str] = []
     for stream in kept:
-        args += ["-map", f"{input_number}:{stream.index}"]
-    for position, stream in enumerate(kept, start=first_output):
+        args += ["-map", f"1:{stream.index}"]
+    for position, stream in enumerate(kept, start=1):
         args += [f"-c:{position}", _codec(stream, codecs)]
     return StreamPlan(tuple(kept), tuple(left_out), tuple(args))

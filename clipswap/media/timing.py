@@ -33,10 +33,6 @@ class FrameTimes:
     last_ticks: int
 
     @property
-    def seconds(self) -> list[float]:
-        return [float(tick * self.time_base) for tick in self.ticks]
-
-    @property
     def duration(self) -> float:
         """From the first frame's start to the last frame's end, in seconds."""
         if not self.ticks:

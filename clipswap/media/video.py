@@ -185,9 +185,7 @@ class VideoReader:
                 except BaseException:
                     scan.kill()  # Ctrl-C, or a failure: no ffmpeg outlives the reader
                     raise
-            errors.seek(0)
-            lines = errors.read().decode("utf-8", "replace").splitlines()
-            return times, [line.strip() for line in lines if line.strip()]
+            return times, _log_lines(errors)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames in order. Raises MediaError when ffmpeg fails part-way or the stream ends far too early."""
@@ -252,11 +250,17 @@ def _video_codec_args(suffix: str, size: tuple[int, int]) -> list[str]:
 _LOG_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 
+def _log_lines(log_file) -> list[str]:
+    """The non-empty lines of an ffmpeg stderr log file (a binary temporary file), stripped."""
+    log_file.seek(0)
+    lines = log_file.read().decode("utf-8", "replace").splitlines()
+    return [line.strip() for line in lines if line.strip()]
+
+
 def _ffmpeg_failure(log_file) -> str:
     """ffmpeg's first error line from its stderr log file (the cause: the lines after it report what it stopped,
     e.g. "Nothing was written into output file"), without its "[component @ address]" prefix."""
-    log_file.seek(0)
-    lines = [_LOG_CONTEXT.sub("", line.strip()) for line in log_file.read().decode("utf-8", "replace").splitlines()]
+    lines = [_LOG_CONTEXT.sub("", line) for line in _log_lines(log_file)]
     lines = [line for line in lines if line]
     return lines[0].rstrip(".") if lines else "ffmpeg failed"
 
