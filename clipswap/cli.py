@@ -20,7 +20,9 @@ from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
 from clipswap.commands.train_geometry import train_geometry
+from clipswap.commands.ui import ui
 from clipswap.commands.verify import verify
+from clipswap.errors import unexpected_message
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 quiet_start.install()  # the commands import tensorflow lazily, after this
@@ -88,14 +90,6 @@ class GuardedGroup(click.Group):
             raise click.ClickException(unexpected_message(error, "-vv")) from error
 
 
-def unexpected_message(error: BaseException, traceback_option: str) -> str:
-    """The one sentence for an exception nobody turned into a message: its type, its first line, and the option that
-    shows the traceback (the guard of last resort in both command lines)."""
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return (f"unexpected {type(error).__name__}: {detail} (this is a bug or an unforeseen failure; re-run with "
-            f"{traceback_option} for the traceback)")
-
-
 @click.group(cls=GuardedGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="clipswap")
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
@@ -113,7 +107,7 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, evaluate, export):
+for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, evaluate, export, ui):
     main.add_command(_command)
 
 

@@ -71,6 +71,36 @@ def require_module(name: str, why: str) -> None:
         skip_or_fail(f"{name} is not installed ({why}); pip install -e '.[test,eval]'")
 
 
+def example_faces() -> tuple[Path, Path]:
+    """inference.sh's default SOURCE and TARGET (scikit-image's astronaut, matplotlib's Grace Hopper)."""
+    import matplotlib
+    import skimage
+
+    source = Path(skimage.data.data_dir) / "astronaut.png"
+    target = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return source, target
+
+
+def sface_cosines_to_source(source, target, swapped) -> tuple[float, float]:
+    """(SFace cosine of the swap's face to the source's, of the target's own face to the source's), judged as
+    `clipswap evaluate` does: OpenCV's SFace on the largest YuNet face of each [H, W, 3] uint8 RGB image. A swap
+    carries the source's identity when the first is the larger."""
+    from clipswap.evaluation.identity_models import SFaceModel
+    from clipswap.face.detection import sort_by_area
+    from clipswap.face.similarity import cosine_similarity
+    from clipswap.face.yunet import YuNetDetector
+
+    model, detector = SFaceModel(), YuNetDetector()
+
+    def embed(image):
+        faces = sort_by_area(detector.detect(image))
+        assert faces, "no face found in an image judged"
+        return model.embed(image, faces[0])
+
+    source, target, swapped = (embed(image) for image in (source, target, swapped))
+    return float(cosine_similarity(swapped, source)), float(cosine_similarity(target, source))
+
+
 @pytest.fixture
 def restore_policy():
     """Restore Keras' global dtype policy after a mixed-precision test."""

@@ -1,6 +1,7 @@
 """The package's layering (issue 10): networks in models/ import nothing from checkpoints/ (converters live there);
 training/, evaluation/, facedata/ and the shared folders import nothing from inference/ (the swap pipeline sits on
-top). Read from the source with ast, so a lazy import inside a function counts too."""
+top; the browser UI, ui/, above it beside commands/). Read from the source with ast, so a lazy import inside a
+function counts too."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "clipswap"
 
 #: folder -> the clipswap folders it must not import.
 FORBIDDEN = {
-    "models": ("checkpoints", "inference", "training", "evaluation", "commands"),
-    "layers": ("checkpoints", "inference", "training", "evaluation", "commands"),
-    "losses": ("inference", "training", "evaluation", "commands"),
-    "face": ("inference", "training", "evaluation", "commands"),
-    "media": ("inference", "training", "evaluation", "commands", "models", "checkpoints"),
-    "checkpoints": ("inference", "training", "evaluation", "commands"),
-    "facedata": ("inference", "training", "evaluation", "commands"),
-    "training": ("inference", "evaluation", "commands"),
-    "evaluation": ("inference", "training", "commands"),
+    "models": ("checkpoints", "inference", "training", "evaluation", "commands", "ui"),
+    "layers": ("checkpoints", "inference", "training", "evaluation", "commands", "ui"),
+    "losses": ("inference", "training", "evaluation", "commands", "ui"),
+    "face": ("inference", "training", "evaluation", "commands", "ui"),
+    "media": ("inference", "training", "evaluation", "commands", "models", "checkpoints", "ui"),
+    "checkpoints": ("inference", "training", "evaluation", "commands", "ui"),
+    "facedata": ("inference", "training", "evaluation", "commands", "ui"),
+    "training": ("inference", "evaluation", "commands", "ui"),
+    "evaluation": ("inference", "training", "commands", "ui"),
+    # the browser UI sits beside the command lines, on top of the pipeline: only its command imports it
+    "inference": ("commands", "ui"),
+    "ui": ("commands",),
 }
 
 

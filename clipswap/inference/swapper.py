@@ -23,6 +23,7 @@ Colour order is RGB everywhere; frames are [H, W, 3] uint8.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections import defaultdict
@@ -143,31 +144,40 @@ def color_corrected(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> n
     return reinhard_transfer(face_u8, np.ascontiguousarray(target), mask > 0.5).astype(np.float32) / 255.0
 
 
+def _shorter_side(detection: Detection) -> float:
+    return float(min(detection.box[2] - detection.box[0], detection.box[3] - detection.box[1]))
+
+
+def source_faces(detections: list[Detection]) -> list[Detection]:
+    """The faces of a source, reference or --map image that can carry an identity (MIN_SOURCE_FACE px or more),
+    ordered from the left as --source-face counts them (1 = leftmost)."""
+    usable = [d for d in detections if _shorter_side(d) >= MIN_SOURCE_FACE]
+    return sorted(usable, key=lambda d: float(d.box[0] + d.box[2]))
+
+
 def best_face(detector, image: np.ndarray, what: str, say_which: bool = False, number: int | None = None) -> Detection:
     """The highest-scoring face `detector` finds in `image`, or with `number` the number-th face counted from the left
     (1 = leftmost; --source-face); NoFaceError naming `what` when there is none or `number` is past the last face.
     `say_which`: when the image holds several faces and no `number` chose one, log (warning) which one is used and
     its number, so it is never silent."""
     found = detector.detect(image)
-    sides = [min(d.box[2] - d.box[0], d.box[3] - d.box[1]) for d in found]
-    detections = [d for d, side in zip(found, sides, strict=True) if side >= MIN_SOURCE_FACE]
-    if not detections:
+    from_left = source_faces(found)
+    if not from_left:
         if found:
-            side = int(max(sides))
+            side = int(max(_shorter_side(d) for d in found))
             raise NoFaceError(f"the face in the {what} is only {side} px across, too small to carry an identity; "
                               f"use a photo where the face is at least {MIN_SOURCE_FACE} px")
         raise NoFaceError(f"no face was found in the {what}; use a clear, frontal photo of one face")
-    from_left = sorted(detections, key=lambda d: float(d.box[0] + d.box[2]))
     if number is not None:
         if not 1 <= number <= len(from_left):
             raise NoFaceError(f"--source-face {number} asks for a face the {what} does not have: it holds "
                               f"{len(from_left)} face(s); choose 1 to {len(from_left)} (counted from the left)")
         return from_left[number - 1]
     position, best = max(enumerate(from_left, start=1), key=lambda item: item[1].score)
-    if say_which and len(detections) > 1:
+    if say_which and len(from_left) > 1:
         x0, y0, x1, y1 = (int(round(float(v))) for v in best.box)
         log.warning("the %s holds %d faces; using the most confident one, face %d from the left, at x=%d y=%d "
-                    "(%d x %d px); choose another with --source-face N (1 = leftmost)", what, len(detections),
+                    "(%d x %d px); choose another with --source-face N (1 = leftmost)", what, len(from_left),
                     position, x0, y0, x1 - x0, y1 - y0)
     return best
 
@@ -181,6 +191,18 @@ def matching_detections(frame: np.ndarray, detections: list[Detection], identity
     crops = np.stack([align_face(frame, d.landmarks, IDENTITY_SIZE)[0] for d in detections])
     keep = matching_faces(identity.embed(crops), reference, threshold)
     return [d for d, k in zip(detections, keep, strict=True) if k]
+
+
+def _check_paste_options(blend: str, color_correction: str, detail: float) -> None:
+    """ValueError for a blend, colour correction or detail FaceSwapper cannot paste with."""
+    if blend not in BLEND_KINDS:
+        raise ValueError(f"blend must be one of {BLEND_KINDS}, got {blend!r}")
+    if color_correction not in COLOR_CORRECTIONS:
+        raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
+    if not 0.0 <= detail <= 1.0:
+        raise ValueError(f"detail must be in [0, 1], got {detail}")
+    if detail and blend == "poisson":
+        raise ValueError("detail adds the target's detail to a mask-blended paste; the poisson blend takes none")
 
 
 class WarpedInput:
@@ -257,12 +279,7 @@ class FaceSwapper:
         source_warp: bool = False,
         detail: float = 0.0,
     ):
-        if not 0.0 <= detail <= 1.0:
-            raise ValueError(f"detail must be in [0, 1], got {detail}")
-        if detail and blend == "poisson":
-            raise ValueError("detail adds the target's detail to a mask-blended paste; the poisson blend takes none")
-        if color_correction not in COLOR_CORRECTIONS:
-            raise ValueError(f"color_correction must be one of {COLOR_CORRECTIONS}, got {color_correction!r}")
+        _check_paste_options(blend, color_correction, detail)
         if pre_swap not in (None, "landmarks"):
             raise ValueError(f"pre_swap must be None or 'landmarks', got {pre_swap!r}")
         if source_warp and not source_image:
@@ -271,8 +288,6 @@ class FaceSwapper:
             from clipswap.face.landmarks68 import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
-        if blend not in BLEND_KINDS:
-            raise ValueError(f"blend must be one of {BLEND_KINDS}, got {blend!r}")
         expected = identity.dim + (clip.dim if clip is not None else 0)
         if expected != id_input_dim:
             parts = f"{identity.name} ({identity.dim})" + (f" + CLIP {clip.variant} ({clip.dim})" if clip else "")
@@ -296,14 +311,6 @@ class FaceSwapper:
         self.source_image = bool(source_image)
         self.source_warp = bool(source_warp)
         self.detail = float(detail)
-        #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
-        #: pixels (set_source).
-        self.source_crop: np.ndarray | None = None
-        self.source_68: np.ndarray | None = None
-        #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
-        self.pre_swap_failures = 0
-        #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
-        self.mapping: tuple[np.ndarray, list] | None = None
         #: The compiled call of a Keras generator (compile_generator; None for an exported runtime).
         self._compiled = None
         if getattr(generator, "runs_numpy", False):
@@ -315,11 +322,38 @@ class FaceSwapper:
                                                self.id_input_dim, self.source_image)
             self._generate = lambda *arrays: np.asarray(keras.ops.convert_to_numpy(self._compiled(*arrays)))
         self._published = published_mask(self.image_size, feather)
+        self._reset_run_state()
+
+    def _reset_run_state(self) -> None:
+        """Forget what one run set: its source, mapping and reference, its face tracks, its timings."""
         self.source_vector: np.ndarray | None = None
+        #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
+        #: pixels (set_source).
+        self.source_crop: np.ndarray | None = None
+        self.source_68: np.ndarray | None = None
+        #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
+        self.mapping: tuple[np.ndarray, list] | None = None
         self.reference_vector: np.ndarray | None = None
+        #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
+        self.pre_swap_failures = 0
         #: start_tracking: the video's face tracks (None: every frame on its own, as for a photo).
         self.tracker = None
         self.timer = StageTimer()
+
+    def reconfigured(self, *, blend: str = "published", feather: float | None = None,
+                     color_correction: str = "none", selection: FaceSelection | None = None,
+                     similarity: float = DEFAULT_SIMILARITY, detail: float = 0.0) -> FaceSwapper:
+        """A swapper that shares this one's networks (generator, identity encoder, CLIP, detector, landmarker), with
+        other paste-back and selection options (as the constructor takes them) and none of this one's per-run state
+        (source, mapping, reference, tracks, timings): a long-lived process loads the models once and serves each
+        request with its own options. Raises ValueError as the constructor does."""
+        _check_paste_options(blend, color_correction, detail)
+        view = copy.copy(self)
+        view.blend, view.feather, view.color_correction = blend, feather, color_correction
+        view.selection, view.similarity, view.detail = selection or FaceSelection(), float(similarity), float(detail)
+        view._published = published_mask(self.image_size, feather)
+        view._reset_run_state()
+        return view
 
     @classmethod
     def from_checkpoint(cls, checkpoint, detector, *, arcface_path=None, clip_preset=None, runtime: str = "tf",

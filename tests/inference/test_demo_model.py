@@ -12,29 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from clipswap.checkpoints.pretrained import DEMO_DIR, DEMO_FILE, find_published
-from clipswap.face.detection import sort_by_area
-from clipswap.face.similarity import cosine_similarity
 from clipswap.media.images import read_image
 from clipswap.media.labels import read_label
 
-from conftest import REPO_ROOT, runtime_suffix
+from conftest import REPO_ROOT, example_faces, runtime_suffix, sface_cosines_to_source
 
 DEMO = DEMO_DIR / DEMO_FILE
-
-
-def _example_faces() -> tuple[Path, Path]:
-    """inference.sh's default SOURCE and TARGET (scikit-image's astronaut, matplotlib's Grace Hopper)."""
-    import matplotlib
-    import skimage
-
-    source = Path(skimage.data.data_dir) / "astronaut.png"
-    target = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return source, target
 
 
 @pytest.mark.slow
@@ -61,20 +48,8 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
     ]
     assert output.is_file() and "clipswap" in read_label(output)
 
-    from clipswap.evaluation.identity_models import SFaceModel
-    from clipswap.face.yunet import YuNetDetector
-
-    # Judged as clipswap evaluate does: OpenCV's SFace on the largest YuNet face of each image.
-    model, detector = SFaceModel(), YuNetDetector()
-
-    def embed(image):
-        faces = sort_by_area(detector.detect(image))
-        assert faces, "no face found in the swap"
-        return model.embed(image, faces[0])
-
-    source_path, target_path = _example_faces()
-    source, target, swapped = (embed(read_image(p)) for p in (source_path, target_path, output))
-    before, after = cosine_similarity(target, source), cosine_similarity(swapped, source)
+    source_path, target_path = example_faces()
+    after, before = sface_cosines_to_source(read_image(source_path), read_image(target_path), read_image(output))
     print(f"SFace cosine to the source: swap {after:.3f}, target's own face {before:.3f}")
     assert after > before, f"SFace cosine to the source: swap {after:.3f}, target's own face {before:.3f}"
 

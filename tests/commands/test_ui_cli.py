@@ -1,0 +1,29 @@
+"""`clipswap ui`'s command line: safe defaults shown in its help, and a wrong option is the usual one line, exit 2.
+(The served page itself is tested in a browser: tests/ui/test_browser.py.)"""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from clipswap.cli import main
+from clipswap.commands.ui import OFFLINE_ENVIRONMENT
+
+
+def test_the_help_shows_the_local_only_default_and_the_limits():
+    result = CliRunner().invoke(main, ["ui", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "--host TEXT" in text and "[default: 127.0.0.1]" in text
+    assert "--max-upload-mb" in text and "clipswap --max-pixels" in text
+
+
+def test_a_wrong_port_is_one_line_and_exit_2():
+    result = CliRunner().invoke(main, ["ui", "--port", "0"], prog_name="clipswap")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: Invalid value for '--port': 0 is not in the range 1<=x<=65535; see 'clipswap ui --help'"]
+
+
+def test_the_page_is_told_to_stay_offline():
+    assert OFFLINE_ENVIRONMENT["GRADIO_ANALYTICS_ENABLED"] == "False"
+    assert OFFLINE_ENVIRONMENT["HF_HUB_OFFLINE"] == "1" and OFFLINE_ENVIRONMENT["GRADIO_SHARE"] == "False"
