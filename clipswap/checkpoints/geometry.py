@@ -92,7 +92,7 @@ def load_geometry(path: str | Path | None = None) -> GeometryNet:
     manifest = read_geometry_manifest(path)
     if not weights.is_file():
         raise CheckpointError(f"the geometry network {weights} does not exist; train one with "
-                              "`clipswap train-geometry` or point --set geometry_file=PATH at one")
+                              "`clipswap train-geometry` or point --attribute-file PATH at one")
     digest = sha256_of(weights)
     if digest != manifest["sha256"]:
         raise CheckpointError(f"{weights} does not match its manifest (SHA-256 {digest[:16]}... vs "

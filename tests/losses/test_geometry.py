@@ -127,3 +127,7 @@ def test_the_landmarks_attribute_network_loads_from_the_run_files_or_says_what_i
         handle.write(b"x")
     with pytest.raises(CheckpointError, match="does not match its manifest"):
         load_geometry(tmp_path / "geometry.keras")
+    # A manifest without its weights names the option that points at another file (a flag that exists).
+    (tmp_path / "geometry.keras").unlink()
+    with pytest.raises(CheckpointError, match="does not exist; .* --attribute-file PATH"):
+        load_geometry(tmp_path / "geometry.keras")
