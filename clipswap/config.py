@@ -250,6 +250,10 @@ class LossOptions:
         attribute_network: see ATTRIBUTE_NETWORKS ("file": the run's RunFiles.attribute_file).
         discriminator_patch_blocks: 0: the adversarial term's D gives one logit per image (FaceDancer's); k > 0: it
             runs its first k residual blocks and scores each cell of their map (models.discriminator, ours).
+        discriminator_paired: D reads each image beside a reference (models.discriminator, paired; ours): real
+            pairs are a target and another photo of its person, fake pairs a swap and its source's crop, so a swap
+            that pastes the source's features where the template puts them is told from two real photos. Needs
+            `clipswap pairs` data with other photos of each person (its "mates").
     """
 
     perceptual_network: str = "vgg16"
@@ -264,6 +268,7 @@ class LossOptions:
     perceptual_to_teacher: bool = False
     attribute_network: str = "identity"
     discriminator_patch_blocks: int = 0
+    discriminator_paired: bool = False
 
 
 @dataclass(frozen=True)
@@ -515,6 +520,12 @@ def validate(config: TrainConfig) -> None:
     if isinstance(patch_blocks, bool) or not isinstance(patch_blocks, int) or not 0 <= patch_blocks <= most:
         raise ConfigError(f"loss.discriminator_patch_blocks must be an integer from 0 to {most} at {size} px (the "
                           f"discriminator has {most} residual blocks), got {patch_blocks!r}")
+    feature_networks = {"perceptual": config.loss.perceptual_network, "attribute": config.loss.attribute_network}
+    reads_d = [term for term, network in feature_networks.items() if network == "discriminator"]
+    if config.loss.discriminator_paired and reads_d:
+        raise ConfigError(f"the {' and '.join(reads_d)} term reads the discriminator's features of one image, and a "
+                          "paired discriminator reads two: choose another network for it or "
+                          "loss.discriminator_paired=false")
     if config.weights.contra and config.model.clip_variant is None:
         raise ConfigError("weights.contra > 0 needs CLIP: the model has no clip_variant (set model.clip_variant, "
                           "or weights.contra=0)")

@@ -221,8 +221,8 @@ def synthetic_batches(seed: int = 0, n: int = 16, nan_from: int | None = None, s
                       extras: tuple[str, ...] = ()):
     """The data pipeline's batch structure over random images: {"target", "source" [B, S, S, 3] in [-1, 1], "same"
     [B] (every third sample a same-identity pair, its source its target), "target_label", "source_label"} and any
-    `extras` ("teacher", "warped") as more random images; batches of TRAINER_BATCH, repeated. Batches from
-    `nan_from` on are NaN (unshuffled then)."""
+    `extras` ("teacher", "warped", "mate") as more random images ("mate" brings "has_mate" [B]: every other sample
+    has one); batches of TRAINER_BATCH, repeated. Batches from `nan_from` on are NaN (unshuffled then)."""
     import numpy as np
     import tensorflow as tf
 
@@ -239,6 +239,8 @@ def synthetic_batches(seed: int = 0, n: int = 16, nan_from: int | None = None, s
             "target_label": np.arange(n, dtype="int64"), "source_label": np.arange(n, dtype="int64")}
     for key in extras:
         data[key] = rng.uniform(-1, 1, shape).astype("float32")
+    if "mate" in extras:
+        data["has_mate"] = (np.arange(n) % 2 == 0).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices(data)
     if shuffle and nan_from is None:
         dataset = dataset.shuffle(8, seed=seed)

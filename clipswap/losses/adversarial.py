@@ -30,11 +30,17 @@ def generator_adversarial_loss(fake_logits):
     return ops.mean(ops.softplus(-ops.cast(fake_logits, "float32")))
 
 
-def discriminator_adversarial_loss(real_logits, fake_logits):
+def discriminator_adversarial_loss(real_logits, fake_logits, real_weights=None):
     """D's logistic loss: mean softplus(D(fake)) + mean softplus(-D(real)). Scalar float32 >= 0.
 
-    The two means are taken separately, so real and fake logits may have different batch sizes.
+    The two means are taken separately, so real and fake logits may have different batch sizes. `real_weights`
+    ([B] of 0 or 1, optional) leaves the real samples weighted 0 out of the real mean (a batch with none adds 0):
+    a paired discriminator's real pairs exist only for people with a second photo.
     """
     fake = ops.mean(ops.softplus(ops.cast(fake_logits, "float32")))
-    real = ops.mean(ops.softplus(-ops.cast(real_logits, "float32")))
-    return fake + real
+    real = ops.softplus(-ops.cast(real_logits, "float32"))
+    if real_weights is None:
+        return fake + ops.mean(real)
+    weights = ops.reshape(ops.cast(real_weights, "float32"), (-1,) + (1,) * (len(real.shape) - 1))
+    weights = ops.broadcast_to(weights, ops.shape(real))
+    return fake + ops.sum(real * weights) / ops.maximum(ops.sum(weights), 1.0)

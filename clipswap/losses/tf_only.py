@@ -36,7 +36,8 @@ from clipswap.losses.identity import l2_normalize
 
 
 def discriminator_logits_with_r1(
-    real_images: tf.Tensor, d_fn: Callable[[tf.Tensor], tf.Tensor], gamma: float = R1_GAMMA
+    real_images: tf.Tensor, d_fn: Callable[[tf.Tensor], tf.Tensor], gamma: float = R1_GAMMA,
+    weights: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """D(real) and the R1 penalty 0.5 * gamma * mean_i sum_pixels (dD(x_i)/dx_i)^2, from one forward pass.
 
@@ -49,6 +50,8 @@ def discriminator_logits_with_r1(
         real_images: [B, H, W, C] real images, RGB in [-1, 1].
         d_fn: images -> logits [B, ...], e.g. `lambda x: discriminator(x, training=True)`.
         gamma: R1 weight (10 in FaceDancer).
+        weights: optional [B] of 0 or 1: the mean over the batch counts only the samples weighted 1 (the real pairs
+            a paired discriminator has; 0 when there is none).
 
     Returns:
         (real_logits as d_fn returns them, scalar float32 penalty >= 0).
@@ -63,7 +66,10 @@ def discriminator_logits_with_r1(
         total = tf.reduce_sum(tf.reduce_mean(flat, axis=1))
     gradients = tf.cast(tape.gradient(total, real_images), tf.float32)
     squared_norm = tf.reduce_sum(tf.reshape(tf.square(gradients), [tf.shape(gradients)[0], -1]), axis=1)
-    return logits, 0.5 * gamma * tf.reduce_mean(squared_norm)
+    if weights is None:
+        return logits, 0.5 * gamma * tf.reduce_mean(squared_norm)
+    weights = tf.cast(weights, tf.float32)
+    return logits, 0.5 * gamma * tf.reduce_sum(squared_norm * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
 def r1_penalty(real_images: tf.Tensor, d_fn: Callable[[tf.Tensor], tf.Tensor], gamma: float = R1_GAMMA) -> tf.Tensor:

@@ -41,21 +41,28 @@ class Discriminator(keras.Model):
             (S / 2**k)^2 map, a patch discriminator in the manner of pix2pix: every cell's logit is judged on its own
             receptive field (plus the instance norms' per-image statistics), so a local fault (a ghosted mouth,
             tinted eyes) is scored where it is instead of being averaged with a whole face that is otherwise real.
+        paired: False (published): D reads one image. True (ours): D reads an image and a reference image stacked
+            on the channel axis ([B, S, S, 6]): real pairs are two photos of one person, fake pairs a swap and the
+            source crop G read, so a swap that copies the source's pixels where the template puts them (a pairing
+            two real photos never show: their poses and expressions differ) is evidence of a fake.
 
-    Input: [B, S, S, 3] RGB in [-1, 1]. Output: [B, 1] logit (no sigmoid), or [B, (S / 2**k)^2] with patch_blocks k.
+    Input: [B, S, S, 3] RGB in [-1, 1] ([B, S, S, 6], image then reference, when paired). Output: [B, 1] logit (no
+    sigmoid), or [B, (S / 2**k)^2] with patch_blocks k.
     The residual block outputs are named f"{name}_block{i}_out" (i = 1..log2(S) - 2) so they can serve as feature taps
     (for example as the attribute extractor).
     """
 
     def __init__(self, image_size: int = 256, base_filters: int = 64, name: str = "discriminator",
-                 patch_blocks: int = 0, **kwargs):
+                 patch_blocks: int = 0, paired: bool = False, **kwargs):
         n_blocks = int(image_size).bit_length() - 1 - 2
         if image_size < 32 or image_size != 2 ** (n_blocks + 2) or n_blocks > len(BLOCK_MULTIPLIERS):
             raise ValueError(f"discriminator image_size must be a power of two from 32 to 512, got {image_size}")
         if isinstance(patch_blocks, bool) or not isinstance(patch_blocks, int) or not 0 <= patch_blocks <= n_blocks:
             raise ValueError(f"patch_blocks must be an integer from 0 to {n_blocks} at {image_size} px, got "
                              f"{patch_blocks!r}")
-        image = keras.Input((image_size, image_size, 3), name="image")
+        if not isinstance(paired, bool):
+            raise ValueError(f"paired must be True or False, got {paired!r}")
+        image = keras.Input((image_size, image_size, 6 if paired else 3), name="image")
         h = keras.layers.Conv2D(base_filters, 3, padding="same", name=f"{name}_stem")(image)
         for i, multiplier in enumerate(BLOCK_MULTIPLIERS[:patch_blocks or n_blocks], start=1):
             h = residual_down_block(h, multiplier * base_filters, f"{name}_block{i}")
@@ -73,11 +80,14 @@ class Discriminator(keras.Model):
         self.image_size = image_size
         self.base_filters = base_filters
         self.patch_blocks = patch_blocks
+        self.paired = paired
 
     def get_config(self):
         config = {"image_size": self.image_size, "base_filters": self.base_filters, "name": self.name}
         if self.patch_blocks:
             config["patch_blocks"] = self.patch_blocks
+        if self.paired:
+            config["paired"] = True
         return config
 
     @classmethod

@@ -275,7 +275,9 @@ def make_pair_dataset(
     Returns:
         A dataset of dicts like make_train_dataset's, plus "teacher": [B, S, S, 3] float32 RGB in [-1, 1] (and
         "warped", the same, with `warped`: on a same-identity pair the mate warped onto the target), and
-        "same_photo": [B] float32, 1.0 where a same-identity pair reuses the target's own photo as its source.
+        "same_photo": [B] float32, 1.0 where a same-identity pair reuses the target's own photo as its source;
+        with `mates` also "mate" (the other photo of the target's person, with the source's jitter; the target
+        where there is none) and "has_mate" ([B] float32, 1.0 where there is one).
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
@@ -346,6 +348,10 @@ def make_pair_dataset(
         if warped:
             same_warped = tf.where(has_mate, alike[2], target) if mates else target
             combined["warped"] = tf.where(where, same_warped, alike[1])
+        if mates:
+            # A paired discriminator's real pair: the target beside another photo of its person, where there is one.
+            combined["mate"] = same_source
+            combined["has_mate"] = tf.cast(batch["has_mate"], tf.float32)
         return combined
 
     dataset = dataset.enumerate().map(combine, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -14,7 +14,9 @@ G pass on a batch (SwapBatch: images [B, S, S, 3] RGB in [-1, 1], same [B] in {0
                    by the function the table names
     g_total      = sum_k weight_k * term_k (clipswap.losses.composite.generator_loss) + the identity warm-up
 
-D pass: the logistic loss on D(source) real / D(swap) fake, and R1 (gamma r1_gamma) on the real images.
+D pass: the logistic loss on D(source) real / D(swap) fake, and R1 (gamma r1_gamma) on the real images; a paired D
+(models.discriminator) reads [target, another photo of its person] as real (only where the person has one) and
+[swap, source] as fake, and G's adversarial term scores [swap, source].
 
 A generator whose config has pre_swap="landmarks" reads the landmark swap of the source onto the target instead of
 the target (what the swap pipeline feeds it): in training that is the batch's teacher image (`clipswap pairs` data;
@@ -80,6 +82,8 @@ class SwapBatch:
         teacher: [B, S, S, 3] the landmark swap of each pair (`clipswap pairs` data), or None.
         generator_source: what G reads as its source image: the source, or for a source_warp generator the source's
             face warped onto the target's landmarks.
+        mate, has_mate: another photo of the target's person [B, S, S, 3] and [B] 1 where there is one (a paired
+            discriminator's real pairs), or None.
     """
 
     target: tf.Tensor
@@ -87,6 +91,8 @@ class SwapBatch:
     same: tf.Tensor
     teacher: tf.Tensor | None
     generator_source: tf.Tensor
+    mate: tf.Tensor | None = None
+    has_mate: tf.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -216,26 +222,38 @@ class SwapLoss:
         return bool(getattr(getattr(self.generator, "config_", None), "source_warp", False))
 
     @property
+    def paired_discriminator(self) -> bool:
+        """D reads each image beside a reference image (Discriminator.paired)."""
+        return bool(getattr(self.discriminator, "paired", False))
+
+    @property
     def pre_swap(self) -> str | None:
         """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
         return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
 
     def read_batch(self, data: Mapping[str, tf.Tensor]) -> SwapBatch:
-        """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"]} as a SwapBatch.
+        """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"][, "mate",
+        "has_mate"]} as a SwapBatch.
 
         Raises:
-            ValueError: a source_warp generator and no "warped" images.
+            ValueError: a source_warp generator and no "warped" images; a paired discriminator and no mates.
         """
         source = tf.cast(data["source"], tf.float32)
         if self.source_warp and "warped" not in data:
             raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
                              "data made by this version")
+        paired = self.paired_discriminator
+        if paired and not ("mate" in data and "has_mate" in data):
+            raise ValueError("a paired discriminator takes its real pairs from two photos of one person: train it on "
+                             "`clipswap pairs` data whose records hold them")
         return SwapBatch(
             target=tf.cast(data["target"], tf.float32),
             source=source,
             same=tf.cast(data["same"], tf.float32),
             teacher=tf.cast(data["teacher"], tf.float32) if "teacher" in data else None,
             generator_source=tf.cast(data["warped"], tf.float32) if self.source_warp else source,
+            mate=tf.cast(data["mate"], tf.float32) if paired else None,
+            has_mate=tf.cast(data["has_mate"], tf.float32) if paired else None,
         )
 
     def clip_embedding(self, images: tf.Tensor) -> tf.Tensor | None:
@@ -313,16 +331,26 @@ class SwapLoss:
         total = total + self._id_warmup_extra(raw["id"], step)
         return LossPass(total, {**{name: named[name] for name in self.generator_terms}, TOTALS["G"]: total}, swap)
 
+    def discriminator_input(self, images: tf.Tensor, batch: SwapBatch) -> tf.Tensor:
+        """What D reads for swaps (or G's other outputs) of `batch`: the images, or for a paired D each beside its
+        source crop (the fake pairs)."""
+        return tf.concat([images, batch.source], axis=-1) if self.paired_discriminator else images
+
     def discriminator_pass(self, batch: SwapBatch, swap: tf.Tensor) -> LossPass:
-        """D's logistic loss (source real, swap fake) and R1 on the real images; call inside D's gradient tape.
+        """D's logistic loss (source real, swap fake; a paired D: [target, mate] real where there is a mate,
+        [swap, source] fake) and R1 on the real inputs; call inside D's gradient tape.
 
         Returns:
             LossPass(d_total, {"d_adv", "r1", "d_total"}).
         """
         d_train = functools.partial(self.discriminator, training=True)
-        real_logits, r1 = discriminator_logits_with_r1(batch.source, d_train, self.weights.r1_gamma)
-        fake_logits = d_train(tf.stop_gradient(swap))
-        total, named = discriminator_loss({"d_adv": discriminator_adversarial_loss(real_logits, fake_logits),
+        if self.paired_discriminator:
+            real, weights = tf.concat([batch.target, batch.mate], axis=-1), batch.has_mate
+        else:
+            real, weights = batch.source, None
+        real_logits, r1 = discriminator_logits_with_r1(real, d_train, self.weights.r1_gamma, weights)
+        fake_logits = d_train(self.discriminator_input(tf.stop_gradient(swap), batch))
+        total, named = discriminator_loss({"d_adv": discriminator_adversarial_loss(real_logits, fake_logits, weights),
                                            "r1": r1})
         return LossPass(total, named)
 
@@ -381,7 +409,7 @@ class SwapLoss:
         return compare(reference, self.attribute.features(f.swap, f.swap_out))
 
     def adv_term(self, f: GeneratorForward) -> tf.Tensor:
-        return generator_adversarial_loss(self.discriminator(f.swap, training=True))
+        return generator_adversarial_loss(self.discriminator(self.discriminator_input(f.swap, f.batch), training=True))
 
     def cycle_term(self, f: GeneratorForward) -> tf.Tensor:
         back = self.identity_input(f.batch.target, f.tgt_out)

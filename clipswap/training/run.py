@@ -143,13 +143,15 @@ def check_identity_width(config: TrainConfig, identity_model: keras.Model) -> No
         )
 
 
-def build_networks(model: ModelConfig, patch_blocks: int = 0) -> tuple[keras.Model, keras.Model]:
-    """The trainable networks (G, D), built in this order (the random initialisation depends on it); `patch_blocks`:
-    LossOptions.discriminator_patch_blocks."""
+def build_networks(model: ModelConfig, patch_blocks: int = 0,
+                   paired: bool = False) -> tuple[keras.Model, keras.Model]:
+    """The trainable networks (G, D), built in this order (the random initialisation depends on it); `patch_blocks`,
+    `paired`: LossOptions.discriminator_patch_blocks and discriminator_paired."""
     from clipswap.models.discriminator import Discriminator
     from clipswap.models.generator import Generator
 
-    return Generator(model), Discriminator(model.image_size, model.base_filters, patch_blocks=patch_blocks)
+    return Generator(model), Discriminator(model.image_size, model.base_filters, patch_blocks=patch_blocks,
+                                           paired=paired)
 
 
 def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
@@ -265,7 +267,8 @@ def build_trainer(
     the VGG16 weights or attribute model files."""
     keras.utils.set_random_seed(config.seed)
     check_identity_width(config, identity_model)
-    generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks)
+    generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks,
+                                              config.loss.discriminator_paired)
     loss = build_loss(config, generator, discriminator, identity_model, clip_model, perceptual_extractor, files)
     trainer = SwapTrainer(loss)
     trainer.compile(*make_optimizers(config), jit_compile=config.compute.xla)
@@ -594,8 +597,9 @@ def log_shard_same_identity_pairs(shards: list[Path], probability: float) -> boo
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
-    """A teacher term, a pre_swap or a source_warp generator needs `clipswap pairs` data (with warps)."""
-    from clipswap.facedata.pairs import pairs_have_warps
+    """A teacher term, a pre_swap or a source_warp generator needs `clipswap pairs` data (with warps); a paired
+    discriminator needs pairs data with other photos of each person."""
+    from clipswap.facedata.pairs import pairs_have_mates, pairs_have_warps
 
     config, data_dir = context.config, context.data_dir
     if config.weights.teacher and not pairs:
@@ -612,6 +616,12 @@ def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
         raise TrainingSetupError(
             f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
             "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
+        )
+    if config.loss.discriminator_paired and not (pairs and pairs_have_mates(data_dir)):
+        raise TrainingSetupError(
+            f"a paired discriminator takes its real pairs from two photos of one person: {data_dir} is not a "
+            "`clipswap pairs` folder whose records hold them (run `clipswap pairs --data ALIGNED --output PAIRS` "
+            "with this version, or --set discriminator_paired=false)"
         )
 
 

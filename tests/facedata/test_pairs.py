@@ -236,6 +236,15 @@ def test_pair_dataset_same_pairs_take_another_photo_as_the_source(pairs):
     # The same draw with jitter: the mate takes the source's colour change, so it differs from the plain decode.
     jittered = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 1.0, True, 3, 8, mates=True)))
     assert jittered["source"].shape == (8, SIZE, SIZE, 3)
+    # A paired discriminator's real pairs: the mate rides along with every sample, a same-identity one's source.
+    np.testing.assert_array_equal(batch["has_mate"], 1.0 - batch["same_photo"].numpy())
+    np.testing.assert_array_equal(batch["mate"].numpy()[~reused], batch["source"].numpy()[~reused])
+    crossed = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 0.0, False, 3, 8, mates=True)))
+    has_mate = crossed["has_mate"].numpy() > 0
+    assert has_mate.any() and (crossed["same"].numpy() == 0).all()
+    for i in np.flatnonzero(has_mate):
+        mate, source, target = (crossed[key][i].numpy() for key in ("mate", "source", "target"))
+        assert np.abs(mate - source).mean() > 2 / 127.5 and np.abs(mate - target).mean() > 2 / 127.5
 
 
 def test_bad_pairs_input_is_one_sentence(aligned, tmp_path):

@@ -84,3 +84,20 @@ def test_r1_of_a_patch_discriminator_is_that_of_its_mean_patch_logit():
     assert float(patches) == pytest.approx(float(mean), rel=1e-5)
     summed = r1_penalty(images, lambda x: tf.reduce_sum(model(x, training=False), axis=1, keepdims=True))
     assert float(summed) == pytest.approx(81 * float(mean), rel=1e-5)
+
+
+def test_weighted_real_samples_leave_the_unweighted_out_of_d_loss_and_r1():
+    # A paired discriminator has a real pair only where the person has a second photo: the others weigh 0.
+    real, fake = tf.constant([[1.0], [-3.0]]), tf.constant([[0.0]])
+    kept = discriminator_adversarial_loss(real, fake, tf.constant([1.0, 0.0]))
+    assert float(kept) == pytest.approx(math.log(2) + _softplus(-1.0), rel=1e-6)
+    assert float(discriminator_adversarial_loss(real, fake, tf.constant([0.0, 0.0]))) == pytest.approx(math.log(2))
+    assert float(discriminator_adversarial_loss(real, fake, tf.constant([1.0, 1.0]))) == pytest.approx(
+        float(discriminator_adversarial_loss(real, fake)), rel=1e-6)
+    model = _tiny_discriminator()
+    images = tf.constant(np.random.default_rng(3).uniform(-1, 1, size=(3, 5, 5, 2)))
+    d_fn = lambda x: model(x, training=False)  # noqa: E731
+    weighted = discriminator_logits_with_r1(images, d_fn, 10.0, tf.constant([1.0, 0.0, 1.0]))[1]
+    subset = r1_penalty(tf.gather(images, [0, 2]), d_fn, 10.0)
+    assert float(weighted) > 0 and float(weighted) == pytest.approx(float(subset), rel=1e-6)
+    assert float(discriminator_logits_with_r1(images, d_fn, 10.0, tf.zeros([3]))[1]) == 0.0

@@ -283,3 +283,62 @@ def test_training_steps_with_a_patch_discriminator():
                                                                   strict=True))
     with pytest.raises(ConfigError, match="discriminator_patch_blocks must be an integer from 0 to 4 at 64 px"):
         validate(get_preset("tiny").config.replace(discriminator_patch_blocks=5))
+
+
+def test_a_paired_discriminator_reads_an_image_beside_its_reference():
+    model = Discriminator(64, base_filters=8, patch_blocks=2, paired=True)
+    assert model.input.shape[1:] == (64, 64, 6) and model.output.shape[1:] == (256,)
+    pairs = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 6)).astype(np.float32)
+    logits = model(pairs).numpy()
+    # The reference half is read: changing it alone changes the logits.
+    other = pairs.copy()
+    other[..., 3:] = -other[..., 3:]
+    assert np.abs(model(other).numpy() - logits).max() > 1e-3
+    _assert_all_gradients(model, pairs, lambda y: tf.reduce_sum(tf.nn.softplus(-y)))
+    twin = Discriminator.from_config(model.get_config())
+    assert twin.paired and twin.input.shape[-1] == 6 and twin.count_params() == model.count_params()
+    assert Discriminator(64, base_filters=8).get_config().get("paired") is None
+    # Only the stem's input width differs from the one-image D: 3 more channels of 3x3 x 8 kernels.
+    assert model.count_params() - Discriminator(64, base_filters=8, patch_blocks=2).count_params() == 3 * 9 * 8
+    with pytest.raises(ValueError, match="paired must be True or False"):
+        Discriminator(64, base_filters=8, paired=1)
+
+
+def test_training_steps_with_a_paired_discriminator():
+    from types import SimpleNamespace
+
+    from clipswap.config import ConfigError, get_preset, validate
+    from clipswap.training.run import TrainingSetupError, _check_pairs_folder
+
+    from conftest import build_tiny_trainer, run_steps, synthetic_batches
+
+    trainer = build_tiny_trainer(clip=False, discriminator_patch_blocks=2, discriminator_paired=True)
+    assert trainer.discriminator.input.shape[-1] == 6
+    before = [np.array(v) for v in trainer.discriminator.trainable_variables]
+    logs = run_steps(trainer, iter(synthetic_batches(extras=("mate",))), 2)
+    assert all(np.isfinite(list(step.values())).all() for step in logs)
+    assert all(np.abs(np.array(v) - b).max() > 0 for v, b in zip(trainer.discriminator.trainable_variables, before,
+                                                                  strict=True))
+    # The real pairs of samples without a mate are left out: changing their mate images changes nothing.
+    loss = trainer.swap_loss
+    data = next(iter(synthetic_batches(extras=("mate",), shuffle=False)))
+    batch, swap = loss.read_batch(data), data["target"] * 0.5
+    changed = dict(data, mate=tf.where(data["has_mate"][:, None, None, None] > 0, data["mate"], -data["mate"]))
+    first = loss.discriminator_pass(batch, swap).terms
+    second = loss.discriminator_pass(loss.read_batch(changed), swap).terms
+    assert float(tf.reduce_min(data["has_mate"])) == 0.0 and float(tf.reduce_max(data["has_mate"])) == 1.0
+    for name in ("d_adv", "r1"):
+        assert float(first[name]) == pytest.approx(float(second[name]), rel=1e-6)
+    # The fake pairs put the swap beside its source (what G's adversarial term scores too): the source matters.
+    assert float(loss.discriminator_pass(loss.read_batch(dict(data, source=-data["source"])), swap).terms["d_adv"]) \
+        != pytest.approx(float(first["d_adv"]), rel=1e-6)
+    with pytest.raises(ValueError, match="paired discriminator takes its real pairs from two photos"):
+        loss.read_batch({key: value for key, value in data.items() if key not in ("mate", "has_mate")})
+    # Refused where its inputs cannot exist: data without mates, or a feature term that reads D's one image.
+    config = get_preset("tiny").config.replace(discriminator_paired=True)
+    with pytest.raises(TrainingSetupError, match="paired discriminator takes its real pairs"):
+        _check_pairs_folder(SimpleNamespace(config=config, data_dir="aligned"), pairs=False)
+    with pytest.raises(ConfigError, match="attribute term reads the discriminator's features of one image"):
+        validate(config.replace(attribute_network="discriminator"))
+    with pytest.raises(ConfigError, match="discriminator_paired must be true or false"):
+        get_preset("tiny").config.replace(discriminator_paired="maybe")

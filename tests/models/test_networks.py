@@ -250,6 +250,15 @@ NETWORKS: dict[str, NetworkCase] = {
             _in_policy("mixed_bfloat16", lambda: Discriminator(64, base_filters=8, patch_blocks=2)), m),
         bf16=Bf16Tolerance(0.03, 0.06),
     ),
+    "discriminator_paired": NetworkCase(
+        # the paired patch variant (Discriminator paired): an image and its reference stacked on the channel axis
+        "Discriminator", lambda: Discriminator(64, base_filters=8, patch_blocks=2, paired=True),
+        (InputSpec((BATCH, 64, 64, 6), -1.0, 1.0),), {"output": (BATCH, 256)},
+        reload=trainer_checkpoint_round_trip,
+        make_bf16=lambda m: _with_weights(
+            _in_policy("mixed_bfloat16", lambda: Discriminator(64, base_filters=8, patch_blocks=2, paired=True)), m),
+        bf16=Bf16Tolerance(0.03, 0.06),
+    ),
     "sface": NetworkCase(
         "build_sface", build_sface,
         (_image(112, 0.0, 1.0),), {"output": (BATCH, 128)}, training=False,
