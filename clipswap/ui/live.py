@@ -69,7 +69,8 @@ class LiveSwapper:
     """Swap the source face onto a stream of frames.
 
     Args:
-        swapper: a FaceSwapper (or LandmarkSwapper) of its own: its source and face tracks are set here.
+        swapper: a FaceSwapper (or LandmarkSwapper) of its own: its source and face tracks are set here, and its
+            detector (wrapped in a ScaledDetector) and warp transforms ("numpy") are changed for the stream.
         source: [H, W, 3] uint8 RGB photo of the identity to put in.
         source_face: its N-th face from the left (None: the most confident; as --source-face).
         watermark: put the invisible watermark into every frame returned, as every frame `clipswap swap` writes has
