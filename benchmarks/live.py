@@ -9,8 +9,12 @@ Needs ../shared/data/video/talking_head_1.mp4 (one face; cropped to 4:3 and scal
 frames) and inference.sh's source face (scikit-image's astronaut). Frames are processed back to back after
 `--warmup` frames (trace, first OpenVINO/ONNX inference, dlib's first call): "fps" is frames over the wall-clock
 time, latency the per-frame time of process() (its mean, median and 95th percentile), and the per-stage means
-from the swapper's StageTimer. The machine's CPU (lscpu's model name) and its load average at the start are
-recorded, because other processes on a 2-core CPU change the figures.
+from the swapper's StageTimer, in wall-clock and in CPU milliseconds. CPU time is the process's (every thread,
+so a runtime's worker threads count): on a loaded machine wall time includes the waits for a core, CPU time does
+not, so "cpu ms" is the work a frame costs, and "fps per CPU" (frames over process CPU seconds) is what the
+stream would reach with one core to itself and no parallelism. "rest" is what process() spends outside the
+swapper's stages (the watermark's embed, when on). The machine's CPU (lscpu's model name) and its load average at
+the start and the end are recorded, because other processes on a 2-core CPU change the figures.
 """
 
 from __future__ import annotations
@@ -68,20 +72,26 @@ def measure(cache: ModelCache, key: ModelKey, source: np.ndarray, frames: list[n
         live.process(frame)
     swapper.timer.reset()
     latencies, faces = [], 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for frame in frames[warmup:]:
         result = live.process(frame)
         latencies.append(result.latency)
         faces += result.faces
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     count = len(latencies)
     milliseconds = 1000 * np.asarray(latencies)
+    per_frame = max(1, swapper.timer.frames)
+    stage_ms = {name: 1000 * value / per_frame for name, value in swapper.timer.seconds.items()}
+    stage_cpu_ms = {name: 1000 * value / per_frame for name, value in swapper.timer.cpu_seconds.items()}
+    # What process() spends outside the swapper's stages: the watermark's embed, when on.
+    stage_ms["rest"] = 1000 * seconds / count - sum(stage_ms.values())
+    stage_cpu_ms["rest"] = 1000 * cpu_seconds / count - sum(stage_cpu_ms.values())
     return {
         "runtime": key.runtime, "precision": key.precision, "watermark": watermark, "models": line, "frames": count,
-        "faces": faces, "fps": count / seconds, "latency_ms_mean": float(milliseconds.mean()),
+        "faces": faces, "fps": count / seconds, "fps_per_cpu": count / cpu_seconds,
+        "cpu_ms_per_frame": 1000 * cpu_seconds / count, "latency_ms_mean": float(milliseconds.mean()),
         "latency_ms_p50": float(np.median(milliseconds)), "latency_ms_p95": float(np.percentile(milliseconds, 95)),
-        "stage_ms": {name: 1000 * value / max(1, swapper.timer.frames) for name, value in
-                     swapper.timer.seconds.items()},
+        "stage_ms": stage_ms, "stage_cpu_ms": stage_cpu_ms,
     }
 
 
@@ -106,19 +116,22 @@ def main() -> None:
     cache = ModelCache()
     rows = [measure(cache, ModelKey(args.model, runtime, args.precision), source, frames, args.warmup, watermark)
             for runtime in args.runtimes for watermark in (True, False)]
-    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start; {args.model} model, "
-          f"{SIZE[0]} x {SIZE[1]}, {args.frames} frames of {args.video.name}")
-    print("| runtime | precision | watermark | fps | latency mean ms | p50 | p95 | per-stage ms |")
-    print("|---|---|---|---|---|---|---|---|")
+    end_load = os.getloadavg()
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at the start and {end_load[0]:.2f} at "
+          f"the end; {args.model} model, {SIZE[0]} x {SIZE[1]}, {args.frames} frames of {args.video.name}")
+    print("| runtime | precision | watermark | fps | fps per CPU | cpu ms/frame | latency mean ms | p50 | p95 "
+          "| per-stage ms, wall / cpu |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        stages = ", ".join(f"{name} {value:.1f}" for name, value in row["stage_ms"].items())
+        stages = ", ".join(f"{name} {value:.1f} / {row['stage_cpu_ms'][name]:.1f}"
+                           for name, value in row["stage_ms"].items())
         print(f"| {row['runtime']} | {row['precision']} | {'on' if row['watermark'] else 'off'} | {row['fps']:.1f} "
-              f"| {row['latency_ms_mean']:.1f} | {row['latency_ms_p50']:.1f} | {row['latency_ms_p95']:.1f} "
-              f"| {stages} |")
+              f"| {row['fps_per_cpu']:.1f} | {row['cpu_ms_per_frame']:.1f} | {row['latency_ms_mean']:.1f} "
+              f"| {row['latency_ms_p50']:.1f} | {row['latency_ms_p95']:.1f} | {stages} |")
     payload = {
         "benchmark": "live", "command": "python benchmarks/live.py " + " ".join(os.sys.argv[1:]),
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_start": load},
+                    "load_average_at_start": load, "load_average_at_end": end_load},
         "model": args.model, "size": SIZE, "video": args.video.name, "rows": rows,
     }
     write_text_atomic(args.json, json.dumps(payload, indent=2) + "\n")

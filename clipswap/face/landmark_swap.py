@@ -46,6 +46,14 @@ FOREHEAD = 0.2
 POISSON_PAD = 8
 #: Feather of the alpha blend, as a fraction of the face hull's width (our choice).
 FEATHER_FRACTION = 0.06
+#: Where warp_to_landmarks takes each triangle's barycentric transform from: "qhull" (scipy's, the reference: every
+#: photo and video swap) or "numpy" (the closed-form 2 x 2 inverse, for the live stream: qhull solves each triangle
+#: with three LAPACK calls, which cost 4-18 ms a face on a loaded 2-core CPU when OpenBLAS wakes its threads for
+#: them, against about 0.1 ms here; the two agree to about 1e-12 px).
+TRANSFORMS = ("qhull", "numpy")
+#: Reciprocal condition number under which a triangle counts as flat and gets no source pixels, as qhull decides
+#: (its limit: 1000 machine epsilons).
+FLAT_RCOND = 1000 * np.finfo(np.float64).eps
 
 
 class LandmarkSwapError(ClipswapError, ValueError):
@@ -116,8 +124,34 @@ def reinhard_transfer(image: np.ndarray, reference: np.ndarray, mask: np.ndarray
     return cv2.cvtColor(np.clip(np.round(out), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
 
 
+def triangle_transforms(points: np.ndarray, simplices: np.ndarray) -> np.ndarray:
+    """Barycentric transforms of triangles, laid out as scipy's Delaunay.transform: [T, 3, 2] float64 where for a
+    point p in triangle t, transform[t, :2] @ (p - transform[t, 2]) gives its first two barycentric coordinates
+    (the third is one minus their sum) and transform[t, 2] is the triangle's third corner. A flat triangle
+    (reciprocal condition number in the 1-norm under FLAT_RCOND) is all NaN, as qhull marks it.
+
+    Args:
+        points: [N, 2] float64 (x, y).
+        simplices: [T, 3] indices into `points`.
+    """
+    corners = np.asarray(points, np.float64)[np.asarray(simplices)]  # [T, 3, 2]
+    origin = corners[:, 2]
+    # Column j of each 2 x 2 matrix is corner j minus the third corner.
+    a, c = corners[:, 0, 0] - origin[:, 0], corners[:, 0, 1] - origin[:, 1]
+    b, d = corners[:, 1, 0] - origin[:, 0], corners[:, 1, 1] - origin[:, 1]
+    det = a * d - b * c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.stack([np.stack([d, -b], axis=1), np.stack([-c, a], axis=1)], axis=1) / det[:, None, None]
+        norm = np.maximum(np.abs(a) + np.abs(c), np.abs(b) + np.abs(d))
+        inverse_norm = np.abs(inverse).sum(axis=1).max(axis=1)
+        flat = ~(1.0 / (norm * inverse_norm) >= FLAT_RCOND)
+    transform = np.concatenate([inverse, origin[:, None, :]], axis=1)
+    transform[flat] = np.nan
+    return transform
+
+
 def warp_to_landmarks(source: np.ndarray, source_68: np.ndarray, target_68: np.ndarray,
-                      shape: tuple[int, int]) -> np.ndarray:
+                      shape: tuple[int, int], transforms: str = "qhull") -> np.ndarray:
     """The source face piecewise-affinely warped onto the target's landmarks: [H, W, 3] uint8 of `shape`, zero
     outside the triangulated region. Landmarks are [68, 2] or [68 + K, 2] (extra points such as `with_forehead`'s
     drive the warp too).
@@ -126,7 +160,11 @@ def warp_to_landmarks(source: np.ndarray, source_68: np.ndarray, target_68: np.n
     coordinates in its triangle to the same triangle of the source points; OpenCV's `remap` samples
     there (bilinear). scikit-image's PiecewiseAffineTransform does the same but refuses a whole face when one
     sliver triangle is numerically singular (measured on LFW landmarks), and it triangulates the source too.
+    `transforms` says where each triangle's barycentric transform comes from (TRANSFORMS): "qhull" is the
+    reference, "numpy" the live stream's cheaper equal (triangle_transforms).
     """
+    if transforms not in TRANSFORMS:
+        raise LandmarkSwapError(f"transforms must be one of {TRANSFORMS}, got {transforms!r}")
     target_68, source_68 = np.asarray(target_68, np.float64), np.asarray(source_68, np.float64)
     if target_68.shape != source_68.shape:
         raise LandmarkSwapError(f"source and target landmarks differ in shape: {source_68.shape} {target_68.shape}")
@@ -146,7 +184,11 @@ def warp_to_landmarks(source: np.ndarray, source_68: np.ndarray, target_68: np.n
     pixels = np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float64)
     simplex = labels.ravel()
     inside = simplex >= 0
-    transform = triangulation.transform[simplex[inside]]
+    if transforms == "qhull":
+        per_triangle = triangulation.transform
+    else:
+        per_triangle = triangle_transforms(target_points, triangulation.simplices)
+    transform = per_triangle[simplex[inside]]
     # Elementwise products, not einsum: einsum may hand these to a multi-threaded BLAS, which stalls when every
     # core already runs a worker process.
     partial = (transform[:, :2] * (pixels[inside] - transform[:, 2])[:, None, :]).sum(axis=2)
@@ -193,7 +235,8 @@ def poisson_blend(image: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np
 
 
 def warped_face(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
-                color_transfer: bool = True, forehead: float = FOREHEAD) -> tuple[np.ndarray, np.ndarray]:
+                color_transfer: bool = True, forehead: float = FOREHEAD, transforms: str = "qhull"
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Steps 1 and 2 of the swap: (the source face warped onto the target's landmarks and, with `color_transfer`,
     matched to the target's colours, [H, W, 3] uint8 of the target's size; the face region it fills, [H, W] uint8,
     255 inside: swap_region). Arguments as landmark_swap's; LandmarkSwapError when the landmarks cannot drive it."""
@@ -207,14 +250,14 @@ def warped_face(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, t
     mask = swap_region(target_68, (height, width), forehead)
     if np.count_nonzero(mask) < 16:
         raise LandmarkSwapError("the target's face region is empty: its landmarks lie outside the image")
-    warped = warp_to_landmarks(source, source_points, target_points, (height, width))
+    warped = warp_to_landmarks(source, source_points, target_points, (height, width), transforms)
     if color_transfer:
         warped = reinhard_transfer(warped, target, mask)
     return warped, mask
 
 
 def warp_paste(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
-               forehead: float = FOREHEAD) -> tuple[np.ndarray, np.ndarray]:
+               forehead: float = FOREHEAD, transforms: str = "qhull") -> tuple[np.ndarray, np.ndarray]:
     """(the colour-matched warped source face pasted into the target with a hard edge, no blending: [H, W, 3] uint8,
     the target's own pixels outside the face region; that region [H, W] uint8, 255 inside).
 
@@ -222,12 +265,13 @@ def warp_paste(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, ta
     in the target's geometry, so the network's job is to carry it into the face and hide the seam, without having
     to learn the warp (which a CPU training run cannot afford; docs/demo_model.md).
     """
-    warped, mask = warped_face(source, source_68, target, target_68, True, forehead)
+    warped, mask = warped_face(source, source_68, target, target_68, True, forehead, transforms)
     return np.where(mask[..., None] > 0, warped, target), mask
 
 
 def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, target_68: np.ndarray,
-                  blend: str = "poisson", color_transfer: bool = True, forehead: float = FOREHEAD) -> np.ndarray:
+                  blend: str = "poisson", color_transfer: bool = True, forehead: float = FOREHEAD,
+                  transforms: str = "qhull") -> np.ndarray:
     """Swap the source's face into the target by landmarks (module docstring).
 
     Args:
@@ -236,13 +280,14 @@ def landmark_swap(source: np.ndarray, source_68: np.ndarray, target: np.ndarray,
         blend: "poisson" (seamlessClone) or "alpha" (feathered mask).
         color_transfer: Reinhard colour transfer of the warped face to the target's face.
         forehead: height of the forehead points (FOREHEAD); 0 swaps only the 68-point hull.
+        transforms: where the warp's triangle transforms come from (TRANSFORMS; warp_to_landmarks).
 
     Returns:
         [H, W, 3] uint8 RGB of the target's size; pixels outside the face region are the target's.
     """
     if blend not in BLENDS:
         raise LandmarkSwapError(f"blend must be one of {BLENDS}, got {blend!r}")
-    warped, mask = warped_face(source, source_68, target, target_68, color_transfer, forehead)
+    warped, mask = warped_face(source, source_68, target, target_68, color_transfer, forehead, transforms)
     if blend == "poisson":
         return poisson_blend(warped, target, mask)
     xs = np.nonzero(mask)[1]

@@ -68,6 +68,8 @@ class LandmarkSwapper:
         self.selection = selection or FaceSelection()
         self.similarity = float(similarity)
         self.identity = identity
+        #: Where the warp takes its triangle transforms (clipswap.face.landmark_swap.TRANSFORMS; FaceSwapper's).
+        self.warp_transforms = "qhull"
         self.source: np.ndarray | None = None
         self.source_68: np.ndarray | None = None
         self.reference_vector: np.ndarray | None = None
@@ -126,7 +128,8 @@ class LandmarkSwapper:
                     continue
                 try:
                     target = np.ascontiguousarray(output[y0:y1, x0:x1])
-                    region = landmark_swap(self.source, self.source_68, target, points - [x0, y0])
+                    region = landmark_swap(self.source, self.source_68, target, points - [x0, y0],
+                                           transforms=self.warp_transforms)
                 except LandmarkSwapError as error:
                     log.warning("a face could not be swapped by landmarks (%s); left unchanged", error)
                     continue

@@ -61,22 +61,27 @@ MAX_BATCH = 16
 @dataclass
 class StageTimer:
     """Wall-clock seconds per pipeline stage (STAGES, and SOURCE_STAGE for set_source/set_reference), summed over
-    calls, and the number of faces generated."""
+    calls, the process's CPU seconds in each (`cpu_seconds`: every thread of the process, so a runtime's worker
+    threads count; on a loaded machine wall time includes waiting for a core, CPU time does not), and the number of
+    faces generated."""
 
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cpu_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     faces: int = 0
     frames: int = 0
 
     @contextmanager
     def stage(self, name: str):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - start
+            self.cpu_seconds[name] += time.process_time() - cpu_start
 
     def reset(self) -> None:
         self.seconds.clear()
+        self.cpu_seconds.clear()
         self.faces = 0
         self.frames = 0
 
@@ -311,6 +316,10 @@ class FaceSwapper:
         self.source_image = bool(source_image)
         self.source_warp = bool(source_warp)
         self.detail = float(detail)
+        #: Where the pre_swap / source_warp warp takes its triangle transforms
+        #: (clipswap.face.landmark_swap.TRANSFORMS): "qhull", the reference of every photo and video swap; the live
+        #: stream sets "numpy", its cheaper equal.
+        self.warp_transforms = "qhull"
         #: The compiled call of a Keras generator (compile_generator; None for an exported runtime).
         self._compiled = None
         if getattr(generator, "runs_numpy", False):
@@ -598,8 +607,9 @@ class FaceSwapper:
         points = transform_points(matrix, points68)
         try:
             if self.source_warp:
-                return warp_paste(source_crop, source_68, crop, points)
-            return landmark_swap(source_crop, source_68, crop, points), swap_region(points, crop.shape[:2])
+                return warp_paste(source_crop, source_68, crop, points, transforms=self.warp_transforms)
+            return (landmark_swap(source_crop, source_68, crop, points, transforms=self.warp_transforms),
+                    swap_region(points, crop.shape[:2]))
         except LandmarkSwapError as error:
             self.pre_swap_failures += 1
             log.warning("the landmark swap failed on a face (%s); the generator reads its plain crop", error)

@@ -116,9 +116,13 @@ class Page:
                                 choices, jobdir)
         return request, choices
 
-    def swap(self, source, target, table, faces, *options, progress=TRACK_TQDM):
-        """Run the whole swap; (result image, result video, download, report)."""
+    def swap(self, source, target, table, faces, model, blend, color_correction, precision, runtime, similarity,
+             tracking, smoothing, watermark, progress=TRACK_TQDM):
+        """Run the whole swap; (result image, result video, download, report). The options are named one by one,
+        not gathered in *args: Gradio only finds a positional `progress` parameter, and without it the video's
+        progress bar would not show."""
         uploads = {"source": source, "target": target}
+        options = (model, blend, color_correction, precision, runtime, similarity, tracking, smoothing, watermark)
         try:
             jobdir = self._jobdir()
             request, choices = self._request(source, target, table, faces, options, jobdir)

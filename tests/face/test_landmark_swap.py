@@ -8,11 +8,14 @@ import pytest
 
 from clipswap.face.landmark_swap import (
     FOREHEAD,
+    WARP_POINTS,
     LandmarkSwapError,
     face_hull_mask,
     landmark_swap,
     reinhard_transfer,
     swap_region,
+    triangle_transforms,
+    warp_paste,
     warp_to_landmarks,
     with_forehead,
 )
@@ -145,3 +148,39 @@ def test_a_face_that_fills_its_crop_is_still_poisson_blended():
     to_source = np.abs(out[core].astype(int) - source[core].astype(int)).mean()
     to_target = np.abs(out[core].astype(int) - target[core].astype(int)).mean()
     assert to_source < 0.5 * to_target
+
+
+def test_numpy_triangle_transforms_are_qhulls():
+    from scipy.spatial import Delaunay
+
+    rng = np.random.default_rng(7)
+    for points in [with_forehead(_face_points(), FOREHEAD, (SIZE, SIZE))[np.r_[WARP_POINTS, 68:78]],
+                   *(rng.uniform(-5, 130, (70, 2)) for _ in range(20))]:
+        triangulation = Delaunay(points)
+        ours = triangle_transforms(points, triangulation.simplices)
+        assert np.array_equal(np.isnan(ours), np.isnan(triangulation.transform))
+        np.testing.assert_allclose(ours, triangulation.transform, rtol=0, atol=1e-9)
+    # Three points on a line make a flat triangle: no transform, as qhull marks it.
+    flat = triangle_transforms(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]), np.array([[0, 1, 2]]))
+    assert np.isnan(flat).all()
+
+
+@pytest.mark.parametrize(("scale", "shift"), [(1.0, (0.0, 0.0)), (0.9, (4.0, -3.0)), (1.15, (-2.5, 1.5))])
+def test_the_live_streams_numpy_transforms_warp_exactly_as_qhulls(scale, shift):
+    """The cheaper transforms leave the warp's output unchanged, pixel for pixel (here and on 300 random point sets
+    measured), so the live stream shows what a video swap would."""
+    source, src_points = _textured(11), _face_points()
+    dst_points = with_forehead(_face_points(scale, shift), FOREHEAD, (SIZE, SIZE))
+    src_points = with_forehead(src_points, FOREHEAD, (SIZE, SIZE))
+    reference = warp_to_landmarks(source, src_points, dst_points, (SIZE, SIZE))
+    assert np.array_equal(warp_to_landmarks(source, src_points, dst_points, (SIZE, SIZE), transforms="numpy"),
+                          reference)
+    target, points68 = _textured(12), _face_points(scale, shift)
+    for qhull, numpy_ in [(warp_paste(source, _face_points(), target, points68),
+                           warp_paste(source, _face_points(), target, points68, transforms="numpy")),
+                          ((landmark_swap(source, _face_points(), target, points68),),
+                           (landmark_swap(source, _face_points(), target, points68, transforms="numpy"),))]:
+        for expected, got in zip(qhull, numpy_, strict=True):
+            assert np.array_equal(expected, got)
+    with pytest.raises(LandmarkSwapError, match="transforms must be one of"):
+        warp_to_landmarks(source, src_points, dst_points, (SIZE, SIZE), transforms="lapack")

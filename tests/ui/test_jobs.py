@@ -132,3 +132,24 @@ def test_an_unreadable_upload_is_the_clis_sentence(cache, tmp_path):
 
     with pytest.raises(MediaError, match=r"broken\.jpg cannot be read as an image \(corrupt or not really a \.jpg"):
         frame_at(broken)
+
+
+def test_a_live_swapper_takes_the_fast_paths_on_its_own_swapper_only(cache):
+    from clipswap.ui.live import LiveSwapper, ScaledDetector
+
+    key = ModelKey("demo", "tf")
+    base, _ = cache.base(key)
+    swapper, _ = cache.swapper(key, PasteOptions())
+    source_path, _ = example_faces()
+    frame = frame_at(shared_data("video", "talking_head_1.mp4"), 1.0)
+    live = LiveSwapper(swapper, read_image(source_path), watermark=False)
+    assert isinstance(swapper.detector, ScaledDetector) and swapper.warp_transforms == "numpy"
+    # the shared swapper, and every later photo or video request, keep the full-size detector and qhull's transforms
+    assert not isinstance(base.detector, ScaledDetector) and base.warp_transforms == "qhull"
+    later, _ = cache.swapper(key, PasteOptions())
+    assert later.detector is base.detector and later.warp_transforms == "qhull"
+    result = live.process(frame)
+    assert result.faces == 1 and result.image.shape == frame.shape
+    assert swapper.pre_swap_failures == 0 and "pre_swap" in swapper.timer.cpu_seconds
+    after, before = sface_cosines_to_source(read_image(source_path), frame, result.image)
+    assert after > before
