@@ -57,9 +57,15 @@ def ui(host, port, models, detector, max_upload_mb):
 
         offered = list(models) or [name for name in MODEL_NAMES]
         blocks = build_page(Page(ModelCache(detector), workdir, offered))
-        blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
-                      max_file_size=max_upload_mb * 1024 * 1024, show_error=True, quiet=True, ssr_mode=False,
-                      enable_monitoring=False, mcp_server=False, pwa=False, allowed_paths=[str(workdir)])
+        try:
+            blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,
+                          max_file_size=max_upload_mb * 1024 * 1024, show_error=True, quiet=True, ssr_mode=False,
+                          enable_monitoring=False, mcp_server=False, pwa=False, allowed_paths=[str(workdir)])
+        except OSError as error:
+            # Gradio says "Cannot find empty port" for a port in use and passes the socket's own error otherwise.
+            reason = str(error).splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+            raise click.ClickException(f"cannot serve the page on {host}:{port} ({reason}): the port is in use or the "
+                                       "address is not this machine's; choose another with --port or --host") from error
         click.echo(f"clipswap ui: serving http://{host}:{port} (Ctrl-C stops it; uploads and results in {workdir}, "
                    "removed at exit)")
         while True:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import socket
+import tempfile
+from pathlib import Path
+
 from click.testing import CliRunner
 
 from clipswap.cli import main
@@ -27,3 +31,17 @@ def test_a_wrong_port_is_one_line_and_exit_2():
 def test_the_page_is_told_to_stay_offline():
     assert OFFLINE_ENVIRONMENT["GRADIO_ANALYTICS_ENABLED"] == "False"
     assert OFFLINE_ENVIRONMENT["HF_HUB_OFFLINE"] == "1" and OFFLINE_ENVIRONMENT["GRADIO_SHARE"] == "False"
+
+
+def test_a_port_in_use_is_one_sentence_exit_1_and_no_leftover_folder():
+    before = set(Path(tempfile.gettempdir()).glob("clipswap-ui-*"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["ui", "--port", str(port)], prog_name="clipswap")
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot serve the page on 127.0.0.1:{port} (")
+    assert "choose another with --port" in lines[0] and "unexpected" not in lines[0]
+    assert set(Path(tempfile.gettempdir()).glob("clipswap-ui-*")) == before
