@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import sys
 
-sys.modules["tensorflow"] = None  # importing TensorFlow now fails: the JAX step must not need it
+from backend_probe import block_tensorflow
+
+block_tensorflow()  # importing TensorFlow now fails: the JAX step must not need it
 
 import numpy as np  # noqa: E402
 

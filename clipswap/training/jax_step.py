@@ -102,7 +102,7 @@ class JaxSwapStep:
 
     def initial_state(self, step: int = 0) -> JaxTrainState:
         """The state read from the Keras variables (after building, or after a checkpoint restored them)."""
-        fields = {name: [jnp.array(variable.value) for variable in variables]
+        fields = {name: [jnp.array(variable.value, copy=True) for variable in variables]
                   for name, variables in self.variable_lists().items()}
         return JaxTrainState(**fields, step=jnp.asarray(step, jnp.int32))
 
@@ -112,7 +112,8 @@ class JaxSwapStep:
             if name == "frozen":
                 continue
             for variable, value in zip(variables, getattr(state, name), strict=True):
-                variable.assign(value)
+                # A host copy: the step donates the state's buffers, which the variable must not share.
+                variable.assign(np.asarray(value))
 
     # --- the step -------------------------------------------------------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 import re
@@ -32,7 +31,6 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import ConfigError, RunFiles, TrainConfig, check_runnable
-from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here; its names still import from here)
     IDENTITY_SPECS,
     POLICIES,
@@ -56,12 +54,17 @@ from clipswap.training.callbacks import (
     ScalarLogger,
 )
 from clipswap.training.checkpointing import TrainingCheckpoints
+from clipswap.training.run_folder import (  # noqa: F401 (these lived here; their names still import from here)
+    GRID_ROWS,
+    RESUME_MUST_MATCH,
+    RUN_LOGS,
+    RunResult,
+    check_resume_config,
+    forget_after,
+)
 from clipswap.training.trainer import SwapTrainer, current_learning_rate
 
 logger = logging.getLogger(__name__)
-
-#: Image grids show the first rows of the held-out batch (the whole batch scores the held-out identity loss).
-GRID_ROWS = 8
 
 
 def _damaged_shard_message(folder, error) -> str:
@@ -146,47 +149,6 @@ def split_heldout(shards: list[Path]) -> tuple[list[Path], list[Path]]:
 # --- the loop ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    start_step: int
-    final_step: int
-    exported: Path | None
-    heldout: list[tuple[int, float]] = field(default_factory=list)
-    last_logs: dict[str, float] = field(default_factory=dict)
-
-
-#: The keys a resumed run must share with its config.json: what shapes the restored state.
-RESUME_MUST_MATCH = ("model", "weights", "compute.precision", "loss.perceptual_network", "loss.attribute_network",
-                     "data.batch_size")
-
-
-def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
-    saved_path = run_dir / "config.json"
-    if not saved_path.is_file():
-        return
-    try:
-        saved = read_json_object(saved_path)
-    except JSONFileError as error:
-        raise TrainingSetupError(f"--resume: {error}; restore it or start a new --run-dir") from error
-    try:
-        # A config.json written before the tree (flat keys) is read through the one migration function.
-        saved = TrainConfig.from_dict(saved).to_dict()
-    except ConfigError as error:
-        raise TrainingSetupError(f"--resume: the run's config.json cannot be read as a configuration ({error}); "
-                                 "start a new --run-dir") from error
-    current = config.to_dict()
-    # What shapes the state must match; the schedule (steps, intervals) may change on resume.
-    for key in RESUME_MUST_MATCH:
-        section, _, name = key.partition(".")
-        before = saved[section][name] if name else saved[section]
-        now = current[section][name] if name else current[section]
-        if before != now:
-            raise TrainingSetupError(
-                f"--resume: {key} differs from the run's config.json ({before} vs {now}); "
-                "resume with the same configuration or start a new --run-dir"
-            )
-
 
 @dataclass(frozen=True)
 class RunContext:
@@ -251,7 +213,7 @@ def run_training(
             # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
             raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
         # A run stopped before its first checkpoint: resuming it is starting it again (its log rows are dropped).
-        _check_resume_config(run_dir, config)
+        check_resume_config(run_dir, config)
         logger.warning("--resume: %s has no checkpoint yet (the run stopped before its first one); starting from "
                        "step 0", run_dir)
         forget_after(run_dir, -1)
@@ -274,7 +236,7 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
     if has_checkpoints and not context.resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
     if context.resume:
-        _check_resume_config(run_dir, config)
+        check_resume_config(run_dir, config)
     try:
         check_runnable(config, context.files)
     except ConfigError as error:
@@ -314,39 +276,6 @@ def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
             shutil.rmtree(worker_dir, ignore_errors=True)
     return _run_loop(context)
 
-
-#: The run's JSON-lines logs; each row has a "step".
-RUN_LOGS = ("metrics.jsonl", "heldout.jsonl")
-
-
-def forget_after(run_dir: Path, step: int) -> None:
-    """Make a resumed run's folder say what the restored state did: drop the log rows a killed run wrote after the
-    checkpoint it resumes from (they would appear twice), and remove the partial checkpoint folders a kill during a
-    save leaves behind (`ckpt-N_temp*`; TensorFlow renames them into place only when a save completes)."""
-    for name in RUN_LOGS:
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        kept, dropped = [], 0
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row_step = json.loads(line).get("step", 0)
-            except (json.JSONDecodeError, AttributeError):
-                dropped += 1  # a line cut short by the kill
-                continue
-            if isinstance(row_step, int) and row_step > step:
-                dropped += 1
-            else:
-                kept.append(line)
-        if dropped:
-            logger.info("%s: dropped %d rows written after step %d by the interrupted run", name, dropped, step)
-            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
-    for partial in (run_dir / "checkpoints").glob("*_temp*"):
-        logger.info("removing the partial checkpoint %s", partial)
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        else:
-            partial.unlink()
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
