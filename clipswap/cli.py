@@ -16,6 +16,7 @@ from clipswap.commands.evaluate import evaluate
 from clipswap.commands.export import export
 from clipswap.commands.info import info
 from clipswap.commands.init import init
+from clipswap.commands.pack import pack
 from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
@@ -107,7 +108,8 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, evaluate, export, ui):
+for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, pack, evaluate, export,
+                 ui):
     main.add_command(_command)
 
 

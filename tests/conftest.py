@@ -148,7 +148,7 @@ def tiny_identity_encoder(encoder: str = "arcface"):
 
     from clipswap.config import IDENTITY_ENCODERS
     from clipswap.losses.facedancer import IFSR_LAYERS
-    from clipswap.training.run import IDENTITY_SPECS
+    from clipswap.training.assembly import IDENTITY_SPECS
 
     def stage_number(name: str) -> int:  # ResNet's conv2_block3_out -> 2, SFace's sface_conv_4_relu -> 4
         return int(re.findall(r"\d+", name)[0])
@@ -179,9 +179,9 @@ def tiny_train_config(weights=None, *, clip: bool = True, seed: int = 0, model: 
     from clipswap.config import get_preset
 
     preset = get_preset("tiny").config
-    model_config = preset.model.replace(image_size=TRAINER_SIZE, base_filters=4, mapping_depth=1, mapping_width=8,
-                                        identity_encoder="arcface", clip_variant="tiny" if clip else None,
-                                        **(model or {}))
+    model_config = preset.model.replace(**{
+        "image_size": TRAINER_SIZE, "base_filters": 4, "mapping_depth": 1, "mapping_width": 8,
+        "identity_encoder": "arcface", "clip_variant": "tiny" if clip else None, **(model or {})})
     if weights is None:
         weights = dataclasses.replace(preset.weights, contra=0.3 if clip else 0.0)
     fields = {"model": model_config, "weights": weights, "batch_size": TRAINER_BATCH, "lr_g": 1e-3, "lr_d": 1e-3,

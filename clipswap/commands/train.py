@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -13,6 +15,30 @@ from clipswap.config import PRECISIONS, PRESETS
 from clipswap.errors import ClipswapError
 
 logger = logging.getLogger(__name__)
+
+BACKENDS = ("tensorflow", "jax")
+
+
+def choose_backend(backend: str | None) -> str:
+    """The Keras backend of this run: --backend, else KERAS_BACKEND, else TensorFlow. Keras reads KERAS_BACKEND once,
+    when it is first imported, so JAX is set here before anything imports it.
+
+    Raises:
+        click.ClickException: Keras was already imported with another backend, or KERAS_BACKEND names one that
+            cannot train.
+    """
+    chosen = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
+    if chosen not in BACKENDS:
+        raise click.ClickException(f"KERAS_BACKEND={chosen!r} cannot train: use tensorflow or jax (--backend)")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != chosen:
+            raise click.ClickException(f"Keras was already started on {keras.backend.backend()} in this process: "
+                                       f"run `clipswap train --backend {chosen}` in a new process")
+    os.environ["KERAS_BACKEND"] = chosen
+    return chosen
+
 
 
 @click.command("train")
@@ -49,8 +75,12 @@ logger = logging.getLogger(__name__)
 @click.option("--resume", is_flag=True, default=False, help="Continue from the latest checkpoint in --run-dir.")
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
 @click.option("--no-progress", is_flag=True, default=False, help="No tqdm bar (logs still go to TensorBoard).")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
+                   "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]")
 def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, seed, arcface_path, clip_preset,
-          vgg_weights, attribute_file, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run, no_progress):
+          vgg_weights, attribute_file, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run, no_progress,
+          backend):
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
     A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
@@ -99,7 +129,19 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         # Once, on stderr (a logger.warning as well printed each note twice: issue 11 item 10).
         click.echo(f"warning: {note}", err=True)
 
-    import os
+    if choose_backend(backend) == "jax":
+        if cpu_replicas > 1 or os.environ.get("TF_CONFIG"):
+            raise click.ClickException("--backend jax trains on one device: --cpu-replicas and TF_CONFIG are "
+                                       "TensorFlow's (tf.distribute)")
+        from clipswap.training.jax_run import run_training_jax
+
+        try:
+            result = run_training_jax(config, data_dir, run_dir, files=files, resume=resume,
+                                      progress=not no_progress)
+        except (ClipswapError, FileNotFoundError) as error:
+            raise click.ClickException(str(error)) from error
+        _report(result)
+        return
 
     if cpu_replicas > 1 and os.environ.get("TF_CONFIG"):
         raise click.ClickException("--cpu-replicas and TF_CONFIG (multi-worker) cannot be combined")
@@ -115,6 +157,11 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
                               progress=not no_progress)
     except (ClipswapError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
+    _report(result)
+
+
+def _report(result) -> None:
+    """The run's summary lines (RunResult)."""
     click.echo(f"trained steps {result.start_step} -> {result.final_step} in {result.run_dir}")
     for step, value in result.heldout:
         click.echo(f"  held-out identity loss at step {step}: {value:.4f}")

@@ -87,6 +87,19 @@ def seed_tensor(seed: int | Sequence[int] | tf.Tensor) -> tf.Tensor:
     return seed
 
 
+def step_seed(run_seed: int, step: tf.Tensor) -> tf.Tensor:
+    """[2] int64 stateless seed [run seed, global step * replicas + replica id] of this step and replica."""
+    context = tf.distribute.get_replica_context()
+    replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.int64)
+    replica = tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int64)
+    return tf.stack([tf.constant(run_seed, tf.int64), tf.cast(step, tf.int64) * replicas + replica])
+
+
+def shift_seed(seed: tf.Tensor, offset: int) -> tf.Tensor:
+    """A second stream of the same step's seed: [a, b] -> [a, b + offset] (offset far above any step count)."""
+    return seed_tensor(seed) + tf.constant([0, offset], tf.int64)
+
+
 def sample_augment_params(
     batch: int | tf.Tensor,
     height: int | tf.Tensor,

@@ -13,6 +13,9 @@ steps=TOTAL, initial_step=START), so `self.params` holds {"steps", "initial_step
 
 They run in list order and synchronously (each overrides on_train_batch_end, so the CallbackList never dispatches
 them to a thread): the guard raises before the checkpoint of a broken step is written.
+
+Backends: the JAX loop (clipswap.training.jax_run) drives the same callbacks with no TensorBoard writer (writer None);
+TensorFlow is imported only to write TensorBoard events.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import cv2
 import keras
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from clipswap.atomic import atomic_path
@@ -34,7 +37,6 @@ from clipswap.face.retrieval import retrieval_accuracy, retrieve_top1
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.terms import SHOWN as SHOWN_FIGURES
 from clipswap.losses.terms import tag
-from clipswap.training.checkpointing import TrainingCheckpoints
 from clipswap.training.loss import SwapLoss
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 # TBNotInstalledError), which training does not need; these write the same event records through tf.summary.write,
 # with the plugin named in a SummaryMetadata (tf.compat.v1's export of TensorFlow's own proto).
 def _metadata(plugin: str) -> bytes:
+    import tensorflow as tf
+
     metadata = tf.compat.v1.SummaryMetadata()
     metadata.plugin_data.plugin_name = plugin
     return metadata.SerializeToString()
@@ -51,15 +55,27 @@ def _metadata(plugin: str) -> bytes:
 
 def write_scalar(tag: str, value: float, step: int) -> None:
     """A TensorBoard scalar (plugin "scalars") in the default writer."""
+    import tensorflow as tf
+
     tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step, metadata=_metadata("scalars"))
 
 
 def write_image(tag: str, image: np.ndarray, step: int) -> None:
     """A TensorBoard image (plugin "images": width, height, PNG) of [H, W, 3] uint8 RGB in the default writer."""
+    import tensorflow as tf
+
     height, width = image.shape[:2]
-    encoded = tf.io.encode_png(image).numpy()
+    encoded = encode_png(image)
     tensor = tf.constant([str(width).encode(), str(height).encode(), encoded])
     tf.summary.write(tag, tensor, step=step, metadata=_metadata("images"))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """[H, W, 3] uint8 RGB -> PNG bytes."""
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {image.shape} image as PNG")
+    return encoded.tobytes()
 
 
 class NonFiniteLossError(ClipswapError, RuntimeError):
@@ -98,7 +114,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
 class ScalarLogger(keras.callbacks.Callback):
     """Mean of every scalar over each `every`-step interval -> TensorBoard (`writer`) and a JSON-lines file."""
 
-    def __init__(self, writer: tf.summary.SummaryWriter | None, every: int, jsonl_path: Path | None = None):
+    def __init__(self, writer, every: int, jsonl_path: Path | None = None):
         super().__init__()
         self.writer = writer
         self.every = int(every)
@@ -129,9 +145,14 @@ class ScalarLogger(keras.callbacks.Callback):
 
 
 class CheckpointSaver(keras.callbacks.Callback):
-    """Write a checkpoint every `every` steps and after the last step (the CallbackList's "steps" param)."""
+    """Write a checkpoint every `every` steps and after the last step (the CallbackList's "steps" param).
 
-    def __init__(self, checkpoints: TrainingCheckpoints, every: int):
+    Args:
+        checkpoints: anything with a `save()` that writes the run's state (TrainingCheckpoints on TensorFlow,
+            clipswap.training.state_files.StateCheckpoints on JAX).
+    """
+
+    def __init__(self, checkpoints, every: int):
         super().__init__()
         self.checkpoints = checkpoints
         self.every = int(every)
@@ -157,18 +178,19 @@ class FixedBatchCallback(keras.callbacks.Callback):
     through the loss's G (`loss`: the run's SwapLoss)."""
 
     def __init__(
-        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer,
     ):
         super().__init__()
         self.loss = loss
-        self.target = tf.constant(batch["target"], tf.float32)
-        self.source = tf.constant(batch["source"], tf.float32)
+        tensor = lambda array: keras.ops.convert_to_tensor(np.asarray(array, np.float32))  # noqa: E731
+        self.target = tensor(batch["target"])
+        self.source = tensor(batch["source"])
         # Identity labels of the sources (the data pipeline's eval batch has them); None when not given.
         self.source_label = np.asarray(batch["source_label"]) if "source_label" in batch else None
         # A source_warp generator's source images: each source's face warped onto its target, and for the
         # wrong-source control the next one's (clipswap.training.run.heldout_warps); None otherwise.
-        self.warped = tf.constant(batch["warped"], tf.float32) if "warped" in batch else None
-        self.warped_control = tf.constant(batch["warped_control"], tf.float32) if "warped_control" in batch else None
+        self.warped = tensor(batch["warped"]) if "warped" in batch else None
+        self.warped_control = tensor(batch["warped_control"]) if "warped_control" in batch else None
         self.every = int(every)
         self.writer = writer
 
@@ -177,15 +199,16 @@ class ImageGridWriter(FixedBatchCallback):
     """Every `every` steps: swap a fixed batch and write the grid to TensorBoard and to `folder/step_XXXXXXX.png`."""
 
     def __init__(
-        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer,
         folder: Path | None,
     ):
         super().__init__(loss, batch, every, writer)
         self.folder = folder
 
     def write(self, step: int) -> np.ndarray:
-        swap = self.loss.swap(self.target, self.source, training=False, generator_source=self.warped).numpy()
-        grid = image_grid(self.target.numpy(), self.source.numpy(), swap)
+        swap = keras.ops.convert_to_numpy(self.loss.swap(self.target, self.source, training=False,
+                                                         generator_source=self.warped))
+        grid = image_grid(keras.ops.convert_to_numpy(self.target), keras.ops.convert_to_numpy(self.source), swap)
         if self.writer is not None:
             with self.writer.as_default(step=step):
                 write_image("swaps/target_source_swap", grid, step)
@@ -193,7 +216,7 @@ class ImageGridWriter(FixedBatchCallback):
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.folder / f"step_{step:07d}.png") as temporary:
-                temporary.write_bytes(tf.io.encode_png(grid).numpy())
+                temporary.write_bytes(encode_png(grid))
         return grid
 
     def on_train_begin(self, logs: Mapping[str, float] | None = None) -> None:
@@ -213,7 +236,7 @@ class HeldoutIdentity(FixedBatchCallback):
     """
 
     def __init__(
-        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer: tf.summary.SummaryWriter | None,
+        self, loss: SwapLoss, batch: Mapping[str, np.ndarray], every: int, writer,
         jsonl_path: Path | None,
     ):
         super().__init__(loss, batch, every, writer)
@@ -226,17 +249,17 @@ class HeldoutIdentity(FixedBatchCallback):
         src = self.source_embedding
         source = self.source if self.warped is None else self.warped
         swap = self.loss.heldout_swap_embedding(self.target, self.identity_in, source=source)
-        value = float(identity_loss(src, swap).numpy())
+        value = float(keras.ops.convert_to_numpy(identity_loss(src, swap)))
         options = {} if self.warped_control is None else {"control_source": self.warped_control}
         control_swap = self.loss.heldout_swap_embedding(self.target, self.identity_in, shift=1, source=source,
                                                            **options)
-        control = float(identity_loss(src, control_swap).numpy())
+        control = float(keras.ops.convert_to_numpy(identity_loss(src, control_swap)))
         record = {"step": step, "heldout_id_loss": value, "heldout_id_loss_wrong_source": control}
         if self.source_label is not None:
             # Top-1 ID retrieval among the batch's sources (the paper's ID metric; chance = 1 / identities).
             labels = [str(label) for label in self.source_label]
             record["heldout_id_retrieval"] = retrieval_accuracy(
-                retrieve_top1(swap.numpy(), src.numpy(), labels), labels
+                retrieve_top1(keras.ops.convert_to_numpy(swap), keras.ops.convert_to_numpy(src), labels), labels
             )
         self.history.append((step, value))
         if self.writer is not None:

@@ -19,27 +19,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from clipswap.facedata.shards import ShardError, count_records, iterate_records, list_shards, parse_features
+from clipswap.training.sampling import (
+    BRIGHTNESS_DELTA,
+    CONTRAST_RANGE,
+    LUMA,
+    SATURATION_RANGE,
+    derive_seeds,
+    eval_batch_indices,
+    eval_pool_size,
+)
 
 __all__ = ["count_records", "decode_image", "make_eval_batch", "make_pair_dataset", "make_train_dataset", "mate_stream",
            "people_with_several_faces"]
 
-#: Colour jitter ranges of the recipe, applied to images in [-1, 1].
-BRIGHTNESS_DELTA = 0.3
-CONTRAST_RANGE = (0.9, 1.1)
-SATURATION_RANGE = (0.9, 1.1)
-#: ITU-R BT.601 luma weights (RGB), the grey image saturation interpolates from.
-LUMA = (0.299, 0.587, 0.114)
-
 Shards = str | Path | Sequence[str | Path]
-
-
-def _derive_seeds(seed: int, count: int) -> list[int]:
-    """`count` independent non-negative int32 seeds from one user seed."""
-    return [int(s) & 0x7FFFFFFF for s in np.random.SeedSequence(int(seed)).generate_state(count)]
 
 
 def decode_image(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
@@ -201,7 +197,7 @@ def make_train_dataset(
         raise ValueError(f"shuffle_buffer must be at least 1, got {shuffle_buffer}")
     files = list_shards(shards)
     (target_files, target_records, source_files, source_records,
-     same_seed, target_jitter, source_jitter) = _derive_seeds(seed, 7)
+     same_seed, target_jitter, source_jitter) = derive_seeds(seed, 7)
     targets = _stream(files, image_size, batch_size, target_files, target_records, shuffle_buffer, repeat)
     sources = _stream(files, image_size, batch_size, source_files, source_records, shuffle_buffer, repeat)
     probability = float(same_identity_prob)
@@ -236,7 +232,7 @@ def make_train_dataset(
 
     streams = [targets, sources]
     if mates:
-        mate_files, mate_records = _derive_seeds(seed, 9)[7:]
+        mate_files, mate_records = derive_seeds(seed, 9)[7:]
         streams.append(mate_stream(files, image_size, batch_size, mate_files, mate_records, shuffle_buffer, repeat))
     dataset = tf.data.Dataset.zip(*streams).enumerate()
     dataset = dataset.map(lambda step, parts: combine(step, *parts), num_parallel_calls=tf.data.AUTOTUNE,
@@ -285,7 +281,7 @@ def make_pair_dataset(
         raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
     from clipswap.facedata.pairs import parse_pair
 
-    file_seed, record_seed, same_seed, target_jitter, source_jitter = _derive_seeds(seed, 5)
+    file_seed, record_seed, same_seed, target_jitter, source_jitter = derive_seeds(seed, 5)
     dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)
 
     def parse(serialized):
@@ -374,7 +370,7 @@ def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> d
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
-    limit = max(16 * n, 512)
+    limit = eval_pool_size(n)
     pool = []
     for record in iterate_records(shards):
         pool.append((record.image, record.label, record.path))
@@ -382,16 +378,7 @@ def make_eval_batch(shards: Shards, n: int, image_size: int, seed: int = 0) -> d
             break
     if not pool:
         raise ShardError(f"the shards {shards} hold no records: the evaluation batch needs at least one face")
-    rng = np.random.default_rng(seed)
-    target_index = rng.choice(len(pool), size=n, replace=n > len(pool))
-    used = set(target_index.tolist())
-    source_index = []
-    for index in target_index:
-        order = rng.permutation(len(pool))
-        candidates = [j for j in order if pool[j][1] != pool[index][1]] or order.tolist()
-        fresh = [j for j in candidates if j not in used] or candidates
-        source_index.append(int(fresh[0]))
-        used.add(int(fresh[0]))
+    target_index, source_index = eval_batch_indices([label for _, label, _ in pool], n, seed)
 
     def stack(indices):
         images = tf.stack([decode_image(tf.constant(pool[i][0]), image_size) for i in indices])

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from clipswap.face.templates import ARCFACE_SIZE
 
@@ -20,6 +20,8 @@ from clipswap.face.templates import ARCFACE_SIZE
 #: identity loss (FaceDancer's IFSR lets even conv4 drift by a margin for this reason, REFERENCE.md section 7).
 #: The perceptual loss, which only compares same-identity pairs, still reads every stage.
 ATTRIBUTE_STAGE_COUNT = 2
+#: The backend's tensors (tf.Tensor, jax.Array).
+Tensor = object
 #: Key of the identity embedding in IdentityNetwork's outputs (the other keys are layer names).
 EMBEDDING = "embedding"
 
@@ -51,11 +53,12 @@ class IdentityNetwork:
         self.tapped = keras.Model(model.input, outputs, name=f"{model.name}_tapped")
         self.input_size = int(input_size)
 
-    def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        x = (tf.cast(images, tf.float32) + 1.0) * 0.5
-        x = tf.image.resize(x, (self.input_size, self.input_size), method="bilinear")
+    def __call__(self, images: Tensor) -> dict[str, Tensor]:
+        x = (ops.cast(images, "float32") + 1.0) * 0.5
+        # No antialiasing (TensorFlow's tf.image.resize default), so both backends resample alike.
+        x = ops.image.resize(x, (self.input_size, self.input_size), interpolation="bilinear", antialias=False)
         outputs = self.tapped(x, training=False)
-        return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+        return {name: ops.cast(value, "float32") for name, value in outputs.items()}
 
 
 @dataclass(frozen=True)
@@ -68,17 +71,17 @@ class FeatureSource:
     """
 
     identity_layers: tuple[str, ...] = ()
-    extractor: Callable[[tf.Tensor], list[tf.Tensor]] | None = None
+    extractor: Callable[[Tensor], list[Tensor]] | None = None
     layer_weights: tuple[float, ...] | None = None
     #: How the attribute term compares (target features, swap features) when it is not eq. 9's plain squared
     #: difference (the geometry network's aligned landmarks: clipswap.losses.geometry.geometry_attribute_loss).
-    compare: Callable[[list[tf.Tensor], list[tf.Tensor]], tf.Tensor] | None = None
+    compare: Callable[[list[Tensor], list[Tensor]], Tensor] | None = None
 
     def __post_init__(self) -> None:
         if bool(self.identity_layers) == (self.extractor is not None):
             raise ValueError("a FeatureSource takes either identity_layers or an extractor, exactly one")
 
-    def features(self, images: tf.Tensor, identity_outputs: dict[str, tf.Tensor]) -> list[tf.Tensor]:
+    def features(self, images: Tensor, identity_outputs: dict[str, Tensor]) -> list[Tensor]:
         if self.identity_layers:
             return [identity_outputs[name] for name in self.identity_layers]
-        return [tf.cast(f, tf.float32) for f in self.extractor(images)]
+        return [ops.cast(f, "float32") for f in self.extractor(images)]

@@ -25,6 +25,11 @@ on same-identity pairs the teacher is the target itself), so its batches must ca
 Randomness (the CLIP augmentations, the identity augmentation) is stateless, seeded by [seed, global step * replicas
 + replica id]: a resumed run draws exactly what the uninterrupted run would have. The only state is the CLIP mean
 EMA of the contrastive loss (`clip_mean`, checkpointed with the run).
+
+Backends: the passes are keras.ops maths over Keras models, so the same object drives the TensorFlow step
+(clipswap.training.trainer, under gradient tapes) and the JAX step (clipswap.training.jax_step, traced inside
+jax.value_and_grad with the variables mapped by a keras.StatelessScope). What differs by backend -- the R1 double
+backprop, the seeded draws and the CLIP mean's variables -- comes from `backend_parts()`.
 """
 
 from __future__ import annotations
@@ -35,17 +40,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import keras
-import tensorflow as tf
+from keras import ops
 
-from clipswap.losses.adversarial import (
-    discriminator_adversarial_loss,
-    discriminator_logits_with_r1,
-    generator_adversarial_loss,
-)
+from clipswap.losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss
 from clipswap.losses.attribute import attribute_loss
-from clipswap.losses.augment import clip_augment, identity_augment
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
-from clipswap.losses.contrastive import ClipMeanTracker, clip_contrastive_loss
+from clipswap.losses.contrastive import clip_contrastive_loss
 from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
@@ -56,9 +56,30 @@ from clipswap.training.features import EMBEDDING, FeatureSource, IdentityNetwork
 
 #: Added to the step's seed for the identity augmentation: its own stream, apart from the CLIP augmentations'.
 ID_AUGMENT_SEED_OFFSET = 1 << 40
+#: What the passes read and return: the backend's tensors (Tensor, jax.Array).
+Tensor = object
 
 
-def pre_swap_input(pre_swap: str | None, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+def backend_parts():
+    """The backend's own parts of the losses (R1, the seeded draws, the CLIP mean's state, the step's seed):
+    clipswap.losses.tf_only on TensorFlow, clipswap.losses.jax_only on JAX.
+
+    Raises:
+        ValueError: another Keras backend (PyTorch has no training step here).
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        from clipswap.losses import tf_only
+
+        return tf_only
+    if backend == "jax":
+        from clipswap.losses import jax_only
+
+        return jax_only
+    raise ValueError(f"training runs on Keras' TensorFlow or JAX backend, not {backend!r}")
+
+
+def pre_swap_input(pre_swap: str | None, target: Tensor, teacher: Tensor | None) -> Tensor:
     """What G reads as its target: the target, or for a pre_swap generator the teacher (the landmark swap).
 
     Raises:
@@ -86,13 +107,13 @@ class SwapBatch:
             discriminator's real pairs), or None.
     """
 
-    target: tf.Tensor
-    source: tf.Tensor
-    same: tf.Tensor
-    teacher: tf.Tensor | None
-    generator_source: tf.Tensor
-    mate: tf.Tensor | None = None
-    has_mate: tf.Tensor | None = None
+    target: Tensor
+    source: Tensor
+    same: Tensor
+    teacher: Tensor | None
+    generator_source: Tensor
+    mate: Tensor | None = None
+    has_mate: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -109,21 +130,21 @@ class GeneratorForward:
     """
 
     batch: SwapBatch
-    seed: tf.Tensor
-    swap: tf.Tensor
-    swap_out: dict[str, tf.Tensor]
-    src_out: dict[str, tf.Tensor]
-    tgt_out: dict[str, tf.Tensor]
-    source_clip: tf.Tensor | None
+    seed: Tensor
+    swap: Tensor
+    swap_out: dict[str, Tensor]
+    src_out: dict[str, Tensor]
+    tgt_out: dict[str, Tensor]
+    source_clip: Tensor | None
 
 
 class LossPass(NamedTuple):
     """One side's result: its total (scalar float32, what the gradient is taken of), every reported figure by name
     (the side's active terms and its total, "g_total" or "d_total"), and for the G pass the swap."""
 
-    total: tf.Tensor
-    terms: dict[str, tf.Tensor]
-    swap: tf.Tensor | None = None
+    total: Tensor
+    terms: dict[str, Tensor]
+    swap: Tensor | None = None
 
 
 class SwapLoss:
@@ -209,10 +230,13 @@ class SwapLoss:
         self.generator_terms = active_generator_terms(weights)
         self.metric_names = metric_names(weights)
         #: Term name -> the method that gathers its inputs and calls the table's function.
-        self.term_functions: dict[str, Callable[[GeneratorForward], tf.Tensor]] = {
+        self.term_functions: dict[str, Callable[[GeneratorForward], Tensor]] = {
             name: getattr(self, f"{name}_term") for name in GENERATOR_TERMS
         }
-        self.clip_mean = ClipMeanTracker(clip_encoder.output.shape[-1]) if clip_encoder is not None else None
+        #: The backend's R1, seeded draws and CLIP-mean state (backend_parts).
+        self.parts = backend_parts()
+        dim = clip_encoder.output.shape[-1] if clip_encoder is not None else None
+        self.clip_mean = self.parts.ClipMeanTracker(dim) if dim is not None else None
 
     # --- what G reads and runs -----------------------------------------------------------------------------------
 
@@ -231,14 +255,14 @@ class SwapLoss:
         """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
         return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
 
-    def read_batch(self, data: Mapping[str, tf.Tensor]) -> SwapBatch:
+    def read_batch(self, data: Mapping[str, Tensor]) -> SwapBatch:
         """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"][, "mate",
         "has_mate"]} as a SwapBatch.
 
         Raises:
             ValueError: a source_warp generator and no "warped" images; a paired discriminator and no mates.
         """
-        source = tf.cast(data["source"], tf.float32)
+        source = ops.cast(data["source"], "float32")
         if self.source_warp and "warped" not in data:
             raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
                              "data made by this version")
@@ -247,27 +271,27 @@ class SwapLoss:
             raise ValueError("a paired discriminator takes its real pairs from two photos of one person: train it on "
                              "`clipswap pairs` data whose records hold them")
         return SwapBatch(
-            target=tf.cast(data["target"], tf.float32),
+            target=ops.cast(data["target"], "float32"),
             source=source,
-            same=tf.cast(data["same"], tf.float32),
-            teacher=tf.cast(data["teacher"], tf.float32) if "teacher" in data else None,
-            generator_source=tf.cast(data["warped"], tf.float32) if self.source_warp else source,
-            mate=tf.cast(data["mate"], tf.float32) if paired else None,
-            has_mate=tf.cast(data["has_mate"], tf.float32) if paired else None,
+            same=ops.cast(data["same"], "float32"),
+            teacher=ops.cast(data["teacher"], "float32") if "teacher" in data else None,
+            generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
+            mate=ops.cast(data["mate"], "float32") if paired else None,
+            has_mate=ops.cast(data["has_mate"], "float32") if paired else None,
         )
 
-    def clip_embedding(self, images: tf.Tensor) -> tf.Tensor | None:
+    def clip_embedding(self, images: Tensor) -> Tensor | None:
         """CLIP(x) as [B, Dc] float32 without gradient, or None when CLIP is off."""
         if self.clip_encoder is None:
             return None
-        return tf.stop_gradient(tf.cast(self.clip_encoder(images, training=False), tf.float32))
+        return ops.stop_gradient(ops.cast(self.clip_encoder(images, training=False), "float32"))
 
     def identity_input(
         self,
-        images: tf.Tensor,
-        identity_outputs: dict[str, tf.Tensor] | None = None,
-        clip_embedding: tf.Tensor | None = None,
-    ) -> tf.Tensor:
+        images: Tensor,
+        identity_outputs: dict[str, Tensor] | None = None,
+        clip_embedding: Tensor | None = None,
+    ) -> Tensor:
         """G's identity input for source images: R(x) (then CLIP(x) when on); no gradient flows back.
 
         `identity_outputs` / `clip_embedding` reuse R(x) / CLIP(x) already computed for these images.
@@ -277,37 +301,35 @@ class SwapLoss:
         parts = [identity_outputs[EMBEDDING]]
         if self.clip_encoder is not None:
             parts.append(self.clip_embedding(images) if clip_embedding is None else clip_embedding)
-        return tf.stop_gradient(tf.concat(parts, axis=-1))
+        return ops.stop_gradient(ops.concatenate(parts, axis=-1))
 
-    def run_generator(self, target: tf.Tensor, identity_in: tf.Tensor, source: tf.Tensor,
-                      training: bool = False) -> tf.Tensor:
+    def run_generator(self, target: Tensor, identity_in: Tensor, source: Tensor,
+                      training: bool = False) -> Tensor:
         """G on (what it reads as its target, identity input, and the source crops when the generator reads them:
         ModelConfig.source_image): [B, S, S, 3] float32."""
         config = getattr(self.generator, "config_", None)
         inputs = generator_inputs(config, target, identity_in, source) if config else [target, identity_in]
-        return tf.cast(self.generator(inputs, training=training), tf.float32)
+        return ops.cast(self.generator(inputs, training=training), "float32")
 
-    def swap(self, target: tf.Tensor, source: tf.Tensor, training: bool = False,
-             generator_source: tf.Tensor | None = None) -> tf.Tensor:
+    def swap(self, target: Tensor, source: Tensor, training: bool = False,
+             generator_source: Tensor | None = None) -> Tensor:
         """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]. `generator_source`:
         what G reads as its source image when that is not `source` itself (a source_warp generator's warps)."""
         return self.run_generator(target, self.identity_input(source),
                                   source if generator_source is None else generator_source, training=training)
 
-    def generator_input(self, target: tf.Tensor, teacher: tf.Tensor | None) -> tf.Tensor:
+    def generator_input(self, target: Tensor, teacher: Tensor | None) -> Tensor:
         """What G reads as its target (pre_swap_input)."""
         return pre_swap_input(self.pre_swap, target, teacher)
 
-    def step_seed(self, step: tf.Tensor) -> tf.Tensor:
-        """[2] int64 stateless seed of this global step (int64 scalar) and replica."""
-        context = tf.distribute.get_replica_context()
-        replicas = tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, tf.int64)
-        replica = tf.cast(context.replica_id_in_sync_group if context is not None else 0, tf.int64)
-        return tf.stack([tf.constant(self.seed, tf.int64), step * replicas + replica])
+    def step_seed(self, step: Tensor) -> Tensor:
+        """The stateless seed of this global step (integer scalar) and replica ([2] int64 on TensorFlow, a [2]
+        uint32 key on JAX)."""
+        return self.parts.step_seed(self.seed, step)
 
     # --- the two passes ------------------------------------------------------------------------------------------
 
-    def generator_pass(self, batch: SwapBatch, step: tf.Tensor) -> LossPass:
+    def generator_pass(self, batch: SwapBatch, step: Tensor) -> LossPass:
         """Run G and every active generator term; call inside G's gradient tape.
 
         Args:
@@ -318,8 +340,8 @@ class SwapLoss:
             LossPass(g_total, {active term: raw value, ..., "g_total"}, swap).
         """
         seed = self.step_seed(step)
-        src_out = {k: tf.stop_gradient(v) for k, v in self.identity(batch.source).items()}
-        tgt_out = {k: tf.stop_gradient(v) for k, v in self.identity(batch.target).items()}
+        src_out = {k: ops.stop_gradient(v) for k, v in self.identity(batch.source).items()}
+        tgt_out = {k: ops.stop_gradient(v) for k, v in self.identity(batch.target).items()}
         # CLIP(source) once: it is both part of G's identity input and the contrastive loss's reference.
         source_clip = self.clip_embedding(batch.source)
         identity_in = self.identity_input(batch.source, src_out, source_clip)
@@ -331,12 +353,12 @@ class SwapLoss:
         total = total + self._id_warmup_extra(raw["id"], step)
         return LossPass(total, {**{name: named[name] for name in self.generator_terms}, TOTALS["G"]: total}, swap)
 
-    def discriminator_input(self, images: tf.Tensor, batch: SwapBatch) -> tf.Tensor:
+    def discriminator_input(self, images: Tensor, batch: SwapBatch) -> Tensor:
         """What D reads for swaps (or G's other outputs) of `batch`: the images, or for a paired D each beside its
         source crop (the fake pairs)."""
-        return tf.concat([images, batch.source], axis=-1) if self.paired_discriminator else images
+        return ops.concatenate([images, batch.source], axis=-1) if self.paired_discriminator else images
 
-    def discriminator_pass(self, batch: SwapBatch, swap: tf.Tensor) -> LossPass:
+    def discriminator_pass(self, batch: SwapBatch, swap: Tensor) -> LossPass:
         """D's logistic loss (source real, swap fake; a paired D: [target, mate] real where there is a mate,
         [swap, source] fake) and R1 on the real inputs; call inside D's gradient tape.
 
@@ -345,83 +367,82 @@ class SwapLoss:
         """
         d_train = functools.partial(self.discriminator, training=True)
         if self.paired_discriminator:
-            real, weights = tf.concat([batch.target, batch.mate], axis=-1), batch.has_mate
+            real, weights = ops.concatenate([batch.target, batch.mate], axis=-1), batch.has_mate
         else:
             real, weights = batch.source, None
-        real_logits, r1 = discriminator_logits_with_r1(real, d_train, self.weights.r1_gamma, weights)
-        fake_logits = d_train(self.discriminator_input(tf.stop_gradient(swap), batch))
+        real_logits, r1 = self.parts.discriminator_logits_with_r1(real, d_train, self.weights.r1_gamma, weights)
+        fake_logits = d_train(self.discriminator_input(ops.stop_gradient(swap), batch))
         total, named = discriminator_loss({"d_adv": discriminator_adversarial_loss(real_logits, fake_logits, weights),
                                            "r1": r1})
         return LossPass(total, named)
 
-    def _id_warmup_extra(self, id_term: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+    def _id_warmup_extra(self, id_term: Tensor, step: Tensor) -> Tensor:
         """(warm-up weight - weights.id) * id term while the step is below the warm-up's end, else 0."""
         steps, weight = self.id_warmup
         if steps <= 0:
-            return tf.constant(0.0, tf.float32)
-        active = tf.cast(step < steps, tf.float32)
-        return active * (weight - self.weights.id) * tf.cast(id_term, tf.float32)
+            return ops.convert_to_tensor(0.0, "float32")
+        active = ops.cast(ops.less(step, steps), "float32")
+        return active * (weight - self.weights.id) * ops.cast(id_term, "float32")
 
     # --- the generator terms (clipswap.losses.terms names each one's function) --------------------------------
 
-    def id_term(self, f: GeneratorForward) -> tf.Tensor:
+    def id_term(self, f: GeneratorForward) -> Tensor:
         if self.id_augment:
-            shifted = f.seed + tf.constant([0, ID_AUGMENT_SEED_OFFSET], tf.int64)
-            swap_embedding = self.identity(identity_augment(f.swap, shifted))[EMBEDDING]
+            shifted = self.parts.shift_seed(f.seed, ID_AUGMENT_SEED_OFFSET)
+            swap_embedding = self.identity(self.parts.identity_augment(f.swap, shifted))[EMBEDDING]
         else:
             swap_embedding = f.swap_out[EMBEDDING]
-        return identity_loss(tf.stop_gradient(f.src_out[EMBEDDING]), swap_embedding)
+        return identity_loss(ops.stop_gradient(f.src_out[EMBEDDING]), swap_embedding)
 
-    def rec_term(self, f: GeneratorForward) -> tf.Tensor:
+    def rec_term(self, f: GeneratorForward) -> Tensor:
         return reconstruction_loss(f.batch.target, f.swap, f.batch.same, facedancer_clip=self.facedancer_rec_clip)
 
-    def perceptual_term(self, f: GeneratorForward) -> tf.Tensor:
+    def perceptual_term(self, f: GeneratorForward) -> Tensor:
         teacher = f.batch.teacher
         if self.perceptual_to_teacher and teacher is not None:
             # Towards the teacher on every pair (on same pairs the teacher is the target: eq. 8 unchanged).
-            teacher_out = {k: tf.stop_gradient(v) for k, v in self.identity(teacher).items()}
-            reference = [tf.stop_gradient(x) for x in self.perceptual.features(teacher, teacher_out)]
-            compared = tf.ones_like(f.batch.same)
+            teacher_out = {k: ops.stop_gradient(v) for k, v in self.identity(teacher).items()}
+            reference = [ops.stop_gradient(x) for x in self.perceptual.features(teacher, teacher_out)]
+            compared = ops.ones_like(f.batch.same)
         else:
-            reference = [tf.stop_gradient(x) for x in self.perceptual.features(f.batch.target, f.tgt_out)]
+            reference = [ops.stop_gradient(x) for x in self.perceptual.features(f.batch.target, f.tgt_out)]
             compared = f.batch.same
         swapped = self.perceptual.features(f.swap, f.swap_out)
         return perceptual_loss(reference, swapped, compared, self.perceptual.layer_weights)
 
-    def contra_term(self, f: GeneratorForward) -> tf.Tensor:
+    def contra_term(self, f: GeneratorForward) -> Tensor:
         """Eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = n_aug augmentations of the swap; updates the CLIP
         mean EMA."""
-        e_swap = tf.cast(self.clip_encoder(f.swap, training=False), tf.float32)
-        augmented = clip_augment(
+        e_swap = ops.cast(self.clip_encoder(f.swap, training=False), "float32")
+        augmented = self.parts.clip_augment(
             f.swap, n_aug=self.n_aug, distortion=self.aug_distortion, crop_fraction=self.aug_crop_fraction,
             seed=f.seed,
         )
-        shape = tf.shape(augmented)
-        flat = tf.reshape(augmented, [shape[0] * shape[1], shape[2], shape[3], shape[4]])
-        e_aug = tf.cast(self.clip_encoder(flat, training=False), tf.float32)
-        e_aug = tf.reshape(e_aug, [shape[0], shape[1], -1])
+        flat = ops.reshape(augmented, (-1, *augmented.shape[2:]))
+        e_aug = ops.cast(self.clip_encoder(flat, training=False), "float32")
+        e_aug = ops.reshape(e_aug, (-1, self.n_aug, e_aug.shape[-1]))
         e_mean = self.clip_mean.update(e_swap)
         return clip_contrastive_loss(f.source_clip, e_swap, e_aug, e_mean)
 
-    def att_term(self, f: GeneratorForward) -> tf.Tensor:
-        reference = [tf.stop_gradient(x) for x in self.attribute.features(f.batch.target, f.tgt_out)]
+    def att_term(self, f: GeneratorForward) -> Tensor:
+        reference = [ops.stop_gradient(x) for x in self.attribute.features(f.batch.target, f.tgt_out)]
         compare = self.attribute.compare or attribute_loss
         return compare(reference, self.attribute.features(f.swap, f.swap_out))
 
-    def adv_term(self, f: GeneratorForward) -> tf.Tensor:
+    def adv_term(self, f: GeneratorForward) -> Tensor:
         return generator_adversarial_loss(self.discriminator(self.discriminator_input(f.swap, f.batch), training=True))
 
-    def cycle_term(self, f: GeneratorForward) -> tf.Tensor:
+    def cycle_term(self, f: GeneratorForward) -> Tensor:
         back = self.identity_input(f.batch.target, f.tgt_out)
         cycled = self.run_generator(f.swap, back, f.batch.target, training=True)
         return cycle_loss(cycled, f.batch.target)
 
-    def ifsr_term(self, f: GeneratorForward) -> tf.Tensor:
+    def ifsr_term(self, f: GeneratorForward) -> Tensor:
         margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
-        reference = {name: tf.stop_gradient(f.tgt_out[name]) for name in self.ifsr_layers}
+        reference = {name: ops.stop_gradient(f.tgt_out[name]) for name in self.ifsr_layers}
         return ifsr_loss(reference, {name: f.swap_out[name] for name in self.ifsr_layers}, margins)
 
-    def teacher_term(self, f: GeneratorForward) -> tf.Tensor:
+    def teacher_term(self, f: GeneratorForward) -> Tensor:
         if f.batch.teacher is None:
             raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
         return teacher_loss(f.batch.teacher, f.swap, f.batch.target if self.teacher_face_only else None,
@@ -429,35 +450,35 @@ class SwapLoss:
 
     # --- a fixed batch (the held-out callback) -------------------------------------------------------------------
 
-    def heldout_inputs(self, source: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def heldout_inputs(self, source: Tensor) -> tuple[Tensor, Tensor]:
         """(R(source), G's identity input for source) of a fixed batch. R and CLIP are frozen, so a caller that
         scores the same batch again and again (the held-out callback) computes these once."""
         src = self.identity(source)
         return src[EMBEDDING], self.identity_input(source, src)
 
-    def heldout_swap_embedding(self, target: tf.Tensor, identity_in: tf.Tensor, shift: int = 0,
-                               source: tf.Tensor | None = None, control_source: tf.Tensor | None = None
-                               ) -> tf.Tensor:
+    def heldout_swap_embedding(self, target: Tensor, identity_in: Tensor, shift: int = 0,
+                               source: Tensor | None = None, control_source: Tensor | None = None
+                               ) -> Tensor:
         """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
         target the NEXT sample's source identity (the wrong-source control). `source`: the batch's source images,
         rolled with the identity input (a source_image generator reads them); `control_source`: what G reads as its
         source image for the control instead of the rolled `source` (a source_warp generator: the next source's face
         warped onto each target)."""
         if shift:
-            identity_in = tf.roll(identity_in, shift=-shift, axis=0)
+            identity_in = ops.roll(identity_in, shift=-shift, axis=0)
             if control_source is not None:
                 source = control_source
             elif source is not None:
-                source = tf.roll(source, shift=-shift, axis=0)
+                source = ops.roll(source, shift=-shift, axis=0)
         swap = self.run_generator(target, identity_in, source, training=False)
         return self.identity(swap)[EMBEDDING]
 
-    def heldout_identity_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+    def heldout_identity_loss(self, target: Tensor, source: Tensor) -> Tensor:
         """Identity loss (eq. 6) of G(target, source) against source on a fixed batch; scalar float32."""
         src, identity_in = self.heldout_inputs(source)
         return identity_loss(src, self.heldout_swap_embedding(target, identity_in, source=source))
 
-    def heldout_wrong_source_loss(self, target: tf.Tensor, source: tf.Tensor) -> tf.Tensor:
+    def heldout_wrong_source_loss(self, target: Tensor, source: Tensor) -> Tensor:
         """Control for `heldout_identity_loss`: G is given the NEXT sample's source identity, the loss is still
         measured against each sample's own source. A generator that moves every face toward a generic face lowers
         both; only one that transfers the identity it is given puts the matched loss below this one."""

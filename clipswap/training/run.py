@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
 import os
 import re
@@ -31,11 +30,21 @@ import numpy as np
 import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
-from clipswap.config import IDENTITY_ENCODERS, ConfigError, ModelConfig, RunFiles, TrainConfig, check_runnable
-from clipswap.errors import ClipswapError
-from clipswap.jsonfile import JSONFileError, read_json_object
-from clipswap.models.arcface import ARCFACE_SPEC
-from clipswap.models.sface import SFACE_SPEC
+from clipswap.config import ConfigError, RunFiles, TrainConfig, check_runnable
+from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here; its names still import from here)
+    IDENTITY_SPECS,
+    POLICIES,
+    TrainingSetupError,
+    build_loss,
+    build_networks,
+    check_identity_width,
+    feature_source,
+    load_clip,
+    load_identity_encoder,
+    make_optimizers,
+    set_precision,
+    vgg16_feature_source,
+)
 from clipswap.training.callbacks import (
     CheckpointSaver,
     HeldoutIdentity,
@@ -45,18 +54,17 @@ from clipswap.training.callbacks import (
     ScalarLogger,
 )
 from clipswap.training.checkpointing import TrainingCheckpoints
-from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
-from clipswap.training.loss import SwapLoss
-from clipswap.training.trainer import SwapTrainer, current_learning_rate, make_optimizer
+from clipswap.training.run_folder import (  # noqa: F401 (these lived here; their names still import from here)
+    GRID_ROWS,
+    RESUME_MUST_MATCH,
+    RUN_LOGS,
+    RunResult,
+    check_resume_config,
+    forget_after,
+)
+from clipswap.training.trainer import SwapTrainer, current_learning_rate
 
 logger = logging.getLogger(__name__)
-
-#: The identity encoders' specs (input, stages the perceptual and attribute terms read), by ModelConfig name.
-IDENTITY_SPECS = {"arcface": ARCFACE_SPEC, "sface": SFACE_SPEC}
-
-POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-#: Image grids show the first rows of the held-out batch (the whole batch scores the held-out identity loss).
-GRID_ROWS = 8
 
 
 def _damaged_shard_message(folder, error) -> str:
@@ -66,10 +74,6 @@ def _damaged_shard_message(folder, error) -> str:
     detail = re.sub(r"\s*\[Op:[^\]]*\].*$", "", detail.split("}}")[-1]).replace("'", "").strip()
     return (f"a training shard in {folder} is truncated or corrupt ({detail}); re-run `clipswap align` or "
             "`clipswap pairs` into a fresh folder, then --resume")
-
-
-class TrainingSetupError(ClipswapError, ValueError):
-    """The configuration, data or run folder cannot make a run (the message says what to change)."""
 
 
 # --- strategy and precision --------------------------------------------------------------------------------------
@@ -101,160 +105,7 @@ def make_strategy(cpu_replicas: int = 0) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def set_precision(precision: str) -> None:
-    keras.config.set_dtype_policy(POLICIES[precision])
-
-
-# --- building ---------------------------------------------------------------------------------------------------
-
-
-def load_identity_encoder(config: TrainConfig, files: RunFiles | None = None) -> keras.Model:
-    """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
-    from clipswap.checkpoints.encoders import load_identity_encoder as load_named
-    from clipswap.checkpoints.errors import CheckpointError
-
-    try:
-        return load_named(config.model.identity_encoder, (files or RunFiles()).arcface_path).model
-    except CheckpointError as error:
-        raise TrainingSetupError(f"identity encoder: {error}") from error
-
-
-def load_clip(config: TrainConfig, files: RunFiles | None = None) -> keras.Model | None:
-    """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
-    if config.model.clip_variant is None:
-        return None
-    from clipswap.checkpoints.encoders import load_clip_embedder
-    from clipswap.checkpoints.errors import CheckpointError
-
-    try:
-        return load_clip_embedder(config.model.clip_variant, (files or RunFiles()).clip_preset,
-                                  config.model.image_size).model
-    except CheckpointError as error:
-        raise TrainingSetupError(f"CLIP: {error}") from error
-
-
-def check_identity_width(config: TrainConfig, identity_model: keras.Model) -> None:
-    """The identity encoder's embedding has the width the configuration's encoder has (its G input depends on it)."""
-    model = config.model
-    if identity_model.output.shape[-1] != IDENTITY_ENCODERS[model.identity_encoder]:
-        raise TrainingSetupError(
-            f"the identity encoder outputs {identity_model.output.shape[-1]} values but the configuration says "
-            f"{model.identity_encoder} ({IDENTITY_ENCODERS[model.identity_encoder]})"
-        )
-
-
-def build_networks(model: ModelConfig, patch_blocks: int = 0,
-                   paired: bool = False) -> tuple[keras.Model, keras.Model]:
-    """The trainable networks (G, D), built in this order (the random initialisation depends on it); `patch_blocks`,
-    `paired`: LossOptions.discriminator_patch_blocks and discriminator_paired."""
-    from clipswap.models.discriminator import Discriminator
-    from clipswap.models.generator import Generator
-
-    return Generator(model), Discriminator(model.image_size, model.base_filters, patch_blocks=patch_blocks,
-                                           paired=paired)
-
-
-def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
-    """The perceptual term's VGG16 pools (ImageNet's weights: the run's file, else loss.vgg_weights; FaceDancer's
-    block weights with facedancer_perceptual); `extractor` replaces the VGG16 build (benchmarks pass a random one)."""
-    from clipswap.losses.perceptual import (
-        FACEDANCER_VGG_WEIGHTS,
-        VGG16_NOTOP_FILE,
-        WeightsDownloadError,
-        vgg16_features,
-    )
-
-    try:
-        extractor = extractor or vgg16_features(files.vgg_weights or config.loss.vgg_weights,
-                                                config.loss.vgg_preprocessing)
-    except (WeightsDownloadError, FileNotFoundError) as error:
-        raise TrainingSetupError(
-            f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH or --vgg-weights PATH "
-            f"(Keras' VGG16 no-top file {VGG16_NOTOP_FILE}) or use another network with "
-            "--set perceptual_network=identity"
-        ) from error
-    layer_weights = FACEDANCER_VGG_WEIGHTS if config.loss.facedancer_perceptual else None
-    return FeatureSource(extractor=extractor, layer_weights=layer_weights)
-
-
-def feature_source(
-    kind: str, config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...], discriminator: keras.Model,
-    perceptual_extractor=None,
-) -> FeatureSource:
-    """Where a feature term (perceptual, attribute) reads: `kind` is one of PERCEPTUAL_NETWORKS /
-    ATTRIBUTE_NETWORKS ("identity": these stages of the identity pass; "discriminator": D's residual blocks;
-    "file": the user's .keras model; "vgg16": vgg16_feature_source)."""
-    from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
-
-    if kind == "identity":
-        return FeatureSource(identity_layers=identity_layers)
-    if kind == "discriminator":
-        names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
-        return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
-                                                                layer_names=names))
-    if kind == "file":
-        try:
-            return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
-        except AttributeModelError as error:
-            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    if kind == "landmarks":
-        from clipswap.checkpoints.errors import CheckpointError
-        from clipswap.checkpoints.geometry import load_geometry
-        from clipswap.losses.geometry import geometry_attribute_loss, geometry_features
-
-        try:
-            model = load_geometry(files.attribute_file)
-        except CheckpointError as error:
-            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
-                                     "PATH/geometry.keras)") from error
-        return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
-    return vgg16_feature_source(config, files, perceptual_extractor)
-
-
-def build_loss(
-    config: TrainConfig, generator: keras.Model, discriminator: keras.Model, identity_model: keras.Model,
-    clip_model: keras.Model | None, perceptual_extractor=None, files: RunFiles | None = None,
-) -> SwapLoss:
-    """The SwapLoss of the configuration over G, D and the frozen encoders: its feature sources, the identity
-    layers they and IFSR tap, and the configuration's loss options."""
-    weights, options, aug = config.weights, config.loss, config.augmentation
-    files = files or RunFiles()
-    stage_layers = IDENTITY_SPECS[config.model.identity_encoder].stages
-    ifsr_layers: tuple[str, ...] = ()
-    if weights.ifsr:
-        from clipswap.losses.facedancer import IFSR_LAYERS
-
-        ifsr_layers = IFSR_LAYERS
-    perceptual = attribute = None
-    if weights.perceptual:
-        perceptual = feature_source(options.perceptual_network, config, files, stage_layers, discriminator,
-                                    perceptual_extractor)
-    if weights.att:
-        attribute = feature_source(options.attribute_network, config, files, stage_layers[:ATTRIBUTE_STAGE_COUNT],
-                                   discriminator)
-    tapped = set(ifsr_layers)
-    for source in (perceptual, attribute):
-        if source is not None:
-            tapped.update(source.identity_layers)
-    return SwapLoss(
-        generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
-        clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
-        n_aug=aug.n_aug, aug_distortion=aug.aug_distortion, aug_crop_fraction=aug.aug_crop_fraction,
-        facedancer_rec_clip=options.facedancer_rec_clip, id_augment=aug.id_augment,
-        teacher_face_only=options.teacher_face_only, teacher_background=options.teacher_background,
-        id_warmup=(options.id_warmup_steps, options.id_warmup_weight),
-        perceptual_to_teacher=options.perceptual_to_teacher,
-        seed=config.seed,
-    )
-
-
-def make_optimizers(config: TrainConfig) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
-    """G's and D's Adam (fp16: wrapped for loss scaling), named g_adam and d_adam (checkpoint names)."""
-    fp16, opt = config.compute.precision == "fp16", config.optimiser
-    return tuple(
-        make_optimizer(lr, opt.beta1, opt.beta2, opt.lr_decay_rate, opt.lr_decay_steps, fp16, name)
-        for lr, name in ((opt.lr_g, "g_adam"), (opt.lr_d, "d_adam"))
-    )
+# --- building (the backend-neutral parts: clipswap.training.assembly) ---------------------------------------------
 
 
 def build_trainer(
@@ -298,47 +149,6 @@ def split_heldout(shards: list[Path]) -> tuple[list[Path], list[Path]]:
 
 # --- the loop ---------------------------------------------------------------------------------------------------
 
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    start_step: int
-    final_step: int
-    exported: Path | None
-    heldout: list[tuple[int, float]] = field(default_factory=list)
-    last_logs: dict[str, float] = field(default_factory=dict)
-
-
-#: The keys a resumed run must share with its config.json: what shapes the restored state.
-RESUME_MUST_MATCH = ("model", "weights", "compute.precision", "loss.perceptual_network", "loss.attribute_network",
-                     "data.batch_size")
-
-
-def _check_resume_config(run_dir: Path, config: TrainConfig) -> None:
-    saved_path = run_dir / "config.json"
-    if not saved_path.is_file():
-        return
-    try:
-        saved = read_json_object(saved_path)
-    except JSONFileError as error:
-        raise TrainingSetupError(f"--resume: {error}; restore it or start a new --run-dir") from error
-    try:
-        # A config.json written before the tree (flat keys) is read through the one migration function.
-        saved = TrainConfig.from_dict(saved).to_dict()
-    except ConfigError as error:
-        raise TrainingSetupError(f"--resume: the run's config.json cannot be read as a configuration ({error}); "
-                                 "start a new --run-dir") from error
-    current = config.to_dict()
-    # What shapes the state must match; the schedule (steps, intervals) may change on resume.
-    for key in RESUME_MUST_MATCH:
-        section, _, name = key.partition(".")
-        before = saved[section][name] if name else saved[section]
-        now = current[section][name] if name else current[section]
-        if before != now:
-            raise TrainingSetupError(
-                f"--resume: {key} differs from the run's config.json ({before} vs {now}); "
-                "resume with the same configuration or start a new --run-dir"
-            )
 
 
 @dataclass(frozen=True)
@@ -404,7 +214,7 @@ def run_training(
             # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
             raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
         # A run stopped before its first checkpoint: resuming it is starting it again (its log rows are dropped).
-        _check_resume_config(run_dir, config)
+        check_resume_config(run_dir, config)
         logger.warning("--resume: %s has no checkpoint yet (the run stopped before its first one); starting from "
                        "step 0", run_dir)
         forget_after(run_dir, -1)
@@ -427,7 +237,7 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
     if has_checkpoints and not context.resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
     if context.resume:
-        _check_resume_config(run_dir, config)
+        check_resume_config(run_dir, config)
     try:
         check_runnable(config, context.files)
     except ConfigError as error:
@@ -467,39 +277,6 @@ def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
             shutil.rmtree(worker_dir, ignore_errors=True)
     return _run_loop(context)
 
-
-#: The run's JSON-lines logs; each row has a "step".
-RUN_LOGS = ("metrics.jsonl", "heldout.jsonl")
-
-
-def forget_after(run_dir: Path, step: int) -> None:
-    """Make a resumed run's folder say what the restored state did: drop the log rows a killed run wrote after the
-    checkpoint it resumes from (they would appear twice), and remove the partial checkpoint folders a kill during a
-    save leaves behind (`ckpt-N_temp*`; TensorFlow renames them into place only when a save completes)."""
-    for name in RUN_LOGS:
-        path = run_dir / name
-        if not path.is_file():
-            continue
-        kept, dropped = [], 0
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row_step = json.loads(line).get("step", 0)
-            except (json.JSONDecodeError, AttributeError):
-                dropped += 1  # a line cut short by the kill
-                continue
-            if isinstance(row_step, int) and row_step > step:
-                dropped += 1
-            else:
-                kept.append(line)
-        if dropped:
-            logger.info("%s: dropped %d rows written after step %d by the interrupted run", name, dropped, step)
-            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
-    for partial in (run_dir / "checkpoints").glob("*_temp*"):
-        logger.info("removing the partial checkpoint %s", partial)
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        else:
-            partial.unlink()
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -109,21 +109,5 @@ class SwapTrainer(keras.Model):
         return results
 
 
-def make_optimizer(
-    learning_rate: float, beta1: float, beta2: float, decay_rate: float, decay_steps: int, loss_scaling: bool,
-    name: str,
-) -> keras.optimizers.Optimizer:
-    """Adam with an optional continuous exponential decay (FaceDancer), wrapped for fp16 loss scaling when asked."""
-    schedule: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
-    if decay_rate < 1.0:
-        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase=False)
-    optimizer = keras.optimizers.Adam(schedule, beta_1=beta1, beta_2=beta2, name=name)
-    if loss_scaling:
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
-    return optimizer
-
-
-def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    """The learning rate the optimiser applies at its current iteration."""
-    inner = getattr(optimizer, "inner_optimizer", optimizer)
-    return float(keras.ops.convert_to_numpy(inner.learning_rate))
+# Built by clipswap.training.assembly (no TensorFlow there); importable from here as before.
+from clipswap.training.assembly import current_learning_rate, make_optimizer  # noqa: E402, F401

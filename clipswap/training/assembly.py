@@ -1,0 +1,198 @@
+"""Building a run from its configuration, on either Keras backend: the frozen encoders, G and D, the SwapLoss with
+its feature sources, the optimisers, the precision policy. No TensorFlow here: the TensorFlow loop
+(clipswap.training.run) and the JAX loop (clipswap.training.jax_run) assemble their runs from these.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from clipswap.config import IDENTITY_ENCODERS, ModelConfig, RunFiles, TrainConfig
+from clipswap.errors import ClipswapError
+from clipswap.models.arcface import ARCFACE_SPEC
+from clipswap.models.sface import SFACE_SPEC
+from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
+from clipswap.training.loss import SwapLoss
+
+#: The identity encoders' specs (input, stages the perceptual and attribute terms read), by ModelConfig name.
+IDENTITY_SPECS = {"arcface": ARCFACE_SPEC, "sface": SFACE_SPEC}
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+class TrainingSetupError(ClipswapError, ValueError):
+    """The configuration, data or run folder cannot make a run (the message says what to change)."""
+
+
+def set_precision(precision: str) -> None:
+    keras.config.set_dtype_policy(POLICIES[precision])
+
+
+def load_identity_encoder(config: TrainConfig, files: RunFiles | None = None) -> keras.Model:
+    """The frozen identity encoder R of the configuration (the swap pipeline's loader: same files, same errors)."""
+    from clipswap.checkpoints.encoders import load_identity_encoder as load_named
+    from clipswap.checkpoints.errors import CheckpointError
+
+    try:
+        return load_named(config.model.identity_encoder, (files or RunFiles()).arcface_path).model
+    except CheckpointError as error:
+        raise TrainingSetupError(f"identity encoder: {error}") from error
+
+
+def load_clip(config: TrainConfig, files: RunFiles | None = None) -> keras.Model | None:
+    """The frozen CLIP image tower at the generator's size, or None when the configuration has no CLIP."""
+    if config.model.clip_variant is None:
+        return None
+    from clipswap.checkpoints.encoders import load_clip_embedder
+    from clipswap.checkpoints.errors import CheckpointError
+
+    try:
+        return load_clip_embedder(config.model.clip_variant, (files or RunFiles()).clip_preset,
+                                  config.model.image_size).model
+    except CheckpointError as error:
+        raise TrainingSetupError(f"CLIP: {error}") from error
+
+
+def check_identity_width(config: TrainConfig, identity_model: keras.Model) -> None:
+    """The identity encoder's embedding has the width the configuration's encoder has (its G input depends on it)."""
+    model = config.model
+    if identity_model.output.shape[-1] != IDENTITY_ENCODERS[model.identity_encoder]:
+        raise TrainingSetupError(
+            f"the identity encoder outputs {identity_model.output.shape[-1]} values but the configuration says "
+            f"{model.identity_encoder} ({IDENTITY_ENCODERS[model.identity_encoder]})"
+        )
+
+
+def build_networks(model: ModelConfig, patch_blocks: int = 0,
+                   paired: bool = False) -> tuple[keras.Model, keras.Model]:
+    """The trainable networks (G, D), built in this order (the random initialisation depends on it); `patch_blocks`,
+    `paired`: LossOptions.discriminator_patch_blocks and discriminator_paired."""
+    from clipswap.models.discriminator import Discriminator
+    from clipswap.models.generator import Generator
+
+    return Generator(model), Discriminator(model.image_size, model.base_filters, patch_blocks=patch_blocks,
+                                           paired=paired)
+
+
+def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
+    """The perceptual term's VGG16 pools (ImageNet's weights: the run's file, else loss.vgg_weights; FaceDancer's
+    block weights with facedancer_perceptual); `extractor` replaces the VGG16 build (benchmarks pass a random one)."""
+    from clipswap.losses.perceptual import (
+        FACEDANCER_VGG_WEIGHTS,
+        VGG16_NOTOP_FILE,
+        WeightsDownloadError,
+        vgg16_features,
+    )
+
+    try:
+        extractor = extractor or vgg16_features(files.vgg_weights or config.loss.vgg_weights,
+                                                config.loss.vgg_preprocessing)
+    except (WeightsDownloadError, FileNotFoundError) as error:
+        raise TrainingSetupError(
+            f"the VGG16 perceptual network has no weights: {error}. Pass --set vgg_weights=PATH or --vgg-weights PATH "
+            f"(Keras' VGG16 no-top file {VGG16_NOTOP_FILE}) or use another network with "
+            "--set perceptual_network=identity"
+        ) from error
+    layer_weights = FACEDANCER_VGG_WEIGHTS if config.loss.facedancer_perceptual else None
+    return FeatureSource(extractor=extractor, layer_weights=layer_weights)
+
+
+def feature_source(
+    kind: str, config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...], discriminator: keras.Model,
+    perceptual_extractor=None,
+) -> FeatureSource:
+    """Where a feature term (perceptual, attribute) reads: `kind` is one of PERCEPTUAL_NETWORKS /
+    ATTRIBUTE_NETWORKS ("identity": these stages of the identity pass; "discriminator": D's residual blocks;
+    "file": the user's .keras model; "vgg16": vgg16_feature_source)."""
+    from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
+
+    if kind == "identity":
+        return FeatureSource(identity_layers=identity_layers)
+    if kind == "discriminator":
+        names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
+        return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
+                                                                layer_names=names))
+    if kind == "file":
+        try:
+            return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
+        except AttributeModelError as error:
+            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
+    if kind == "landmarks":
+        from clipswap.checkpoints.errors import CheckpointError
+        from clipswap.checkpoints.geometry import load_geometry
+        from clipswap.losses.geometry import geometry_attribute_loss, geometry_features
+
+        try:
+            model = load_geometry(files.attribute_file)
+        except CheckpointError as error:
+            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
+                                     "PATH/geometry.keras)") from error
+        return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
+    return vgg16_feature_source(config, files, perceptual_extractor)
+
+
+def build_loss(
+    config: TrainConfig, generator: keras.Model, discriminator: keras.Model, identity_model: keras.Model,
+    clip_model: keras.Model | None, perceptual_extractor=None, files: RunFiles | None = None,
+) -> SwapLoss:
+    """The SwapLoss of the configuration over G, D and the frozen encoders: its feature sources, the identity
+    layers they and IFSR tap, and the configuration's loss options."""
+    weights, options, aug = config.weights, config.loss, config.augmentation
+    files = files or RunFiles()
+    stage_layers = IDENTITY_SPECS[config.model.identity_encoder].stages
+    ifsr_layers: tuple[str, ...] = ()
+    if weights.ifsr:
+        from clipswap.losses.facedancer import IFSR_LAYERS
+
+        ifsr_layers = IFSR_LAYERS
+    perceptual = attribute = None
+    if weights.perceptual:
+        perceptual = feature_source(options.perceptual_network, config, files, stage_layers, discriminator,
+                                    perceptual_extractor)
+    if weights.att:
+        attribute = feature_source(options.attribute_network, config, files, stage_layers[:ATTRIBUTE_STAGE_COUNT],
+                                   discriminator)
+    tapped = set(ifsr_layers)
+    for source in (perceptual, attribute):
+        if source is not None:
+            tapped.update(source.identity_layers)
+    return SwapLoss(
+        generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
+        clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
+        n_aug=aug.n_aug, aug_distortion=aug.aug_distortion, aug_crop_fraction=aug.aug_crop_fraction,
+        facedancer_rec_clip=options.facedancer_rec_clip, id_augment=aug.id_augment,
+        teacher_face_only=options.teacher_face_only, teacher_background=options.teacher_background,
+        id_warmup=(options.id_warmup_steps, options.id_warmup_weight),
+        perceptual_to_teacher=options.perceptual_to_teacher,
+        seed=config.seed,
+    )
+
+
+def make_optimizers(config: TrainConfig) -> tuple[keras.optimizers.Optimizer, keras.optimizers.Optimizer]:
+    """G's and D's Adam (fp16: wrapped for loss scaling), named g_adam and d_adam (checkpoint names)."""
+    fp16, opt = config.compute.precision == "fp16", config.optimiser
+    return tuple(
+        make_optimizer(lr, opt.beta1, opt.beta2, opt.lr_decay_rate, opt.lr_decay_steps, fp16, name)
+        for lr, name in ((opt.lr_g, "g_adam"), (opt.lr_d, "d_adam"))
+    )
+
+
+
+def make_optimizer(
+    learning_rate: float, beta1: float, beta2: float, decay_rate: float, decay_steps: int, loss_scaling: bool,
+    name: str,
+) -> keras.optimizers.Optimizer:
+    """Adam with an optional continuous exponential decay (FaceDancer), wrapped for fp16 loss scaling when asked."""
+    schedule: float | keras.optimizers.schedules.LearningRateSchedule = learning_rate
+    if decay_rate < 1.0:
+        schedule = keras.optimizers.schedules.ExponentialDecay(learning_rate, decay_steps, decay_rate, staircase=False)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=beta1, beta_2=beta2, name=name)
+    if loss_scaling:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer, name=f"{name}_loss_scale")
+    return optimizer
+
+
+def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+    """The learning rate the optimiser applies at its current iteration."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    return float(keras.ops.convert_to_numpy(inner.learning_rate))
