@@ -158,10 +158,15 @@ def test_an_old_flat_config_json_is_migrated_to_the_tree_it_was():
 
 
 def test_resume_reads_an_old_flat_config_json_and_still_compares_it(tmp_path):
-    from clipswap.training.run import TrainingSetupError, _check_resume_config
+    from clipswap.training.run import TrainingSetupError
+    from clipswap.training.run_folder import check_resume_config as _check_resume_config
 
     (tmp_path / "config.json").write_text(json.dumps(OLD_FLAT_PAPER))
     _check_resume_config(tmp_path, get_preset("paper-offline").config)  # the same run: accepted
     changed = get_preset("paper-offline").config.replace(batch_size=12)
     with pytest.raises(TrainingSetupError, match="data.batch_size differs from the run's config.json"):
         _check_resume_config(tmp_path, changed)
+    # The discriminator's shape options change its weights' shapes: refused in one sentence, not a restore error.
+    for key, value in (("discriminator_paired", True), ("discriminator_patch_blocks", 2)):
+        with pytest.raises(TrainingSetupError, match=f"loss.{key} differs from the run's config.json"):
+            _check_resume_config(tmp_path, get_preset("paper-offline").config.replace(**{key: value}))

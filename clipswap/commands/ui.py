@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -32,7 +33,8 @@ def offline_environment(workdir: Path) -> None:
                    "(anyone who can reach it can upload and swap).")
 @click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True, help="Port to listen on.")
 @click.option("--model", "models", multiple=True, metavar="PATH|auto|demo|landmarks|warp",
-              help="Models the page offers (repeatable), the first selected; default: auto, demo, warp, landmarks.")
+              help="Models the page offers (repeatable), the first selected; default: auto, demo, landmarks, "
+                   "warp.")
 @click.option("--detector", type=click.Choice(DETECTORS), default="auto",
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
 @click.option("--max-upload-mb", type=click.IntRange(1), default=DEFAULT_MAX_UPLOAD_MB, show_default=True,
@@ -49,6 +51,9 @@ def ui(host, port, models, detector, max_upload_mb):
     Uploads and results live in a temporary folder removed when the server stops (Ctrl-C). Nothing is fetched
     from the internet: no share link, no analytics, no update check. Models load on first use, once.
     """
+    if importlib.util.find_spec("gradio") is None:
+        raise click.ClickException("the browser UI needs Gradio, which is not installed: install clipswap with its "
+                                   "ui extra (python -m pip install -e \".[ui]\")")
     workdir = Path(tempfile.mkdtemp(prefix="clipswap-ui-"))
     offline_environment(workdir)
     try:

@@ -351,11 +351,15 @@ class FaceSwapper:
 
     def reconfigured(self, *, blend: str = "published", feather: float | None = None,
                      color_correction: str = "none", selection: FaceSelection | None = None,
-                     similarity: float = DEFAULT_SIMILARITY, detail: float = 0.0) -> FaceSwapper:
+                     similarity: float = DEFAULT_SIMILARITY, detail: float | None = None) -> FaceSwapper:
         """A swapper that shares this one's networks (generator, identity encoder, CLIP, detector, landmarker), with
         other paste-back and selection options (as the constructor takes them) and none of this one's per-run state
         (source, mapping, reference, tracks, timings): a long-lived process loads the models once and serves each
-        request with its own options. Raises ValueError as the constructor does."""
+        request with its own options. `detail` None keeps this swapper's (the checkpoint's recommendation, as
+        `clipswap swap` without --detail), 0 with the poisson blend, which takes none. Raises ValueError as the
+        constructor does."""
+        if detail is None:
+            detail = 0.0 if blend == "poisson" else self.detail
         _check_paste_options(blend, color_correction, detail)
         view = copy.copy(self)
         view.blend, view.feather, view.color_correction = blend, feather, color_correction

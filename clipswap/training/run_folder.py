@@ -35,7 +35,7 @@ class RunResult:
 
 #: The keys a resumed run must share with its config.json: what shapes the restored state.
 RESUME_MUST_MATCH = ("model", "weights", "compute.precision", "loss.perceptual_network", "loss.attribute_network",
-                     "data.batch_size")
+                     "loss.discriminator_patch_blocks", "loss.discriminator_paired", "data.batch_size")
 
 
 def check_resume_config(run_dir: Path, config: TrainConfig) -> None:

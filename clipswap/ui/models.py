@@ -34,9 +34,11 @@ class PasteOptions:
 class ModelCache:
     """Swappers by ModelKey, built by the CLI's own build_swapper and kept for the life of the process.
 
-    Thread-safe: a lock serialises loading (two requests for the same key load it once). A generator swapper is
-    handed out as a fresh view (FaceSwapper.reconfigured) over the shared networks; a network-free landmark swapper
-    is cheap state of its own and is rebuilt for each request with its options.
+    A lock serialises loading (two requests for the same key load it once). A generator swapper is handed out as a
+    fresh view (FaceSwapper.reconfigured) over the shared networks; the views share the detector, the networks and
+    dlib's objects, which is safe because every page event that runs a model holds the one queue slot
+    (clipswap.ui.app.MODELS_QUEUE). The network-free landmark swapper is rebuilt for each request with its options
+    (it has no reconfigured view; rebuilding loads dlib's 68-point predictor again).
     """
 
     def __init__(self, detector: str = "auto"):
@@ -61,7 +63,8 @@ class ModelCache:
             return base.reconfigured(blend=options.blend, color_correction=options.color_correction,
                                      similarity=options.similarity), line
         request = SwapRequest(source=None, target=None, output=None, model=key.model, runtime=key.runtime,
-                              precision=key.precision, detector=self.detector, similarity=options.similarity)
+                              precision=key.precision, detector=self.detector, similarity=options.similarity,
+                              blend=options.blend, color_correction=options.color_correction)
         return build_swapper(request)
 
     def detector_of(self, key: ModelKey):

@@ -84,6 +84,11 @@ def test_requests_share_the_loaded_networks_and_keep_their_own_state(cache):
     assert first.source_vector is not None and second.source_vector is None
     with pytest.raises(ValueError, match="blend must be one of"):
         cache.swapper(key, PasteOptions(blend="smear"))
+    # A view keeps the swapper's detail (a checkpoint's recommended paste_detail, as `clipswap swap` without
+    # --detail) unless given one; the poisson blend takes none.
+    detailed = first.reconfigured(detail=0.4)
+    assert detailed.reconfigured().detail == 0.4 and detailed.reconfigured(detail=0.1).detail == 0.1
+    assert detailed.reconfigured(blend="poisson").detail == 0.0
 
 
 def test_a_photo_job_swaps_labels_and_verifies(cache, tmp_path):
