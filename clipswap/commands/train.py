@@ -3,6 +3,7 @@ the keys are resolved and every rule checked in clipswap.config."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -24,12 +25,15 @@ def choose_backend(backend: str | None) -> str:
     when it is first imported, so JAX is set here before anything imports it.
 
     Raises:
-        click.ClickException: Keras was already imported with another backend, or KERAS_BACKEND names one that
-            cannot train.
+        click.ClickException: Keras was already imported with another backend, KERAS_BACKEND names one that
+            cannot train, or JAX is asked for and not installed.
     """
     chosen = backend or os.environ.get("KERAS_BACKEND") or "tensorflow"
     if chosen not in BACKENDS:
         raise click.ClickException(f"KERAS_BACKEND={chosen!r} cannot train: use tensorflow or jax (--backend)")
+    if chosen == "jax" and importlib.util.find_spec("jax") is None:
+        raise click.ClickException("--backend jax needs JAX, which is not installed: python -m pip install "
+                                   "\"jax[cpu]\" (or JAX's CUDA build on a GPU machine)")
     if "keras" in sys.modules:
         import keras
 
@@ -38,7 +42,6 @@ def choose_backend(backend: str | None) -> str:
                                        f"run `clipswap train --backend {chosen}` in a new process")
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
-
 
 
 @click.command("train")

@@ -179,8 +179,14 @@ def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_
         if output.is_dir():
             output.rmdir()
         os.replace(temporary, output)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)
+        import tensorflow as tf  # loaded already: the shards were read through it
+
+        if isinstance(error, tf.errors.DataLossError):
+            detail = error.message.splitlines()[0] if error.message else type(error).__name__
+            raise PackError(f"a shard of {data_dir} is truncated or corrupt ({detail.split('}}')[-1].strip()}); re-run "
+                            "`clipswap align` into a fresh folder") from error
         raise
     return manifest
 

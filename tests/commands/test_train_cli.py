@@ -216,3 +216,18 @@ def test_a_truncated_shard_is_one_sentence_not_a_traceback(tmp_path):
     assert last.startswith("Error: ") and "truncated or corrupt" in last, result.output
     assert "Op:" not in last and "function_node" not in last  # TensorFlow's decorations are not the sentence
     assert not (tmp_path / "run").exists()  # the run folder this failed start created is not left behind
+
+
+def test_backend_jax_without_jax_says_what_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    result = CliRunner().invoke(main, ["train", "--backend", "jax", "--preset", "tiny", "--data", str(tmp_path),
+                                       "--run-dir", str(tmp_path / "run")], prog_name="clipswap")
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        'Error: --backend jax needs JAX, which is not installed: python -m pip install "jax[cpu]" (or JAX\'s CUDA '
+        'build on a GPU machine)']
+    assert not (tmp_path / "run").exists()

@@ -143,6 +143,22 @@ def test_a_damaged_or_occupied_pack_is_one_sentence(packed, tmp_path):
     assert not list(root.glob(".pack.partial-*")), "a refused pack leaves no temporary folder"
 
 
+def test_a_truncated_shard_is_one_sentence_and_leaves_no_pack(packed, tmp_path):
+    _, shards, _, _ = packed
+    broken = tmp_path / "aligned"
+    broken.mkdir()
+    for shard in sorted(shards.glob("*.tfrecord")):
+        data = shard.read_bytes()
+        (broken / shard.name).write_bytes(data[: len(data) // 2])
+    for other in shards.iterdir():
+        if other.suffix != ".tfrecord":
+            (broken / other.name).write_bytes(other.read_bytes())
+    result = CliRunner().invoke(main, ["pack", "--data", str(broken), "--output", str(tmp_path / "pack")])
+    assert result.exit_code == 1, result.output
+    assert "is truncated or corrupt" in result.output and "unexpected" not in result.output
+    assert not (tmp_path / "pack").exists() and not list(tmp_path.glob(".pack.partial-*"))
+
+
 def test_the_pack_streams_with_tensorflow_unimportable(packed):
     root = packed[0]
     script = textwrap.dedent(f"""
