@@ -60,7 +60,7 @@ def ui(host, port, models, detector, max_upload_mb):
         from clipswap.ui.app import Page, build_page
         from clipswap.ui.models import ModelCache
 
-        offered = list(models) or [name for name in MODEL_NAMES]
+        offered = list(models) or list(MODEL_NAMES)
         blocks = build_page(Page(ModelCache(detector), workdir, offered))
         try:
             blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False, prevent_thread_lock=True,

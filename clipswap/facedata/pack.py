@@ -75,11 +75,6 @@ class FacePack:
     def image_size(self) -> int:
         return int(self.manifest["image_size"])
 
-    def encoded(self, index: int) -> bytes:
-        """Record `index`'s JPEG bytes."""
-        start = int(self.offset[index])
-        return self.blob[start:start + int(self.length[index])].tobytes()
-
     def decode(self, index: int) -> np.ndarray:
         """Record `index` as [S, S, 3] uint8 RGB (cv2's decoder releases the GIL, so threads decode in parallel).
 

@@ -177,7 +177,6 @@ def make_optimizers(config: TrainConfig) -> tuple[keras.optimizers.Optimizer, ke
     )
 
 
-
 def make_optimizer(
     learning_rate: float, beta1: float, beta2: float, decay_rate: float, decay_steps: int, loss_scaling: bool,
     name: str,

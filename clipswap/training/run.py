@@ -150,7 +150,6 @@ def split_heldout(shards: list[Path]) -> tuple[list[Path], list[Path]]:
 # --- the loop ---------------------------------------------------------------------------------------------------
 
 
-
 @dataclass(frozen=True)
 class RunContext:
     """One run as run_training has checked it: what the loop and its steps read.
@@ -276,7 +275,6 @@ def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
         finally:
             shutil.rmtree(worker_dir, ignore_errors=True)
     return _run_loop(context)
-
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

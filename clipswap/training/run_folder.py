@@ -65,7 +65,6 @@ def check_resume_config(run_dir: Path, config: TrainConfig) -> None:
             )
 
 
-
 #: The run's JSON-lines logs; each row has a "step".
 RUN_LOGS = ("metrics.jsonl", "heldout.jsonl")
 
