@@ -101,6 +101,12 @@ class ModelConfig:
             concatenated with the target's skip x_k (at S / 2**k) and projected back to its width by a 1x1 conv
             (ours): the source reaches G only as features at S / 2**k, so G has no full-resolution path through
             which a pixel overlay of the source's eyes, mouth or glasses is the cheapest way to carry identity.
+        source_flow: with source_image, G warps the source's crop onto the target itself before reading it (ours):
+            a small flow network reads the target and the source crops and predicts a dense displacement field, the
+            source is warped by it (bilinear) and colour-matched to the target's face, and G reads that warp where
+            a source_warp generator reads the landmark warp. The flow is trained by its own term (weights.flow: the
+            learned warp against each pair's landmark warp) and G's other terms do not reach it, so at swap time no
+            landmarks are needed and the flow does not learn to paste the source's pose.
     """
 
     image_size: int = 256
@@ -115,6 +121,7 @@ class ModelConfig:
     source_image: bool = False
     source_warp: bool = False
     source_level: int = 0
+    source_flow: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -130,7 +137,7 @@ class ModelConfig:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
         if self.pre_swap not in PRE_SWAPS:
             raise ValueError(f"pre_swap must be one of {PRE_SWAPS}, got {self.pre_swap!r}")
-        for flag in ("residual", "source_image", "source_warp"):
+        for flag in ("residual", "source_image", "source_warp", "source_flow"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
         if self.source_warp and (not self.source_image or self.pre_swap is not None):
@@ -141,6 +148,10 @@ class ModelConfig:
             raise ValueError(f"source_level must be an integer from 0 to 5, got {self.source_level!r}")
         if self.source_level and not self.source_image:
             raise ValueError("source_level says where the source crop joins the encoder: it needs source_image true")
+        if self.source_flow and (not self.source_image or self.source_warp or self.pre_swap is not None
+                                 or self.source_level):
+            raise ValueError("source_flow warps the source crop G reads: it needs source_image true, source_warp "
+                             "false, pre_swap null and source_level 0")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():
@@ -184,7 +195,8 @@ class LossWeights:
     """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10.
 
     `teacher` (ours, 0 = off) weighs the L1 distance of every swap to its landmark-swap teacher image, which training
-    pairs made by `clipswap pairs` carry (clipswap.losses.reconstruction.teacher_loss). The fields are the generator
+    pairs made by `clipswap pairs` carry (clipswap.losses.reconstruction.teacher_loss). `flow` (ours) trains a
+    source_flow generator's warp (clipswap.losses.flow.flow_loss); it needs that generator. The fields are the generator
     terms of clipswap.losses.terms (what each computes), then r1_gamma.
     """
 
@@ -197,6 +209,7 @@ class LossWeights:
     cycle: float = 0.0
     ifsr: float = 0.0
     teacher: float = 0.0
+    flow: float = 0.0
     r1_gamma: float = 10.0
 
     def __post_init__(self) -> None:
@@ -526,6 +539,9 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"the {' and '.join(reads_d)} term reads the discriminator's features of one image, and a "
                           "paired discriminator reads two: choose another network for it or "
                           "loss.discriminator_paired=false")
+    if bool(config.weights.flow) != config.model.source_flow:
+        raise ConfigError("a source_flow generator's warp is trained by the flow term alone: set model.source_flow "
+                          "and weights.flow > 0 together (or neither)")
     if config.weights.contra and config.model.clip_variant is None:
         raise ConfigError("weights.contra > 0 needs CLIP: the model has no clip_variant (set model.clip_variant, "
                           "or weights.contra=0)")

@@ -214,7 +214,9 @@ def check_eager_call(network: Callable, inputs: Sequence[np.ndarray], expected: 
 
 def check_gradients(network: keras.layers.Layer, inputs: Sequence[np.ndarray], specs: Sequence[InputSpec],
                     training: bool) -> None:
-    """Every trainable weight, and every input declared differentiable, gets a finite, non-zero gradient.
+    """Every trainable weight, and every input declared differentiable, gets a finite, non-zero gradient; the
+    weights a network says another loss trains on its own (`separately_trained_variables`, e.g. a source_flow
+    generator's flow network behind its gradient stop) get none from its outputs.
 
     `training` is how the network is used: True for what the trainer updates (G, D), False for frozen encoders the
     losses call in inference mode. The variables are restored afterwards (a training-mode call moves BatchNorm
@@ -234,7 +236,11 @@ def check_gradients(network: keras.layers.Layer, inputs: Sequence[np.ndarray], s
             variable.assign(value)
     assert np.isfinite(loss.numpy()), f"non-finite loss {loss.numpy()}"
     problems = []
+    separate = {v.path for v in getattr(network, "separately_trained_variables", ())}
     for variable, gradient in zip(trainable, gradients[: len(trainable)], strict=True):
+        if variable.path in separate:
+            problems += [] if gradient is None else [f"{variable.path}: a gradient through the stop"]
+            continue
         problems += _gradient_problem(variable.path, gradient)
     for i, (spec, gradient) in enumerate(zip(specs, gradients[len(trainable):], strict=True)):
         if spec.differentiable:

@@ -38,8 +38,12 @@ Pair record (one tf.train.Example):
     mate_warped               bytes   PNG, warp_paste of the mate onto the target (a source_warp generator's input on
                                       such a pair); empty with `mate`
     target_label, source_label  int64 identity indices (identities.json of the aligned data)
+    target_68, source_68, mate_68  float [136]  each crop's 68 landmarks (x, y interleaved) as fractions of the crop
+                                      side, the correspondence a source_flow generator's warp learns; zeros for a
+                                      record without a mate (mate_68)
 
-`mate` and `mate_warped` exist in pairs made since pairs_manifest.json says "mates": true.
+`mate` and `mate_warped` exist in pairs made since pairs_manifest.json says "mates": true, the landmarks since it
+says "landmarks": true (zeros before).
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ HELDOUT = "heldout"
 HELDOUT_PAIRS = "heldout_pairs.tsv"
 HELDOUT_LANDMARKS = "heldout_landmarks.json"
 FACE_LANDMARKS = "face_landmarks.npz"
+#: The records' landmark fields, in the order target, source, mate.
+LANDMARK_FIELDS = ("target_68", "source_68", "mate_68")
 PAIR_FEATURES = {
     "target": tf.io.FixedLenFeature([], tf.string),
     "source": tf.io.FixedLenFeature([], tf.string),
@@ -86,6 +92,7 @@ PAIR_FEATURES = {
     "mate_warped": tf.io.FixedLenFeature([], tf.string, default_value=b""),
     "target_label": tf.io.FixedLenFeature([], tf.int64),
     "source_label": tf.io.FixedLenFeature([], tf.int64),
+    **{key: tf.io.FixedLenFeature([136], tf.float32, default_value=[0.0] * 136) for key in LANDMARK_FIELDS},
 }
 #: How far (mean pixel distance of the five points) a re-detected face may be from the one align kept.
 MATCH_TOLERANCE = 0.1  # of the detection's inter-ocular distance
@@ -120,6 +127,11 @@ def read_manifest(folder: str | Path) -> dict:
 def pairs_have_warps(folder: str | Path) -> bool:
     """True when the pairs folder's records hold the warped source ("warped", made since source_warp existed)."""
     return bool(read_manifest(folder).get("warped"))
+
+
+def pairs_have_landmarks(folder: str | Path) -> bool:
+    """True when the pairs folder's records hold each crop's 68 landmarks ("target_68", "source_68", "mate_68")."""
+    return bool(read_manifest(folder).get("landmarks"))
 
 
 def pairs_have_mates(folder: str | Path) -> bool:
@@ -233,10 +245,16 @@ def _pool_map(function, tasks, workers: int, initializer, progress: bool, descri
 
 
 def _example(target: bytes, source: bytes, teacher: bytes, warped: bytes, target_label: int,
-             source_label: int, mate: bytes = b"", mate_warped: bytes = b"") -> bytes:
+             source_label: int, mate: bytes = b"", mate_warped: bytes = b"",
+             points: tuple[np.ndarray | None, ...] = (None, None, None)) -> bytes:
+    """One pair record; `points`: the target's, source's and mate's landmarks as fractions of the crop side
+    ([68, 2] or None: zeros)."""
     feature = {"target": _bytes(target), "source": _bytes(source), "teacher": _bytes(teacher),
                "warped": _bytes(warped), "mate": _bytes(mate), "mate_warped": _bytes(mate_warped),
                "target_label": _int(target_label), "source_label": _int(source_label)}
+    for key, value in zip(LANDMARK_FIELDS, points, strict=True):
+        flat = np.zeros(136, np.float32) if value is None else np.asarray(value, np.float32).reshape(136)
+        feature[key] = tf.train.Feature(float_list=tf.train.FloatList(value=flat.tolist()))
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
@@ -353,8 +371,9 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
         (t, s), m, (teacher, warped, mate_warped) = item
         # A mate whose warp failed is dropped too: both fields are filled or both are empty.
         mate = records[m].image if m is not None and mate_warped else b""
+        points = (landmarks[t] / size, landmarks[s] / size, landmarks[m] / size if mate else None)
         return _example(records[t].image, records[s].image, teacher, warped, records[t].label, records[s].label,
-                        mate, mate_warped if mate else b"")
+                        mate, mate_warped if mate else b"", points)
 
     write_shards(kept, ensure_writable_dir(output / PAIR_SHARDS), len(kept), shard_size=shard_size, encode=encode)
     held_records = [r for r in records if r.identity in held_set]
@@ -384,6 +403,7 @@ def build_pairs(data: str | Path, output: str | Path, *, count: int = 40_000, he
                    "blending)",
         "warped": True,
         "mates": True,
+        "landmarks": True,
         "pairs_with_other_photo": sum(1 for _, m, teacher in kept if m is not None and teacher[2]),
         "pairs_reusing_photo": sum(1 for _, m, teacher in kept if m is None or not teacher[2]),
         "training_people_with_one_photo": sum(1 for n in Counter(usable_labels).values() if n == 1),
@@ -417,4 +437,4 @@ def heldout_landmarks(folder: str | Path) -> dict[str, np.ndarray]:
 
 
 __all__ = ["PAIR_FEATURES", "PairsError", "build_pairs", "heldout_landmarks", "heldout_shards", "is_pairs_folder",
-           "pair_shards", "pairs_have_mates", "pairs_have_warps", "parse_pair", "read_manifest"]
+           "pair_shards", "pairs_have_landmarks", "pairs_have_mates", "pairs_have_warps", "parse_pair", "read_manifest"]

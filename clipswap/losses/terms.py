@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 SIDES = ("G", "D")
 #: What a term may read of the step besides the swap (SwapLoss gathers these; see LossTerm.needs).
-INPUTS = ("source", "target", "same", "teacher", "clip", "discriminator", "generator")
+INPUTS = ("source", "target", "same", "teacher", "warped", "clip", "discriminator", "generator")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ TERMS: tuple[LossTerm, ...] = (
              "target's", "ifsr", "facedancer.ifsr_loss", needs=("target",)),
     LossTerm("teacher", "G", "ours: L1 to the landmark-swap teacher image (face and background averaged apart with "
              "teacher_background)", "teacher", "reconstruction.teacher_loss", needs=("teacher", "target")),
+    LossTerm("flow", "G", "ours: a source_flow generator's learned flow at the target's landmarks against the "
+             "displacement to the source's (flow.landmark_flow_loss), plus its warp against the pair's landmark warp "
+             "inside the pasted region, per-channel normalised, at three resolutions", "flow", "flow.flow_loss",
+             needs=("source", "target", "warped", "generator")),
     LossTerm("d_adv", "D", "logistic loss of D: the source real, the swap fake", None,
              "adversarial.discriminator_adversarial_loss", always=True, needs=("source", "discriminator")),
     LossTerm("r1", "D", "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "

@@ -22,7 +22,8 @@ With config.source_image (ours) a third input, the source's aligned crop, is sta
 with config.source_warp that input is the source's face warped onto the target's landmarks instead. With
 config.source_level k > 0 the source is not stacked: it runs through its own x0 conv and k down blocks
 ("{name}_source_*") and joins the target's skip x_k (concatenation, then a 1x1 conv "{name}_source_join" back to
-x_k's width), so it reaches the decoder only at S / 2**k.
+x_k's width), so it reaches the decoder only at S / 2**k. With config.source_flow the source crop is first warped onto
+the target by a learned flow (flow_head), and G reads that warp as a source_warp generator reads the landmark warp.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 
 from clipswap.config import ModelConfig
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
+from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
 
 LEAKY_SLOPE = 0.2
 #: Filters per level relative to base_filters: x0, down1..down5, down6 (REFERENCE.md section 4 table).
@@ -139,6 +141,57 @@ def mapping_network(z, depth: int, width: int, name: str):
     return h
 
 
+#: Widths of the flow network's levels at S/2, S/4, S/8 and S/16, relative to base_filters.
+FLOW_MULTIPLIERS = (2, 4, 4, 8)
+#: The flow network's output unit, as a fraction of the crop side: its last conv (at S/4, starting at zero) says
+#: displacements in sixteenths of the crop, so a unit step moves a pixel 8 px at 128 px.
+FLOW_UNIT = 1.0 / 16.0
+
+
+def flow_head(target, source, base_filters: int, make):
+    """The source_flow generator's warp: (the source crop moved onto the target crop by a predicted dense flow and
+    colour-matched to the target's face, [B, S, S, 3]; the flow, [B, S, S, 2] in pixels, FlowWarp's convention), the
+    gradient flowing into the flow network.
+
+    The flow network reads both crops stacked (6 channels): four stride-2 3x3 convs (S/2 .. S/16, widths
+    FLOW_MULTIPLIERS x base_filters, LeakyReLU), a 3x3 conv at S/16, then two bilinear x2 steps back to S/4, each
+    concatenated with the encoder's feature there and convolved; a zero-initialised 3x3 conv gives 2 channels at
+    S/4, upsampled bilinearly to S and scaled to pixels (FLOW_UNIT), so an untrained flow is the identity.
+
+    Args:
+        target, source: [B, S, S, 3] crops.
+        base_filters: ModelConfig.base_filters.
+        make: (name suffix, factory) -> the layer to apply: a builder passes factory(prefix + suffix) through, a
+            caller reusing a built model returns the model's layer of that name (Generator.flow_warp).
+    """
+    size = target.shape[1]
+    widths = [m * base_filters for m in FLOW_MULTIPLIERS]
+
+    def conv(x, filters, suffix, strides=1, zero=False):
+        init = {"kernel_initializer": "zeros"} if zero else {}
+        return make(suffix, lambda n: keras.layers.Conv2D(filters, 3, strides=strides, padding="same", name=n,
+                                                          **init))(x)
+
+    def act(x, suffix):
+        return make(suffix, lambda n: keras.layers.LeakyReLU(LEAKY_SLOPE, name=n))(x)
+
+    h = make("flow_stack", lambda n: keras.layers.Concatenate(name=n))([target, source])
+    features = []
+    for level, width in enumerate(widths, start=1):
+        h = act(conv(h, width, f"flow_down{level}", strides=2), f"flow_down{level}_act")
+        features.append(h)
+    h = act(conv(h, widths[-1], "flow_middle"), "flow_middle_act")
+    for level in (3, 2):
+        h = make(f"flow_up{level}", lambda n: keras.layers.UpSampling2D(2, interpolation="bilinear", name=n))(h)
+        h = make(f"flow_up{level}_concat", lambda n: keras.layers.Concatenate(name=n))([h, features[level - 1]])
+        h = act(conv(h, widths[level - 1], f"flow_up{level}_conv"), f"flow_up{level}_act")
+    flow = conv(h, 2, "flow_field", zero=True)
+    flow = make("flow_upsample", lambda n: keras.layers.UpSampling2D(4, interpolation="bilinear", name=n))(flow)
+    flow = make("flow_pixels", lambda n: keras.layers.Rescaling(size * FLOW_UNIT, name=n))(flow)
+    warped = make("flow_warp", lambda n: FlowWarp(name=n))([source, flow])
+    return make("flow_colour", lambda n: TemplateColourMatch(name=n))([warped, target]), flow
+
+
 def generator_inputs(config: ModelConfig, target, identity, source=None) -> list:
     """The input list of a Generator with `config`: [target, identity], and the source crop [B, S, S, 3] last when
     config.source_image (ValueError when it is needed and not given)."""
@@ -207,6 +260,11 @@ class Generator(keras.Model):
                 for level in range(1, config.source_level + 1):
                     source_features = down_block(source_features, filters[level], True, f"{name}_source_down{level}",
                                                  fold_pooling)
+            elif config.source_flow:
+                warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"))
+                # The flow is trained by its own term only (ModelConfig.source_flow): G's losses stop here.
+                warped = StopGradient(name=f"{name}_flow_stop")(warped)
+                image = keras.layers.Concatenate(name=f"{name}_stack")([target, warped])
             else:
                 image = keras.layers.Concatenate(name=f"{name}_stack")([target, source])
 
@@ -237,6 +295,23 @@ class Generator(keras.Model):
         self.config_ = config
         self.fused_norm = bool(fused_norm)
         self.fold_pooling = bool(fold_pooling)
+
+    @property
+    def separately_trained_variables(self) -> list:
+        """The trainable variables G's output does not reach (the source_flow warp, trained by the flow term)."""
+        if not self.config_.source_flow:
+            return []
+        return [v for layer in self.layers if layer.name.startswith(f"{self.name}_flow_")
+                for v in layer.trainable_variables]
+
+    def flow_warp(self, target, source):
+        """(warp, flow) of a source_flow generator for `source` onto `target` ([B, S, S, 3] each; flow_head),
+        through this model's own flow layers, with the gradient into them (what the flow term trains; G's own graph
+        stops it)."""
+        if not self.config_.source_flow:
+            raise ValueError("flow_warp needs a source_flow generator")
+        return flow_head(target, source, self.config_.base_filters,
+                         lambda suffix, factory: self.get_layer(f"{self.name}_{suffix}"))
 
     def get_config(self):
         config = {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm,

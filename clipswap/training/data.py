@@ -253,6 +253,7 @@ def make_pair_dataset(
     repeat: bool = True,
     warped: bool = False,
     mates: bool = False,
+    landmarks: bool = False,
 ) -> tf.data.Dataset:
     """The training dataset over `clipswap pairs` shards (target, source, teacher of two different people).
 
@@ -273,7 +274,9 @@ def make_pair_dataset(
         "warped", the same, with `warped`: on a same-identity pair the mate warped onto the target), and
         "same_photo": [B] float32, 1.0 where a same-identity pair reuses the target's own photo as its source;
         with `mates` also "mate" (the other photo of the target's person, with the source's jitter; the target
-        where there is none) and "has_mate" ([B] float32, 1.0 where there is one).
+        where there is none) and "has_mate" ([B] float32, 1.0 where there is one); with `landmarks` (pairs whose
+        records hold them) "target_68" and "source_68", [B, 68, 2] float32 fractions of the crop side, the source's
+        being those of whatever the sample's source became (the mate's, or the target's own on a same-photo pair).
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
@@ -295,6 +298,9 @@ def make_pair_dataset(
         }
         if warped:
             parsed["warped"] = decode_image(pair["warped"], image_size)
+        if landmarks:
+            for key in ("target_68", "source_68", "mate_68"):
+                parsed[key] = tf.reshape(pair[key], [68, 2])
         if mates:
             has_mate = tf.strings.length(pair["mate"]) > 0
             parsed["has_mate"] = has_mate
@@ -344,6 +350,11 @@ def make_pair_dataset(
         if warped:
             same_warped = tf.where(has_mate, alike[2], target) if mates else target
             combined["warped"] = tf.where(where, same_warped, alike[1])
+        if landmarks:
+            same_points = (tf.where(batch["has_mate"][:, None, None], batch["mate_68"], batch["target_68"]) if mates
+                           else batch["target_68"])
+            combined["target_68"] = batch["target_68"]
+            combined["source_68"] = tf.where(same[:, None, None], same_points, batch["source_68"])
         if mates:
             # A paired discriminator's real pair: the target beside another photo of its person, where there is one.
             combined["mate"] = same_source

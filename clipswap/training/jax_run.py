@@ -80,9 +80,10 @@ def _check_data(config: TrainConfig, data_dir: Path):
     """The face pack of `data_dir`, or a TrainingSetupError saying how to make one."""
     from clipswap.facedata.pack import PackError, is_pack, open_pack
 
-    if config.weights.teacher or config.model.pre_swap or config.model.source_warp:
-        raise TrainingSetupError("--backend jax reads a face pack, which has no teacher images or warps: train a "
-                                 "configuration without the teacher term, pre_swap and source_warp, or use "
+    if config.weights.teacher or config.model.pre_swap or config.model.source_warp or config.model.source_flow:
+        raise TrainingSetupError("--backend jax reads a face pack, which has no teacher images, warps or landmarks: "
+                                 "train a configuration without the teacher term, pre_swap, source_warp and "
+                                 "source_flow, or use "
                                  "--backend tensorflow on `clipswap pairs` data")
     if config.loss.discriminator_paired:
         raise TrainingSetupError("--backend jax reads a face pack, whose batches do not carry a second photo of each "

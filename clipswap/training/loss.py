@@ -47,11 +47,12 @@ from clipswap.losses.attribute import attribute_loss
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.contrastive import clip_contrastive_loss
 from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
+from clipswap.losses.flow import flow_loss, landmark_flow_loss
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
 from clipswap.losses.terms import GENERATOR_TERMS, TOTALS, active_generator_terms, metric_names
-from clipswap.models.generator import generator_inputs
+from clipswap.models.generator import FLOW_UNIT, generator_inputs
 from clipswap.training.features import EMBEDDING, FeatureSource, IdentityNetwork
 
 #: Added to the step's seed for the identity augmentation: its own stream, apart from the CLIP augmentations'.
@@ -105,6 +106,10 @@ class SwapBatch:
             face warped onto the target's landmarks.
         mate, has_mate: another photo of the target's person [B, S, S, 3] and [B] 1 where there is one (a paired
             discriminator's real pairs), or None.
+        warped: the pair's landmark warp of the source onto the target (`clipswap pairs` data), which the flow term
+            compares a source_flow generator's own warp with; None when that term is off.
+        target_68, source_68: [B, 68, 2] the target's and the source's landmarks as fractions of the crop side
+            (pairs data made with them), which the flow term also reads; None when it is off.
     """
 
     target: Tensor
@@ -114,6 +119,9 @@ class SwapBatch:
     generator_source: Tensor
     mate: Tensor | None = None
     has_mate: Tensor | None = None
+    warped: Tensor | None = None
+    target_68: Tensor | None = None
+    source_68: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -260,12 +268,17 @@ class SwapLoss:
         "has_mate"]} as a SwapBatch.
 
         Raises:
-            ValueError: a source_warp generator and no "warped" images; a paired discriminator and no mates.
+            ValueError: a source_warp generator, or the flow term, and no "warped" images; a paired discriminator
+                and no mates.
         """
         source = ops.cast(data["source"], "float32")
         if self.source_warp and "warped" not in data:
             raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
                              "data made by this version")
+        flow = "flow" in self.generator_terms
+        if flow and not all(key in data for key in ("warped", "target_68", "source_68")):
+            raise ValueError("the flow term compares the generator's warp with each pair's landmarks and landmark "
+                             "warp: train it on `clipswap pairs` data made by this version")
         paired = self.paired_discriminator
         if paired and not ("mate" in data and "has_mate" in data):
             raise ValueError("a paired discriminator takes its real pairs from two photos of one person: train it on "
@@ -278,6 +291,9 @@ class SwapLoss:
             generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
             mate=ops.cast(data["mate"], "float32") if paired else None,
             has_mate=ops.cast(data["has_mate"], "float32") if paired else None,
+            warped=ops.cast(data["warped"], "float32") if flow else None,
+            target_68=ops.cast(data["target_68"], "float32") if flow else None,
+            source_68=ops.cast(data["source_68"], "float32") if flow else None,
         )
 
     def clip_embedding(self, images: Tensor) -> Tensor | None:
@@ -447,6 +463,14 @@ class SwapLoss:
             raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
         return teacher_loss(f.batch.teacher, f.swap, f.batch.target if self.teacher_face_only else None,
                             background=self.teacher_background)
+
+    def flow_term(self, f: GeneratorForward) -> Tensor:
+        if not getattr(getattr(self.generator, "config_", None), "source_flow", False):
+            raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
+        predicted, flow = self.generator.flow_warp(f.batch.target, f.batch.source)
+        unit = self.generator.config_.image_size * FLOW_UNIT
+        return (landmark_flow_loss(flow, f.batch.target_68, f.batch.source_68, unit)
+                + flow_loss(predicted, f.batch.warped, f.batch.target))
 
     # --- a fixed batch (the held-out callback) -------------------------------------------------------------------
 

@@ -329,7 +329,8 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
         return make_pair_dataset(
             shards, data.batch_size, config.model.image_size, same_identity_prob=data.same_identity_prob,
             jitter=data.jitter, seed=seed, shuffle_buffer=data.shuffle_buffer, repeat=True,
-            warped=config.model.source_warp, mates=mates,
+            warped=config.model.source_warp or config.model.source_flow, mates=mates,
+            landmarks=config.model.source_flow,
         )
     return make_train_dataset(
         [str(s) for s in shards], data.batch_size, config.model.image_size,
@@ -372,9 +373,10 @@ def log_shard_same_identity_pairs(shards: list[Path], probability: float) -> boo
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
-    """A teacher term, a pre_swap or a source_warp generator needs `clipswap pairs` data (with warps); a paired
+    """A teacher term, a pre_swap, a source_warp or a source_flow generator needs `clipswap pairs` data (with
+    warps); a paired
     discriminator needs pairs data with other photos of each person."""
-    from clipswap.facedata.pairs import pairs_have_mates, pairs_have_warps
+    from clipswap.facedata.pairs import pairs_have_landmarks, pairs_have_mates, pairs_have_warps
 
     config, data_dir = context.config, context.data_dir
     if config.weights.teacher and not pairs:
@@ -391,6 +393,12 @@ def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
         raise TrainingSetupError(
             f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
             "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
+        )
+    if config.model.source_flow and not (pairs and pairs_have_warps(data_dir) and pairs_have_landmarks(data_dir)):
+        raise TrainingSetupError(
+            f"a source_flow generator's warp learns from the landmarks and the landmark warp of each pair: {data_dir} "
+            "is not a `clipswap pairs` folder made by this version (run `clipswap pairs --data ALIGNED --output "
+            "PAIRS` again)"
         )
     if config.loss.discriminator_paired and not (pairs and pairs_have_mates(data_dir)):
         raise TrainingSetupError(

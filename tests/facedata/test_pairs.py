@@ -25,6 +25,7 @@ from clipswap.facedata.pairs import (
     heldout_landmarks,
     heldout_shards,
     pair_shards,
+    pairs_have_landmarks,
     pairs_have_mates,
     pairs_have_warps,
     parse_pair,
@@ -34,7 +35,7 @@ from clipswap.losses.augment import identity_augment
 from clipswap.losses.reconstruction import teacher_loss
 from clipswap.training.data import make_pair_dataset
 
-from conftest import LFW_PEOPLE, align_lfw_subset, require_module
+from conftest import LFW_PEOPLE, align_lfw_subset, require_module, shared_data
 
 SIZE = 64
 
@@ -120,6 +121,62 @@ def test_warped_source_is_the_target_outside_the_face_and_the_teachers_warp_insi
         if checked == 4:
             break
     assert checked == 4
+
+
+def _stored_points(folder: Path) -> np.ndarray:
+    """Every aligned face's 68 landmarks as fractions of the crop side, from face_landmarks.npz: [N, 136]."""
+    with np.load(folder / FACE_LANDMARKS) as stored:
+        return stored["points"].reshape(-1, 136) / SIZE
+
+
+def _is_a_stored_face(points: np.ndarray, stored: np.ndarray) -> bool:
+    return bool(np.abs(stored - np.asarray(points).reshape(1, 136)).max(axis=1).min() < 1e-4)
+
+
+def test_pair_records_hold_each_crops_landmarks_where_its_warp_was_pasted(pairs):
+    """target_68 / source_68 / mate_68: the faces' rows of face_landmarks.npz (fractions of the crop); the landmark
+    warp changed the target only inside its landmarks' swap region."""
+    folder, manifest = pairs
+    assert manifest["landmarks"] is True and pairs_have_landmarks(folder)
+    stored = _stored_points(folder)
+    with_mate = 0
+    for record in tf.data.TFRecordDataset(pair_shards(folder)):
+        pair = parse_pair(record)
+        target_68, source_68 = pair["target_68"].numpy(), pair["source_68"].numpy()
+        assert _is_a_stored_face(target_68, stored) and _is_a_stored_face(source_68, stored)
+        assert np.abs(target_68 - source_68).max() > 1e-3
+        if pair["mate"].numpy():
+            with_mate += 1
+            assert _is_a_stored_face(pair["mate_68"].numpy(), stored)
+        else:
+            assert not pair["mate_68"].numpy().any()
+        target, warped = (_decode(pair[k].numpy()) for k in ("target", "warped"))
+        changed = np.abs(warped.astype(int) - target.astype(int)).max(axis=-1) > 0
+        region = swap_region(target_68.reshape(68, 2) * SIZE, (SIZE, SIZE)) > 0
+        assert changed.mean() > 0.1 and (changed & ~cv2.dilate(region.astype(np.uint8), np.ones((3, 3)))).mean() < 0.01
+    assert with_mate > 0
+    stale = folder.parent / "stale_manifest"
+    stale.mkdir(exist_ok=True)
+    (stale / MANIFEST).write_text(json.dumps({"warped": True, "mates": True}))
+    assert not pairs_have_landmarks(stale)
+
+
+def test_pair_dataset_gives_the_landmarks_of_whatever_became_the_source(pairs):
+    folder, _ = pairs
+    stored = _stored_points(folder)
+    batch = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 0.5, True, 3, 8, mates=True, landmarks=True)))
+    assert batch["target_68"].shape == batch["source_68"].shape == (8, 68, 2)
+    plain = next(iter(make_pair_dataset(pair_shards(folder), 8, SIZE, 0.5, True, 3, 8, mates=True)))
+    assert "target_68" not in plain
+    same, has_mate = batch["same"].numpy() > 0, batch["has_mate"].numpy() > 0
+    assert same.any() and (~same).any()
+    for i in range(8):
+        target_68, source_68 = batch["target_68"][i].numpy(), batch["source_68"][i].numpy()
+        assert _is_a_stored_face(target_68, stored) and _is_a_stored_face(source_68, stored)
+        if same[i] and not has_mate[i]:
+            np.testing.assert_array_equal(source_68, target_68)
+        else:
+            assert np.abs(source_68 - target_68).max() > 1e-3
 
 
 def test_heldout_faces_keep_their_68_landmarks(pairs):
@@ -326,6 +383,16 @@ def test_a_pre_swap_generator_trains_on_pairs_only(pairs, tmp_path):
     assert result.exit_code == 1 and "reads the landmark swap" in result.output and "clipswap pairs" in result.output
 
 
+def _pairs_made_before(folder: Path, tmp_path: Path, field: str) -> Path:
+    """A copy of the pairs folder whose manifest does not say `field` (pairs made before its records held it)."""
+    old = tmp_path / f"pairs_without_{field}"
+    shutil.copytree(folder, old)
+    stored = json.loads((old / MANIFEST).read_text())
+    del stored[field]
+    (old / MANIFEST).write_text(json.dumps(stored))
+    return old
+
+
 def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_figures(pairs, tmp_path):
     """A tiny source_warp G trains 2 steps on pairs (G reads the warps); its held-out figures come from the held-out
     faces' warps; on aligned shards, or on pairs made before the warps existed, the run is refused."""
@@ -342,14 +409,45 @@ def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_
     result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
                                        str(tmp_path / "r2"), *args])
     assert result.exit_code == 1 and "warped source" in result.output and "clipswap pairs" in result.output
-    old = tmp_path / "old_pairs"
-    shutil.copytree(folder, old)
-    stored = json.loads((old / MANIFEST).read_text())
-    del stored["warped"]
-    (old / MANIFEST).write_text(json.dumps(stored))
+    old = _pairs_made_before(folder, tmp_path, "warped")
     result = CliRunner().invoke(main, ["train", "--data", str(old), "--run-dir", str(tmp_path / "r3"), *args])
     assert result.exit_code == 1 and "made by this version" in result.output
     assert not (tmp_path / "r3").exists()
+
+
+@pytest.mark.slow
+def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landmarks(pairs, tmp_path):
+    """A tiny source_flow G trains 2 steps on pairs (the flow term reads the records' landmarks and warps); its
+    exported generator swaps real photos through `clipswap swap`, whose swapper then needs no landmark model;
+    pairs made before the landmarks existed are refused in one sentence."""
+    from clipswap.checkpoints.native import load_generator
+    from clipswap.face.detectors import build_detector
+    from clipswap.inference.swapper import FaceSwapper
+
+    folder, _ = pairs
+    args = ["--preset", "tiny", "--steps", "2", "--set", "model.source_image=true", "--set", "model.source_flow=true",
+            "--set", "model.residual=true", "--set", "weights.flow=1", "--set", "log_every=1", "--set", "eval_every=2",
+            "--set", "eval_batch_size=2", "--set", "image_every=2", "--no-progress"]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(run), *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "generator.json").read_text())["model"]["source_flow"] is True
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows and all(np.isfinite(row["flow"]) and row["flow"] > 0 for row in rows if "flow" in row)
+    assert any("flow" in row for row in rows)
+    swapper = FaceSwapper.from_checkpoint(load_generator(run / "generator.keras"), build_detector("yunet"))
+    assert swapper.source_image and not swapper.source_warp and swapper.landmarker is None
+    photos = sorted(shared_data("lfw", "Abdullah_Gul").glob("*.jpg"))[:1] + sorted(
+        shared_data("lfw", "Adrien_Brody").glob("*.jpg"))[:1]
+    output = tmp_path / "swap.png"
+    result = CliRunner().invoke(main, ["swap", "--no-progress", "--model", str(run / "generator.keras"), "-s",
+                                       str(photos[0]), "-t", str(photos[1]), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(output)).shape == cv2.imread(str(photos[1])).shape
+    old = _pairs_made_before(folder, tmp_path, "landmarks")
+    result = CliRunner().invoke(main, ["train", "--data", str(old), "--run-dir", str(tmp_path / "r2"), *args])
+    assert result.exit_code == 1 and "landmarks and the landmark warp" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "r2").exists()
 
 
 def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):

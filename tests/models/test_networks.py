@@ -51,6 +51,7 @@ import clipswap.models
 from clipswap.config import get_preset
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 from clipswap.layers.caffe_preprocess import CaffePreprocess
+from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
 from clipswap.layers.resize_like import ResizeNearestLike
 from clipswap.losses.perceptual import vgg16_features
 from clipswap.models.arcface import build_arcface
@@ -222,6 +223,15 @@ NETWORKS: dict[str, NetworkCase] = {
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
     ),
+    "generator_source_flow": NetworkCase(
+        # the source crop warped onto the target by the learned flow (ModelConfig.source_flow); the flow network's
+        # weights, and so the source, sit behind a gradient stop (the harness checks that none reaches the weights)
+        "Generator", lambda: Generator(TINY.replace(source_image=True, source_flow=True)),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
+        {"output": (BATCH, 64, 64, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15),
+    ),
     "generator_source_level": NetworkCase(
         # the source crop through its own encoder, joining the target's skip x2 (ModelConfig.source_level)
         "Generator", lambda: Generator(TINY.replace(source_image=True, source_level=2)),
@@ -324,6 +334,18 @@ LAYERS: dict[str, LayerCase] = {
     ),
     "caffe_preprocess": LayerCase(
         CaffePreprocess, {}, (InputSpec((BATCH, 8, 8, 3), 0.0, 255.0),), (BATCH, 8, 8, 3), LAYER_BF16,
+    ),
+    "flow_warp": LayerCase(
+        # displacements of up to 3 px on a 12 px map: samples between pixels and clamped at the border
+        FlowWarp, {}, (InputSpec((BATCH, 12, 12, 3)), InputSpec((BATCH, 12, 12, 2), -3.0, 3.0)), (BATCH, 12, 12, 3),
+        LAYER_BF16,
+    ),
+    "template_colour_match": LayerCase(
+        TemplateColourMatch, {}, (InputSpec((BATCH, 16, 16, 3)), InputSpec((BATCH, 16, 16, 3), 0.0, 0.5)),
+        (BATCH, 16, 16, 3), LAYER_BF16,
+    ),
+    "stop_gradient": LayerCase(
+        StopGradient, {}, (InputSpec((BATCH, 4, 4, 3), differentiable=False),), (BATCH, 4, 4, 3), LAYER_BF16,
     ),
     "resize_nearest_like": LayerCase(
         ResizeNearestLike, {}, (InputSpec((BATCH, 3, 5, 4)), InputSpec((BATCH, 6, 9, 2), differentiable=False)),

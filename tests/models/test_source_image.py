@@ -280,3 +280,96 @@ def test_source_level_is_checked():
     with pytest.raises(ValueError, match="it needs source_image true"):
         TINY.replace(source_level=2)
     assert ModelConfig.from_dict(TINY.replace(source_image=True, source_level=2).to_dict()).source_level == 2
+
+
+# --- source_flow: G warps the source crop onto the target itself ---------------------------------------------------
+
+FLOW = TINY.replace(source_image=True, source_flow=True, residual=True)
+
+
+def test_source_flow_needs_a_source_image_and_nothing_else_warping_it():
+    assert FLOW.source_flow and ModelConfig.from_dict(FLOW.to_dict()) == FLOW
+    for changes in ({"source_image": False}, {"source_warp": True}, {"pre_swap": "landmarks"},
+                    {"source_level": 2}):
+        with pytest.raises(ValueError, match="source_flow warps the source crop"):
+            TINY.replace(**{"source_image": True, "source_flow": True, **changes})
+    old = {k: v for k, v in TINY.replace(source_image=True).to_dict().items() if k != "source_flow"}
+    assert ModelConfig.from_dict(old).source_flow is False
+
+
+def test_an_untrained_flow_is_the_colour_matched_source_and_g_reads_it():
+    from clipswap.layers.flow_warp import TemplateColourMatch
+
+    model = Generator(FLOW)
+    target, identity, source = _inputs(FLOW, seed=6)
+    warp, flow = model.flow_warp(target, source)
+    assert flow.shape == (2, 64, 64, 2) and not np.any(np.asarray(flow))
+    np.testing.assert_allclose(np.asarray(warp), np.asarray(TemplateColourMatch()([source, target])), atol=1e-5)
+    y = model([target, identity, source]).numpy()
+    np.testing.assert_allclose(y, target, atol=1e-6)  # residual: the output block starts at zero
+    with pytest.raises(ValueError, match="source_flow generator"):
+        Generator(TINY).flow_warp(target, source)
+
+
+def test_g_losses_stop_at_the_flow_and_the_flow_term_reaches_every_flow_weight():
+    from clipswap.losses.flow import flow_loss, landmark_flow_loss
+
+    model = Generator(FLOW)
+    target, identity, source = _inputs(FLOW, seed=7)
+    flow_weights = [v for v in model.trainable_variables if "_flow_" in v.path]
+    assert len(flow_weights) == 16
+    for v in model.trainable_variables:  # move every weight off its initial value, so no gradient is zero by init
+        v.assign(v + np.random.default_rng(len(v.path)).normal(0, 0.02, v.shape).astype("float32"))
+    with tf.GradientTape() as tape:
+        out = model([target, identity, source], training=True)
+        loss = tf.reduce_mean(tf.square(out - 0.3))
+    grads = dict(zip([v.path for v in model.trainable_variables],
+                     tape.gradient(loss, model.trainable_variables), strict=True))
+    assert all(grads[v.path] is None for v in flow_weights)
+    assert all(g is not None for path, g in grads.items() if "_flow_" not in path)
+    rng = np.random.default_rng(8)
+    points = rng.uniform(0.3, 0.7, (2, 68, 2)).astype("float32")
+    warped = target.copy()
+    warped[:, 16:48, 16:48] = source[:, 16:48, 16:48]
+    with tf.GradientTape() as tape:
+        predicted, flow = model.flow_warp(target, source)
+        loss = landmark_flow_loss(flow, points, points + 0.02, 4.0) + flow_loss(predicted, warped, target)
+    grads = tape.gradient(loss, flow_weights)
+    assert all(g is not None and np.any(g.numpy()) and np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_a_source_flow_generator_saves_loads_and_folds_to_the_same_function(tmp_path):
+    from clipswap.checkpoints.native import load_generator, save_generator
+
+    model = Generator(FLOW)
+    for v in model.trainable_variables:
+        v.assign(v + np.random.default_rng(len(v.path)).normal(0, 0.02, v.shape).astype("float32"))
+    target, identity, source = _inputs(FLOW, seed=9)
+    y = model([target, identity, source]).numpy()
+    loaded = load_generator(save_generator(model, FLOW, tmp_path / "g.keras")).model
+    assert loaded.config_.source_flow
+    np.testing.assert_allclose(loaded([target, identity, source]).numpy(), y, atol=1e-5)
+    folded = inference_generator(model)
+    np.testing.assert_allclose(folded([target, identity, source]).numpy(), y, atol=1e-4)
+
+
+def test_a_source_flow_trainer_trains_the_flow_from_the_landmarks_and_warps():
+    from clipswap.config import ConfigError
+
+    weights = LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=0.1, flow=1.0)
+    trainer = build_tiny_trainer(weights, clip=False, model={"source_image": True, "source_flow": True})
+    batch = next(iter(synthetic_batches(extras=("warped",))))
+    with pytest.raises(ValueError, match="landmarks and landmark warp"):
+        trainer.train_step(batch)
+    rng = np.random.default_rng(10)
+    points = rng.uniform(0.3, 0.7, (batch["target"].shape[0], 68, 2)).astype("float32")
+    batch = {**batch, "target_68": tf.constant(points), "source_68": tf.constant(points + 0.03)}
+    kernel = trainer.generator.get_layer("generator_flow_field").kernel
+    before = np.array(kernel)
+    logs = trainer.train_step(batch)
+    assert np.isfinite(float(logs["flow"])) and float(logs["flow"]) > 0
+    assert np.abs(np.array(kernel) - before).max() > 0
+    with pytest.raises(ConfigError, match="source_flow and weights.flow"):
+        build_tiny_trainer(weights, clip=False)
+    with pytest.raises(ConfigError, match="source_flow and weights.flow"):
+        build_tiny_trainer(SOURCE_WEIGHTS, clip=False, model={"source_image": True, "source_flow": True})

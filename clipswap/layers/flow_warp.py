@@ -1,0 +1,109 @@
+"""A learned warp's layers: bilinear backward warping by a dense flow, a colour match over the template's face
+region, and a gradient stop (the source_flow generator, clipswap.models.generator)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def bilinear_sample(image, x, y):
+    """Bilinear samples of `image` [B, H, W, C] (static H, W) at the points (x, y), each [B, N] in pixels, clamped to
+    the image (the border pixel repeats): [B, N, C] float32. The gradient reaches the image through the gathered
+    pixels and the coordinates through the bilinear weights."""
+    height, width, channels = image.shape[1], image.shape[2], image.shape[3]
+    x = ops.clip(ops.cast(x, "float32"), 0.0, width - 1.0)
+    y = ops.clip(ops.cast(y, "float32"), 0.0, height - 1.0)
+    x0, y0 = ops.floor(x), ops.floor(y)
+    wx, wy = ops.expand_dims(x - x0, -1), ops.expand_dims(y - y0, -1)
+    x0, y0 = ops.cast(x0, "int32"), ops.cast(y0, "int32")
+    x1, y1 = ops.minimum(x0 + 1, width - 1), ops.minimum(y0 + 1, height - 1)
+    flat = ops.reshape(image, (-1, height * width, channels))
+
+    def at(yi, xi):
+        return ops.cast(ops.take_along_axis(flat, ops.expand_dims(yi * width + xi, -1), axis=1), "float32")
+
+    top = (1.0 - wx) * at(y0, x0) + wx * at(y0, x1)
+    bottom = (1.0 - wx) * at(y1, x0) + wx * at(y1, x1)
+    return (1.0 - wy) * top + wy * bottom
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class FlowWarp(keras.layers.Layer):
+    """Backward warp with bilinear sampling: out[b, y, x] = image[b, y + flow[b, y, x, 1], x + flow[b, y, x, 0]].
+
+    Called on `[image, flow]`: image [B, H, W, C], flow [B, H, W, 2] in pixels (x then y) -> [B, H, W, C] in the
+    image's dtype. Sample points outside the image are clamped to its border (the border pixel repeats). The
+    gradient reaches the flow through the bilinear weights (and the image through the gathered pixels), which is
+    what lets a network learn the flow from a photometric loss. H and W must be static.
+    """
+
+    def call(self, inputs):
+        image, flow = inputs
+        height, width, channels = image.shape[1], image.shape[2], image.shape[3]
+        flow = ops.cast(flow, "float32")
+        x = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width)) + flow[..., 0]
+        y = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1)) + flow[..., 1]
+        sampled = bilinear_sample(image, ops.reshape(x, (-1, height * width)), ops.reshape(y, (-1, height * width)))
+        return ops.cast(ops.reshape(sampled, (-1, height, width, channels)), image.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def face_window(size: int) -> np.ndarray:
+    """[size, size] float32 weights summing to 1: a Gaussian (sigma a quarter of the side) centred a little below
+    the crop's centre, where the aligned template puts the face; the colour statistics of TemplateColourMatch."""
+    coordinates = (np.arange(size, dtype=np.float64) + 0.5) / size
+    column = np.exp(-0.5 * ((coordinates - 0.5) / 0.25) ** 2)
+    row = np.exp(-0.5 * ((coordinates - 0.55) / 0.25) ** 2)
+    window = np.outer(row, column)
+    return (window / window.sum()).astype(np.float32)
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class TemplateColourMatch(keras.layers.Layer):
+    """Match `image`'s colours to `reference`'s: per sample and channel, (image - mean) / std * std_ref + mean_ref,
+    the statistics weighted by face_window (the face region of an aligned crop).
+
+    Called on `[image, reference]`, both [B, S, S, C] -> [B, S, S, C] in the image's dtype. This is Reinhard's
+    transfer in RGB over a fixed window, which needs no landmarks: a source warped onto a target is matched to the
+    target's skin and light before the generator reads it, as the landmark warp (warp_paste) is.
+    """
+
+    def __init__(self, epsilon: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+
+    def call(self, inputs):
+        image, reference = inputs
+        size = image.shape[1]
+        window = ops.reshape(ops.convert_to_tensor(face_window(size)), (1, size, size, 1))
+
+        def statistics(x):
+            mean = ops.sum(window * x, axis=(1, 2), keepdims=True)
+            variance = ops.sum(window * ops.square(x - mean), axis=(1, 2), keepdims=True)
+            return mean, ops.sqrt(variance + self.epsilon**2)
+
+        x, r = ops.cast(image, "float32"), ops.cast(reference, "float32")
+        mean, std = statistics(x)
+        mean_ref, std_ref = statistics(r)
+        return ops.cast((x - mean) / std * std_ref + mean_ref, image.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class StopGradient(keras.layers.Layer):
+    """Identity in the forward pass, no gradient back: a part of a model that another loss trains on its own."""
+
+    def call(self, inputs):
+        return ops.stop_gradient(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
