@@ -14,7 +14,8 @@ With n(v) = v / |v|, for sample i and augmentation k:
     L_contra = mean_{i,k} [ l_ik(S1+_i) + l_ik(S2+_i) ]     (eq. 5)
 
 The running mean's state (ClipMeanTracker: tf.Variables that tf.distribute aggregates and tf.train.Checkpoint saves)
-is part of the TensorFlow training step and lives in clipswap.losses.tf_only; the name is importable from here too.
+is part of the TensorFlow training step and lives in clipswap.losses.tf_only, which imports this module, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -25,15 +26,6 @@ from clipswap.losses.identity import l2_normalize
 
 CONTRASTIVE_TAU = 0.1
 CLIP_MEAN_MOMENTUM = 0.99
-
-
-def __getattr__(name: str):
-    # Imported on first use, so that importing this module does not import TensorFlow.
-    if name == "ClipMeanTracker":
-        from clipswap.losses.tf_only import ClipMeanTracker
-
-        return ClipMeanTracker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _info_nce(query, positive, negatives, tau: float):

@@ -79,7 +79,7 @@ TERMS: tuple[LossTerm, ...] = (
     LossTerm("d_adv", "D", "logistic loss of D: the source real, the swap fake", None,
              "adversarial.discriminator_adversarial_loss", always=True, needs=("source", "discriminator")),
     LossTerm("r1", "D", "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "
-             "the penalty, so the logged value carries it", None, "adversarial.discriminator_logits_with_r1",
+             "the penalty, so the logged value carries it", None, "tf_only.discriminator_logits_with_r1",
              always=True, needs=("source", "discriminator")),
 )
 
