@@ -27,6 +27,9 @@ def test_ready_installation():
     assert "TensorFlow built with CUDA" in result.output and "GPUs TensorFlow sees" in result.output
     assert "demo generator" in result.output and "SHA-256 matches its manifest" in result.output
     assert "face_detection_yunet_2023mar_int8bq.onnx" in result.output
+    from clipswap.inference.runtime import cache_dir
+
+    assert f"runtime cache (converted generators)   {cache_dir()}: writable" in result.output
     assert result.output.rstrip().endswith("ready: sh inference.sh and clipswap swap can run")
 
 
