@@ -1,6 +1,6 @@
 """Differentiable CLIP augmentations of the swap (X_aug in paper eq. 2): random crop + random perspective.
 
-Follows CLIPStyler's recipe (REFERENCE.md section 8) adapted to aligned faces: each augmentation takes a square-ish
+Follows CLIPStyler's recipe (Kwon and Ye, CVPR 2022) adapted to aligned faces: each augmentation takes a square-ish
 random crop covering `crop_fraction` of each side, applies a random perspective warp to it (every corner of the crop
 moves inward by up to distortion/2 of the crop's side, independently in x and y, as torchvision's
 RandomPerspective(distortion_scale) does; outside the warped quad is filled) and resamples the result to the output

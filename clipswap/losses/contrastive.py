@@ -1,6 +1,6 @@
 """CLIP contrastive loss (ClipSwap paper eqs. 2-5) and the running mean CLIP embedding X_mean it needs.
 
-Decisions the paper leaves open (issue 4): X_ref is the source image; every CLIP embedding and every direction is
+Decisions the paper leaves open, ours: X_ref is the source image; every CLIP embedding and every direction is
 L2-normalised; CLIP(X_mean) is an exponential moving average of the (normalised) CLIP embeddings of generated swaps;
 the negatives of sample i are the directions CLIP(X_swap_j) - CLIP(X_mean) of every swap j in the (per-replica)
 batch, i included; tau = 0.1; gradients reach the generator through X_swap and X_aug only.

@@ -68,7 +68,7 @@ TERMS: tuple[LossTerm, ...] = (
              "contra", "contrastive.clip_contrastive_loss", needs=("source", "clip"), shown=True),
     LossTerm("att", "G", "eq. 9: attribute features of the swap against the target's", "att",
              "attribute.attribute_loss", needs=("target",)),
-    LossTerm("adv", "G", "non-saturating logistic loss of D on the swap (FaceDancer, REFERENCE.md section 7)", "adv",
+    LossTerm("adv", "G", "non-saturating logistic loss of D on the swap (FaceDancer, Rosberg et al., WACV 2023)", "adv",
              "adversarial.generator_adversarial_loss", always=True, needs=("discriminator",)),
     LossTerm("cycle", "G", "FaceDancer's cycle: L1(G(swap, R(target)), target)", "cycle", "facedancer.cycle_loss",
              needs=("target", "generator")),

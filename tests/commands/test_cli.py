@@ -46,7 +46,7 @@ def test_info_paper_preset_matches_reference():
     assert "24,768,038" in result.output  # G, mapping 512, 1024-d identity
     assert "40,375,680" in result.output  # ArcFace-R50
     assert "27,378,144" in result.output  # RetinaFace-R50
-    assert "174.38 M" in result.output  # REFERENCE.md section 11 best fit
+    assert "174.38 M" in result.output  # the best-fitting sum for the paper's Table I (README)
 
 
 def test_init_then_info_on_checkpoint(tmp_path):

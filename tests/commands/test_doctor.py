@@ -1,4 +1,4 @@
-"""Issue 13 item 6: `clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
+"""`clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
 main job can run and 1 with the reason when it cannot (demo missing or tampered with, dlib missing for it)."""
 
 from __future__ import annotations
