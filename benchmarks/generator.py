@@ -1,4 +1,4 @@
-"""The generator against this machine's compute floor, for every runtime and precision, in one run (issue 12).
+"""The generator against this machine's compute floor, for every runtime and precision, in one run.
 
     python benchmarks/generator.py [--repeats 10] [--json benchmarks/results/generator.json]
 

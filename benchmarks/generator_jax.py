@@ -4,8 +4,8 @@ batch 1 and 8.
 
     python benchmarks/generator_jax.py [--repeats 20] [--json benchmarks/results/generator_jax.json]
 
-It exists for the GPU machines that have JAX but no TensorFlow (issue 10 item 7: our models run there through Keras 3;
-issue 12: measured there); on a CPU it runs too, slowly. Prints a table and writes JSON. The backend is set here
+It exists for the GPU machines that have JAX but no TensorFlow (our models run there through Keras 3, and this measures
+them there); on a CPU it runs too, slowly. Prints a table and writes JSON. The backend is set here
 (KERAS_BACKEND=jax) before Keras is imported; TensorFlow is blocked so that any import of it fails loudly.
 """
 

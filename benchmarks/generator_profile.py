@@ -1,4 +1,4 @@
-"""Where the TensorFlow generator's time goes, by layer kind (issue 12 item 1), in one run.
+"""Where the TensorFlow generator's time goes, by layer kind, in one run.
 
     python benchmarks/generator_profile.py [--repeats 10] [--json benchmarks/results/generator_profile.json]
 

@@ -1,4 +1,5 @@
-"""The common base of clipswap's own errors (issue 10: one class to catch instead of tuples of four to ten)."""
+"""The common base of clipswap's own errors: the command lines catch this one class to turn an input error into one
+sentence, instead of a tuple of every error class that can reach them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A quiet TensorFlow start-up for the command lines (issue 11 item 10: raw lines printed before our own message).
+"""A quiet TensorFlow start-up for the command lines, so an error's one sentence is not buried under raw lines.
 
 While `tensorflow` loads, its C++ core writes lines to stderr before any log level applies (TensorFlow 2.21 ignores
 TF_CPP_MIN_LOG_LEVEL for them): absl's "All log messages before absl::InitializeLog() ..." notice and INFO lines

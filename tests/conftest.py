@@ -101,6 +101,20 @@ def sface_cosines_to_source(source, target, swapped) -> tuple[float, float]:
     return float(cosine_similarity(swapped, source)), float(cosine_similarity(target, source))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def user_cache_folder(tmp_path_factory):
+    """A temporary $XDG_CACHE_HOME for the whole run, so the generators the runtimes convert (cached in the user's
+    cache folder, clipswap.inference.runtime.cache_dir) never land in the real ~/.cache; subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("user-cache")
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+
+
 @pytest.fixture
 def restore_policy():
     """Restore Keras' global dtype policy after a mixed-precision test."""

@@ -1,4 +1,4 @@
-"""The shared network test harness (issue 10, item 6; STYLE.md item 10): one set of checks run on every network and
+"""The shared network test harness (STYLE.md item 10): one set of checks run on every network and
 custom layer the package builds, in the spirit of keras-hub's `run_layer_test`/`run_model_saving_test` and timm's
 all-models test.
 

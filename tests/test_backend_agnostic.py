@@ -1,4 +1,5 @@
-"""Layers, models and losses on whatever Keras backend runs the test, against NumPy transcriptions.
+"""Models and losses on whatever Keras backend runs the test, against NumPy transcriptions (the layers' tests, written
+the same way, are tests/layers/test_layers.py).
 
 Nothing here imports TensorFlow unless the backend is TensorFlow: the suite runs as usual and again under JAX, with
 TensorFlow unimportable, from tests/test_jax_backend.py, which also compares the models' outputs (discriminator,
@@ -13,9 +14,7 @@ import pytest
 from keras import ops
 
 from clipswap.config import ModelConfig
-from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
-from clipswap.layers.caffe_preprocess import IMAGENET_MEAN_BGR, CaffePreprocess
-from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.layers.caffe_preprocess import IMAGENET_MEAN_BGR
 from clipswap.losses import (
     adversarial,
     attribute,
@@ -60,113 +59,6 @@ def gradient(fn, *inputs):
         grads = tape.gradient(value, tensors)
         return numpy(value), [np.zeros(x.shape) if g is None else numpy(g) for x, g in zip(inputs, grads, strict=True)]
     pytest.skip(f"no gradient helper for the {backend} backend")
-
-
-def instance_norm_numpy(x, gamma, beta, epsilon=1e-3):
-    mean, var = x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
-    return (x - mean) / np.sqrt(var + epsilon) * gamma + beta
-
-
-def nearest_numpy(x, height, width):
-    """tf.image.resize(method="nearest") written out: source index floor((i + 0.5) * in / out), half-pixel centres."""
-    rows = np.minimum(np.floor((np.arange(height) + 0.5) * np.float32(x.shape[1] / height)), x.shape[1] - 1)
-    cols = np.minimum(np.floor((np.arange(width) + 0.5) * np.float32(x.shape[2] / width)), x.shape[2] - 1)
-    return x[:, rows.astype(int)][:, :, cols.astype(int)]
-
-
-# -------------------------------------------------------------------------------------------------------- layers
-
-
-def test_instance_norm_and_its_weight_names():
-    rng = np.random.default_rng(0)
-    x = rng.normal(3.0, 2.0, (2, 5, 7, 4)).astype(np.float32)
-    gamma, beta = rng.normal(size=4).astype(np.float32), rng.normal(size=4).astype(np.float32)
-    layer = InstanceNormalization(epsilon=1e-3)
-    layer.build(x.shape)
-    layer.set_weights([gamma, beta])
-    np.testing.assert_allclose(numpy(layer(x)), instance_norm_numpy(x, gamma, beta), atol=1e-5)
-    assert [w.name for w in layer.weights] == ["gamma", "beta"]
-
-
-@pytest.mark.parametrize("training", [False, True])
-def test_instance_norm_in_bf16_is_the_float32_maths_rounded(training):
-    # TensorFlow's inference runs its fused kernel, every other backend (and training) the keras.ops maths
-    rng = np.random.default_rng(1)
-    x = (rng.normal(0.0, 1.5, (3, 8, 8, 8)) + 20.0).astype(np.float32)
-    weights = [rng.normal(size=8).astype(np.float32), rng.normal(size=8).astype(np.float32)]
-    layer = InstanceNormalization(epsilon=1e-3, dtype="mixed_bfloat16")
-    layer.build(x.shape)
-    layer.set_weights(weights)
-    y = layer(ops.cast(x, "bfloat16"), training=training)
-    assert keras.backend.standardize_dtype(y.dtype) == "bfloat16"
-    x_rounded = numpy(ops.cast(ops.cast(x, "bfloat16"), "float32"))
-    expected = instance_norm_numpy(x_rounded, *weights)
-    np.testing.assert_allclose(numpy(y), expected, atol=2.0**-7 * np.abs(expected).max())
-
-
-def test_adain_is_scale_times_x_plus_bias():
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(2, 3, 3, 6)).astype(np.float32)
-    w = rng.normal(size=(2, 5)).astype(np.float32)
-    layer = AdaIN()
-    out = numpy(layer([x, w]))
-    ks, bs, kb, bb = (numpy(v) for v in layer.weights)
-    assert ks.shape == (5, 6) and bb.shape == (6,)
-    np.testing.assert_allclose(out, (w @ ks + bs)[:, None, None] * x + (w @ kb + bb)[:, None, None], atol=1e-5)
-
-
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
-def test_normalised_adain_is_instance_norm_then_adain(policy):
-    rng = np.random.default_rng(2)
-    x = rng.normal(1.0, 2.0, (3, 8, 8, 6)).astype(np.float32)
-    w = rng.normal(size=(3, 5)).astype(np.float32)
-    layer = NormalisedAdaIN(epsilon=1e-3, dtype=policy)
-    layer.build((x.shape, w.shape))
-    weights = [rng.normal(size=s).astype(np.float32) for s in [(6,), (6,), (5, 6), (6,), (5, 6), (6,)]]
-    layer.set_weights(weights)
-    assert [v.path.split("/", 1)[1] for v in layer.weights] == [
-        "gamma", "beta", "scale/kernel", "scale/bias", "bias/kernel", "bias/bias"]
-    gamma, beta, ks, bs, kb, bb = weights
-    expected = (w @ ks + bs)[:, None, None] * instance_norm_numpy(x, gamma, beta) + (w @ kb + bb)[:, None, None]
-    tolerance = 1e-4 if policy == "float32" else 0.05 * np.abs(expected).max()
-    for training in (False, True):
-        np.testing.assert_allclose(numpy(layer([x, w], training=training)), expected, atol=tolerance)
-
-
-def test_adaptive_attention_blend():
-    m = np.array([0.0, 0.25, 1.0], np.float32).reshape(1, 1, 3, 1)
-    out = numpy(AdaptiveAttention()([m, np.full_like(m, 2.0), np.full_like(m, 10.0)])).ravel()
-    np.testing.assert_allclose(out, [2.0, 4.0, 10.0])
-
-
-def test_caffe_preprocess_flips_to_bgr_and_subtracts_the_means():
-    rgb = np.random.default_rng(3).uniform(0, 255, (2, 3, 4, 3)).astype(np.float32)
-    np.testing.assert_allclose(numpy(CaffePreprocess()(rgb)), rgb[..., ::-1] - np.array(IMAGENET_MEAN_BGR),
-                               atol=1e-4)
-
-
-@pytest.mark.parametrize("small, large", [((3, 4), (5, 7)), ((1, 1), (3, 2)), ((7, 11), (13, 21)), ((9, 6), (4, 5))])
-def test_resize_nearest_samples_tensorflows_pixels(small, large):
-    x = np.random.default_rng(4).normal(size=(2, *small, 3)).astype(np.float32)
-    reference = np.zeros((2, *large, 1), np.float32)
-    np.testing.assert_array_equal(numpy(ResizeNearestLike()([x, reference])), nearest_numpy(x, *large))
-
-
-def test_resize_nearest_in_a_graph_with_unknown_sizes():
-    x, reference = keras.Input((None, None, 3)), keras.Input((None, None, 1))
-    model = keras.Model([x, reference], ResizeNearestLike()([x, reference]))
-    assert model.output.shape == (None, None, None, 3)
-    small = np.random.default_rng(5).normal(size=(1, 3, 5, 3)).astype(np.float32)
-    out = compile_predict(model)(small, np.zeros((1, 5, 9, 1), np.float32))
-    np.testing.assert_array_equal(numpy(out), nearest_numpy(small, 5, 9))
-
-
-@pytest.mark.parametrize("cls", [InstanceNormalization, AdaIN, AdaptiveAttention, NormalisedAdaIN, CaffePreprocess,
-                                 ResizeNearestLike])
-def test_layers_serialise(cls):
-    layer = cls(name="probe")
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert type(clone) is cls and clone.get_config() == layer.get_config()
 
 
 # -------------------------------------------------------------------------------------------------------- models

@@ -46,7 +46,7 @@ def test_swap_refuses_to_overwrite_the_reference_face(tmp_path):
 
 
 def test_every_clipswap_error_has_the_common_base_and_keeps_its_builtin_one():
-    # issue 10: the commands catch ClipswapError instead of tuples of four to ten classes; each class still is the
+    # The commands catch ClipswapError instead of tuples of four to ten classes; each class still is the
     # ValueError / RuntimeError / OSError it was, so older `except` clauses keep working
     import importlib
     import inspect

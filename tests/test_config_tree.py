@@ -1,4 +1,4 @@
-"""The configuration tree (issue 10 item 5): nested frozen sections, one preset registry with headers, offline
+"""The configuration tree: nested frozen sections, one preset registry with headers, offline
 twins instead of silent rewrites, file paths in RunFiles, old flat config.json files migrated, one sentence per
 refused value."""
 

@@ -1,7 +1,8 @@
-"""The package's layering (issue 10): networks in models/ import nothing from checkpoints/ (converters live there);
+"""The package's layering: networks in models/ import nothing from checkpoints/ (converters live there);
 training/, evaluation/, facedata/ and the shared folders import nothing from inference/ (the swap pipeline sits on
-top; the browser UI, ui/, above it beside commands/). Read from the source with ast, so a lazy import inside a
-function counts too."""
+top; the browser UI, ui/, above it beside commands/); and no module imports itself through others (an import circle
+works only while every import in it stays lazy or ordered just so). Read from the source with ast, so a lazy import
+inside a function counts too."""
 
 from __future__ import annotations
 
@@ -58,3 +59,70 @@ def test_the_rule_sees_a_lazy_import(tmp_path):
     sample.write_text("def f():\n    from clipswap.inference.swapper import FaceSwapper\n"
                       "    import clipswap.training\n")
     assert [module for _, module in _imports(sample)] == ["clipswap.inference.swapper", "clipswap.training"]
+
+
+def _module_graph(package: Path) -> dict[str, set[str]]:
+    """Module name -> the package's modules it imports (`from a.b import c` counts as a.b.c when c is a module)."""
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in modules.items():
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    full = f"{node.module}.{alias.name}"
+                    edges.add(full if full in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {module for module in edges if module in modules and module != name}
+    return graph
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str]:
+    """One import circle of the graph as [a, b, ..., a], or [] when there is none (depth-first search)."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = "open"
+        path.append(module)
+        for imported in sorted(graph[module]):
+            if state.get(imported) == "open":
+                return path[path.index(imported):] + [imported]
+            if imported not in state:
+                found = visit(imported)
+                if found:
+                    return found
+        state[module] = "done"
+        path.pop()
+        return []
+
+    for module in sorted(graph):
+        if module not in state:
+            found = visit(module)
+            if found:
+                return found
+    return []
+
+
+def test_no_module_imports_itself_through_others():
+    circle = _circle(_module_graph(PACKAGE))
+    assert not circle, "import circle: " + " -> ".join(circle)
+
+
+def test_the_circle_rule_sees_a_lazy_circle(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "a.py").write_text("from pkg.sub.b import B\n")
+    (package / "sub" / "b.py").write_text("def f():\n    from pkg.sub import c\nB = 1\n")
+    (package / "sub" / "c.py").write_text("import pkg.sub.a\n")
+    graph = _module_graph(package)
+    assert graph["pkg.sub.b"] == {"pkg.sub.c"}
+    assert _circle(graph) == ["pkg.sub.a", "pkg.sub.b", "pkg.sub.c", "pkg.sub.a"]
+    (package / "sub" / "c.py").write_text("import pkg.sub\n")
+    assert _circle(_module_graph(package)) == []

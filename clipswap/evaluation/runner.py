@@ -372,24 +372,6 @@ class _FidStream:
         return {"value": value, "n": n, "failed": failed, "note": note}
 
 
-def _fid(pairs: list[Pair], features: InceptionFeatures | None, progress: bool) -> dict[str, Any]:
-    """FID between the swaps and the targets of the pairs whose two images can be read (`features` None: skipped).
-
-    Images are decoded pair by pair and streamed into the features; run_evaluation feeds the same stream from the
-    images its per-pair loop has already decoded instead."""
-    if features is None:
-        return {"value": None, "n": 0, "failed": 0, "note": FID_SKIPPED}
-    stream = _FidStream(features)
-    for pair in tqdm(pairs, desc="FID features", unit="pair", disable=not progress):
-        if pair.output is None:
-            continue
-        swap = _read_or_none(pair.output)
-        target = None if swap is None else _read_or_none(pair.target)
-        if swap is not None and target is not None:
-            stream.add(swap, target)
-    return stream.summary(len(pairs))
-
-
 def run_evaluation(
     pairs: str | os.PathLike | Sequence[Pair],
     output_dir: str | os.PathLike,
@@ -504,7 +486,8 @@ def run_evaluation(
                         record["errors"].append(f"sharpness: {error}")
 
     aggregate = _aggregate(pairs, records, analyse)
-    aggregate["fid"] = _fid([], None, progress) if fid_stream is None else fid_stream.summary(len(pairs))
+    aggregate["fid"] = ({"value": None, "n": 0, "failed": 0, "note": FID_SKIPPED} if fid_stream is None
+                        else fid_stream.summary(len(pairs)))
     timing = getattr(swapper, "timing", "one swap call")
     aggregate["cost"] = {**resolve_cost(cost), **_latency(per_face, timing)}
     metrics = {

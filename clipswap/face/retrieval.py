@@ -1,12 +1,12 @@
-"""ID similarity and ID retrieval (REFERENCE.md section 8), from identity embeddings.
+"""ID similarity and ID retrieval (the paper's Tables I and II), from identity embeddings.
 
 * ID similarity: mean cosine (clipswap.face.similarity.cosine_similarity) between the embeddings of each pair's
   source and swap.
 * ID retrieval: for each swap, the nearest (highest cosine) entry of the gallery of all distinct source images;
   a hit when that entry's identity label equals the pair's source identity. Top-1 accuracy in percent.
 * Closer to source: whether a swap is nearer its own source than its own target in the identity model's space
-  (issue 9's bar: for more than 60 % of pairs); percent of pairs over a run. "output = target" scores 0 %,
-  "output = source" 100 %.
+  (the demo model's bar in docs/demo_model.md: more than 60 % of pairs); percent of pairs over a run.
+  "output = target" scores 0 %, "output = source" 100 %.
 """
 
 from __future__ import annotations

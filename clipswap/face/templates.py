@@ -1,4 +1,4 @@
-"""The one home of the 5-point landmark templates (REFERENCE.md section 1.1).
+"""The one home of the 5-point landmark templates (ArcFace's 112 x 112 alignment template, which the release aligns to).
 
 Point order everywhere in clipswap (ArcFace order): image-left eye, image-right eye, nose tip, left mouth
 corner, right mouth corner. Coordinates are (x, y) pixels.

@@ -1,5 +1,5 @@
 """Face tracks across video frames: IoU matching, One Euro smoothing of each track's landmarks, bridging of missed
-detections, and a reset at scene cuts (issue 13 item 1).
+detections, and a reset at scene cuts.
 
 A track is one face followed from frame to frame. Each frame's detections are matched to the live tracks by the IoU
 of their boxes with the track's predicted box (its last box moved on by its velocity, so a face in a fast camera pan

@@ -1,4 +1,4 @@
-"""The `clipswap align` job: detect, align and shard a folder of face photos for training (REFERENCE.md section 7).
+"""The `clipswap align` job: detect, align and shard a folder of face photos for training.
 
 Input layout: identity subfolders (VGGFace2, LFW: `INPUT/<identity>/**/<image>`, identity = the first-level
 subfolder's name) or a flat folder (`INPUT/<image>`, identity = the file stem, i.e. every loose photo is taken to be

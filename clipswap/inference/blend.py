@@ -2,7 +2,7 @@
 
 Two masks, both [S, S] float32 in [0, 1] in the coordinates of the aligned crop (S = generator crop size):
 
-* `published_mask`: the release's fixed feathered rectangle (REFERENCE.md section 1): zeros, ones on rows 77..239 and
+* `published_mask`: the release's fixed feathered rectangle (its inference.py): zeros, ones on rows 77..239 and
   columns 32..223 of the 256 crop, then a Gaussian blur with sigma 7 (scipy.ndimage, reflect mode, truncate 4). For
   other crop sizes every number is scaled by S / 256.
 * `landmark_mask`: a soft mask from the outline of the face implied by the five landmarks (eyes, nose, mouth corners)

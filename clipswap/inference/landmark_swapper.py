@@ -9,7 +9,7 @@ on the frame as it came in, then swap each face with clipswap.face.landmark_swap
 warp of the source face onto the target's landmarks, Reinhard colour transfer, Poisson blending) on a region around
 it, pasted back in place. Pixels outside each face's hull are the frame's own.
 
-No network and no weights: the evaluation baseline beside "output = target" and "output = source" (issue 9).
+No network and no weights: the evaluation baseline beside "output = target" and "output = source".
 Colour order RGB; frames [H, W, 3] uint8. Needs dlib (the `eval` extra).
 """
 

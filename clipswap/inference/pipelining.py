@@ -1,5 +1,5 @@
 """Overlap the stages of a video swap: frames are decoded ahead in one thread and written (watermark, encoder pipe) in
-another, while the calling thread detects, generates and blends (issue 12: video throughput).
+another, while the calling thread detects, generates and blends, so decoding and encoding do not add to the swap's time.
 
 Both queues are bounded (`depth` frames), so memory stays bounded whatever the video's length; order is kept (one
 thread per queue, first in first out); an exception in a thread is raised in the caller at its next call; closing

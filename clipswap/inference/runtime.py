@@ -9,11 +9,11 @@
     onnxruntime   the generator exported to ONNX, run by ONNX Runtime's CPU provider (float32 only)
 
 An exported runtime converts the generator once (clipswap.inference.export.export_network, which checks the export
-against the Keras model) and caches the file beside the checkpoint, in `.clipswap-cache/`, named by the checkpoint's
-SHA-256 and the inference graph's revision (clipswap.options.INFERENCE_GRAPH_REVISION), so a changed checkpoint (or
-a changed inference graph) is converted again and never run through a stale export. Where the checkpoint's folder
-is not writable the cache is `~/.cache/clipswap/`; where neither can be written (a read-only home and checkpoint
-folder) the generator is converted into a temporary folder for this run alone, with one warning saying so.
+against the Keras model) and caches the file in the user's cache folder (cache_dir: `$XDG_CACHE_HOME/clipswap`, else
+`~/.cache/clipswap`), never beside the user's checkpoint, named by the checkpoint's SHA-256 and the inference graph's
+revision (clipswap.options.INFERENCE_GRAPH_REVISION), so a changed checkpoint (or a changed inference graph) is
+converted again and never run through a stale export. Where the cache folder cannot be written the generator is
+converted into a temporary folder for this run alone, with one warning saying so.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 RUNTIME_FORMATS = {"openvino": "openvino", "onnxruntime": "onnx"}
 #: Precisions each runtime can run.
 RUNTIME_PRECISIONS = {"tf": ("fp32", "bf16"), "openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",)}
-CACHE_FOLDER = ".clipswap-cache"
 
 
 class RuntimeUnavailableError(ClipswapError, ValueError):
@@ -72,17 +71,21 @@ def resolve_runtime(name: str, precision: str = "fp32") -> str:
     return name
 
 
+def cache_dir() -> Path:
+    """The user's cache folder of clipswap: $XDG_CACHE_HOME/clipswap, or ~/.cache/clipswap when that variable is
+    unset, empty or relative (the XDG base directory rule: a relative value is ignored)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache") / "clipswap"
+
+
 def cache_path(checkpoint_path: str | Path, digest: str, fmt: str) -> Path:
-    """Where the `fmt` export of the checkpoint with SHA-256 `digest` is kept: beside the checkpoint when its folder
-    is writable, else in ~/.cache/clipswap."""
+    """Where the `fmt` export of the checkpoint with SHA-256 `digest` is kept: in cache_dir(), named by the
+    checkpoint file's stem, the digest's first 16 digits and the inference graph's revision."""
     from clipswap.inference.export import get_format
 
     checkpoint_path = Path(checkpoint_path)
     name = get_format(fmt).file_name(f"{checkpoint_path.stem}-{digest[:16]}-g{INFERENCE_GRAPH_REVISION}")
-    folder = checkpoint_path.parent
-    if os.access(folder, os.W_OK | os.X_OK):
-        return folder / CACHE_FOLDER / name
-    return Path.home() / ".cache" / "clipswap" / name
+    return cache_dir() / name
 
 
 @dataclass

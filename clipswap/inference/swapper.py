@@ -1,4 +1,4 @@
-"""FaceSwapper: detect -> align -> identity -> generate -> blend, for one frame at a time (REFERENCE.md section 1).
+"""FaceSwapper: detect -> align -> identity -> generate -> blend, for one frame at a time (the release's inference.py).
 
 Source branch (once per run): detect, take the best-scoring face, align to the 112 ArcFace template, encode the raw
 identity vector (ArcFace or SFace, as the generator checkpoint says), and append the CLIP embedding of the source's

@@ -44,7 +44,7 @@ class AdaIN(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="clipswap")
 class NormalisedAdaIN(keras.layers.Layer):
-    """InstanceNormalization followed by AdaIN as one layer, for mixed-precision inference (issue 12):
+    """InstanceNormalization followed by AdaIN as one layer, for mixed-precision inference:
     y = s(w) * (gamma * (x - mean) / sqrt(var + eps) + beta) + b(w), which TensorFlow's fused batch-norm kernel
     computes in one pass with per-sample scale s * gamma and offset s * beta + b (clipswap.layers.tf_only). Training,
     float32 and other backends run the two layers' own maths.

@@ -1,10 +1,11 @@
 """Adversarial losses: non-saturating logistic GAN loss for G and D, and the R1 gradient penalty on real images.
 
-Not in the paper's loss sum, though it describes a discriminator; we keep FaceDancer's terms (REFERENCE.md section 7).
-Logits are raw discriminator outputs of any shape [B, ...]; every element counts in the means.
+Not in the paper's loss sum, though it describes a discriminator; we keep FaceDancer's adversarial terms (FaceDancer,
+Rosberg et al., WACV 2023). Logits are raw discriminator outputs of any shape [B, ...]; every element counts in the
+means.
 
 The R1 penalty (discriminator_logits_with_r1, r1_penalty) is a double backprop through TensorFlow's GradientTape and
-lives in clipswap.losses.tf_only; both names are importable from here too.
+lives in clipswap.losses.tf_only, which imports this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -12,17 +13,6 @@ from __future__ import annotations
 from keras import ops
 
 R1_GAMMA = 10.0
-# The R1 penalty, TensorFlow's (clipswap.losses.tf_only), still importable from here.
-_TF_ONLY = ("discriminator_logits_with_r1", "r1_penalty")
-
-
-def __getattr__(name: str):
-    # Imported on first use, so that importing this module does not import TensorFlow.
-    if name in _TF_ONLY:
-        from clipswap.losses import tf_only
-
-        return getattr(tf_only, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def generator_adversarial_loss(fake_logits):

@@ -1,7 +1,7 @@
 """Attribute-preservation loss (ClipSwap paper eq. 9) and its pluggable attribute network A.
 
 L_att = sum_{l=1..N} ||A_l(X_tgt) - A_l(X_swap)||^2. The paper's A (a FaceNet model plus an MXNet face-attribute
-classifier) has no Keras version, so A is chosen by the user (issue 4). The identity encoder's stages (the default
+classifier) has no Keras version, so A is chosen by the user. The identity encoder's stages (the default
 A) are read from the trainer's identity pass (clipswap.training.trainer.FeatureSource); this module builds the others:
   "discriminator"  features of the discriminator (or any functional keras.Model) at given layers,
   "file"           a Keras model file (.keras) that maps a face to an attribute vector (or several outputs).

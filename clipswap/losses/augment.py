@@ -1,6 +1,6 @@
 """Differentiable CLIP augmentations of the swap (X_aug in paper eq. 2): random crop + random perspective.
 
-Follows CLIPStyler's recipe (REFERENCE.md section 8) adapted to aligned faces: each augmentation takes a square-ish
+Follows CLIPStyler's recipe (Kwon and Ye, CVPR 2022) adapted to aligned faces: each augmentation takes a square-ish
 random crop covering `crop_fraction` of each side, applies a random perspective warp to it (every corner of the crop
 moves inward by up to distortion/2 of the crop's side, independently in x and y, as torchvision's
 RandomPerspective(distortion_scale) does; outside the warped quad is filled) and resamples the result to the output
@@ -11,8 +11,8 @@ All three steps are composed into one projective map per augmentation and applie
 gathers, so the gradient w.r.t. the images is the exact adjoint of the forward op (TensorFlow's
 ImageProjectiveTransformV3 gradient is an inverse warp, only an approximation of it). That maths is keras.ops and runs
 on any backend; the seeded stateless draws that feed it (sample_augment_params, clip_augment, identity_augment) are
-TensorFlow's and live in clipswap.losses.tf_only: the same seed gives the same augmentations, in eager mode, in a
-tf.function and under XLA. Those three names are importable from here too.
+TensorFlow's and live in clipswap.losses.tf_only (which imports this module, never the other way round): the same seed
+gives the same augmentations, in eager mode, in a tf.function and under XLA.
 """
 
 from __future__ import annotations
@@ -33,17 +33,6 @@ _INSIDE_TOLERANCE = 1e-4
 _SQUARE = ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
 # Sign that moves each corner towards the centre: TL (+,+), TR (-,+), BR (-,-), BL (+,-).
 _TOWARD_CENTRE = ((1.0, 1.0), (-1.0, 1.0), (-1.0, -1.0), (1.0, -1.0))
-# The seeded draws, TensorFlow's (clipswap.losses.tf_only), still importable from here.
-_TF_ONLY = ("sample_augment_params", "clip_augment", "identity_augment")
-
-
-def __getattr__(name: str):
-    # Imported on first use, so that importing this module does not import TensorFlow.
-    if name in _TF_ONLY:
-        from clipswap.losses import tf_only
-
-        return getattr(tf_only, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_augment_args(n_aug: int, distortion: float, crop_fraction: float) -> None:

@@ -1,8 +1,9 @@
 """Weighted sum of the generator's loss terms and of the discriminator's, returned with every term by name
 (keras.ops: any backend's scalars).
 
-Paper total (section 8): 10 L_id + 5 L_rec + 0.2 L_p + 0.3 L_contra + 10 L_att; we add FaceDancer's adversarial term
-(weight 1) and, for the `facedancer` preset, its cycle and IFSR terms (REFERENCE.md section 7).
+Paper total (its implementation details): 10 L_id + 5 L_rec + 0.2 L_p + 0.3 L_contra + 10 L_att; we add FaceDancer's
+adversarial term (weight 1) and, for the `facedancer` preset, its cycle and IFSR terms (FaceDancer, Rosberg et al.,
+WACV 2023).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """CLIP contrastive loss (ClipSwap paper eqs. 2-5) and the running mean CLIP embedding X_mean it needs.
 
-Decisions the paper leaves open (issue 4): X_ref is the source image; every CLIP embedding and every direction is
+Decisions the paper leaves open, ours: X_ref is the source image; every CLIP embedding and every direction is
 L2-normalised; CLIP(X_mean) is an exponential moving average of the (normalised) CLIP embeddings of generated swaps;
 the negatives of sample i are the directions CLIP(X_swap_j) - CLIP(X_mean) of every swap j in the (per-replica)
 batch, i included; tau = 0.1; gradients reach the generator through X_swap and X_aug only.
@@ -14,7 +14,8 @@ With n(v) = v / |v|, for sample i and augmentation k:
     L_contra = mean_{i,k} [ l_ik(S1+_i) + l_ik(S2+_i) ]     (eq. 5)
 
 The running mean's state (ClipMeanTracker: tf.Variables that tf.distribute aggregates and tf.train.Checkpoint saves)
-is part of the TensorFlow training step and lives in clipswap.losses.tf_only; the name is importable from here too.
+is part of the TensorFlow training step and lives in clipswap.losses.tf_only, which imports this module, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -25,15 +26,6 @@ from clipswap.losses.identity import l2_normalize
 
 CONTRASTIVE_TAU = 0.1
 CLIP_MEAN_MOMENTUM = 0.99
-
-
-def __getattr__(name: str):
-    # Imported on first use, so that importing this module does not import TensorFlow.
-    if name == "ClipMeanTracker":
-        from clipswap.losses.tf_only import ClipMeanTracker
-
-        return ClipMeanTracker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _info_nce(query, positive, negatives, tau: float):

@@ -1,7 +1,8 @@
 """FaceDancer's extra generator losses, for the `facedancer` preset: cycle reconstruction and the IFSR margin loss.
 
-REFERENCE.md section 7. IFSR (identity-feature similarity regularisation) lets the swap's ArcFace backbone features
-drift from the target's only up to a per-layer margin, so pose, expression and lighting carried there are kept.
+From FaceDancer (Rosberg et al., WACV 2023) and its training code. IFSR (identity-feature similarity regularisation)
+lets the swap's ArcFace backbone features drift from the target's only up to a per-layer margin, so pose, expression
+and lighting carried there are kept.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the swap's landmarks after the 2-D similarity (rotation, scale, shift) that best
 (models.geometry.RIGID: nose and eye corners) onto the target's, so that the landmark part compares expression and
 not where the face sits, and d_io is the target's inter-ocular distance (outer eye corners). The units make a
 landmark off by a tenth of the eye distance, or an angle off by 10 degrees, cost one: a source's expression carried
-over (about 10 px in a 128 crop, runs S5 and P2 of docs/demo_model.md) costs several, the target itself zero.
+over (about 10 px in a 128 crop, measured in docs/demo_model.md) costs several, the target itself zero.
 
 The network is frozen, but the swap's side stays on the gradient tape: the term's gradient reaches G through it
 (tests/losses/test_geometry.py checks that it does); only the target's side is a constant.

@@ -40,7 +40,7 @@ def reconstruction_loss(target, swap, same_mask, eps: float = SAME_PAIR_EPS, fac
         same_mask: [B] bool/{0, 1}: which samples are same-identity pairs.
         eps: denominator guard, see SAME_PAIR_EPS.
         facedancer_clip: apply FaceDancer's post-processing: clip to [0, 100], halve, clip to [0, 5]
-            (REFERENCE.md section 7). With [-1, 1] images the mean L1 is at most 2, so this only halves the value.
+            (FaceDancer's training code). With [-1, 1] images the mean L1 is at most 2, so this only halves the value.
 
     Returns:
         Scalar float32 in [0, 2] (in [0, 1] with facedancer_clip); 0 when no sample is a same pair.

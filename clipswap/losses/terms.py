@@ -68,7 +68,7 @@ TERMS: tuple[LossTerm, ...] = (
              "contra", "contrastive.clip_contrastive_loss", needs=("source", "clip"), shown=True),
     LossTerm("att", "G", "eq. 9: attribute features of the swap against the target's", "att",
              "attribute.attribute_loss", needs=("target",)),
-    LossTerm("adv", "G", "non-saturating logistic loss of D on the swap (FaceDancer, REFERENCE.md section 7)", "adv",
+    LossTerm("adv", "G", "non-saturating logistic loss of D on the swap (FaceDancer, Rosberg et al., WACV 2023)", "adv",
              "adversarial.generator_adversarial_loss", always=True, needs=("discriminator",)),
     LossTerm("cycle", "G", "FaceDancer's cycle: L1(G(swap, R(target)), target)", "cycle", "facedancer.cycle_loss",
              needs=("target", "generator")),
@@ -83,7 +83,7 @@ TERMS: tuple[LossTerm, ...] = (
     LossTerm("d_adv", "D", "logistic loss of D: the source real, the swap fake", None,
              "adversarial.discriminator_adversarial_loss", always=True, needs=("source", "discriminator")),
     LossTerm("r1", "D", "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "
-             "the penalty, so the logged value carries it", None, "adversarial.discriminator_logits_with_r1",
+             "the penalty, so the logged value carries it", None, "tf_only.discriminator_logits_with_r1",
              always=True, needs=("source", "discriminator")),
 )
 

@@ -8,8 +8,7 @@
   tf.train.Checkpoint.
 
 Everything else in clipswap.losses is keras.ops maths that runs on any Keras backend; the draws here feed the maths of
-clipswap.losses.augment. The old import paths (losses.adversarial, losses.augment, losses.contrastive) still give
-these names.
+clipswap.losses.augment. This module imports those modules and none of them imports it, so the imports run one way.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ArcFace-R50: the identity encoder of FaceDancer and ClipSwap (REFERENCE.md section 3).
+"""ArcFace-R50 (Deng et al., CVPR 2019): the identity encoder of FaceDancer and ClipSwap.
 
 A Keras-applications ResNet50 backbone (no top) followed by the ArcFace output head
 (BatchNorm -> Dropout 0.5 -> Flatten -> Dense 512 -> BatchNorm), built as one flat functional graph. The backbone

@@ -17,7 +17,7 @@ from clipswap.config import CLIP_SPECS
 
 log = logging.getLogger(__name__)
 
-#: OpenAI CLIP image normalisation (REFERENCE.md section 8, CLIPStyler).
+#: OpenAI CLIP's image normalisation (Radford et al., ICML 2021), which CLIPStyler feeds CLIP with too.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

@@ -7,8 +7,8 @@ and accumulates is counted from its shapes:
 * dense MACs: MatMul = M * N * K; BatchMatMul = batch * M * N * K; Einsum = the product of the sizes of all distinct
   indices (this counts Dense, EinsumDense and the attention products of transformers).
 
-Elementwise work (normalisation, activations, resizing, bias adds) is not counted, as in the paper's tables and the
-hand counts of REFERENCE.md sections 4 and 11.
+Elementwise work (normalisation, activations, resizing, bias adds) is not counted, as in the paper's Table I, whose
+GMACs count convolutions and matrix products.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 It is the attribute network A of eq. 9 when `loss.attribute_network = "landmarks"` (clipswap.losses.geometry): a
 frozen, differentiable reader of pose and expression, which pixel and perceptual distances cannot tell apart from
-texture (docs/demo_model.md, runs S5 and P2). clipswap trains it itself (`clipswap train-geometry`) on aligned crops
+texture (measured in docs/demo_model.md). clipswap trains it itself (`clipswap train-geometry`) on aligned crops
 labelled with dlib's 68 points and the solvePnP pose of those points (clipswap.face.head_pose), so the loss reads
 the same geometry the evaluation measures.
 

@@ -1,6 +1,6 @@
 """Every component of a configuration with its parameters and MACs, and the paper's totals beside them.
 
-`clipswap info` prints this; the evaluation report's cost row uses it.
+`clipswap info` prints this.
 """
 
 from __future__ import annotations
@@ -9,15 +9,17 @@ import logging
 from dataclasses import asdict, dataclass
 
 from clipswap.config import ModelConfig
+from clipswap.models.conditioning import describe_inputs, input_list, input_specs
 from clipswap.models.cost import Cost, model_cost
 
 log = logging.getLogger(__name__)
 
-#: The paper's Table I figures for ClipSwap (REFERENCE.md section 8).
+#: ClipSwap's parameters and GMACs in the paper's Table I.
 PAPER_PARAMS = 174.23e6
 PAPER_GMACS = 53.56
-#: Components we do not build, with REFERENCE.md's measured figures (section 6: the release's unused AttrEncoder).
-ATTR_ENCODER = Cost("AttrEncoder (release, unused; REFERENCE.md section 6)", 21_386_048, 16_970_000_000, 0, "256")
+#: The ClipSwap release's AttrEncoder, which its generator never calls: counted once from the release's code at 256 px
+#: and kept as figures, since we do not build it; only the reconciliation reads it.
+ATTR_ENCODER = Cost("AttrEncoder (release, unused)", 21_386_048, 16_970_000_000, 0, "256")
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,9 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
     size = config.image_size
     components: dict[str, Cost] = {}
     generator = Generator(config)
-    # The generator's own input list (target, identity and, for source_image models, the source crop), so a
-    # configuration with a third input is counted rather than refused.
-    generator_specs = [tuple(tensor.shape[1:]) for tensor in generator.inputs]
-    source_desc = " + source" if config.source_image else ""
-    components["generator"] = model_cost(
-        "Generator", generator, generator_specs, f"{size}px + {config.id_input_dim}-d{source_desc}"
-    )
+    # Shapes by input name, put in the generator's own order: every conditioning the configuration selects is counted.
+    generator_specs = input_list(generator, input_specs(config))
+    components["generator"] = model_cost("Generator", generator, generator_specs, describe_inputs(config))
     components["discriminator"] = model_cost(
         "Discriminator", Discriminator(size, config.base_filters), [(size, size, 3)], f"{size}px"
     )
@@ -81,14 +79,15 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
 
 
 def reconciliation_rows(inventory: Inventory) -> list[tuple[str, int, int]]:
-    """REFERENCE.md section 11's hypotheses for the paper's 174.23 M / 53.56 GMACs, with our component figures."""
+    """Hypotheses for what the paper's Table I counted in its 174.23 M / 53.56 GMACs (no single component matches),
+    each as (label, our parameters, our MACs)."""
     c = dict(inventory.components)
     c["attr"] = ATTR_ENCODER
     rows = []
     hypotheses = [
         ("G + ArcFace/identity + CLIP image (our training graph minus D)", ["generator", "identity", "clip"]),
         ("G + D + identity + CLIP image", ["generator", "discriminator", "identity", "clip"]),
-        ("G + AttrEncoder + CLIP image + identity (REFERENCE best fit)", ["generator", "attr", "identity", "clip"]),
+        ("G + AttrEncoder + CLIP image + identity (best fit)", ["generator", "attr", "identity", "clip"]),
         ("G alone", ["generator"]),
     ]
     for label, keys in hypotheses:

@@ -17,7 +17,7 @@ from clipswap.face.templates import ARCFACE_SIZE
 #: How many leading stages the default attribute network A (attribute_network="identity") reads: the stride-4 and
 #: stride-8 maps (ArcFace conv2/conv3, SFace conv_4/conv_6), which hold pose, expression, lighting and layout. The
 #: deeper stages carry the identity itself: matching them to the TARGET on every swap pulls directly against the
-#: identity loss (FaceDancer's IFSR lets even conv4 drift by a margin for this reason, REFERENCE.md section 7).
+#: identity loss (FaceDancer's IFSR lets even conv4 drift by a margin for this reason; Rosberg et al., WACV 2023).
 #: The perceptual loss, which only compares same-identity pairs, still reads every stage.
 ATTRIBUTE_STAGE_COUNT = 2
 #: The backend's tensors (tf.Tensor, jax.Array).
@@ -29,7 +29,7 @@ EMBEDDING = "embedding"
 class IdentityNetwork:
     """The frozen identity encoder R read at once for its embedding and any intermediate layers.
 
-    Feeds R the way FaceDancer feeds ArcFace (REFERENCE.md section 3): images [B, S, S, 3] RGB in [-1, 1] ->
+    Feeds R the way FaceDancer's code feeds ArcFace: images [B, S, S, 3] RGB in [-1, 1] ->
     (x + 1) / 2 -> bilinear resize to 112 -> R. The S-px crops are ArcFace-template crops, so the resized crop is
     the 112 ArcFace crop both ArcFace-R50 and SFace expect.
 

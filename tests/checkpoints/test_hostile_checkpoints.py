@@ -1,4 +1,4 @@
-"""Issue 11 items 2 and 4: a manifest that declares absurd sizes is refused before anything is built (no memory
+"""A manifest that declares absurd sizes is refused before anything is built (no memory
 blow-up), and a manifest edited to another valid model is caught against the configuration saved inside the
 weights archive, which the manifest's SHA-256 covers."""
 

@@ -46,7 +46,7 @@ def test_info_paper_preset_matches_reference():
     assert "24,768,038" in result.output  # G, mapping 512, 1024-d identity
     assert "40,375,680" in result.output  # ArcFace-R50
     assert "27,378,144" in result.output  # RetinaFace-R50
-    assert "174.38 M" in result.output  # REFERENCE.md section 11 best fit
+    assert "174.38 M" in result.output  # the best-fitting sum for the paper's Table I (README)
 
 
 def test_init_then_info_on_checkpoint(tmp_path):
@@ -92,6 +92,38 @@ def test_info_counts_the_demo_generator_with_its_source_input():
         result = run("info", *args, "--no-detector")
         assert result.exit_code == 0, result.output
         assert "128px + 128-d + source" in result.output and "1,538,110" in result.output
+
+
+def _every_preset():
+    """Every preset of the configuration's table; those at 256 px (seconds each to build and count) are slow."""
+    from clipswap.config import PRESETS, get_preset
+
+    return [pytest.param(name, marks=pytest.mark.slow) if get_preset(name).model.image_size >= 256 else name
+            for name in sorted(PRESETS)]
+
+
+@pytest.mark.parametrize("preset", _every_preset())
+def test_info_and_init_run_for_every_preset(tmp_path, preset):
+    """info counts each preset's generator with every input its conditioning adds, and init writes a checkpoint of
+    that same generator."""
+    from clipswap.checkpoints.native import load_generator
+    from clipswap.config import get_preset
+    from clipswap.models.conditioning import describe_inputs
+
+    config = get_preset(preset).model
+    table = tmp_path / "info.json"
+    result = run("info", "--preset", preset, "--no-detector", "--json", str(table))
+    assert result.exit_code == 0, result.output
+    data = json.loads(table.read_text())
+    assert data["config"] == json.loads(json.dumps(config.to_dict()))
+    counted = data["components"]["generator"]
+    assert counted["macs"] > 0 and counted["input_desc"] == describe_inputs(config)
+    path = tmp_path / "g.keras"
+    result = run("init", "--preset", preset, "--output", str(path))
+    assert result.exit_code == 0, result.output
+    written = load_generator(path)
+    assert written.config == config
+    assert written.model.count_params() == counted["params"]
 
 
 @pytest.mark.parametrize("how", ["a file in the way", "a read-only folder"])

@@ -1,4 +1,4 @@
-"""Issue 13 item 6: `clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
+"""`clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
 main job can run and 1 with the reason when it cannot (demo missing or tampered with, dlib missing for it)."""
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def test_ready_installation():
     assert "TensorFlow built with CUDA" in result.output and "GPUs TensorFlow sees" in result.output
     assert "demo generator" in result.output and "SHA-256 matches its manifest" in result.output
     assert "face_detection_yunet_2023mar_int8bq.onnx" in result.output
+    from clipswap.inference.runtime import cache_dir
+
+    assert f"runtime cache (converted generators)   {cache_dir()}: writable" in result.output
     assert result.output.rstrip().endswith("ready: sh inference.sh and clipswap swap can run")
 
 

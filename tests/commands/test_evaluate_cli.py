@@ -169,8 +169,8 @@ def test_input_errors_are_one_line_and_bugs_keep_their_traceback(tmp_path, monke
 
 
 def test_a_run_that_scores_no_pair_fails_and_leaves_no_folder(tmp_path):
-    """Every path missing used to exit 0 with a report of nothing (issue 11 item 8); a failed run removes the output
-    folder it created (item 7) but never one that existed before."""
+    """Every path missing used to exit 0 with a report of nothing; a failed run removes the output
+    folder it created but never one that existed before."""
     pairs = tmp_path / "pairs.txt"
     pairs.write_text("absent_source.jpg absent_target.jpg absent_output.png\n")
     out = tmp_path / "new" / "out"

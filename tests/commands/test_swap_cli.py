@@ -122,7 +122,7 @@ def test_model_demo_without_the_demo_folder(no_published, face, tmp_path):
     result = swap("-s", face, "-t", face, "-o", output, "--model", "demo")
     assert_error(result, f"the demo generator {tmp_path / 'no_demo' / 'generator.keras'} is missing: it ships with "
                  "the clipswap repository in pretrained_ckpts/demo/", output=output)
-    # Checked, not created: the failed run leaves no output folder behind (issue 11 item 7).
+    # Checked, not created: the failed run leaves no output folder behind.
     assert not output.parent.exists()
 
 

@@ -28,7 +28,7 @@ def dry_run(*args: str) -> dict:
 
 
 def test_dry_run_prints_the_paper_offline_preset():
-    # Issue 10 item 5: `paper` without its files is refused (tests/test_config_tree.py); its offline twin says what
+    # `paper` without its files is refused (tests/test_config_tree.py); its offline twin says what
     # the old code silently made of it.
     out = dry_run("--preset", "paper-offline")
     config = out["config"]
@@ -204,7 +204,7 @@ def test_paper_preset_offline_without_vgg_weights_says_what_to_pass(tmp_path, mo
 
 
 def test_a_truncated_shard_is_one_sentence_not_a_traceback(tmp_path):
-    # issue 11 item 4: tf.data's DataLossError on a shard cut short on disk becomes the setup error's sentence
+    # tf.data's DataLossError on a shard cut short on disk becomes the setup error's sentence
     data = _tiny_shard_folder(tmp_path / "data", records=24)
     shard = next(data.glob("*.tfrecord"))
     shard.write_bytes(shard.read_bytes()[: shard.stat().st_size * 6 // 10])

@@ -1,4 +1,4 @@
-"""Issue 11 item 9: the ID similarity is also reported on a calibrated scale (0 = a typical stranger, 1 = a typical
+"""The ID similarity is also reported on a calibrated scale (0 = a typical stranger, 1 = a typical
 photo of the same person, from LFW) with a verification rate at each model's equal-error threshold, so that dlib's
 raw cosine (two strangers: about 0.84) no longer reads like a match. Output = target scores clearly below
 output = source for every identity model."""

@@ -135,17 +135,18 @@ def test_inception_features_and_fid_of_identical_sets(tmp_path):
     import cv2
 
     from clipswap.evaluation.pairs import Pair
-    from clipswap.evaluation.runner import _fid
+    from clipswap.evaluation.runner import run_evaluation
 
     paths = []
     for i, image in enumerate(images):
         paths.append(tmp_path / f"{i}.png")
         cv2.imwrite(str(paths[-1]), image)
     pairs = [Pair(p, p, p) for p in paths] + [Pair(paths[0], paths[0], tmp_path / "missing.png")]
-    result = _fid(pairs, features, progress=False)
+    result = run_evaluation(pairs, tmp_path / "eval", fid_weights=weights, progress=False)["aggregate"]["fid"]
     assert result["value"] == pytest.approx(0.0, abs=1e-6)
     assert (result["n"], result["failed"]) == (3, 1) and weights.name in result["note"]
-    assert _fid(pairs, None, progress=False)["note"].startswith("skipped: no InceptionV3 weights file")
+    skipped = run_evaluation(pairs, tmp_path / "skipped", progress=False)["aggregate"]["fid"]
+    assert skipped["note"].startswith("skipped: no InceptionV3 weights file")
     with pytest.raises(FileNotFoundError, match="InceptionV3 weights file"):
         InceptionFeatures(tmp_path / "absent.h5")
     # Weights of another network: a clear FidWeightsError, not a Keras traceback.

@@ -1,4 +1,4 @@
-"""Issue 13 items 1-2: face tracks across video frames (IoU matching, One Euro smoothing, bridged misses, scene cuts,
+"""Face tracks across video frames (IoU matching, One Euro smoothing, bridged misses, scene cuts,
 decisions kept per track), and the flicker metric, which drops with smoothing on a real video."""
 
 from __future__ import annotations

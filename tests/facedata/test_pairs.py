@@ -31,8 +31,8 @@ from clipswap.facedata.pairs import (
     parse_pair,
 )
 from clipswap.facedata.shards import iterate_records
-from clipswap.losses.augment import identity_augment
 from clipswap.losses.reconstruction import teacher_loss
+from clipswap.losses.tf_only import identity_augment
 from clipswap.training.data import make_pair_dataset
 
 from conftest import LFW_PEOPLE, align_lfw_subset, require_module, shared_data

@@ -1,4 +1,4 @@
-"""Issue 13 item 3 on a real photo: `--color-correction reinhard` brings a generator that returns a colour-shifted
+"""On a real photo, `--color-correction reinhard` brings a generator that returns a colour-shifted
 copy of its input back within a set tolerance of the original face, and `--blend poisson` changes pixels only in the
 face region (the face-outline mask warped back into the frame)."""
 

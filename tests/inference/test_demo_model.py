@@ -1,10 +1,10 @@
-"""The shipped demo generator end to end (issue 9, "Shipping it"): on a fresh clone, after the README's install
+"""The shipped demo generator end to end: on a fresh clone, after the README's install
 command and without any published weights, `sh inference.sh` exits 0, names the demo in its one line, writes a swap
 of its two example faces, and the swapped face is closer in SFace to the source than the target's own face was.
 
 Runs the REAL pretrained_ckpts/demo/generator.keras; skipped only when that file is absent. The demo reads the
 source's face warped onto the target's landmarks (source_warp) beside the target: this checks the shipped pipeline as
-a user runs it, not how much of the transfer the network adds to the warp (docs/demo_model.md, run W1).
+a user runs it, not how much of the transfer the network adds to the warp (measured in docs/demo_model.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
 
 
 def test_the_shipped_manifest_records_a_model_inside_the_bar():
-    """The demo's manifest says what trained it and what it reached (issue 9, "Shipping it"): the committed preset
+    """The demo's manifest says what trained it and what it reached: the committed preset
     `demo` reproduces its step count, the figures are dlib's on at least 60 held-out pairs, and they clear the bar."""
     import json
 

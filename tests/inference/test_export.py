@@ -25,8 +25,8 @@ from clipswap.inference.export import (
     max_difference,
 )
 from clipswap.inference.runtime import (
-    CACHE_FOLDER,
     RuntimeUnavailableError,
+    cache_dir,
     cache_path,
     exported_generator,
     resolve_runtime,
@@ -206,11 +206,14 @@ def test_resolve_runtime(monkeypatch):
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
-def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime):
+def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime, monkeypatch):
     _require("openvino" if runtime == "openvino" else "onnx")
-    path = init_generator(TINY, tmp_path / "g.keras", seed=1)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = init_generator(TINY, tmp_path / "models" / "g.keras", seed=1)
     first = exported_generator(load_generator(path), runtime, "fp32")
-    assert first.path.parent == tmp_path / CACHE_FOLDER and first.path.exists()
+    assert first.path.parent == tmp_path / "cache" / "clipswap" and first.path.exists()
+    # Nothing is written beside the user's checkpoint.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["g.json", "g.keras"]
     inputs = check_batch(load_generator(path).model, seed=2)
     np.testing.assert_allclose(first(inputs), load_generator(path).model(inputs).numpy(), atol=TOLERANCE)
     # Cached: no second conversion (the file is not rewritten).
@@ -218,9 +221,9 @@ def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime):
     assert exported_generator(load_generator(path), runtime, "fp32").path == first.path
     assert first.path.stat().st_mtime_ns == stamp
     # A changed checkpoint at the same path gets its own conversion, and its own outputs.
-    for old in (tmp_path / "g.keras", path):
+    for old in (path.with_suffix(".keras"), path):
         old.unlink()
-    init_generator(TINY, tmp_path / "g.keras", seed=2)
+    init_generator(TINY, path.with_suffix(".keras"), seed=2)
     changed = load_generator(path)
     second = exported_generator(changed, runtime, "fp32")
     assert second.path != first.path
@@ -228,14 +231,19 @@ def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime):
     assert np.abs(second(inputs) - first(inputs)).max() > 1e-3
 
 
-def test_the_cache_moves_to_the_home_folder_when_the_checkpoint_folder_is_not_writable(tmp_path, monkeypatch):
-    import os
-
+def test_the_cache_is_the_users_cache_folder(tmp_path, monkeypatch):
+    """$XDG_CACHE_HOME/clipswap, else ~/.cache/clipswap (also when the variable is empty or relative, which the XDG
+    rule says to ignore); never the checkpoint's folder."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     name = f"g-{'ab' * 8}-g{INFERENCE_GRAPH_REVISION}.onnx"
-    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / CACHE_FOLDER / name
-    monkeypatch.setattr(os, "access", lambda path, mode: False)
-    assert cache_path(tmp_path / "g.keras", "ab" * 32, "onnx") == tmp_path / "home" / ".cache" / "clipswap" / name
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_path(tmp_path / "models" / "g.keras", "ab" * 32, "onnx") == tmp_path / "xdg" / "clipswap" / name
+    for unusable in ("", "relative/cache"):
+        monkeypatch.setenv("XDG_CACHE_HOME", unusable)
+        assert cache_dir() == tmp_path / "home" / ".cache" / "clipswap"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    home_cache = tmp_path / "home" / ".cache" / "clipswap"
+    assert cache_path(tmp_path / "models" / "g.keras", "ab" * 32, "onnx") == home_cache / name
 
 
 def test_a_cached_export_of_an_older_graph_is_not_run(tmp_path, monkeypatch):
@@ -246,7 +254,7 @@ def test_a_cached_export_of_an_older_graph_is_not_run(tmp_path, monkeypatch):
     current = cache_path(tmp_path / "g.keras", "ab" * 32, "openvino")
     monkeypatch.setattr(runtime, "INFERENCE_GRAPH_REVISION", INFERENCE_GRAPH_REVISION + 1)
     assert cache_path(tmp_path / "g.keras", "ab" * 32, "openvino") != current
-    assert current != tmp_path / CACHE_FOLDER / f"g-{'ab' * 8}.xml"
+    assert current != cache_dir() / f"g-{'ab' * 8}.xml"
 
 
 def test_a_generator_is_exported_in_its_inference_form(tmp_path):
@@ -307,6 +315,7 @@ def test_the_runtime_cache_key_is_the_digest_the_loader_checked(tmp_path, monkey
     from clipswap.inference import runtime
 
     require_module("onnxruntime", "the onnxruntime runtime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = init_generator(get_preset("tiny").model, tmp_path / "tiny.keras")
     checkpoint = native.load_generator(path)
     assert checkpoint.sha256 == native.sha256_of(checkpoint.path)
@@ -329,20 +338,17 @@ def test_a_single_input_network_round_trips_as_a_savedmodel(tmp_path):
 
 
 def test_an_unwritable_runtime_cache_falls_back_to_a_temporary_conversion(tmp_path, monkeypatch, caplog):
-    """Neither the checkpoint's folder nor the home folder can take the cache (a read-only home): the swap runs on a
-    conversion of its own, said once, and leaves no cache behind."""
+    """The user's cache folder cannot be made (a file stands where it would be): the swap runs on a conversion of its
+    own, said once, and leaves no cache behind, beside the checkpoint included."""
     import logging
-    import os
 
     from clipswap.inference import runtime
 
     require_module("onnxruntime", "the onnxruntime runtime")
     path = init_generator(TINY, tmp_path / "models" / "g.keras")
-    blocker = tmp_path / "home"
-    blocker.write_text("a file where the home folder's .cache would be created")
-    monkeypatch.setenv("HOME", str(blocker))
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(path.parent) else real_access(p, mode))
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder would be created")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     checkpoint = load_generator(path)
     with caplog.at_level(logging.WARNING, logger="clipswap.inference.runtime"):
         engine = runtime.exported_generator(checkpoint, "onnxruntime", "fp32")

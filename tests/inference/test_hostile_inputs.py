@@ -1,4 +1,4 @@
-"""Hostile input, one table over input classes x roles x command lines (issue 11).
+"""Hostile input, one table over input classes x roles x command lines.
 
 Each bad file is made on the fly. Every case asserts the same contract: the documented exit code; one sentence that
 says what was wrong ("Error: ..." on one line, naming the file or the option); no traceback; nothing written, no
@@ -377,7 +377,7 @@ def test_a_bomb_is_refused_within_the_memory_of_a_healthy_swap(tmp_path, bomb):
 
 def test_stderr_holds_only_our_lines_when_tensorflow_loads(tiny, tmp_path):
     """The generator's load imports TensorFlow; its C++ start-up lines (absl, oneDNN, CUDA stub) must not come
-    before our own one-sentence error (issue 11 item 10)."""
+    before our own one-sentence error."""
     bad = tmp_path / "cut.jpg"
     _cut(0.6)(bad)
     result = subprocess.run([sys.executable, "-m", "clipswap.cli", "swap", "--no-progress", "--model", str(tiny),

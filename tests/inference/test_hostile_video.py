@@ -1,4 +1,4 @@
-"""Issue 11, video and disk cases: a damaged video is refused unless --allow-damaged (which reports the count); a
+"""Hostile video and disk cases: a damaged video is refused unless --allow-damaged (which reports the count); a
 video with no face anywhere is an error like an image without one; SIGTERM mid-video exits 143 and leaves no
 temporary file or ffmpeg behind; a full disk is one sentence. Each case makes its bad file on the fly and checks
 that nothing is left in the output folder."""

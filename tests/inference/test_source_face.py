@@ -1,4 +1,4 @@
-"""--source-face N (issue 11 item 10): a source photo with several faces uses its N-th face from the left; without
+"""--source-face N: a source photo with several faces uses its N-th face from the left; without
 the option the most confident face is used and a warning says which one it was and how to choose another."""
 
 from __future__ import annotations

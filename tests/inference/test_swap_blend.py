@@ -25,7 +25,7 @@ def _blurred_box_1d(size: int, start: int, stop: int, sigma: float) -> np.ndarra
 def test_published_mask_matches_the_release_numbers():
     mask = published_mask(256)
     assert mask.shape == (256, 256) and mask.dtype == np.float32
-    # Separable: rows 77..239 and columns 32..223 of ones, sigma 7 (REFERENCE.md section 1).
+    # Separable: rows 77..239 and columns 32..223 of ones, sigma 7 (the release's inference.py).
     expected = np.outer(_blurred_box_1d(256, 77, 240, 7.0), _blurred_box_1d(256, 32, 224, 7.0))
     assert np.max(np.abs(mask - expected)) < 0.01
     assert mask[158, 128] > 0.999 and mask[0, 0] < 1e-6 and mask[255, 128] < 0.2

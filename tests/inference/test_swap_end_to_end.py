@@ -116,7 +116,7 @@ def test_inference_sh_resolves_relative_paths_in_the_callers_directory(elsewhere
     assert "ClipSwap.h5" in result.stderr and "no generator was found" in result.stderr, result.stderr
     assert "does not exist" not in result.stderr and "Traceback" not in result.stderr
     # The output folder is checked before loading but made only when the result is written: the failed run leaves
-    # none, beside the caller's files or in the repository (issue 11 item 7).
+    # none, beside the caller's files or in the repository.
     assert not (elsewhere / "out").exists() and not (REPO_ROOT / "out").exists()
 
 

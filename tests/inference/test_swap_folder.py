@@ -1,4 +1,4 @@
-"""Issue 13 item 7: `clipswap swap --target DIR --output DIR` swaps every image and video of a folder with one model
+"""`clipswap swap --target DIR --output DIR` swaps every image and video of a folder with one model
 load and one progress bar, skips files already written (a stopped run resumes), reports failed files and exits 1
 when any failed; folder requests that cannot work get one sentence."""
 

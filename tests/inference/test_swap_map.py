@@ -1,4 +1,4 @@
-"""Several people mapped (`--map REF=SRC`, issue 13 item 4) on ../shared/data/wild/couple.jpg: each of the two
+"""Several people mapped (`--map REF=SRC`) on ../shared/data/wild/couple.jpg: each of the two
 faces is matched to its own reference and takes its own source's identity; a face that matches no reference is left
 alone when no --source is given; bad --map values and --map with the landmark model are usage errors."""
 
@@ -99,7 +99,7 @@ def test_bad_map_values_are_usage_errors(tmp_path):
 
 
 def test_a_source_with_two_faces_says_which_it_uses(caplog):
-    """Issue 11 item 10: a two-face source used to take one face silently."""
+    """A two-face source used to take one face silently."""
     import logging
 
     from clipswap.face.yunet import YuNetDetector

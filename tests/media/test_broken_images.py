@@ -1,4 +1,4 @@
-"""Broken still images (issue 11 item 3): a JPEG or PNG cut short is refused instead of being swapped with OpenCV's
+"""Broken still images: a JPEG or PNG cut short is refused instead of being swapped with OpenCV's
 grey fill, an animated WebP or PNG is refused instead of being flattened to its first frame, and a dropped alpha
 channel is said."""
 

@@ -1,4 +1,4 @@
-"""File names that are not valid UTF-8 (issue 11 item 1): a Latin-1 `t\\xe9.jpg` used to crash `swap` with SIGSEGV
+"""File names that are not valid UTF-8: a Latin-1 `t\\xe9.jpg` used to crash `swap` with SIGSEGV
 (cv2.imread on the surrogate-escaped name) and `align` with a UnicodeEncodeError on every rerun. They are read,
 swapped, aligned and stored like any other name."""
 

@@ -1,4 +1,4 @@
-"""The pixel limit (issue 11 item 2): an image or video whose header declares more pixels than `clipswap
+"""The pixel limit: an image or video whose header declares more pixels than `clipswap
 --max-pixels` (50 million by default) is refused before anything is decoded, with one sentence that names the limit
 and the option; a 1.9 MB PNG declaring 400 million pixels used to take the swap past 12 GB."""
 

@@ -1,4 +1,4 @@
-"""Issue 13 item 5: the invisible watermark is in every image and video frame we write, survives JPEG re-encodes,
+"""The invisible watermark is in every image and video frame we write, survives JPEG re-encodes,
 a half-size resize and an H.264 re-encode, is absent from pictures we did not mark, costs little (PSNR), and
 `clipswap verify` reports it and the metadata label with exit codes a script can use."""
 

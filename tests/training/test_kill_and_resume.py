@@ -1,4 +1,4 @@
-"""Issue 11 item 6: `clipswap train` killed (SIGKILL) at random moments, several times, checkpoints every 2 steps so
+"""`clipswap train` killed (SIGKILL) at random moments, several times, checkpoints every 2 steps so
 that kills land during checkpoint writes too, then resumed each time: no checkpoint is lost or left half-written,
 every step appears exactly once in metrics.jsonl and heldout.jsonl, and the run ends with its generator exported."""
 

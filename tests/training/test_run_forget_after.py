@@ -1,4 +1,4 @@
-"""A resumed run's folder forgets what the killed run did after the restored checkpoint (issue 11 item 6)."""
+"""A resumed run's folder forgets what the killed run did after the restored checkpoint."""
 
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def test_identity_warmup_weights_the_id_term_only_before_its_last_step(make_trai
     assert rest["g_total"] == pytest.approx(2.0 * rest["id"] + 5.0 * rest["rec"], rel=1e-4)  # step 2: warm-up over
 
 
-#: What clipswap must not import: TensorFlow's private modules and APIs (issue 10, item 4).
+#: What clipswap must not import: TensorFlow's private modules and APIs.
 PRIVATE_TF = re.compile(r"tf\.__internal__|summary_pb2|tensorflow\.python|tensorflow\.core")
 
 
