@@ -19,7 +19,7 @@ keys (`--set attribute_file=A.keras`) go to RunFiles: `resolve_key` is the one p
 A YAML file holds the same keys, nested or dotted. `validate` (every tree, when built) and `check_runnable` (this
 tree with these files) hold every rule. PRESETS is the one registry: each preset says how to run it, on what data,
 how long it takes on this project's 2-core CPU and what it should reach (big_vision's config headers); every number
-cites its source (REFERENCE.md sections, the paper, the README or docs/demo_model.md).
+cites its source (the paper, FaceDancer's code, the README or docs/demo_model.md).
 """
 
 from __future__ import annotations
@@ -66,14 +66,14 @@ CLIP_SPECS: dict[str, dict] = {
 CLIP_VARIANTS = {name: spec["projection_dim"] for name, spec in CLIP_SPECS.items()}
 
 
-#: Upper bounds of a generator configuration (issue 11: a manifest declaring absurd sizes exhausted memory while the
+#: Upper bounds of a generator configuration (a manifest declaring absurd sizes would exhaust memory while the
 #: model was built). Each is 4x or more the paper's value.
 SIZE_LIMITS = {"image_size": 1024, "base_filters": 512, "mapping_width": 4096, "mapping_depth": 32}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Generator configuration (REFERENCE.md section 4).
+    """Generator configuration (the FaceDancer U-Net the paper builds on, section III).
 
     Attributes:
         image_size: crop side, 128, 256 or 512 (any multiple of 32 works; 64 for the tiny preset).
@@ -220,7 +220,7 @@ class LossWeights:
 
     @classmethod
     def facedancer(cls) -> LossWeights:
-        """FaceDancer's train.py weights (REFERENCE.md section 7): no CLIP or attribute term; cycle and IFSR on."""
+        """FaceDancer's train.py weights: no CLIP or attribute term; cycle and IFSR on."""
         return cls(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=1.0, cycle=1.0, ifsr=1.0, r1_gamma=10.0)
 
     def as_dict(self) -> dict[str, float]:
@@ -948,12 +948,12 @@ PRESETS: dict[str, Preset] = {
                 "(the paper, as quoted in the README's demo table; CosFace/Hopenet judges); not reproduced here",
         notes=(
             "identity input 1024: paper section III ('concatenation of the ArcFace and CLIP image vectors')",
-            "mapping 512: FaceDancer train.py default; best fit of the paper's 174.23 M (REFERENCE.md section 11)",
-            "CLIP ViT-B/32: CLIPStyler's and Hugging Face's default (REFERENCE.md section 10)",
+            "mapping 512: FaceDancer train.py default; best fit of the paper's 174.23 M parameters (Table I)",
+            "CLIP ViT-B/32: CLIPStyler's and Hugging Face's default",
             "lambda id 10, rec 5, p 0.2, contra 0.3, att 10; Adam(0, 0.999), lr 1e-4, batch 10, 300k steps, 256 px: "
-            "paper section 'Implementation details' (REFERENCE.md section 8)",
-            "adversarial 1, R1 10: FaceDancer's (REFERENCE.md section 9.5: the paper has a discriminator but no "
-            "adversarial weight); VGG16 perceptual net: FaceDancer's (section 7), the paper names none",
+            "paper section 'Implementation details'",
+            "adversarial 1, R1 10: FaceDancer's (the paper has a discriminator but gives no adversarial weight); VGG16 "
+            "perceptual net: FaceDancer's train.py, the paper names none",
         ),
     ),
     "paper-offline": Preset(
@@ -968,7 +968,7 @@ PRESETS: dict[str, Preset] = {
         time="not measured (the paper's 300,000 steps need a GPU)",
         reaches="not measured: no run of it has been made; it is not the paper's model (no ArcFace, no CLIP)",
         notes=("every number as paper; SFace (128-d, embedded) replaces ArcFace-R50 and the CLIP input and "
-               "contrastive term are off, which is what the paper preset became without files before issue 10",),
+               "contrastive term are off",),
     ),
     "release": Preset(
         "release",
@@ -983,21 +983,21 @@ PRESETS: dict[str, Preset] = {
         data="as paper",
         time="not measured",
         reaches="not measured (the published ClipSwap.h5 is the model of this layout; its training is unpublished)",
-        notes=("inference.py feeds only the raw ArcFace vector (REFERENCE.md section 9.1)",
+        notes=("the release's inference.py feeds only the raw ArcFace vector",
                "22,473,254 parameters (README, Presets)"),
     ),
     "facedancer": Preset(
         "facedancer",
         _FACEDANCER,
-        "FaceDancer's training recipe (REFERENCE.md section 7): ArcFace-only input, mapping 512. Needs the ArcFace "
+        "FaceDancer's training recipe (its train.py): ArcFace-only input, mapping 512. Needs the ArcFace "
         "file (IFSR reads its layers); its offline twin is facedancer-offline.",
         command="clipswap train --data ALIGNED_256 --run-dir RUN --preset facedancer --arcface ArcFace-Res50.h5",
         data="as paper",
         time="not measured (500,000 steps need a GPU)",
         reaches="not measured here (FaceDancer's own paper reports its figures; not reproduced)",
         notes=("Adam(0, 0.99), lr 1e-4 decayed x0.97 per 100k steps, batch 10, cycle 1, IFSR 1, VGG pools x0.85, "
-               "reconstruction clipped and halved; no CLIP, no attribute term: FaceDancer train.py (REFERENCE.md "
-               "section 7)", "500k steps = one of FaceDancer's 'epochs'"),
+               "reconstruction clipped and halved; no CLIP, no attribute term: FaceDancer train.py",
+               "500k steps = one of FaceDancer's 'epochs'"),
     ),
     "facedancer-offline": Preset(
         "facedancer-offline",
@@ -1035,27 +1035,28 @@ PRESETS: dict[str, Preset] = {
         _DEMO,
         "The shipped demo model (pretrained_ckpts/demo/): 128 px, base width 16, mapping 128 x 4, SFace identity; "
         "G reads the target and the source's face warped onto the target's landmarks (source_warp) and outputs the "
-        "target plus what it learned to carry over (residual). Run W1 of docs/demo_model.md.",
+        "target plus what it learned to carry over (residual). docs/demo_model.md, 'Run W1'.",
         command="clipswap train --data PAIRS --run-dir RUN --preset demo",
         data=_PAIRS_128,
         time="18 minutes: 750 steps at about 1.4 s a step, batch 8, bf16, on the 2-core CPU alone (README, 'The "
              "demo model')",
-        reaches="on 100 held-out pairs, dlib judge, run W2 at step 750: ID retrieval 56 %, closer to source 70 %, pose "
+        reaches="on 100 held-out pairs, dlib judge, at step 750: ID retrieval 56 %, closer to source 70 %, pose "
                 "error 6.09 degrees, expression error 4.69 px, SSIM 0.948 (README's demo table, docs/demo_model.md "
-                "run W2); the identity comes from the warp G reads (--model warp alone: 62 %, pose 8.39), G blends it",
+                "'Run W2'); the identity comes from the warp G reads (--model warp alone: 62 %, pose 8.39), G "
+                "blends it",
         notes=(
-            "128 px: SFace reads 112 px faces; 64 px upsampled carries little identity (issue 9)",
+            "128 px: SFace reads 112 px faces; 64 px upsampled carries little identity (docs/demo_model.md)",
             "base 16: about 1.4 s a batch-8 training step in bf16 on 2 CPU cores (the five SFace passes and the "
             "discriminator dominate)",
-            "source_warp: a generator reading the raw source crop learned to copy the source's pose (run S5, 22.8 "
-            "degrees); given the warp it keeps the target's (docs/demo_model.md, runs W1 and W2)",
-            "teacher 10 over the face and the background separately (S3-S5 of docs/demo_model.md: over the whole "
+            "source_warp: a generator reading the raw source crop learned to copy the source's pose (22.8 "
+            "degrees); given the warp it keeps the target's (docs/demo_model.md)",
+            "teacher 10 over the face and the background separately (docs/demo_model.md: over the whole "
             "image a target copy is already within 0.07 of the teacher); no attribute term; id 10 with no warm-up: "
             "the warp gives the identity term pixels to pay for from the first step (held-out SFace gap 0.27 at "
             "step 125)",
-            "750 steps: the shipped model (run W2's step-750 checkpoint). dlib on the 100 held-out pairs along run "
-            "W2: step 250 49 % / 62 % closer / pose 6.34, 750 56 % / 70 % / 6.09, 1,000 62 % / 78 % / 7.85; 750 is "
-            "the one inside every number of the bar with a margin (docs/demo_model.md, run W2)",
+            "750 steps: the shipped model (the step-750 checkpoint of a 2,000-step run). dlib on the 100 held-out "
+            "pairs along that run: step 250 49 % / 62 % closer / pose 6.34, 750 56 % / 70 % / 6.09, 1,000 62 % / "
+            "78 % / 7.85; 750 is the one inside every number of the bar with a margin (docs/demo_model.md)",
         ),
     ),
     "demo_refiner": Preset(
@@ -1068,19 +1069,19 @@ PRESETS: dict[str, Preset] = {
             schedule=dataclasses.replace(_DEMO.schedule, steps=1_000, checkpoint_every=500, image_every=500,
                                          eval_every=250),
         ),
-        "The demo model of sessions 4-8 (run C1): G refines the landmark swap of the source onto the target "
+        "The earlier demo model: G refines the landmark swap of the source onto the target "
         "(pre_swap, residual output); its correction stayed under one grey level (docs/demo_model.md).",
         command="clipswap train --data PAIRS --run-dir RUN --preset demo_refiner",
         data=_PAIRS_128,
         time="25 minutes: 1,000 steps on the 2-core CPU (docs/demo_model.md)",
         reaches="on 100 held-out pairs, dlib judge, step 1,000: ID retrieval 63 %, closer to source 79 %, pose "
-                "error 7.52 degrees, expression error 5.25 px, SSIM 0.940 (README's demo table, run C1); the "
+                "error 7.52 degrees, expression error 5.25 px, SSIM 0.940 (README's demo table); the "
                 "untrained pipeline scores the same within noise",
         notes=(
             "teacher 5 over the whole image: with a residual G and the teacher as its input this is an L1 penalty "
             "on the correction, which keeps the background and the landmark swap's pose and expression",
-            "1,000 steps: the shipped model of run C1; its correction was shrinking (teacher L1 0.007 -> 0.003); "
-            "run C2 (teacher 1) let it grow to 0.5 grey levels, with no measured gain",
+            "1,000 steps: the model shipped then; its correction was shrinking (teacher L1 0.007 -> 0.003); "
+            "teacher 1 let it grow to 0.5 grey levels, with no measured gain (docs/demo_model.md)",
         ),
     ),
 }

@@ -1,4 +1,4 @@
-"""The FaceDancer-style U-Net generator with AdaIN and AFFA decoder blocks (REFERENCE.md section 4).
+"""The FaceDancer-style U-Net generator with AdaIN and AFFA decoder blocks (the paper's section III builds on it).
 
 Graph, at 256 px with base width 64 (shapes [H, W, C]):
 
@@ -36,7 +36,7 @@ from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, Nor
 from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
 
 LEAKY_SLOPE = 0.2
-#: Filters per level relative to base_filters: x0, down1..down5, down6 (REFERENCE.md section 4 table).
+#: Filters per level relative to base_filters: x0, down1..down5, down6 (FaceDancer's get_generator).
 LEVEL_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8)
 
 

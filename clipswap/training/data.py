@@ -1,4 +1,5 @@
-"""The training input pipeline: tf.data over `clipswap align` shards (REFERENCE.md section 7, items 3 and 4).
+"""The training input pipeline: tf.data over `clipswap align` shards (FaceDancer's data recipe: colour jitter,
+same-identity pairs).
 
 Each step draws a target batch and a source batch from two independent streams over the same shards (own shuffle
 seeds), decodes them to RGB in [-1, 1], resizes them (bilinear) when the shards hold another size, colour-jitters

@@ -210,7 +210,7 @@ def run_training(
     has_checkpoints = checkpoint_dir.is_dir() and tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
     if resume and not has_checkpoints:
         if not (run_dir / "config.json").is_file():
-            # Before the folder is made: a failed --resume leaves no empty run folder behind (issue 11 item 7).
+            # Before the folder is made: a failed --resume leaves no empty run folder behind.
             raise TrainingSetupError(f"--resume: no checkpoint in {checkpoint_dir}")
         # A run stopped before its first checkpoint: resuming it is starting it again (its log rows are dropped).
         check_resume_config(run_dir, config)
