@@ -442,12 +442,15 @@ class RunFiles:
         clip_preset: keras-hub CLIP preset, directory or handle (`--clip-preset`), needed by a config with CLIP.
         vgg_weights: Keras' VGG16 no-top weights file (`--vgg-weights`); None: loss.vgg_weights decides.
         attribute_file: the attribute network A as a .keras model (`--attribute-file`), for attribute_network "file".
+        init_generator: a generator checkpoint whose weights start a new run, layer by layer where name and shape
+            match (`--init-generator`; a resumed run restores its own checkpoint instead).
     """
 
     arcface_path: str | None = None
     clip_preset: str | None = None
     vgg_weights: str | None = None
     attribute_file: str | None = None
+    init_generator: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -455,7 +458,7 @@ class RunFiles:
 
 #: The RunFiles fields and the `clipswap train` flag of each (what the refusals name).
 RUN_FILE_FLAGS = {"arcface_path": "--arcface", "clip_preset": "--clip-preset", "vgg_weights": "--vgg-weights",
-                  "attribute_file": "--attribute-file"}
+                  "attribute_file": "--attribute-file", "init_generator": "--init-generator"}
 
 
 class ConfigError(ClipswapError, ValueError):

@@ -69,6 +69,9 @@ def choose_backend(backend: str | None) -> str:
 @click.option("--attribute-file", type=click.Path(dir_okay=False), default=None,
               help="The attribute network A as a .keras model (with --set attribute_network=file), or the "
                    "geometry.keras of --set attribute_network=landmarks (default: pretrained_ckpts/demo/).")
+@click.option("--init-generator", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A generator checkpoint (ours or a published .h5) whose weights start a new run where layer names "
+                   "and shapes match (warm start, fine-tuning); a --resume restores the run's own checkpoint.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling). [default: fp32]")
 @click.option("--xla", is_flag=True, default=False, help="Compile the train step with XLA.")
@@ -82,8 +85,8 @@ def choose_backend(backend: str | None) -> str:
               help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
                    "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]")
 def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, seed, arcface_path, clip_preset,
-          vgg_weights, attribute_file, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run, no_progress,
-          backend):
+          vgg_weights, attribute_file, init_generator, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run,
+          no_progress, backend):
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
     A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
@@ -100,7 +103,7 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         "steps": steps, "batch_size": batch_size, "seed": seed, "precision": precision,
         "checkpoint_every": checkpoint_every, "xla": True if xla else None,
         "arcface_path": resolved(arcface_path), "clip_preset": clip_preset, "vgg_weights": resolved(vgg_weights),
-        "attribute_file": resolved(attribute_file),
+        "attribute_file": resolved(attribute_file), "init_generator": resolved(init_generator),
     }
     try:
         # A flag and a --set of the same key, in any spelling (steps, schedule.steps), is the key given twice.

@@ -74,6 +74,40 @@ def build_networks(model: ModelConfig, patch_blocks: int = 0,
                                            paired=paired)
 
 
+def init_generator_from(generator: keras.Model, path: str) -> tuple[int, list[str]]:
+    """Start `generator` from the weights of the generator checkpoint at `path` (ours, or a published .h5): each
+    layer with the same name and weight shapes is copied (warm start and fine-tuning; e.g. a flow network trained on
+    its own, or the published ClipSwap.h5 under the release preset). Returns (layers copied, names of G's weighted
+    layers left at their initial values).
+
+    Raises:
+        TrainingSetupError: the file cannot be read, or no layer matches (the checkpoint is of another layout).
+    """
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.native import load_any_generator
+
+    try:
+        source = load_any_generator(path).model
+    except CheckpointError as error:
+        raise TrainingSetupError(f"--init-generator: {error}") from error
+    weighted = {layer.name: layer for layer in source.layers if layer.weights}
+    copied, left = 0, []
+    for layer in generator.layers:
+        if not layer.weights:
+            continue
+        match = weighted.get(layer.name)
+        values = match.get_weights() if match is not None else None
+        if values is None or [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+            left.append(layer.name)
+            continue
+        layer.set_weights(values)
+        copied += 1
+    if not copied:
+        raise TrainingSetupError(f"--init-generator: no layer of {path} matches this configuration's generator by "
+                                 "name and shape; give a checkpoint of the same layout")
+    return copied, left
+
+
 def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:
     """The perceptual term's VGG16 pools (ImageNet's weights: the run's file, else loss.vgg_weights; FaceDancer's
     block weights with facedancer_perceptual); `extractor` replaces the VGG16 build (benchmarks pass a random one)."""

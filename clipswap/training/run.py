@@ -39,6 +39,7 @@ from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here;
     build_networks,
     check_identity_width,
     feature_source,
+    init_generator_from,
     load_clip,
     load_identity_encoder,
     make_optimizers,
@@ -460,6 +461,10 @@ def _build_in_scope(context: RunContext) -> SwapTrainer:
     with context.strategy.scope():
         config, files = context.config, context.files
         trainer = build_trainer(config, load_identity_encoder(config, files), load_clip(config, files), files=files)
+        if files.init_generator and not context.resume:
+            copied, left = init_generator_from(trainer.generator, files.init_generator)
+            logger.info("the generator starts from %s: %d layers copied, %d left at their initial values%s",
+                        files.init_generator, copied, len(left), f" ({', '.join(left[:8])})" if left else "")
         trainer.make_train_function()
     return trainer
 

@@ -428,10 +428,24 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
     args = ["--preset", "tiny", "--steps", "2", "--set", "model.source_image=true", "--set", "model.source_flow=true",
             "--set", "model.residual=true", "--set", "weights.flow=1", "--set", "log_every=1", "--set", "eval_every=2",
             "--set", "eval_batch_size=2", "--set", "image_every=2", "--no-progress"]
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_flow", Path(__file__).resolve().parents[2] / "tools" / "pretrain_flow.py")
+    pretrain_flow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pretrain_flow)
+    flow = tmp_path / "flow" / "generator.keras"
+    assert pretrain_flow.main(["--pairs", str(folder), "--output", str(flow), "--preset", "tiny", "--steps", "3",
+                               "--batch-size", "4"]) == 0
+    pretrained = np.asarray(load_generator(flow).model.get_layer("generator_flow_field").kernel)
+    assert np.abs(pretrained).max() > 0  # the last conv starts at zero: the pretraining moved it
     run = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(run), *args])
+    result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(run), *args,
+                                       "--init-generator", str(flow)])
     assert result.exit_code == 0, result.output
     assert json.loads((run / "generator.json").read_text())["model"]["source_flow"] is True
+    trained = np.asarray(load_generator(run / "generator.keras").model.get_layer("generator_flow_field").kernel)
+    assert np.abs(trained - pretrained).max() < 0.5 * np.abs(pretrained).max()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert rows and all(np.isfinite(row["flow"]) and row["flow"] > 0 for row in rows if "flow" in row)
     assert any("flow" in row for row in rows)

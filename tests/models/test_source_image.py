@@ -373,3 +373,31 @@ def test_a_source_flow_trainer_trains_the_flow_from_the_landmarks_and_warps():
         build_tiny_trainer(weights, clip=False)
     with pytest.raises(ConfigError, match="source_flow and weights.flow"):
         build_tiny_trainer(SOURCE_WEIGHTS, clip=False, model={"source_image": True, "source_flow": True})
+
+
+def test_init_generator_copies_the_layers_of_the_same_name_and_shape(tmp_path):
+    """--init-generator's copy: a source_flow checkpoint starts a source_image generator everywhere but its first
+    conv (6 input channels both, but the flow layers do not exist there); another layout is refused."""
+    from clipswap.checkpoints.native import save_generator
+    from clipswap.training.assembly import TrainingSetupError, init_generator_from
+
+    flow = Generator(FLOW)
+    for v in flow.trainable_variables:
+        v.assign(v + 0.01)
+    path = tmp_path / "flow.keras"
+    save_generator(flow, FLOW, path)
+    fresh = Generator(FLOW)
+    copied, left = init_generator_from(fresh, str(path))
+    assert left == [] and copied == len([layer for layer in fresh.layers if layer.weights])
+    for a, b in zip(fresh.weights, flow.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = Generator(TINY.replace(source_image=True, residual=True))
+    copied, left = init_generator_from(other, str(path))
+    assert copied > 0 and left == []  # the flow layers are extra in the checkpoint, nothing of G is left out
+    np.testing.assert_array_equal(np.asarray(other.get_layer("generator_x0").kernel),
+                                  np.asarray(flow.get_layer("generator_x0").kernel))
+    wide = Generator(TINY.replace(base_filters=16, mapping_width=64, mapping_depth=1))
+    with pytest.raises(TrainingSetupError, match="no layer"):
+        init_generator_from(wide, str(path))
+    with pytest.raises(TrainingSetupError, match="--init-generator"):
+        init_generator_from(wide, str(tmp_path / "absent.keras"))
