@@ -8,6 +8,10 @@ Atomicity: TensorFlow writes a checkpoint's data and index files under temporary
 complete, and tf.train.CheckpointManager rewrites its `checkpoint` index file (the pointer to the latest checkpoint)
 atomically only after that; a run killed at any moment therefore leaves the pointer on the last complete checkpoint,
 which is what `restore` reads.
+
+Beside each one it writes the backend-neutral state file of the same step (clipswap.training.state_files: G, D, both
+optimisers, the CLIP mean), which the JAX loop reads, and which this loop reads when the newest state of a run is
+one the JAX loop wrote.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from clipswap.errors import ClipswapError
+from clipswap.training.state_files import CheckpointRestoreError, StateCheckpoints, state_groups
 from clipswap.training.trainer import SwapTrainer
 
 logger = logging.getLogger(__name__)
@@ -25,8 +29,7 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_PREFIX = "ckpt"
 
 
-class CheckpointRestoreError(ClipswapError, RuntimeError):
-    """A checkpoint exists but does not match what this run built."""
+__all__ = ["CHECKPOINT_PREFIX", "CheckpointRestoreError", "TrainingCheckpoints"]
 
 
 class TrainingCheckpoints:
@@ -37,9 +40,11 @@ class TrainingCheckpoints:
         trainer: a compiled SwapTrainer (its optimisers built, so their slots exist before a restore).
         keep: how many recent checkpoints to keep.
         data_iterator: a tf.data (or distributed) iterator to save alongside, or None.
+        state_files: also write the backend-neutral state file of each step (the run loop's choice).
     """
 
-    def __init__(self, directory: str | Path, trainer: SwapTrainer, keep: int = 3, data_iterator=None):
+    def __init__(self, directory: str | Path, trainer: SwapTrainer, keep: int = 3, data_iterator=None,
+                 state_files: bool = False):
         if trainer.g_optimizer is None or trainer.d_optimizer is None:
             raise ValueError("compile the trainer (both optimisers) before creating its checkpoints")
         self.directory = Path(directory)
@@ -59,6 +64,10 @@ class TrainingCheckpoints:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, str(self.directory), max_to_keep=keep, checkpoint_name=CHECKPOINT_PREFIX,
         )
+        groups = state_groups(trainer.generator, trainer.discriminator, trainer.g_optimizer, trainer.d_optimizer,
+                              trainer.swap_loss.clip_mean)
+        self._state_files = StateCheckpoints(self.directory, groups, keep, lambda: trainer.step_counter.numpy())
+        self.write_state_files = bool(state_files)
 
     @property
     def latest(self) -> str | None:
@@ -70,7 +79,19 @@ class TrainingCheckpoints:
         step = int(self.trainer.step_counter.numpy())
         path = self.manager.save(checkpoint_number=step)
         logger.info("saved checkpoint %s", path)
+        if self.write_state_files:
+            self._state_files.save()
         return path
+
+    def restore_state_file(self, path: str | Path) -> int:
+        """Restore a backend-neutral state file (one the JAX loop wrote) into the trainer; returns its step.
+
+        Raises:
+            CheckpointRestoreError: the file does not match this run's models and optimisers.
+        """
+        step = self._state_files.restore(path)
+        self.trainer.step_counter.assign(step)
+        return step
 
     def restore(self, path: str | None = None) -> int:
         """Restore `path` (default: the latest) and return the step it was taken at.

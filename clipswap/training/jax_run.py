@@ -42,18 +42,9 @@ from clipswap.training.callbacks import (
 )
 from clipswap.training.jax_step import JaxSwapStep, JaxTrainState
 from clipswap.training.run_folder import GRID_ROWS, RunResult, check_resume_config, forget_after
-from clipswap.training.state_files import CheckpointRestoreError, StateCheckpoints, latest_state
+from clipswap.training.state_files import CheckpointRestoreError, StateCheckpoints, latest_state, state_groups
 
 logger = logging.getLogger(__name__)
-
-
-def state_groups(generator, discriminator, g_optimizer, d_optimizer, clip_mean) -> dict[str, list]:
-    """The variables a state file holds, by group, in the order both backends build them (state_files)."""
-    groups = {"generator": generator.weights, "discriminator": discriminator.weights,
-              "g_optimizer": g_optimizer.variables, "d_optimizer": d_optimizer.variables}
-    if clip_mean is not None:
-        groups["clip_mean"] = [clip_mean.mean, clip_mean.count]
-    return groups
 
 
 def learning_rate(optimizer: keras.optimizers.Optimizer, step: int) -> float:

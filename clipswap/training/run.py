@@ -63,6 +63,7 @@ from clipswap.training.run_folder import (  # noqa: F401 (these lived here; thei
     check_resume_config,
     forget_after,
 )
+from clipswap.training.state_files import latest_state
 from clipswap.training.trainer import SwapTrainer, current_learning_rate
 
 logger = logging.getLogger(__name__)
@@ -208,7 +209,8 @@ def run_training(
     """
     run_dir = Path(run_dir)
     checkpoint_dir = run_dir / "checkpoints"
-    has_checkpoints = checkpoint_dir.is_dir() and tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+    has_checkpoints = checkpoint_dir.is_dir() and (tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
+                                                   or latest_state(checkpoint_dir) is not None)
     if resume and not has_checkpoints:
         if not (run_dir / "config.json").is_file():
             # Before the folder is made: a failed --resume leaves no empty run folder behind.
@@ -489,10 +491,18 @@ def _start(context: RunContext, trainer: SwapTrainer, dataset_fn: Callable[[int]
         logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
         save_data = False
     checkpoints = TrainingCheckpoints(context.out_dir / "checkpoints", trainer, config.schedule.keep_checkpoints,
-                                      iterator if save_data else None)
+                                      iterator if save_data else None, state_files=True)
     start_step = 0
     if context.resume:
-        start_step = checkpoints.restore(tf.train.latest_checkpoint(str(context.run_dir / "checkpoints")))
+        latest = tf.train.latest_checkpoint(str(context.run_dir / "checkpoints"))
+        state = latest_state(context.run_dir / "checkpoints")
+        if state is not None and (latest is None or state[0] > int(latest.rsplit("-", 1)[-1])):
+            # The newest state is a state file alone: the JAX loop wrote it. It holds no tf.data position.
+            logger.info("resuming from %s (written by the JAX loop); the data order is reseeded", state[1])
+            start_step = checkpoints.restore_state_file(state[1])
+            save_data = False
+        else:
+            start_step = checkpoints.restore(latest)
         if not save_data:
             iterator = _iterate(context, dataset_fn(config.seed + start_step))
         logger.info("resuming at step %d of %d", start_step, config.schedule.steps)

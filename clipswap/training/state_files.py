@@ -133,3 +133,12 @@ class StateCheckpoints:
         step = int(stored["step"])
         logger.info("restored training state %s (step %d)", path, step)
         return step
+
+
+def state_groups(generator, discriminator, g_optimizer, d_optimizer, clip_mean) -> dict[str, list]:
+    """The variables a state file holds, by group, in the order both backends build them (state_files)."""
+    groups = {"generator": generator.weights, "discriminator": discriminator.weights,
+              "g_optimizer": g_optimizer.variables, "d_optimizer": d_optimizer.variables}
+    if clip_mean is not None:
+        groups["clip_mean"] = [clip_mean.mean, clip_mean.count]
+    return groups
