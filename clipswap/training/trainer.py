@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+# The optimisers are built by clipswap.training.assembly (no TensorFlow there); importable from here as before.
+from clipswap.training.assembly import current_learning_rate, make_optimizer  # noqa: F401
 from clipswap.training.loss import SwapLoss
 
 
@@ -107,7 +109,3 @@ class SwapTrainer(keras.Model):
             # which that reduction (the mean over every replica of every worker) removes again.
             results = {term: tf.reshape(value, [1]) for term, value in results.items()}
         return results
-
-
-# Built by clipswap.training.assembly (no TensorFlow there); importable from here as before.
-from clipswap.training.assembly import current_learning_rate, make_optimizer  # noqa: E402, F401
