@@ -2,11 +2,11 @@
 TensorFlow.
 
 The same configuration tree, checks and run folder as clipswap.training.run: config.json, checkpoints/ (state files,
-clipswap.training.state_files: atomic, the last K kept; the TensorFlow loop writes them too, so either backend
-resumes the other's run), metrics.jsonl, heldout.jsonl, images/ and the exported generator.keras + generator.json.
-No TensorBoard logs/ (its writer is TensorFlow's). The data is a face pack (clipswap pack) streamed by
-clipswap.training.pack_data; the step is clipswap.training.jax_step's jitted JaxSwapStep, whose state lives in JAX
-arrays and is written back to the Keras variables only when a callback reads them (held-out evaluation, grids,
+clipswap.training.state_files: atomic, the last K kept; the TensorFlow loop's checkpoints are the same files, so
+either backend resumes the other's run), metrics.jsonl, heldout.jsonl, images/ and the exported generator.keras +
+generator.json. No TensorBoard logs/ (its writer is TensorFlow's). The data is a face pack (clipswap pack) streamed
+by clipswap.training.pack_data; the step is clipswap.training.jax_step's jitted JaxSwapStep, whose state lives in
+JAX arrays and is written back to the Keras variables only when a callback reads them (held-out evaluation, grids,
 checkpoints) and at the end.
 """
 
@@ -42,7 +42,7 @@ from clipswap.training.callbacks import (
 )
 from clipswap.training.jax_step import JaxSwapStep, JaxTrainState
 from clipswap.training.run_folder import GRID_ROWS, RunResult, check_resume_config, forget_after
-from clipswap.training.state_files import CheckpointRestoreError, StateCheckpoints, latest_state, state_groups
+from clipswap.training.state_files import CheckpointRestoreError, StateCheckpoints, newest_checkpoint, state_groups
 
 logger = logging.getLogger(__name__)
 
@@ -101,12 +101,16 @@ def run_training_jax(config: TrainConfig, data_dir: str | Path, run_dir: str | P
         raise TrainingSetupError(f"the JAX loop runs under KERAS_BACKEND=jax, not {keras.backend.backend()!r}")
     files = files or RunFiles()
     run_dir, data_dir = Path(run_dir), Path(data_dir)
-    found = latest_state(run_dir / "checkpoints")
+    found = newest_checkpoint(run_dir / "checkpoints")
     if found and not resume:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
+    if found and found[1].suffix != ".npz":
+        raise TrainingSetupError(f"{run_dir}'s newest checkpoint ({found[1].name}) is an earlier version's tf.train "
+                                 "checkpoint, which only TensorFlow reads: resume it once with `clipswap train "
+                                 "--resume` on TensorFlow (it then writes state files), then with --backend jax")
     if resume and not found:
         if not (run_dir / "config.json").is_file():
-            raise TrainingSetupError(f"--resume: no training state file (state-*.npz) in {run_dir / 'checkpoints'}")
+            raise TrainingSetupError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
         logger.warning("--resume: %s has no checkpoint yet; starting from step 0", run_dir)
         forget_after(run_dir, -1)
         resume = False

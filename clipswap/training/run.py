@@ -3,7 +3,8 @@ checkpoints and logs, export the generator.
 
 Run folder layout:
     config.json           the resolved TrainConfig tree (no file paths); a resumed run must match its model and losses
-    checkpoints/          tf.train checkpoints (ckpt-<step>.*), the last `keep_checkpoints` kept
+    checkpoints/          state-<step>.npz (clipswap.training.state_files; both backends read them) with the tf.data
+                          position beside each (state-<step>.tfdata.*), the last `keep_checkpoints` kept
     logs/                 TensorBoard event files (scalars, image grids, held-out identity loss)
     metrics.jsonl         the logged scalar means, one JSON object per `log_every` steps
     heldout.jsonl         the held-out identity loss every `eval_every` steps (and at the start)
@@ -63,7 +64,7 @@ from clipswap.training.run_folder import (  # noqa: F401 (these lived here; thei
     check_resume_config,
     forget_after,
 )
-from clipswap.training.state_files import latest_state
+from clipswap.training.state_files import newest_checkpoint
 from clipswap.training.trainer import SwapTrainer, current_learning_rate
 
 logger = logging.getLogger(__name__)
@@ -209,8 +210,7 @@ def run_training(
     """
     run_dir = Path(run_dir)
     checkpoint_dir = run_dir / "checkpoints"
-    has_checkpoints = checkpoint_dir.is_dir() and (tf.train.latest_checkpoint(str(checkpoint_dir)) is not None
-                                                   or latest_state(checkpoint_dir) is not None)
+    has_checkpoints = newest_checkpoint(checkpoint_dir) is not None
     if resume and not has_checkpoints:
         if not (run_dir / "config.json").is_file():
             # Before the folder is made: a failed --resume leaves no empty run folder behind.
@@ -491,20 +491,16 @@ def _start(context: RunContext, trainer: SwapTrainer, dataset_fn: Callable[[int]
         logger.warning("the distributed data iterator cannot be checkpointed; a resumed run reseeds the data order")
         save_data = False
     checkpoints = TrainingCheckpoints(context.out_dir / "checkpoints", trainer, config.schedule.keep_checkpoints,
-                                      iterator if save_data else None, state_files=True)
+                                      iterator if save_data else None)
     start_step = 0
     if context.resume:
-        latest = tf.train.latest_checkpoint(str(context.run_dir / "checkpoints"))
-        state = latest_state(context.run_dir / "checkpoints")
-        if state is not None and (latest is None or state[0] > int(latest.rsplit("-", 1)[-1])):
-            # The newest state is a state file alone: the JAX loop wrote it. It holds no tf.data position.
-            logger.info("resuming from %s (written by the JAX loop); the data order is reseeded", state[1])
-            start_step = checkpoints.restore_state_file(state[1])
-            save_data = False
-        else:
-            start_step = checkpoints.restore(latest)
-        if not save_data:
+        start_step = checkpoints.restore(newest_checkpoint(context.run_dir / "checkpoints")[1])
+        if not checkpoints.data_restored:
+            if save_data:
+                # A state file without a data position: the JAX loop's, or one saved without it.
+                logger.info("the checkpoint holds no tf.data position: the data order is reseeded by the step")
             iterator = _iterate(context, dataset_fn(config.seed + start_step))
+            checkpoints.data_iterator = iterator if save_data else None
         logger.info("resuming at step %d of %d", start_step, config.schedule.steps)
         forget_after(context.out_dir, start_step)
     return iterator, checkpoints, start_step

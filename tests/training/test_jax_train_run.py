@@ -114,7 +114,10 @@ def test_jax_run_is_killed_resumed_exported_and_crosses_backends(tmp_path):
     assert crossed.returncode == 0, crossed.stderr[-3000:]
     assert "trained steps 10 -> 12" in crossed.stdout, crossed.stdout
     _continued(run / "checkpoints" / "state-00000010.npz", run / "checkpoints" / "state-00000012.npz", 2, 12)
-    assert (run / "checkpoints" / "ckpt-12.index").is_file()
+    # TensorFlow's checkpoint is the state file with its tf.data position beside it: the state is written once.
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "state-00000008.npz", "state-00000010.npz", "state-00000012.npz",
+        "state-00000012.tfdata.data-00000-of-00001", "state-00000012.tfdata.index"]
 
     # JAX resumes the TensorFlow run.
     back = _run(["train", "--backend", "jax", "--data", str(pack), "--run-dir", str(run), "--steps", "14",
@@ -122,7 +125,26 @@ def test_jax_run_is_killed_resumed_exported_and_crosses_backends(tmp_path):
     assert back.returncode == 0, back.stderr[-3000:]
     assert "trained steps 12 -> 14" in back.stdout, back.stdout
     _continued(run / "checkpoints" / "state-00000012.npz", run / "checkpoints" / "state-00000014.npz", 2, 14)
-    assert _steps(run) == list(range(1, 15))
+    assert _steps(run) == list(range(1, 15)), "a JAX resume of TensorFlow's checkpoint keeps the run's rows"
+    assert [json.loads(line)["step"] for line in (run / "heldout.jsonl").read_text().splitlines()] == [0, 5, 10]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "state-00000010.npz", "state-00000012.npz", "state-00000012.tfdata.data-00000-of-00001",
+        "state-00000012.tfdata.index", "state-00000014.npz"]
+
+
+def test_a_jax_resume_of_an_earlier_versions_tf_train_checkpoint_is_one_sentence(tmp_path):
+    _, pack = _data(tmp_path)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-6"\n')
+    (run / "checkpoints" / "ckpt-6.index").write_bytes(b"")
+    (run / "metrics.jsonl").write_text("".join(f'{{"step": {step}}}\n' for step in range(1, 7)))
+    result = _run(["train", "--backend", "jax", "--data", str(pack), "--run-dir", str(run), "--steps", "8",
+                   "--resume", *TINY], jax=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "ckpt-6) is an earlier version's tf.train checkpoint, which only TensorFlow reads" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 6, "a refused resume keeps the run's rows"
 
 
 def test_a_jax_run_on_shards_is_refused_with_one_sentence(tmp_path):

@@ -92,7 +92,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
     line = run_script(1, 2, tmp_path / "run")  # batches 0 and 1 are finite, batch 2 (step 3) holds NaN
     assert line.startswith("ERROR NonFiniteLossError"), line
     message = json.loads(line.split(" ", 2)[2])
-    assert "non-finite loss at step 3" in message and "ckpt-2" in message
-    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.index"))
-    assert checkpoints == ["ckpt-1.index", "ckpt-2.index"]
+    assert "non-finite loss at step 3" in message and "state-00000002.npz" in message
+    checkpoints = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("*.npz"))
+    assert checkpoints == ["state-00000001.npz", "state-00000002.npz"]
     assert not (tmp_path / "run" / "generator.keras").exists()
