@@ -79,8 +79,13 @@ def seed_tensor(seed: int | Sequence[int] | jax.Array) -> jax.Array:
 
 
 def shift_seed(seed, offset: int) -> jax.Array:
-    """A second stream of the same step's seed (tf_only.shift_seed's contract): the key folded with `offset`."""
-    return jax.random.fold_in(seed_tensor(seed), offset & 0x7FFFFFFF)
+    """A second stream of the same step's seed (tf_only.shift_seed's contract): the key folded with the high and
+    then the low 32-bit word of `offset`, 0 <= offset < 2**64, so that every offset (the identity augmentation's is
+    2**40) gives its own stream, as it does on TensorFlow."""
+    if not 0 <= offset < 1 << 64:
+        raise ValueError(f"a seed offset is in [0, 2**64), got {offset}")
+    key = jax.random.fold_in(seed_tensor(seed), (offset >> 32) & 0xFFFFFFFF)
+    return jax.random.fold_in(key, offset & 0xFFFFFFFF)
 
 
 def step_seed(run_seed: int, step) -> jax.Array:
