@@ -2,10 +2,11 @@
 give TensorFlow's outputs.
 
 One subprocess under KERAS_BACKEND=jax with TensorFlow made unimportable runs the backend-agnostic tests
-(AGNOSTIC_TESTS, which the suite also runs on TensorFlow) and then tests/backend_probe.py's probe; this process runs
-the same probe on TensorFlow and compares. The TensorFlow-only modules (the R1 double backprop, the seeded draws, the
-CLIP-mean state, the fused bf16 kernel, the MAC counter) are named below, and nothing else in layers/, models/ or
-losses/ may import TensorFlow.
+(AGNOSTIC_TESTS, which the suite also runs on TensorFlow), the JAX training step's own tests (JAX_TESTS: the jitted
+step, its state file and an exact resume) and then tests/backend_probe.py's probe; this process runs the same probe
+on TensorFlow and compares. The TensorFlow-only modules (the R1 double backprop, the seeded draws, the CLIP-mean
+state, the fused bf16 kernel, the MAC counter) are named below, and nothing else in layers/, models/ or losses/ may
+import TensorFlow.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ BF16_TOLERANCE = 0.05
 JAX_JOB_TIMEOUT = 900
 #: The test files written for every backend: each of their tests runs on TensorFlow in the suite and on JAX here.
 AGNOSTIC_TESTS = (TESTS / "layers" / "test_layers.py", TESTS / "test_backend_agnostic.py")
+#: The test files of JAX-only code, which skip on TensorFlow: the jitted training step.
+JAX_TESTS = (TESTS / "training" / "test_jax_step_on_jax.py",)
 
 
 def _imports_tensorflow(path: Path) -> list[int]:
@@ -111,7 +114,7 @@ def test_layers_models_and_losses_run_on_jax_without_tensorflow_and_match_it(tmp
     out = tmp_path / "jax.npz"
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     command = [sys.executable, str(TESTS / "backend_probe.py"), str(out), "--block-tensorflow",
-               "--pytest", *map(str, AGNOSTIC_TESTS)]
+               "--pytest", *map(str, AGNOSTIC_TESTS + JAX_TESTS)]
     result = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=JAX_JOB_TIMEOUT)
     assert result.returncode == 0, f"the JAX run failed:\n{result.stdout[-6000:]}\n{result.stderr[-4000:]}"
