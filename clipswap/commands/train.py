@@ -46,9 +46,11 @@ def choose_backend(backend: str | None) -> str:
 
 @click.command("train")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder of `clipswap align` TFRecord shards (or its shards/ subfolder).")
+              help="Folder of `clipswap align` TFRecord shards (or its shards/ subfolder), or of `clipswap pairs`; "
+                   "with --backend jax, a face pack made by `clipswap pack`.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Run folder: config.json, checkpoints/, logs/ (TensorBoard), images/, generator.keras.")
+              help="Run folder: config.json, checkpoints/, metrics.jsonl, images/, generator.keras, and logs/ "
+                   "(TensorBoard; TensorFlow only).")
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
               help="paper: the ClipSwap paper's settings (needs --arcface and --clip-preset; paper-offline: SFace, "
                    "no CLIP); facedancer: FaceDancer's recipe; tiny: a CPU-sized run; demo: the shipped demo.")
@@ -73,14 +75,18 @@ def choose_backend(backend: str | None) -> str:
               help="A generator checkpoint (ours or a published .h5) whose weights start a new run where layer names "
                    "and shapes match (warm start, fine-tuning); a --resume restores the run's own checkpoint.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-              help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling). [default: fp32]")
-@click.option("--xla", is_flag=True, default=False, help="Compile the train step with XLA.")
+              help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling; TensorFlow only). "
+                   "[default: fp32]")
+@click.option("--xla", is_flag=True, default=False,
+              help="Compile the train step with XLA (TensorFlow; --backend jax always compiles with XLA).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
 @click.option("--cpu-replicas", type=click.IntRange(min=0, max=64), default=0, show_default=True,
-              help="Split the CPU into N logical devices and train N-way MirroredStrategy (testing distribution).")
+              help="Split the CPU into N logical devices and train N-way MirroredStrategy (testing distribution; "
+                   "TensorFlow only).")
 @click.option("--resume", is_flag=True, default=False, help="Continue from the latest checkpoint in --run-dir.")
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
-@click.option("--no-progress", is_flag=True, default=False, help="No tqdm bar (logs still go to TensorBoard).")
+@click.option("--no-progress", is_flag=True, default=False,
+              help="No tqdm bar (the figures still go to metrics.jsonl, and to TensorBoard on TensorFlow).")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
                    "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]")

@@ -85,6 +85,17 @@ def test_bad_options_fail_with_a_clear_message(args, message):
     assert message in result.output
 
 
+def test_help_says_which_options_are_tensorflow_only():
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for said in ("with --backend jax, a face pack made by `clipswap pack`", "logs/ (TensorBoard; TensorFlow only)",
+                 "fp16 (mixed float16 with loss scaling; TensorFlow only)",
+                 "XLA (TensorFlow; --backend jax always compiles with XLA)",
+                 "MirroredStrategy (testing distribution; TensorFlow only)", "and to TensorBoard on TensorFlow"):
+        assert said in text, said
+
+
 def test_real_run_needs_data_and_run_dir(tmp_path):
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--run-dir", str(tmp_path)])
     assert result.exit_code != 0 and "--data and --run-dir are required" in result.output
