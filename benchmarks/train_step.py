@@ -106,7 +106,8 @@ def measure_jax(preset: str, precision: str, batch: int, steps: int) -> dict:
     set_precision(precision)
     identity, clip, perceptual = build_encoders(preset, config)
     keras.utils.set_random_seed(config.seed)
-    generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks)
+    generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks,
+                                              config.loss.discriminator_paired)
     loss = build_loss(config, generator, discriminator, identity, clip, perceptual)
     step = JaxSwapStep(loss, *make_optimizers(config))
     data, holder = random_batch(config, batch), {"state": step.initial_state()}

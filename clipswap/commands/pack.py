@@ -16,12 +16,15 @@ _DIR = click.Path(file_okay=False)
 @click.option("--output", type=_DIR, required=True, help="The pack folder to create: faces.bin, index.npz, pack.json.")
 @click.option("--quality", type=click.IntRange(1, 100), default=85, show_default=True,
               help="JPEG quality of the re-encoded crops (85: lfw_train at 128 px in 42 MiB).")
-def pack(data, output, quality):
+@click.option("--size", type=click.IntRange(min=8), default=None,
+              help="Shrink the crops to SIZE px (a preset's image_size, e.g. 64 for tiny): a pack that travels in "
+                   "less. [default: the shards' size]")
+def pack(data, output, quality, size):
     """Pack aligned faces for training without TensorFlow (clipswap train --backend jax --data PACK)."""
     from clipswap.facedata.pack import write_pack
 
     try:
-        manifest = write_pack(data, output, quality)
+        manifest = write_pack(data, output, quality, size)
     except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"packed {manifest['faces']} faces of {manifest['identities']} identities ({manifest['shards']} "

@@ -87,12 +87,15 @@ def choose_backend(backend: str | None) -> str:
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
 @click.option("--no-progress", is_flag=True, default=False,
               help="No tqdm bar (the figures still go to metrics.jsonl, and to TensorBoard on TensorFlow).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MINUTES",
+              help="Stop at the end of the step in progress MINUTES after the start, checkpointed, scored and drawn "
+                   "like a last step (the generator is exported only once --steps is reached); --backend jax only.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,
               help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
                    "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]")
 def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, seed, arcface_path, clip_preset,
           vgg_weights, attribute_file, init_generator, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run,
-          no_progress, backend):
+          no_progress, time_limit, backend):
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
     A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
@@ -148,13 +151,18 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         from clipswap.training.jax_run import run_training_jax
 
         try:
+            # Decoding threads: this 2-core CPU's two, up to 8 where there are more cores (a GPU machine).
             result = run_training_jax(config, data_dir, run_dir, files=files, resume=resume,
-                                      progress=not no_progress)
+                                      progress=not no_progress, workers=max(2, min(8, os.cpu_count() or 2)),
+                                      time_limit=None if time_limit is None else 60.0 * time_limit)
         except (ClipswapError, FileNotFoundError) as error:
             raise click.ClickException(str(error)) from error
         _report(result)
         return
 
+    if time_limit is not None:
+        raise click.ClickException("--time-limit is --backend jax's (the runs on a lent GPU machine): give --steps "
+                                   "on TensorFlow")
     if cpu_replicas > 1 and os.environ.get("TF_CONFIG"):
         raise click.ClickException("--cpu-replicas and TF_CONFIG (multi-worker) cannot be combined")
 

@@ -12,8 +12,9 @@ Layout of PACK/:
     index.npz   offset [N] int64, length [N] int32 (bytes of each JPEG in faces.bin), label [N] int64 (identity
                 index of the shards' identities.json), shard [N] int32 (the shard each record came from, in the
                 shards' sorted order), path [N] str (the original photo)
-    pack.json   version, image_size, quality, faces, identities, shards, bytes, and the JPEG re-encoding's mean
-                absolute error against the shards' PNG pixels (0-255 scale)
+    pack.json   version, image_size (the crops' side), source_image_size (the shards'; larger when `--size`
+                shrank them), quality, faces, identities, shards, bytes, and the JPEG re-encoding's mean absolute
+                error against the pixels it encoded (0-255 scale)
 
 Records keep the shards' file order, so the TensorFlow path's split (the last shard held out) and its fixed
 evaluation batch (the first records of the held-out shard) are the same records here.
@@ -39,8 +40,8 @@ logger = logging.getLogger(__name__)
 
 PACK_VERSION = 1
 BLOB, INDEX, MANIFEST = "faces.bin", "index.npz", "pack.json"
-#: JPEG quality of `clipswap pack`: lfw_train at 128 px takes 42 MiB at 85 (50 at 90, 67 at 95), which leaves the
-#: repository (12 MiB) room inside the GPU machine's 64 MiB; the mean error it adds is written in pack.json.
+#: JPEG quality of `clipswap pack`: lfw_train at 128 px takes 42 MiB at 85 (50 at 90, 67 at 95; 33 at 75, what fits
+#: beside the repository and the carried wheels in the GPU machine's 64 MiB); the mean error is written in pack.json.
 DEFAULT_QUALITY = 85
 
 
@@ -137,7 +138,8 @@ def open_pack(folder: str | Path) -> FacePack:
     return FacePack(folder, blob, manifest=manifest, **arrays)
 
 
-def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_QUALITY) -> dict:
+def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_QUALITY,
+               size: int | None = None) -> dict:
     """Pack the faces of `clipswap align` shards (reads them with TensorFlow; the pack is then read without it).
 
     The pack is written into a temporary folder beside `output` and renamed onto it when complete, so a failed or
@@ -147,18 +149,23 @@ def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_
         data_dir: the `clipswap align` output folder, or its shards.
         output: the pack folder to create (must not exist, or be empty).
         quality: JPEG quality 1-100.
+        size: shrink the crops to size x size before encoding (a preset that trains at a smaller side than the
+            shards' crops gets a pack a fraction of the size); None keeps the shards' side.
 
     Returns:
         The manifest (pack.json's content).
 
     Raises:
-        PackError: no shards, an output folder that holds files, an undecodable record, crops of mixed sizes.
+        PackError: no shards, an output folder that holds files, an undecodable record, crops of mixed sizes, a
+            `size` larger than the crops.
     """
     from clipswap.facedata.shards import ShardError, iterate_records, list_shards
 
     output = Path(output)
     if not 1 <= quality <= 100:
         raise PackError(f"the JPEG quality must be in 1..100, got {quality}")
+    if size is not None and size < 1:
+        raise PackError(f"the pack's crop size must be at least 1 pixel, got {size}")
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise PackError(f"{output} already exists and is not an empty folder; choose a new --output")
     try:
@@ -168,7 +175,7 @@ def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_
     parent = ensure_writable_dir(output.parent if str(output.parent) else Path("."))
     temporary = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=parent))
     try:
-        manifest = _write_pack_files(files, iterate_records, temporary, quality)
+        manifest = _write_pack_files(files, iterate_records, temporary, quality, size)
         manifest["source"] = str(Path(data_dir).resolve())
         (temporary / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
         if output.is_dir():
@@ -186,9 +193,9 @@ def write_pack(data_dir: str | Path, output: str | Path, quality: int = DEFAULT_
     return manifest
 
 
-def _write_pack_files(files: list[str], iterate_records, folder: Path, quality: int) -> dict:
-    """faces.bin and index.npz of the records of `files` (in order) into `folder`; the manifest without its
-    source."""
+def _write_pack_files(files: list[str], iterate_records, folder: Path, quality: int, shrink_to: int | None) -> dict:
+    """faces.bin and index.npz of the records of `files` (in order), shrunk to `shrink_to` when given, into
+    `folder`; the manifest without its source."""
     offsets, lengths, labels, shards, paths = [], [], [], [], []
     error_sum, pixels, size, position = 0.0, 0, None, 0
     with open(folder / BLOB, "wb") as blob:
@@ -203,6 +210,11 @@ def _write_pack_files(files: list[str], iterate_records, folder: Path, quality: 
                 if bgr.shape[:2] != (size, size):
                     raise PackError(f"{file} holds crops of {bgr.shape[1]}x{bgr.shape[0]} and of {size}x{size}: a "
                                     "pack holds one size")
+                if shrink_to is not None and shrink_to != size:
+                    if shrink_to > size:
+                        raise PackError(f"the shards' crops are {size} px: a pack can shrink them but not enlarge "
+                                        f"them to {shrink_to} px (align at that size instead)")
+                    bgr = cv2.resize(bgr, (shrink_to, shrink_to), interpolation=cv2.INTER_AREA)
                 ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
                 if not ok:
                     raise PackError(f"OpenCV could not encode {record.path} as JPEG")
@@ -220,6 +232,7 @@ def _write_pack_files(files: list[str], iterate_records, folder: Path, quality: 
         raise PackError("the shards hold no records: nothing to pack")
     np.savez_compressed(folder / INDEX, offset=np.asarray(offsets, np.int64), length=np.asarray(lengths, np.int32),
              label=np.asarray(labels, np.int64), shard=np.asarray(shards, np.int32), path=np.asarray(paths, str))
-    return {"version": PACK_VERSION, "image_size": int(size), "quality": int(quality), "faces": len(offsets),
+    return {"version": PACK_VERSION, "image_size": int(shrink_to or size), "source_image_size": int(size),
+            "quality": int(quality), "faces": len(offsets),
             "identities": len(set(labels)), "shards": len(files), "bytes": position,
             "jpeg_mean_abs_error": round(error_sum / pixels, 4)}

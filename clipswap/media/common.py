@@ -9,8 +9,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import imageio_ffmpeg
-
 from clipswap.errors import ClipswapError
 
 log = logging.getLogger(__name__)
@@ -83,5 +81,8 @@ def media_kind(path: str | Path) -> str:
 
 def probe(path: str | Path) -> str:
     """What `ffmpeg -i FILE` says of a file (its stderr: container tags and streams)."""
+    # Imported here: every command loads this module, and training runs where imageio-ffmpeg is not installed.
+    import imageio_ffmpeg
+
     return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
                           capture_output=True, text=True, check=False, errors="replace").stderr

@@ -90,13 +90,21 @@ def _check_data(config: TrainConfig, data_dir: Path):
 
 
 def run_training_jax(config: TrainConfig, data_dir: str | Path, run_dir: str | Path, *, files: RunFiles | None = None,
-                     resume: bool = False, progress: bool = True, workers: int = 2) -> RunResult:
+                     resume: bool = False, progress: bool = True, workers: int = 2,
+                     time_limit: float | None = None) -> RunResult:
     """Train according to `config` on the face pack `data_dir` under Keras' JAX backend, writing the run folder
     (module docstring); the arguments are run.run_training's.
+
+    Args:
+        time_limit: seconds from this call after which the run stops at the end of the step in progress, which is
+            then checkpointed, scored on the held-out batch and drawn as a last step is (a session on a lent
+            machine has minutes); the generator is exported only when config.schedule.steps is reached. None: no
+            limit.
 
     Raises:
         TrainingSetupError: the configuration, data or run folder cannot make a run (one sentence).
     """
+    deadline = None if time_limit is None else time.monotonic() + float(time_limit)
     if keras.backend.backend() != "jax":
         raise TrainingSetupError(f"the JAX loop runs under KERAS_BACKEND=jax, not {keras.backend.backend()!r}")
     files = files or RunFiles()
@@ -127,7 +135,7 @@ def run_training_jax(config: TrainConfig, data_dir: str | Path, run_dir: str | P
     created = not run_dir.exists()
     run_dir = ensure_writable_dir(run_dir)
     try:
-        return _loop(config, files, pack, run_dir, resume, progress, workers)
+        return _loop(config, files, pack, run_dir, resume, progress, workers, deadline)
     except TrainingSetupError:
         if created and not any(path.is_file() for path in run_dir.rglob("*")):
             shutil.rmtree(run_dir)
@@ -135,7 +143,7 @@ def run_training_jax(config: TrainConfig, data_dir: str | Path, run_dir: str | P
 
 
 def _loop(config: TrainConfig, files: RunFiles, pack, run_dir: Path, resume: bool, progress: bool,
-          workers: int) -> RunResult:
+          workers: int, deadline: float | None) -> RunResult:
     from clipswap.training.pack_data import PackStream, pack_eval_batch
 
     schedule, data = config.schedule, config.data
@@ -174,14 +182,16 @@ def _loop(config: TrainConfig, files: RunFiles, pack, run_dir: Path, resume: boo
     holder["state"] = step_fn.initial_state(start_step)
 
     heldout = HeldoutIdentity(loss, eval_batch, schedule.eval_every, None, run_dir / "heldout.jsonl")
+    scalars = ScalarLogger(None, schedule.log_every, run_dir / "metrics.jsonl")
+    grids = ImageGridWriter(loss, {key: value[:GRID_ROWS] for key, value in eval_batch.items()}, schedule.image_every,
+                            None, run_dir / "images")
     callbacks = keras.callbacks.CallbackList([
         NonFiniteGuard(lambda: checkpoints.latest),
         _WriteBack(step_fn, holder, (schedule.eval_every, schedule.image_every, schedule.checkpoint_every),
                    schedule.steps),
-        ScalarLogger(None, schedule.log_every, run_dir / "metrics.jsonl"),
+        scalars,
         heldout,
-        ImageGridWriter(loss, {key: value[:GRID_ROWS] for key, value in eval_batch.items()}, schedule.image_every,
-                        None, run_dir / "images"),
+        grids,
         ProgressBar(disable=not progress),
         CheckpointSaver(checkpoints, schedule.checkpoint_every),
     ], steps=schedule.steps, initial_step=start_step)
@@ -199,6 +209,18 @@ def _loop(config: TrainConfig, files: RunFiles, pack, run_dir: Path, resume: boo
             logs.update(lr_g=learning_rate(g_optimizer, step - 1), lr_d=learning_rate(d_optimizer, step - 1),
                         step_time=elapsed, images_per_s=data.batch_size / elapsed)
             callbacks.on_train_batch_end(step, logs)
+            if deadline is not None and step < schedule.steps and time.monotonic() >= deadline:
+                # The time is up: this step becomes the last one, with what the callbacks give a last step.
+                step_fn.write_back(holder["state"])
+                scalars.flush(step)  # the rows of a partial logging interval (none when it just ended)
+                if step % schedule.checkpoint_every:
+                    checkpoints.save()
+                if step % schedule.eval_every:
+                    heldout.evaluate(step)
+                if step % schedule.image_every:
+                    grids.write(step)
+                logger.info("the time limit stopped the run after step %d of %d", step, schedule.steps)
+                break
     finally:
         batches.close()
         callbacks.on_train_end()

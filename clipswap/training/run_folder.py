@@ -72,7 +72,8 @@ RUN_LOGS = ("metrics.jsonl", "heldout.jsonl")
 def forget_after(run_dir: Path, step: int) -> None:
     """Make a resumed run's folder say what the restored state did: drop the log rows a killed run wrote after the
     checkpoint it resumes from (they would appear twice), and remove the partial checkpoint folders a kill during a
-    save leaves behind (`ckpt-N_temp*`; TensorFlow renames them into place only when a save completes)."""
+    save leaves behind (`state-N.tfdata_temp*`, and `ckpt-N_temp*` of earlier versions; TensorFlow renames them into
+    place only when a save completes)."""
     for name in RUN_LOGS:
         path = run_dir / name
         if not path.is_file():

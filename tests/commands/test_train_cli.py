@@ -96,6 +96,13 @@ def test_help_says_which_options_are_tensorflow_only():
         assert said in text, said
 
 
+def test_a_time_limit_on_tensorflow_is_one_sentence(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--data", str(tmp_path), "--run-dir",
+                                       str(tmp_path / "run"), "--time-limit", "1"])
+    assert result.exit_code == 1 and "--time-limit is --backend jax's" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_real_run_needs_data_and_run_dir(tmp_path):
     result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--run-dir", str(tmp_path)])
     assert result.exit_code != 0 and "--data and --run-dir are required" in result.output

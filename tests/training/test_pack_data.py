@@ -127,6 +127,25 @@ def test_batch_k_is_a_pure_function_of_seed_and_k_through_the_threads(packed):
     assert sorted(labels.tolist()) == sorted(pack.label[train].tolist())
 
 
+def test_a_pack_can_shrink_its_crops_but_not_enlarge_them(packed, tmp_path):
+    root, shards, faces, _ = packed
+    result = CliRunner().invoke(main, ["pack", "--data", str(shards), "--output", str(tmp_path / "small"), "--size",
+                                       str(SIZE // 2)])
+    assert result.exit_code == 0, result.output
+    pack = open_pack(tmp_path / "small")
+    assert (pack.manifest["image_size"], pack.manifest["source_image_size"]) == (SIZE // 2, SIZE)
+    assert pack.image_size == SIZE // 2 and len(pack) == FACES
+    assert pack.manifest["bytes"] < (root / "pack" / "faces.bin").stat().st_size
+    for index in (0, FACES - 1):
+        expected = cv2.resize(cv2.imdecode(np.frombuffer(faces[index].image, np.uint8), cv2.IMREAD_COLOR),
+                              (SIZE // 2, SIZE // 2), interpolation=cv2.INTER_AREA)
+        assert np.abs(pack.decode(index).astype(int) - cv2.cvtColor(expected, cv2.COLOR_BGR2RGB)).mean() < 3.0
+    result = CliRunner().invoke(main, ["pack", "--data", str(shards), "--output", str(tmp_path / "big"), "--size",
+                                       str(SIZE * 2)])
+    assert result.exit_code == 1 and "can shrink them but not enlarge them" in result.output
+    assert not (tmp_path / "big").exists() and "Traceback" not in result.output
+
+
 def test_a_damaged_or_occupied_pack_is_one_sentence(packed, tmp_path):
     root, shards, _, _ = packed
     broken = tmp_path / "broken"

@@ -1,5 +1,6 @@
-"""The trainer's optional modes: mixed float16 with dynamic loss scaling (--precision fp16), an XLA-compiled train
-step (--xla), and MultiWorkerMirroredStrategy from TF_CONFIG (two worker processes on localhost)."""
+"""The trainer's optional modes: mixed float16 with dynamic loss scaling (--precision fp16; the checkpoint keeps the
+scale), an XLA-compiled train step (--xla), and MultiWorkerMirroredStrategy from TF_CONFIG (two worker processes on
+localhost)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def moved_fraction(before: list[np.ndarray], variables) -> float:
 EXPECTED_TERMS = {"id", "rec", "perceptual", "contra", "att", "adv", "g_total", "d_adv", "r1", "d_total"}
 
 
-def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy, make_mode_trainer):
+def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy, make_mode_trainer,
+                                                                         tmp_path):
     keras.config.set_dtype_policy(POLICIES["fp16"])  # what run.set_precision("fp16") does
     trainer = make_mode_trainer(fp16=True)
     assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
@@ -73,6 +75,16 @@ def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore
     for variable in trainer.generator.variables + trainer.discriminator.variables:
         assert variable.dtype == "float32", variable.path
     assert int(trainer.step_counter.numpy()) == 6
+
+    # The state file keeps the loss scale: a fresh fp16 trainer resumes with the scale and counts the run reached.
+    from clipswap.training.checkpointing import TrainingCheckpoints
+
+    TrainingCheckpoints(tmp_path, trainer, keep=1).save()
+    resumed = make_mode_trainer(fp16=True)
+    assert TrainingCheckpoints(tmp_path, resumed, keep=1).restore() == 6
+    for saved, restored in ((trainer.g_optimizer, resumed.g_optimizer), (trainer.d_optimizer, resumed.d_optimizer)):
+        assert float(restored.dynamic_scale.numpy()) == float(saved.dynamic_scale.numpy())
+        assert int(restored.iterations.numpy()) == int(saved.iterations.numpy())
 
 
 @pytest.mark.slow
