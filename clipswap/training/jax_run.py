@@ -27,6 +27,7 @@ from clipswap.training.assembly import (
     build_loss,
     build_networks,
     check_identity_width,
+    init_generator_from,
     load_clip,
     load_identity_encoder,
     make_optimizers,
@@ -162,6 +163,10 @@ def _loop(config: TrainConfig, files: RunFiles, pack, run_dir: Path, resume: boo
     keras.utils.set_random_seed(config.seed)
     generator, discriminator = build_networks(config.model, config.loss.discriminator_patch_blocks,
                                               config.loss.discriminator_paired)
+    if files.init_generator and not resume:
+        copied, left = init_generator_from(generator, files.init_generator)
+        logger.info("the generator starts from %s: %d layers copied, %d left at their initial values",
+                    files.init_generator, copied, len(left))
     loss = build_loss(config, generator, discriminator, identity_model, clip_model, files=files)
     g_optimizer, d_optimizer = make_optimizers(config)
     step_fn = JaxSwapStep(loss, g_optimizer, d_optimizer, jit=True)
