@@ -376,9 +376,8 @@ def log_shard_same_identity_pairs(shards: list[Path], probability: float) -> boo
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
-    """A teacher term, a pre_swap, a source_warp or a source_flow generator needs `clipswap pairs` data (with
-    warps); a paired
-    discriminator needs pairs data with other photos of each person."""
+    """A teacher term, a pre_swap, a source_warp or a source_flow generator needs `clipswap pairs` data (with warps,
+    and for source_flow the landmarks); a paired discriminator needs pairs data with other photos of each person."""
     from clipswap.facedata.pairs import pairs_have_landmarks, pairs_have_mates, pairs_have_warps
 
     config, data_dir = context.config, context.data_dir
