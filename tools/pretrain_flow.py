@@ -47,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.pairs} is not a `clipswap pairs` folder with landmarks and warps; make it again with "
               "`clipswap pairs`", file=sys.stderr)
         return 1
-    config = get_preset(args.preset).model.replace(source_image=True, source_warp=False, source_flow=True)
+    try:
+        config = get_preset(args.preset).model.replace(source_image=True, source_warp=False, source_flow=True)
+    except ValueError as error:
+        print(f"error: preset {args.preset!r} cannot take a learned flow: {error}", file=sys.stderr)
+        return 1
     keras.utils.set_random_seed(args.seed)
     generator = Generator(config)
-    flow_variables = [v for v in generator.separately_trained_variables]
+    flow_variables = list(generator.separately_trained_variables)
     unit = config.image_size * FLOW_UNIT
     dataset = make_pair_dataset(pair_shards(args.pairs), args.batch_size, config.image_size, same_identity_prob=0.0,
                                 seed=args.seed, warped=True, mates=True, landmarks=True)
