@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import FiniteFloatRange
 from clipswap.config import PRECISIONS, PRESETS
 from clipswap.errors import ClipswapError
 
@@ -87,7 +88,7 @@ def choose_backend(backend: str | None) -> str:
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
 @click.option("--no-progress", is_flag=True, default=False,
               help="No tqdm bar (the figures still go to metrics.jsonl, and to TensorBoard on TensorFlow).")
-@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None, metavar="MINUTES",
+@click.option("--time-limit", type=FiniteFloatRange(min=0, min_open=True), default=None, metavar="MINUTES",
               help="Stop at the end of the step in progress MINUTES after the start, checkpointed, scored and drawn "
                    "like a last step (the generator is exported only once --steps is reached); --backend jax only.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -75,6 +76,14 @@ def ui(host, port, models, detector, max_upload_mb):
                    "removed at exit)")
         while True:
             time.sleep(0.5)
+    except KeyboardInterrupt:
+        # A swap still running in Gradio's worker threads would hold the process until it ends (minutes for a
+        # video on a busy CPU); its output was going to the folder removed here, so the process ends now.
+        shutil.rmtree(workdir, ignore_errors=True)
+        click.echo("Interrupted.", err=True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         if "blocks" in locals():
             blocks.close()
