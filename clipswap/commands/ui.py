@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -72,6 +73,9 @@ def ui(host, port, models, detector, max_upload_mb):
             reason = str(error).splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
             raise click.ClickException(f"cannot serve the page on {host}:{port} ({reason}): the port is in use or the "
                                        "address is not this machine's; choose another with --port or --host") from error
+        # Ctrl-C must reach the loop below as KeyboardInterrupt, whatever handler the server installed while
+        # launching (one that closes the server first waits for a running swap).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         click.echo(f"clipswap ui: serving http://{host}:{port} (Ctrl-C stops it; uploads and results in {workdir}, "
                    "removed at exit)")
         while True:
