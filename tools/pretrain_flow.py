@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from clipswap.checkpoints.native import save_generator
     from clipswap.config import get_preset
     from clipswap.facedata.pairs import pair_shards, pairs_have_landmarks, pairs_have_warps
-    from clipswap.losses.flow import flow_loss, landmark_flow_loss
+    from clipswap.losses.flow import flow_term, landmark_flow_loss
     from clipswap.models.generator import FLOW_UNIT, Generator
     from clipswap.training.data import make_pair_dataset
 
@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     def step(batch):
         with tf.GradientTape() as tape:
             warp, flow = generator.flow_warp(batch["target"], batch["source"])
+            loss = flow_term(warp, flow, batch["warped"], batch["target"], batch["target_68"], batch["source_68"],
+                             unit)
             points = landmark_flow_loss(flow, batch["target_68"], batch["source_68"], unit)
-            loss = points + flow_loss(warp, batch["warped"], batch["target"])
         optimizer.apply_gradients(zip(tape.gradient(loss, flow_variables), flow_variables, strict=True))
         return loss, points
 

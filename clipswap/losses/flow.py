@@ -88,3 +88,9 @@ def landmark_flow_loss(flow, target_points, source_points, unit: float):
     target_pixels = ops.cast(target_points, "float32") * size
     wanted = (ops.cast(source_points, "float32") - ops.cast(target_points, "float32")) * size
     return ops.mean(ops.abs(sample_points(flow, target_pixels) - wanted)) / unit
+
+
+def flow_term(predicted, flow, warped, target, target_points, source_points, unit: float):
+    """The flow term as training adds it: landmark_flow_loss of the flow plus flow_loss of its warp (one place for
+    the training loss and tools/pretrain_flow.py)."""
+    return landmark_flow_loss(flow, target_points, source_points, unit) + flow_loss(predicted, warped, target)

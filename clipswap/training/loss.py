@@ -47,7 +47,7 @@ from clipswap.losses.attribute import attribute_loss
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.contrastive import clip_contrastive_loss
 from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
-from clipswap.losses.flow import flow_loss, landmark_flow_loss
+from clipswap.losses.flow import flow_term
 from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
@@ -469,8 +469,7 @@ class SwapLoss:
             raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
         predicted, flow = self.generator.flow_warp(f.batch.target, f.batch.source)
         unit = self.generator.config_.image_size * FLOW_UNIT
-        return (landmark_flow_loss(flow, f.batch.target_68, f.batch.source_68, unit)
-                + flow_loss(predicted, f.batch.warped, f.batch.target))
+        return flow_term(predicted, flow, f.batch.warped, f.batch.target, f.batch.target_68, f.batch.source_68, unit)
 
     # --- a fixed batch (the held-out callback) -------------------------------------------------------------------
 
