@@ -37,6 +37,7 @@ from typing import Any
 import yaml
 
 from clipswap.errors import ClipswapError
+from clipswap.losses.terms import TERMS, LossTerm, weight_fields
 
 UP_TYPES = ("no_skip", "affa", "concat", "add")
 #: What the generator reads as its target input (ModelConfig.pre_swap).
@@ -190,27 +191,8 @@ class ModelConfig:
         return cls(**data)
 
 
-@dataclass(frozen=True)
-class LossWeights:
-    """Lambda of each generator term, and R1's gamma. Defaults: the paper's (section 8) plus adversarial 1, R1 10.
-
-    `teacher` (ours, 0 = off) weighs the L1 distance of every swap to its landmark-swap teacher image, which training
-    pairs made by `clipswap pairs` carry (clipswap.losses.reconstruction.teacher_loss). `flow` (ours) trains a
-    source_flow generator's warp (clipswap.losses.flow.flow_loss); it needs that generator. The fields are the generator
-    terms of clipswap.losses.terms (what each computes), then r1_gamma.
-    """
-
-    id: float = 10.0
-    rec: float = 5.0
-    perceptual: float = 0.2
-    contra: float = 0.3
-    att: float = 10.0
-    adv: float = 1.0
-    cycle: float = 0.0
-    ifsr: float = 0.0
-    teacher: float = 0.0
-    flow: float = 0.0
-    r1_gamma: float = 10.0
+class _LossWeightRules:
+    """What every LossWeights class holds besides its fields: the range check and the named weight sets."""
 
     def __post_init__(self) -> None:
         for item in fields(self):
@@ -225,6 +207,26 @@ class LossWeights:
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
+
+
+LOSS_WEIGHTS_DOC = """Lambda of each generator term, and R1's gamma: one field per weighted row of the loss-term table
+(clipswap.losses.terms, which says what each computes; defaults there: the paper's, section 8, plus adversarial 1),
+then r1_gamma (10). A weight of 0 turns an optional term off; `teacher` and `flow` are ours."""
+
+
+def loss_weights_class(terms: tuple[LossTerm, ...] = TERMS) -> type:
+    """The frozen dataclass of a loss-term table's weights: one float field per weighted row (`weights.<name>`),
+    defaulting to the row's weight, then R1's gamma (clipswap.losses.terms.weight_fields). Built from the table so
+    that a new row is a new key of the configuration, its config files and its run folders."""
+    return dataclasses.make_dataclass(
+        "LossWeights", [(name, float, field(default=default)) for name, default in weight_fields(terms)],
+        bases=(_LossWeightRules,), frozen=True,
+        namespace={"__module__": __name__, "__doc__": LOSS_WEIGHTS_DOC},
+    )
+
+
+#: The weights of the loss-term table (section `weights`).
+LossWeights = loss_weights_class()
 
 
 # --- the training sections ---------------------------------------------------------------------------------------

@@ -34,3 +34,10 @@ def discriminator_adversarial_loss(real_logits, fake_logits, real_weights=None):
     weights = ops.reshape(ops.cast(real_weights, "float32"), (-1,) + (1,) * (len(real.shape) - 1))
     weights = ops.broadcast_to(weights, ops.shape(real))
     return fake + ops.sum(real * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def generator_adversarial_term(step):
+    """The adv row: generator_adversarial_loss of D (training mode) on the swap as the loss's D reads it."""
+    loss = step.loss
+    logits = loss.discriminator(loss.discriminator_input(step.swap, step.batch), training=True)
+    return generator_adversarial_loss(logits)

@@ -132,3 +132,12 @@ def make_attribute_extractor(
         logger.info("attribute network from %s: outputs %s, input side %s", path, names, input_size)
         return FeatureExtractor(loaded, names, pixel_transform or "unit", input_size)
     raise ValueError(f"unknown attribute kind {kind!r}; choose one of {ATTRIBUTE_KINDS}")
+
+
+def attribute_term(step):
+    """The att row: eq. 9 between the loss's attribute features of the target and of the swap (or the feature
+    source's own comparison, e.g. the geometry network's)."""
+    source = step.loss.attribute
+    reference = [ops.stop_gradient(x) for x in source.features(step.batch.target, step.tgt_out)]
+    compare = source.compare or attribute_loss
+    return compare(reference, source.features(step.swap, step.swap_out))

@@ -8,7 +8,7 @@ WACV 2023).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from keras import ops
 
@@ -16,7 +16,7 @@ from keras import ops
 from clipswap.config import LossWeights
 
 # Term names, in reporting order, and their weight fields: the table of clipswap.losses.terms.
-from clipswap.losses.terms import BY_NAME, DISCRIMINATOR_TERMS, GENERATOR_TERMS, TOTALS, weight_of
+from clipswap.losses.terms import DISCRIMINATOR_TERMS, GENERATOR_TERMS, TERMS, TOTALS, LossTerm, weight_of
 
 
 def _scalar(name: str, value):
@@ -28,29 +28,33 @@ def _scalar(name: str, value):
     return value
 
 
-def generator_loss(terms: Mapping, weights: LossWeights) -> tuple:
+def generator_loss(terms: Mapping, weights: LossWeights, table: Sequence[LossTerm] = TERMS) -> tuple:
     """Total generator loss sum_k weight_k * term_k and every term by name.
 
     Args:
-        terms: raw scalar losses keyed by GENERATOR_TERMS names ("id", "rec", "perceptual", "contra", "att", "adv",
-            "cycle", "ifsr", "teacher"); leave out what is not computed. Unknown names are an error (typos would
-            vanish).
-        weights: LossWeights.
+        terms: raw scalar losses keyed by the table's generator rows ("id", "rec", "perceptual", "contra", "att",
+            "adv", "cycle", "ifsr", "teacher", "flow"); leave out what is not computed. Unknown names are an error
+            (typos would vanish).
+        weights: LossWeights (any object with the table's weight fields).
+        table: the loss-term table (clipswap.losses.terms.TERMS, or one with rows added).
 
     Returns:
-        (total scalar float32, named) where named holds, for every name in GENERATOR_TERMS, `name` (the raw value,
+        (total scalar float32, named) where named holds, for every generator row, `name` (the raw value,
         0 when absent) and `name + "_weighted"` (0 when absent or weighted 0, and then not in the total), plus
         "total". A term given with weight 0 is reported raw but contributes nothing.
     """
-    unknown = sorted(set(terms) - set(GENERATOR_TERMS))
+    rows = [row for row in table if row.side == "G"]
+    names = tuple(row.name for row in rows)
+    unknown = sorted(set(terms) - set(names))
     if unknown:
-        raise ValueError(f"unknown generator loss terms {unknown}; expected names from {GENERATOR_TERMS}")
+        raise ValueError(f"unknown generator loss terms {unknown}; expected names from {names}")
     zero = ops.convert_to_tensor(0.0, "float32")
     total = zero
     named: dict = {}
-    for name in GENERATOR_TERMS:
+    for row in rows:
+        name = row.name
         raw = _scalar(name, terms[name]) if name in terms else zero
-        weight = weight_of(BY_NAME[name], weights)
+        weight = weight_of(row, weights)
         weighted = weight * raw if name in terms and weight != 0 else zero
         total = total + weighted
         named[name] = raw
@@ -73,3 +77,6 @@ def discriminator_loss(terms: Mapping) -> tuple:
         total = total + named[name]
     named[TOTALS["D"]] = total
     return total, named
+
+
+__all__ = ["DISCRIMINATOR_TERMS", "GENERATOR_TERMS", "LossWeights", "discriminator_loss", "generator_loss"]

@@ -68,3 +68,17 @@ def clip_contrastive_loss(e_ref, e_swap, e_aug, e_mean, tau: float = CONTRASTIVE
     negatives = l2_normalize(swap - mean[None, :])  # S- [B, D], shared by every sample
     loss = _info_nce(query, positive_swap, negatives, tau) + _info_nce(query, positive_mean, negatives, tau)
     return ops.mean(loss)
+
+
+def contrastive_term(step, n_aug: int = 4, aug_distortion: float = 0.5, aug_crop_fraction: float = 0.75):
+    """The contra row, eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = `n_aug` seeded augmentations of the
+    swap (distortion and crop as given); updates the loss's CLIP mean EMA."""
+    loss = step.loss
+    e_swap = ops.cast(loss.clip_encoder(step.swap, training=False), "float32")
+    augmented = loss.parts.clip_augment(step.swap, n_aug=n_aug, distortion=aug_distortion,
+                                        crop_fraction=aug_crop_fraction, seed=step.seed)
+    flat = ops.reshape(augmented, (-1, *augmented.shape[2:]))
+    e_aug = ops.cast(loss.clip_encoder(flat, training=False), "float32")
+    e_aug = ops.reshape(e_aug, (-1, n_aug, e_aug.shape[-1]))
+    e_mean = loss.clip_mean.update(e_swap)
+    return clip_contrastive_loss(step.source_clip, e_swap, e_aug, e_mean)

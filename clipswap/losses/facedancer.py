@@ -67,3 +67,18 @@ def ifsr_loss(
         distance = ops.mean(1.0 - cosine_similarity(flat_target, flat_swap))
         loss += ops.relu(distance - margin_scale * margin)
     return loss
+
+
+def cycle_term(step):
+    """The cycle row: G run again on the swap with the target's identity, against the target."""
+    loss, target = step.loss, step.batch.target
+    cycled = loss.run_generator(step.swap, loss.identity_input(target, step.tgt_out), target, training=True)
+    return cycle_loss(cycled, target)
+
+
+def ifsr_term(step):
+    """The ifsr row: ifsr_loss over the loss's IFSR layers, the swap's features against the target's."""
+    layers = step.loss.ifsr_layers
+    reference = {name: ops.stop_gradient(step.tgt_out[name]) for name in layers}
+    swapped = {name: step.swap_out[name] for name in layers}
+    return ifsr_loss(reference, swapped, {name: IFSR_MARGINS[name] for name in layers})

@@ -8,6 +8,7 @@ from __future__ import annotations
 from keras import ops
 
 from clipswap.layers.flow_warp import bilinear_sample
+from clipswap.models.generator import FLOW_UNIT
 
 #: Resolutions compared: full, 1/2 and 1/4 (average pooling). The coarse ones see displacements of several pixels,
 #: which a bilinear warp's gradient at full resolution (one pixel wide) does not.
@@ -94,3 +95,18 @@ def flow_term(predicted, flow, warped, target, target_points, source_points, uni
     """The flow term as training adds it: landmark_flow_loss of the flow plus flow_loss of its warp (one place for
     the training loss and tools/pretrain_flow.py)."""
     return landmark_flow_loss(flow, target_points, source_points, unit) + flow_loss(predicted, warped, target)
+
+
+def generator_flow_term(step):
+    """The flow row: flow_term of a source_flow generator's own warp of the source onto the target, against the
+    batch's landmarks and landmark warp.
+
+    Raises:
+        ValueError: the generator has no learned flow (its config is not source_flow).
+    """
+    generator, batch = step.loss.generator, step.batch
+    if not getattr(getattr(generator, "config_", None), "source_flow", False):
+        raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
+    predicted, flow = generator.flow_warp(batch.target, batch.source)
+    unit = generator.config_.image_size * FLOW_UNIT
+    return flow_term(predicted, flow, batch.warped, batch.target, batch.target_68, batch.source_68, unit)

@@ -11,6 +11,10 @@ from keras import ops
 # to zero instead of NaN. 1e-6 rather than 1e-12 because the derivative of x/|x| grows like 1/max(|x|, eps): a tiny
 # eps turns a near-zero direction into a gradient spike of 1e12.
 NORM_EPS = 1e-6
+#: Key of the identity embedding in the identity network's outputs (the other keys are layer names).
+EMBEDDING = "embedding"
+#: Added to the step's seed for the identity augmentation: its own stream, apart from the CLIP augmentations'.
+ID_AUGMENT_SEED_OFFSET = 1 << 40
 
 
 def l2_normalize(x, axis: int = -1, eps: float = NORM_EPS):
@@ -41,3 +45,15 @@ def identity_loss(z_src, z_swap):
     if ops.ndim(z_src) != 2 or ops.ndim(z_swap) != 2:
         raise ValueError(f"identity_loss expects [B, D] embeddings, got {z_src.shape} and {z_swap.shape}")
     return ops.mean(1.0 - cosine_similarity(z_src, z_swap))
+
+
+def identity_term(step, id_augment: bool = False):
+    """The id row: eq. 6 between R(source) and R(swap), the swap first shifted and flipped by the step's seeded
+    identity augmentation (its own stream, ID_AUGMENT_SEED_OFFSET) when `id_augment`."""
+    if id_augment:
+        parts = step.loss.parts
+        shifted = parts.shift_seed(step.seed, ID_AUGMENT_SEED_OFFSET)
+        swap_embedding = step.loss.identity(parts.identity_augment(step.swap, shifted))[EMBEDDING]
+    else:
+        swap_embedding = step.swap_out[EMBEDDING]
+    return identity_loss(ops.stop_gradient(step.src_out[EMBEDDING]), swap_embedding)

@@ -216,3 +216,20 @@ def perceptual_loss(
         difference = ops.abs(ops.cast(target, "float32") - ops.cast(swap, "float32"))
         per_sample += weight * ops.mean(ops.reshape(difference, (ops.shape(difference)[0], -1)), axis=1)
     return same_pair_average(per_sample, same_mask, eps)
+
+
+def perceptual_term(step, perceptual_to_teacher: bool = False):
+    """The perceptual row: eq. 8 of the loss's perceptual FeatureSource, the swap against the target on same pairs,
+    or with `perceptual_to_teacher` against the teacher on every pair (on same pairs the teacher is the target, so
+    eq. 8 is unchanged there)."""
+    loss, batch = step.loss, step.batch
+    source = loss.perceptual
+    if perceptual_to_teacher and batch.teacher is not None:
+        teacher_out = {k: ops.stop_gradient(v) for k, v in loss.identity(batch.teacher).items()}
+        reference = [ops.stop_gradient(x) for x in source.features(batch.teacher, teacher_out)]
+        compared = ops.ones_like(batch.same)
+    else:
+        reference = [ops.stop_gradient(x) for x in source.features(batch.target, step.tgt_out)]
+        compared = batch.same
+    swapped = source.features(step.swap, step.swap_out)
+    return perceptual_loss(reference, swapped, compared, source.layer_weights)

@@ -99,3 +99,22 @@ def teacher_loss(teacher, swap, target=None, background: bool = False):
     rest = ops.sum(outside * ops.abs(teacher - swap), axis=(1, 2, 3)) / ops.maximum(
         3.0 * ops.sum(outside, axis=(1, 2, 3)), 1.0)
     return face + ops.mean(rest)
+
+
+def reconstruction_term(step, facedancer_rec_clip: bool = False):
+    """The rec row: eq. 7 between the swap and the target on the batch's same-identity pairs."""
+    return reconstruction_loss(step.batch.target, step.swap, step.batch.same, facedancer_clip=facedancer_rec_clip)
+
+
+def teacher_term(step, teacher_face_only: bool = False, teacher_background: bool = False):
+    """The teacher row: teacher_loss of the swap against the batch's landmark-swap teacher images, over the face
+    region only with `teacher_face_only`, face and background averaged apart with `teacher_background`.
+
+    Raises:
+        ValueError: the batch carries no teacher images.
+    """
+    batch = step.batch
+    if batch.teacher is None:
+        raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
+    return teacher_loss(batch.teacher, step.swap, batch.target if teacher_face_only else None,
+                        background=teacher_background)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import keras
 
-from clipswap.config import IDENTITY_ENCODERS, ModelConfig, RunFiles, TrainConfig
+from clipswap.config import FLAT_KEYS, IDENTITY_ENCODERS, ModelConfig, RunFiles, TrainConfig
 from clipswap.errors import ClipswapError
+from clipswap.losses.terms import term_options
 from clipswap.models.arcface import ARCFACE_SPEC
 from clipswap.models.sface import SFACE_SPEC
 from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
@@ -171,7 +172,7 @@ def build_loss(
 ) -> SwapLoss:
     """The SwapLoss of the configuration over G, D and the frozen encoders: its feature sources, the identity
     layers they and IFSR tap, and the configuration's loss options."""
-    weights, options, aug = config.weights, config.loss, config.augmentation
+    weights, options = config.weights, config.loss
     files = files or RunFiles()
     stage_layers = IDENTITY_SPECS[config.model.identity_encoder].stages
     ifsr_layers: tuple[str, ...] = ()
@@ -190,15 +191,13 @@ def build_loss(
     for source in (perceptual, attribute):
         if source is not None:
             tapped.update(source.identity_layers)
+    # A term's option takes the configuration's value where a section has a key of its name, else its row's default.
+    term_values = {name: getattr(getattr(config, FLAT_KEYS[name]), name)
+                   for name in term_options() if name in FLAT_KEYS}
     return SwapLoss(
         generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
-        n_aug=aug.n_aug, aug_distortion=aug.aug_distortion, aug_crop_fraction=aug.aug_crop_fraction,
-        facedancer_rec_clip=options.facedancer_rec_clip, id_augment=aug.id_augment,
-        teacher_face_only=options.teacher_face_only, teacher_background=options.teacher_background,
-        id_warmup=(options.id_warmup_steps, options.id_warmup_weight),
-        perceptual_to_teacher=options.perceptual_to_teacher,
-        seed=config.seed,
+        id_warmup=(options.id_warmup_steps, options.id_warmup_weight), seed=config.seed, **term_values,
     )
 
 

@@ -13,6 +13,7 @@ import keras
 from keras import ops
 
 from clipswap.face.templates import ARCFACE_SIZE
+from clipswap.losses.identity import EMBEDDING
 
 #: How many leading stages the default attribute network A (attribute_network="identity") reads: the stride-4 and
 #: stride-8 maps (ArcFace conv2/conv3, SFace conv_4/conv_6), which hold pose, expression, lighting and layout. The
@@ -22,8 +23,6 @@ from clipswap.face.templates import ARCFACE_SIZE
 ATTRIBUTE_STAGE_COUNT = 2
 #: The backend's tensors (tf.Tensor, jax.Array).
 Tensor = object
-#: Key of the identity embedding in IdentityNetwork's outputs (the other keys are layer names).
-EMBEDDING = "embedding"
 
 
 class IdentityNetwork:

@@ -9,9 +9,10 @@ G pass on a batch (SwapBatch: images [B, S, S, 3] RGB in [-1, 1], same [B] in {0
     swap         = G(target, [z_src, c_src])               G(teacher, ...) for a pre_swap generator (below);
                                                         G(target, ..., source) for a source_image generator
                                                         G(target, ..., warped) for a source_warp one
-    terms        = the active generator terms of clipswap.losses.terms (id eq. 6, rec eq. 7, perceptual eq. 8,
-                   contra eqs. 2-5, att eq. 9, adv; FaceDancer's cycle and IFSR; the teacher term), each computed
-                   by the function the table names
+    terms        = the active rows of the loss-term table (clipswap.losses.terms: id eq. 6, rec eq. 7, perceptual
+                   eq. 8, contra eqs. 2-5, att eq. 9, adv; FaceDancer's cycle and IFSR; the teacher and flow
+                   terms), each computed by calling the row's function on the pass (GeneratorForward) with the
+                   row's options
     g_total      = sum_k weight_k * term_k (clipswap.losses.composite.generator_loss) + the identity warm-up
 
 D pass: the logistic loss on D(source) real / D(swap) fake, and R1 (gamma r1_gamma) on the real images; a paired D
@@ -37,26 +38,28 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
 
-from clipswap.losses.adversarial import discriminator_adversarial_loss, generator_adversarial_loss
-from clipswap.losses.attribute import attribute_loss
+from clipswap.losses.adversarial import discriminator_adversarial_loss
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
-from clipswap.losses.contrastive import clip_contrastive_loss
-from clipswap.losses.facedancer import IFSR_MARGINS, cycle_loss, ifsr_loss
-from clipswap.losses.flow import flow_term
-from clipswap.losses.identity import identity_loss
-from clipswap.losses.perceptual import perceptual_loss
-from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
-from clipswap.losses.terms import GENERATOR_TERMS, TOTALS, active_generator_terms, metric_names
-from clipswap.models.generator import FLOW_UNIT, generator_inputs
-from clipswap.training.features import EMBEDDING, FeatureSource, IdentityNetwork
+from clipswap.losses.identity import EMBEDDING, identity_loss
+from clipswap.losses.terms import (
+    NETWORKS,
+    OPTIONAL_BATCH,
+    TERMS,
+    TOTALS,
+    LossTerm,
+    active_generator_terms,
+    check_table,
+    metric_names,
+    term_options,
+)
+from clipswap.models.generator import generator_inputs
+from clipswap.training.features import FeatureSource, IdentityNetwork
 
-#: Added to the step's seed for the identity augmentation: its own stream, apart from the CLIP augmentations'.
-ID_AUGMENT_SEED_OFFSET = 1 << 40
 #: What the passes read and return: the backend's tensors (Tensor, jax.Array).
 Tensor = object
 
@@ -126,9 +129,10 @@ class SwapBatch:
 
 @dataclass(frozen=True)
 class GeneratorForward:
-    """What the G pass computes once and every generator term reads.
+    """What the G pass computes once and every generator term reads (the `step` a row's function is called with).
 
     Attributes:
+        loss: the SwapLoss running the pass (its networks and helpers).
         batch: the batch.
         seed: [2] int64 stateless seed of this step and replica.
         swap: G's output [B, S, S, 3] float32.
@@ -137,6 +141,7 @@ class GeneratorForward:
         source_clip: CLIP(source) [B, Dc] float32, no gradient; None without CLIP.
     """
 
+    loss: SwapLoss
     batch: SwapBatch
     seed: Tensor
     swap: Tensor
@@ -168,16 +173,13 @@ class SwapLoss:
             embedding of the source is appended to G's identity input.
         perceptual, attribute: FeatureSource of eq. 8 / eq. 9 (required when the weight is non-zero).
         ifsr_layers: identity-encoder layers of the IFSR loss (ArcFace names, IFSR_MARGINS keys).
-        n_aug, aug_distortion, aug_crop_fraction: CLIP augmentations (clip_augment).
-        facedancer_rec_clip: FaceDancer's clip-and-halve of the reconstruction loss.
-        id_augment: score the identity loss on a randomly shifted and flipped swap (identity_augment).
-        teacher_face_only: average the teacher term over the face region only (teacher_loss with the target).
-        teacher_background: with teacher_face_only, add the mean outside the face region (teacher_loss background).
         id_warmup: (steps, weight): the identity term's weight is `weight` instead of weights.id while the global
             step is below `steps` (0 steps = off); the reported terms are unchanged, only g_total differs.
-        perceptual_to_teacher: the perceptual term compares the swap with the teacher on every pair (batches with
-            teachers) instead of with the target on same-identity pairs.
         seed: run seed (the augmentation draws are derived from it and the step).
+        terms: the loss-term table whose rows this loss computes (clipswap.losses.terms.TERMS).
+        **options: the rows' options by name (LossTerm.options: the CLIP augmentations n_aug, aug_distortion,
+            aug_crop_fraction; facedancer_rec_clip; id_augment; teacher_face_only, teacher_background;
+            perceptual_to_teacher); each left out takes its row's default, and a name no row has is an error.
 
     Create it under the distribution strategy's scope (the CLIP mean's variables).
     """
@@ -193,25 +195,12 @@ class SwapLoss:
         perceptual: FeatureSource | None = None,
         attribute: FeatureSource | None = None,
         ifsr_layers: Sequence[str] = (),
-        n_aug: int = 4,
-        aug_distortion: float = 0.5,
-        aug_crop_fraction: float = 0.75,
-        facedancer_rec_clip: bool = False,
-        id_augment: bool = False,
-        teacher_face_only: bool = False,
-        teacher_background: bool = False,
         id_warmup: tuple[int, float] = (0, 0.0),
-        perceptual_to_teacher: bool = False,
         seed: int = 0,
+        terms: Sequence[LossTerm] = TERMS,
+        **options: Any,
     ):
-        if weights.perceptual and perceptual is None:
-            raise ValueError("weights.perceptual > 0 needs a perceptual FeatureSource")
-        if weights.att and attribute is None:
-            raise ValueError("weights.att > 0 needs an attribute FeatureSource")
-        if weights.ifsr and not ifsr_layers:
-            raise ValueError("weights.ifsr > 0 needs the ArcFace IFSR layers (ifsr_layers); IFSR needs ArcFace-R50")
-        if weights.contra and clip_encoder is None:
-            raise ValueError("weights.contra > 0 needs a CLIP encoder")
+        self.terms = check_table(tuple(terms))
         self.generator = generator
         self.discriminator = discriminator
         self.identity = identity
@@ -220,31 +209,47 @@ class SwapLoss:
         self.perceptual = perceptual
         self.attribute = attribute
         self.ifsr_layers = tuple(ifsr_layers)
-        self.n_aug = int(n_aug)
-        self.aug_distortion = float(aug_distortion)
-        self.aug_crop_fraction = float(aug_crop_fraction)
-        self.facedancer_rec_clip = bool(facedancer_rec_clip)
-        self.id_augment = bool(id_augment)
-        self.teacher_face_only = bool(teacher_face_only)
-        self.teacher_background = bool(teacher_background)
         self.id_warmup = (int(id_warmup[0]), float(id_warmup[1]))
-        self.perceptual_to_teacher = bool(perceptual_to_teacher)
         self.seed = int(seed)
+        #: The generator terms this loss computes (the table's order), and every figure a step reports.
+        self.generator_terms = active_generator_terms(weights, self.terms)
+        self.metric_names = metric_names(weights, self.terms)
+        active = [term for term in self.terms if term.name in self.generator_terms]
+        self._check_networks(active)
+        #: Every row's options: the given values (cast to the type of the row's default), else the defaults.
+        self.options = _read_options(self.terms, options)
+        #: Term name -> its row's function with its row's options bound: called with the pass (GeneratorForward).
+        self.term_functions: dict[str, Callable[[GeneratorForward], Tensor]] = {
+            term.name: functools.partial(term.resolve(), **{k: self.options[k] for k in term.options})
+            for term in active
+        }
+        #: The optional batch entries (OPTIONAL_BATCH) an active term reads, by the first term that reads each.
+        self.batch_needs: dict[str, str] = {}
+        for term in active:
+            for key in term.needs:
+                if key in OPTIONAL_BATCH:
+                    self.batch_needs.setdefault(key, term.name)
 
         for frozen in (identity.model, clip_encoder):
             if frozen is not None:
                 frozen.trainable = False
-        #: The generator terms this loss computes (the table's order), and every figure a step reports.
-        self.generator_terms = active_generator_terms(weights)
-        self.metric_names = metric_names(weights)
-        #: Term name -> the method that gathers its inputs and calls the table's function.
-        self.term_functions: dict[str, Callable[[GeneratorForward], Tensor]] = {
-            name: getattr(self, f"{name}_term") for name in GENERATOR_TERMS
-        }
         #: The backend's R1, seeded draws and CLIP-mean state (backend_parts).
         self.parts = backend_parts()
         dim = clip_encoder.output.shape[-1] if clip_encoder is not None else None
         self.clip_mean = self.parts.ClipMeanTracker(dim) if dim is not None else None
+
+    def _check_networks(self, active: Sequence[LossTerm]) -> None:
+        """Refuse an active term whose network (LossTerm.needs, NETWORKS) this loss was built without.
+
+        Raises:
+            ValueError: one sentence naming the term's weight and what is missing.
+        """
+        present = {"perceptual": self.perceptual is not None, "attribute": self.attribute is not None,
+                   "ifsr_layers": bool(self.ifsr_layers), "clip": self.clip_encoder is not None}
+        for term in active:
+            for need in term.needs:
+                if need in NETWORKS and not present[need]:
+                    raise ValueError(f"weights.{term.weight or term.name} > 0 needs {NETWORKS[need]}")
 
     # --- what G reads and runs -----------------------------------------------------------------------------------
 
@@ -275,10 +280,13 @@ class SwapLoss:
         if self.source_warp and "warped" not in data:
             raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
                              "data made by this version")
-        flow = "flow" in self.generator_terms
-        if flow and not all(key in data for key in ("warped", "target_68", "source_68")):
-            raise ValueError("the flow term compares the generator's warp with each pair's landmarks and landmark "
-                             "warp: train it on `clipswap pairs` data made by this version")
+        missing = [key for key in self.batch_needs if key not in data]
+        if missing:
+            term = self.batch_needs[missing[0]]
+            raise ValueError(f"the {term} term reads each pair's {', '.join(missing)} (its landmarks and landmark "
+                             "warp): train it on `clipswap pairs` data made by this version")
+        optional = {key: ops.cast(data[key], "float32") if key in self.batch_needs else None
+                    for key in OPTIONAL_BATCH}
         paired = self.paired_discriminator
         if paired and not ("mate" in data and "has_mate" in data):
             raise ValueError("a paired discriminator takes its real pairs from two photos of one person: train it on "
@@ -291,9 +299,7 @@ class SwapLoss:
             generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
             mate=ops.cast(data["mate"], "float32") if paired else None,
             has_mate=ops.cast(data["has_mate"], "float32") if paired else None,
-            warped=ops.cast(data["warped"], "float32") if flow else None,
-            target_68=ops.cast(data["target_68"], "float32") if flow else None,
-            source_68=ops.cast(data["source_68"], "float32") if flow else None,
+            **optional,
         )
 
     def clip_embedding(self, images: Tensor) -> Tensor | None:
@@ -363,9 +369,9 @@ class SwapLoss:
         identity_in = self.identity_input(batch.source, src_out, source_clip)
         swap = self.run_generator(self.generator_input(batch.target, batch.teacher), identity_in,
                                   batch.generator_source, training=True)
-        forward = GeneratorForward(batch, seed, swap, self.identity(swap), src_out, tgt_out, source_clip)
+        forward = GeneratorForward(self, batch, seed, swap, self.identity(swap), src_out, tgt_out, source_clip)
         raw = {name: self.term_functions[name](forward) for name in self.generator_terms}
-        total, named = generator_loss(raw, self.weights)
+        total, named = generator_loss(raw, self.weights, self.terms)
         total = total + self._id_warmup_extra(raw["id"], step)
         return LossPass(total, {**{name: named[name] for name in self.generator_terms}, TOTALS["G"]: total}, swap)
 
@@ -399,77 +405,6 @@ class SwapLoss:
             return ops.convert_to_tensor(0.0, "float32")
         active = ops.cast(ops.less(step, steps), "float32")
         return active * (weight - self.weights.id) * ops.cast(id_term, "float32")
-
-    # --- the generator terms (clipswap.losses.terms names each one's function) --------------------------------
-
-    def id_term(self, f: GeneratorForward) -> Tensor:
-        if self.id_augment:
-            shifted = self.parts.shift_seed(f.seed, ID_AUGMENT_SEED_OFFSET)
-            swap_embedding = self.identity(self.parts.identity_augment(f.swap, shifted))[EMBEDDING]
-        else:
-            swap_embedding = f.swap_out[EMBEDDING]
-        return identity_loss(ops.stop_gradient(f.src_out[EMBEDDING]), swap_embedding)
-
-    def rec_term(self, f: GeneratorForward) -> Tensor:
-        return reconstruction_loss(f.batch.target, f.swap, f.batch.same, facedancer_clip=self.facedancer_rec_clip)
-
-    def perceptual_term(self, f: GeneratorForward) -> Tensor:
-        teacher = f.batch.teacher
-        if self.perceptual_to_teacher and teacher is not None:
-            # Towards the teacher on every pair (on same pairs the teacher is the target: eq. 8 unchanged).
-            teacher_out = {k: ops.stop_gradient(v) for k, v in self.identity(teacher).items()}
-            reference = [ops.stop_gradient(x) for x in self.perceptual.features(teacher, teacher_out)]
-            compared = ops.ones_like(f.batch.same)
-        else:
-            reference = [ops.stop_gradient(x) for x in self.perceptual.features(f.batch.target, f.tgt_out)]
-            compared = f.batch.same
-        swapped = self.perceptual.features(f.swap, f.swap_out)
-        return perceptual_loss(reference, swapped, compared, self.perceptual.layer_weights)
-
-    def contra_term(self, f: GeneratorForward) -> Tensor:
-        """Eqs. 2-5: e_ref = CLIP(X_ref = source) [B, Dc], X_aug = n_aug augmentations of the swap; updates the CLIP
-        mean EMA."""
-        e_swap = ops.cast(self.clip_encoder(f.swap, training=False), "float32")
-        augmented = self.parts.clip_augment(
-            f.swap, n_aug=self.n_aug, distortion=self.aug_distortion, crop_fraction=self.aug_crop_fraction,
-            seed=f.seed,
-        )
-        flat = ops.reshape(augmented, (-1, *augmented.shape[2:]))
-        e_aug = ops.cast(self.clip_encoder(flat, training=False), "float32")
-        e_aug = ops.reshape(e_aug, (-1, self.n_aug, e_aug.shape[-1]))
-        e_mean = self.clip_mean.update(e_swap)
-        return clip_contrastive_loss(f.source_clip, e_swap, e_aug, e_mean)
-
-    def att_term(self, f: GeneratorForward) -> Tensor:
-        reference = [ops.stop_gradient(x) for x in self.attribute.features(f.batch.target, f.tgt_out)]
-        compare = self.attribute.compare or attribute_loss
-        return compare(reference, self.attribute.features(f.swap, f.swap_out))
-
-    def adv_term(self, f: GeneratorForward) -> Tensor:
-        return generator_adversarial_loss(self.discriminator(self.discriminator_input(f.swap, f.batch), training=True))
-
-    def cycle_term(self, f: GeneratorForward) -> Tensor:
-        back = self.identity_input(f.batch.target, f.tgt_out)
-        cycled = self.run_generator(f.swap, back, f.batch.target, training=True)
-        return cycle_loss(cycled, f.batch.target)
-
-    def ifsr_term(self, f: GeneratorForward) -> Tensor:
-        margins = {name: IFSR_MARGINS[name] for name in self.ifsr_layers}
-        reference = {name: ops.stop_gradient(f.tgt_out[name]) for name in self.ifsr_layers}
-        return ifsr_loss(reference, {name: f.swap_out[name] for name in self.ifsr_layers}, margins)
-
-    def teacher_term(self, f: GeneratorForward) -> Tensor:
-        if f.batch.teacher is None:
-            raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
-        return teacher_loss(f.batch.teacher, f.swap, f.batch.target if self.teacher_face_only else None,
-                            background=self.teacher_background)
-
-    def flow_term(self, f: GeneratorForward) -> Tensor:
-        if not getattr(getattr(self.generator, "config_", None), "source_flow", False):
-            raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
-        predicted, flow = self.generator.flow_warp(f.batch.target, f.batch.source)
-        unit = self.generator.config_.image_size * FLOW_UNIT
-        return flow_term(predicted, flow, f.batch.warped, f.batch.target, f.batch.target_68, f.batch.source_68, unit)
 
     # --- a fixed batch (the held-out callback) -------------------------------------------------------------------
 
@@ -507,3 +442,17 @@ class SwapLoss:
         both; only one that transfers the identity it is given puts the matched loss below this one."""
         src, identity_in = self.heldout_inputs(source)
         return identity_loss(src, self.heldout_swap_embedding(target, identity_in, shift=1, source=source))
+
+
+def _read_options(terms: Sequence[LossTerm], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of the rows: `given`'s value cast to the type of the row's default (a bool stays a bool, 4.0
+    becomes 4), else the default.
+
+    Raises:
+        TypeError: a name no row of the table has (a typo would otherwise be silently ignored).
+    """
+    defaults = term_options(tuple(terms))
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise TypeError(f"SwapLoss got options no loss term takes: {unknown}; the terms' options: {sorted(defaults)}")
+    return {name: type(default)(given[name]) if name in given else default for name, default in defaults.items()}

@@ -70,24 +70,26 @@ def test_the_loss_term_table_drives_weights_totals_tags_and_the_bar():
 
 
 def test_every_term_names_its_weight_field_its_function_and_the_loss_computes_it():
-    """The table's weight fields are LossWeights' (the D terms enter unweighted), each function exists in
-    clipswap.losses, and the training loss has a method for every generator term, which its G pass runs for the
-    active ones."""
+    """The table's weight fields are LossWeights' (the D terms enter unweighted) with the rows' defaults, each
+    function exists in clipswap.losses, and a generator row's function takes the pass and the row's options (the
+    training loss calls it with exactly those)."""
     import dataclasses
     import importlib
+    import inspect
 
     from clipswap.config import LossWeights
     from clipswap.losses.terms import INPUTS, TERMS, LossTerm, metric_names, weight_of
-    from clipswap.training.loss import SwapLoss
 
-    fields = {f.name for f in dataclasses.fields(LossWeights)}
+    fields = {f.name: f.default for f in dataclasses.fields(LossWeights)}
     for term in TERMS:
         assert (term.weight in fields) if term.side == "G" else term.weight is None, term.name
         module, function = term.function.split(".")
         assert callable(getattr(importlib.import_module(f"clipswap.losses.{module}"), function)), term.function
         assert set(term.needs) <= set(INPUTS)
         if term.side == "G":
-            assert callable(getattr(SwapLoss, f"{term.name}_term")), term.name
+            assert fields[term.weight] == term.default, term.name
+            step, *options = inspect.signature(term.resolve()).parameters.values()
+            assert {p.name: p.default for p in options} == dict(term.options), term.name
     assert weight_of(TERMS[0], LossWeights(id=3.0)) == 3.0 and weight_of(TERMS[-1], LossWeights()) == 1.0
     assert metric_names(LossWeights.facedancer()) == (
         "id", "rec", "perceptual", "adv", "cycle", "ifsr", "g_total", "d_adv", "r1", "d_total")

@@ -20,7 +20,7 @@ def jax_only():
 
 
 def test_every_offset_gives_its_own_stream(jax_only):
-    from clipswap.training.loss import ID_AUGMENT_SEED_OFFSET
+    from clipswap.losses.identity import ID_AUGMENT_SEED_OFFSET
 
     key = jax_only.step_seed(1234, 7)
     offsets = [0, 1, 2**31, 2**32, ID_AUGMENT_SEED_OFFSET, 2**41, ID_AUGMENT_SEED_OFFSET + 1, 2**64 - 1]
