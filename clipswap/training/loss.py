@@ -52,6 +52,7 @@ from clipswap.losses.identity import identity_loss
 from clipswap.losses.perceptual import perceptual_loss
 from clipswap.losses.reconstruction import reconstruction_loss, teacher_loss
 from clipswap.losses.terms import GENERATOR_TERMS, TOTALS, active_generator_terms, metric_names
+from clipswap.models.conditioning import Conditioning
 from clipswap.models.generator import FLOW_UNIT, generator_inputs
 from clipswap.training.features import EMBEDDING, FeatureSource, IdentityNetwork
 
@@ -249,9 +250,15 @@ class SwapLoss:
     # --- what G reads and runs -----------------------------------------------------------------------------------
 
     @property
+    def conditioning(self) -> Conditioning | None:
+        """The generator's conditioning row (ModelConfig.conditioning; None for any model without a clipswap config)."""
+        config = getattr(self.generator, "config_", None)
+        return config.conditioning_row if config is not None else None
+
+    @property
     def source_warp(self) -> bool:
-        """The generator reads the warped source (ModelConfig.source_warp) as its source image."""
-        return bool(getattr(getattr(self.generator, "config_", None), "source_warp", False))
+        """The generator reads the warped source (a "warp" source preparation) as its source image."""
+        return bool(self.conditioning and self.conditioning.warped_source)
 
     @property
     def paired_discriminator(self) -> bool:
@@ -260,8 +267,9 @@ class SwapLoss:
 
     @property
     def pre_swap(self) -> str | None:
-        """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
-        return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
+        """"landmarks" when the generator reads the landmark swap as its target (a "landmark_swap" target
+        preparation), else None."""
+        return "landmarks" if self.conditioning and self.conditioning.refines_landmark_swap else None
 
     def read_batch(self, data: Mapping[str, Tensor]) -> SwapBatch:
         """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"][, "mate",
@@ -465,7 +473,7 @@ class SwapLoss:
                             background=self.teacher_background)
 
     def flow_term(self, f: GeneratorForward) -> Tensor:
-        if not getattr(getattr(self.generator, "config_", None), "source_flow", False):
+        if not (self.conditioning and self.conditioning.learned_flow):
             raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
         predicted, flow = self.generator.flow_warp(f.batch.target, f.batch.source)
         unit = self.generator.config_.image_size * FLOW_UNIT
