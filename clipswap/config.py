@@ -38,10 +38,16 @@ import yaml
 
 from clipswap.errors import ClipswapError
 from clipswap.losses.terms import TERMS, LossTerm, weight_fields
+from clipswap.models.conditioning import (
+    CONDITIONINGS,
+    LEGACY_FLAGS,
+    Conditioning,
+    LegacyFlags,
+    conditioning_from_flags,
+    get_conditioning,
+)
 
 UP_TYPES = ("no_skip", "affa", "concat", "add")
-#: What the generator reads as its target input (ModelConfig.pre_swap).
-PRE_SWAPS = (None, "landmarks")
 
 #: Identity encoders the generator can be conditioned on, and their embedding widths.
 IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
@@ -73,7 +79,7 @@ SIZE_LIMITS = {"image_size": 1024, "base_filters": 512, "mapping_width": 4096, "
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(LegacyFlags):
     """Generator configuration (the FaceDancer U-Net the paper builds on, section III).
 
     Attributes:
@@ -84,30 +90,23 @@ class ModelConfig:
         mapping_width: mapping network width: 256 (FaceDancer get_generator default) or 512 (its train.py default).
         identity_encoder: "arcface" (512-d) or "sface" (128-d, our offline encoder).
         clip_variant: CLIP image tower whose embedding is concatenated to the identity vector, or None (release).
-        pre_swap: None (G reads the aligned target crop, as every published model) or "landmarks": G reads the
-            classical landmark swap of the source onto the target crop (clipswap.face.landmark_swap), which the swap
-            pipeline and the trainer (the teacher image of `clipswap pairs` data) compute outside the graph.
+        conditioning: what G reads besides the identity vector, one name of
+            clipswap.models.conditioning.CONDITIONINGS: "target" (the aligned target crop, as every published model),
+            "refine_landmark_swap" (the classical landmark swap of the source onto the target crop, which G corrects),
+            "target+source_crop" (also the source's aligned crop: the network sees the face it is asked to render),
+            "refine_landmark_swap+source_crop", "target+warp" (also the source's face warped onto the target's 68
+            landmarks by clipswap.face.landmark_swap.warp_paste: the source's texture in the target's geometry, the
+            demo model) or "target+flow" (also the source crop, which G warps onto the target by a small flow network
+            trained by its own term, weights.flow, against each pair's landmark warp, so a swap needs no
+            landmarks). Files written before the name existed spell it with the booleans pre_swap, source_image,
+            source_warp and source_flow, which from_dict and replace translate (conditioning_from_flags).
         residual: the output is G's input plus the last block's output, whose convs start at zero, so an untrained
-            G returns its input (ours, for pre_swap models: G learns a correction of the landmark swap).
-        source_image: G also reads the source's aligned crop (S x S, the same template as the target's), stacked
-            with the target as a 6-channel input (ours, the demo model): the network sees the source face it is
-            asked to render, not only its identity vector. Published models read the vector only.
-        source_warp: with source_image, that third input is not the source's crop but its face warped onto the
-            target's 68 landmarks, colour-matched and pasted into the target crop with a hard edge
-            (clipswap.face.landmark_swap.warp_paste; ours, the demo model): the source's texture in the target's
-            geometry, so the network carries identity without having to learn the warp, and an untrained residual
-            G still returns the target.
+            G returns its input (ours, for landmark-swap models: G learns a correction of the landmark swap).
         source_level: where the source crop joins the encoder. 0: stacked with the target before the first conv.
             k in 1..5: through its own first conv and k resampling down blocks (the target encoder's widths), then
             concatenated with the target's skip x_k (at S / 2**k) and projected back to its width by a 1x1 conv
             (ours): the source reaches G only as features at S / 2**k, so G has no full-resolution path through
             which a pixel overlay of the source's eyes, mouth or glasses is the cheapest way to carry identity.
-        source_flow: with source_image, G warps the source's crop onto the target itself before reading it (ours):
-            a small flow network reads the target and the source crops and predicts a dense displacement field, the
-            source is warped by it (bilinear) and colour-matched to the target's face, and G reads that warp where
-            a source_warp generator reads the landmark warp. The flow is trained by its own term (weights.flow: the
-            learned warp against each pair's landmark warp) and G's other terms do not reach it, so at swap time no
-            landmarks are needed and the flow does not learn to paste the source's pose.
     """
 
     image_size: int = 256
@@ -117,12 +116,9 @@ class ModelConfig:
     mapping_width: int = 256
     identity_encoder: str = "arcface"
     clip_variant: str | None = None
-    pre_swap: str | None = None
+    conditioning: str = "target"
     residual: bool = False
-    source_image: bool = False
-    source_warp: bool = False
     source_level: int = 0
-    source_flow: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -136,23 +132,17 @@ class ModelConfig:
             )
         if self.clip_variant is not None and self.clip_variant not in CLIP_VARIANTS:
             raise ValueError(f"clip_variant must be None or one of {sorted(CLIP_VARIANTS)}, got {self.clip_variant!r}")
-        if self.pre_swap not in PRE_SWAPS:
-            raise ValueError(f"pre_swap must be one of {PRE_SWAPS}, got {self.pre_swap!r}")
-        for flag in ("residual", "source_image", "source_warp", "source_flow"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
-        if self.source_warp and (not self.source_image or self.pre_swap is not None):
-            raise ValueError("source_warp replaces the source crop G reads: it needs source_image true and pre_swap "
-                             "null")
+        row = get_conditioning(self.conditioning)
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"residual must be true or false, got {self.residual!r}")
         if isinstance(self.source_level, bool) or not isinstance(self.source_level, int) or \
                 not 0 <= self.source_level <= 5:
             raise ValueError(f"source_level must be an integer from 0 to 5, got {self.source_level!r}")
-        if self.source_level and not self.source_image:
-            raise ValueError("source_level says where the source crop joins the encoder: it needs source_image true")
-        if self.source_flow and (not self.source_image or self.source_warp or self.pre_swap is not None
-                                 or self.source_level):
-            raise ValueError("source_flow warps the source crop G reads: it needs source_image true, source_warp "
-                             "false, pre_swap null and source_level 0")
+        if self.source_level and not (row.source and row.source_preparation.levels):
+            levelled = [name for name, other in CONDITIONINGS.items()
+                        if other.source and other.source_preparation.levels]
+            raise ValueError("source_level says where the source crop joins the encoder: it needs source_image true, "
+                             f"a conditioning of {levelled}, got {self.conditioning!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():
@@ -176,19 +166,47 @@ class ModelConfig:
         """Width of the generator's identity input: identity vector, then the CLIP embedding when on."""
         return self.identity_dim + self.clip_dim
 
+    @property
+    def conditioning_row(self) -> Conditioning:
+        """The row of `conditioning` (clipswap.models.conditioning): the generator's inputs and how each is made."""
+        return get_conditioning(self.conditioning)
+
     def replace(self, **changes) -> ModelConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with `changes`; the older booleans (pre_swap, source_image, ...) are applied to this config's own
+        and translated to `conditioning` (translate_legacy_keys)."""
+        return dataclasses.replace(self, **translate_legacy_keys(changes, self))
 
     def to_dict(self) -> dict:
+        """The named form (conditioning, never the older booleans)."""
         return {**dataclasses.asdict(self), "up_types": list(self.up_types)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> ModelConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        """The config of a generator.json / config.json model section, in the named form or the older booleans."""
+        names = {f.name for f in dataclasses.fields(cls)} | set(LEGACY_FLAGS)
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown model configuration keys: {unknown}")
-        return cls(**data)
+        return cls(**translate_legacy_keys(data))
+
+
+def translate_legacy_keys(values: Mapping[str, Any], base: ModelConfig | None = None) -> dict[str, Any]:
+    """`values` (ModelConfig keys) with the older booleans (pre_swap, source_image, source_warp, source_flow)
+    replaced by the `conditioning` they name: they update `base`'s own (the defaults without one), so
+    `--set model.source_warp=false --set model.source_flow=true` on the demo names "target+flow".
+
+    Raises:
+        ValueError: one sentence: a combination the booleans never allowed, or both spellings at once.
+    """
+    legacy = {key: values[key] for key in LEGACY_FLAGS if key in values}
+    if not legacy:
+        return dict(values)
+    if "conditioning" in values:
+        raise ValueError(f"give model.conditioning or the older {sorted(legacy)}, not both")
+    flags = {**(base.conditioning_row.legacy_flags if base is not None else LEGACY_FLAGS), **legacy}
+    level = values.get("source_level", base.source_level if base is not None else 0)
+    rest = {key: value for key, value in values.items() if key not in LEGACY_FLAGS}
+    return {**rest, "conditioning": conditioning_from_flags(**flags, source_level=level)}
 
 
 class _LossWeightRules:
@@ -544,9 +562,10 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"the {' and '.join(reads_d)} term reads the discriminator's features of one image, and a "
                           "paired discriminator reads two: choose another network for it or "
                           "loss.discriminator_paired=false")
-    if bool(config.weights.flow) != config.model.source_flow:
-        raise ConfigError("a source_flow generator's warp is trained by the flow term alone: set model.source_flow "
-                          "and weights.flow > 0 together (or neither)")
+    if bool(config.weights.flow) != config.model.conditioning_row.learned_flow:
+        raise ConfigError("a learned-flow generator's warp is trained by the flow term alone: set "
+                          "model.conditioning=target+flow and weights.flow > 0 together, or neither (in the older "
+                          "spelling, model.source_flow and weights.flow together)")
     if config.weights.contra and config.model.clip_variant is None:
         raise ConfigError("weights.contra > 0 needs CLIP: the model has no clip_variant (set model.clip_variant, "
                           "or weights.contra=0)")
@@ -596,9 +615,16 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
 # --- reading: overrides, YAML, config.json -----------------------------------------------------------------------
 
 
+#: Types of the older ModelConfig keys, which overrides and old files may still give (translate_legacy_keys).
+_LEGACY_MODEL_TYPES: dict[str, Any] = {"pre_swap": str | None, "source_image": bool, "source_warp": bool,
+                                       "source_flow": bool}
+
+
 def _field_types(cls: type) -> dict[str, Any]:
+    """Field -> type hint; ModelConfig's include the older boolean keys, accepted and translated when read."""
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    types_ = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {**types_, **_LEGACY_MODEL_TYPES} if cls is ModelConfig else types_
 
 
 def _coerce(key: str, value: Any, hint: Any, parse: bool = True) -> Any:
@@ -660,6 +686,8 @@ def _build_section(name: str, section_cls: type, values: Mapping[str, Any], base
         raise ConfigError(f"unknown key '{name}.{unknown[0]}'; {name} keys: {sorted(hints)}")
     checked = {key: _coerce(f"{name}.{key}", value, hints[key]) for key, value in values.items()}
     try:
+        if section_cls is ModelConfig:
+            return base.replace(**checked) if base is not None else ModelConfig.from_dict(checked)
         return dataclasses.replace(base, **checked) if base is not None else section_cls(**checked)
     except ConfigError:
         raise
@@ -874,8 +902,7 @@ DEMO_MODEL = ModelConfig(
     identity_encoder="sface",
     clip_variant=None,
     residual=True,
-    source_image=True,
-    source_warp=True,
+    conditioning="target+warp",
 )
 
 #: ArcFace/CLIP presets and their offline twins (the same recipe with SFace identity and no CLIP): a preset whose
@@ -1068,7 +1095,7 @@ PRESETS: dict[str, Preset] = {
         "demo_refiner",
         dataclasses.replace(
             _DEMO, preset="demo_refiner",
-            model=DEMO_MODEL.replace(pre_swap="landmarks", source_image=False, source_warp=False),
+            model=DEMO_MODEL.replace(conditioning="refine_landmark_swap"),
             weights=dataclasses.replace(_DEMO.weights, teacher=5.0),
             loss=dataclasses.replace(_DEMO.loss, teacher_face_only=False, teacher_background=False),
             schedule=dataclasses.replace(_DEMO.schedule, steps=1_000, checkpoint_every=500, image_every=500,

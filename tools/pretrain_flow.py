@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
               "`clipswap pairs`", file=sys.stderr)
         return 1
     try:
-        config = get_preset(args.preset).model.replace(source_image=True, source_warp=False, source_flow=True)
+        config = get_preset(args.preset).model.replace(conditioning="target+flow")
     except ValueError as error:
         print(f"error: preset {args.preset!r} cannot take a learned flow: {error}", file=sys.stderr)
         return 1

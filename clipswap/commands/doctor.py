@@ -122,7 +122,7 @@ def _size(path: Path) -> str:
 
 def _models(report: Report) -> None:
     """Report every model file; a missing piece the main job needs is a problem (dlib only when the default
-    generator is the demo, whose warp (or, for a pre_swap demo, landmark swap) needs its 68 landmarks)."""
+    generator is the demo, whose conditioning's warp or landmark swap needs its 68 landmarks)."""
     from clipswap.checkpoints.dlib_models import (
         RESNET_RECOGNITION,
         SHAPE_PREDICTOR_5,
@@ -152,7 +152,7 @@ def _models(report: Report) -> None:
             raise CheckpointError(f"{weights} does not match the SHA-256 in its manifest")
         report.row("demo generator", f"{weights}, {_size(weights)}, SHA-256 matches its manifest")
         if published["generator"] is None:
-            needs_landmarks = config.pre_swap is not None or config.source_warp
+            needs_landmarks = config.conditioning_row.landmarks_at_swap
     except CheckpointError as error:
         report.row("demo generator", f"unusable: {error}")
         if published["generator"] is None:

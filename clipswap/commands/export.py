@@ -29,7 +29,8 @@ from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE, INFERENCE_GRAPH_R
 #: What export.json says each file reads and returns (clipswap.models.generator, clipswap.checkpoints.encoders).
 GENERATOR_IO = ("target [B, S, S, 3] float32 RGB in [-1, 1] (ArcFace-template crop), identity [B, D] float32 raw "
                 "vector "
-                "(then source [B, S, S, 3] float32 RGB in [-1, 1] when source_image) -> [B, S, S, 3] float32 RGB, "
+                "(then source [B, S, S, 3] float32 RGB in [-1, 1] when the conditioning reads one) -> [B, S, S, 3] "
+                "float32 RGB, "
                 "read as [-1, 1] (clip)")
 GENERATOR_GRAPH = ("inference form, revision {revision} (clipswap.models.generator.inference_generator: each down "
                    "block's 3x3 conv + 2x2 average pool as one stride-2 4x4 conv, the same function), checked against "

@@ -261,7 +261,7 @@ def warp_paste(source: np.ndarray, source_68: np.ndarray, target: np.ndarray, ta
     """(the colour-matched warped source face pasted into the target with a hard edge, no blending: [H, W, 3] uint8,
     the target's own pixels outside the face region; that region [H, W] uint8, 255 inside).
 
-    What a `source_warp` generator reads beside its target (ModelConfig.source_warp): the source's texture already
+    What a "target+warp" generator reads beside its target (ModelConfig.conditioning): the source's texture already
     in the target's geometry, so the network's job is to carry it into the face and hide the seam, without having
     to learn the warp (which a CPU training run cannot afford; docs/demo_model.md).
     """

@@ -9,7 +9,7 @@ From `clipswap align` output (aligned crops in TFRecord shards) it writes:
                                                   records): the fixed evaluation batch of `clipswap train`
     OUTPUT/heldout_landmarks.json                 the 68 landmarks (crop pixels) of each held-out face, by its
                                                   photo path: the training's held-out batch warps its sources
-                                                  with them for a source_warp generator
+                                                  with them for a target+warp generator
     OUTPUT/face_landmarks.npz                     every aligned face's 68 landmarks (crop pixels, NaN where dlib
                                                   found none), photo path and held-out flag: the labels of the
                                                   geometry network (clipswap.training.geometry)
@@ -28,18 +28,18 @@ be placed is left out of the pairs and counted.
 
 Pair record (one tf.train.Example):
     target, source, teacher   bytes   PNG (the aligned crops as stored by align; the teacher encoded here), RGB
-    warped                    bytes   PNG, the input of a source_warp generator (ModelConfig.source_warp); empty in
-                                      pairs made before it existed (pairs_manifest.json "warped" absent)
+    warped                    bytes   PNG, the source input of a target+warp generator (ModelConfig.conditioning);
+                                      empty in pairs made before it existed (pairs_manifest.json "warped" absent)
     mate                      bytes   PNG, another photo of the target's person (its aligned crop): the source of this
                                       record when training turns it into a same-identity pair, so that the
                                       reconstruction (eq. 7) and perceptual (eq. 8) terms compare the swap with a real
                                       ground truth whose pose and expression differ from the source's; empty when
                                       the person has one usable photo (training then reuses the target itself)
-    mate_warped               bytes   PNG, warp_paste of the mate onto the target (a source_warp generator's input on
+    mate_warped               bytes   PNG, warp_paste of the mate onto the target (a target+warp generator's input on
                                       such a pair); empty with `mate`
     target_label, source_label  int64 identity indices (identities.json of the aligned data)
     target_68, source_68, mate_68  float [136]  each crop's 68 landmarks (x, y interleaved) as fractions of the crop
-                                      side, the correspondence a source_flow generator's warp learns; zeros for a
+                                      side, the correspondence a target+flow generator's warp learns; zeros for a
                                       record without a mate (mate_68)
 
 `mate` and `mate_warped` exist in pairs made since pairs_manifest.json says "mates": true, the landmarks since it
@@ -125,7 +125,7 @@ def read_manifest(folder: str | Path) -> dict:
 
 
 def pairs_have_warps(folder: str | Path) -> bool:
-    """True when the pairs folder's records hold the warped source ("warped", made since source_warp existed)."""
+    """True when the pairs folder's records hold the warped source ("warped", made since the warp conditioning)."""
     return bool(read_manifest(folder).get("warped"))
 
 

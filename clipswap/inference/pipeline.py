@@ -218,12 +218,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
     )
     identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
-    if config.pre_swap is not None:
-        identity += f", refining the {config.pre_swap} swap"
-    if config.source_warp:
-        identity += ", warping the source onto the target"
-    elif config.source_image:
-        identity += ", reading the source's aligned face"
+    identity += config.conditioning_row.notes
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
 
 
@@ -267,7 +262,7 @@ def _warp_swapper(detector, landmarker, **options):
 
     identity = load_identity_encoder(DEMO_MODEL.identity_encoder)
     return FaceSwapper(WarpedInput(), DEMO_MODEL.image_size, identity.dim, identity, detector, landmarker=landmarker,
-                       source_image=True, source_warp=True, **options)
+                       conditioning="target+warp", **options)
 
 
 def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):

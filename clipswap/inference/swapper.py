@@ -10,13 +10,14 @@ ArcFace template scaled by S / 112), run ALL selected faces of the frame through
 trace), map the output from [-1, 1] to
 [0, 1], and composite each crop back through the inverse similarity with the blend mask.
 
-A generator with pre_swap="landmarks" (the demo model) reads, instead of each target crop, the classical landmark
-swap of the source's crop onto it (clipswap.face.landmark_swap, dlib's 68 points; the source's crop and points are
-kept once per run), and is pasted back over the region that swap replaced (its hull with the forehead, feathered by
-about a pixel), so everything outside that region stays the frame's own. A generator with source_image reads the
-source's aligned crop beside each target crop (kept once per run, like the identity vector); one with source_warp
-reads instead, beside each target crop, the source's face warped onto that crop's 68 landmarks and pasted into it
-(clipswap.face.landmark_swap.warp_paste), and is pasted back over that face region as a pre_swap generator is.
+What the generator reads is its conditioning's row (clipswap.models.conditioning). A "refine_landmark_swap" one
+(the earlier demo model) reads, instead of each target crop, the classical landmark swap of the source's crop onto
+it (clipswap.face.landmark_swap, dlib's 68 points; the source's crop and points are kept once per run), and is
+pasted back over the region that swap replaced (its hull with the forehead, feathered by about a pixel), so
+everything outside that region stays the frame's own. One with a source input reads the source's aligned crop
+beside each target crop (kept once per run, like the identity vector); "target+warp" reads instead, beside each
+target crop, the source's face warped onto that crop's 68 landmarks and pasted into it
+(clipswap.face.landmark_swap.warp_paste), and is pasted back over that face region as a landmark-swap one is.
 
 Colour order is RGB everywhere; frames are [H, W, 3] uint8.
 """
@@ -43,6 +44,7 @@ from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection, matching_faces
 from clipswap.models.compile import compile_predict
+from clipswap.models.conditioning import IDENTITY, SOURCE, TARGET, LegacyFlags, get_conditioning
 from clipswap.options import COLOR_CORRECTIONS, PRECISIONS
 
 log = logging.getLogger(__name__)
@@ -109,16 +111,18 @@ def generator_in_precision(model: Callable, precision: str) -> Callable:
     )
 
 
-def compile_generator(generator: Callable, image_size: int, id_dim: int, source_image: bool = False) -> Callable:
-    """`generator([target, identity])` (and the source crops third with `source_image`) compiled for the Keras backend
-    (clipswap.models.compile.compile_predict: a tf.function with a fixed signature on TensorFlow, jax.jit on JAX).
+def compile_generator(generator: Callable, image_size: int, id_dim: int,
+                      inputs: tuple[str, ...] = (TARGET, IDENTITY)) -> Callable:
+    """`generator([...])` compiled for the Keras backend (clipswap.models.compile.compile_predict: a tf.function with
+    a fixed signature on TensorFlow, jax.jit on JAX), taking the inputs named by `inputs` in that order (a
+    conditioning row's `inputs`).
 
-    Input: target [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace), and with
-    `source_image` source [B, S, S, 3] float32 RGB in [-1, 1].
+    Input: target and source [B, S, S, 3] float32 RGB in [-1, 1], identity [B, id_dim] float32 (any B; one trace).
     Output: [B, S, S, 3] float32, the generator's [-1, 1] image (not clipped).
     """
     image = ((None, image_size, image_size, 3), "float32")
-    signature = [image, ((None, id_dim), "float32")] + ([image] if source_image else [])
+    specs = {TARGET: image, IDENTITY: ((None, id_dim), "float32"), SOURCE: image}
+    signature = [specs[name] for name in inputs]
 
     def run(model, *inputs):
         return keras.ops.cast(model(list(inputs)), "float32")
@@ -126,14 +130,14 @@ def compile_generator(generator: Callable, image_size: int, id_dim: int, source_
     return compile_predict(generator, run, signature)
 
 
-#: Feather of a pre_swap face's paste-back mask, in pixels of a 128 crop (scaled with the crop; our choice): the
+#: Feather of a landmark-swap face's paste-back mask, in pixels of a 128 crop (scaled with the crop; our choice): the
 #: landmark swap is already Poisson-blended at its region's edge, so the mask only hides the resampling seam.
 REGION_FEATHER_128 = 1.5
 
 
 def region_mask(region: np.ndarray, size: int) -> np.ndarray:
-    """[S, S] float32 paste-back mask of a pre_swap face: its landmark-swap region ([S, S] uint8, 255 inside), eroded
-    by two sigmas and blurred, so pixels outside the region stay the frame's own."""
+    """[S, S] float32 paste-back mask of a landmark-swap (or warp) face: its landmark-swap region ([S, S] uint8, 255
+    inside), eroded by two sigmas and blurred, so pixels outside the region stay the frame's own."""
     sigma = REGION_FEATHER_128 * size / 128.0
     radius = max(1, int(np.ceil(2.0 * sigma)))
     inner = cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
@@ -211,7 +215,7 @@ def _check_paste_options(blend: str, color_correction: str, detail: float) -> No
 
 
 class WarpedInput:
-    """A stand-in generator that returns its third input unchanged: in a source_warp FaceSwapper that is the source's
+    """A stand-in generator that returns its third input unchanged: in a "target+warp" FaceSwapper that is the source's
     face warped onto the target crop's landmarks and pasted in with a hard edge, so the swapper runs the demo
     pipeline without its network (`--model warp`, the control of what the demo network adds)."""
 
@@ -220,11 +224,11 @@ class WarpedInput:
 
     def __call__(self, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
         if len(arrays) != 3:
-            raise ValueError("WarpedInput needs a source_warp swapper's three inputs (target, identity, warp)")
+            raise ValueError("WarpedInput needs a target+warp swapper's three inputs (target, identity, warp)")
         return np.asarray(arrays[2], dtype=np.float32)
 
 
-class FaceSwapper:
+class FaceSwapper(LegacyFlags):
     """Swap the source identity onto the faces of target frames.
 
     Args:
@@ -239,7 +243,7 @@ class FaceSwapper:
         detector: an object with detect([H, W, 3] uint8 RGB) -> list[Detection] (RetinaFaceDetector, YuNetDetector).
         clip: CLIP embedder for generators whose identity input includes a CLIP embedding, else None.
         blend: "published" (the release's fixed feathered rectangle), "landmarks" (soft face-outline mask) or
-            "poisson" (Poisson blending inside the face-outline mask); a pre_swap generator is pasted over its
+            "poisson" (Poisson blending inside the face-outline mask); a landmark-swap generator is pasted over its
             landmark-swap region instead (region_mask), Poisson-blended there with "poisson".
         color_correction: "none" or "reinhard": the generated crop's L*a*b* mean and spread inside the blend mask are
             matched to the target crop's before blending (clipswap.face.landmark_swap.reinhard_transfer).
@@ -247,14 +251,13 @@ class FaceSwapper:
         selection: which detected faces to swap.
         similarity: cosine threshold for faces matching a reference face (set_reference).
         precision: "fp32" or "bf16" (generator only, and bf16 only for a clipswap Generator; outputs are float32).
-        pre_swap: None, or "landmarks" for a generator that reads the landmark swap of the source onto each target
-            crop (ModelConfig.pre_swap; the demo model): the source's aligned crop and its dlib 68 landmarks are
-            kept by set_source, and every target crop is landmark-swapped (clipswap.face.landmark_swap) before G.
-        landmarker: (image, Detection) -> [68, 2] landmarks for pre_swap; None: dlib's (the `eval` extra).
-        source_image: the generator reads the source's aligned S x S crop as its third input (ModelConfig.source_image).
-        source_warp: with source_image, that third input is instead the source face warped onto each target crop's
-            68 landmarks and pasted into it (ModelConfig.source_warp, clipswap.face.landmark_swap.warp_paste); the
-            output is pasted back over that face region, as a pre_swap generator's.
+        conditioning: the generator's ModelConfig.conditioning (a name of clipswap.models.conditioning.CONDITIONINGS):
+            "target" feeds G the target crop; "refine_landmark_swap" the landmark swap of the source onto each target
+            crop (the source's aligned crop and its dlib 68 landmarks kept by set_source); a row with a source
+            input adds the source's aligned S x S crop, or for "target+warp" the source face warped onto each target
+            crop's 68 landmarks and pasted into it (clipswap.face.landmark_swap.warp_paste). A row whose preparation
+            uses the landmarks has G's output pasted back over the region they drive.
+        landmarker: (image, Detection) -> [68, 2] landmarks for such a row; None: dlib's (the `eval` extra).
         detail: how much of the target's own detail finer than the enlarged crop is added to the pasted face
             (clipswap.inference.blend.composite; 0 = none); not with the "poisson" blend.
 
@@ -277,19 +280,15 @@ class FaceSwapper:
         selection: FaceSelection | None = None,
         similarity: float = DEFAULT_SIMILARITY,
         precision: str = "fp32",
-        pre_swap: str | None = None,
+        conditioning: str = "target",
         landmarker: Callable | None = None,
         color_correction: str = "none",
-        source_image: bool = False,
-        source_warp: bool = False,
         detail: float = 0.0,
     ):
         _check_paste_options(blend, color_correction, detail)
-        if pre_swap not in (None, "landmarks"):
-            raise ValueError(f"pre_swap must be None or 'landmarks', got {pre_swap!r}")
-        if source_warp and not source_image:
-            raise ValueError("source_warp needs source_image")
-        if (pre_swap is not None or source_warp) and landmarker is None:
+        #: The generator's conditioning row: which inputs it reads and how each is prepared.
+        self.conditioning_row = get_conditioning(conditioning)
+        if self.conditioning_row.landmarks_at_swap and landmarker is None:
             from clipswap.face.landmarks68 import Landmarker68  # needs dlib
 
             landmarker = Landmarker68()
@@ -310,13 +309,10 @@ class FaceSwapper:
         self.selection = selection or FaceSelection()
         self.similarity = float(similarity)
         self.precision = precision
-        self.pre_swap = pre_swap
         self.landmarker = landmarker
         self.color_correction = color_correction
-        self.source_image = bool(source_image)
-        self.source_warp = bool(source_warp)
         self.detail = float(detail)
-        #: Where the pre_swap / source_warp warp takes its triangle transforms
+        #: Where the landmark swap / warp takes its triangle transforms
         #: (clipswap.face.landmark_swap.TRANSFORMS): "qhull", the reference of every photo and video swap; the live
         #: stream sets "numpy", its cheaper equal.
         self.warp_transforms = "qhull"
@@ -328,7 +324,7 @@ class FaceSwapper:
             self._generate = lambda *arrays: generator(arrays)
         else:
             self._compiled = compile_generator(generator_in_precision(generator, precision), self.image_size,
-                                               self.id_input_dim, self.source_image)
+                                               self.id_input_dim, self.conditioning_row.inputs)
             self._generate = lambda *arrays: np.asarray(keras.ops.convert_to_numpy(self._compiled(*arrays)))
         self._published = published_mask(self.image_size, feather)
         self._reset_run_state()
@@ -336,14 +332,14 @@ class FaceSwapper:
     def _reset_run_state(self) -> None:
         """Forget what one run set: its source, mapping and reference, its face tracks, its timings."""
         self.source_vector: np.ndarray | None = None
-        #: pre_swap and source_image: the source's aligned crop [S, S, 3] uint8; pre_swap: its 68 landmarks in crop
-        #: pixels (set_source).
+        #: A conditioning with a source input or a landmark preparation: the source's aligned crop [S, S, 3] uint8;
+        #: with a landmark preparation its 68 landmarks in crop pixels (set_source).
         self.source_crop: np.ndarray | None = None
         self.source_68: np.ndarray | None = None
         #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
         self.mapping: tuple[np.ndarray, list] | None = None
         self.reference_vector: np.ndarray | None = None
-        #: pre_swap: faces whose landmark swap failed and went to G as the plain target crop.
+        #: A landmark preparation: faces whose landmark swap or warp failed and went to G as the plain target crop.
         self.pre_swap_failures = 0
         #: start_tracking: the video's face tracks (None: every frame on its own, as for a photo).
         self.tracker = None
@@ -391,9 +387,7 @@ class FaceSwapper:
         clip = None
         if config.clip_variant is not None:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)
-        options.setdefault("pre_swap", config.pre_swap)
-        options.setdefault("source_image", config.source_image)
-        options.setdefault("source_warp", config.source_warp)
+        options.setdefault("conditioning", config.conditioning)
         generator = checkpoint.model
         if runtime != "tf":
             from clipswap.inference.runtime import exported_generator
@@ -415,14 +409,16 @@ class FaceSwapper:
 
     def _source_parts(self, image: np.ndarray, what: str, number: int | None = None
                       ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(identity input, for pre_swap and source_image the aligned crop, for pre_swap its 68 landmarks in crop
-        pixels) of the best face of a source image, or its `number`-th from the left (best_face). Raises NoFaceError."""
+        """(identity input, for a source input or a landmark preparation the aligned crop, for a landmark preparation
+        its 68 landmarks in crop pixels) of the best face of a source image, or its `number`-th from the left
+        (best_face). Raises NoFaceError."""
         face = best_face(self.detector, image, what, say_which=True, number=number)  # one detection serves all three
         vector = self._identity_of_face(image, face)
-        if self.pre_swap is None and not self.source_image:
+        row = self.conditioning_row
+        if not row.landmarks_at_swap and not row.source:
             return vector, None, None
         crop, matrix = align_face(image, face.landmarks, self.image_size)
-        if self.pre_swap is None and not self.source_warp:
+        if not row.landmarks_at_swap:
             return vector, crop, None
         return vector, crop, transform_points(matrix, self.landmarker(image, face))
 
@@ -537,21 +533,23 @@ class FaceSwapper:
         regions: list[np.ndarray | None] = [None] * len(faces)
         target_crops = crops
         source_crops = [crop for _, crop, _ in sources]
-        if self.pre_swap is not None or self.source_warp:
+        row = self.conditioning_row
+        if row.landmarks_at_swap:
             with self.timer.stage("pre_swap"):
                 swapped = [self._landmark_swap(frame, face, matrix, crop, source, track)
                            for face, matrix, crop, source, track in zip(faces, matrices, crops, sources, tracks,
                                                                         strict=True)]
                 regions = [region for _, region in swapped]
-                if self.source_warp:
+                if row.warped_source:
                     source_crops = [crop for crop, _ in swapped]
                 else:
                     crops = np.stack([crop for crop, _ in swapped])
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
-            inputs = [targets, np.stack([vector for vector, _, _ in sources]).astype(np.float32)]
-            if self.source_image:
-                inputs.append(np.stack(source_crops).astype(np.float32) / 127.5 - 1.0)
+            vectors = np.stack([vector for vector, _, _ in sources]).astype(np.float32)
+            named = row.named(targets, vectors,
+                              np.stack(source_crops).astype(np.float32) / 127.5 - 1.0 if row.source else None)
+            inputs = list(named.values())
             outputs = [self._generate(*(x[i : i + MAX_BATCH] for x in inputs)) for i in range(0, len(faces), MAX_BATCH)]
             generated = (np.concatenate(outputs) + 1.0) / 2.0
         with self.timer.stage("blend"):
@@ -593,10 +591,10 @@ class FaceSwapper:
 
     def _landmark_swap(self, frame: np.ndarray, face: Detection, matrix: np.ndarray, crop: np.ndarray,
                        source: tuple, track=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for pre_swap, or
-        for source_warp (warp_paste of the source crop onto it, that region); the crop itself and None when the
-        landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked face's 68 points are smoothed by
-        its track."""
+        """(landmark swap of the source crop onto one target crop, [S, S] uint8 region it replaced) for a
+        "landmark_swap" target, or for a "warp" source (warp_paste of the source crop onto it, that region); the crop
+        itself and None when the landmarks cannot drive it (counted in pre_swap_failures, logged). A tracked face's
+        68 points are smoothed by its track."""
         from clipswap.face.landmark_swap import (
             LandmarkSwapError,
             landmark_swap,
@@ -610,7 +608,7 @@ class FaceSwapper:
             points68 = track.smooth_points("68", points68)
         points = transform_points(matrix, points68)
         try:
-            if self.source_warp:
+            if self.conditioning_row.warped_source:
                 return warp_paste(source_crop, source_68, crop, points, transforms=self.warp_transforms)
             return (landmark_swap(source_crop, source_68, crop, points, transforms=self.warp_transforms),
                     swap_region(points, crop.shape[:2]))

@@ -102,10 +102,10 @@ def generator_flow_term(step):
     batch's landmarks and landmark warp.
 
     Raises:
-        ValueError: the generator has no learned flow (its config is not source_flow).
+        ValueError: the generator has no learned flow (its conditioning's source is not "flow").
     """
     generator, batch = step.loss.generator, step.batch
-    if not getattr(getattr(generator, "config_", None), "source_flow", False):
+    if not (step.loss.conditioning and step.loss.conditioning.learned_flow):
         raise ValueError("weights.flow > 0 trains a source_flow generator's warp: this generator has none")
     predicted, flow = generator.flow_warp(batch.target, batch.source)
     unit = generator.config_.image_size * FLOW_UNIT

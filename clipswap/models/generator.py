@@ -17,13 +17,13 @@ Inference runs the same function on a cheaper graph (inference_generator): each 
 cuts the release generator from 28.85 to 17.66 GMACs a face (0.61x). A change to that graph raises
 clipswap.options.INFERENCE_GRAPH_REVISION.
 With config.residual (ours) the output is target + out, the output block's convs starting at zero ("{name}_delta").
-With config.pre_swap the "target" input is the landmark swap of the source onto the target crop (ModelConfig).
-With config.source_image (ours) a third input, the source's aligned crop, is stacked with the target before x0;
-with config.source_warp that input is the source's face warped onto the target's landmarks instead. With
-config.source_level k > 0 the source is not stacked: it runs through its own x0 conv and k down blocks
-("{name}_source_*") and joins the target's skip x_k (concatenation, then a 1x1 conv "{name}_source_join" back to
-x_k's width), so it reaches the decoder only at S / 2**k. With config.source_flow the source crop is first warped onto
-the target by a learned flow (flow_head), and G reads that warp as a source_warp generator reads the landmark warp.
+The inputs are those of config.conditioning's row (clipswap.models.conditioning): "target" (the target crop, or
+the landmark swap of the source onto it: prepared outside the graph), "identity", and for a row with a source
+preparation a third input "source", stacked with the target before x0 (ours). With config.source_level k > 0 the
+source is not stacked: it runs through its own x0 conv and k down blocks ("{name}_source_*") and joins the target's
+skip x_k (concatenation, then a 1x1 conv "{name}_source_join" back to x_k's width), so it reaches the decoder only at
+S / 2**k. With a learned-flow preparation ("target+flow") the source crop is first warped onto the target by a
+learned flow (flow_head), and G reads that warp as a "target+warp" generator reads the landmark warp.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import numpy as np
 from clipswap.config import ModelConfig
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
+from clipswap.models.conditioning import named_inputs
 
 LEAKY_SLOPE = 0.2
 #: Filters per level relative to base_filters: x0, down1..down5, down6 (FaceDancer's get_generator).
@@ -193,13 +194,9 @@ def flow_head(target, source, base_filters: int, make):
 
 
 def generator_inputs(config: ModelConfig, target, identity, source=None) -> list:
-    """The input list of a Generator with `config`: [target, identity], and the source crop [B, S, S, 3] last when
-    config.source_image (ValueError when it is needed and not given)."""
-    if not config.source_image:
-        return [target, identity]
-    if source is None:
-        raise ValueError("this generator reads the source's aligned crop (source_image); pass the source images")
-    return [target, identity, source]
+    """The input list of a Generator with `config`, in its positional order: [target, identity], and the source
+    input [B, S, S, 3] last when config.conditioning reads one (ValueError when it is needed and not given)."""
+    return list(named_inputs(config, target, identity, source).values())
 
 
 class Generator(keras.Model):
@@ -217,13 +214,13 @@ class Generator(keras.Model):
             The layers are built under it and the global policy is left as it was.
 
     Inputs:
-        target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size), or with
-            config.pre_swap its landmark swap.
+        target: [B, S, S, 3] float RGB in [-1, 1], the aligned target crop (S = config.image_size), or for a
+            "refine_landmark_swap" conditioning its landmark swap.
         identity: [B, config.id_input_dim] float: the raw identity vector (ArcFace 512 or SFace 128), followed by
             the CLIP image embedding of the source when config.clip_variant is set.
-        source (only with config.source_image): [B, S, S, 3] float RGB in [-1, 1], the source's aligned crop, or
-            with config.source_warp the source's face warped onto the target's landmarks and pasted into the target
-            crop (clipswap.face.landmark_swap.warp_paste; generator_inputs builds the list).
+        source (only for a conditioning with a source preparation): [B, S, S, 3] float RGB in [-1, 1], the
+            source's aligned crop, or for "target+warp" the source's face warped onto the target's landmarks and
+            pasted into the target crop (clipswap.face.landmark_swap.warp_paste; generator_inputs builds the list).
 
     Output:
         [B, S, S, 3] float RGB, linear, read as [-1, 1] (clip before display).
@@ -252,7 +249,8 @@ class Generator(keras.Model):
         inputs = [target, identity]
         image = target
         source_features = None
-        if config.source_image:
+        preparation = config.conditioning_row.source_preparation
+        if preparation is not None:
             source = keras.Input((size, size, 3), name="source")
             inputs.append(source)
             if config.source_level:
@@ -260,9 +258,9 @@ class Generator(keras.Model):
                 for level in range(1, config.source_level + 1):
                     source_features = down_block(source_features, filters[level], True, f"{name}_source_down{level}",
                                                  fold_pooling)
-            elif config.source_flow:
+            elif preparation.learned_flow:
                 warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"))
-                # The flow is trained by its own term only (ModelConfig.source_flow): G's losses stop here.
+                # The flow is trained by its own term only (weights.flow): G's losses stop here.
                 warped = StopGradient(name=f"{name}_flow_stop")(warped)
                 image = keras.layers.Concatenate(name=f"{name}_stack")([target, warped])
             else:
@@ -297,19 +295,25 @@ class Generator(keras.Model):
         self.fold_pooling = bool(fold_pooling)
 
     @property
+    def learned_flow(self) -> bool:
+        """G warps its source input by its own flow network (a conditioning whose source preparation is "flow")."""
+        preparation = self.config_.conditioning_row.source_preparation
+        return bool(preparation and preparation.learned_flow)
+
+    @property
     def separately_trained_variables(self) -> list:
-        """The trainable variables G's output does not reach (the source_flow warp, trained by the flow term)."""
-        if not self.config_.source_flow:
+        """The trainable variables G's output does not reach (the learned-flow warp, trained by the flow term)."""
+        if not self.learned_flow:
             return []
         return [v for layer in self.layers if layer.name.startswith(f"{self.name}_flow_")
                 for v in layer.trainable_variables]
 
     def flow_warp(self, target, source):
-        """(warp, flow) of a source_flow generator for `source` onto `target` ([B, S, S, 3] each; flow_head),
+        """(warp, flow) of a learned-flow generator for `source` onto `target` ([B, S, S, 3] each; flow_head),
         through this model's own flow layers, with the gradient into them (what the flow term trains; G's own graph
         stops it)."""
-        if not self.config_.source_flow:
-            raise ValueError("flow_warp needs a source_flow generator")
+        if not self.learned_flow:
+            raise ValueError("flow_warp needs a source_flow generator (a conditioning with a learned flow)")
         return flow_head(target, source, self.config_.base_filters,
                          lambda suffix, factory: self.get_layer(f"{self.name}_{suffix}"))
 

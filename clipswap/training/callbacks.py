@@ -187,7 +187,7 @@ class FixedBatchCallback(keras.callbacks.Callback):
         self.source = tensor(batch["source"])
         # Identity labels of the sources (the data pipeline's eval batch has them); None when not given.
         self.source_label = np.asarray(batch["source_label"]) if "source_label" in batch else None
-        # A source_warp generator's source images: each source's face warped onto its target, and for the
+        # A warped-source generator's source images: each source's face warped onto its target, and for the
         # wrong-source control the next one's (clipswap.training.run.heldout_warps); None otherwise.
         self.warped = tensor(batch["warped"]) if "warped" in batch else None
         self.warped_control = tensor(batch["warped_control"]) if "warped_control" in batch else None

@@ -72,11 +72,11 @@ def _check_data(config: TrainConfig, data_dir: Path):
     """The face pack of `data_dir`, or a TrainingSetupError saying how to make one."""
     from clipswap.facedata.pack import PackError, is_pack, open_pack
 
-    if config.weights.teacher or config.model.pre_swap or config.model.source_warp or config.model.source_flow:
+    if config.weights.teacher or config.model.conditioning_row.batch_keys:
         raise TrainingSetupError("--backend jax reads a face pack, which has no teacher images, warps or landmarks: "
-                                 "train a configuration without the teacher term, pre_swap, source_warp and "
-                                 "source_flow, or use "
-                                 "--backend tensorflow on `clipswap pairs` data")
+                                 "train a configuration without the teacher term and with a conditioning that needs "
+                                 "none of them (target or target+source_crop; not pre_swap, source_warp or "
+                                 "source_flow), or use --backend tensorflow on `clipswap pairs` data")
     if config.loss.discriminator_paired:
         raise TrainingSetupError("--backend jax reads a face pack, whose batches do not carry a second photo of each "
                                  "target's person for a paired discriminator: use --set discriminator_paired=false, or "

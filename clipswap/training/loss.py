@@ -57,6 +57,7 @@ from clipswap.losses.terms import (
     metric_names,
     term_options,
 )
+from clipswap.models.conditioning import Conditioning
 from clipswap.models.generator import generator_inputs
 from clipswap.training.features import FeatureSource, IdentityNetwork
 
@@ -254,9 +255,15 @@ class SwapLoss:
     # --- what G reads and runs -----------------------------------------------------------------------------------
 
     @property
+    def conditioning(self) -> Conditioning | None:
+        """The generator's conditioning row (ModelConfig.conditioning; None for any model without a clipswap config)."""
+        config = getattr(self.generator, "config_", None)
+        return config.conditioning_row if config is not None else None
+
+    @property
     def source_warp(self) -> bool:
-        """The generator reads the warped source (ModelConfig.source_warp) as its source image."""
-        return bool(getattr(getattr(self.generator, "config_", None), "source_warp", False))
+        """The generator reads the warped source (a "warp" source preparation) as its source image."""
+        return bool(self.conditioning and self.conditioning.warped_source)
 
     @property
     def paired_discriminator(self) -> bool:
@@ -265,8 +272,9 @@ class SwapLoss:
 
     @property
     def pre_swap(self) -> str | None:
-        """The generator's ModelConfig.pre_swap (None for any model without a clipswap config)."""
-        return getattr(getattr(self.generator, "config_", None), "pre_swap", None)
+        """"landmarks" when the generator reads the landmark swap as its target (a "landmark_swap" target
+        preparation), else None."""
+        return "landmarks" if self.conditioning and self.conditioning.refines_landmark_swap else None
 
     def read_batch(self, data: Mapping[str, Tensor]) -> SwapBatch:
         """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"][, "mate",

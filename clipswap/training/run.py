@@ -332,8 +332,8 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
         return make_pair_dataset(
             shards, data.batch_size, config.model.image_size, same_identity_prob=data.same_identity_prob,
             jitter=data.jitter, seed=seed, shuffle_buffer=data.shuffle_buffer, repeat=True,
-            warped=config.model.source_warp or config.model.source_flow, mates=mates,
-            landmarks=config.model.source_flow,
+            warped="warped" in config.model.conditioning_row.batch_keys, mates=mates,
+            landmarks="landmarks" in config.model.conditioning_row.batch_keys,
         )
     return make_train_dataset(
         [str(s) for s in shards], data.batch_size, config.model.image_size,
@@ -376,8 +376,9 @@ def log_shard_same_identity_pairs(shards: list[Path], probability: float) -> boo
 
 
 def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
-    """A teacher term, a pre_swap, a source_warp or a source_flow generator needs `clipswap pairs` data (with warps,
-    and for source_flow the landmarks); a paired discriminator needs pairs data with other photos of each person."""
+    """A teacher term, or a conditioning whose batches carry the teacher, warps or landmarks (its row's batch_keys),
+    needs `clipswap pairs` data holding them; a paired discriminator needs pairs data with other photos of each
+    person."""
     from clipswap.facedata.pairs import pairs_have_landmarks, pairs_have_mates, pairs_have_warps
 
     config, data_dir = context.config, context.data_dir
@@ -386,21 +387,22 @@ def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
             f"weights.teacher > 0 needs teacher images: {data_dir} is not a `clipswap pairs` folder "
             "(make one with `clipswap pairs --data ALIGNED --output PAIRS`, or --set weights.teacher=0)"
         )
-    if config.model.pre_swap and not pairs:
+    row = config.model.conditioning_row
+    if "teacher" in row.batch_keys and not pairs:
         raise TrainingSetupError(
-            f"a pre_swap={config.model.pre_swap!r} generator reads the landmark swap of each pair: {data_dir} is "
+            f"a {row.name} generator reads the landmark swap of each pair: {data_dir} is "
             "not a `clipswap pairs` folder (make one with `clipswap pairs --data ALIGNED --output PAIRS`)"
         )
-    if config.model.source_warp and not (pairs and pairs_have_warps(data_dir)):
+    if "landmarks" in row.batch_keys and not (pairs and pairs_have_warps(data_dir) and pairs_have_landmarks(data_dir)):
         raise TrainingSetupError(
-            f"a source_warp generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
-            "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
-        )
-    if config.model.source_flow and not (pairs and pairs_have_warps(data_dir) and pairs_have_landmarks(data_dir)):
-        raise TrainingSetupError(
-            f"a source_flow generator's warp learns from the landmarks and the landmark warp of each pair: {data_dir} "
+            f"a {row.name} generator's warp learns from the landmarks and the landmark warp of each pair: {data_dir} "
             "is not a `clipswap pairs` folder made by this version (run `clipswap pairs --data ALIGNED --output "
             "PAIRS` again)"
+        )
+    if "warped" in row.batch_keys and not (pairs and pairs_have_warps(data_dir)):
+        raise TrainingSetupError(
+            f"a {row.name} generator reads the warped source of each pair: {data_dir} is not a `clipswap pairs` "
+            "folder made by this version (run `clipswap pairs --data ALIGNED --output PAIRS` again)"
         )
     if config.loss.discriminator_paired and not (pairs and pairs_have_mates(data_dir)):
         raise TrainingSetupError(
@@ -413,7 +415,7 @@ def _check_pairs_folder(context: RunContext, pairs: bool) -> None:
 def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset], dict[str, np.ndarray]]:
     """(seed -> training stream, the fixed held-out batch as arrays): the context's, else read from the shards
     (a pairs folder's training and held-out shards, or an aligned folder's shards with the last one held out). A
-    source_warp generator's held-out batch gets its warps (heldout_warps)."""
+    generator reading warped sources gets its held-out batch's warps (heldout_warps)."""
     config, data_dir = context.config, context.data_dir
     dataset_fn, eval_batch = context.dataset_fn, context.eval_batch
     if dataset_fn is None or eval_batch is None:
@@ -452,7 +454,7 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
             except tf.errors.DataLossError as error:
                 raise TrainingSetupError(_damaged_shard_message(data_dir, error)) from None
     eval_batch = {key: np.asarray(value) for key, value in eval_batch.items()}
-    if config.model.source_warp and "warped" not in eval_batch:
+    if config.model.conditioning_row.warped_source and "warped" not in eval_batch:
         eval_batch.update(heldout_warps(eval_batch, data_dir))
     return dataset_fn, eval_batch
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from clipswap.cli import main
+from clipswap.config import ModelConfig
 from clipswap.face.landmark_swap import swap_region
 from clipswap.facedata.pairs import (
     FACE_LANDMARKS,
@@ -377,7 +378,8 @@ def test_a_pre_swap_generator_trains_on_pairs_only(pairs, tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "run" / "generator.json").read_text())
-    assert manifest["model"]["pre_swap"] == "landmarks" and manifest["model"]["residual"] is True
+    written = ModelConfig.from_dict(manifest["model"])  # the named form: conditioning "refine_landmark_swap"
+    assert written.pre_swap == "landmarks" and manifest["model"]["residual"] is True
     result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
                                        str(tmp_path / "r2"), *args])
     assert result.exit_code == 1 and "reads the landmark swap" in result.output and "clipswap pairs" in result.output
@@ -403,7 +405,7 @@ def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_
     result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(tmp_path / "run"), *args])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "run" / "generator.json").read_text())
-    assert manifest["model"]["source_warp"] is True
+    assert ModelConfig.from_dict(manifest["model"]).source_warp is True
     rows = [json.loads(line) for line in (tmp_path / "run" / "heldout.jsonl").read_text().splitlines()]
     assert rows and all(np.isfinite(row["heldout_id_loss"]) for row in rows)
     result = CliRunner().invoke(main, ["train", "--data", str(folder.parent / "aligned"), "--run-dir",
@@ -443,7 +445,7 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
     result = CliRunner().invoke(main, ["train", "--data", str(folder), "--run-dir", str(run), *args,
                                        "--init-generator", str(flow)])
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "generator.json").read_text())["model"]["source_flow"] is True
+    assert ModelConfig.from_dict(json.loads((run / "generator.json").read_text())["model"]).source_flow is True
     trained = np.asarray(load_generator(run / "generator.keras").model.get_layer("generator_flow_field").kernel)
     assert np.abs(trained - pretrained).max() < 0.5 * np.abs(pretrained).max()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -59,8 +59,8 @@ def _fed_crop(parts, landmarker) -> tuple[np.ndarray, FaceSwapper]:
     """Swap the target once through a Spy generator: (the uint8 crop G was given, the swapper)."""
     identity, detector, _, source, target = parts
     spy = Spy()
-    swapper = FaceSwapper(spy, DEMO.image_size, DEMO.id_input_dim, identity, detector, pre_swap="landmarks",
-                          landmarker=landmarker)
+    swapper = FaceSwapper(spy, DEMO.image_size, DEMO.id_input_dim, identity, detector,
+                          conditioning="refine_landmark_swap", landmarker=landmarker)
     swapper.set_source(source)
     swapper.swap_frame(target)
     return np.round((spy.inputs[0][0] + 1.0) * 127.5), swapper

@@ -224,9 +224,9 @@ NETWORKS: dict[str, NetworkCase] = {
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
     ),
     "generator_source_flow": NetworkCase(
-        # the source crop warped onto the target by the learned flow (ModelConfig.source_flow); the flow network's
+        # the source crop warped onto the target by the learned flow (conditioning "target+flow"); the flow network's
         # weights, and so the source, sit behind a gradient stop (the harness checks that none reaches the weights)
-        "Generator", lambda: Generator(TINY.replace(source_image=True, source_flow=True)),
+        "Generator", lambda: Generator(TINY.replace(conditioning="target+flow")),
         (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
         {"output": (BATCH, 64, 64, 3)},
         reload=native_generator_round_trip, make_bf16=inference_bf16,
@@ -234,7 +234,7 @@ NETWORKS: dict[str, NetworkCase] = {
     ),
     "generator_source_level": NetworkCase(
         # the source crop through its own encoder, joining the target's skip x2 (ModelConfig.source_level)
-        "Generator", lambda: Generator(TINY.replace(source_image=True, source_level=2)),
+        "Generator", lambda: Generator(TINY.replace(conditioning="target+source_crop", source_level=2)),
         (_image(64), InputSpec((BATCH, TINY.id_input_dim)), _image(64)), {"output": (BATCH, 64, 64, 3)},
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),

@@ -127,7 +127,7 @@ def test_face_swapper_feeds_the_source_crop_beside_each_target_crop():
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
     identity, detector, spy = load_identity_encoder("sface"), YuNetDetector(), Spy()
-    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, source_image=True)
+    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, conditioning="target+source_crop")
     swapper.set_source(source)
     output, faces = swapper.swap_frame(target)
     assert faces == 1 and output.shape == target.shape
@@ -206,7 +206,7 @@ def test_face_swapper_feeds_the_source_face_warped_onto_each_target_crop():
     source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
     target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
     identity, detector, spy = load_identity_encoder("sface"), YuNetDetector(), Spy()
-    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, source_image=True, source_warp=True)
+    swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, conditioning="target+warp")
     swapper.set_source(source)
     output, faces = swapper.swap_frame(target)
     assert faces == 1 and output.shape == target.shape and swapper.pre_swap_failures == 0
