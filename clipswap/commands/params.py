@@ -16,3 +16,20 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return super().convert(number, param, ctx)
+
+
+class LiveChoice(click.Choice):
+    """click.Choice over a live list of names (a registry's Choices): the names are read when a value is checked or
+    the help is shown, so a component registered after the command line was built is offered too."""
+
+    def __init__(self, names, case_sensitive: bool = True):
+        super().__init__((), case_sensitive)
+        self._names = names
+
+    @property
+    def choices(self):
+        return tuple(self._names)
+
+    @choices.setter
+    def choices(self, value):
+        pass  # click.Choice.__init__ sets a copy; the live names are read instead

@@ -32,6 +32,8 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import ConfigError, RunFiles, TrainConfig, check_runnable
+from clipswap.registry import load_object
+from clipswap.registry.attributes import ATTRIBUTES
 from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here; its names still import from here)
     IDENTITY_SPECS,
     POLICIES,
@@ -244,22 +246,9 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
         check_runnable(config, context.files)
     except ConfigError as error:
         raise TrainingSetupError(str(error)) from error
-    if config.weights.att and config.loss.attribute_network == "file":
-        from clipswap.losses.attribute import AttributeModelError, check_attribute_file
-
-        try:
-            check_attribute_file(context.files.attribute_file)
-        except AttributeModelError as error:
-            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    if config.weights.att and config.loss.attribute_network == "landmarks":
-        from clipswap.checkpoints.errors import CheckpointError
-        from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
-
-        try:
-            read_geometry_manifest(context.files.attribute_file or SHIPPED_GEOMETRY)
-        except CheckpointError as error:
-            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
-                                     "PATH/geometry.keras)") from error
+    attribute = ATTRIBUTES.get(config.loss.attribute_network)
+    if config.weights.att and attribute.check is not None:
+        load_object(attribute.check)(context.files)
 
 
 def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
