@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange, LiveChoice
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.registry import given_files
 from clipswap.registry.detectors import DETECTORS
@@ -34,15 +34,15 @@ _DIR = click.Path(file_okay=False)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png",
               help="Crop file format: png is lossless; jpg (quality 95) is about 5x smaller.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@model_files_option
 def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, det_threshold, shard_size, seed,
-          image_format, no_progress):
+          image_format, no_progress, model_files):
     """Align the largest face of every photo to the ArcFace template and write TFRecord shards for training."""
     from clipswap.facedata.align_dataset import align_dataset
 
-    files = given_files({"retinaface": retinaface})
-    unused = [key for key in files if key != DETECTORS.get(detector).file_key]
-    if unused:
-        raise click.UsageError(f"--{unused[0]} is only used with --detector {unused[0]}")
+    if retinaface is not None and DETECTORS.get(detector).file_key != "retinaface":
+        raise click.UsageError("--retinaface is only used with --detector retinaface")
+    files = {**given_files(model_files), **given_files({"retinaface": retinaface})}
     fresh_output = not Path(output_dir).exists()
     try:
         report = align_dataset(

@@ -197,11 +197,11 @@ def _components(report: Report) -> None:
         return f"file found: {found}" if found else "file not found (give its path, or see pretrained_ckpts/README.md)"
 
     report.section("components")
-    for row in ENCODERS:
+    for row in ENCODERS.rows():
         report.row(f"identity encoder {row.name}", f"{row.label}, {row.width}-d, {file_state(row)}")
-    for row in DETECTORS:
+    for row in DETECTORS.rows():
         report.row(f"detector {row.name}", f"{row.label}, {file_state(row)}")
-    for row in RUNTIMES:
+    for row in RUNTIMES.rows():
         state = "installed" if row.installed() else f"not installed ({install_command(row.extra or 'export')})"
         report.row(f"runtime {row.name}", f"{'/'.join(row.precisions)}, {state}")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange, LiveChoice
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.options import DETECTORS, RUNTIMES
 
@@ -48,8 +48,10 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="InceptionV3 (no top) weights file; FID is skipped without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_files_option
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress):
+             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress,
+             model_files):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.evaluation.job import EvaluationJob, run_evaluation_job
 
@@ -68,8 +70,9 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
         from clipswap.inference.evaluated_model import EvaluatedModel
         from clipswap.registry import given_files
 
-        load_model = partial(EvaluatedModel.load, model, files=given_files({"arcface": arcface}),
-                             clip_preset=clip_preset, detector=detector, runtime=runtime, detail=detail)
+        files = {**given_files(model_files), **given_files({"arcface": arcface})}
+        load_model = partial(EvaluatedModel.load, model, files=files, clip_preset=clip_preset, detector=detector,
+                             runtime=runtime, detail=detail)
     try:
         run_evaluation_job(job, load_model, announce=click.echo)
     except ClipswapError as error:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange, LiveChoice
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE, INFERENCE_GRAPH_REVISION
 
@@ -56,7 +56,8 @@ IDENTITY_GRAPH = {
               help="ArcFace-Res50.h5 for an ArcFace generator (default: pretrained_ckpts/).")
 @click.option("--tolerance", type=FiniteFloatRange(min=0.0, min_open=True), default=EXPORT_TOLERANCE, show_default=True,
               help="Largest difference allowed between an exported network and the Keras model.")
-def export(model, fmt, output, identity, arcface, tolerance):
+@model_files_option
+def export(model, fmt, output, identity, arcface, tolerance, model_files):
     """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
     and print the largest difference; a difference above --tolerance is an error and nothing is written."""
     from clipswap.atomic import FOLDER_MODE, outermost_missing, remove_empty_folders
@@ -80,8 +81,10 @@ def export(model, fmt, output, identity, arcface, tolerance):
         writers = {}  # network name -> a writer of its own file, in place of converting the Keras graph
         if identity:
             from clipswap.checkpoints.encoders import load_identity_encoder
+            from clipswap.registry import given_files
 
-            encoder = load_identity_encoder(checkpoint.config.identity_encoder, {"arcface": arcface})
+            encoder = load_identity_encoder(checkpoint.config.identity_encoder,
+                                            {**model_files, **given_files({"arcface": arcface})})
             networks["identity"] = encoder.model
             if fmt == "onnx" and encoder.onnx_source is not None:
                 from clipswap.inference.sface_export import write_sface_onnx

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange, LiveChoice
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.options import (
@@ -98,9 +98,11 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--no-watermark", is_flag=True,
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
+@model_files_option
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          source_face, reference_face, mapping, similarity, blend, color_correction, detail, feather, precision,
-         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
+         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark,
+         model_files):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -129,7 +131,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
         source=source, target=target, output=output, model=model,
-        files=given_files({"arcface": arcface, "retinaface": retinaface}),
+        files={**given_files(model_files), **given_files({"arcface": arcface, "retinaface": retinaface})},
         detector=detector, det_threshold=det_threshold, faces=faces, source_face=source_face,
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,

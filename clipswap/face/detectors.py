@@ -30,7 +30,7 @@ def resolve_detector(kind: str = AUTO, files: Files | None = None) -> tuple[str,
 
     files = given_files(files)
     if kind == AUTO:
-        ranked = sorted((row for row in DETECTORS if row.auto_rank is not None), key=lambda row: row.auto_rank)
+        ranked = sorted((row for row in DETECTORS.rows() if row.auto_rank is not None), key=lambda row: row.auto_rank)
         kind = next(row.name for row in ranked
                     if not row.user_file or row.file_key in files or find_published(row.file_key) is not None)
     row = DETECTORS.get(kind)

@@ -51,7 +51,7 @@ def resolve_runtime(name: str, precision: str = "fp32") -> str:
     if name == AUTO:
         if gpu_visible():
             return KERAS_RUNTIME
-        ranked = sorted((row for row in RUNTIMES if row.auto_rank is not None), key=lambda row: row.auto_rank)
+        ranked = sorted((row for row in RUNTIMES.rows() if row.auto_rank is not None), key=lambda row: row.auto_rank)
         return next((row.name for row in ranked if row.installed()), KERAS_RUNTIME)
     try:
         row = RUNTIMES.get(name)

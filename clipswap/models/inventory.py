@@ -72,7 +72,7 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
     if detector:
         # The swap's detector when its file is found (the first a network is counted for); the others are not
         # Keras networks.
-        row = next(row for row in DETECTORS if row.network is not None)
+        row = next(row for row in DETECTORS.rows() if row.network is not None)
         side = row.network_size
         components["detector"] = model_cost(f"{row.label} (inference)", load_object(row.network)(),
                                             [(side, side, 3)], f"{side}px")

@@ -49,7 +49,8 @@ def load_object(target: str | Callable) -> Any:
 
 @dataclass
 class Registry(Generic[Row]):
-    """Rows of one kind of component by name, in the order they were registered (the order the choices list them).
+    """Rows of one kind of component by name, in the order they were registered (the order the choices list them);
+    read like a dict of names (iterating gives the names; rows() the rows).
 
     Attributes:
         kind: the component in words ("identity encoder"), for messages.
@@ -89,14 +90,17 @@ class Registry(Generic[Row]):
     def __contains__(self, name: object) -> bool:
         return name in self._rows
 
-    def __iter__(self) -> Iterator[Row]:
-        return iter(list(self._rows.values()))
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._rows))
 
     def __len__(self) -> int:
         return len(self._rows)
 
     def names(self) -> tuple[str, ...]:
         return tuple(self._rows)
+
+    def rows(self) -> tuple[Row, ...]:
+        return tuple(self._rows.values())
 
     def view(self, attribute: str) -> Mapping[str, Any]:
         """A live read-only mapping name -> the rows' `attribute` (e.g. encoder widths), which sees rows registered
