@@ -459,11 +459,11 @@ class RunFiles:
 
     def model_files(self) -> dict[str, str]:
         """The given model files by registry file key ({"arcface": path}), the mapping components read."""
-        return {"arcface": self.arcface_path} if self.arcface_path else {}
+        return {key: getattr(self, name) for key, name in MODEL_FILE_FIELDS.items() if getattr(self, name)}
 
 
-#: The `clipswap train` flag that gives each model file, by registry file key (what the refusals name).
-MODEL_FILE_FLAGS = {"arcface": "--arcface"}
+#: The RunFiles field of each model file, by its registry file key (clipswap.checkpoints.registry.FILES).
+MODEL_FILE_FIELDS = {"arcface": "arcface_path"}
 #: The RunFiles fields and the `clipswap train` flag of each (what the refusals name).
 RUN_FILE_FLAGS = {"arcface_path": "--arcface", "clip_preset": "--clip-preset", "vgg_weights": "--vgg-weights",
                   "attribute_file": "--attribute-file", "init_generator": "--init-generator"}
@@ -571,7 +571,8 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
     missing = []
     encoder = ENCODERS.get(model.identity_encoder)
     if encoder.user_file and not files.model_files().get(encoder.file_key):
-        missing.append((f"the {encoder.label} file ({encoder.file_name})", MODEL_FILE_FLAGS[encoder.file_key]))
+        missing.append((f"the {encoder.label} file ({encoder.file_name})",
+                        RUN_FILE_FLAGS[MODEL_FILE_FIELDS[encoder.file_key]]))
     if model.clip_variant is not None and not files.clip_preset:
         missing.append((f"the CLIP preset ({model.clip_variant})", "--clip-preset"))
     if missing:
@@ -593,8 +594,8 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
     notes = []
     for key in files.model_files():
         if key != encoder.file_key:
-            notes.append(f"{MODEL_FILE_FLAGS[key]} given but the identity encoder is {model.identity_encoder}: the "
-                         "file is not used")
+            notes.append(f"{RUN_FILE_FLAGS[MODEL_FILE_FIELDS[key]]} given but the identity encoder is "
+                         f"{model.identity_encoder}: the file is not used")
     if files.clip_preset and model.clip_variant is None:
         notes.append("--clip-preset given but the model has no CLIP input: the preset is not used")
     if config.compute.precision == "fp16" and config.compute.xla:

@@ -42,7 +42,7 @@ from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
 from clipswap.registry import Files
-from clipswap.registry.detectors import DETECTORS
+from clipswap.registry.detectors import DETECTORS, Detector
 
 if TYPE_CHECKING:
     from clipswap.facedata.shards import FaceRecord
@@ -194,7 +194,7 @@ def _stamp(path: Path) -> list[int]:
     return [int(stat.st_size), int(stat.st_mtime_ns)]
 
 
-def align_image(source: Path, destination: Path, settings: AlignSettings, detector) -> dict:
+def align_image(source: Path, destination: Path, settings: AlignSettings, detector: Detector) -> dict:
     """Align one file and write its crop to `destination` (atomically); returns its manifest entry.
 
     Args:

@@ -70,8 +70,8 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
             f"{clip_size}px",
         )
     if detector:
-        # The swap's detector when its file is found (the first a network is counted for); the others are not
-        # Keras networks.
+        # The first detector that is a Keras network (RetinaFace, the swap's choice when its file is found); the
+        # others run outside Keras and have no graph to count.
         row = next(row for row in DETECTORS.rows() if row.network is not None)
         side = row.network_size
         components["detector"] = model_cost(f"{row.label} (inference)", load_object(row.network)(),
