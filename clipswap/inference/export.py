@@ -1,6 +1,7 @@
 """Export a network (the generator, the identity encoder) to a deployment format, and run an exported file.
 
-Formats (Keras 3's `Model.export`, TensorFlow backend, float32, a fixed input signature with a free batch axis):
+Formats (rows of clipswap.registry.runtimes.FORMATS; Keras 3's `Model.export`, TensorFlow backend, float32, a fixed
+input signature with a free batch axis):
 
     savedmodel  a TensorFlow SavedModel folder (endpoint `serve`)              TensorFlow itself
     onnx        one .onnx file (converted by tf2onnx)                           run by onnxruntime
@@ -93,6 +94,10 @@ def load_exported(fmt: str, path: str | Path, precision: str = "fp32") -> Callab
         raise
     except (OSError, RuntimeError, ValueError) as error:
         raise ExportError(f"{path} does not load as a {fmt} model: {error}") from error
+
+
+# The formats' runners (their rows' `runner`): (path, precision) -> a callable from float32 arrays in the model's
+# input order to one float32 array.
 
 
 class SavedModelRunner:

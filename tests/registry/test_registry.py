@@ -77,6 +77,21 @@ def test_every_row_names_a_model_file_and_builders_that_exist():
         assert row.format is None or set(row.precisions) <= set(FORMATS.get(row.format).precisions), row.name
 
 
+def test_every_extra_a_row_names_installs_its_packages():
+    import tomllib
+
+    extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    rows = [*FORMATS.rows(), *RUNTIMES.rows()]
+    for row in rows:
+        modules = row.modules if isinstance(row, RuntimeRow) else row.write_modules + row.run_modules
+        if not modules:
+            continue
+        assert row.extra in extras, (row.name, row.extra)
+        packages = {requirement.split(">")[0].split("=")[0].strip() for requirement in extras[row.extra]}
+        assert {package for _, package in modules} <= packages, row.name
+
+
 def test_export_formats_keep_their_keras_names_and_files():
     from clipswap.inference.export import FORMATS as EXPORT_FORMATS
 
