@@ -151,10 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     from clipswap.errors import ClipswapError
     from clipswap.inference.pipeline import SwapRequest, run_swap
     from clipswap.media.common import DEFAULT_MAX_PIXELS, pixel_limit
+    from clipswap.registry import given_files
 
     request = SwapRequest(
-        source=args.source, target=args.target, output=args.output, model=args.model_path, arcface=args.arcface_path,
-        retinaface=args.retina_path, detector=args.detector, det_threshold=args.det_threshold, faces=args.faces,
+        source=args.source, target=args.target, output=args.output, model=args.model_path,
+        files=given_files({"arcface": args.arcface_path, "retinaface": args.retina_path}), detector=args.detector,
+        det_threshold=args.det_threshold, faces=args.faces,
         source_face=args.source_face, reference_face=args.reference_face,
         similarity=args.similarity, blend=args.blend, feather=args.feather,
         precision=args.precision, runtime=args.runtime, clip_preset=args.clip_preset,

@@ -46,11 +46,13 @@ from clipswap.models.conditioning import (
     conditioning_from_flags,
     get_conditioning,
 )
+from clipswap.registry.attributes import ATTRIBUTE_CHOICES, ATTRIBUTES
+from clipswap.registry.encoders import ENCODER_WIDTHS, ENCODERS
 
 UP_TYPES = ("no_skip", "affa", "concat", "add")
 
-#: Identity encoders the generator can be conditioned on, and their embedding widths.
-IDENTITY_ENCODERS = {"arcface": 512, "sface": 128}
+#: Identity encoders the generator can be conditioned on, and their embedding widths (clipswap.registry.encoders).
+IDENTITY_ENCODERS = ENCODER_WIDTHS
 
 #: Architectures of the CLIP image towers (OpenAI's published shapes) and a tiny one for tests.
 _VIT_B32 = dict(
@@ -257,7 +259,7 @@ PERCEPTUAL_NETWORKS = ("vgg16", "identity", "discriminator")
 #: features (ArcFace stages by default, the default A), "file" a user's .keras model (RunFiles.attribute_file),
 #: "landmarks" the geometry network (68 landmarks and head pose, clipswap.losses.geometry): the one at
 #: RunFiles.attribute_file (a geometry.keras with its geometry.json), by default the one shipped with the demo.
-ATTRIBUTE_NETWORKS = ("identity", "discriminator", "file", "landmarks")
+ATTRIBUTE_NETWORKS = ATTRIBUTE_CHOICES
 #: What the experiment may say about VGG16's weights: ImageNet's (Keras downloads them) or none (random, benchmarks
 #: only). A weights file is a file of the run: RunFiles.vgg_weights.
 VGG_WEIGHTS = ("imagenet", None)
@@ -475,7 +477,13 @@ class RunFiles:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def model_files(self) -> dict[str, str]:
+        """The given model files by registry file key ({"arcface": path}), the mapping components read."""
+        return {key: getattr(self, name) for key, name in MODEL_FILE_FIELDS.items() if getattr(self, name)}
 
+
+#: The RunFiles field of each model file, by its registry file key (clipswap.checkpoints.registry.FILES).
+MODEL_FILE_FIELDS = {"arcface": "arcface_path"}
 #: The RunFiles fields and the `clipswap train` flag of each (what the refusals name).
 RUN_FILE_FLAGS = {"arcface_path": "--arcface", "clip_preset": "--clip-preset", "vgg_weights": "--vgg-weights",
                   "attribute_file": "--attribute-file", "init_generator": "--init-generator"}
@@ -569,7 +577,7 @@ def validate(config: TrainConfig) -> None:
     if config.weights.contra and config.model.clip_variant is None:
         raise ConfigError("weights.contra > 0 needs CLIP: the model has no clip_variant (set model.clip_variant, "
                           "or weights.contra=0)")
-    if config.weights.ifsr and config.model.identity_encoder != "arcface":
+    if config.weights.ifsr and not ENCODERS.get(config.model.identity_encoder).ifsr:
         raise ConfigError("weights.ifsr > 0 needs ArcFace-R50 layers: the model's identity encoder is "
                           f"{config.model.identity_encoder} (set model.identity_encoder=arcface, or weights.ifsr=0)")
 
@@ -582,8 +590,10 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
                           "split it (--batch-size must be divisible by --cpu-replicas or the GPU count)")
     model = config.model
     missing = []
-    if model.identity_encoder == "arcface" and not files.arcface_path:
-        missing.append(("the ArcFace-R50 file (ArcFace-Res50.h5)", "--arcface"))
+    encoder = ENCODERS.get(model.identity_encoder)
+    if encoder.user_file and not files.model_files().get(encoder.file_key):
+        missing.append((f"the {encoder.label} file ({encoder.file_name})",
+                        RUN_FILE_FLAGS[MODEL_FILE_FIELDS[encoder.file_key]]))
     if model.clip_variant is not None and not files.clip_preset:
         missing.append((f"the CLIP preset ({model.clip_variant})", "--clip-preset"))
     if missing:
@@ -594,7 +604,7 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
                    "or train an offline preset (paper-offline, facedancer-offline, tiny, demo)")
         were = "were" if len(missing) > 1 else "was"
         raise ConfigError(f"preset {config.preset!r} needs {what}, which {were} not given: pass {flags}, {instead}")
-    if config.loss.attribute_network == "file" and not files.attribute_file:
+    if ATTRIBUTES.get(config.loss.attribute_network).needs_file and not files.attribute_file:
         raise ConfigError("attribute_network 'file' needs attribute_file (a .keras model): pass --attribute-file "
                           "PATH (or --set attribute_file=PATH)")
     if config.compute.xla and model.clip_variant is not None:
@@ -603,8 +613,10 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
         raise ConfigError("--xla cannot compile a step with CLIP (its bicubic resize, ResizeBicubic, has no XLA "
                           "kernel): drop --xla or train without CLIP")
     notes = []
-    if files.arcface_path and model.identity_encoder != "arcface":
-        notes.append(f"--arcface given but the identity encoder is {model.identity_encoder}: the file is not used")
+    for key in files.model_files():
+        if key != encoder.file_key:
+            notes.append(f"{RUN_FILE_FLAGS[MODEL_FILE_FIELDS[key]]} given but the identity encoder is "
+                         f"{model.identity_encoder}: the file is not used")
     if files.clip_preset and model.clip_variant is None:
         notes.append("--clip-preset given but the model has no CLIP input: the preset is not used")
     if config.compute.precision == "fp16" and config.compute.xla:

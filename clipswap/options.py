@@ -1,10 +1,15 @@
-"""The swap pipeline's choice lists, in a module that imports nothing, so the command lines can offer them without
-loading TensorFlow, OpenCV or the models (`clipswap --help` stays fast)."""
+"""The swap pipeline's choice lists, in a module that imports nothing heavy (the component lists come from the
+TensorFlow-free registries), so the command lines can offer them without loading TensorFlow, OpenCV or the models
+(`clipswap --help` stays fast)."""
 
 from __future__ import annotations
 
-#: Face detectors (clipswap.face.detectors.build_detector); "auto": RetinaFace when its file is found, else YuNet.
-DETECTORS = ("auto", "retinaface", "yunet")
+from clipswap.registry.detectors import DETECTOR_CHOICES
+from clipswap.registry.runtimes import FORMAT_CHOICES, RUNTIME_CHOICES
+
+#: Face detectors (clipswap.registry.detectors); "auto": RetinaFace when its file is found, else YuNet. Live: a
+#: detector registered later is in it.
+DETECTORS = DETECTOR_CHOICES
 #: Blends (clipswap.inference.blend): the release's feathered rectangle, a soft face-outline mask, or Poisson
 #: blending (OpenCV seamlessClone) inside the face-outline mask.
 BLEND_KINDS = ("published", "landmarks", "poisson")
@@ -33,12 +38,12 @@ SMOOTH_MIN_CUTOFF = 1.0
 #: raw 0.45, beta 1 0.08, beta 4 0.04, beta 10 0.03 % of the face, and the face flicker it adds -0.02, 0.05 and 0.11
 #: grey levels for beta 1, 4, 10 (raw 0.76).
 SMOOTH_BETA = 4.0
-#: Deployment formats of `clipswap export` (clipswap.inference.export.FORMATS).
-EXPORT_FORMATS = ("litert", "onnx", "openvino", "savedmodel")
+#: Deployment formats of `clipswap export` (clipswap.registry.runtimes.FORMATS), live.
+EXPORT_FORMATS = FORMAT_CHOICES
 #: Largest absolute difference allowed between an exported float32 network and the Keras model on the check batch
 #: (generator outputs in [-1, 1]; measured on a tiny generator: 1.5e-5 ONNX, 1.2e-5 LiteRT, 1e-5 OpenVINO f32,
 #: 0 SavedModel).
 EXPORT_TOLERANCE = 1e-3
-#: Engines that run the generator in a swap (clipswap.inference.runtime): auto picks TensorFlow on a GPU, else
-#: OpenVINO when it is installed, else TensorFlow.
-RUNTIMES = ("auto", "tf", "openvino", "onnxruntime")
+#: Engines that run the generator in a swap (clipswap.registry.runtimes.RUNTIMES), live: auto picks TensorFlow on a
+#: GPU, else OpenVINO when it is installed, else TensorFlow.
+RUNTIMES = RUNTIME_CHOICES

@@ -27,6 +27,8 @@ FORBIDDEN = {
     # the browser UI sits beside the command lines, on top of the pipeline: only its command imports it
     "inference": ("commands", "ui"),
     "ui": ("commands",),
+    # the component registries are read by every layer, so they name their builders as strings and import none
+    "registry": ("inference", "training", "evaluation", "commands", "ui", "facedata", "losses", "layers", "media"),
 }
 
 

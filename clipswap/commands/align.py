@@ -7,8 +7,10 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
+from clipswap.registry import given_files
+from clipswap.registry.detectors import DETECTORS
 
 _DIR = click.Path(file_okay=False)
 
@@ -21,7 +23,7 @@ _DIR = click.Path(file_okay=False)
 @click.option("--size", type=click.IntRange(16), default=256, help="Aligned crop side in pixels.")
 @click.option("--min-size", type=click.IntRange(1), default=64, help="Skip photos whose shorter side is below this.")
 @click.option("--workers", type=click.IntRange(1), default=1, help="Processes, each with its own detector.")
-@click.option("--detector", type=click.Choice(["yunet", "retinaface"]), default="yunet",
+@click.option("--detector", type=LiveChoice(DETECTORS), default="yunet",
               help="yunet is embedded (offline); retinaface needs RetinaFace-Res50.h5.")
 @click.option("--retinaface", type=click.Path(dir_okay=False), default=None,
               help="RetinaFace-Res50.h5 for --detector retinaface. Default: pretrained_ckpts/.")
@@ -32,18 +34,20 @@ _DIR = click.Path(file_okay=False)
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg"]), default="png",
               help="Crop file format: png is lossless; jpg (quality 95) is about 5x smaller.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@model_files_option
 def align(input_dir, output_dir, size, min_size, workers, detector, retinaface, det_threshold, shard_size, seed,
-          image_format, no_progress):
+          image_format, no_progress, model_files):
     """Align the largest face of every photo to the ArcFace template and write TFRecord shards for training."""
     from clipswap.facedata.align_dataset import align_dataset
 
-    if retinaface is not None and detector != "retinaface":
+    if retinaface is not None and DETECTORS.get(detector).file_key != "retinaface":
         raise click.UsageError("--retinaface is only used with --detector retinaface")
+    files = {**given_files(model_files), **given_files({"retinaface": retinaface})}
     fresh_output = not Path(output_dir).exists()
     try:
         report = align_dataset(
             input_dir, output_dir, size=size, min_size=min_size, workers=workers, detector=detector,
-            det_threshold=det_threshold, retinaface=retinaface, shard_size=shard_size, seed=seed,
+            det_threshold=det_threshold, files=files, shard_size=shard_size, seed=seed,
             image_format=image_format, progress=not no_progress,
         )
     except ClipswapError as error:

@@ -181,6 +181,31 @@ def _models(report: Report) -> None:
         report.warnings.append(f"clipswap evaluate's dlib metrics and --model landmarks need dlib: {dlib_problem}")
 
 
+def _components(report: Report) -> None:
+    """Every registered component (clipswap.registry) and whether it can run here: its file found (a user file in
+    the checkpoint folders; a packaged file is checked above) or its packages installed. Information only: what the
+    main job needs is checked with the model files."""
+    from clipswap.checkpoints.pretrained import find_published
+    from clipswap.registry.detectors import DETECTORS
+    from clipswap.registry.encoders import ENCODERS
+    from clipswap.registry.runtimes import RUNTIMES, install_command
+
+    def file_state(row) -> str:
+        if not row.user_file:
+            return "packaged"
+        found = find_published(row.file_key)
+        return f"file found: {found}" if found else "file not found (give its path, or see pretrained_ckpts/README.md)"
+
+    report.section("components")
+    for row in ENCODERS.rows():
+        report.row(f"identity encoder {row.name}", f"{row.label}, {row.width}-d, {file_state(row)}")
+    for row in DETECTORS.rows():
+        report.row(f"detector {row.name}", f"{row.label}, {file_state(row)}")
+    for row in RUNTIMES.rows():
+        state = "installed" if row.installed() else f"not installed ({install_command(row.extra or 'export')})"
+        report.row(f"runtime {row.name}", f"{'/'.join(row.precisions)}, {state}")
+
+
 def _geometry_row(report: Report) -> None:
     """The geometry network shipped beside the demo (the landmarks attribute term's default): a warning only, since
     swapping does not read it."""
@@ -232,6 +257,7 @@ def doctor():
     _cpu(report)
     _gpus(report)
     _models(report)
+    _components(report)
     _folders(report)
     click.echo("\n".join(report.lines).lstrip("\n"))
     for warning in report.warnings:

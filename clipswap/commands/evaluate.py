@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.options import DETECTORS, RUNTIMES
 
@@ -34,9 +34,9 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")
-@click.option("--detector", type=click.Choice(DETECTORS), default="auto",
+@click.option("--detector", type=LiveChoice(DETECTORS), default="auto",
               help="Detector used to produce swaps (evaluation itself always uses YuNet).")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
+@click.option("--runtime", type=LiveChoice(RUNTIMES), default="auto",
               help="Generator engine for the swaps --model makes (as `clipswap swap --runtime`).")
 @click.option("--detail", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="The target's fine detail in the pasted face, as `clipswap swap --detail` [default: the model's].")
@@ -48,8 +48,10 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--fid-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="InceptionV3 (no top) weights file; FID is skipped without it.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@model_files_option
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress):
+             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress,
+             model_files):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.evaluation.job import EvaluationJob, run_evaluation_job
 
@@ -66,8 +68,10 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     load_model = None
     if model is not None:
         from clipswap.inference.evaluated_model import EvaluatedModel
+        from clipswap.registry import given_files
 
-        load_model = partial(EvaluatedModel.load, model, arcface=arcface, clip_preset=clip_preset, detector=detector,
+        files = {**given_files(model_files), **given_files({"arcface": arcface})}
+        load_model = partial(EvaluatedModel.load, model, files=files, clip_preset=clip_preset, detector=detector,
                              runtime=runtime, detail=detail)
     try:
         run_evaluation_job(job, load_model, announce=click.echo)

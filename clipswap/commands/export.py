@@ -22,7 +22,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.options import EXPORT_FORMATS, EXPORT_TOLERANCE, INFERENCE_GRAPH_REVISION
 
@@ -48,7 +48,7 @@ IDENTITY_GRAPH = {
 @click.command("export")
 @click.option("--model", "model", default=None,
               help="Generator: auto (default), demo, or a .h5/.keras/.json file.")
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="The deployment format.")
+@click.option("--format", "fmt", type=LiveChoice(EXPORT_FORMATS), required=True, help="The deployment format.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="A new folder for the files.")
 @click.option("--identity/--no-identity", default=True, show_default=True,
@@ -57,7 +57,8 @@ IDENTITY_GRAPH = {
               help="ArcFace-Res50.h5 for an ArcFace generator (default: pretrained_ckpts/).")
 @click.option("--tolerance", type=FiniteFloatRange(min=0.0, min_open=True), default=EXPORT_TOLERANCE, show_default=True,
               help="Largest difference allowed between an exported network and the Keras model.")
-def export(model, fmt, output, identity, arcface, tolerance):
+@model_files_option
+def export(model, fmt, output, identity, arcface, tolerance, model_files):
     """Export the generator (and its identity encoder), run each exported file beside the Keras model on one batch
     and print the largest difference; a difference above --tolerance is an error and nothing is written."""
     from clipswap.atomic import FOLDER_MODE, outermost_missing, remove_empty_folders
@@ -71,7 +72,7 @@ def export(model, fmt, output, identity, arcface, tolerance):
     # The folders above --output that this run creates go again when it fails; nothing that existed is removed.
     created = outermost_missing(output.parent)
     try:
-        require_modules(spec.modules, f"exporting to {fmt}")
+        require_modules(spec.write_modules, f"exporting to {fmt}", spec.extra)
         choice = resolve_model(model)
         if not choice.is_generator:
             what = "the demo generator's warped input" if choice.kind == "warp" else "the classical swap"
@@ -81,8 +82,10 @@ def export(model, fmt, output, identity, arcface, tolerance):
         writers = {}  # network name -> a writer of its own file, in place of converting the Keras graph
         if identity:
             from clipswap.checkpoints.encoders import load_identity_encoder
+            from clipswap.registry import given_files
 
-            encoder = load_identity_encoder(checkpoint.config.identity_encoder, arcface)
+            encoder = load_identity_encoder(checkpoint.config.identity_encoder,
+                                            {**model_files, **given_files({"arcface": arcface})})
             networks["identity"] = encoder.model
             if fmt == "onnx" and encoder.onnx_source is not None:
                 from clipswap.inference.sface_export import write_sface_onnx

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange
+from clipswap.commands.params import FiniteFloatRange, LiveChoice, model_files_option
 from clipswap.errors import ClipswapError
 from clipswap.inference.selection import DEFAULT_SIMILARITY, FaceSelection
 from clipswap.options import (
@@ -53,7 +53,7 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="ArcFace-Res50.h5 for ArcFace-trained generators. Default: pretrained_ckpts/.")
 @click.option("--retinaface", type=_PATH, default=None, help="RetinaFace-Res50.h5. Default: pretrained_ckpts/.")
 @click.option("--clip-preset", default=None, help="Local keras-hub CLIP preset, for generators that take CLIP.")
-@click.option("--detector", type=click.Choice(DETECTORS), default="auto",
+@click.option("--detector", type=LiveChoice(DETECTORS), default="auto",
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
 @click.option("--det-threshold", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.5,
               help="Minimum face score.")
@@ -80,7 +80,7 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--feather", type=FiniteFloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
-@click.option("--runtime", type=click.Choice(RUNTIMES), default="auto",
+@click.option("--runtime", type=LiveChoice(RUNTIMES), default="auto",
               help="Generator engine: auto = TensorFlow on a GPU, else OpenVINO when installed (the export extra), "
                    "else TensorFlow. An exported runtime converts once and caches beside the checkpoint.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
@@ -98,9 +98,11 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--no-watermark", is_flag=True,
               help="Leave out the invisible watermark (on by default: it marks the output as a swap even after "
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
+@model_files_option
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          source_face, reference_face, mapping, similarity, blend, color_correction, detail, feather, precision,
-         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark):
+         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark,
+         model_files):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -115,6 +117,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     Prints one line naming the generator, identity encoder and detector used, then what was written.
     """
     from clipswap.inference.pipeline import SwapRequest, run_swap
+    from clipswap.registry import given_files
 
     if source is None and not mapping:
         raise click.UsageError("give --source IMAGE, or --map REF=SRC (repeatable)")
@@ -127,7 +130,8 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
-        source=source, target=target, output=output, model=model, arcface=arcface, retinaface=retinaface,
+        source=source, target=target, output=output, model=model,
+        files={**given_files(model_files), **given_files({"arcface": arcface, "retinaface": retinaface})},
         detector=detector, det_threshold=det_threshold, faces=faces, source_face=source_face,
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,

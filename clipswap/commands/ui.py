@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from clipswap.commands.params import LiveChoice
 from clipswap.options import DETECTORS, MODEL_NAMES
 
 #: The largest upload, in megabytes (a few minutes of phone video; photos are far smaller).
@@ -37,7 +38,7 @@ def offline_environment(workdir: Path) -> None:
 @click.option("--model", "models", multiple=True, metavar="PATH|auto|demo|landmarks|warp",
               help="Models the page offers (repeatable), the first selected; default: auto, demo, landmarks, "
                    "warp.")
-@click.option("--detector", type=click.Choice(DETECTORS), default="auto",
+@click.option("--detector", type=LiveChoice(DETECTORS), default="auto",
               help="auto: RetinaFace when its file is present, else the offline YuNet.")
 @click.option("--max-upload-mb", type=click.IntRange(1), default=DEFAULT_MAX_UPLOAD_MB, show_default=True,
               help="Largest file accepted from the page, in megabytes (the pixel limit is clipswap --max-pixels).")

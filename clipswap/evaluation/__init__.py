@@ -3,7 +3,7 @@
 pairs          the pairs file (source, target, optional output and label)
 protocols      ffpp (frames from videos) and sample (random image pairs): write a pairs file
 dlib_models    locating dlib and the model files of face-recognition-models (the `eval` extra)
-landmarks      dlib's 68 landmarks in the detector's box (the detector is clipswap.face.yunet.YuNetDetector)
+landmarks      dlib's 68 landmarks in the detector's box (clipswap.registry.detectors.EVALUATION_DETECTOR, YuNet)
 identity_models  SFace, dlib ResNet or a user ArcFace/CosFace .h5, and the choice of one that differs from the
                generator's training encoder
 identity       ID similarity and top-1 ID retrieval (cosines from clipswap.face.similarity)

@@ -10,6 +10,7 @@ import numpy as np
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
 from clipswap.media.images import read_image
+from clipswap.registry.detectors import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def central_detection(detections: list[Detection], image_shape: tuple[int, ...])
     return min(detections, key=distance)
 
 
-def aligned_crops(paths: list[Path], detector, size: int = 112) -> tuple[np.ndarray, list[int]]:
+def aligned_crops(paths: list[Path], detector: Detector, size: int = 112) -> tuple[np.ndarray, list[int]]:
     """Detect the central face of each photo and align it to the ArcFace template.
 
     Args:

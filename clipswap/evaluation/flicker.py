@@ -27,6 +27,7 @@ from clipswap.face.detection import sort_by_area
 from clipswap.face.tracking import iou_matrix
 from clipswap.media.common import MediaError
 from clipswap.media.video import VideoReader
+from clipswap.registry.detectors import EVALUATION_DETECTOR, Detector
 
 
 def _largest(detections):
@@ -51,8 +52,9 @@ def _second_differences(track: list[np.ndarray | None], scales: list[float | Non
     return values
 
 
-def video_stability(target: str | Path, swapped: str | Path, detector=None) -> dict:
-    """Flicker measures of `swapped` against `target` (same frame count and size).
+def video_stability(target: str | Path, swapped: str | Path, detector: Detector | None = None) -> dict:
+    """Flicker measures of `swapped` against `target` (same frame count and size), faces found by `detector` (None:
+    the evaluation's detector, clipswap.registry.detectors.EVALUATION_DETECTOR).
 
     Returns: {"frames", "frames_with_face", "landmark_jitter_swap", "landmark_jitter_target",
     "landmark_jitter_excess", "landmark_offset" (per cent of face size), "temporal_difference_swap",
@@ -62,9 +64,9 @@ def video_stability(target: str | Path, swapped: str | Path, detector=None) -> d
         MediaError: a video cannot be read, or the two differ in size or frame count.
     """
     if detector is None:
-        from clipswap.face.yunet import YuNetDetector
+        from clipswap.face.detectors import build_detector
 
-        detector = YuNetDetector()
+        detector = build_detector(EVALUATION_DETECTOR)
     swap_points: list[np.ndarray | None] = []
     target_points: list[np.ndarray | None] = []
     scales: list[float | None] = []

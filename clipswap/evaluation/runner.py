@@ -43,12 +43,13 @@ from clipswap.evaluation.pose import HeadPose, estimate_head_pose, pose_error
 from clipswap.evaluation.report import write_reports
 from clipswap.evaluation.swapping import PairSwapper, SwapFn, as_pair_swapper
 from clipswap.face.detection import Detection, sort_by_area
+from clipswap.face.detectors import build_detector
 from clipswap.face.landmarks68 import Landmarker68
 from clipswap.face.retrieval import closer_to_source, retrieval_accuracy, retrieve_top1
 from clipswap.face.similarity import cosine_similarity
-from clipswap.face.yunet import YuNetDetector
 from clipswap.media.common import MediaError
 from clipswap.media.images import read_image, write_image
+from clipswap.registry.detectors import EVALUATION_DETECTOR, Detector
 
 if TYPE_CHECKING:
     from clipswap.evaluation.fid import InceptionFeatures
@@ -121,9 +122,10 @@ class Analyser:
     for one pair's analyses and its SSIM/PSNR without holding the data set in memory.
     """
 
-    def __init__(self, identity_model: IdentityModel, keep_images: int = 6):
+    def __init__(self, identity_model: IdentityModel, keep_images: int = 6, detector: Detector | None = None):
         self.identity_model = identity_model
-        self.detector = YuNetDetector(score_threshold=EVAL_SCORE_THRESHOLD)
+        # One detector for every metric (clipswap.registry.detectors.EVALUATION_DETECTOR) unless one is given.
+        self.detector = detector or build_detector(EVALUATION_DETECTOR, EVAL_SCORE_THRESHOLD)
         self.landmarker = Landmarker68()
         self.keep_images = keep_images
         self._entries: dict[str, _Entry] = {}

@@ -195,3 +195,13 @@ class RetinaFaceDetector:
         ]
         log.debug("%d face(s) in a %dx%d image (detector scale 1/%d)", len(detections), width, height, scale)
         return detections
+
+
+def open_retinaface(path, score_threshold: float) -> RetinaFaceDetector:
+    """The registry's factory (clipswap.registry.detectors): RetinaFace-R50 with the published .h5's weights.
+
+    Raises:
+        CheckpointError: the file does not load."""
+    from clipswap.checkpoints.retinaface_h5 import load_retinaface_h5
+
+    return RetinaFaceDetector(load_retinaface_h5(path), score_threshold=score_threshold)

@@ -115,3 +115,8 @@ class YuNetDetector:
             landmarks = row[4:14].reshape(5, 2) * factors  # YuNet's order is ArcFace's
             detections.append(Detection(box=box.reshape(4), score=float(row[14]), landmarks=landmarks))
         return sorted(detections, key=lambda d: d.score, reverse=True)
+
+
+def open_yunet(path: str | Path | None, score_threshold: float) -> YuNetDetector:
+    """The registry's factory (clipswap.registry.detectors): YuNet on `path`, None for the packaged file."""
+    return YuNetDetector(score_threshold=score_threshold, model_path=path)

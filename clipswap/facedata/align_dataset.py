@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +41,8 @@ from tqdm import tqdm
 from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
+from clipswap.registry import Files
+from clipswap.registry.detectors import DETECTORS, Detector
 
 if TYPE_CHECKING:
     from clipswap.facedata.shards import FaceRecord
@@ -48,7 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SKIP_REASONS = ("too_small", "unreadable", "no_face")
-DETECTORS = ("yunet", "retinaface")
 IMAGE_FORMATS = {"png": ".png", "jpg": ".jpg"}
 MANIFEST = "align_manifest.json"
 JOURNAL = "align_manifest.partial.jsonl"
@@ -70,10 +71,11 @@ class AlignSettings:
     Attributes:
         size: side of the aligned crop in pixels.
         min_size: images with min(H, W) below this are skipped.
-        detector: "yunet" or "retinaface".
+        detector: a detector's name (clipswap.registry.detectors; "auto" is not offered: a resumed run must use
+            the detector that made the stored results).
         det_threshold: minimum face score in [0, 1).
         image_format: "png" or "jpg".
-        retinaface: the RetinaFace .h5 (None: the default checkpoint folders); unused by YuNet.
+        detector_file: the detector's user file, resolved (None for a packaged one).
     """
 
     size: int = 256
@@ -81,7 +83,7 @@ class AlignSettings:
     detector: str = "yunet"
     det_threshold: float = 0.5
     image_format: str = "png"
-    retinaface: str | None = None
+    detector_file: str | None = None
 
     def __post_init__(self):
         if self.size < 16:
@@ -89,15 +91,15 @@ class AlignSettings:
         if self.min_size < 1:
             raise AlignError(f"--min-size must be at least 1 pixel, got {self.min_size}")
         if self.detector not in DETECTORS:
-            raise AlignError(f"--detector must be one of {DETECTORS}, got {self.detector!r}")
+            raise AlignError(f"--detector must be one of {DETECTORS.names()}, got {self.detector!r}")
         if not 0.0 <= self.det_threshold < 1.0:
             raise AlignError(f"--det-threshold must be in [0, 1), got {self.det_threshold}")
         if self.image_format not in IMAGE_FORMATS:
             raise AlignError(f"image format must be one of {tuple(IMAGE_FORMATS)}, got {self.image_format!r}")
 
     def result_key(self) -> dict:
-        """The settings a stored result depends on (the RetinaFace path may move between runs)."""
-        return {k: v for k, v in asdict(self).items() if k != "retinaface"}
+        """The settings a stored result depends on (the detector's file may move between runs)."""
+        return {k: v for k, v in asdict(self).items() if k != "detector_file"}
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def _stamp(path: Path) -> list[int]:
     return [int(stat.st_size), int(stat.st_mtime_ns)]
 
 
-def align_image(source: Path, destination: Path, settings: AlignSettings, detector) -> dict:
+def align_image(source: Path, destination: Path, settings: AlignSettings, detector: Detector) -> dict:
     """Align one file and write its crop to `destination` (atomically); returns its manifest entry.
 
     Args:
@@ -238,9 +240,10 @@ def align_image(source: Path, destination: Path, settings: AlignSettings, detect
 
 def build_align_detector(settings: AlignSettings):
     """The detector named by the settings (one per process: detectors are not thread- or fork-safe)."""
-    from clipswap.face.detectors import build_detector
+    from clipswap.face.detectors import build_resolved_detector
 
-    return build_detector(settings.detector, settings.det_threshold, settings.retinaface)
+    return build_resolved_detector(settings.detector, settings.detector_file and Path(settings.detector_file),
+                                   settings.det_threshold)
 
 
 # Per-worker state, set by _init_worker in each spawned process.
@@ -333,7 +336,7 @@ def align_dataset(
     workers: int = 1,
     detector: str = "yunet",
     det_threshold: float = 0.5,
-    retinaface: str | Path | None = None,
+    files: Files | None = None,
     shard_size: int = 1000,
     seed: int = 0,
     image_format: str = "png",
@@ -347,8 +350,9 @@ def align_dataset(
         size: aligned crop side in pixels (256 for the paper's generator).
         min_size: photos with min(H, W) below this are skipped as "too_small".
         workers: processes; 1 runs in this process. Each worker builds its own detector.
-        detector: "yunet" (embedded, offline) or "retinaface" (needs RetinaFace-Res50.h5: `retinaface` or the
-            default checkpoint folders).
+        detector: a detector's name: "yunet" (embedded, offline) or "retinaface" (needs RetinaFace-Res50.h5:
+            files["retinaface"] or the default checkpoint folders).
+        files: {file key: path} of the user's model files.
         det_threshold: minimum face score in [0, 1).
         shard_size: records per TFRecord shard.
         seed: shuffles the shard order of records (numpy default_rng).
@@ -368,18 +372,17 @@ def align_dataset(
         raise AlignError(f"--workers must be at least 1, got {workers}")
     if shard_size < 1:
         raise AlignError(f"--shard-size must be at least 1, got {shard_size}")
-    settings = AlignSettings(size, min_size, detector, float(det_threshold), image_format,
-                             None if retinaface is None else str(retinaface))
+    settings = AlignSettings(size, min_size, detector, float(det_threshold), image_format)
     input_dir, output = Path(input_dir), Path(output_dir)
     if input_dir.exists() and output.exists() and input_dir.resolve() == output.resolve():
         raise AlignError("--output must differ from --input (the crops would mix with the photos)")
     inputs = list_inputs(input_dir, image_format, exclude=output if output.exists() else None)
     ensure_writable_dir(output)
-    if settings.detector == "retinaface":
-        from clipswap.checkpoints.pretrained import require_published
+    # Fail before starting workers when the detector's file is absent.
+    from clipswap.face.detectors import resolve_detector
 
-        # Fail before starting workers when the file is absent.
-        settings = AlignSettings(**{**asdict(settings), "retinaface": str(require_published("retinaface", retinaface))})
+    _, detector_file = resolve_detector(settings.detector, files)
+    settings = replace(settings, detector_file=None if detector_file is None else str(detector_file))
 
     entries = _load_manifest(output, settings)
     done = {image.relpath: entries[image.relpath] for image in inputs

@@ -158,11 +158,12 @@ def _single_threaded_opencv() -> None:
 
 
 def _init_landmarks() -> None:
+    from clipswap.face.detectors import build_detector
     from clipswap.face.landmarks68 import Landmarker68
-    from clipswap.face.yunet import YuNetDetector
+    from clipswap.registry.detectors import EVALUATION_DETECTOR
 
     _single_threaded_opencv()
-    _WORKER["detector"] = YuNetDetector()
+    _WORKER["detector"] = build_detector(EVALUATION_DETECTOR)
     _WORKER["landmarker"] = Landmarker68()
 
 

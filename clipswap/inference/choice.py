@@ -22,9 +22,9 @@ from pathlib import Path
 
 from clipswap.checkpoints.pretrained import default_generator, find_published, require_demo, require_published
 from clipswap.options import AUTO_MODEL, DEMO_MODEL, LANDMARKS_MODEL, WARP_MODEL
+from clipswap.registry.detectors import DETECTORS
+from clipswap.registry.encoders import ENCODERS
 
-#: How the line names each identity encoder (ModelConfig.identity_encoder).
-IDENTITY_LABELS = {"sface": "SFace identity", "arcface": "ArcFace-R50 identity"}
 #: What the line says of the landmark model, which has no generator, identity encoder or weights.
 LANDMARKS_LABEL = "landmarks (classical 68-point warp, no network)"
 #: What the line says of the warp control (`--model warp`).
@@ -83,13 +83,13 @@ def shown(path: str | Path) -> str:
         return str(path)
 
 
-def identity_label(encoder: str, arcface: Path | None = None, clip_variant: str | None = None,
+def identity_label(encoder: str, path: Path | None = None, clip_variant: str | None = None,
                    clip_preset: str | Path | None = None) -> str:
     """E.g. "SFace identity", "ArcFace-R50 identity from pretrained_ckpts/arcface/ArcFace-Res50.h5 + CLIP
-    clip_vit_base_patch32 from presets/clip"."""
-    label = IDENTITY_LABELS.get(encoder, f"{encoder} identity")
-    if arcface is not None:
-        label += f" from {shown(arcface)}"
+    clip_vit_base_patch32 from presets/clip" (the encoder's label from its registry row; `path`: its user file)."""
+    label = f"{ENCODERS.get(encoder).label if encoder in ENCODERS else encoder} identity"
+    if path is not None:
+        label += f" from {shown(path)}"
     if clip_variant is not None:
         label += f" + CLIP {clip_variant}" + (f" from {shown(clip_preset)}" if clip_preset is not None else "")
     return label
@@ -109,8 +109,10 @@ def generator_label(choice: ModelChoice, identity: str) -> str:
 
 
 def detector_label(kind: str, path: Path | None) -> str:
-    """"YuNet" or "RetinaFace-R50 (pretrained_ckpts/retinaface/RetinaFace-Res50.h5)"."""
-    return "YuNet" if kind == "yunet" else f"RetinaFace-R50 ({shown(path)})"
+    """"YuNet" or "RetinaFace-R50 (pretrained_ckpts/retinaface/RetinaFace-Res50.h5)": the detector's label from its
+    registry row, and its user file when it has one."""
+    label = DETECTORS.get(kind).label
+    return f"{label} ({shown(path)})" if path is not None else label
 
 
 def models_line(generator: str, detector: str, runtime: str | None = None) -> str:

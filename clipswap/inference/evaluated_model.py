@@ -7,7 +7,8 @@ scored as generated, as the image swaps are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ class EvaluatedModel:
         model: `--model` as given (video swaps resolve it again, as `clipswap swap` does).
         choice: what it resolved to.
         checkpoint: the loaded GeneratorCheckpoint; None for the landmark and warp baselines.
-        arcface, clip_preset, detector, runtime, detail: as `clipswap evaluate`'s options of those names.
+        files: {file key: path} of the user's model files (`--arcface` fills "arcface").
+        clip_preset, detector, runtime, detail: as `clipswap evaluate`'s options of those names.
     """
 
     model: str
     choice: ModelChoice
     checkpoint: Any
-    arcface: str | None = None
+    files: Mapping[str, Path] = field(default_factory=dict)
     clip_preset: str | None = None
     detector: str = "auto"
     runtime: str = "auto"
@@ -64,7 +66,7 @@ class EvaluatedModel:
         from clipswap.models.conditioning import input_list, input_specs
         from clipswap.models.cost import model_cost
 
-        swapper, line = swapper_for(self.choice, self.checkpoint, detector=self.detector, arcface=self.arcface,
+        swapper, line = swapper_for(self.choice, self.checkpoint, detector=self.detector, files=self.files,
                                     clip_preset=self.clip_preset, selection=FaceSelection.parse("largest"),
                                     runtime=self.runtime, detail=self.detail)
         if self.choice.kind == "warp":
@@ -82,6 +84,6 @@ class EvaluatedModel:
     def swap_video(self, source: Path, target: Path, output: Path, progress: bool) -> None:
         from clipswap.inference.pipeline import SwapRequest, run_swap
 
-        run_swap(SwapRequest(source=source, target=target, output=output, model=self.model, arcface=self.arcface,
+        run_swap(SwapRequest(source=source, target=target, output=output, model=self.model, files=self.files,
                              clip_preset=self.clip_preset, detector=self.detector, faces="largest",
                              runtime=self.runtime, progress=progress, watermark=False))

@@ -1,6 +1,7 @@
 """Export a network (the generator, the identity encoder) to a deployment format, and run an exported file.
 
-Formats (Keras 3's `Model.export`, TensorFlow backend, float32, a fixed input signature with a free batch axis):
+Formats (rows of clipswap.registry.runtimes.FORMATS; Keras 3's `Model.export`, TensorFlow backend, float32, a fixed
+input signature with a free batch axis):
 
     savedmodel  a TensorFlow SavedModel folder (endpoint `serve`)              TensorFlow itself
     onnx        one .onnx file (converted by tf2onnx)                           run by onnxruntime
@@ -26,7 +27,6 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -36,59 +36,38 @@ import tensorflow as tf
 from clipswap.errors import ClipswapError
 from clipswap.models.compile import sample_inputs as check_batch  # the export check's fixed batch
 from clipswap.options import EXPORT_TOLERANCE
+from clipswap.registry import UnknownComponentError, load_object
+from clipswap.registry.runtimes import FORMATS as FORMAT_ROWS
+from clipswap.registry.runtimes import ExportFormatRow, install_command
 
 log = logging.getLogger(__name__)
 
 #: The install command that brings every format's packages.
-EXTRA = "pip install -e \".[export]\""
+EXTRA = install_command("export")
 TOLERANCE = EXPORT_TOLERANCE
 
 
-@dataclass(frozen=True)
-class ExportFormat:
-    """One export format: Keras' name for it, the file suffix ("" for a folder), and the Python modules (with their
-    pip names) that writing and running it need."""
-
-    name: str
-    keras_format: str
-    suffix: str
-    modules: tuple[tuple[str, str], ...]
-
-    def file_name(self, stem: str) -> str:
-        return stem + self.suffix
-
-    def files(self, path: Path) -> list[Path]:
-        """Everything the export at `path` consists of (an OpenVINO IR is two files: the weights first, so that a
-        reader that finds the .xml finds its weights)."""
-        if self.name == "openvino":
-            return [path.with_suffix(".bin"), path]
-        return [path]
-
-
-FORMATS: dict[str, ExportFormat] = {
-    "savedmodel": ExportFormat("savedmodel", "tf_saved_model", "", ()),
-    "onnx": ExportFormat("onnx", "onnx", ".onnx", (("tf2onnx", "tf2onnx"), ("onnxruntime", "onnxruntime"))),
-    "openvino": ExportFormat("openvino", "openvino", ".xml", (("openvino", "openvino"),)),
-    "litert": ExportFormat("litert", "litert", ".tflite", ()),
-}
+#: Export formats by name (clipswap.registry.runtimes: the rows own their runners, precisions and extras).
+FORMATS = FORMAT_ROWS
 
 
 class ExportError(ClipswapError, ValueError):
     """An export cannot be written or does not reproduce the model; the message says why and what to do."""
 
 
-def get_format(name: str) -> ExportFormat:
+def get_format(name: str) -> ExportFormatRow:
     try:
-        return FORMATS[name]
-    except KeyError:
-        raise ExportError(f"unknown export format {name!r}; choose one of {', '.join(FORMATS)}") from None
+        return FORMATS.get(name)
+    except UnknownComponentError as error:
+        raise ExportError(str(error)) from None
 
 
-def require_modules(modules: Sequence[tuple[str, str]], what: str) -> None:
-    """ExportError naming the pip packages when a module is missing."""
+def require_modules(modules: Sequence[tuple[str, str]], what: str, extra: str = "export") -> None:
+    """ExportError naming the pip packages and the extra that installs them when a module is missing."""
     missing = [package for module, package in modules if importlib.util.find_spec(module) is None]
     if missing:
-        raise ExportError(f"{what} needs {', '.join(missing)}, which is not installed: run {EXTRA}")
+        raise ExportError(f"{what} needs {', '.join(missing)}, which is not installed: run "
+                          f"{install_command(extra)}")
 
 
 def input_signature(model: keras.Model, batch: int | None = None) -> list:
@@ -109,23 +88,20 @@ def load_exported(fmt: str, path: str | Path, precision: str = "fp32") -> Callab
     spec = get_format(fmt)
     path = Path(path)
     try:
-        if fmt == "savedmodel":
-            return _SavedModelRunner(path)
-        if fmt == "onnx":
-            require_modules((("onnxruntime", "onnxruntime"),), "running an ONNX model")
-            return _OnnxRunner(path)
-        if fmt == "openvino":
-            require_modules(spec.modules, "running an OpenVINO model")
-            return _OpenVinoRunner(path, precision)
-        return _LiteRtRunner(path)
+        require_modules(spec.run_modules, f"running a {fmt} model", spec.extra)
+        return load_object(spec.runner)(path, precision)
     except ExportError:
         raise
     except (OSError, RuntimeError, ValueError) as error:
         raise ExportError(f"{path} does not load as a {fmt} model: {error}") from error
 
 
-class _SavedModelRunner:
-    def __init__(self, path: Path):
+# The formats' runners (their rows' `runner`): (path, precision) -> a callable from float32 arrays in the model's
+# input order to one float32 array.
+
+
+class SavedModelRunner:
+    def __init__(self, path: Path, precision: str = "fp32"):
         self.loaded = tf.saved_model.load(str(path))  # kept: the endpoint's variables live as long as this object
 
     def __call__(self, inputs):
@@ -134,8 +110,8 @@ class _SavedModelRunner:
         return np.asarray(self.loaded.serve(tensors if len(tensors) > 1 else tensors[0]), np.float32)
 
 
-class _OnnxRunner:
-    def __init__(self, path: Path):
+class OnnxRunner:
+    def __init__(self, path: Path, precision: str = "fp32"):
         import onnxruntime  # the export extra
 
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -145,8 +121,8 @@ class _OnnxRunner:
         return np.asarray(self.session.run(None, dict(zip(self.names, inputs, strict=True)))[0], np.float32)
 
 
-class _OpenVinoRunner:
-    def __init__(self, path: Path, precision: str):
+class OpenVinoRunner:
+    def __init__(self, path: Path, precision: str = "fp32"):
         import openvino  # the export extra
 
         hint = {"fp32": "f32", "bf16": "bf16"}[precision]
@@ -157,8 +133,8 @@ class _OpenVinoRunner:
         return np.asarray(self.model(list(inputs))[self.output], np.float32)
 
 
-class _LiteRtRunner:
-    def __init__(self, path: Path):
+class LiteRtRunner:
+    def __init__(self, path: Path, precision: str = "fp32"):
         if importlib.util.find_spec("ai_edge_litert") is not None:
             from ai_edge_litert.interpreter import Interpreter  # the export extra
         else:
@@ -214,7 +190,7 @@ def export_network(model: keras.Model, fmt: str, destination: str | Path, tolera
     """
     spec = get_format(fmt)
     destination = Path(destination)
-    require_modules(spec.modules, f"exporting to {fmt}")
+    require_modules(spec.write_modules, f"exporting to {fmt}", spec.extra)
     for path in spec.files(destination):
         if path.exists() and not replace:
             raise ExportError(f"{path} already exists; remove it or choose another --output")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -37,15 +37,15 @@ NO_WATERMARK_WARNING = (
 
 @dataclass(frozen=True)
 class SwapRequest:
-    """Everything one run needs; paths left None are looked up in the checkpoint folders. `model`: a generator
-    file, or "auto" (None), "demo" or "landmarks" (clipswap.inference.choice)."""
+    """Everything one run needs. `model`: a generator file, or "auto" (None), "demo" or "landmarks"
+    (clipswap.inference.choice). `files`: the user's model files by key ({"arcface": path, "retinaface": path});
+    a key left out is looked up in the checkpoint folders."""
 
     source: Path
     target: Path
     output: Path
     model: str | Path | None = None
-    arcface: Path | None = None
-    retinaface: Path | None = None
+    files: Mapping[str, Path] = field(default_factory=dict)
     detector: str = "auto"
     det_threshold: float = 0.5
     faces: str = "all"
@@ -158,7 +158,7 @@ def build_swapper(request: SwapRequest):
     checkpoint = load_any_generator(choice.path) if choice.is_generator else None
     return swapper_for(
         choice, checkpoint, detector=request.detector, det_threshold=request.det_threshold,
-        retinaface=request.retinaface, arcface=request.arcface, clip_preset=request.clip_preset,
+        files=request.files, clip_preset=request.clip_preset,
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
         color_correction=request.color_correction, runtime=request.runtime, detail=request.detail,
@@ -166,7 +166,7 @@ def build_swapper(request: SwapRequest):
 
 
 def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshold: float = 0.5,
-                retinaface: Path | None = None, arcface: Path | None = None, clip_preset: str | None = None,
+                files: Mapping[str, Path] | None = None, clip_preset: str | None = None,
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
                 reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
@@ -182,7 +182,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     Returns:
         (a FaceSwapper or LandmarkSwapper, "generator: ..., detector: ..."). Raises as build_swapper.
     """
-    from clipswap.checkpoints.pretrained import require_published
+    from clipswap.checkpoints.encoders import identity_file
     from clipswap.face.detectors import build_resolved_detector, resolve_detector
     from clipswap.inference.choice import (
         LANDMARKS_LABEL,
@@ -195,7 +195,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     from clipswap.inference.runtime import resolve_runtime
 
     selection = selection or FaceSelection()
-    detector_kind, detector_path = resolve_detector(detector, retinaface)
+    detector_kind, detector_path = resolve_detector(detector, files)
     detector_text = detector_label(detector_kind, detector_path)
     if not choice.is_generator:
         landmarker = _landmarker(clip_preset, choice.kind)
@@ -209,15 +209,15 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     config = checkpoint.config
     log.info("generator %s (%s, %s identity, CLIP %s)", checkpoint.path, checkpoint.source,
              config.identity_encoder, config.clip_variant)
-    arcface_path = require_published("arcface", arcface) if config.identity_encoder == "arcface" else None
+    identity_path = identity_file(config.identity_encoder, files)
     engine = resolve_runtime(runtime, precision)
     swapper = FaceSwapper.from_checkpoint(
-        checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), arcface_path=arcface_path,
+        checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), files=files,
         clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
         precision=precision, color_correction=color_correction, runtime=engine,
         detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
     )
-    identity = identity_label(config.identity_encoder, arcface_path, config.clip_variant, clip_preset)
+    identity = identity_label(config.identity_encoder, identity_path, config.clip_variant, clip_preset)
     identity += config.conditioning_row.notes
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")
 

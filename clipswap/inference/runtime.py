@@ -18,7 +18,6 @@ converted into a temporary folder for this run alone, with one warning saying so
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -29,14 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from clipswap.errors import ClipswapError
-from clipswap.options import INFERENCE_GRAPH_REVISION, RUNTIMES
+from clipswap.options import INFERENCE_GRAPH_REVISION
+from clipswap.registry import UnknownComponentError
+from clipswap.registry.runtimes import AUTO, KERAS_RUNTIME, RUNTIMES
 
 log = logging.getLogger(__name__)
-
-#: Export format each exported runtime runs.
-RUNTIME_FORMATS = {"openvino": "openvino", "onnxruntime": "onnx"}
-#: Precisions each runtime can run.
-RUNTIME_PRECISIONS = {"tf": ("fp32", "bf16"), "openvino": ("fp32", "bf16"), "onnxruntime": ("fp32",)}
 
 
 class RuntimeUnavailableError(ClipswapError, ValueError):
@@ -50,23 +46,28 @@ def gpu_visible() -> bool:
 
 
 def resolve_runtime(name: str, precision: str = "fp32") -> str:
-    """The runtime `--runtime name` means here (module docstring). Raises RuntimeUnavailableError."""
-    if name not in RUNTIMES:
-        raise RuntimeUnavailableError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIMES)}")
-    if name == "auto":
-        if gpu_visible() or importlib.util.find_spec("openvino") is None:
-            return "tf"
-        return "openvino"
-    if name != "tf":
-        from clipswap.inference.export import get_format, require_modules
+    """The runtime `--runtime name` means here (module docstring; the rows of clipswap.registry.runtimes). Raises
+    RuntimeUnavailableError."""
+    if name == AUTO:
+        if gpu_visible():
+            return KERAS_RUNTIME
+        ranked = sorted((row for row in RUNTIMES.rows() if row.auto_rank is not None), key=lambda row: row.auto_rank)
+        return next((row.name for row in ranked if row.installed()), KERAS_RUNTIME)
+    try:
+        row = RUNTIMES.get(name)
+    except UnknownComponentError as error:
+        raise RuntimeUnavailableError(f"unknown runtime {name!r}; choose one of {AUTO}, "
+                                      f"{', '.join(RUNTIMES.names())}") from error
+    if row.modules:
+        from clipswap.inference.export import require_modules
 
         try:
-            require_modules(get_format(RUNTIME_FORMATS[name]).modules, f"--runtime {name}")
+            require_modules(row.modules, f"--runtime {name}", row.extra or "export")
         except ValueError as error:
             raise RuntimeUnavailableError(str(error)) from error
-    if precision not in RUNTIME_PRECISIONS[name]:
+    if precision not in row.precisions:
         raise RuntimeUnavailableError(
-            f"--runtime {name} runs {' or '.join(RUNTIME_PRECISIONS[name])} only, not {precision}; use --precision "
+            f"--runtime {name} runs {' or '.join(row.precisions)} only, not {precision}; use --precision "
             "fp32 or another runtime")
     return name
 
@@ -108,7 +109,7 @@ def exported_generator(checkpoint, runtime: str, precision: str) -> ExportedGene
     from clipswap.checkpoints.native import sha256_of
     from clipswap.inference.export import export_network, load_exported
 
-    fmt = RUNTIME_FORMATS[runtime]
+    fmt = RUNTIMES.get(runtime).format
     path = cache_path(checkpoint.path, checkpoint.sha256 or sha256_of(checkpoint.path), fmt)
     if path.exists():
         return ExportedGenerator(runtime, precision, path, load_exported(fmt, path, precision))

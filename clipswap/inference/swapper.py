@@ -365,13 +365,14 @@ class FaceSwapper(LegacyFlags):
         return view
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, detector, *, arcface_path=None, clip_preset=None, runtime: str = "tf",
+    def from_checkpoint(cls, checkpoint, detector, *, files=None, clip_preset=None, runtime: str = "tf",
                         **options) -> FaceSwapper:
-        """Build from a loaded GeneratorCheckpoint: the checkpoint's config picks the identity encoder and CLIP.
+        """Build from a loaded GeneratorCheckpoint: the checkpoint's config picks the identity encoder and CLIP;
+        `files` ({file key: path}) holds the user's model files, a key left out is looked up in the checkpoint folders.
         `runtime` ("tf", "openvino", "onnxruntime", resolved: clipswap.inference.runtime) runs the generator.
 
         Raises:
-            MissingCheckpointError: the ArcFace file is needed and absent.
+            MissingCheckpointError: the identity encoder's file is needed and absent.
             CheckpointError: a CLIP preset is needed and not given (or given for a generator without CLIP).
             ExportError: the generator does not convert for the runtime.
         """
@@ -383,7 +384,7 @@ class FaceSwapper(LegacyFlags):
                 f"{checkpoint.path} takes no CLIP embedding (identity input {config.id_input_dim}-d, "
                 f"{config.identity_encoder} only); drop --clip-preset."
             )
-        identity = load_identity_encoder(config.identity_encoder, arcface_path)
+        identity = load_identity_encoder(config.identity_encoder, files)
         clip = None
         if config.clip_variant is not None:
             clip = load_clip_embedder(config.clip_variant, clip_preset, config.image_size)

@@ -19,18 +19,11 @@ import keras
 
 from clipswap.models.resnet50 import RESNET50_STACKS, STAGE_OUTPUTS, resnet50_backbone
 from clipswap.models.spec import NetworkSpec
+from clipswap.registry.encoders import ENCODERS
 
 #: What a caller needs to feed ArcFace-R50 and read it (the published .h5 converter is clipswap.checkpoints.arcface_h5);
 #: stages are the outputs of the ResNet's four stacks (strides 4, 8, 16, 32).
-ARCFACE_SPEC = NetworkSpec(
-    name="arcface",
-    input_size=112,
-    pixel_range=(0.0, 1.0),
-    colour_order="RGB",
-    template="ArcFace 112 (clipswap.face.templates)",
-    stages=STAGE_OUTPUTS,
-    embedding_dim=512,
-)
+ARCFACE_SPEC: NetworkSpec = ENCODERS.get("arcface").spec
 INPUT_SIZE = ARCFACE_SPEC.input_size
 EMBEDDING_SIZE = ARCFACE_SPEC.embedding_dim
 # The head's BatchNorms were built with Keras defaults (epsilon 1e-3), not the backbone's 1.001e-5.

@@ -11,6 +11,9 @@ from dataclasses import asdict, dataclass
 from clipswap.config import ModelConfig
 from clipswap.models.conditioning import describe_inputs, input_list, input_specs
 from clipswap.models.cost import Cost, model_cost
+from clipswap.registry import load_object
+from clipswap.registry.detectors import DETECTORS
+from clipswap.registry.encoders import ENCODERS
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +55,9 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
     components["discriminator"] = model_cost(
         "Discriminator", Discriminator(size, config.base_filters), [(size, size, 3)], f"{size}px"
     )
-    if config.identity_encoder == "arcface":
-        from clipswap.models.arcface import build_arcface
-
-        components["identity"] = model_cost("ArcFace-R50", build_arcface(), [(112, 112, 3)], "112px")
-    else:
-        from clipswap.models.sface import build_sface
-
-        components["identity"] = model_cost("SFace", build_sface(), [(112, 112, 3)], "112px")
+    encoder = ENCODERS.get(config.identity_encoder)
+    side = encoder.input_size
+    components["identity"] = model_cost(encoder.label, load_object(encoder.network)(), [(side, side, 3)], f"{side}px")
     if config.clip_variant:
         from clipswap.config import CLIP_SPECS
         from clipswap.models.clip_encoder import build_clip_image_encoder
@@ -72,9 +70,12 @@ def build_inventory(config: ModelConfig, detector: bool = True) -> Inventory:
             f"{clip_size}px",
         )
     if detector:
-        from clipswap.models.retinaface import build_retinaface
-
-        components["detector"] = model_cost("RetinaFace-R50 (inference)", build_retinaface(), [(640, 640, 3)], "640px")
+        # The first detector that is a Keras network (RetinaFace, the swap's choice when its file is found); the
+        # others run outside Keras and have no graph to count.
+        row = next(row for row in DETECTORS.rows() if row.network is not None)
+        side = row.network_size
+        components["detector"] = model_cost(f"{row.label} (inference)", load_object(row.network)(),
+                                            [(side, side, 3)], f"{side}px")
     return Inventory(config, components)
 
 

@@ -34,20 +34,13 @@ import keras
 import numpy as np
 
 from clipswap.models.spec import NetworkSpec
+from clipswap.registry.encoders import ENCODERS
 
 logger = logging.getLogger(__name__)
 
 #: What a caller needs to feed SFace and read it (the graph is build_sface; the ONNX converter is
 #: clipswap.checkpoints.sface_onnx): stage names are the outputs of the stride-2, 4, 8 and 16 blocks' last PReLU.
-SFACE_SPEC = NetworkSpec(
-    name="sface",
-    input_size=112,
-    pixel_range=(0.0, 1.0),
-    colour_order="RGB",
-    template="ArcFace 112 (clipswap.face.templates)",
-    stages=("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu"),
-    embedding_dim=128,
-)
+SFACE_SPEC: NetworkSpec = ENCODERS.get("sface").spec
 SFACE_SIZE = SFACE_SPEC.input_size
 SFACE_DIM = SFACE_SPEC.embedding_dim
 

@@ -1,6 +1,8 @@
 """The frozen facts of a pretrained network that its callers need: input size, pixel range, colour order, the face
-template its crops follow, the stage layers that losses read, and its embedding width. Each network's module holds
-its one spec beside its graph (clipswap.models.sface.SFACE_SPEC, clipswap.models.resnet50.ARCFACE_SPEC)."""
+template its crops follow, the stage layers that losses read, and its embedding width. An identity encoder's spec is
+its registry row (clipswap.registry.encoders), which its module exposes beside its graph
+(clipswap.models.sface.SFACE_SPEC, clipswap.models.arcface.ARCFACE_SPEC); tests/models/test_network_specs.py checks
+each against its graph."""
 
 from __future__ import annotations
 

@@ -10,13 +10,14 @@ import keras
 from clipswap.config import FLAT_KEYS, IDENTITY_ENCODERS, ModelConfig, RunFiles, TrainConfig
 from clipswap.errors import ClipswapError
 from clipswap.losses.terms import term_options
-from clipswap.models.arcface import ARCFACE_SPEC
-from clipswap.models.sface import SFACE_SPEC
+from clipswap.registry import load_object
+from clipswap.registry.attributes import ATTRIBUTES
+from clipswap.registry.encoders import ENCODERS
 from clipswap.training.features import ATTRIBUTE_STAGE_COUNT, FeatureSource, IdentityNetwork
 from clipswap.training.loss import SwapLoss
 
 #: The identity encoders' specs (input, stages the perceptual and attribute terms read), by ModelConfig name.
-IDENTITY_SPECS = {"arcface": ARCFACE_SPEC, "sface": SFACE_SPEC}
+IDENTITY_SPECS = ENCODERS.view("spec")
 
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -35,7 +36,7 @@ def load_identity_encoder(config: TrainConfig, files: RunFiles | None = None) ->
     from clipswap.checkpoints.errors import CheckpointError
 
     try:
-        return load_named(config.model.identity_encoder, (files or RunFiles()).arcface_path).model
+        return load_named(config.model.identity_encoder, (files or RunFiles()).model_files()).model
     except CheckpointError as error:
         raise TrainingSetupError(f"identity encoder: {error}") from error
 
@@ -136,34 +137,75 @@ def feature_source(
     kind: str, config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...], discriminator: keras.Model,
     perceptual_extractor=None,
 ) -> FeatureSource:
-    """Where a feature term (perceptual, attribute) reads: `kind` is one of PERCEPTUAL_NETWORKS /
-    ATTRIBUTE_NETWORKS ("identity": these stages of the identity pass; "discriminator": D's residual blocks;
-    "file": the user's .keras model; "vgg16": vgg16_feature_source)."""
+    """Where a feature term (perceptual, attribute) reads: `kind` is a row of clipswap.registry.attributes (the
+    perceptual term's "identity" and "discriminator" included) or "vgg16" (vgg16_feature_source)."""
+    if kind in ATTRIBUTES:
+        return load_object(ATTRIBUTES.get(kind).source)(config, files, identity_layers, discriminator)
+    return vgg16_feature_source(config, files, perceptual_extractor)
+
+
+def identity_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                      discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "identity": these stages of the identity pass."""
+    return FeatureSource(identity_layers=identity_layers)
+
+
+def discriminator_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                           discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "discriminator": D's residual blocks."""
+    from clipswap.losses.attribute import make_attribute_extractor
+
+    names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
+    return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator, layer_names=names))
+
+
+def file_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                  discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "file": the user's .keras model."""
     from clipswap.losses.attribute import AttributeModelError, make_attribute_extractor
 
-    if kind == "identity":
-        return FeatureSource(identity_layers=identity_layers)
-    if kind == "discriminator":
-        names = [layer.name for layer in discriminator.layers if layer.name.endswith("_out")]
-        return FeatureSource(extractor=make_attribute_extractor("discriminator", model=discriminator,
-                                                                layer_names=names))
-    if kind == "file":
-        try:
-            return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
-        except AttributeModelError as error:
-            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    if kind == "landmarks":
-        from clipswap.checkpoints.errors import CheckpointError
-        from clipswap.checkpoints.geometry import load_geometry
-        from clipswap.losses.geometry import geometry_attribute_loss, geometry_features
+    try:
+        return FeatureSource(extractor=make_attribute_extractor("file", path=files.attribute_file))
+    except AttributeModelError as error:
+        raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
 
-        try:
-            model = load_geometry(files.attribute_file)
-        except CheckpointError as error:
-            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
-                                     "PATH/geometry.keras)") from error
-        return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
-    return vgg16_feature_source(config, files, perceptual_extractor)
+
+def landmarks_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                       discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "landmarks": the geometry network's landmarks and pose (clipswap.losses.geometry)."""
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.geometry import load_geometry
+    from clipswap.losses.geometry import geometry_attribute_loss, geometry_features
+
+    try:
+        model = load_geometry(files.attribute_file)
+    except CheckpointError as error:
+        raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
+                                 "PATH/geometry.keras)") from error
+    return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
+
+
+def check_file(files: RunFiles) -> None:
+    """The attribute row "file", before loading: the file is a .keras model. Raises TrainingSetupError."""
+    from clipswap.losses.attribute import AttributeModelError, check_attribute_file
+
+    try:
+        check_attribute_file(files.attribute_file)
+    except AttributeModelError as error:
+        raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
+
+
+def check_landmarks(files: RunFiles) -> None:
+    """The attribute row "landmarks", before loading: the geometry network's manifest reads. Raises
+    TrainingSetupError."""
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
+
+    try:
+        read_geometry_manifest(files.attribute_file or SHIPPED_GEOMETRY)
+    except CheckpointError as error:
+        raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
+                                 "PATH/geometry.keras)") from error
 
 
 def build_loss(

@@ -32,6 +32,10 @@ import tensorflow as tf
 
 from clipswap.atomic import ensure_writable_dir, write_text_atomic
 from clipswap.config import ConfigError, RunFiles, TrainConfig, check_runnable
+from clipswap.facedata.pairs import PairsError
+from clipswap.facedata.shards import ShardError
+from clipswap.registry import load_object
+from clipswap.registry.attributes import ATTRIBUTES
 from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here; its names still import from here)
     IDENTITY_SPECS,
     POLICIES,
@@ -186,6 +190,10 @@ class RunContext:
         return self.strategy.num_replicas_in_sync
 
 
+#: Refusals of the layers below that run_training raises as TrainingSetupError (wrapped once, in run_training).
+SETUP_REFUSALS = (ConfigError, PairsError, ShardError)
+
+
 def run_training(
     config: TrainConfig,
     data_dir: str | Path,
@@ -227,10 +235,13 @@ def run_training(
                          dataset_fn, eval_batch)
     try:
         return _run_training_in(context, has_checkpoints)
-    except TrainingSetupError:
+    except (TrainingSetupError, *SETUP_REFUSALS) as error:
         if created and not any(path.is_file() for path in run_dir.rglob("*")):
-            shutil.rmtree(run_dir)  # a run that failed before writing anything leaves no empty folder (item 7)
-        raise
+            shutil.rmtree(run_dir)  # a run that failed before writing anything leaves no empty folder
+        if isinstance(error, TrainingSetupError):
+            raise
+        # The one place a refusal from below becomes the run's own error, its message unchanged.
+        raise TrainingSetupError(str(error)) from error
 
 
 def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
@@ -240,33 +251,18 @@ def _check_before_loading(context: RunContext, has_checkpoints: bool) -> None:
         raise TrainingSetupError(f"{run_dir} already holds checkpoints: pass --resume or choose a new --run-dir")
     if context.resume:
         check_resume_config(run_dir, config)
-    try:
-        check_runnable(config, context.files)
-    except ConfigError as error:
-        raise TrainingSetupError(str(error)) from error
-    if config.weights.att and config.loss.attribute_network == "file":
-        from clipswap.losses.attribute import AttributeModelError, check_attribute_file
-
-        try:
-            check_attribute_file(context.files.attribute_file)
-        except AttributeModelError as error:
-            raise TrainingSetupError(f"{error} (set with --set attribute_file=PATH)") from error
-    if config.weights.att and config.loss.attribute_network == "landmarks":
-        from clipswap.checkpoints.errors import CheckpointError
-        from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
-
-        try:
-            read_geometry_manifest(context.files.attribute_file or SHIPPED_GEOMETRY)
-        except CheckpointError as error:
-            raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
-                                     "PATH/geometry.keras)") from error
+    check_runnable(config, context.files, context.replicas)
+    attribute = ATTRIBUTES.get(config.loss.attribute_network)
+    if config.weights.att and attribute.check is not None:
+        load_object(attribute.check)(context.files)
 
 
 def _run_training_in(context: RunContext, has_checkpoints: bool) -> RunResult:
-    """run_training once its folder exists: the checks, the precision and the strategy, then the loop."""
+    """run_training once its folder exists: the strategy (the checks need its replica count), the checks, the
+    precision, then the loop."""
+    context = dataclasses.replace(context, strategy=context.strategy or make_strategy())
     _check_before_loading(context, has_checkpoints)
     set_precision(context.config.compute.precision)
-    context = dataclasses.replace(context, strategy=context.strategy or make_strategy())
     if not is_chief(context.strategy):
         # A non-chief worker takes every step (and every save: they are collective) but must not write the run
         # folder the chief writes (the same path on a shared or local disk): its copy goes to a private folder
@@ -419,17 +415,14 @@ def _training_data(context: RunContext) -> tuple[Callable[[int], tf.data.Dataset
     config, data_dir = context.config, context.data_dir
     dataset_fn, eval_batch = context.dataset_fn, context.eval_batch
     if dataset_fn is None or eval_batch is None:
-        from clipswap.facedata.pairs import PairsError, heldout_shards, is_pairs_folder, pair_shards, pairs_have_mates
+        from clipswap.facedata.pairs import heldout_shards, is_pairs_folder, pair_shards, pairs_have_mates
         from clipswap.facedata.shards import ShardError
         from clipswap.training.data import make_eval_batch
 
         pairs = is_pairs_folder(data_dir)
         _check_pairs_folder(context, pairs)
         if pairs:
-            try:
-                train_shards, eval_shards = pair_shards(data_dir), heldout_shards(data_dir)
-            except PairsError as error:
-                raise TrainingSetupError(str(error)) from error
+            train_shards, eval_shards = pair_shards(data_dir), heldout_shards(data_dir)
         else:
             train_shards, eval_shards = split_heldout(find_shards(data_dir))
         if dataset_fn is None:
@@ -565,10 +558,6 @@ def _export(context: RunContext, trainer: SwapTrainer, step: int) -> Path | None
 def _run_loop(context: RunContext) -> RunResult:
     """run_training after the checks: data, trainer, resume, then the steps with their callbacks, then the export."""
     config = context.config
-    try:
-        check_runnable(config, context.files, context.replicas)
-    except ConfigError as error:
-        raise TrainingSetupError(str(error)) from error
     dataset_fn, eval_batch = _training_data(context)
     trainer = _build_in_scope(context)
     write_text_atomic(context.out_dir / "config.json", config.to_json())

@@ -11,6 +11,7 @@ import numpy as np
 from clipswap.inference.swapper import source_faces
 from clipswap.media.common import MediaError, media_kind
 from clipswap.media.images import read_image
+from clipswap.registry.detectors import Detector
 
 #: How far a face's crop reaches beyond its box, in box sides on each side: enough context for the detector to find
 #: the face again in the crop (the --map reference and source images are detected anew).
@@ -47,7 +48,7 @@ def frame_at(path: str | Path, seconds: float = 0.0) -> np.ndarray:
     return frame
 
 
-def find_faces(detector, image: np.ndarray) -> list[FoundFace]:
+def find_faces(detector: Detector, image: np.ndarray) -> list[FoundFace]:
     """Every face of `image` large enough to carry an identity, numbered from the left (source_faces)."""
     height, width = image.shape[:2]
     found = []
