@@ -1,15 +1,21 @@
-"""Train a source_flow generator's flow network alone on `clipswap pairs` data, as the start of a training run.
+"""Train a learned-flow generator's flow network alone on `clipswap pairs` data, as the start of a training run.
 
     python tools/pretrain_flow.py --pairs PAIRS --output FLOW/generator.keras --steps 6000
-    clipswap train --data PAIRS --run-dir RUN --preset demo --set model.source_warp=false \
-        --set model.source_flow=true --set weights.flow=1 --init-generator FLOW/generator.keras
+    clipswap train --data PAIRS --run-dir RUN --preset demo --set model.conditioning=target+flow \
+        --set weights.flow=1 --init-generator FLOW/generator.keras
+
+    python tools/pretrain_flow.py --pairs PAIRS --output KP/generator.keras --steps 1500 \
+        --conditioning target+keypoint_flow
+    clipswap train --data PAIRS --run-dir RUN --preset demo --set model.conditioning=target+keypoint_flow \
+        --set weights.flow=1 --init-generator KP/generator.keras
 
 Only the flow layers ("generator_flow_*") learn, by the flow term (clipswap.losses.flow: the flow at each target
 landmark against the displacement to the source's, plus the warp against the pair's landmark warp); the rest of the
 generator keeps its initial weights, so `--init-generator` starts the run's flow where this left it and everything
-else as a fresh run would. The flow network learns slowly inside a training run (its learning rate is G's, and for
-the first several hundred steps it stays near the identity), hence this separate, cheaper loop (about 0.25 s a
-batch-8 step on 2 CPU cores, against 1.5-2 s for a full training step). Prints the term every 100 steps.
+else as a fresh run would. The stacked flow network learns slowly inside a training run (its learning rate is G's,
+and for the first several hundred steps it stays near the identity), hence this separate, cheaper loop (about
+0.25 s a batch-8 step on 2 CPU cores, against 1.5-2 s for a full training step). The keypoint flow starts from the
+shipped geometry network (or --geometry) and is fine-tuned here. Prints the term every 100 steps.
 """
 
 from __future__ import annotations
@@ -26,16 +32,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="the generator checkpoint to write (.keras)")
     parser.add_argument("--preset", default="demo", help="the preset whose model gets the flow (default: demo)")
     parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 2e-3)")
+    parser.add_argument("--conditioning", default="target+flow", choices=("target+flow", "target+keypoint_flow"),
+                        help="the learned flow: the stacked flow network, or keypoints in each crop and a thin-plate "
+                             "spline (default: target+flow)")
+    parser.add_argument("--geometry", default=None,
+                        help="target+keypoint_flow: the geometry network its keypoint network starts from (default: "
+                             "the one shipped beside the demo, pretrained_ckpts/demo/geometry.keras)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam's learning rate (default 2e-3; 5e-4 for the keypoint flow, which starts trained)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    keypoints = args.conditioning == "target+keypoint_flow"
+    if args.lr is None:
+        args.lr = 5e-4 if keypoints else 2e-3
+    if args.geometry is not None and not keypoints:
+        parser.error("--geometry starts the keypoint flow: give it with --conditioning target+keypoint_flow")
     if args.steps < 1 or args.batch_size < 1 or not args.lr > 0 or not args.output.endswith(".keras"):
         parser.error("--steps and --batch-size must be >= 1, --lr > 0, and --output must end in .keras")
 
     import keras
     import tensorflow as tf
 
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.geometry import load_geometry
     from clipswap.checkpoints.native import save_generator
     from clipswap.config import get_preset
     from clipswap.facedata.pairs import pair_shards, pairs_have_landmarks, pairs_have_warps
@@ -48,12 +68,20 @@ def main(argv: list[str] | None = None) -> int:
               "`clipswap pairs`", file=sys.stderr)
         return 1
     try:
-        config = get_preset(args.preset).model.replace(conditioning="target+flow")
+        config = get_preset(args.preset).model.replace(conditioning=args.conditioning)
     except ValueError as error:
         print(f"error: preset {args.preset!r} cannot take a learned flow: {error}", file=sys.stderr)
         return 1
     keras.utils.set_random_seed(args.seed)
     generator = Generator(config)
+    if keypoints:
+        try:
+            geometry = load_geometry(args.geometry)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        # Random keypoints make a random warp: the keypoint network starts as the trained geometry network.
+        generator.get_layer(f"{generator.name}_flow_geometry").set_weights(geometry.get_weights())
     flow_variables = list(generator.separately_trained_variables)
     unit = config.image_size * FLOW_UNIT
     dataset = make_pair_dataset(pair_shards(args.pairs), args.batch_size, config.image_size, same_identity_prob=0.0,

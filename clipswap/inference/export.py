@@ -55,6 +55,21 @@ class ExportError(ClipswapError, ValueError):
     """An export cannot be written or does not reproduce the model; the message says why and what to do."""
 
 
+def _converter_errors() -> tuple[type[BaseException], ...]:
+    """The converters' own failure types that derive from no built-in error: OpenVINO's OpConversionFailure (an op
+    it cannot convert, e.g. a linear solve) when OpenVINO is installed."""
+    try:
+        from openvino._pyopenvino import OpConversionFailure
+    except ImportError:
+        return ()
+    return (OpConversionFailure,)
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (converters print whole reports)."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 def get_format(name: str) -> ExportFormatRow:
     try:
         return FORMATS.get(name)
@@ -209,8 +224,8 @@ def export_network(model: keras.Model, fmt: str, destination: str | Path, tolera
                     warnings.simplefilter("ignore", FutureWarning)
                     network.export(str(staged), format=spec.keras_format, input_signature=input_signature(network),
                                    verbose=False)
-        except (ValueError, TypeError, RuntimeError, NotImplementedError, ImportError) as error:
-            raise ExportError(f"converting {model.name} to {fmt} failed: {error}") from error
+        except (ValueError, TypeError, RuntimeError, NotImplementedError, ImportError, *_converter_errors()) as error:
+            raise ExportError(f"converting {model.name} to {fmt} failed: {first_line(error)}") from error
         difference = max_difference(model, load_exported(fmt, staged), check_batch(model))
         if not np.isfinite(difference) or difference > tolerance:
             raise ExportError(

@@ -192,7 +192,9 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         identity_label,
         models_line,
     )
+    from clipswap.inference.export import ExportError
     from clipswap.inference.runtime import resolve_runtime
+    from clipswap.registry.runtimes import AUTO, KERAS_RUNTIME
 
     selection = selection or FaceSelection()
     detector_kind, detector_path = resolve_detector(detector, files)
@@ -211,12 +213,19 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
              config.identity_encoder, config.clip_variant)
     identity_path = identity_file(config.identity_encoder, files)
     engine = resolve_runtime(runtime, precision)
-    swapper = FaceSwapper.from_checkpoint(
-        checkpoint, build_resolved_detector(detector_kind, detector_path, det_threshold), files=files,
-        clip_preset=clip_preset, blend=blend, feather=feather, selection=selection, similarity=similarity,
-        precision=precision, color_correction=color_correction, runtime=engine,
-        detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
-    )
+    face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
+    options = dict(files=files, clip_preset=clip_preset, blend=blend, feather=feather, selection=selection,
+                   similarity=similarity, precision=precision, color_correction=color_correction,
+                   detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail)
+    try:
+        swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
+    except ExportError as error:
+        if runtime != AUTO or engine == KERAS_RUNTIME:
+            raise
+        # --runtime auto chose a faster engine that cannot take this generator: the Keras model runs it instead.
+        log.warning("%s cannot run this generator (%s); running it on TensorFlow", engine, error)
+        engine = resolve_runtime(KERAS_RUNTIME, precision)
+        swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
     identity = identity_label(config.identity_encoder, identity_path, config.clip_variant, clip_preset)
     identity += config.conditioning_row.notes
     return swapper, models_line(generator_label(choice, identity), detector_text, f"{engine} {precision}")

@@ -107,3 +107,65 @@ class StopGradient(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+#: A small negative diagonal in the spline system's affine block: for points in general position it changes the
+#: spline by far less than a pixel's thousandth, and it keeps the system invertible when they are not (an untrained
+#: keypoint network can put every point in one place, where the exact system is singular).
+AFFINE_SLACK = 1e-5
+
+
+def _tps_kernel(squared_distance):
+    """The thin-plate spline's radial function U(r) = r^2 log r^2, taken as 0 at r = 0."""
+    return squared_distance * ops.log(squared_distance + 1e-12)
+
+
+@keras.saving.register_keras_serializable(package="clipswap")
+class ThinPlateFlow(keras.layers.Layer):
+    """A dense flow from point correspondences: the thin-plate spline through the displacements from each target
+    point to its source point, evaluated at the centres of a cells x cells grid and upsampled bilinearly to size x
+    size (FlowWarp's convention: pixels, x then y; out[p] reads source[p + flow(p)]).
+
+    Called on `[target_points, source_points]`, each [B, N, 2] (x, y) in units of the crop side (pixel = unit x
+    size) -> [B, size, size, 2] float32. `regularisation` is the spline's smoothing (added to the kernel's diagonal):
+    points that nearly coincide or disagree with their neighbours bend the field less. Differentiable in both point
+    sets, so the networks that predict them learn from what the warp does.
+    """
+
+    def __init__(self, size: int, cells: int, regularisation: float = 5e-3, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if size % cells:
+            raise ValueError(f"size {size} must be a multiple of cells {cells}")
+        self.size, self.cells, self.regularisation = int(size), int(cells), float(regularisation)
+
+    def call(self, inputs):
+        target, source = (ops.cast(x, "float32") for x in inputs)
+        count = target.shape[1]
+        batch = ops.shape(target)[0]
+        displacement = (source - target) * self.size
+        squared = ops.sum(ops.square(target[:, :, None, :] - target[:, None, :, :]), axis=-1)
+        kernel = _tps_kernel(squared) + self.regularisation * ops.eye(count, dtype="float32")[None]
+        affine = ops.concatenate([ops.ones_like(target[..., :1]), target], axis=-1)
+        system = ops.concatenate([ops.concatenate([kernel, affine], axis=-1),
+                                  ops.concatenate([ops.transpose(affine, (0, 2, 1)),
+                                                   -AFFINE_SLACK * ops.eye(3, dtype="float32")[None]
+                                                   * ops.ones((batch, 1, 1), "float32")], axis=-1)], axis=1)
+        right = ops.concatenate([displacement, ops.zeros((batch, 3, 2), "float32")], axis=1)
+        solution = ops.linalg.solve(system, right)
+        step = self.size / self.cells
+        centres = (np.arange(self.cells) * step + (step - 1.0) / 2.0) / self.size
+        grid_x, grid_y = np.meshgrid(centres, centres)
+        grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1).astype(np.float32)
+        to_points = ops.sum(ops.square(ops.convert_to_tensor(grid)[None, :, None, :] - target[:, None, :, :]),
+                            axis=-1)
+        grid_affine = np.concatenate([np.ones((len(grid), 1), np.float32), grid], axis=-1)
+        flow = (ops.einsum("bmn,bnk->bmk", _tps_kernel(to_points), solution[:, :count])
+                + ops.einsum("mj,bjk->bmk", ops.convert_to_tensor(grid_affine), solution[:, count:]))
+        flow = ops.reshape(flow, (-1, self.cells, self.cells, 2))
+        return ops.image.resize(flow, (self.size, self.size), interpolation="bilinear")
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "cells": self.cells,
+                "regularisation": self.regularisation}
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.size, self.size, 2)

@@ -42,6 +42,8 @@ class Preparation:
             back over the region the landmarks drive.
         levels: (source) ModelConfig.source_level (the source joining the encoder at S / 2**k) applies to it.
         learned_flow: (source) G warps the source itself by a learned flow (flow_head), trained by the flow term.
+        flow_network: (learned_flow) the network that predicts the flow (flow_head's `network`): "stacked" reads
+            both crops stacked, "keypoints" finds 68 points in each crop and bends a thin-plate spline through them.
     """
 
     holds: str
@@ -51,6 +53,7 @@ class Preparation:
     landmarks_at_swap: bool = False
     levels: bool = True
     learned_flow: bool = False
+    flow_network: str = ""
 
 
 #: How the "target" input is prepared.
@@ -73,7 +76,12 @@ SOURCE_PREPARATIONS: dict[str, Preparation] = {
     "flow": Preparation(
         "the source's aligned crop, which G warps onto the target by its own learned flow (no landmarks at swap "
         "time)", note="reading the source's aligned face", batch_keys=("warped", "landmarks"), levels=False,
-        learned_flow=True),
+        learned_flow=True, flow_network="stacked"),
+    "keypoint_flow": Preparation(
+        "the source's aligned crop, which G warps onto the target along a thin-plate spline between 68 points its own "
+        "keypoint network finds in each crop (no landmark model at swap time)",
+        note="warping the source onto the target by its own keypoints", batch_keys=("warped", "landmarks"),
+        levels=False, learned_flow=True, flow_network="keypoints"),
 }
 
 
@@ -162,7 +170,7 @@ class Conditioning:
     def legacy_flags(self) -> dict[str, Any]:
         """The older spelling of this row (pre_swap, source_image, source_warp, source_flow)."""
         return {"pre_swap": "landmarks" if self.refines_landmark_swap else None, "source_image": bool(self.source),
-                "source_warp": self.source == "warp", "source_flow": self.source == "flow"}
+                "source_warp": self.source == "warp", "source_flow": self.learned_flow}
 
 
 CONDITIONINGS: dict[str, Conditioning] = {row.name: row for row in (
@@ -177,6 +185,8 @@ CONDITIONINGS: dict[str, Conditioning] = {row.name: row for row in (
                  "G also reads the source's face warped onto the target's landmarks (the shipped demo)"),
     Conditioning("target+flow", "crop", "flow",
                  "G also reads the source crop and warps it onto the target by its own learned flow"),
+    Conditioning("target+keypoint_flow", "crop", "keypoint_flow",
+                 "G also reads the source crop and warps it onto the target along its own keypoints in both crops"),
 )}
 
 

@@ -33,8 +33,9 @@ import numpy as np
 
 from clipswap.config import ModelConfig
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
-from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
+from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow
 from clipswap.models.conditioning import named_inputs
+from clipswap.models.geometry import GeometryNet
 
 LEAKY_SLOPE = 0.2
 #: Filters per level relative to base_filters: x0, down1..down5, down6 (FaceDancer's get_generator).
@@ -149,12 +150,12 @@ FLOW_MULTIPLIERS = (2, 4, 4, 8)
 FLOW_UNIT = 1.0 / 16.0
 
 
-def flow_head(target, source, base_filters: int, make):
+def flow_head(target, source, base_filters: int, make, network: str = "stacked"):
     """The source_flow generator's warp: (the source crop moved onto the target crop by a predicted dense flow and
     colour-matched to the target's face, [B, S, S, 3]; the flow, [B, S, S, 2] in pixels, FlowWarp's convention), the
     gradient flowing into the flow network.
 
-    The flow network reads both crops stacked (6 channels): four stride-2 3x3 convs (S/2 .. S/16, widths
+    The "stacked" flow network reads both crops stacked (6 channels): four stride-2 3x3 convs (S/2 .. S/16, widths
     FLOW_MULTIPLIERS x base_filters, LeakyReLU), a 3x3 conv at S/16, then two bilinear x2 steps back to S/4, each
     concatenated with the encoder's feature there and convolved; a zero-initialised 3x3 conv gives 2 channels at
     S/4, upsampled bilinearly to S and scaled to pixels (FLOW_UNIT), so an untrained flow is the identity.
@@ -164,7 +165,49 @@ def flow_head(target, source, base_filters: int, make):
         base_filters: ModelConfig.base_filters.
         make: (name suffix, factory) -> the layer to apply: a builder passes factory(prefix + suffix) through, a
             caller reusing a built model returns the model's layer of that name (Generator.flow_warp).
+        network: "stacked" (above) or "keypoints" (keypoint_flow).
     """
+    if network == "keypoints":
+        flow = keypoint_flow(target, source, make)
+    elif network == "stacked":
+        flow = stacked_flow(target, source, base_filters, make)
+    else:
+        raise ValueError(f"unknown flow network {network!r}; expected 'stacked' or 'keypoints'")
+    warped = make("flow_warp", lambda n: FlowWarp(name=n))([source, flow])
+    return make("flow_colour", lambda n: TemplateColourMatch(name=n))([warped, target]), flow
+
+
+#: The thin-plate spline of the keypoint flow is evaluated on a grid of this many cells a side per crop side
+#: (S/4 at every size) and upsampled bilinearly.
+KEYPOINT_FLOW_STRIDE = 4
+
+
+def keypoint_flow(target, source, make):
+    """The "keypoints" flow network: one GeometryNet (clipswap.models.geometry; the same weights for both crops, its
+    normalisation statistics frozen, float32) finds dlib's 68 points in the target crop and in the source crop, and
+    a thin-plate spline through the displacements (ThinPlateFlow) gives the flow, [B, S, S, 2] in pixels. Locating
+    points in each crop on its own is what a landmark network learns quickly; the stacked network has to learn the
+    correspondence of two faces at once (docs/demo_model.md). It starts from the geometry network clipswap ships
+    (tools/pretrain_flow.py), not from scratch: random points give a random warp."""
+    size = target.shape[1]
+
+    def geometry(name):
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float32")  # points to a fraction of a pixel; the spline solves in float32
+        try:
+            return GeometryNet(name=name)
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+    net = make("flow_geometry", geometry)
+    target_points = net(target, training=False)["landmarks"]
+    source_points = net(source, training=False)["landmarks"]
+    return make("flow_spline", lambda n: ThinPlateFlow(size, size // KEYPOINT_FLOW_STRIDE, name=n))(
+        [target_points, source_points])
+
+
+def stacked_flow(target, source, base_filters: int, make):
+    """The "stacked" flow network of flow_head: [B, S, S, 2] in pixels."""
     size = target.shape[1]
     widths = [m * base_filters for m in FLOW_MULTIPLIERS]
 
@@ -188,9 +231,7 @@ def flow_head(target, source, base_filters: int, make):
         h = act(conv(h, widths[level - 1], f"flow_up{level}_conv"), f"flow_up{level}_act")
     flow = conv(h, 2, "flow_field", zero=True)
     flow = make("flow_upsample", lambda n: keras.layers.UpSampling2D(4, interpolation="bilinear", name=n))(flow)
-    flow = make("flow_pixels", lambda n: keras.layers.Rescaling(size * FLOW_UNIT, name=n))(flow)
-    warped = make("flow_warp", lambda n: FlowWarp(name=n))([source, flow])
-    return make("flow_colour", lambda n: TemplateColourMatch(name=n))([warped, target]), flow
+    return make("flow_pixels", lambda n: keras.layers.Rescaling(size * FLOW_UNIT, name=n))(flow)
 
 
 def generator_inputs(config: ModelConfig, target, identity, source=None) -> list:
@@ -259,7 +300,8 @@ class Generator(keras.Model):
                     source_features = down_block(source_features, filters[level], True, f"{name}_source_down{level}",
                                                  fold_pooling)
             elif preparation.learned_flow:
-                warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"))
+                warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"),
+                                      preparation.flow_network)
                 # The flow is trained by its own term only (weights.flow): G's losses stop here.
                 warped = StopGradient(name=f"{name}_flow_stop")(warped)
                 image = keras.layers.Concatenate(name=f"{name}_stack")([target, warped])
@@ -315,7 +357,8 @@ class Generator(keras.Model):
         if not self.learned_flow:
             raise ValueError("flow_warp needs a source_flow generator (a conditioning with a learned flow)")
         return flow_head(target, source, self.config_.base_filters,
-                         lambda suffix, factory: self.get_layer(f"{self.name}_{suffix}"))
+                         lambda suffix, factory: self.get_layer(f"{self.name}_{suffix}"),
+                         self.config_.conditioning_row.source_preparation.flow_network)
 
     def get_config(self):
         config = {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm,

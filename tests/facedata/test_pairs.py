@@ -466,6 +466,49 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
     assert "Traceback" not in result.output and not (tmp_path / "r2").exists()
 
 
+@pytest.mark.slow
+def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_swaps(pairs, tmp_path):
+    """tools/pretrain_flow.py starts the keypoint flow from the shipped geometry network and fine-tunes it; a tiny
+    target+keypoint_flow G trains from it and swaps real photos with `--runtime auto` (the spline's solve does not
+    convert for OpenVINO: auto runs the Keras model instead, and says so)."""
+    import importlib.util
+
+    from clipswap.checkpoints.geometry import load_geometry
+    from clipswap.checkpoints.native import load_generator
+
+    folder, _ = pairs
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_flow", Path(__file__).resolve().parents[2] / "tools" / "pretrain_flow.py")
+    pretrain_flow = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pretrain_flow)
+    flow = tmp_path / "flow" / "generator.keras"
+    assert pretrain_flow.main(["--pairs", str(folder), "--output", str(flow), "--preset", "tiny", "--steps", "2",
+                               "--batch-size", "4", "--conditioning", "target+keypoint_flow"]) == 0
+    shipped = load_geometry().get_weights()
+    started = load_generator(flow).model.get_layer("generator_flow_geometry").get_weights()
+    assert len(started) == len(shipped)
+    moved = [np.abs(a - b).max() for a, b in zip(started, shipped, strict=True)]
+    assert 0 < max(moved) < 0.05 * max(np.abs(w).max() for w in shipped)  # fine-tuned from it, not from scratch
+    run = tmp_path / "run"
+    result = CliRunner().invoke(main, [
+        "train", "--data", str(folder), "--run-dir", str(run), "--preset", "tiny", "--steps", "2", "--set",
+        "model.conditioning=target+keypoint_flow", "--set", "weights.flow=1", "--set", "log_every=1", "--set",
+        "eval_every=2", "--set",
+        "eval_batch_size=2", "--set", "image_every=2", "--no-progress", "--init-generator", str(flow)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("flow" in row for row in rows) and all(np.isfinite(row["flow"]) for row in rows if "flow" in row)
+    photos = sorted(shared_data("lfw", "Abdullah_Gul").glob("*.jpg"))[:1] + sorted(
+        shared_data("lfw", "Adrien_Brody").glob("*.jpg"))[:1]
+    output = tmp_path / "swap.png"
+    result = CliRunner().invoke(main, ["swap", "--no-progress", "--model", str(run / "generator.keras"), "-s",
+                                       str(photos[0]), "-t", str(photos[1]), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(output)).shape == cv2.imread(str(photos[1])).shape
+    if importlib.util.find_spec("openvino") is not None:
+        assert "runtime: tf fp32" in result.output  # auto chose OpenVINO, which cannot convert it
+
+
 def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):
     folder, _ = pairs
     broken = tmp_path / "pairs"

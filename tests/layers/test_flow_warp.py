@@ -1,5 +1,6 @@
 """The learned warp's layers and losses (clipswap.layers.flow_warp, clipswap.losses.flow) against independent
-references: OpenCV's remap for the bilinear warp, numpy for the colour statistics and the sampled points."""
+references: OpenCV's remap for the bilinear warp, numpy for the colour statistics and the sampled points, scipy's
+RBFInterpolator for the thin-plate spline."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, face_window
+from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow, face_window
 from clipswap.losses.flow import flow_loss, landmark_flow_loss, sample_points
 
 
@@ -113,3 +114,56 @@ def test_landmark_flow_loss_is_zero_for_the_displacement_and_measured_in_units()
     zero = np.zeros_like(flow)
     assert float(landmark_flow_loss(zero, target_points, source_points, unit=2.0)) == pytest.approx(
         (1.6 + 0.8) / 2 / 2.0, rel=1e-4)
+
+
+def _point_pairs(seed: int, batch: int = 2, count: int = 20):
+    rng = np.random.default_rng(seed)
+    target = rng.uniform(0.2, 0.8, (batch, count, 2)).astype(np.float32)
+    return target, (target + rng.normal(0.0, 0.03, target.shape)).astype(np.float32)
+
+
+def test_thin_plate_flow_matches_scipys_thin_plate_spline():
+    from scipy.interpolate import RBFInterpolator
+
+    target, source = _point_pairs(0)
+    smoothing = 5e-3
+    # One cell a pixel: the spline itself at every pixel, no upsampling.
+    flow = np.asarray(ThinPlateFlow(32, 32, regularisation=smoothing)([target, source]))
+    grid = np.stack(np.meshgrid(np.arange(32) / 32, np.arange(32) / 32), axis=-1).reshape(-1, 2)
+    for b in range(len(target)):
+        # scipy's kernel is r^2 log r, half of r^2 log r^2: the same spline with half the smoothing.
+        spline = RBFInterpolator(target[b].astype(np.float64), (source[b] - target[b]).astype(np.float64) * 32,
+                                 kernel="thin_plate_spline", smoothing=smoothing / 2)
+        np.testing.assert_allclose(flow[b], spline(grid).reshape(32, 32, 2), atol=2e-3)
+
+
+def test_thin_plate_flow_moves_its_points_onto_their_partners_and_keeps_an_affine_map_exact():
+    rng = np.random.default_rng(1)
+    # Points on distinct whole pixels of a 64 px crop (sampled there without interpolation between pixels).
+    cells = rng.choice(48 * 48, size=(2, 20), replace=False)
+    target = (np.stack([cells % 48, cells // 48], axis=-1) + 8).astype(np.float32) / 64
+    source = (target + rng.normal(0.0, 0.03, target.shape)).astype(np.float32)
+    flow = ThinPlateFlow(64, 64, regularisation=1e-6)([target, source])
+    moved = np.asarray(sample_points(flow, tf.constant(target * 64)))
+    np.testing.assert_allclose(moved, (source - target) * 64, atol=0.05)
+    assert np.abs(np.asarray(ThinPlateFlow(64, 16)([target, target]))).max() < 1e-4
+    # An affine displacement is in the spline's own span: the S/4 grid upsampled gives it inside the crop.
+    scaled = (target * 1.05 - 0.02).astype(np.float32)
+    coarse = np.asarray(ThinPlateFlow(64, 16)([target, scaled]))
+    x, y = np.meshgrid(np.arange(64, dtype=np.float32), np.arange(64, dtype=np.float32))
+    exact = np.stack([x * 0.05 - 0.02 * 64, y * 0.05 - 0.02 * 64], axis=-1)
+    assert coarse.shape == (2, 64, 64, 2)
+    np.testing.assert_allclose(coarse[:, 2:-2, 2:-2], np.broadcast_to(exact, coarse.shape)[:, 2:-2, 2:-2], atol=0.02)
+
+
+def test_thin_plate_flow_passes_gradients_to_both_point_sets():
+    target, source = (tf.Variable(x) for x in _point_pairs(2))
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(tf.square(ThinPlateFlow(16, 8)([target, source])))
+    for gradient in tape.gradient(total, [target, source]):
+        assert np.all(np.isfinite(gradient)) and np.abs(gradient).max() > 0
+
+
+def test_thin_plate_flow_refuses_a_grid_that_does_not_divide_the_crop():
+    with pytest.raises(ValueError, match="multiple of cells"):
+        ThinPlateFlow(30, 8)

@@ -51,7 +51,7 @@ import clipswap.models
 from clipswap.config import get_preset
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 from clipswap.layers.caffe_preprocess import CaffePreprocess
-from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch
+from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow
 from clipswap.layers.resize_like import ResizeNearestLike
 from clipswap.losses.perceptual import vgg16_features
 from clipswap.models.arcface import build_arcface
@@ -232,6 +232,16 @@ NETWORKS: dict[str, NetworkCase] = {
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),
     ),
+    "generator_keypoint_flow": NetworkCase(
+        # the source crop warped onto the target along a thin-plate spline between the keypoints one geometry
+        # network finds in each crop (conditioning "target+keypoint_flow"), behind the same gradient stop
+        "Generator", lambda: Generator(TINY.replace(conditioning="target+keypoint_flow")),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
+        {"output": (BATCH, 64, 64, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15),
+        slow=True,  # 100-200 s here (the nested geometry network and the spline's solve in every check)
+    ),
     "generator_source_level": NetworkCase(
         # the source crop through its own encoder, joining the target's skip x2 (ModelConfig.source_level)
         "Generator", lambda: Generator(TINY.replace(conditioning="target+source_crop", source_level=2)),
@@ -338,6 +348,12 @@ LAYERS: dict[str, LayerCase] = {
     "flow_warp": LayerCase(
         # displacements of up to 3 px on a 12 px map: samples between pixels and clamped at the border
         FlowWarp, {}, (InputSpec((BATCH, 12, 12, 3)), InputSpec((BATCH, 12, 12, 2), -3.0, 3.0)), (BATCH, 12, 12, 3),
+        LAYER_BF16,
+    ),
+    "thin_plate_flow": LayerCase(
+        # ten point pairs inside the crop, displaced by up to 0.1 of its side; the spline on an 8 x 8 grid, upsampled
+        ThinPlateFlow, {"size": 16, "cells": 8},
+        (InputSpec((BATCH, 10, 2), 0.15, 0.85), InputSpec((BATCH, 10, 2), 0.1, 0.9)), (BATCH, 16, 16, 2),
         LAYER_BF16,
     ),
     "template_colour_match": LayerCase(
