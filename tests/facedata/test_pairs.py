@@ -417,6 +417,30 @@ def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_
     assert not (tmp_path / "r3").exists()
 
 
+def _pretrain_flow_tool():
+    """tools/pretrain_flow.py as a module (tools/ is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_flow", Path(__file__).resolve().parents[2] / "tools" / "pretrain_flow.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _swap_two_lfw_photos(model: Path, tmp_path: Path):
+    """`clipswap swap` of one LFW person's face onto another's photo with `model`: the CliRunner result, checked for
+    exit 0 and an output of the target's size."""
+    photos = sorted(shared_data("lfw", "Abdullah_Gul").glob("*.jpg"))[:1] + sorted(
+        shared_data("lfw", "Adrien_Brody").glob("*.jpg"))[:1]
+    output = tmp_path / "swap.png"
+    result = CliRunner().invoke(main, ["swap", "--no-progress", "--model", str(model), "-s", str(photos[0]), "-t",
+                                       str(photos[1]), "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert cv2.imread(str(output)).shape == cv2.imread(str(photos[1])).shape
+    return result
+
+
 @pytest.mark.slow
 def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landmarks(pairs, tmp_path):
     """A tiny source_flow G trains 2 steps on pairs (the flow term reads the records' landmarks and warps); its
@@ -430,12 +454,7 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
     args = ["--preset", "tiny", "--steps", "2", "--set", "model.source_image=true", "--set", "model.source_flow=true",
             "--set", "model.residual=true", "--set", "weights.flow=1", "--set", "log_every=1", "--set", "eval_every=2",
             "--set", "eval_batch_size=2", "--set", "image_every=2", "--no-progress"]
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "pretrain_flow", Path(__file__).resolve().parents[2] / "tools" / "pretrain_flow.py")
-    pretrain_flow = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pretrain_flow)
+    pretrain_flow = _pretrain_flow_tool()
     flow = tmp_path / "flow" / "generator.keras"
     assert pretrain_flow.main(["--pairs", str(folder), "--output", str(flow), "--preset", "tiny", "--steps", "3",
                                "--batch-size", "4"]) == 0
@@ -453,13 +472,7 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
     assert any("flow" in row for row in rows)
     swapper = FaceSwapper.from_checkpoint(load_generator(run / "generator.keras"), build_detector("yunet"))
     assert swapper.source_image and not swapper.source_warp and swapper.landmarker is None
-    photos = sorted(shared_data("lfw", "Abdullah_Gul").glob("*.jpg"))[:1] + sorted(
-        shared_data("lfw", "Adrien_Brody").glob("*.jpg"))[:1]
-    output = tmp_path / "swap.png"
-    result = CliRunner().invoke(main, ["swap", "--no-progress", "--model", str(run / "generator.keras"), "-s",
-                                       str(photos[0]), "-t", str(photos[1]), "-o", str(output)])
-    assert result.exit_code == 0, result.output
-    assert cv2.imread(str(output)).shape == cv2.imread(str(photos[1])).shape
+    result = _swap_two_lfw_photos(run / "generator.keras", tmp_path)
     old = _pairs_made_before(folder, tmp_path, "landmarks")
     result = CliRunner().invoke(main, ["train", "--data", str(old), "--run-dir", str(tmp_path / "r2"), *args])
     assert result.exit_code == 1 and "landmarks and the landmark warp" in result.output
@@ -477,10 +490,7 @@ def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_s
     from clipswap.checkpoints.native import load_generator
 
     folder, _ = pairs
-    spec = importlib.util.spec_from_file_location(
-        "pretrain_flow", Path(__file__).resolve().parents[2] / "tools" / "pretrain_flow.py")
-    pretrain_flow = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pretrain_flow)
+    pretrain_flow = _pretrain_flow_tool()
     flow = tmp_path / "flow" / "generator.keras"
     assert pretrain_flow.main(["--pairs", str(folder), "--output", str(flow), "--preset", "tiny", "--steps", "2",
                                "--batch-size", "4", "--conditioning", "target+keypoint_flow"]) == 0
@@ -498,13 +508,7 @@ def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_s
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("flow" in row for row in rows) and all(np.isfinite(row["flow"]) for row in rows if "flow" in row)
-    photos = sorted(shared_data("lfw", "Abdullah_Gul").glob("*.jpg"))[:1] + sorted(
-        shared_data("lfw", "Adrien_Brody").glob("*.jpg"))[:1]
-    output = tmp_path / "swap.png"
-    result = CliRunner().invoke(main, ["swap", "--no-progress", "--model", str(run / "generator.keras"), "-s",
-                                       str(photos[0]), "-t", str(photos[1]), "-o", str(output)])
-    assert result.exit_code == 0, result.output
-    assert cv2.imread(str(output)).shape == cv2.imread(str(photos[1])).shape
+    result = _swap_two_lfw_photos(run / "generator.keras", tmp_path)
     if importlib.util.find_spec("openvino") is not None:
         assert "runtime: tf fp32" in result.output  # auto chose OpenVINO, which cannot convert it
 

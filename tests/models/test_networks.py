@@ -194,6 +194,17 @@ def _priors(size: int) -> int:
     return sum(math.ceil(size / stride) ** 2 for stride in (8, 16, 32)) * 2
 
 
+def _learned_flow_case(conditioning: str, slow: bool = False) -> NetworkCase:
+    """A tiny 64 px generator with a learned flow: its source input is read only through the gradient stop."""
+    return NetworkCase(
+        "Generator", lambda: Generator(TINY.replace(conditioning=conditioning)),
+        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
+        {"output": (BATCH, 64, 64, 3)},
+        reload=native_generator_round_trip, make_bf16=inference_bf16,
+        bf16=Bf16Tolerance(0.02, 0.15), slow=slow,
+    )
+
+
 NETWORKS: dict[str, NetworkCase] = {
     "generator_tiny": NetworkCase(
         "Generator", lambda: Generator(TINY),
@@ -223,25 +234,13 @@ NETWORKS: dict[str, NetworkCase] = {
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
     ),
-    "generator_source_flow": NetworkCase(
-        # the source crop warped onto the target by the learned flow (conditioning "target+flow"); the flow network's
-        # weights, and so the source, sit behind a gradient stop (the harness checks that none reaches the weights)
-        "Generator", lambda: Generator(TINY.replace(conditioning="target+flow")),
-        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
-        {"output": (BATCH, 64, 64, 3)},
-        reload=native_generator_round_trip, make_bf16=inference_bf16,
-        bf16=Bf16Tolerance(0.02, 0.15),
-    ),
-    "generator_keypoint_flow": NetworkCase(
-        # the source crop warped onto the target along a thin-plate spline between the keypoints one geometry
-        # network finds in each crop (conditioning "target+keypoint_flow"), behind the same gradient stop
-        "Generator", lambda: Generator(TINY.replace(conditioning="target+keypoint_flow")),
-        (_image(64), InputSpec((BATCH, TINY.id_input_dim)), InputSpec((BATCH, 64, 64, 3), differentiable=False)),
-        {"output": (BATCH, 64, 64, 3)},
-        reload=native_generator_round_trip, make_bf16=inference_bf16,
-        bf16=Bf16Tolerance(0.02, 0.15),
-        slow=True,  # 100-200 s here (the nested geometry network and the spline's solve in every check)
-    ),
+    # the source crop warped onto the target by the learned flow (conditioning "target+flow"); the flow network's
+    # weights, and so the source, sit behind a gradient stop (the harness checks that none reaches the weights)
+    "generator_source_flow": _learned_flow_case("target+flow"),
+    # the source crop warped onto the target along a thin-plate spline between the keypoints one geometry network
+    # finds in each crop (conditioning "target+keypoint_flow"), behind the same gradient stop; slow: 100-200 s here
+    # (the nested geometry network and the spline's solve in every check)
+    "generator_keypoint_flow": _learned_flow_case("target+keypoint_flow", slow=True),
     "generator_source_level": NetworkCase(
         # the source crop through its own encoder, joining the target's skip x2 (ModelConfig.source_level)
         "Generator", lambda: Generator(TINY.replace(conditioning="target+source_crop", source_level=2)),
