@@ -82,7 +82,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
 @click.option("--runtime", type=LiveChoice(RUNTIMES), default="auto",
               help="Generator engine: auto = TensorFlow on a GPU, else OpenVINO when installed (the export extra), "
-                   "else TensorFlow. An exported runtime converts once and caches beside the checkpoint.")
+                   "else TensorFlow (also when OpenVINO cannot convert the generator). An exported runtime converts "
+                   "once and caches in the user's cache folder.")
 @click.option("--no-progress", is_flag=True, help="Hide the video progress bar.")
 @click.option("--no-tracking", is_flag=True,
               help="Video: detect every frame on its own (default: faces are tracked from frame to frame, a missed "
