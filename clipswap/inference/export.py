@@ -37,18 +37,17 @@ from clipswap.errors import ClipswapError
 from clipswap.models.compile import sample_inputs as check_batch  # the export check's fixed batch
 from clipswap.options import EXPORT_TOLERANCE
 from clipswap.registry import UnknownComponentError, load_object
-from clipswap.registry.runtimes import FORMATS as FORMAT_ROWS
-from clipswap.registry.runtimes import ExportFormatRow, install_command
+from clipswap.registry.runtimes import (
+    FORMATS,  # export formats by name: the rows own runners, precisions, extras
+    ExportFormatRow,
+    install_command,
+)
 
 log = logging.getLogger(__name__)
 
 #: The install command that brings every format's packages.
 EXTRA = install_command("export")
 TOLERANCE = EXPORT_TOLERANCE
-
-
-#: Export formats by name (clipswap.registry.runtimes: the rows own their runners, precisions and extras).
-FORMATS = FORMAT_ROWS
 
 
 class ExportError(ClipswapError, ValueError):

@@ -21,10 +21,11 @@ Plain Python: importing it starts no TensorFlow (clipswap.config reads it).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from clipswap.registry import load_object
 
 SIDES = ("G", "D")
 #: What a term may read of the step besides the swap (see LossTerm.needs): the batch's images and landmarks, and the
@@ -99,7 +100,7 @@ class LossTerm:
         if not isinstance(self.function, str):
             return self.function
         module, name = self.function.split(".")
-        return getattr(importlib.import_module(f"clipswap.losses.{module}"), name)
+        return load_object(f"clipswap.losses.{module}:{name}")
 
 
 TERMS: tuple[LossTerm, ...] = (
