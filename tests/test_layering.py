@@ -27,6 +27,20 @@ FORBIDDEN = {
     # the browser UI sits beside the command lines, on top of the pipeline: only its command imports it
     "inference": ("commands", "ui"),
     "ui": ("commands",),
+    # the configuration is read by every layer and by the command lines before TensorFlow starts: it imports only
+    # the registries, the loss-term table and the conditioning rows, none of which imports TensorFlow
+    "config": (
+        "checkpoints",
+        "inference",
+        "training",
+        "evaluation",
+        "commands",
+        "ui",
+        "facedata",
+        "face",
+        "media",
+        "layers",
+    ),
     # the component registries are read by every layer, so they name their builders as strings and import none
     "registry": ("inference", "training", "evaluation", "commands", "ui", "facedata", "losses", "layers", "media"),
 }
@@ -58,8 +72,9 @@ def test_no_folder_imports_a_layer_above_it(folder):
 
 def test_the_rule_sees_a_lazy_import(tmp_path):
     sample = tmp_path / "sample.py"
-    sample.write_text("def f():\n    from clipswap.inference.swapper import FaceSwapper\n"
-                      "    import clipswap.training\n")
+    sample.write_text(
+        "def f():\n    from clipswap.inference.swapper import FaceSwapper\n    import clipswap.training\n"
+    )
     assert [module for _, module in _imports(sample)] == ["clipswap.inference.swapper", "clipswap.training"]
 
 
@@ -93,7 +108,7 @@ def _circle(graph: dict[str, set[str]]) -> list[str]:
         path.append(module)
         for imported in sorted(graph[module]):
             if state.get(imported) == "open":
-                return path[path.index(imported):] + [imported]
+                return path[path.index(imported) :] + [imported]
             if imported not in state:
                 found = visit(imported)
                 if found:

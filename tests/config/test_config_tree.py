@@ -59,7 +59,11 @@ def test_offline_twins_differ_from_their_preset_only_in_what_needs_files():
         assert offline.model == online.model.replace(identity_encoder="sface", clip_variant=None)
         assert offline.weights.contra == 0.0 and offline.weights.ifsr == 0.0
         assert (offline.optimiser, offline.data, offline.schedule, offline.loss) == (
-            online.optimiser, online.data, online.schedule, online.loss)
+            online.optimiser,
+            online.data,
+            online.schedule,
+            online.loss,
+        )
         assert check_runnable(offline, RunFiles()) == []
     with pytest.raises(ConfigError, match="ArcFace-R50 file.*offline preset"):
         check_runnable(get_preset("release").config, RunFiles())
@@ -74,8 +78,15 @@ def test_keys_resolve_in_one_place_in_every_spelling():
     assert resolve_key("weights.teacher") == ("weights", "teacher") and resolve_key("seed") == ("", "seed")
     assert resolve_key("attribute_file") == ("files", "attribute_file")
     assert len(FLAT_KEYS) == len(set(FLAT_KEYS))
-    config = resolve_config("demo", overrides={"keep_checkpoints": "10", "schedule.log_every": 7,
-                                               "weights.teacher": "1.0", "model.source_image": "true"})
+    config = resolve_config(
+        "demo",
+        overrides={
+            "keep_checkpoints": "10",
+            "schedule.log_every": 7,
+            "weights.teacher": "1.0",
+            "model.source_image": "true",
+        },
+    )
     assert config.schedule.keep_checkpoints == 10 and config.schedule.log_every == 7
     assert config.weights.teacher == 1.0 and config.model.source_image is True
     # nested YAML-style sections and whole section objects go through the same resolution
@@ -91,7 +102,7 @@ def test_file_keys_go_to_run_files_not_to_the_experiment():
     with pytest.raises(ConfigError, match="attribute_file is a file of the run"):
         resolve_config("tiny", overrides={"attribute_file": "/x/a.keras"})
     out = CliRunner().invoke(main, ["train", "--preset", "tiny", "--dry-run", "--set", "attribute_file=/x/a.keras"])
-    printed = json.loads(out.output[out.output.index("{"):])
+    printed = json.loads(out.output[out.output.index("{") :])
     assert printed["files"]["attribute_file"] == "/x/a.keras" and "attribute_file" not in json.dumps(printed["config"])
 
 
@@ -133,15 +144,46 @@ def test_run_rules_are_checked_with_the_files_and_replicas():
 
 
 OLD_FLAT_PAPER = {  # what `clipswap train --preset paper` wrote before the tree (the offline rewrite)
-    "preset": "paper", "batch_size": 10, "steps": 300000, "lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.0, "beta2": 0.999,
-    "lr_decay_rate": 1.0, "lr_decay_steps": 100000, "same_identity_prob": 0.2, "jitter": True, "shuffle_buffer": 1000,
-    "seed": 0, "n_aug": 4, "aug_distortion": 0.5, "aug_crop_fraction": 0.75, "perceptual_network": "vgg16",
-    "vgg_weights": "imagenet", "vgg_preprocessing": False, "facedancer_perceptual": False,
-    "facedancer_rec_clip": False, "id_augment": False, "teacher_face_only": False, "teacher_background": False,
-    "id_warmup_steps": 0, "id_warmup_weight": 10.0, "perceptual_to_teacher": False, "attribute_network": "identity",
-    "attribute_file": None, "precision": "fp32", "xla": False, "checkpoint_every": 1000, "keep_checkpoints": 3,
-    "log_every": 50, "image_every": 1000, "eval_every": 1000, "eval_batch_size": 16, "checkpoint_data": True,
-    "arcface_path": None, "clip_preset": None,
+    "preset": "paper",
+    "batch_size": 10,
+    "steps": 300000,
+    "lr_g": 1e-4,
+    "lr_d": 1e-4,
+    "beta1": 0.0,
+    "beta2": 0.999,
+    "lr_decay_rate": 1.0,
+    "lr_decay_steps": 100000,
+    "same_identity_prob": 0.2,
+    "jitter": True,
+    "shuffle_buffer": 1000,
+    "seed": 0,
+    "n_aug": 4,
+    "aug_distortion": 0.5,
+    "aug_crop_fraction": 0.75,
+    "perceptual_network": "vgg16",
+    "vgg_weights": "imagenet",
+    "vgg_preprocessing": False,
+    "facedancer_perceptual": False,
+    "facedancer_rec_clip": False,
+    "id_augment": False,
+    "teacher_face_only": False,
+    "teacher_background": False,
+    "id_warmup_steps": 0,
+    "id_warmup_weight": 10.0,
+    "perceptual_to_teacher": False,
+    "attribute_network": "identity",
+    "attribute_file": None,
+    "precision": "fp32",
+    "xla": False,
+    "checkpoint_every": 1000,
+    "keep_checkpoints": 3,
+    "log_every": 50,
+    "image_every": 1000,
+    "eval_every": 1000,
+    "eval_batch_size": 16,
+    "checkpoint_data": True,
+    "arcface_path": None,
+    "clip_preset": None,
     "model": get_preset("paper-offline").model.to_dict(),
     "weights": get_preset("paper-offline").config.weights.as_dict(),
 }
