@@ -68,8 +68,10 @@ class Calibration:
         return (cosine - self.impostor_mean) / (self.genuine_mean - self.impostor_mean)
 
     def describe(self) -> str:
-        return (f"calibrated on LFW: 0 = a typical stranger (cosine {self.impostor_mean:.3f}), 1 = a typical photo of "
-                f"the same person ({self.genuine_mean:.3f}); same person at cosine >= {self.threshold:.3f}")
+        return (
+            f"calibrated on LFW: 0 = a typical stranger (cosine {self.impostor_mean:.3f}), 1 = a typical photo of "
+            f"the same person ({self.genuine_mean:.3f}); same person at cosine >= {self.threshold:.3f}"
+        )
 
 
 #: benchmarks/identity_calibration.py (benchmarks/results/identity_calibration.json; EER 0.5 % SFace, 1.4 % dlib).

@@ -57,24 +57,47 @@ class IdentityEncoderRow:
     @property
     def spec(self) -> NetworkSpec:
         """The row as the networks' own spec type (what the training losses read)."""
-        return NetworkSpec(self.name, self.input_size, self.pixel_range, self.colour_order, self.template,
-                           self.stage_layers, self.width)
+        return NetworkSpec(
+            self.name,
+            self.input_size,
+            self.pixel_range,
+            self.colour_order,
+            self.template,
+            self.stage_layers,
+            self.width,
+        )
 
 
 ENCODERS: Registry[IdentityEncoderRow] = Registry("identity encoder")
 
-ENCODERS.register(IdentityEncoderRow(
-    "arcface", "ArcFace-R50", 512, 112, (0.0, 1.0),
-    ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
-    file_key="arcface", network="clipswap.models.arcface:build_arcface",
-    loader="clipswap.checkpoints.arcface_h5:load_arcface_h5", ifsr=True,
-))
-ENCODERS.register(IdentityEncoderRow(
-    "sface", "SFace", 128, 112, (0.0, 1.0),
-    ("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu"),
-    file_key="sface", network="clipswap.models.sface:build_sface",
-    loader="clipswap.checkpoints.sface_onnx:load_sface", onnx_file=True,
-))
+ENCODERS.register(
+    IdentityEncoderRow(
+        "arcface",
+        "ArcFace-R50",
+        512,
+        112,
+        (0.0, 1.0),
+        ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
+        file_key="arcface",
+        network="clipswap.models.arcface:build_arcface",
+        loader="clipswap.checkpoints.arcface_h5:load_arcface_h5",
+        ifsr=True,
+    )
+)
+ENCODERS.register(
+    IdentityEncoderRow(
+        "sface",
+        "SFace",
+        128,
+        112,
+        (0.0, 1.0),
+        ("sface_conv_4_relu", "sface_conv_6_relu", "sface_conv_12_relu", "sface_conv_14_relu"),
+        file_key="sface",
+        network="clipswap.models.sface:build_sface",
+        loader="clipswap.checkpoints.sface_onnx:load_sface",
+        onnx_file=True,
+    )
+)
 
 #: Encoder name -> vector width, live (a row registered later is in it).
 ENCODER_WIDTHS = ENCODERS.view("width")

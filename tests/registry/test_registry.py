@@ -33,9 +33,11 @@ def _choices(verb: str, option: str) -> tuple[str, ...]:
 
 
 def test_importing_the_registries_loads_no_tensorflow():
-    code = ("import sys, clipswap.registry.encoders, clipswap.registry.detectors, clipswap.registry.attributes, "
-            "clipswap.registry.runtimes, clipswap.options; "
-            "heavy = [m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules]; assert not heavy, heavy")
+    code = (
+        "import sys, clipswap.registry.encoders, clipswap.registry.detectors, clipswap.registry.attributes, "
+        "clipswap.registry.runtimes, clipswap.options; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules]; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -81,7 +83,8 @@ def test_every_extra_a_row_names_installs_its_packages():
     import tomllib
 
     extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     rows = [*FORMATS.rows(), *RUNTIMES.rows()]
     for row in rows:
         modules = row.modules if isinstance(row, RuntimeRow) else row.write_modules + row.run_modules
@@ -132,8 +135,17 @@ def _toy_loader(path):
     return _toy_network()
 
 
-TOY_ENCODER = IdentityEncoderRow("toy", "Toy", 32, 112, (0.0, 1.0), ("toy_stage1", "toy_stage2"),
-                                 file_key="sface", network=_toy_network, loader=_toy_loader)
+TOY_ENCODER = IdentityEncoderRow(
+    "toy",
+    "Toy",
+    32,
+    112,
+    (0.0, 1.0),
+    ("toy_stage1", "toy_stage2"),
+    file_key="sface",
+    network=_toy_network,
+    loader=_toy_loader,
+)
 
 
 def test_worked_example_a_new_identity_encoder():
