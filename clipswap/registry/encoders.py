@@ -14,6 +14,10 @@ as wide as the encoder's vector. A row is all that the configuration, the swap p
                   or None for a packaged file, which the loader finds itself
     ifsr          whether the IFSR term's layers (ResNet-50 block outputs, Eq. 6 of FaceDancer) are in its graph
     onnx_file     whether its packaged file is ONNX, written as it is by an ONNX export instead of a conversion
+    evaluation_family  the evaluation identity model of the same network family (clipswap.evaluation.identity_models:
+                  "sface", or "arcface" for an ArcFace/CosFace .h5), which evaluating a generator trained with this
+                  encoder refuses unless allowed (its ID metrics would reward overfitting to it); None when no
+                  evaluation model shares its family
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class IdentityEncoderRow:
     onnx_file: bool = False
     colour_order: str = "RGB"
     template: str = "ArcFace 112 (clipswap.face.templates)"
+    evaluation_family: str | None = None
 
     @property
     def user_file(self) -> bool:
@@ -82,6 +87,7 @@ ENCODERS.register(
         network="clipswap.models.arcface:build_arcface",
         loader="clipswap.checkpoints.arcface_h5:load_arcface_h5",
         ifsr=True,
+        evaluation_family="arcface",
     )
 )
 ENCODERS.register(
@@ -96,6 +102,7 @@ ENCODERS.register(
         network="clipswap.models.sface:build_sface",
         loader="clipswap.checkpoints.sface_onnx:load_sface",
         onnx_file=True,
+        evaluation_family="sface",
     )
 )
 
