@@ -24,19 +24,53 @@ from clipswap.checkpoints.graph import (
     topology_from_keras3_model,
 )
 from clipswap.checkpoints.keras2_h5 import Keras2H5, assign_strict, read_keras2_h5
-from clipswap.config import CLIP_VARIANTS, IDENTITY_ENCODERS, ModelConfig
+from clipswap.config import CLIP_VARIANTS, ModelConfig
 from clipswap.models.generator import Generator
+from clipswap.registry.encoders import ENCODERS
 
 log = logging.getLogger(__name__)
 
-#: Identity-input widths we can interpret: width -> (identity encoder, CLIP variant).
-KNOWN_ID_WIDTHS = {
-    IDENTITY_ENCODERS["arcface"]: ("arcface", None),
-    IDENTITY_ENCODERS["arcface"] + CLIP_VARIANTS["clip_vit_base_patch32"]: ("arcface", "clip_vit_base_patch32"),
-    IDENTITY_ENCODERS["arcface"] + CLIP_VARIANTS["clip_vit_large_patch14"]: ("arcface", "clip_vit_large_patch14"),
-    IDENTITY_ENCODERS["sface"]: ("sface", None),
-    IDENTITY_ENCODERS["sface"] + CLIP_VARIANTS["clip_vit_base_patch32"]: ("sface", "clip_vit_base_patch32"),
-}
+#: CLIP towers a generator file may carry after its identity vector. The file records only the width, so a tower is
+#: listed only where its width tells it apart: ViT-B/16 has ViT-B/32's 512 (the published files use B/32) and "tiny"
+#: is the tests' tower.
+FILE_CLIP_VARIANTS = ("clip_vit_base_patch32", "clip_vit_large_patch14")
+
+
+def identity_input_widths() -> dict[int, list[tuple[str, str | None]]]:
+    """Identity-input width -> the (identity encoder, CLIP variant or None) pairs that give it: every registered
+    encoder alone or followed by a FILE_CLIP_VARIANTS embedding, read from the rows now (an encoder registered later
+    is in it). A width with two pairs is ambiguous: interpret_identity_width refuses it."""
+    widths: dict[int, list[tuple[str, str | None]]] = {}
+    for row in ENCODERS.rows():
+        for variant in (None, *FILE_CLIP_VARIANTS):
+            widths.setdefault(row.width + (CLIP_VARIANTS[variant] if variant else 0), []).append((row.name, variant))
+    return widths
+
+
+def interpret_identity_width(width: int, source: str | Path) -> tuple[str, str | None]:
+    """The (identity encoder, CLIP variant or None) of a generator whose identity input is `width` wide; `source`
+    names the file in messages.
+
+    Raises:
+        CheckpointError: no encoder row, alone or with a CLIP embedding, gives `width`, or two combinations give it
+            (the file does not say which).
+    """
+    widths = identity_input_widths()
+    pairs = widths.get(width, [])
+    if not pairs:
+        encoders = ", ".join(f"{row.label} {row.width}" for row in ENCODERS.rows())
+        raise CheckpointError(
+            f"{source} takes a {width}-d identity vector; known widths are {sorted(widths)} "
+            f"({encoders}, optionally followed by a CLIP embedding)."
+        )
+    if len(pairs) > 1:
+        named = " and ".join(encoder if variant is None else f"{encoder} + {variant}" for encoder, variant in pairs)
+        raise CheckpointError(
+            f"{source} takes a {width}-d identity vector, which is ambiguous: {named} each give that width and the "
+            "file does not say which it was trained with, so it cannot be loaded while those encoders are registered."
+        )
+    return pairs[0]
+
 
 #: Our layer class for each class name a published file may use for it.
 EQUIVALENT_KINDS = {"InstanceNormalization": "InstanceNormalization", "GroupNormalization": "InstanceNormalization"}
@@ -69,7 +103,8 @@ def infer_generator_config(h5: Keras2H5) -> ModelConfig:
     """The ModelConfig a published generator file was built with.
 
     Raises:
-        CheckpointError: the file is not a generator of this family (no configuration, wrong inputs, unknown widths).
+        CheckpointError: the file is not a generator of this family (no configuration, wrong inputs, unknown or
+            ambiguous widths).
     """
     if not h5.model_config:
         raise CheckpointError(
@@ -85,12 +120,7 @@ def infer_generator_config(h5: Keras2H5) -> ModelConfig:
             f"found input shapes {list(inputs.values())}."
         )
     image_size, id_width = int(images[0][1]), int(vectors[0][1])
-    if id_width not in KNOWN_ID_WIDTHS:
-        raise CheckpointError(
-            f"{h5.path} takes a {id_width}-d identity vector; known widths are {sorted(KNOWN_ID_WIDTHS)} "
-            "(ArcFace 512, SFace 128, optionally followed by a CLIP embedding)."
-        )
-    encoder, clip_variant = KNOWN_ID_WIDTHS[id_width]
+    encoder, clip_variant = interpret_identity_width(id_width, h5.path)
     order = canonical_order(topology)
     dense = [n for n in order if topology.kind(n) == "Dense" and n in h5.layers]
     convs = [n for n in order if topology.kind(n) == "Conv2D" and n in h5.layers]

@@ -15,8 +15,9 @@ identity loss), otherwise ID similarity rewards overfitting to that network. Ava
   the 112 ArcFace crop / 255 (RGB in [0, 1]); 512-d.
   The paper retrieves identities with CosFace (its ID retrieval, Table I).
 
-choose_identity_model enforces the rule against the generator's config.identity_encoder: "auto" picks sface, or dlib
-for an SFace-trained generator; an explicit model of the training family is refused unless explicitly allowed.
+choose_identity_model enforces the rule against the family of the generator's config.identity_encoder (its encoder
+row's evaluation_family, clipswap.registry.encoders): "auto" picks sface, or dlib for a generator whose encoder is of
+the sface family; an explicit model of the training family is refused unless explicitly allowed.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from clipswap.errors import ClipswapError
 from clipswap.face.align import align_face
 from clipswap.face.detection import Detection
 from clipswap.face.similarity import unit_rows
+from clipswap.registry.encoders import ENCODERS
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,10 @@ class Calibration:
         return (cosine - self.impostor_mean) / (self.genuine_mean - self.impostor_mean)
 
     def describe(self) -> str:
-        return (f"calibrated on LFW: 0 = a typical stranger (cosine {self.impostor_mean:.3f}), 1 = a typical photo of "
-                f"the same person ({self.genuine_mean:.3f}); same person at cosine >= {self.threshold:.3f}")
+        return (
+            f"calibrated on LFW: 0 = a typical stranger (cosine {self.impostor_mean:.3f}), 1 = a typical photo of "
+            f"the same person ({self.genuine_mean:.3f}); same person at cosine >= {self.threshold:.3f}"
+        )
 
 
 #: benchmarks/identity_calibration.py (benchmarks/results/identity_calibration.json; EER 0.5 % SFace, 1.4 % dlib).
@@ -184,8 +188,13 @@ def load_identity_model(spec: str | IdentityModel) -> IdentityModel:
     )
 
 
+#: The family of an ArcFace/CosFace .h5 given by its path (the published layout clipswap.checkpoints.arcface_h5 loads).
+H5_FAMILY = "arcface"
+#: The identity-model families there are: what identity_family returns and an encoder row's evaluation_family names.
+FAMILIES = (*IDENTITY_MODELS, H5_FAMILY)
+
 AUTO = "auto"
-#: auto picks the first of these that differs from the generator's training encoder.
+#: auto picks the first of these that differs from the family of the generator's training encoder.
 AUTO_ORDER = ("sface", "dlib")
 
 
@@ -203,12 +212,21 @@ class IdentityChoice:
 
 
 def identity_family(spec: str) -> str | None:
-    """The network family of an identity-model spec: "sface", "dlib", "arcface" for an existing ArcFace/CosFace .h5
-    (the published layout that clipswap.checkpoints.arcface_h5 loads), None for anything load_identity_model
-    rejects. Training encoders are "arcface" or "sface"."""
+    """The network family of an identity-model spec (one of FAMILIES): "sface", "dlib", H5_FAMILY for an existing
+    ArcFace/CosFace .h5, None for anything load_identity_model rejects."""
     if spec.lower() in IDENTITY_MODELS:
         return spec.lower()
-    return "arcface" if Path(spec).expanduser().is_file() else None
+    return H5_FAMILY if Path(spec).expanduser().is_file() else None
+
+
+def training_family(training_encoder: str) -> str | None:
+    """The identity-model family of a generator's training encoder: its encoder row's evaluation_family; None when no
+    evaluation model shares the encoder's family.
+
+    Raises:
+        UnknownComponentError: `training_encoder` is not a registered identity encoder.
+    """
+    return ENCODERS.get(training_encoder).evaluation_family
 
 
 def choose_identity_model(
@@ -218,16 +236,16 @@ def choose_identity_model(
 
     Args:
         requested: "auto", "sface", "dlib" or the path of an ArcFace/CosFace .h5.
-        training_encoder: the generator's config.identity_encoder ("arcface" or "sface"); None when the swaps are
-            given rather than produced, or produced without an identity encoder (then auto = sface).
+        training_encoder: the generator's config.identity_encoder (a row of clipswap.registry.encoders); None when
+            the swaps are given rather than produced, or produced without an identity encoder (then auto = sface).
         allow_training_model: accept an explicit choice of the training encoder's family (the note says so).
         untrained: why there is no training encoder, for the note when `training_encoder` is None ("swaps given",
             "landmark baseline").
 
-    "auto" = the first of AUTO_ORDER that differs from `training_encoder` (dlib needs the `eval` extra). An explicit
-    choice of the same family as the training encoder (sface for an SFace-trained generator, any .h5 for an
-    ArcFace-trained one) is refused unless `allow_training_model`: ID similarity and retrieval measured with the
-    network the identity loss optimised reward overfitting to it.
+    "auto" = the first of AUTO_ORDER that differs from the training encoder's family (training_family; dlib needs the
+    `eval` extra). An explicit choice of the same family as the training encoder (sface for an SFace-trained
+    generator, any .h5 for an ArcFace-trained one) is refused unless `allow_training_model`: ID similarity and
+    retrieval measured with the network the identity loss optimised reward overfitting to it.
 
     Raises:
         IdentityModelChoiceError: see above; the message says what to install or pass.
@@ -235,7 +253,7 @@ def choose_identity_model(
     if requested.lower() == AUTO:
         if training_encoder is None:
             return IdentityChoice("sface", f"auto: sface ({untrained}, no generator to compare with)")
-        name = next(n for n in AUTO_ORDER if n != training_encoder)
+        name = next(n for n in AUTO_ORDER if n != training_family(training_encoder))
         if name == "dlib":
             missing = dlib_missing_reason(SHAPE_PREDICTOR_5, RESNET_RECOGNITION)
             if missing is not None:
@@ -249,10 +267,10 @@ def choose_identity_model(
     if training_encoder is None or family is None:
         # No generator, or a spec that load_identity_model will reject with its own message.
         return IdentityChoice(requested, f"as requested ({untrained})" if training_encoder is None else "as requested")
-    if family != training_encoder:
+    if family != training_family(training_encoder):
         return IdentityChoice(requested, f"as requested; the generator was trained with {training_encoder}")
     if not allow_training_model:
-        what = "an ArcFace/CosFace .h5" if family == "arcface" else family
+        what = "an ArcFace/CosFace .h5" if family == H5_FAMILY else family
         raise IdentityModelChoiceError(
             f"--identity-model {requested} is {what}, the family of the encoder the generator was trained with "
             f"({training_encoder}), so its ID metrics would reward overfitting to it; use --identity-model auto "

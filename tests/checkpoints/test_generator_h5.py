@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from clipswap.checkpoints.errors import CheckpointError, CheckpointMismatchError
-from clipswap.checkpoints.generator_h5 import load_generator_h5
+from clipswap.checkpoints.generator_h5 import identity_input_widths, interpret_identity_width, load_generator_h5
 from clipswap.checkpoints.native import load_any_generator
 
 from conftest import run_keras2_fixture
@@ -23,6 +23,19 @@ CASES = {
         dict(mapping_width=512, clip_variant="clip_vit_base_patch32"),
     ),
 }
+
+
+def test_identity_widths_come_from_the_encoder_rows():
+    assert identity_input_widths() == {
+        512: [("arcface", None)],
+        1024: [("arcface", "clip_vit_base_patch32")],
+        1280: [("arcface", "clip_vit_large_patch14")],
+        128: [("sface", None)],
+        640: [("sface", "clip_vit_base_patch32")],
+        896: [("sface", "clip_vit_large_patch14")],
+    }
+    with pytest.raises(CheckpointError, match=r"g.h5 takes a 100-d identity vector; known widths are \[128, 512, "):
+        interpret_identity_width(100, "g.h5")
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,11 @@ def _choices(verb: str, option: str) -> tuple[str, ...]:
 
 
 def test_importing_the_registries_loads_no_tensorflow():
-    code = ("import sys, clipswap.registry.encoders, clipswap.registry.detectors, clipswap.registry.attributes, "
-            "clipswap.registry.runtimes, clipswap.options; "
-            "heavy = [m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules]; assert not heavy, heavy")
+    code = (
+        "import sys, clipswap.registry.encoders, clipswap.registry.detectors, clipswap.registry.attributes, "
+        "clipswap.registry.runtimes, clipswap.options; "
+        "heavy = [m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules]; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -57,8 +60,11 @@ def test_the_configuration_checks_the_registered_names():
 
 
 def test_every_row_names_a_model_file_and_builders_that_exist():
+    from clipswap.evaluation.identity_models import FAMILIES
+
     for row in ENCODERS.rows():
         assert row.file_key in FILES, row.name
+        assert row.evaluation_family is None or row.evaluation_family in FAMILIES, row.name
         assert callable(load_object(row.network)) and callable(load_object(row.loader)), row.name
         assert len(row.stage_layers) >= 2 and row.pixel_range[0] < row.pixel_range[1], row.name
     for row in DETECTORS.rows():
@@ -81,7 +87,8 @@ def test_every_extra_a_row_names_installs_its_packages():
     import tomllib
 
     extras = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+        "optional-dependencies"
+    ]
     rows = [*FORMATS.rows(), *RUNTIMES.rows()]
     for row in rows:
         modules = row.modules if isinstance(row, RuntimeRow) else row.write_modules + row.run_modules
@@ -132,8 +139,17 @@ def _toy_loader(path):
     return _toy_network()
 
 
-TOY_ENCODER = IdentityEncoderRow("toy", "Toy", 32, 112, (0.0, 1.0), ("toy_stage1", "toy_stage2"),
-                                 file_key="sface", network=_toy_network, loader=_toy_loader)
+TOY_ENCODER = IdentityEncoderRow(
+    "toy",
+    "Toy",
+    32,
+    112,
+    (0.0, 1.0),
+    ("toy_stage1", "toy_stage2"),
+    file_key="sface",
+    network=_toy_network,
+    loader=_toy_loader,
+)
 
 
 def test_worked_example_a_new_identity_encoder():
@@ -152,6 +168,38 @@ def test_worked_example_a_new_identity_encoder():
         assert identity_label("toy") == "Toy identity"
         assert ENCODERS.get("toy").spec.stages == ("toy_stage1", "toy_stage2")
     assert "toy" not in IDENTITY_ENCODERS
+
+
+def test_worked_example_a_new_identity_encoder_reaches_generator_files_and_the_evaluation(monkeypatch):
+    from clipswap.checkpoints.errors import CheckpointError
+    from clipswap.checkpoints.generator_h5 import identity_input_widths, interpret_identity_width
+    from clipswap.evaluation import identity_models
+    from clipswap.evaluation.identity_models import IdentityModelChoiceError, choose_identity_model
+
+    assert 32 not in identity_input_widths()
+    with ENCODERS.registered(TOY_ENCODER):
+        # A published generator file with a 32-d identity input, alone or followed by a CLIP embedding, is the toy's.
+        assert interpret_identity_width(32, "g.h5") == ("toy", None)
+        assert interpret_identity_width(32 + 512, "g.h5") == ("toy", "clip_vit_base_patch32")
+        # No evaluation model shares its family (the row's default): any may score its generators; auto is sface.
+        assert choose_identity_model("auto", "toy").spec == "sface"
+        assert choose_identity_model("sface", "toy").spec == "sface"
+    assert 32 not in identity_input_widths()
+
+    # A row of the sface family: its generators are refused sface's scores, and auto moves on to dlib.
+    with ENCODERS.registered(replace(TOY_ENCODER, evaluation_family="sface")):
+        with pytest.raises(IdentityModelChoiceError, match="--allow-training-identity-model"):
+            choose_identity_model("sface", "toy")
+        assert choose_identity_model("dlib", "toy").spec == "dlib"
+        monkeypatch.setattr(identity_models, "dlib_missing_reason", lambda *files: None)
+        assert choose_identity_model("auto", "toy").spec == "dlib"
+
+    # A row as wide as SFace: a 128-d generator file no longer says which encoder it was trained with.
+    with ENCODERS.registered(replace(TOY_ENCODER, width=128)):
+        with pytest.raises(CheckpointError, match="128-d identity vector, which is ambiguous: sface and toy each"):
+            interpret_identity_width(128, "g.h5")
+        assert interpret_identity_width(512, "g.h5") == ("arcface", None)
+    assert interpret_identity_width(128, "g.h5") == ("sface", None)
 
 
 # --- worked example (b): a new detector is one module and one row ----------------------------------------------------
