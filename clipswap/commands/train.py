@@ -33,70 +33,164 @@ def choose_backend(backend: str | None) -> str:
     if chosen not in BACKENDS:
         raise click.ClickException(f"KERAS_BACKEND={chosen!r} cannot train: use tensorflow or jax (--backend)")
     if chosen == "jax" and importlib.util.find_spec("jax") is None:
-        raise click.ClickException("--backend jax needs JAX, which is not installed: python -m pip install "
-                                   "\"jax[cpu]\" (or JAX's CUDA build on a GPU machine)")
+        raise click.ClickException(
+            "--backend jax needs JAX, which is not installed: python -m pip install "
+            '"jax[cpu]" (or JAX\'s CUDA build on a GPU machine)'
+        )
     if "keras" in sys.modules:
         import keras
 
         if keras.backend.backend() != chosen:
-            raise click.ClickException(f"Keras was already started on {keras.backend.backend()} in this process: "
-                                       f"run `clipswap train --backend {chosen}` in a new process")
+            raise click.ClickException(
+                f"Keras was already started on {keras.backend.backend()} in this process: "
+                f"run `clipswap train --backend {chosen}` in a new process"
+            )
     os.environ["KERAS_BACKEND"] = chosen
     return chosen
 
 
 @click.command("train")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Folder of `clipswap align` TFRecord shards (or its shards/ subfolder), or of `clipswap pairs`; "
-                   "with --backend jax, a face pack made by `clipswap pack`.")
-@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
-              help="Run folder: config.json, checkpoints/, metrics.jsonl, images/, generator.keras, and logs/ "
-                   "(TensorBoard; TensorFlow only).")
-@click.option("--preset", type=click.Choice(sorted(PRESETS)), default="paper", show_default=True,
-              help="paper: the ClipSwap paper's settings (needs --arcface and --clip-preset; paper-offline: SFace, "
-                   "no CLIP); facedancer: FaceDancer's recipe; tiny: a CPU-sized run; demo: the shipped demo.")
-@click.option("--config", "yaml_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="YAML file of overrides (section.key, nested sections, or a section's key alone).")
-@click.option("--set", "set_pairs", multiple=True, metavar="KEY=VALUE",
-              help="Override one key, e.g. --set weights.id=5 --set model.base_filters=16 --set schedule.steps=9 "
-                   "(or steps=9) (repeatable).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Folder of `clipswap align` TFRecord shards (or its shards/ subfolder), or of `clipswap pairs`; "
+    "with --backend jax, a face pack made by `clipswap pack`.",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder: config.json, checkpoints/, metrics.jsonl, images/, generator.keras, and logs/ "
+    "(TensorBoard; TensorFlow only).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default="paper",
+    show_default=True,
+    help="paper: the ClipSwap paper's settings (needs --arcface and --clip-preset; paper-offline: SFace, "
+    "no CLIP); facedancer: FaceDancer's recipe; tiny: a CPU-sized run; demo: the shipped demo.",
+)
+@click.option(
+    "--config",
+    "yaml_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="YAML file of overrides (section.key, nested sections, or a section's key alone).",
+)
+@click.option(
+    "--set",
+    "set_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one key, e.g. --set weights.id=5 --set model.base_filters=16 --set schedule.steps=9 "
+    "(or steps=9) (repeatable).",
+)
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Total steps (preset value if unset).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch (split across replicas).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of data order, init and augmentations.")
-@click.option("--arcface", "arcface_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="ArcFace-Res50.h5: the identity encoder of an ArcFace preset (paper, release, facedancer).")
-@click.option("--clip-preset", default=None,
-              help="keras-hub CLIP preset (directory or handle) of a preset with CLIP input (paper).")
-@click.option("--vgg-weights", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Keras' VGG16 no-top weights file for the VGG16 perceptual network (else Keras downloads them).")
-@click.option("--attribute-file", type=click.Path(dir_okay=False), default=None,
-              help="The attribute network A as a .keras model (with --set attribute_network=file), or the "
-                   "geometry.keras of --set attribute_network=landmarks (default: pretrained_ckpts/demo/).")
-@click.option("--init-generator", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="A generator checkpoint (ours or a published .h5) whose weights start a new run where layer names "
-                   "and shapes match (warm start, fine-tuning); a --resume restores the run's own checkpoint.")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
-              help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling; TensorFlow only). "
-                   "[default: fp32]")
-@click.option("--xla", is_flag=True, default=False,
-              help="Compile the train step with XLA (TensorFlow; --backend jax always compiles with XLA).")
+@click.option(
+    "--arcface",
+    "arcface_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="ArcFace-Res50.h5: the identity encoder of an ArcFace preset (paper, release, facedancer).",
+)
+@click.option(
+    "--clip-preset",
+    default=None,
+    help="keras-hub CLIP preset (directory or handle) of a preset with CLIP input (paper).",
+)
+@click.option(
+    "--vgg-weights",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Keras' VGG16 no-top weights file for the VGG16 perceptual network (else Keras downloads them).",
+)
+@click.option(
+    "--attribute-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The attribute network A as a .keras model (with --set attribute_network=file), or the "
+    "geometry.keras of --set attribute_network=landmarks (default: pretrained_ckpts/demo/).",
+)
+@click.option(
+    "--init-generator",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A generator checkpoint (ours or a published .h5) whose weights start a new run where layer names "
+    "and shapes match (warm start, fine-tuning); a --resume restores the run's own checkpoint.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default=None,
+    help="fp32, bf16 (mixed bfloat16) or fp16 (mixed float16 with loss scaling; TensorFlow only). [default: fp32]",
+)
+@click.option(
+    "--xla",
+    is_flag=True,
+    default=False,
+    help="Compile the train step with XLA (TensorFlow; --backend jax always compiles with XLA).",
+)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, help="Steps between checkpoints.")
-@click.option("--cpu-replicas", type=click.IntRange(min=0, max=64), default=0, show_default=True,
-              help="Split the CPU into N logical devices and train N-way MirroredStrategy (testing distribution; "
-                   "TensorFlow only).")
+@click.option(
+    "--cpu-replicas",
+    type=click.IntRange(min=0, max=64),
+    default=0,
+    show_default=True,
+    help="Split the CPU into N logical devices and train N-way MirroredStrategy (testing distribution; "
+    "TensorFlow only).",
+)
 @click.option("--resume", is_flag=True, default=False, help="Continue from the latest checkpoint in --run-dir.")
 @click.option("--dry-run", is_flag=True, default=False, help="Print the resolved configuration and exit.")
-@click.option("--no-progress", is_flag=True, default=False,
-              help="No tqdm bar (the figures still go to metrics.jsonl, and to TensorBoard on TensorFlow).")
-@click.option("--time-limit", type=FiniteFloatRange(min=0, min_open=True), default=None, metavar="MINUTES",
-              help="Stop at the end of the step in progress MINUTES after the start, checkpointed, scored and drawn "
-                   "like a last step (the generator is exported only once --steps is reached); --backend jax only.")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None,
-              help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
-                   "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]")
-def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, seed, arcface_path, clip_preset,
-          vgg_weights, attribute_file, init_generator, precision, xla, checkpoint_every, cpu_replicas, resume, dry_run,
-          no_progress, time_limit, backend):
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    default=False,
+    help="No tqdm bar (the figures still go to metrics.jsonl, and to TensorBoard on TensorFlow).",
+)
+@click.option(
+    "--time-limit",
+    type=FiniteFloatRange(min=0, min_open=True),
+    default=None,
+    metavar="MINUTES",
+    help="Stop at the end of the step in progress MINUTES after the start, checkpointed, scored and drawn "
+    "like a last step (the generator is exported only once --steps is reached); --backend jax only.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    default=None,
+    help="Keras backend: tensorflow (tf.data shards, tf.distribute) or jax (a face pack from `clipswap "
+    "pack`, one device, no TensorFlow needed). [default: $KERAS_BACKEND, else tensorflow]",
+)
+def train(
+    data_dir,
+    run_dir,
+    preset,
+    yaml_path,
+    set_pairs,
+    steps,
+    batch_size,
+    seed,
+    arcface_path,
+    clip_preset,
+    vgg_weights,
+    attribute_file,
+    init_generator,
+    precision,
+    xla,
+    checkpoint_every,
+    cpu_replicas,
+    resume,
+    dry_run,
+    no_progress,
+    time_limit,
+    backend,
+):
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
     A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
@@ -110,10 +204,17 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         raise click.BadParameter(str(error), param_hint="--set") from error
     resolved = lambda path: str(Path(path).resolve()) if path else None  # noqa: E731
     flags = {
-        "steps": steps, "batch_size": batch_size, "seed": seed, "precision": precision,
-        "checkpoint_every": checkpoint_every, "xla": True if xla else None,
-        "arcface_path": resolved(arcface_path), "clip_preset": clip_preset, "vgg_weights": resolved(vgg_weights),
-        "attribute_file": resolved(attribute_file), "init_generator": resolved(init_generator),
+        "steps": steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "precision": precision,
+        "checkpoint_every": checkpoint_every,
+        "xla": True if xla else None,
+        "arcface_path": resolved(arcface_path),
+        "clip_preset": clip_preset,
+        "vgg_weights": resolved(vgg_weights),
+        "attribute_file": resolved(attribute_file),
+        "init_generator": resolved(init_generator),
     }
     try:
         # A flag and a --set of the same key, in any spelling (steps, schedule.steps), is the key given twice.
@@ -136,8 +237,19 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
         raise click.ClickException(str(error)) from error
     if dry_run:
         header = PRESETS[preset].header()
-        click.echo(json.dumps({"config": config.to_dict(), "files": files.to_dict(), "preset": header,
-                               "notes": notes, "replicas": replicas}, indent=2, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {
+                    "config": config.to_dict(),
+                    "files": files.to_dict(),
+                    "preset": header,
+                    "notes": notes,
+                    "replicas": replicas,
+                },
+                indent=2,
+                sort_keys=True,
+            )
+        )
         return
     if data_dir is None or run_dir is None:
         raise click.UsageError("--data and --run-dir are required (except with --dry-run)")
@@ -147,23 +259,32 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
 
     if choose_backend(backend) == "jax":
         if cpu_replicas > 1 or os.environ.get("TF_CONFIG"):
-            raise click.ClickException("--backend jax trains on one device: --cpu-replicas and TF_CONFIG are "
-                                       "TensorFlow's (tf.distribute)")
+            raise click.ClickException(
+                "--backend jax trains on one device: --cpu-replicas and TF_CONFIG are TensorFlow's (tf.distribute)"
+            )
         from clipswap.training.jax_run import run_training_jax
 
         try:
             # Decoding threads: this 2-core CPU's two, up to 8 where there are more cores (a GPU machine).
-            result = run_training_jax(config, data_dir, run_dir, files=files, resume=resume,
-                                      progress=not no_progress, workers=max(2, min(8, os.cpu_count() or 2)),
-                                      time_limit=None if time_limit is None else 60.0 * time_limit)
+            result = run_training_jax(
+                config,
+                data_dir,
+                run_dir,
+                files=files,
+                resume=resume,
+                progress=not no_progress,
+                workers=max(2, min(8, os.cpu_count() or 2)),
+                time_limit=None if time_limit is None else 60.0 * time_limit,
+            )
         except (ClipswapError, FileNotFoundError) as error:
             raise click.ClickException(str(error)) from error
         _report(result)
         return
 
     if time_limit is not None:
-        raise click.ClickException("--time-limit is --backend jax's (the runs on a lent GPU machine): give --steps "
-                                   "on TensorFlow")
+        raise click.ClickException(
+            "--time-limit is --backend jax's (the runs on a lent GPU machine): give --steps on TensorFlow"
+        )
     if cpu_replicas > 1 and os.environ.get("TF_CONFIG"):
         raise click.ClickException("--cpu-replicas and TF_CONFIG (multi-worker) cannot be combined")
 
@@ -174,8 +295,9 @@ def train(data_dir, run_dir, preset, yaml_path, set_pairs, steps, batch_size, se
 
     try:
         strategy = make_strategy(cpu_replicas)
-        result = run_training(config, data_dir, run_dir, files=files, resume=resume, strategy=strategy,
-                              progress=not no_progress)
+        result = run_training(
+            config, data_dir, run_dir, files=files, resume=resume, strategy=strategy, progress=not no_progress
+        )
     except (ClipswapError, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from error
     _report(result)

@@ -69,8 +69,10 @@ def discriminator_loss(terms: Mapping) -> tuple:
     unknown = sorted(set(terms) - set(DISCRIMINATOR_TERMS))
     if unknown:
         raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {DISCRIMINATOR_TERMS}")
-    named = {name: _scalar(name, terms[name]) if name in terms else ops.convert_to_tensor(0.0, "float32")
-             for name in DISCRIMINATOR_TERMS}
+    named = {
+        name: _scalar(name, terms[name]) if name in terms else ops.convert_to_tensor(0.0, "float32")
+        for name in DISCRIMINATOR_TERMS
+    }
     first, *rest = DISCRIMINATOR_TERMS
     total = named[first]
     for name in rest:

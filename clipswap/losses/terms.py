@@ -30,8 +30,21 @@ from clipswap.registry import load_object
 SIDES = ("G", "D")
 #: What a term may read of the step besides the swap (see LossTerm.needs): the batch's images and landmarks, and the
 #: networks the loss holds. The loss refuses an active term whose network it lacks (NETWORKS).
-INPUTS = ("source", "target", "same", "teacher", "warped", "target_68", "source_68", "clip", "discriminator",
-          "generator", "perceptual", "attribute", "ifsr_layers")
+INPUTS = (
+    "source",
+    "target",
+    "same",
+    "teacher",
+    "warped",
+    "target_68",
+    "source_68",
+    "clip",
+    "discriminator",
+    "generator",
+    "perceptual",
+    "attribute",
+    "ifsr_layers",
+)
 #: The inputs that are networks the loss may be built without, with what the refusal says is missing.
 NETWORKS: dict[str, str] = {
     "perceptual": "a perceptual FeatureSource",
@@ -104,39 +117,125 @@ class LossTerm:
 
 
 TERMS: tuple[LossTerm, ...] = (
-    LossTerm("id", "G", "eq. 6: 1 - cos(R(swap), R(source)), R the frozen identity encoder", "id",
-             "identity.identity_term", always=True, needs=("source",), shown=True, default=10.0,
-             options={"id_augment": False}),
-    LossTerm("rec", "G", "eq. 7: L1(swap, target) on same-identity pairs", "rec",
-             "reconstruction.reconstruction_term", always=True, needs=("target", "same"), shown=True, default=5.0,
-             options={"facedancer_rec_clip": False}),
-    LossTerm("perceptual", "G", "eq. 8: L1 of the identity encoder's stage features, same pairs (or towards the "
-             "teacher on every pair, perceptual_to_teacher)", "perceptual", "perceptual.perceptual_term",
-             needs=("target", "same", "teacher", "perceptual"), default=0.2,
-             options={"perceptual_to_teacher": False}),
-    LossTerm("contra", "G", "eqs. 2-5: CLIP contrastive loss of the swap's augmentations against the source",
-             "contra", "contrastive.contrastive_term", needs=("source", "clip"), shown=True, default=0.3,
-             options={"n_aug": 4, "aug_distortion": 0.5, "aug_crop_fraction": 0.75}),
-    LossTerm("att", "G", "eq. 9: attribute features of the swap against the target's", "att",
-             "attribute.attribute_term", needs=("target", "attribute"), default=10.0),
-    LossTerm("adv", "G", "non-saturating logistic loss of D on the swap (FaceDancer, Rosberg et al., WACV 2023)", "adv",
-             "adversarial.generator_adversarial_term", always=True, needs=("discriminator",), default=1.0),
-    LossTerm("cycle", "G", "FaceDancer's cycle: L1(G(swap, R(target)), target)", "cycle", "facedancer.cycle_term",
-             needs=("target", "generator")),
-    LossTerm("ifsr", "G", "FaceDancer's IFSR: identity-encoder features of the swap within margins of the "
-             "target's", "ifsr", "facedancer.ifsr_term", needs=("target", "ifsr_layers")),
-    LossTerm("teacher", "G", "ours: L1 to the landmark-swap teacher image (face and background averaged apart with "
-             "teacher_background)", "teacher", "reconstruction.teacher_term", needs=("teacher", "target"),
-             options={"teacher_face_only": False, "teacher_background": False}),
-    LossTerm("flow", "G", "ours: a source_flow generator's learned flow at the target's landmarks against the "
-             "displacement to the source's (flow.landmark_flow_loss), plus its warp against the pair's landmark warp "
-             "inside the pasted region, per-channel normalised, at three resolutions", "flow",
-             "flow.generator_flow_term", needs=("source", "target", "warped", "target_68", "source_68", "generator")),
-    LossTerm("d_adv", "D", "logistic loss of D: the source real, the swap fake", None,
-             "adversarial.discriminator_adversarial_loss", always=True, needs=("source", "discriminator")),
-    LossTerm("r1", "D", "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "
-             "the penalty, so the logged value carries it", None, "tf_only.discriminator_logits_with_r1",
-             always=True, needs=("source", "discriminator")),
+    LossTerm(
+        "id",
+        "G",
+        "eq. 6: 1 - cos(R(swap), R(source)), R the frozen identity encoder",
+        "id",
+        "identity.identity_term",
+        always=True,
+        needs=("source",),
+        shown=True,
+        default=10.0,
+        options={"id_augment": False},
+    ),
+    LossTerm(
+        "rec",
+        "G",
+        "eq. 7: L1(swap, target) on same-identity pairs",
+        "rec",
+        "reconstruction.reconstruction_term",
+        always=True,
+        needs=("target", "same"),
+        shown=True,
+        default=5.0,
+        options={"facedancer_rec_clip": False},
+    ),
+    LossTerm(
+        "perceptual",
+        "G",
+        "eq. 8: L1 of the identity encoder's stage features, same pairs (or towards the "
+        "teacher on every pair, perceptual_to_teacher)",
+        "perceptual",
+        "perceptual.perceptual_term",
+        needs=("target", "same", "teacher", "perceptual"),
+        default=0.2,
+        options={"perceptual_to_teacher": False},
+    ),
+    LossTerm(
+        "contra",
+        "G",
+        "eqs. 2-5: CLIP contrastive loss of the swap's augmentations against the source",
+        "contra",
+        "contrastive.contrastive_term",
+        needs=("source", "clip"),
+        shown=True,
+        default=0.3,
+        options={"n_aug": 4, "aug_distortion": 0.5, "aug_crop_fraction": 0.75},
+    ),
+    LossTerm(
+        "att",
+        "G",
+        "eq. 9: attribute features of the swap against the target's",
+        "att",
+        "attribute.attribute_term",
+        needs=("target", "attribute"),
+        default=10.0,
+    ),
+    LossTerm(
+        "adv",
+        "G",
+        "non-saturating logistic loss of D on the swap (FaceDancer, Rosberg et al., WACV 2023)",
+        "adv",
+        "adversarial.generator_adversarial_term",
+        always=True,
+        needs=("discriminator",),
+        default=1.0,
+    ),
+    LossTerm(
+        "cycle",
+        "G",
+        "FaceDancer's cycle: L1(G(swap, R(target)), target)",
+        "cycle",
+        "facedancer.cycle_term",
+        needs=("target", "generator"),
+    ),
+    LossTerm(
+        "ifsr",
+        "G",
+        "FaceDancer's IFSR: identity-encoder features of the swap within margins of the target's",
+        "ifsr",
+        "facedancer.ifsr_term",
+        needs=("target", "ifsr_layers"),
+    ),
+    LossTerm(
+        "teacher",
+        "G",
+        "ours: L1 to the landmark-swap teacher image (face and background averaged apart with teacher_background)",
+        "teacher",
+        "reconstruction.teacher_term",
+        needs=("teacher", "target"),
+        options={"teacher_face_only": False, "teacher_background": False},
+    ),
+    LossTerm(
+        "flow",
+        "G",
+        "ours: a source_flow generator's learned flow at the target's landmarks against the "
+        "displacement to the source's (flow.landmark_flow_loss), plus its warp against the pair's landmark warp "
+        "inside the pasted region, per-channel normalised, at three resolutions",
+        "flow",
+        "flow.generator_flow_term",
+        needs=("source", "target", "warped", "target_68", "source_68", "generator"),
+    ),
+    LossTerm(
+        "d_adv",
+        "D",
+        "logistic loss of D: the source real, the swap fake",
+        None,
+        "adversarial.discriminator_adversarial_loss",
+        always=True,
+        needs=("source", "discriminator"),
+    ),
+    LossTerm(
+        "r1",
+        "D",
+        "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "
+        "the penalty, so the logged value carries it",
+        None,
+        "tf_only.discriminator_logits_with_r1",
+        always=True,
+        needs=("source", "discriminator"),
+    ),
 )
 
 
@@ -173,8 +272,10 @@ SHOWN: tuple[str, ...] = ("g_total", *(term.name for term in TERMS if term.shown
 def weight_fields(terms: tuple[LossTerm, ...] = TERMS) -> list[tuple[str, float]]:
     """(field, default) of every weight the table declares, in order: each weighted row's, then r1_gamma (the
     fields of clipswap.config.LossWeights)."""
-    return [*((term.weight, float(term.default)) for term in terms if term.weight is not None),
-            ("r1_gamma", R1_GAMMA_DEFAULT)]
+    return [
+        *((term.weight, float(term.default)) for term in terms if term.weight is not None),
+        ("r1_gamma", R1_GAMMA_DEFAULT),
+    ]
 
 
 def term_options(terms: tuple[LossTerm, ...] = TERMS) -> dict[str, Any]:
@@ -212,6 +313,24 @@ def tag(name: str) -> str:
     return f"loss_g/{name}"
 
 
-__all__ = ["BY_NAME", "DISCRIMINATOR_TERMS", "GENERATOR_TERMS", "INPUTS", "NETWORKS", "OPTIONAL_BATCH",
-           "R1_GAMMA_DEFAULT", "SHOWN", "SIDES", "TERMS", "TOTALS", "LossTerm", "active_generator_terms",
-           "check_table", "metric_names", "tag", "term_options", "weight_fields", "weight_of"]
+__all__ = [
+    "BY_NAME",
+    "DISCRIMINATOR_TERMS",
+    "GENERATOR_TERMS",
+    "INPUTS",
+    "NETWORKS",
+    "OPTIONAL_BATCH",
+    "R1_GAMMA_DEFAULT",
+    "SHOWN",
+    "SIDES",
+    "TERMS",
+    "TOTALS",
+    "LossTerm",
+    "active_generator_terms",
+    "check_table",
+    "metric_names",
+    "tag",
+    "term_options",
+    "weight_fields",
+    "weight_of",
+]

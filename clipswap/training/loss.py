@@ -93,8 +93,10 @@ def pre_swap_input(pre_swap: str | None, target: Tensor, teacher: Tensor | None)
     if pre_swap is None:
         return target
     if teacher is None:
-        raise ValueError(f"a generator with pre_swap={pre_swap!r} reads the landmark swap of each pair: train it on "
-                         "`clipswap pairs` data, whose batches carry it as the teacher image")
+        raise ValueError(
+            f"a generator with pre_swap={pre_swap!r} reads the landmark swap of each pair: train it on "
+            "`clipswap pairs` data, whose batches carry it as the teacher image"
+        )
     return teacher
 
 
@@ -245,8 +247,12 @@ class SwapLoss:
         Raises:
             ValueError: one sentence naming the term's weight and what is missing.
         """
-        present = {"perceptual": self.perceptual is not None, "attribute": self.attribute is not None,
-                   "ifsr_layers": bool(self.ifsr_layers), "clip": self.clip_encoder is not None}
+        present = {
+            "perceptual": self.perceptual is not None,
+            "attribute": self.attribute is not None,
+            "ifsr_layers": bool(self.ifsr_layers),
+            "clip": self.clip_encoder is not None,
+        }
         for term in active:
             for need in term.needs:
                 if need in NETWORKS and not present[need]:
@@ -272,7 +278,7 @@ class SwapLoss:
 
     @property
     def pre_swap(self) -> str | None:
-        """"landmarks" when the generator reads the landmark swap as its target (a "landmark_swap" target
+        """ "landmarks" when the generator reads the landmark swap as its target (a "landmark_swap" target
         preparation), else None."""
         return "landmarks" if self.conditioning and self.conditioning.refines_landmark_swap else None
 
@@ -286,19 +292,24 @@ class SwapLoss:
         """
         source = ops.cast(data["source"], "float32")
         if self.source_warp and "warped" not in data:
-            raise ValueError("a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
-                             "data made by this version")
+            raise ValueError(
+                "a source_warp generator reads each pair's warped source: train it on `clipswap pairs` "
+                "data made by this version"
+            )
         missing = [key for key in self.batch_needs if key not in data]
         if missing:
             term = self.batch_needs[missing[0]]
-            raise ValueError(f"the {term} term reads each pair's {', '.join(missing)} (its landmarks and landmark "
-                             "warp): train it on `clipswap pairs` data made by this version")
-        optional = {key: ops.cast(data[key], "float32") if key in self.batch_needs else None
-                    for key in OPTIONAL_BATCH}
+            raise ValueError(
+                f"the {term} term reads each pair's {', '.join(missing)} (its landmarks and landmark "
+                "warp): train it on `clipswap pairs` data made by this version"
+            )
+        optional = {key: ops.cast(data[key], "float32") if key in self.batch_needs else None for key in OPTIONAL_BATCH}
         paired = self.paired_discriminator
         if paired and not ("mate" in data and "has_mate" in data):
-            raise ValueError("a paired discriminator takes its real pairs from two photos of one person: train it on "
-                             "`clipswap pairs` data whose records hold them")
+            raise ValueError(
+                "a paired discriminator takes its real pairs from two photos of one person: train it on "
+                "`clipswap pairs` data whose records hold them"
+            )
         return SwapBatch(
             target=ops.cast(data["target"], "float32"),
             source=source,
@@ -333,20 +344,24 @@ class SwapLoss:
             parts.append(self.clip_embedding(images) if clip_embedding is None else clip_embedding)
         return ops.stop_gradient(ops.concatenate(parts, axis=-1))
 
-    def run_generator(self, target: Tensor, identity_in: Tensor, source: Tensor,
-                      training: bool = False) -> Tensor:
+    def run_generator(self, target: Tensor, identity_in: Tensor, source: Tensor, training: bool = False) -> Tensor:
         """G on (what it reads as its target, identity input, and the source crops when the generator reads them:
         ModelConfig.source_image): [B, S, S, 3] float32."""
         config = getattr(self.generator, "config_", None)
         inputs = generator_inputs(config, target, identity_in, source) if config else [target, identity_in]
         return ops.cast(self.generator(inputs, training=training), "float32")
 
-    def swap(self, target: Tensor, source: Tensor, training: bool = False,
-             generator_source: Tensor | None = None) -> Tensor:
+    def swap(
+        self, target: Tensor, source: Tensor, training: bool = False, generator_source: Tensor | None = None
+    ) -> Tensor:
         """G(target, identity of source): [B, S, S, 3] float32, linear output read as [-1, 1]. `generator_source`:
         what G reads as its source image when that is not `source` itself (a source_warp generator's warps)."""
-        return self.run_generator(target, self.identity_input(source),
-                                  source if generator_source is None else generator_source, training=training)
+        return self.run_generator(
+            target,
+            self.identity_input(source),
+            source if generator_source is None else generator_source,
+            training=training,
+        )
 
     def generator_input(self, target: Tensor, teacher: Tensor | None) -> Tensor:
         """What G reads as its target (pre_swap_input)."""
@@ -375,8 +390,9 @@ class SwapLoss:
         # CLIP(source) once: it is both part of G's identity input and the contrastive loss's reference.
         source_clip = self.clip_embedding(batch.source)
         identity_in = self.identity_input(batch.source, src_out, source_clip)
-        swap = self.run_generator(self.generator_input(batch.target, batch.teacher), identity_in,
-                                  batch.generator_source, training=True)
+        swap = self.run_generator(
+            self.generator_input(batch.target, batch.teacher), identity_in, batch.generator_source, training=True
+        )
         forward = GeneratorForward(self, batch, seed, swap, self.identity(swap), src_out, tgt_out, source_clip)
         raw = {name: self.term_functions[name](forward) for name in self.generator_terms}
         total, named = generator_loss(raw, self.weights, self.terms)
@@ -402,8 +418,9 @@ class SwapLoss:
             real, weights = batch.source, None
         real_logits, r1 = self.parts.discriminator_logits_with_r1(real, d_train, self.weights.r1_gamma, weights)
         fake_logits = d_train(self.discriminator_input(ops.stop_gradient(swap), batch))
-        total, named = discriminator_loss({"d_adv": discriminator_adversarial_loss(real_logits, fake_logits, weights),
-                                           "r1": r1})
+        total, named = discriminator_loss(
+            {"d_adv": discriminator_adversarial_loss(real_logits, fake_logits, weights), "r1": r1}
+        )
         return LossPass(total, named)
 
     def _id_warmup_extra(self, id_term: Tensor, step: Tensor) -> Tensor:
@@ -422,9 +439,14 @@ class SwapLoss:
         src = self.identity(source)
         return src[EMBEDDING], self.identity_input(source, src)
 
-    def heldout_swap_embedding(self, target: Tensor, identity_in: Tensor, shift: int = 0,
-                               source: Tensor | None = None, control_source: Tensor | None = None
-                               ) -> Tensor:
+    def heldout_swap_embedding(
+        self,
+        target: Tensor,
+        identity_in: Tensor,
+        shift: int = 0,
+        source: Tensor | None = None,
+        control_source: Tensor | None = None,
+    ) -> Tensor:
         """R(G(target, identity input `shift` places further on)): shift 0 is the swap asked for; shift 1 gives each
         target the NEXT sample's source identity (the wrong-source control). `source`: the batch's source images,
         rolled with the identity input (a source_image generator reads them); `control_source`: what G reads as its

@@ -7,7 +7,15 @@ from clipswap.losses.composite import GENERATOR_TERMS, LossWeights, discriminato
 def test_paper_defaults_and_facedancer_weights():
     w = LossWeights()
     assert (w.id, w.rec, w.perceptual, w.contra, w.att, w.adv, w.cycle, w.ifsr, w.r1_gamma) == (
-        10, 5, 0.2, 0.3, 10, 1, 0, 0, 10
+        10,
+        5,
+        0.2,
+        0.3,
+        10,
+        1,
+        0,
+        0,
+        10,
     )
     fd = LossWeights.facedancer()
     assert (fd.contra, fd.att, fd.cycle, fd.ifsr) == (0, 0, 1, 1)
@@ -92,7 +100,17 @@ def test_every_term_names_its_weight_field_its_function_and_the_loss_computes_it
             assert {p.name: p.default for p in options} == dict(term.options), term.name
     assert weight_of(TERMS[0], LossWeights(id=3.0)) == 3.0 and weight_of(TERMS[-1], LossWeights()) == 1.0
     assert metric_names(LossWeights.facedancer()) == (
-        "id", "rec", "perceptual", "adv", "cycle", "ifsr", "g_total", "d_adv", "r1", "d_total")
+        "id",
+        "rec",
+        "perceptual",
+        "adv",
+        "cycle",
+        "ifsr",
+        "g_total",
+        "d_adv",
+        "r1",
+        "d_total",
+    )
     with pytest.raises(ValueError, match="unknown inputs"):
         LossTerm("x", "G", "nothing", "id", "identity.identity_loss", needs=("pose",))
     with pytest.raises(ValueError, match="module.function"):

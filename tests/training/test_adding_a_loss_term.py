@@ -35,8 +35,16 @@ def colour_shift_term(step, scale: float = 1.0):
 
 
 #: The one row that adds it.
-COLOUR_SHIFT = LossTerm("colour_shift", "G", "test: squared difference of the mean colours of swap and target",
-                        "colour_shift", colour_shift_term, needs=("target",), default=0.5, options={"scale": 1.0})
+COLOUR_SHIFT = LossTerm(
+    "colour_shift",
+    "G",
+    "test: squared difference of the mean colours of swap and target",
+    "colour_shift",
+    colour_shift_term,
+    needs=("target",),
+    default=0.5,
+    options={"scale": 1.0},
+)
 TABLE = (*TERMS, COLOUR_SHIFT)
 Weights = loss_weights_class(TABLE)
 
@@ -97,13 +105,16 @@ def test_a_new_row_is_a_key_of_the_configuration(tmp_path):
         '"""A toy colour term."""\n\nfrom keras import ops\n\n\n'
         "def colour_shift_term(step, scale: float = 1.0):\n"
         "    return scale * ops.mean(ops.square(ops.mean(step.swap, axis=(1, 2))"
-        " - ops.mean(step.batch.target, axis=(1, 2))))\n")
+        " - ops.mean(step.batch.target, axis=(1, 2))))\n"
+    )
     terms = package / "losses" / "terms.py"
     text = terms.read_text()
     end = "\n)\n\n\ndef check_table"
     assert text.count(end) == 1
-    row = ('    LossTerm("colour_shift", "G", "toy", "colour_shift", "colour.colour_shift_term", needs=("target",),\n'
-           '             default=0.5, options={"scale": 1.0}),')
+    row = (
+        '    LossTerm("colour_shift", "G", "toy", "colour_shift", "colour.colour_shift_term", needs=("target",),\n'
+        '             default=0.5, options={"scale": 1.0}),'
+    )
     terms.write_text(text.replace(end, f"\n{row}{end}"))
     (tmp_path / "run.yaml").write_text("weights:\n  colour_shift: 4\n")
     script = """
@@ -122,7 +133,13 @@ assert TrainConfig.from_dict(written).weights.colour_shift == 0.5
 assert resolve_config("tiny").weights.colour_shift == 0.5
 print("ok")
 """
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
     assert "colour_shift" not in Path(REPO_ROOT / "clipswap" / "losses" / "terms.py").read_text()
