@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from clipswap.commands.params import FiniteFloatRange
+from clipswap.commands.params import FiniteFloatRange, model_files_option
 from clipswap.config import PRECISIONS, PRESETS
 from clipswap.errors import ClipswapError
 
@@ -98,6 +98,7 @@ def choose_backend(backend: str | None) -> str:
     default=None,
     help="ArcFace-Res50.h5: the identity encoder of an ArcFace preset (paper, release, facedancer).",
 )
+@model_files_option
 @click.option(
     "--clip-preset",
     default=None,
@@ -177,6 +178,7 @@ def train(
     batch_size,
     seed,
     arcface_path,
+    model_files,
     clip_preset,
     vgg_weights,
     attribute_file,
@@ -194,9 +196,10 @@ def train(
     """Train the ClipSwap generator and discriminator (ClipSwap paper losses on FaceDancer's recipe).
 
     A preset runs as it says: one whose files are not given (paper: --arcface and --clip-preset) is refused with
-    the name of its offline twin (paper-offline). The trained generator is exported to RUN_DIR/generator.keras.
+    the name of its offline twin (paper-offline). A component's model file with no flag of its own (a new identity
+    encoder's) is given with --file KEY=PATH. The trained generator is exported to RUN_DIR/generator.keras.
     """
-    from clipswap.config import ConfigError, check_runnable, parse_set_options, resolve_key, resolve_run
+    from clipswap.config import ConfigError, RunFiles, check_runnable, parse_set_options, resolve_key, resolve_run
 
     try:
         overrides: dict = parse_set_options(set_pairs)
@@ -228,7 +231,8 @@ def train(
 
     replicas = max(cpu_replicas, 1)
     try:
-        config, files = resolve_run(preset, yaml_path, overrides)
+        given_files = RunFiles(files={key: resolved(path) for key, path in model_files.items()})
+        config, files = resolve_run(preset, yaml_path, overrides, given_files)
     except ValueError as error:
         raise click.ClickException(f"invalid configuration: {error}") from error
     try:

@@ -7,6 +7,7 @@ checked against.
                         the other sections of TrainConfig (clipswap.config.tree), checked by its `validate`
     RunFiles            the files of one run: what the command line gives, never in config.json
     SECTIONS, FLAT_KEYS, TOP_KEYS, RUN_FILE_FLAGS   where each key lives (read by clipswap.config.overrides)
+    model_file_flag     the option that gives a model file, by its registry key (what the refusals name)
 
 Plain Python: importing it starts no TensorFlow.
 """
@@ -418,6 +419,10 @@ class RunFiles:
         attribute_file: the attribute network A as a .keras model (`--attribute-file`), for attribute_network "file".
         init_generator: a generator checkpoint whose weights start a new run, layer by layer where name and shape
             match (`--init-generator`; a resumed run restores its own checkpoint instead).
+        files: model files by their key in clipswap.checkpoints.registry.FILES (`--file KEY=PATH`): what a component
+            registered with a user file (an identity encoder's row) reads, with no field or flag of its own.
+
+    A key given both by its named field and in `files` with two paths is refused (ConfigError, one sentence).
     """
 
     arcface_path: str | None = None
@@ -425,13 +430,26 @@ class RunFiles:
     vgg_weights: str | None = None
     attribute_file: str | None = None
     init_generator: str | None = None
+    files: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", {str(key): str(path) for key, path in dict(self.files).items() if path})
+        for key, name in MODEL_FILE_FIELDS.items():
+            named, given = getattr(self, name), self.files.get(key)
+            if named and given and named != given:
+                raise ConfigError(
+                    f"the {key} file is given twice, {named} with {RUN_FILE_FLAGS[name]} and {given} with "
+                    f"--file {key}=PATH: give it once"
+                )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def model_files(self) -> dict[str, str]:
-        """The given model files by registry file key ({"arcface": path}), the mapping components read."""
-        return {key: getattr(self, name) for key, name in MODEL_FILE_FIELDS.items() if getattr(self, name)}
+        """The given model files by registry file key ({"arcface": path}), the mapping components read: `files`
+        with the named fields' (MODEL_FILE_FIELDS) added."""
+        named = {key: getattr(self, name) for key, name in MODEL_FILE_FIELDS.items() if getattr(self, name)}
+        return {**self.files, **named}
 
 
 #: The RunFiles field of each model file, by its registry file key (clipswap.checkpoints.registry.FILES).
@@ -444,6 +462,13 @@ RUN_FILE_FLAGS = {
     "attribute_file": "--attribute-file",
     "init_generator": "--init-generator",
 }
+
+
+def model_file_flag(key: str) -> str:
+    """The `clipswap train` option that gives the model file `key` (what a refusal names): its named flag where it
+    has one (`--arcface`), else `--file KEY=PATH` with the key filled in."""
+    name = MODEL_FILE_FIELDS.get(key)
+    return RUN_FILE_FLAGS[name] if name else f"--file {key}=PATH"
 
 #: ArcFace/CLIP presets and their offline twins (the same recipe with SFace identity and no CLIP): a preset whose
 #: files are not given is refused with the twin's name (tree.check_runnable), never silently rewritten into it, and an

@@ -28,11 +28,9 @@ from typing import Any
 from clipswap.config.overrides import apply_overrides, build_section, coerce, field_types, migrate_flat_config
 from clipswap.config.schema import (
     ATTRIBUTE_NETWORKS,
-    MODEL_FILE_FIELDS,
     OFFLINE_TWINS,
     PERCEPTUAL_NETWORKS,
     PRECISIONS,
-    RUN_FILE_FLAGS,
     SECTIONS,
     TOP_KEYS,
     VGG_WEIGHTS,
@@ -46,6 +44,7 @@ from clipswap.config.schema import (
     OptimiserConfig,
     RunFiles,
     ScheduleConfig,
+    model_file_flag,
 )
 from clipswap.registry.attributes import ATTRIBUTES
 from clipswap.registry.encoders import ENCODERS
@@ -235,9 +234,7 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
     missing = []
     encoder = ENCODERS.get(model.identity_encoder)
     if encoder.user_file and not files.model_files().get(encoder.file_key):
-        missing.append(
-            (f"the {encoder.label} file ({encoder.file_name})", RUN_FILE_FLAGS[MODEL_FILE_FIELDS[encoder.file_key]])
-        )
+        missing.append((f"the {encoder.label} file ({encoder.file_name})", model_file_flag(encoder.file_key)))
     if model.clip_variant is not None and not files.clip_preset:
         missing.append((f"the CLIP preset ({model.clip_variant})", "--clip-preset"))
     if missing:
@@ -267,7 +264,7 @@ def check_runnable(config: TrainConfig, files: RunFiles, replicas: int = 1) -> l
     for key in files.model_files():
         if key != encoder.file_key:
             notes.append(
-                f"{RUN_FILE_FLAGS[MODEL_FILE_FIELDS[key]]} given but the identity encoder is "
+                f"{model_file_flag(key)} given but the identity encoder is "
                 f"{model.identity_encoder}: the file is not used"
             )
     if files.clip_preset and model.clip_variant is None:

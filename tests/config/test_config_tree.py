@@ -5,6 +5,7 @@ refused value."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -104,6 +105,33 @@ def test_file_keys_go_to_run_files_not_to_the_experiment():
     out = CliRunner().invoke(main, ["train", "--preset", "tiny", "--dry-run", "--set", "attribute_file=/x/a.keras"])
     printed = json.loads(out.output[out.output.index("{") :])
     assert printed["files"]["attribute_file"] == "/x/a.keras" and "attribute_file" not in json.dumps(printed["config"])
+
+
+def test_model_files_by_key_are_one_mapping_with_the_named_fields():
+    files = RunFiles(arcface_path="/x/ArcFace-Res50.h5", files={"retinaface": "/x/RetinaFace-Res50.h5"})
+    assert files.model_files() == {"arcface": "/x/ArcFace-Res50.h5", "retinaface": "/x/RetinaFace-Res50.h5"}
+    assert RunFiles(files={"arcface": "/x/a.h5"}).model_files() == {"arcface": "/x/a.h5"}
+    assert RunFiles().files == {} and RunFiles().model_files() == {}
+    # The same key by its field and by --file: accepted when both name one path, one sentence when they differ.
+    assert RunFiles(arcface_path="/x/a.h5", files={"arcface": "/x/a.h5"}).model_files() == {"arcface": "/x/a.h5"}
+    with pytest.raises(ConfigError) as error:
+        RunFiles(arcface_path="/x/a.h5", files={"arcface": "/y/b.h5"})
+    assert str(error.value) == (
+        "the arcface file is given twice, /x/a.h5 with --arcface and /y/b.h5 with --file arcface=PATH: give it once"
+    )
+    # --file and --arcface (or --set arcface_path) reach the same mapping; the paths resolved like the other flags.
+    out = CliRunner().invoke(main, ["train", "--preset", "tiny", "--dry-run", "--file", "arcface=A.h5"])
+    printed = json.loads(out.output[out.output.index("{") :])
+    assert printed["files"]["files"] == {"arcface": str(Path("A.h5").resolve())}
+    assert any("--arcface given but the identity encoder is sface" in note for note in printed["notes"])
+    out = CliRunner().invoke(
+        main, ["train", "--preset", "tiny", "--dry-run", "--file", "arcface=/x/a.h5", "--set", "arcface_path=/y/b.h5"]
+    )
+    assert out.exit_code != 0 and "the arcface file is given twice" in out.output
+    missing = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run"])
+    assert "pass --arcface, or train its offline twin" in missing.output
+    given = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run", "--file", "arcface=/x/a.h5"])
+    assert given.exit_code == 0, given.output
 
 
 @pytest.mark.parametrize(

@@ -202,6 +202,36 @@ def test_worked_example_a_new_identity_encoder_reaches_generator_files_and_the_e
     assert interpret_identity_width(128, "g.h5") == ("sface", None)
 
 
+def test_worked_example_a_new_identity_encoder_with_a_user_file_trains_with_file_key_path(monkeypatch, tmp_path):
+    """An encoder whose weights file is the user's: its row and its file's row, then `clipswap train --file
+    KEY=PATH`; no RunFiles field and no train flag of its own."""
+    import json
+
+    from clipswap.checkpoints.registry import ModelFile
+    from clipswap.config import RunFiles, check_runnable, resolve_run
+
+    monkeypatch.setitem(FILES, "toyface", ModelFile("toyface", "the toy identity encoder", "published",
+                                                    ("ToyFace.h5",), "this test", "[B, 112, 112, 3] RGB in [0, 1]"))
+    weights = tmp_path / "ToyFace.h5"
+    weights.write_bytes(b"toy")
+    args = ["train", "--preset", "tiny", "--dry-run", "--set", "model.identity_encoder=toy"]
+    with ENCODERS.registered(replace(TOY_ENCODER, file_key="toyface")):
+        assert ENCODERS.get("toy").user_file
+        refused = CliRunner().invoke(main, args)
+        assert refused.exit_code != 0 and "--file toyface=PATH" in refused.output
+        assert "needs the Toy file (ToyFace.h5), which was not given" in refused.output
+        accepted = CliRunner().invoke(main, [*args, "--file", f"toyface={weights}"])
+        assert accepted.exit_code == 0, accepted.output
+        printed = json.loads(accepted.output[accepted.output.index("{"):])
+        assert printed["files"]["files"] == {"toyface": str(weights.resolve())} and printed["notes"] == []
+        config, files = resolve_run("tiny", overrides={"model.identity_encoder": "toy"},
+                                    files=RunFiles(files={"toyface": str(weights)}))
+        assert files.model_files() == {"toyface": str(weights)} and check_runnable(config, files) == []
+        # Given to a run of another encoder, the file is not used, and the note names the option that gave it.
+        notes = check_runnable(resolve_run("tiny")[0], files)
+        assert notes == ["--file toyface=PATH given but the identity encoder is sface: the file is not used"]
+
+
 # --- worked example (b): a new detector is one module and one row ----------------------------------------------------
 
 
