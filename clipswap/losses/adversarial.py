@@ -4,8 +4,9 @@ Not in the paper's loss sum, though it describes a discriminator; we keep FaceDa
 Rosberg et al., WACV 2023). Logits are raw discriminator outputs of any shape [B, ...]; every element counts in the
 means.
 
-The R1 penalty (discriminator_logits_with_r1, r1_penalty) is a double backprop through TensorFlow's GradientTape and
-lives in clipswap.losses.tf_only, which imports this module, never the other way round.
+The R1 penalty (discriminator_logits_with_r1, r1_penalty) is a double backprop and lives in each backend's module
+(clipswap.losses.tf_only, clipswap.losses.jax_only), which import this module, never the other way round; the D pass
+(clipswap.training.loss.DiscriminatorForward) computes it with D's real logits, and the r1 row reads it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def discriminator_adversarial_loss(real_logits, fake_logits, real_weights=None):
     weights = ops.reshape(ops.cast(real_weights, "float32"), (-1,) + (1,) * (len(real.shape) - 1))
     weights = ops.broadcast_to(weights, ops.shape(real))
     return fake + ops.sum(real * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def discriminator_adversarial_term(step):
+    """The d_adv row: discriminator_adversarial_loss of the D pass's real and fake logits (the real ones counted
+    where step.real_weights is 1)."""
+    return discriminator_adversarial_loss(step.real_logits, step.fake_logits, step.real_weights)
+
+
+def r1_term(step):
+    """The r1 row: the R1 penalty of the D pass's real logits, gamma applied (computed with them, since it
+    differentiates that call of D)."""
+    return step.r1
 
 
 def generator_adversarial_term(step):

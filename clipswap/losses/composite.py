@@ -63,17 +63,18 @@ def generator_loss(terms: Mapping, weights: LossWeights, table: Sequence[LossTer
     return total, named
 
 
-def discriminator_loss(terms: Mapping) -> tuple:
-    """D total = the sum of the D terms, d_adv + r1 (they enter with weight 1: r1 already carries gamma); returns
-    (total, {"d_adv", "r1", "d_total"}), absent -> 0."""
-    unknown = sorted(set(terms) - set(DISCRIMINATOR_TERMS))
+def discriminator_loss(terms: Mapping, table: Sequence[LossTerm] = TERMS) -> tuple:
+    """D total = the sum of the table's D terms in its order, d_adv + r1 (they enter with weight 1: r1 already
+    carries gamma); returns (total, {"d_adv", "r1", any other D row, "d_total"}), absent -> 0. Unknown names are an
+    error."""
+    names = tuple(row.name for row in table if row.side == "D")
+    unknown = sorted(set(terms) - set(names))
     if unknown:
-        raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {DISCRIMINATOR_TERMS}")
+        raise ValueError(f"unknown discriminator loss terms {unknown}; expected names from {names}")
     named = {
-        name: _scalar(name, terms[name]) if name in terms else ops.convert_to_tensor(0.0, "float32")
-        for name in DISCRIMINATOR_TERMS
+        name: _scalar(name, terms[name]) if name in terms else ops.convert_to_tensor(0.0, "float32") for name in names
     }
-    first, *rest = DISCRIMINATOR_TERMS
+    first, *rest = names
     total = named[first]
     for name in rest:
         total = total + named[name]

@@ -3,18 +3,23 @@
 computed whatever its weight, what of the step it reads, and whether the progress bar shows it.
 
 The table drives the loss: LossWeights (clipswap.config) has one field per weighted row, defaulting to the row's
-weight; the training loss (clipswap.training.loss.SwapLoss) calls each active generator row's function and checks
-the networks the row needs; the composite loss (clipswap.losses.composite) sums each side's terms in this order; the
-trainer's metrics, the training logs, the TensorBoard tags (clipswap.training.callbacks) and the progress bar take
-their names from here. Adding a generator term is one function in a module of clipswap.losses and one row here.
+weight; the training loss (clipswap.training.loss.SwapLoss) calls each active generator row's function and every
+discriminator row's, and checks the networks the rows need; the composite loss (clipswap.losses.composite) sums each
+side's terms in this order; the trainer's metrics, the training logs, the TensorBoard tags
+(clipswap.training.callbacks) and the progress bar take their names from here. Adding a term, of either side, is one
+function in a module of clipswap.losses and one row here.
 
 A generator row's function is called as `function(step, **options)` and returns a scalar float32 tensor:
 `step` is what the G pass computed once (clipswap.training.loss.GeneratorForward: the batch, the step's seed, the
 swap, the identity encoder's outputs of swap, source and target, CLIP(source)) with `step.loss`, the SwapLoss, for
 the networks (`identity`, `generator`, `discriminator`, `clip_encoder`, `perceptual`, `attribute`, `ifsr_layers`,
 the backend's `parts`) and its helpers (`run_generator`, `identity_input`, `discriminator_input`). `options` are the
-row's, with the run's values where the configuration sets them (clipswap.training.assembly.build_loss). The
-discriminator's rows name what its pass computes; that pass is fixed (the logistic loss and R1).
+row's, with the run's values where the configuration sets them (clipswap.training.assembly.build_loss).
+
+A discriminator row's function is called the same way with what the D pass computed once
+(clipswap.training.loss.DiscriminatorForward: the batch, the swap, D's real input and its weights, D's real and fake
+logits, and the R1 penalty of the real call, which differentiates that call and so comes with it) and enters D's total
+unweighted.
 
 Plain Python: importing it starts no TensorFlow (clipswap.config reads it).
 """
@@ -70,8 +75,8 @@ class LossTerm:
         weight: the LossWeights field (`weights.<weight>`) that weights it in its side's total; None: it enters with
             weight 1 (the D terms).
         function: what computes it, "module.function" of clipswap.losses (or the function itself, for a term
-            defined outside the package); a G row's is called by the loss as `function(step, **options)` (see the
-            module docstring).
+            defined outside the package); the loss calls it as `function(step, **options)` with its side's pass
+            (see the module docstring).
         always: computed and logged whatever its weight (id, rec, adv and the D terms); the others only when weighted.
         needs: what of the step it reads besides the swap (names from INPUTS).
         shown: the progress bar shows it.
@@ -222,7 +227,7 @@ TERMS: tuple[LossTerm, ...] = (
         "D",
         "logistic loss of D: the source real, the swap fake",
         None,
-        "adversarial.discriminator_adversarial_loss",
+        "adversarial.discriminator_adversarial_term",
         always=True,
         needs=("source", "discriminator"),
     ),
@@ -232,7 +237,7 @@ TERMS: tuple[LossTerm, ...] = (
         "R1 gradient penalty on the real images; its weight r1_gamma (LossWeights) is applied inside "
         "the penalty, so the logged value carries it",
         None,
-        "tf_only.discriminator_logits_with_r1",
+        "adversarial.r1_term",
         always=True,
         needs=("source", "discriminator"),
     ),

@@ -15,9 +15,17 @@ G pass on a batch (SwapBatch: images [B, S, S, 3] RGB in [-1, 1], same [B] in {0
                    row's options
     g_total      = sum_k weight_k * term_k (clipswap.losses.composite.generator_loss) + the identity warm-up
 
-D pass: the logistic loss on D(source) real / D(swap) fake, and R1 (gamma r1_gamma) on the real images; a paired D
-(models.discriminator) reads [target, another photo of its person] as real (only where the person has one) and
-[swap, source] as fake, and G's adversarial term scores [swap, source].
+D pass on the same batch and the swap (no gradient to G):
+
+    real_logits, r1 = D(real), R1 (gamma r1_gamma) of that pass   real: the source; for a paired D
+                                                        (models.discriminator) [target, another photo of its person],
+                                                        counted only where the person has one
+    fake_logits  = D(swap)                              a paired D: [swap, source]
+    terms        = every discriminator row of the table (d_adv: the logistic loss; r1), each computed by calling the
+                   row's function on the pass (DiscriminatorForward) with the row's options
+    d_total      = sum_k term_k (clipswap.losses.composite.discriminator_loss; the rows enter unweighted)
+
+G's adversarial term scores what D reads as fake ([swap, source] for a paired D).
 
 A generator whose config has pre_swap="landmarks" reads the landmark swap of the source onto the target instead of
 the target (what the swap pipeline feeds it): in training that is the batch's teacher image (`clipswap pairs` data;
@@ -43,7 +51,6 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from clipswap.losses.adversarial import discriminator_adversarial_loss
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.identity import EMBEDDING, identity_loss
 from clipswap.losses.terms import (
@@ -154,6 +161,33 @@ class GeneratorForward:
     source_clip: Tensor | None
 
 
+@dataclass(frozen=True)
+class DiscriminatorForward:
+    """What the D pass computes once and every discriminator term reads (the `step` a D row's function is called
+    with). R1 comes with the real logits: it differentiates that very call of D with respect to its input, so a term
+    computing it apart would run D on the real images twice.
+
+    Attributes:
+        loss: the SwapLoss running the pass (its networks and helpers).
+        batch: the batch.
+        swap: G's output [B, S, S, 3] float32, no gradient.
+        real: what D reads as real: the source [B, S, S, 3], or for a paired D [target, mate] [B, S, S, 6].
+        real_weights: [B] 1 where a real input counts (a paired D's samples with a mate), or None (all count).
+        real_logits: D(real) in training mode [B, ...] (a patch D has several logits an image).
+        fake_logits: D in training mode of the swap as D reads it (discriminator_input) [B, ...].
+        r1: the R1 penalty of `real_logits`, scalar float32, gamma (weights.r1_gamma) applied.
+    """
+
+    loss: SwapLoss
+    batch: SwapBatch
+    swap: Tensor
+    real: Tensor
+    real_weights: Tensor | None
+    real_logits: Tensor
+    fake_logits: Tensor
+    r1: Tensor
+
+
 class LossPass(NamedTuple):
     """One side's result: its total (scalar float32, what the gradient is taken of), every reported figure by name
     (the side's active terms and its total, "g_total" or "d_total"), and for the G pass the swap."""
@@ -216,13 +250,18 @@ class SwapLoss:
         self.seed = int(seed)
         #: The generator terms this loss computes (the table's order), and every figure a step reports.
         self.generator_terms = active_generator_terms(weights, self.terms)
+        #: The discriminator terms: every D row of the table, computed whatever the weights.
+        self.discriminator_terms = tuple(term.name for term in self.terms if term.side == "D")
         self.metric_names = metric_names(weights, self.terms)
-        active = [term for term in self.terms if term.name in self.generator_terms]
+        active = [
+            term for term in self.terms if term.name in self.generator_terms or term.name in self.discriminator_terms
+        ]
         self._check_networks(active)
         #: Every row's options: the given values (cast to the type of the row's default), else the defaults.
         self.options = _read_options(self.terms, options)
-        #: Term name -> its row's function with its row's options bound: called with the pass (GeneratorForward).
-        self.term_functions: dict[str, Callable[[GeneratorForward], Tensor]] = {
+        #: Term name -> its row's function with its row's options bound: called with its side's pass
+        #: (GeneratorForward, DiscriminatorForward).
+        self.term_functions: dict[str, Callable[..., Tensor]] = {
             term.name: functools.partial(term.resolve(), **{k: self.options[k] for k in term.options})
             for term in active
         }
@@ -256,7 +295,8 @@ class SwapLoss:
         for term in active:
             for need in term.needs:
                 if need in NETWORKS and not present[need]:
-                    raise ValueError(f"weights.{term.weight or term.name} > 0 needs {NETWORKS[need]}")
+                    what = f"weights.{term.weight} > 0" if term.weight else f"the {term.name} term"
+                    raise ValueError(f"{what} needs {NETWORKS[need]}")
 
     # --- what G reads and runs -----------------------------------------------------------------------------------
 
@@ -405,11 +445,11 @@ class SwapLoss:
         return ops.concatenate([images, batch.source], axis=-1) if self.paired_discriminator else images
 
     def discriminator_pass(self, batch: SwapBatch, swap: Tensor) -> LossPass:
-        """D's logistic loss (source real, swap fake; a paired D: [target, mate] real where there is a mate,
-        [swap, source] fake) and R1 on the real inputs; call inside D's gradient tape.
+        """Run D on the real inputs (with R1) and on the swap, then every discriminator term; call inside D's
+        gradient tape. Real: the source; a paired D: [target, mate] where there is a mate, and [swap, source] fake.
 
         Returns:
-            LossPass(d_total, {"d_adv", "r1", "d_total"}).
+            LossPass(d_total, {"d_adv", "r1", any other D row, "d_total"}).
         """
         d_train = functools.partial(self.discriminator, training=True)
         if self.paired_discriminator:
@@ -417,11 +457,11 @@ class SwapLoss:
         else:
             real, weights = batch.source, None
         real_logits, r1 = self.parts.discriminator_logits_with_r1(real, d_train, self.weights.r1_gamma, weights)
-        fake_logits = d_train(self.discriminator_input(ops.stop_gradient(swap), batch))
-        total, named = discriminator_loss(
-            {"d_adv": discriminator_adversarial_loss(real_logits, fake_logits, weights), "r1": r1}
-        )
-        return LossPass(total, named)
+        swap = ops.stop_gradient(swap)
+        fake_logits = d_train(self.discriminator_input(swap, batch))
+        forward = DiscriminatorForward(self, batch, swap, real, weights, real_logits, fake_logits, r1)
+        raw = {name: self.term_functions[name](forward) for name in self.discriminator_terms}
+        return LossPass(*discriminator_loss(raw, self.terms))
 
     def _id_warmup_extra(self, id_term: Tensor, step: Tensor) -> Tensor:
         """(warm-up weight - weights.id) * id term while the step is below the warm-up's end, else 0."""

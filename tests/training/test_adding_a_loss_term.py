@@ -1,5 +1,5 @@
-"""The worked example of adding a loss term: one function (here in this file; in the package, in a module of
-clipswap/losses/) and one row of the loss-term table. Nothing else changes: the weight becomes a field of
+"""The worked example of adding a loss term, of either side: one function (here in this file; in the package, in a
+module of clipswap/losses/) and one row of the loss-term table. Nothing else changes: the weight becomes a field of
 LossWeights with the row's default, the training loss computes, checks, weights and reports the term, its gradient
 reaches the generator, and the configuration takes `--set weights.<name>=x`, config files and old run folders."""
 
@@ -93,6 +93,67 @@ def test_a_new_term_trains_and_is_reported_by_the_trainer():
     logs = run_steps(trainer, iter(synthetic_batches()), 1)[0]
     assert tuple(logs) == loss.metric_names and "colour_shift" in logs
     assert math.isfinite(logs["colour_shift"])
+
+
+# --- a discriminator term: one function and one row of side "D" -----------------------------------------------------
+
+
+def logit_drift_term(step, drift: float = 1e-3):
+    """The toy D term (ProGAN's drift penalty): `drift` times the mean square of D's real logits."""
+    return drift * ops.mean(ops.square(ops.cast(step.real_logits, "float32")))
+
+
+#: The one row that adds it: no weight (D's terms enter its total unweighted), computed on every step.
+LOGIT_DRIFT = LossTerm(
+    "logit_drift",
+    "D",
+    "test: mean square of D's real logits",
+    None,
+    logit_drift_term,
+    always=True,
+    needs=("source", "discriminator"),
+    options={"drift": 1e-3},
+)
+D_TABLE = (*TERMS, LOGIT_DRIFT)
+
+
+def test_a_new_discriminator_term_is_one_function_and_one_row():
+    from clipswap.config import LossWeights
+    from clipswap.training.assembly import build_networks
+
+    generator, discriminator = build_networks(tiny_train_config(clip=False).model)
+    identity = IdentityNetwork(tiny_identity_encoder(), ())
+    weights = LossWeights(perceptual=0, contra=0, att=0)
+    loss = SwapLoss(generator, discriminator, identity, weights, terms=D_TABLE, drift=0.5)
+    plain = SwapLoss(generator, discriminator, identity, weights)
+    assert loss.discriminator_terms == ("d_adv", "r1", "logit_drift") and loss.options["drift"] == 0.5
+    assert loss.metric_names[-2:] == ("logit_drift", "d_total")
+
+    data = next(iter(synthetic_batches()))
+    batch = loss.read_batch(data)
+    swap = loss.swap(batch.target, batch.source)
+    with tf.GradientTape() as tape:
+        result = loss.discriminator_pass(batch, swap)
+    term = result.terms["logit_drift"]
+    real_logits = discriminator(batch.source, training=True)
+    assert float(term) == pytest.approx(0.5 * float(np.mean(np.square(real_logits))), rel=1e-5)
+    terms = result.terms
+    assert float(result.total) == pytest.approx(float(terms["d_adv"] + terms["r1"] + term), rel=1e-5)
+    assert float(terms["d_total"]) == float(result.total)
+    # The table's other rows are computed as without the new one.
+    before = plain.discriminator_pass(batch, swap).terms
+    for name in ("d_adv", "r1"):
+        assert float(terms[name]) == pytest.approx(float(before[name]), rel=1e-6), name
+    gradients = tape.gradient(term, discriminator.trainable_variables)
+    assert sum(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in gradients) > 0
+
+    trainer = SwapTrainer(loss)
+    trainer.compile(*make_optimizers(tiny_train_config(clip=False)))
+    trainer.run_eagerly = True
+    trainer.make_train_function()
+    logs = run_steps(trainer, iter(synthetic_batches()), 1)[0]
+    assert tuple(logs) == loss.metric_names and math.isfinite(logs["logit_drift"])
+    assert logs["d_total"] == pytest.approx(logs["d_adv"] + logs["r1"] + logs["logit_drift"], rel=1e-5)
 
 
 def test_a_new_row_is_a_key_of_the_configuration(tmp_path):
