@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import click
 
 
@@ -48,6 +50,9 @@ def parse_model_files(ctx, param, values) -> dict[str, str]:
             raise click.BadParameter(f"{value!r} is not KEY=PATH (e.g. arcface=ArcFace-Res50.h5)", ctx, param)
         if key not in keys:
             raise click.BadParameter(f"{key!r} is not a model file key; the keys are {', '.join(keys)}", ctx, param)
+        # Checked here as the named flags are (click.Path(exists=True)), so a mistyped path stops before any work.
+        if not Path(path).expanduser().is_file():
+            raise click.BadParameter(f"{key}={path}: no such file; give the path of the {key} model file", ctx, param)
         files[key] = path
     return files
 

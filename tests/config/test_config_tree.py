@@ -107,7 +107,7 @@ def test_file_keys_go_to_run_files_not_to_the_experiment():
     assert printed["files"]["attribute_file"] == "/x/a.keras" and "attribute_file" not in json.dumps(printed["config"])
 
 
-def test_model_files_by_key_are_one_mapping_with_the_named_fields():
+def test_model_files_by_key_are_one_mapping_with_the_named_fields(tmp_path, monkeypatch):
     files = RunFiles(arcface_path="/x/ArcFace-Res50.h5", files={"retinaface": "/x/RetinaFace-Res50.h5"})
     assert files.model_files() == {"arcface": "/x/ArcFace-Res50.h5", "retinaface": "/x/RetinaFace-Res50.h5"}
     assert RunFiles(files={"arcface": "/x/a.h5"}).model_files() == {"arcface": "/x/a.h5"}
@@ -120,18 +120,23 @@ def test_model_files_by_key_are_one_mapping_with_the_named_fields():
         "the arcface file is given twice, /x/a.h5 with --arcface and /y/b.h5 with --file arcface=PATH: give it once"
     )
     # --file and --arcface (or --set arcface_path) reach the same mapping; the paths resolved like the other flags.
+    monkeypatch.chdir(tmp_path)
+    for name in ("A.h5", "a.h5", "b.h5"):
+        (tmp_path / name).write_bytes(b"")
     out = CliRunner().invoke(main, ["train", "--preset", "tiny", "--dry-run", "--file", "arcface=A.h5"])
     printed = json.loads(out.output[out.output.index("{") :])
     assert printed["files"]["files"] == {"arcface": str(Path("A.h5").resolve())}
     assert any("--arcface given but the identity encoder is sface" in note for note in printed["notes"])
     out = CliRunner().invoke(
-        main, ["train", "--preset", "tiny", "--dry-run", "--file", "arcface=/x/a.h5", "--set", "arcface_path=/y/b.h5"]
+        main, ["train", "--preset", "tiny", "--dry-run", "--file", "arcface=a.h5", "--set", "arcface_path=/y/b.h5"]
     )
     assert out.exit_code != 0 and "the arcface file is given twice" in out.output
     missing = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run"])
     assert "pass --arcface, or train its offline twin" in missing.output
-    given = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run", "--file", "arcface=/x/a.h5"])
+    given = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run", "--file", "arcface=a.h5"])
     assert given.exit_code == 0, given.output
+    absent = CliRunner().invoke(main, ["train", "--preset", "facedancer", "--dry-run", "--file", "arcface=gone.h5"])
+    assert absent.exit_code == 2 and "arcface=gone.h5: no such file" in absent.output
 
 
 @pytest.mark.parametrize(
