@@ -35,4 +35,4 @@ def train_geometry(data, output, steps, batch_size, learning_rate, seed, no_prog
     click.echo(f"  held-out {accuracy['faces']} faces: NME {accuracy['nme_percent']:.2f} % of the inter-ocular "
                f"distance (mean shape {baseline['nme_percent']:.2f} %); pose MAE yaw {accuracy['yaw_mae']:.2f}, "
                f"pitch {accuracy['pitch_mae']:.2f}, roll {accuracy['roll_mae']:.2f} degrees (mean shape "
-               f"{baseline['pose_mae']:.2f})")
+               f"{baseline['pose_mae']:.2f}); spread {accuracy['spread']:.2f} (1: follows each face's shape)")

@@ -156,17 +156,32 @@ class GeometryBatches(keras.utils.PyDataset):
         return images, {"landmarks": points, "pose": poses}
 
 
-def accuracy(predicted_points: np.ndarray, predicted_pose: np.ndarray, points: np.ndarray) -> dict[str, float]:
+def spread(predicted_points: np.ndarray, points: np.ndarray, mean_shape: np.ndarray) -> float:
+    """Least-squares slope of the predicted points' offsets from `mean_shape` on the labelled points' offsets, over
+    every coordinate: 1 when the network follows each face's shape, below 1 when it pulls faces toward the average.
+    A keypoint flow between two faces moves the source by about this share of the true displacement, so what is
+    missing is the source's own geometry carried into the swap (docs/demo_model.md)."""
+    labelled = (points - mean_shape).ravel()
+    predicted = (predicted_points - mean_shape).ravel()
+    return float(np.dot(labelled, predicted) / max(float(np.dot(labelled, labelled)), 1e-12))
+
+
+def accuracy(predicted_points: np.ndarray, predicted_pose: np.ndarray, points: np.ndarray,
+             mean_shape: np.ndarray | None = None) -> dict[str, float]:
     """NME (% of the inter-ocular distance) and mean absolute pose errors (degrees) against dlib's points and
-    their solvePnP fit; the pose's mean L2 error as `clipswap evaluate` reports it (pose_l2)."""
+    their solvePnP fit; the pose's mean L2 error as `clipswap evaluate` reports it (pose_l2); with the training
+    faces' `mean_shape` [68, 2], the points' `spread` about it too."""
     ocular = np.linalg.norm(points[:, EYE_CORNERS[0]] - points[:, EYE_CORNERS[1]], axis=1)
     nme = np.linalg.norm(predicted_points - points, axis=2).mean(axis=1) / ocular
     reference = np.stack([pose_of(p) for p in points])
     error = np.abs(predicted_pose - reference)
-    return {"nme_percent": float(100 * nme.mean()), "yaw_mae": float(error[:, 0].mean()),
-            "pitch_mae": float(error[:, 1].mean()), "roll_mae": float(error[:, 2].mean()),
-            "pose_mae": float(error.mean()),
-            "pose_l2": float(np.linalg.norm(predicted_pose - reference, axis=1).mean()), "faces": int(len(points))}
+    result = {"nme_percent": float(100 * nme.mean()), "yaw_mae": float(error[:, 0].mean()),
+              "pitch_mae": float(error[:, 1].mean()), "roll_mae": float(error[:, 2].mean()),
+              "pose_mae": float(error.mean()),
+              "pose_l2": float(np.linalg.norm(predicted_pose - reference, axis=1).mean()), "faces": int(len(points))}
+    if mean_shape is not None:
+        result["spread"] = spread(predicted_points, points, mean_shape)
+    return result
 
 
 def ms_per_face(model: GeometryNet, side: int, batch: int = 1, repeats: int = 20) -> float:
@@ -208,8 +223,9 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
     history = model.fit(batches, epochs=1, verbose=1 if progress else 0)
     held_images = data.images[data.heldout].astype(np.float32) / 127.5 - 1.0
     predicted = model.predict(held_images, batch_size=128, verbose=0)
-    result = accuracy(predicted["landmarks"], predicted["pose"], data.points[data.heldout])
-    mean_shape = np.broadcast_to(data.points[train].mean(axis=0), data.points[data.heldout].shape)
+    average = data.points[train].mean(axis=0)
+    result = accuracy(predicted["landmarks"], predicted["pose"], data.points[data.heldout], average)
+    mean_shape = np.broadcast_to(average, data.points[data.heldout].shape)
     baseline = accuracy(mean_shape, np.broadcast_to(pose_of(mean_shape[0]), (len(mean_shape), 3)),
                         data.points[data.heldout])
     manifest_extra = {
@@ -225,10 +241,11 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
                                 f"--batch-size {batch_size} --seed {seed}"},
     }
     save_geometry(model, output / "geometry.keras", **manifest_extra)
-    logger.info("held-out NME %.2f %% (mean shape %.2f %%), pose MAE %.2f degrees (mean shape %.2f)",
-                result["nme_percent"], baseline["nme_percent"], result["pose_mae"], baseline["pose_mae"])
+    logger.info("held-out NME %.2f %% (mean shape %.2f %%), pose MAE %.2f degrees (mean shape %.2f), spread %.3f",
+                result["nme_percent"], baseline["nme_percent"], result["pose_mae"], baseline["pose_mae"],
+                result["spread"])
     return {"output": str(output), **manifest_extra}
 
 
 __all__ = ["GeometryBatches", "GeometryTrainingError", "accuracy", "augment", "load_geometry_data", "pose_of",
-           "train_geometry"]
+           "spread", "train_geometry"]

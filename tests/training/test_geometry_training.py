@@ -13,7 +13,7 @@ from clipswap.checkpoints.geometry import load_geometry, read_geometry_manifest
 from clipswap.checkpoints.native import sha256_of
 from clipswap.cli import main
 from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
-from clipswap.training.geometry import GeometryBatches, augment, load_geometry_data, pose_of
+from clipswap.training.geometry import GeometryBatches, accuracy, augment, load_geometry_data, pose_of, spread
 
 from conftest import align_lfw_subset, require_module
 
@@ -72,9 +72,9 @@ def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, t
     result = CliRunner().invoke(main, ["train-geometry", "--data", str(pairs_folder), "--output", str(tmp_path),
                                        "--steps", "3", "--batch-size", "4", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert "NME" in result.output and "pose MAE" in result.output
+    assert "NME" in result.output and "pose MAE" in result.output and "spread" in result.output
     manifest = read_geometry_manifest(tmp_path / "geometry.json")
-    for key in ("nme_percent", "yaw_mae", "pitch_mae", "roll_mae", "pose_l2"):
+    for key in ("nme_percent", "yaw_mae", "pitch_mae", "roll_mae", "pose_l2", "spread"):
         assert np.isfinite(manifest["accuracy"][key])
     assert manifest["parameters"] <= 2_000_000 and manifest["training"]["steps"] == 3
     model = load_geometry(tmp_path / "geometry.keras")
@@ -82,6 +82,21 @@ def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, t
     assert tuple(out["landmarks"].shape) == (2, 68, 2) and tuple(out["pose"].shape) == (2, 3)
     assert isinstance(model, GeometryNet)
     assert json.loads((tmp_path / "geometry.json").read_text())["sha256"] == sha256_of(tmp_path / "geometry.keras")
+
+
+def test_spread_is_the_share_of_each_faces_offset_from_the_average_that_the_points_keep():
+    rng = np.random.default_rng(0)
+    mean_shape = rng.uniform(0.2, 0.8, (68, 2))
+    points = mean_shape + rng.normal(0.0, 0.03, (50, 68, 2))
+    assert spread(points, points, mean_shape) == pytest.approx(1.0)
+    assert spread(mean_shape + 0.6 * (points - mean_shape), points, mean_shape) == pytest.approx(0.6)
+    assert spread(np.broadcast_to(mean_shape, points.shape), points, mean_shape) == pytest.approx(0.0)
+    # Noise independent of the face leaves the slope where it is; only the pull toward the average lowers it.
+    noisy = mean_shape + 0.6 * (points - mean_shape) + rng.normal(0.0, 0.01, points.shape)
+    assert spread(noisy, points, mean_shape) == pytest.approx(0.6, abs=0.05)
+    poses = np.stack([pose_of(p) for p in points])
+    assert accuracy(points, poses, points, mean_shape)["spread"] == pytest.approx(1.0)
+    assert "spread" not in accuracy(points, poses, points)
 
 
 def test_train_geometry_refuses_a_folder_that_is_not_pairs(tmp_path):
