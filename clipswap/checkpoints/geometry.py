@@ -3,6 +3,8 @@
     geometry.json   {"format": "clipswap-geometry/1", "config": GeometryNet.get_config(), "weights_file",
                      "sha256", "clipswap_version", "accuracy": {held-out NME and pose errors}, "training": {...}}
 
+A manifest written before the heatmap head existed has no "head" in its config: it is a dense network.
+
 Loading rebuilds GeometryNet from the manifest's configuration and reads the weights after checking their SHA-256,
 so a changed, truncated or swapped file is refused with one sentence; the archive's own stored config is never
 deserialised.
@@ -27,7 +29,9 @@ from clipswap.models.geometry import GeometryNet
 FORMAT = "clipswap-geometry/1"
 #: The geometry network shipped beside the demo generator (`attribute_network="landmarks"` reads it by default).
 SHIPPED_GEOMETRY = Path(__file__).resolve().parents[2] / "pretrained_ckpts" / "demo" / "geometry.keras"
-_CONFIG_KEYS = {"input_size", "widths", "strides", "stem_width", "head_width"}
+_CONFIG_KEYS = {"input_size", "widths", "strides", "stem_width", "head_width", "head"}
+#: Keys a manifest may leave out, with the value the files written before them meant.
+_CONFIG_DEFAULTS = {"head": "dense"}
 
 
 def _float32_net(config: dict, name: str) -> GeometryNet:
@@ -73,6 +77,8 @@ def read_geometry_manifest(path: str | Path) -> dict:
     except JSONFileError as error:
         raise CheckpointError(f"cannot read the geometry manifest: {error}") from error
     config = manifest.get("config")
+    if isinstance(config, dict):
+        config = manifest["config"] = {**_CONFIG_DEFAULTS, **config}
     if (manifest.get("format") != FORMAT or not isinstance(config, dict) or set(config) != _CONFIG_KEYS
             or not isinstance(manifest.get("sha256"), str)):
         raise CheckpointError(f"{manifest_file} is not a clipswap geometry manifest ({FORMAT} with its config and "

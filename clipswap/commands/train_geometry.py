@@ -8,6 +8,10 @@ from clipswap.commands.params import FiniteFloatRange
 from clipswap.errors import ClipswapError
 
 _DIR = click.Path(file_okay=False)
+#: clipswap.models.geometry's HEADS and the backbone's stride, spelled here so that --help starts no TensorFlow
+#: (tests/training/test_geometry_training.py checks they agree).
+HEADS = ("dense", "heatmap")
+STRIDE = 32
 
 
 @click.command("train-geometry")
@@ -19,14 +23,22 @@ _DIR = click.Path(file_okay=False)
 @click.option("--learning-rate", type=FiniteFloatRange(min=0, min_open=True), default=2e-3, show_default=True,
               help="Adam's initial learning rate (cosine decay to zero).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the draws.")
+@click.option("--head", type=click.Choice(HEADS), default="dense", show_default=True,
+              help="dense: the points regressed from the deepest features; heatmap: read off one heatmap a point "
+                   "at a quarter of the input side by soft-argmax, which follows each face's shape.")
+@click.option("--input-size", type=click.IntRange(STRIDE), default=96, show_default=True,
+              help=f"Side the network reads, a multiple of {STRIDE} (the backbone's stride).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def train_geometry(data, output, steps, batch_size, learning_rate, seed, no_progress):
+def train_geometry(data, output, steps, batch_size, learning_rate, seed, head, input_size, no_progress):
     """Train the 68-landmark and head-pose network on a pairs folder's faces; report its held-out accuracy."""
     from clipswap.training.geometry import train_geometry as run
 
+    if input_size % STRIDE:
+        raise click.BadParameter(f"{input_size} is not a multiple of {STRIDE}, the backbone's stride",
+                                 param_hint="--input-size")
     try:
         result = run(data, output, steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                     progress=not no_progress)
+                     head=head, input_size=input_size, progress=not no_progress)
     except ClipswapError as error:
         raise click.ClickException(str(error)) from error
     accuracy, baseline = result["accuracy"], result["mean_shape_baseline"]

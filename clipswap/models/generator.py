@@ -182,20 +182,23 @@ def flow_head(target, source, base_filters: int, make, network: str = "stacked")
 KEYPOINT_FLOW_STRIDE = 4
 
 
-def keypoint_flow(target, source, make):
+def keypoint_flow(target, source, make, geometry_options: dict | None = None):
     """The "keypoints" flow network: one GeometryNet (clipswap.models.geometry; the same weights for both crops, its
     normalisation statistics frozen, float32) finds dlib's 68 points in the target crop and in the source crop, and
     a thin-plate spline through the displacements (ThinPlateFlow) gives the flow, [B, S, S, 2] in pixels. Locating
     points in each crop on its own is what a landmark network learns quickly; the stacked network has to learn the
     correspondence of two faces at once (docs/demo_model.md). It starts from the geometry network clipswap ships
-    (tools/pretrain_flow.py), not from scratch: random points give a random warp."""
+    (tools/pretrain_flow.py), not from scratch: random points give a random warp.
+
+    `geometry_options`: GeometryNet's keyword arguments (default: none, the shipped network's dense head at 96 px);
+    {"head": "heatmap"} builds the heatmap head, whose points follow each face rather than the average shape."""
     size = target.shape[1]
 
     def geometry(name):
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy("float32")  # points to a fraction of a pixel; the spline solves in float32
         try:
-            return GeometryNet(name=name)
+            return GeometryNet(**(geometry_options or {}), name=name)
         finally:
             keras.config.set_dtype_policy(previous)
 

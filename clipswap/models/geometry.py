@@ -14,6 +14,15 @@ Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 696,363
                 widths (32, 64, 64, 128, 128, 256) with strides (2, 2, 1, 2, 1, 2)        3 x 3 x 256
     head        flatten (keeps where each feature sits) -> dense 256, ReLU -> dense 136 + 3
 
+The heatmap head (`head="heatmap"`; 228,711 parameters at the default widths, whatever the input size) replaces
+the dense head, which pulls each face's points toward the average shape, by one that finds each point where it sits:
+
+    decoder     from the deepest map (S/32), x2 steps back to S/4: each a bilinear upsampling, added to a 1x1
+                projection of the backbone's last map at that stride (the skip), and a separable block (width 128)
+    heatmaps    1x1 conv -> 68 maps at S/4 (24 x 24 at 96 px)
+    landmarks   spatial soft-argmax: the expected (x, y) under each map's softmax (clipswap.layers.soft_argmax)
+    pose        global average pool of the deepest map -> dense 128, ReLU -> dense 3
+
 Outputs (a dict):
     "landmarks": [B, 68, 2] float32, (x, y) of dlib's 68 points in units of the crop's side (0 = left/top edge,
                  1 = right/bottom edge), whatever S is;
@@ -27,6 +36,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers, ops
 
+from clipswap.layers.soft_argmax import SpatialSoftArgmax
+
 #: dlib's 68 points.
 POINTS = 68
 #: Side the network reads (crops of any size are resized to it).
@@ -37,6 +48,13 @@ LANDMARK_SCALE = 0.5
 POSE_SCALE = 45.0
 WIDTHS = (32, 64, 64, 128, 128, 256)
 STRIDES = (2, 2, 1, 2, 1, 2)
+#: The output heads: "dense" regresses the points from the flattened deepest map, "heatmap" reads them off 68
+#: heatmaps at S/4 by soft-argmax (module docstring).
+HEADS = ("dense", "heatmap")
+#: head_width when none is given: the dense head's hidden layer; the heatmap head's decoder and pose layer.
+HEAD_WIDTHS = {"dense": 256, "heatmap": 128}
+#: The heatmaps' stride: their side is the input side / HEATMAP_STRIDE.
+HEATMAP_STRIDE = 4
 
 #: Index permutation of dlib's 68 points under a horizontal flip: point k of the flipped face is point FLIP[k] of
 #: the original, mirrored (jaw 0..16 reversed; brows 17..21 <-> 26..22; nose bridge 27..30 kept; nostrils 31..35
@@ -67,49 +85,107 @@ def _separable_block(x, filters: int, stride: int, name: str):
     return layers.ReLU(name=f"{name}_pw_relu")(x)
 
 
+def _level_strides(strides: Sequence[int]) -> list[int]:
+    """The stride of each block's output (the stem's is 2)."""
+    found, stride = [], 2
+    for step in strides:
+        stride *= int(step)
+        found.append(stride)
+    return found
+
+
+def total_stride(strides: Sequence[int]) -> int:
+    """The backbone's stride: the stem's 2 times each block's (32 at the default strides); the input side must be a
+    multiple of it for the heatmap head's skips to line up."""
+    return [2, *_level_strides(strides)][-1]
+
+
+def _dense_head(x, head_width: int):
+    """landmarks [B, 68, 2], pose [B, 3] regressed from the flattened deepest map (module docstring)."""
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(head_width, activation="relu", name="head_hidden")(x)
+    raw = layers.Dense(2 * POINTS + 3, name="head_out")(x)
+    points = layers.Reshape((POINTS, 2), name="landmarks_raw")(raw[:, : 2 * POINTS])
+    landmarks = layers.Rescaling(LANDMARK_SCALE, offset=0.5, name="landmarks")(points)
+    pose = layers.Rescaling(POSE_SCALE, name="pose")(raw[:, 2 * POINTS:])
+    return landmarks, pose
+
+
+def _heatmap_head(levels: dict[int, object], width: int):
+    """landmarks [B, 68, 2] by soft-argmax of 68 heatmaps at stride HEATMAP_STRIDE, pose [B, 3] from the globally
+    pooled deepest map. `levels`: the backbone's last feature map at each stride, {stride: [B, S/stride, ...]}."""
+    deepest = max(levels)
+    h = layers.Conv2D(width, 1, name=f"heatmap_lateral{deepest}")(levels[deepest])
+    stride = deepest
+    while stride > HEATMAP_STRIDE:
+        stride //= 2
+        h = layers.UpSampling2D(2, interpolation="bilinear", name=f"heatmap_up{stride}")(h)
+        skip = layers.Conv2D(width, 1, name=f"heatmap_lateral{stride}")(levels[stride])
+        h = layers.Add(name=f"heatmap_merge{stride}")([h, skip])
+        h = _separable_block(h, width, 1, f"heatmap_block{stride}")
+    heatmaps = layers.Conv2D(POINTS, 1, name="heatmap_logits")(h)
+    landmarks = SpatialSoftArgmax(name="landmarks")(heatmaps)
+    pooled = layers.GlobalAveragePooling2D(name="pose_pool")(levels[deepest])
+    pooled = layers.Dense(width, activation="relu", name="pose_hidden")(pooled)
+    raw = layers.Dense(3, name="pose_out")(pooled)
+    return landmarks, layers.Rescaling(POSE_SCALE, name="pose")(raw)
+
+
 class GeometryNet(keras.Model):
     """Landmarks and head pose of aligned faces (module docstring).
 
     Args:
-        input_size: side the network reads.
+        input_size: side the network reads; with head="heatmap", a multiple of the backbone's stride (total_stride).
         widths, strides: the separable blocks' output widths and depthwise strides (same length).
         stem_width: the stem convolution's width.
-        head_width: the hidden dense layer's width.
+        head_width: the dense head's hidden layer width, or the heatmap head's decoder and pose layer width (default
+            HEAD_WIDTHS[head]).
+        head: "dense" or "heatmap" (module docstring); the outputs have the same format.
 
     Example:
-        >>> net = GeometryNet()
+        >>> net = GeometryNet(head="heatmap")
         >>> out = net(images)            # images [B, 128, 128, 3] in [-1, 1]
         >>> out["landmarks"].shape, out["pose"].shape
         ((B, 68, 2), (B, 3))
     """
 
     def __init__(self, input_size: int = INPUT_SIZE, widths: Sequence[int] = WIDTHS,
-                 strides: Sequence[int] = STRIDES, stem_width: int = 16, head_width: int = 256, **kwargs):
+                 strides: Sequence[int] = STRIDES, stem_width: int = 16, head_width: int | None = None,
+                 head: str = "dense", **kwargs):
         if len(widths) != len(strides):
             raise ValueError(f"widths and strides must have one entry a block, got {len(widths)} and {len(strides)}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        stride = total_stride(strides)
+        if head == "heatmap" and (input_size % stride or HEATMAP_STRIDE not in _level_strides(strides)):
+            raise ValueError(f"the heatmap head needs an input side that is a multiple of the backbone's stride "
+                             f"{stride} and a block at stride {HEATMAP_STRIDE}, got {input_size} and strides "
+                             f"{tuple(strides)}")
+        head_width = HEAD_WIDTHS[head] if head_width is None else head_width
         images = keras.Input((None, None, 3), name="images")
         x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(images)
         x = layers.Conv2D(stem_width, 3, strides=2, padding="same", use_bias=False, name="stem")(x)
         x = layers.BatchNormalization(name="stem_bn")(x)
         x = layers.ReLU(name="stem_relu")(x)
-        for k, (width, stride) in enumerate(zip(widths, strides, strict=True)):
-            x = _separable_block(x, width, stride, f"block{k + 1}")
-        x = layers.Flatten(name="flatten")(x)
-        x = layers.Dense(head_width, activation="relu", name="head_hidden")(x)
-        raw = layers.Dense(2 * POINTS + 3, name="head_out")(x)
-        points = layers.Reshape((POINTS, 2), name="landmarks_raw")(raw[:, : 2 * POINTS])
-        landmarks = layers.Rescaling(LANDMARK_SCALE, offset=0.5, name="landmarks")(points)
-        pose = layers.Rescaling(POSE_SCALE, name="pose")(raw[:, 2 * POINTS:])
+        levels = {2: x}
+        for k, (width, step, level) in enumerate(zip(widths, strides, _level_strides(strides), strict=True)):
+            x = _separable_block(x, width, step, f"block{k + 1}")
+            levels[level] = x
+        if head == "dense":
+            landmarks, pose = _dense_head(x, head_width)
+        else:
+            landmarks, pose = _heatmap_head(levels, head_width)
         super().__init__(inputs=images, outputs={"landmarks": landmarks, "pose": pose}, **kwargs)
         self.input_size = int(input_size)
         self.widths = tuple(int(w) for w in widths)
         self.strides = tuple(int(s) for s in strides)
         self.stem_width = int(stem_width)
         self.head_width = int(head_width)
+        self.head = head
 
     def get_config(self) -> dict:
         return {"input_size": self.input_size, "widths": list(self.widths), "strides": list(self.strides),
-                "stem_width": self.stem_width, "head_width": self.head_width, "name": self.name,
+                "stem_width": self.stem_width, "head_width": self.head_width, "head": self.head, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
@@ -142,5 +218,5 @@ def parameter_count(model: keras.Model) -> int:
     return int(sum(int(ops.size(w)) for w in model.weights if w.trainable))
 
 
-__all__ = ["FLIP", "GeometryNet", "INPUT_SIZE", "POINTS", "RIGID", "flip_landmarks", "parameter_count",
-           "pixels_to_unit", "unit_to_pixels"]
+__all__ = ["FLIP", "GeometryNet", "HEADS", "HEATMAP_STRIDE", "INPUT_SIZE", "POINTS", "RIGID", "flip_landmarks",
+           "parameter_count", "pixels_to_unit", "total_stride", "unit_to_pixels"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from clipswap.errors import ClipswapError
 from clipswap.face.head_pose import estimate_head_pose
-from clipswap.models.geometry import FLIP, GeometryNet, parameter_count
+from clipswap.models.geometry import FLIP, HEADS, INPUT_SIZE, STRIDES, GeometryNet, parameter_count, total_stride
 
 logger = logging.getLogger(__name__)
 
@@ -198,17 +198,25 @@ def ms_per_face(model: GeometryNet, side: int, batch: int = 1, repeats: int = 20
 
 
 def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int = 2500, batch_size: int = 64,
-                   learning_rate: float = 2e-3, seed: int = 0, progress: bool = True) -> dict:
+                   learning_rate: float = 2e-3, seed: int = 0, head: str = "dense", input_size: int = INPUT_SIZE,
+                   progress: bool = True) -> dict:
     """Train, evaluate on the held-out faces and write OUTPUT/geometry.keras + geometry.json; returns the manifest.
+
+    `head` and `input_size` are GeometryNet's: the output head ("dense" or "heatmap") and the side it reads, a
+    multiple of the backbone's stride (32).
     """
     from clipswap.checkpoints.geometry import save_geometry
 
     if steps < 1 or batch_size < 1 or not learning_rate > 0:
         raise GeometryTrainingError("--steps and --batch-size must be >= 1 and --learning-rate > 0")
+    stride = total_stride(STRIDES)
+    if head not in HEADS or input_size < stride or input_size % stride:
+        raise GeometryTrainingError(f"--head must be one of {HEADS} and --input-size a multiple of the backbone's "
+                                    f"stride {stride}, got {head!r} and {input_size}")
     started = time.perf_counter()
     output = Path(output)
     keras.utils.set_random_seed(seed)
-    model = GeometryNet(name="geometry")
+    model = GeometryNet(input_size=input_size, head=head, name="geometry")
     data = load_geometry_data(pairs_folder, model.input_size)
     train = ~data.heldout
     if train.sum() < batch_size or data.heldout.sum() == 0:
@@ -234,11 +242,12 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
         "parameters": parameter_count(model),
         "ms_per_face_batch1": round(ms_per_face(model, model.input_size), 2),
         "training": {"pairs": str(Path(pairs_folder).resolve()), "faces": int(train.sum()), "steps": steps,
-                     "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+                     "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "head": head,
+                     "input_size": input_size,
                      "final_loss": float(history.history["loss"][-1]),
                      "seconds": round(time.perf_counter() - started, 1),
                      "command": f"clipswap train-geometry --data PAIRS --output DIR --steps {steps} "
-                                f"--batch-size {batch_size} --seed {seed}"},
+                                f"--batch-size {batch_size} --seed {seed} --head {head} --input-size {input_size}"},
     }
     save_geometry(model, output / "geometry.keras", **manifest_extra)
     logger.info("held-out NME %.2f %% (mean shape %.2f %%), pose MAE %.2f degrees (mean shape %.2f), spread %.3f",

@@ -53,6 +53,7 @@ from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, Nor
 from clipswap.layers.caffe_preprocess import CaffePreprocess
 from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow
 from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.layers.soft_argmax import SpatialSoftArgmax
 from clipswap.losses.perceptual import vgg16_features
 from clipswap.models.arcface import build_arcface
 from clipswap.models.clip_encoder import ClassTokenPool, ClipPreprocess, build_clip_image_encoder
@@ -308,6 +309,15 @@ NETWORKS: dict[str, NetworkCase] = {
         reload=geometry_round_trip,
         bf16=Bf16Tolerance(0.02, 0.1),
     ),
+    "geometry_heatmap": NetworkCase(
+        # the heatmap head (soft-argmax of 68 maps at S/4, here 8 x 8) on the tiny backbone, skips at S/4 and S/8
+        "GeometryNet",
+        lambda: GeometryNet(input_size=32, widths=(8, 16), strides=(2, 2), stem_width=4, head_width=8,
+                            head="heatmap"),
+        (_image(48),), {"landmarks": (BATCH, 68, 2), "pose": (BATCH, 3)},
+        reload=geometry_round_trip,
+        bf16=Bf16Tolerance(0.05, 0.3),  # measured 0.028, 0.16 (landmarks: bf16 logits, a narrow spread)
+    ),
     "vgg16_perceptual": NetworkCase(
         # 32 px, the smallest side vgg16_features takes (block5_pool is 1 x 1): the same graph and weights as at
         # 224 px for 1/49 of the work (the whole harness run takes about 3 s here)
@@ -354,6 +364,10 @@ LAYERS: dict[str, LayerCase] = {
         ThinPlateFlow, {"size": 16, "cells": 8},
         (InputSpec((BATCH, 10, 2), 0.15, 0.85), InputSpec((BATCH, 10, 2), 0.1, 0.9)), (BATCH, 16, 16, 2),
         LAYER_BF16,
+    ),
+    "spatial_soft_argmax": LayerCase(
+        # logits of +-3 on a 6 x 8 map: soft peaks, so every logit moves the expected position
+        SpatialSoftArgmax, {}, (InputSpec((BATCH, 6, 8, 5), -3.0, 3.0),), (BATCH, 5, 2), LAYER_BF16,
     ),
     "template_colour_match": LayerCase(
         TemplateColourMatch, {}, (InputSpec((BATCH, 16, 16, 3)), InputSpec((BATCH, 16, 16, 3), 0.0, 0.5)),

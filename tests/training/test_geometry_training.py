@@ -84,6 +84,33 @@ def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, t
     assert json.loads((tmp_path / "geometry.json").read_text())["sha256"] == sha256_of(tmp_path / "geometry.keras")
 
 
+def test_a_short_heatmap_run_at_128_px_writes_a_loadable_network(pairs_folder, tmp_path):
+    result = CliRunner().invoke(main, ["train-geometry", "--data", str(pairs_folder), "--output", str(tmp_path),
+                                       "--steps", "3", "--batch-size", "4", "--head", "heatmap", "--input-size",
+                                       "128", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    manifest = read_geometry_manifest(tmp_path / "geometry.json")
+    assert manifest["config"]["head"] == "heatmap" and manifest["config"]["input_size"] == 128
+    assert "--head heatmap --input-size 128" in manifest["training"]["command"]
+    assert np.isfinite(manifest["accuracy"]["nme_percent"]) and manifest["parameters"] <= 2_000_000
+    model = load_geometry(tmp_path / "geometry.keras")
+    assert model.head == "heatmap" and model.input_size == 128
+    points = np.asarray(model(np.zeros((2, 128, 128, 3), "float32"))["landmarks"])
+    assert points.shape == (2, 68, 2) and 0 < points.min() and points.max() < 1
+
+
+def test_train_geometry_refuses_an_input_size_the_backbone_cannot_divide(tmp_path):
+    from clipswap.commands import train_geometry as command
+    from clipswap.models import geometry
+
+    # The command spells the heads and the stride itself (its --help starts no TensorFlow): they must agree.
+    assert command.HEADS == geometry.HEADS and command.STRIDE == geometry.total_stride(geometry.STRIDES)
+    result = CliRunner().invoke(main, ["train-geometry", "--data", str(tmp_path), "--output", str(tmp_path / "o"),
+                                       "--input-size", "100"])
+    assert result.exit_code == 2 and "not a multiple of 32" in result.output
+    assert not (tmp_path / "o").exists()
+
+
 def test_spread_is_the_share_of_each_faces_offset_from_the_average_that_the_points_keep():
     rng = np.random.default_rng(0)
     mean_shape = rng.uniform(0.2, 0.8, (68, 2))
