@@ -25,7 +25,7 @@ STRIDE = 32
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation and the draws.")
 @click.option("--head", type=click.Choice(HEADS), default="dense", show_default=True,
               help="dense: the points regressed from the deepest features; heatmap: read off one heatmap a point "
-                   "at a quarter of the input side by soft-argmax, which follows each face's shape.")
+                   "at a quarter of the input side by soft-argmax.")
 @click.option("--input-size", type=click.IntRange(STRIDE), default=96, show_default=True,
               help=f"Side the network reads, a multiple of {STRIDE} (the backbone's stride).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")

@@ -191,7 +191,7 @@ def keypoint_flow(target, source, make, geometry_options: dict | None = None):
     (tools/pretrain_flow.py), not from scratch: random points give a random warp.
 
     `geometry_options`: GeometryNet's keyword arguments (default: none, the shipped network's dense head at 96 px);
-    {"head": "heatmap"} builds the heatmap head, whose points follow each face rather than the average shape."""
+    {"head": "heatmap"} builds the heatmap head (each point read off its own map by soft-argmax)."""
     size = target.shape[1]
 
     def geometry(name):

@@ -15,7 +15,8 @@ Graph (MobileNet-v1 style depthwise-separable blocks, PFLD's size class; 696,363
     head        flatten (keeps where each feature sits) -> dense 256, ReLU -> dense 136 + 3
 
 The heatmap head (`head="heatmap"`; 228,711 parameters at the default widths, whatever the input size) replaces
-the dense head, which pulls each face's points toward the average shape, by one that finds each point where it sits:
+the dense head, which pulls each face's points toward the average shape (its spread, clipswap.training.geometry),
+by one that reads each point off its own heatmap:
 
     decoder     from the deepest map (S/32), x2 steps back to S/4: each a bilinear upsampling, added to a 1x1
                 projection of the backbone's last map at that stride (the skip), and a separable block (width 128)
