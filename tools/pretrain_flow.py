@@ -16,6 +16,11 @@ else as a fresh run would. The stacked flow network learns slowly inside a train
 and for the first several hundred steps it stays near the identity), hence this separate, cheaper loop (about
 0.25 s a batch-8 step on 2 CPU cores, against 1.5-2 s for a full training step). The keypoint flow starts from the
 shipped geometry network (or --geometry) and is fine-tuned here. Prints the term every 100 steps.
+
+The keypoint network takes the head and input side of the geometry file it starts from (ModelConfig.keypoint_head
+and keypoint_size, saved in the output's manifest); a file of other widths or strides, which no generator's
+keypoint network has, is refused in one sentence. A training run started from a heatmap or other-size file gives the
+same two keys (`--set model.keypoint_head=heatmap --set model.keypoint_size=128`), which the tool prints.
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clipswap.config import ModelConfig
+    from clipswap.models.geometry import GeometryNet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,29 +67,32 @@ def main(argv: list[str] | None = None) -> int:
     from clipswap.checkpoints.errors import CheckpointError
     from clipswap.checkpoints.geometry import load_geometry
     from clipswap.checkpoints.native import save_generator
-    from clipswap.config import get_preset
+    from clipswap.config import ModelConfig, get_preset
     from clipswap.facedata.pairs import pair_shards, pairs_have_landmarks, pairs_have_warps
     from clipswap.losses.flow import flow_term, landmark_flow_loss
     from clipswap.models.generator import FLOW_UNIT, Generator
     from clipswap.training.data import make_pair_dataset
 
-    if not (pairs_have_warps(args.pairs) and pairs_have_landmarks(args.pairs)):
-        print(f"error: {args.pairs} is not a `clipswap pairs` folder with landmarks and warps; make it again with "
-              "`clipswap pairs`", file=sys.stderr)
-        return 1
     try:
         config = get_preset(args.preset).model.replace(conditioning=args.conditioning)
     except ValueError as error:
         print(f"error: preset {args.preset!r} cannot take a learned flow: {error}", file=sys.stderr)
         return 1
-    keras.utils.set_random_seed(args.seed)
-    generator = Generator(config)
+    geometry = None
     if keypoints:
         try:
             geometry = load_geometry(args.geometry)
-        except CheckpointError as error:
+            config = keypoint_config(config, geometry, args.geometry or "shipped beside the demo")
+        except (CheckpointError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
+    if not (pairs_have_warps(args.pairs) and pairs_have_landmarks(args.pairs)):
+        print(f"error: {args.pairs} is not a `clipswap pairs` folder with landmarks and warps; make it again with "
+              "`clipswap pairs`", file=sys.stderr)
+        return 1
+    keras.utils.set_random_seed(args.seed)
+    generator = Generator(config)
+    if geometry is not None:
         # Random keypoints make a random warp: the keypoint network starts as the trained geometry network.
         generator.get_layer(f"{generator.name}_flow_geometry").set_weights(geometry.get_weights())
     flow_variables = list(generator.separately_trained_variables)
@@ -109,7 +122,42 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     save_generator(generator, config, args.output, step=0, flow_pretraining_steps=args.steps)
     print(f"wrote {args.output}")
+    default = ModelConfig()
+    if (config.keypoint_head, config.keypoint_size) != (default.keypoint_head, default.keypoint_size):
+        print(f"train from it with --set model.keypoint_head={config.keypoint_head} --set "
+              f"model.keypoint_size={config.keypoint_size}")
     return 0
+
+
+#: What a geometry file says of its network besides the head and side, which a generator's keypoint network takes
+#: as GeometryNet's defaults.
+LAYOUT_KEYS = ("widths", "strides", "stem_width", "head_width")
+
+
+def keypoint_config(config: ModelConfig, geometry: GeometryNet, source: str) -> ModelConfig:
+    """`config` (a target+keypoint_flow ModelConfig) with the keypoint network of the GeometryNet `geometry`, read
+    from the geometry file `source`: its head and input side (keypoint_head, keypoint_size), all a ModelConfig says of
+    that network.
+
+    Raises:
+        ValueError: one sentence: the file's head and side are no valid keypoint setting, or its network differs
+            from the one the generator would build with them (widths, strides, stem or head width), so its weights
+            cannot be copied in.
+    """
+    from clipswap.models.generator import keypoint_geometry_options
+    from clipswap.models.geometry import GeometryNet
+
+    try:
+        config = config.replace(keypoint_head=geometry.head, keypoint_size=geometry.input_size)
+    except ValueError as error:
+        raise ValueError(f"the geometry network {source} cannot start a keypoint flow: {error}") from None
+    found, built = geometry.get_config(), GeometryNet(**keypoint_geometry_options(config)).get_config()
+    differ = [f"{key} {found[key]} (the generator's: {built[key]})" for key in LAYOUT_KEYS if found[key] != built[key]]
+    if differ:
+        raise ValueError(f"the geometry network {source} has {', '.join(differ)}, which a generator's keypoint "
+                         "network cannot take (it sets only the head and the input side): train one at the default "
+                         "widths with `clipswap train-geometry`")
+    return config
 
 
 if __name__ == "__main__":

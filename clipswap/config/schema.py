@@ -30,6 +30,7 @@ from clipswap.models.conditioning import (
     conditioning_from_flags,
     get_conditioning,
 )
+from clipswap.models.geometry_layout import HEADS, INPUT_SIZE, check_layout
 from clipswap.registry.attributes import ATTRIBUTE_CHOICES
 from clipswap.registry.encoders import ENCODER_WIDTHS
 
@@ -81,8 +82,9 @@ CLIP_VARIANTS = {name: spec["projection_dim"] for name, spec in CLIP_SPECS.items
 
 
 #: Upper bounds of a generator configuration (a manifest declaring absurd sizes would exhaust memory while the
-#: model was built). Each is 4x or more the paper's value.
-SIZE_LIMITS = {"image_size": 1024, "base_filters": 512, "mapping_width": 4096, "mapping_depth": 32}
+#: model was built). Each is 4x or more the paper's value (for keypoint_size, the shipped geometry network's 96).
+SIZE_LIMITS = {"image_size": 1024, "base_filters": 512, "mapping_width": 4096, "mapping_depth": 32,
+               "keypoint_size": 1024}
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,12 @@ class ModelConfig(LegacyFlags):
             concatenated with the target's skip x_k (at S / 2**k) and projected back to its width by a 1x1 conv
             (ours): the source reaches G only as features at S / 2**k, so G has no full-resolution path through
             which a pixel overlay of the source's eyes, mouth or glasses is the cheapest way to carry identity.
+        keypoint_head, keypoint_size: the geometry network (clipswap.models.geometry.GeometryNet) inside the flow
+            of a conditioning whose flow network is "keypoints" ("target+keypoint_flow"); other conditionings build
+            none and ignore both. keypoint_head is its output head, "dense" (the shipped network's) or "heatmap";
+            keypoint_size the side it reads, a positive integer, for "heatmap" a multiple of the backbone's stride
+            (clipswap.models.geometry_layout.total_stride: 32). The defaults, dense at 96, are the network shipped
+            beside the demo; tools/pretrain_flow.py --geometry sets both from the file it starts from.
     """
 
     image_size: int = 256
@@ -126,6 +134,8 @@ class ModelConfig(LegacyFlags):
     conditioning: str = "target"
     residual: bool = False
     source_level: int = 0
+    keypoint_head: str = "dense"
+    keypoint_size: int = INPUT_SIZE
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -156,6 +166,15 @@ class ModelConfig(LegacyFlags):
                 "source_level says where the source crop joins the encoder: it needs source_image true, "
                 f"a conditioning of {levelled}, got {self.conditioning!r}"
             )
+        if self.keypoint_head not in HEADS:
+            raise ValueError(f"keypoint_head must be one of {HEADS}, got {self.keypoint_head!r}")
+        if isinstance(self.keypoint_size, bool) or not isinstance(self.keypoint_size, int) or self.keypoint_size < 1:
+            raise ValueError(f"keypoint_size must be a positive integer, got {self.keypoint_size!r}")
+        try:
+            check_layout(self.keypoint_size, head=self.keypoint_head)
+        except ValueError as error:
+            raise ValueError(f"keypoint_size {self.keypoint_size} does not fit keypoint_head "
+                             f"{self.keypoint_head!r}: {error}") from None
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():

@@ -23,7 +23,9 @@ preparation a third input "source", stacked with the target before x0 (ours). Wi
 source is not stacked: it runs through its own x0 conv and k down blocks ("{name}_source_*") and joins the target's
 skip x_k (concatenation, then a 1x1 conv "{name}_source_join" back to x_k's width), so it reaches the decoder only at
 S / 2**k. With a learned-flow preparation ("target+flow") the source crop is first warped onto the target by a
-learned flow (flow_head), and G reads that warp as a "target+warp" generator reads the landmark warp.
+learned flow (flow_head), and G reads that warp as a "target+warp" generator reads the landmark warp; with the
+"keypoints" flow network ("target+keypoint_flow") that flow runs through a GeometryNet of config.keypoint_head and
+config.keypoint_size.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ FLOW_MULTIPLIERS = (2, 4, 4, 8)
 FLOW_UNIT = 1.0 / 16.0
 
 
-def flow_head(target, source, base_filters: int, make, network: str = "stacked"):
+def flow_head(target, source, base_filters: int, make, network: str = "stacked",
+              geometry_options: dict | None = None):
     """The source_flow generator's warp: (the source crop moved onto the target crop by a predicted dense flow and
     colour-matched to the target's face, [B, S, S, 3]; the flow, [B, S, S, 2] in pixels, FlowWarp's convention), the
     gradient flowing into the flow network.
@@ -166,9 +169,11 @@ def flow_head(target, source, base_filters: int, make, network: str = "stacked")
         make: (name suffix, factory) -> the layer to apply: a builder passes factory(prefix + suffix) through, a
             caller reusing a built model returns the model's layer of that name (Generator.flow_warp).
         network: "stacked" (above) or "keypoints" (keypoint_flow).
+        geometry_options: the "keypoints" network's GeometryNet keyword arguments (keypoint_flow; a Generator
+            passes keypoint_geometry_options(config)); the stacked network ignores them.
     """
     if network == "keypoints":
-        flow = keypoint_flow(target, source, make)
+        flow = keypoint_flow(target, source, make, geometry_options)
     elif network == "stacked":
         flow = stacked_flow(target, source, base_filters, make)
     else:
@@ -182,6 +187,12 @@ def flow_head(target, source, base_filters: int, make, network: str = "stacked")
 KEYPOINT_FLOW_STRIDE = 4
 
 
+def keypoint_geometry_options(config: ModelConfig) -> dict:
+    """keypoint_flow's GeometryNet keyword arguments for `config`: {"head": config.keypoint_head, "input_size":
+    config.keypoint_size} (the defaults give GeometryNet()'s graph, the shipped network's dense head at 96 px)."""
+    return {"head": config.keypoint_head, "input_size": config.keypoint_size}
+
+
 def keypoint_flow(target, source, make, geometry_options: dict | None = None):
     """The "keypoints" flow network: one GeometryNet (clipswap.models.geometry; the same weights for both crops, its
     normalisation statistics frozen, float32) finds dlib's 68 points in the target crop and in the source crop, and
@@ -191,7 +202,8 @@ def keypoint_flow(target, source, make, geometry_options: dict | None = None):
     (tools/pretrain_flow.py), not from scratch: random points give a random warp.
 
     `geometry_options`: GeometryNet's keyword arguments (default: none, the shipped network's dense head at 96 px);
-    {"head": "heatmap"} builds the heatmap head (each point read off its own map by soft-argmax)."""
+    {"head": "heatmap"} builds the heatmap head (each point read off its own map by soft-argmax). A Generator
+    passes keypoint_geometry_options(config) (ModelConfig.keypoint_head and keypoint_size)."""
     size = target.shape[1]
 
     def geometry(name):
@@ -304,7 +316,7 @@ class Generator(keras.Model):
                                                  fold_pooling)
             elif preparation.learned_flow:
                 warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"),
-                                      preparation.flow_network)
+                                      preparation.flow_network, keypoint_geometry_options(config))
                 # The flow is trained by its own term only (weights.flow): G's losses stop here.
                 warped = StopGradient(name=f"{name}_flow_stop")(warped)
                 image = keras.layers.Concatenate(name=f"{name}_stack")([target, warped])
@@ -361,7 +373,8 @@ class Generator(keras.Model):
             raise ValueError("flow_warp needs a source_flow generator (a conditioning with a learned flow)")
         return flow_head(target, source, self.config_.base_filters,
                          lambda suffix, factory: self.get_layer(f"{self.name}_{suffix}"),
-                         self.config_.conditioning_row.source_preparation.flow_network)
+                         self.config_.conditioning_row.source_preparation.flow_network,
+                         keypoint_geometry_options(self.config_))
 
     def get_config(self):
         config = {"config": self.config_.to_dict(), "name": self.name, "fused_norm": self.fused_norm,

@@ -28,6 +28,9 @@ Outputs (a dict):
     "landmarks": [B, 68, 2] float32, (x, y) of dlib's 68 points in units of the crop's side (0 = left/top edge,
                  1 = right/bottom edge), whatever S is;
     "pose":      [B, 3] float32, (yaw, pitch, roll) in degrees, clipswap.face.head_pose's sign convention.
+
+The layout rules (the heads, the default side, widths and strides, which sides the heatmap head takes) live in
+clipswap.models.geometry_layout, which a configuration reads without starting TensorFlow.
 """
 
 from __future__ import annotations
@@ -38,24 +41,25 @@ import keras
 from keras import layers, ops
 
 from clipswap.layers.soft_argmax import SpatialSoftArgmax
+from clipswap.models.geometry_layout import (
+    HEADS,
+    HEATMAP_STRIDE,
+    INPUT_SIZE,
+    STRIDES,
+    WIDTHS,
+    check_layout,
+    level_strides,
+    total_stride,
+)
 
 #: dlib's 68 points.
 POINTS = 68
-#: Side the network reads (crops of any size are resized to it).
-INPUT_SIZE = 96
 #: Output scaling: the dense head predicts (landmark - 0.5) / LANDMARK_SCALE and pose / POSE_SCALE, values of order
 #: one, which plain Adam learns at one learning rate.
 LANDMARK_SCALE = 0.5
 POSE_SCALE = 45.0
-WIDTHS = (32, 64, 64, 128, 128, 256)
-STRIDES = (2, 2, 1, 2, 1, 2)
-#: The output heads: "dense" regresses the points from the flattened deepest map, "heatmap" reads them off 68
-#: heatmaps at S/4 by soft-argmax (module docstring).
-HEADS = ("dense", "heatmap")
 #: head_width when none is given: the dense head's hidden layer; the heatmap head's decoder and pose layer.
 HEAD_WIDTHS = {"dense": 256, "heatmap": 128}
-#: The heatmaps' stride: their side is the input side / HEATMAP_STRIDE.
-HEATMAP_STRIDE = 4
 
 #: Index permutation of dlib's 68 points under a horizontal flip: point k of the flipped face is point FLIP[k] of
 #: the original, mirrored (jaw 0..16 reversed; brows 17..21 <-> 26..22; nose bridge 27..30 kept; nostrils 31..35
@@ -84,21 +88,6 @@ def _separable_block(x, filters: int, stride: int, name: str):
     x = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
     x = layers.BatchNormalization(name=f"{name}_pw_bn")(x)
     return layers.ReLU(name=f"{name}_pw_relu")(x)
-
-
-def _level_strides(strides: Sequence[int]) -> list[int]:
-    """The stride of each block's output (the stem's is 2)."""
-    found, stride = [], 2
-    for step in strides:
-        stride *= int(step)
-        found.append(stride)
-    return found
-
-
-def total_stride(strides: Sequence[int]) -> int:
-    """The backbone's stride: the stem's 2 times each block's (32 at the default strides); the input side must be a
-    multiple of it for the heatmap head's skips to line up."""
-    return [2, *_level_strides(strides)][-1]
 
 
 def _dense_head(x, head_width: int):
@@ -155,13 +144,7 @@ class GeometryNet(keras.Model):
                  head: str = "dense", **kwargs):
         if len(widths) != len(strides):
             raise ValueError(f"widths and strides must have one entry a block, got {len(widths)} and {len(strides)}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
-        stride = total_stride(strides)
-        if head == "heatmap" and (input_size % stride or HEATMAP_STRIDE not in _level_strides(strides)):
-            raise ValueError(f"the heatmap head needs an input side that is a multiple of the backbone's stride "
-                             f"{stride} and a block at stride {HEATMAP_STRIDE}, got {input_size} and strides "
-                             f"{tuple(strides)}")
+        check_layout(input_size, strides, head)
         head_width = HEAD_WIDTHS[head] if head_width is None else head_width
         images = keras.Input((None, None, 3), name="images")
         x = layers.Resizing(input_size, input_size, interpolation="bilinear", name="resize")(images)
@@ -169,7 +152,7 @@ class GeometryNet(keras.Model):
         x = layers.BatchNormalization(name="stem_bn")(x)
         x = layers.ReLU(name="stem_relu")(x)
         levels = {2: x}
-        for k, (width, step, level) in enumerate(zip(widths, strides, _level_strides(strides), strict=True)):
+        for k, (width, step, level) in enumerate(zip(widths, strides, level_strides(strides), strict=True)):
             x = _separable_block(x, width, step, f"block{k + 1}")
             levels[level] = x
         if head == "dense":

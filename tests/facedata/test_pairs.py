@@ -513,6 +513,35 @@ def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_s
         assert "runtime: tf fp32" in result.output  # auto chose OpenVINO, which cannot convert it
 
 
+@pytest.mark.slow
+def test_a_heatmap_geometry_file_starts_a_heatmap_keypoint_flow_that_reloads(pairs, tmp_path, capsys):
+    """tools/pretrain_flow.py --geometry with a heatmap network at 64 px: the generator's keypoint network is that
+    network (ModelConfig.keypoint_head and keypoint_size follow the file), started from its weights, the tool names
+    the two keys a training run needs, and the checkpoint it writes reloads with the heatmap network inside."""
+    from clipswap.checkpoints.geometry import load_geometry, save_geometry
+    from clipswap.checkpoints.native import load_generator
+    from clipswap.models.geometry import GeometryNet
+
+    folder, _ = pairs
+    net = GeometryNet(head="heatmap", input_size=64, name="geometry")
+    # Moved off the initialisation, so weights the tool failed to copy would not match the file's by the seed.
+    for variable in net.trainable_variables:
+        variable.assign(variable + np.random.default_rng(len(variable.path)).normal(0, 0.05, variable.shape))
+    save_geometry(net, tmp_path / "geometry.keras")
+    flow = tmp_path / "flow" / "generator.keras"
+    assert _pretrain_flow_tool().main([
+        "--pairs", str(folder), "--output", str(flow), "--preset", "tiny", "--steps", "1", "--batch-size", "2",
+        "--conditioning", "target+keypoint_flow", "--geometry", str(tmp_path / "geometry.keras")]) == 0
+    assert "--set model.keypoint_head=heatmap --set model.keypoint_size=64" in capsys.readouterr().out
+    loaded = load_generator(flow)
+    assert (loaded.config.keypoint_head, loaded.config.keypoint_size) == ("heatmap", 64)
+    started = loaded.model.get_layer("generator_flow_geometry")
+    assert isinstance(started, GeometryNet) and started.head == "heatmap" and started.input_size == 64
+    given = load_geometry(tmp_path / "geometry.keras").get_weights()
+    moved = [np.abs(a - b).max() for a, b in zip(started.get_weights(), given, strict=True)]
+    assert 0 < max(moved) < 0.05 * max(np.abs(w).max() for w in given)  # one step from the file's weights
+
+
 def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):
     folder, _ = pairs
     broken = tmp_path / "pairs"
