@@ -89,9 +89,11 @@ def init_generator_from(generator: keras.Model, path: str) -> tuple[int, list[st
     from clipswap.checkpoints.native import load_any_generator
 
     try:
-        source = load_any_generator(path).model
+        checkpoint = load_any_generator(path)
     except CheckpointError as error:
         raise TrainingSetupError(f"--init-generator: {error}") from error
+    source = checkpoint.model
+    _check_keypoint_network(getattr(generator, "config_", None), checkpoint.config, path)
     weighted = {layer.name: layer for layer in source.layers if layer.weights}
     copied, left = 0, []
     for layer in generator.layers:
@@ -108,6 +110,23 @@ def init_generator_from(generator: keras.Model, path: str) -> tuple[int, list[st
         raise TrainingSetupError(f"--init-generator: no layer of {path} matches this configuration's generator by "
                                  "name and shape; give a checkpoint of the same layout")
     return copied, left
+
+
+def _check_keypoint_network(config, source_config, path: str) -> None:
+    """TrainingSetupError when both generators have a keypoint flow whose geometry networks differ in head or side:
+    layer-by-layer copying would leave the run's keypoint network at random values, which warp the source at random
+    (tools/pretrain_flow.py writes such a start from a heatmap or other-size geometry file)."""
+    if config is None or source_config is None:
+        return
+    rows = (c.conditioning_row.source_preparation for c in (config, source_config))
+    if not all(row is not None and row.flow_network == "keypoints" for row in rows):
+        return
+    theirs = (source_config.keypoint_head, source_config.keypoint_size)
+    if (config.keypoint_head, config.keypoint_size) != theirs:
+        raise TrainingSetupError(
+            f"--init-generator: {path}'s keypoint network is the {theirs[0]} head at {theirs[1]} px and this run's "
+            f"the {config.keypoint_head} head at {config.keypoint_size} px; add --set model.keypoint_head={theirs[0]} "
+            f"--set model.keypoint_size={theirs[1]}")
 
 
 def vgg16_feature_source(config: TrainConfig, files: RunFiles, extractor=None) -> FeatureSource:

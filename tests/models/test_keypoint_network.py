@@ -70,3 +70,22 @@ def test_a_heatmap_keypoint_generator_builds_warps_and_round_trips(tmp_path):
     folded = inference_generator(loaded.model)
     assert folded.get_layer("generator_flow_geometry").head == "heatmap"
     np.testing.assert_allclose(folded([target, identity, source], training=False).numpy(), output, atol=1e-4)
+
+
+def test_init_generator_refuses_a_start_whose_keypoint_network_differs(tmp_path):
+    """A heatmap keypoint start copied into a dense run would leave the run's keypoint network random: refused,
+    naming the keys that make the run match; the matching run copies every weighted layer."""
+    import pytest
+
+    from clipswap.checkpoints.native import save_generator
+    from clipswap.training.assembly import TrainingSetupError, init_generator_from
+
+    path = save_generator(Generator(HEATMAP), HEATMAP, tmp_path / "start.keras")
+    with pytest.raises(TrainingSetupError) as refused:
+        init_generator_from(Generator(KEYPOINTS), str(path))
+    message = str(refused.value)
+    assert "heatmap head at 64 px" in message and "dense head at 96 px" in message
+    assert "--set model.keypoint_head=heatmap --set model.keypoint_size=64" in message
+    run = Generator(HEATMAP)
+    copied, left = init_generator_from(run, str(path))
+    assert left == [] and copied == len([layer for layer in run.layers if layer.weights])
