@@ -373,12 +373,15 @@ class DataConfig:
 class AugmentationConfig:
     """Augmentations inside the loss (section `augmentation`): n_aug, aug_distortion, aug_crop_fraction are the CLIP
     augmentations (X_aug, eqs. 2-5) per swap; id_augment scores the identity loss on a randomly shifted and flipped
-    swap (clipswap.losses.augment.identity_augment)."""
+    swap (clipswap.losses.augment.identity_augment); id_augment_grey, with id_augment, is the probability that each
+    augmented swap is also turned grey (augment.grey_where), so that a colour pattern the identity encoder happens to
+    read as the source (a tint around the eyes or mouth) pays only on the coloured share of the draws."""
 
     n_aug: int = 4
     aug_distortion: float = 0.5
     aug_crop_fraction: float = 0.75
     id_augment: bool = False
+    id_augment_grey: float = 0.0
 
 
 @dataclass(frozen=True)

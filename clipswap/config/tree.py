@@ -188,6 +188,10 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"data.same_identity_prob must be in [0, 1], got {data.same_identity_prob}")
     if not 0.0 <= aug.aug_distortion < 1.0 or not 0.0 < aug.aug_crop_fraction <= 1.0:
         raise ConfigError("augmentation.aug_distortion must be in [0, 1) and augmentation.aug_crop_fraction in (0, 1]")
+    if not 0.0 <= aug.id_augment_grey <= 1.0 or (aug.id_augment_grey and not aug.id_augment):
+        raise ConfigError(f"augmentation.id_augment_grey is a probability in [0, 1] of the identity augmentation, so "
+                          f"it needs augmentation.id_augment=true; got {aug.id_augment_grey} with id_augment="
+                          f"{str(aug.id_augment).lower()}")
     size = config.model.image_size
     if size & (size - 1):
         raise ConfigError(f"training needs a power-of-two image size (the discriminator), got {size}")

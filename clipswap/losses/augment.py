@@ -171,6 +171,22 @@ def shift_padding(size: int, max_shift: float) -> int:
     return max(1, int(round(size * max_shift)))
 
 
+#: BT.601 luma weights of R, G, B (OpenCV's grey conversion).
+LUMA = (0.299, 0.587, 0.114)
+
+
+def grey_where(images, flags):
+    """The flagged images [B, S, S, 3] replaced by their BT.601 luma in all three channels (identity_augment's grey
+    draw); a linear map, so the gradient reaches every channel of a grey image through its luma.
+
+    Args:
+        images: [B, S, S, 3] float.
+        flags: [B] bool, True where the image turns grey.
+    """
+    luma = ops.sum(images * ops.convert_to_tensor(LUMA, images.dtype), axis=-1, keepdims=True)
+    return ops.where(flags[:, None, None, None], ops.broadcast_to(luma, ops.shape(images)), images)
+
+
 def shift_and_flip(images, offsets, flips, pad: int):
     """The moves of identity_augment: shift the batch by (offsets - pad) pixels with a reflected border, then flip
     the flagged images horizontally. Both are exact pixel moves, so the gradient reaches every pixel that stays in

@@ -47,13 +47,15 @@ def identity_loss(z_src, z_swap):
     return ops.mean(1.0 - cosine_similarity(z_src, z_swap))
 
 
-def identity_term(step, id_augment: bool = False):
+def identity_term(step, id_augment: bool = False, id_augment_grey: float = 0.0):
     """The id row: eq. 6 between R(source) and R(swap), the swap first shifted and flipped by the step's seeded
-    identity augmentation (its own stream, ID_AUGMENT_SEED_OFFSET) when `id_augment`."""
+    identity augmentation (its own stream, ID_AUGMENT_SEED_OFFSET) when `id_augment`, and each augmented swap turned
+    grey with probability `id_augment_grey`."""
     if id_augment:
         parts = step.loss.parts
         shifted = parts.shift_seed(step.seed, ID_AUGMENT_SEED_OFFSET)
-        swap_embedding = step.loss.identity(parts.identity_augment(step.swap, shifted))[EMBEDDING]
+        augmented = parts.identity_augment(step.swap, shifted, grey_prob=id_augment_grey)
+        swap_embedding = step.loss.identity(augmented)[EMBEDDING]
     else:
         swap_embedding = step.swap_out[EMBEDDING]
     return identity_loss(ops.stop_gradient(step.src_out[EMBEDDING]), swap_embedding)

@@ -114,14 +114,18 @@ def clip_augment(images, n_aug: int = CLIP_N_AUG, distortion: float = CLIP_DISTO
     return augment.apply_augment_params(images, params, output_size, fill_value)
 
 
-def identity_augment(images, seed, max_shift: float = 1 / 16):
-    """tf_only.identity_augment's random shift (one for the batch) and per-image horizontal flip, drawn by
+def identity_augment(images, seed, max_shift: float = 1 / 16, grey_prob: float = 0.0):
+    """tf_only.identity_augment's random shift (one for the batch), per-image horizontal flip and grey draw, drawn by
     keras.random under JAX; [B, S, S, 3] float32 -> the same."""
     key = seed_tensor(seed)
     pad = augment.shift_padding(images.shape[1], max_shift)
     offsets = keras.random.randint((2,), 0, 2 * pad + 1, dtype="int32", seed=key)
     flips = keras.random.uniform((images.shape[0],), seed=jax.random.fold_in(key, 1)) < 0.5
-    return augment.shift_and_flip(images, offsets, flips, pad)
+    moved = augment.shift_and_flip(images, offsets, flips, pad)
+    if not grey_prob:
+        return moved
+    greys = keras.random.uniform((images.shape[0],), seed=jax.random.fold_in(key, 2)) < grey_prob
+    return augment.grey_where(moved, greys)
 
 
 class ClipMeanTracker:

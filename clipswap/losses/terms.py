@@ -132,7 +132,7 @@ TERMS: tuple[LossTerm, ...] = (
         needs=("source",),
         shown=True,
         default=10.0,
-        options={"id_augment": False},
+        options={"id_augment": False, "id_augment_grey": 0.0},
     ),
     LossTerm(
         "rec",

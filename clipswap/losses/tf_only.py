@@ -27,6 +27,7 @@ from clipswap.losses.augment import (
     apply_augment_params,
     augment_params_from_draws,
     check_augment_args,
+    grey_where,
     shift_and_flip,
     shift_padding,
 )
@@ -155,17 +156,21 @@ def clip_augment(
     return apply_augment_params(images, params, output_size, fill_value)
 
 
-def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, max_shift: float = 1 / 16) -> tf.Tensor:
+def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, max_shift: float = 1 / 16,
+                     grey_prob: float = 0.0) -> tf.Tensor:
     """Random shift and horizontal flip of the swap before the identity encoder (the identity loss's expectation
     over transformations): a pattern that steers the encoder only at one exact pixel placement no longer pays.
 
     One integer shift (dx, dy), each uniform in [-max_shift * S, max_shift * S], for the whole batch (reflected
-    border), and a horizontal flip of each image with probability 1/2 (clipswap.losses.augment.shift_and_flip).
+    border), and a horizontal flip of each image with probability 1/2 (clipswap.losses.augment.shift_and_flip);
+    then each image turned grey with probability `grey_prob` (augment.grey_where), so that a colour pattern which
+    steers the encoder pays only on the coloured draws.
 
     Args:
         images: [B, S, S, 3] float32 in [-1, 1].
         seed: stateless seed (int or [2] int tensor).
         max_shift: largest shift as a fraction of the side.
+        grey_prob: probability in [0, 1] of the grey draw (0: none, the draw is skipped).
 
     Returns:
         [B, S, S, 3] float32.
@@ -174,7 +179,11 @@ def identity_augment(images: tf.Tensor, seed: int | Sequence[int] | tf.Tensor, m
     pad = shift_padding(images.shape[1], max_shift)
     offsets = tf.random.stateless_uniform([2], seed=seed, minval=0, maxval=2 * pad + 1, dtype=tf.int32)
     flips = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + tf.constant([0, 1], tf.int64)) < 0.5
-    return shift_and_flip(images, offsets, flips, pad)
+    moved = shift_and_flip(images, offsets, flips, pad)
+    if not grey_prob:
+        return moved
+    greys = tf.random.stateless_uniform([tf.shape(images)[0]], seed=seed + tf.constant([0, 2], tf.int64)) < grey_prob
+    return grey_where(moved, greys)
 
 
 class ClipMeanTracker(tf.Module):

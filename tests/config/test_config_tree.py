@@ -199,6 +199,7 @@ OLD_FLAT_PAPER = {  # what `clipswap train --preset paper` wrote before the tree
     "facedancer_perceptual": False,
     "facedancer_rec_clip": False,
     "id_augment": False,
+    "id_augment_grey": 0.0,
     "teacher_face_only": False,
     "teacher_background": False,
     "id_warmup_steps": 0,

@@ -49,7 +49,7 @@ def jax_step():
     from clipswap.training.jax_step import JaxSwapStep
     from clipswap.training.state_files import state_groups
 
-    config = tiny_train_config(WEIGHTS, clip=True, id_augment=True)
+    config = tiny_train_config(WEIGHTS, clip=True, id_augment=True, id_augment_grey=0.5)
     keras.utils.set_random_seed(config.seed)
     identity = tiny_identity_encoder(config.model.identity_encoder)
     clip = build_clip_image_encoder("tiny", input_size=TRAINER_SIZE)
