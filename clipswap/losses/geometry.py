@@ -28,6 +28,10 @@ LANDMARK_UNIT = 0.1
 #: Degrees of pose error that count as one unit.
 POSE_UNIT = 10.0
 EYE_CORNERS = (36, 45)
+#: The points of the "pose_expression" attribute row: the eyes (36-47) and the mouth (48-67), which open, close and
+#: stretch with expression. The jaw line, brows and nose are left out: their shape is much of what tells one person
+#: from another, so holding them to the target's holds the swap to the target's identity.
+EXPRESSION_POINTS = tuple(range(36, 68))
 
 
 def similarity_align(points, reference, indices: Sequence[int] = RIGID):
@@ -59,12 +63,14 @@ def similarity_align(points, reference, indices: Sequence[int] = RIGID):
     return ops.stack([a_re * x - a_im * y, a_im * x + a_re * y], axis=-1) + q_mean
 
 
-def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence):
+def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, points: Sequence[int] | None = None):
     """The term of the module docstring.
 
     Args:
         target_features: [landmarks [B, 68, 2] in units of the side, pose [B, 3] degrees] of the targets (constants).
         swap_features: the same of the swaps (the gradient flows through these).
+        points: the landmarks compared after the alignment (default all 68; EXPRESSION_POINTS for the
+            "pose_expression" row). The alignment always uses the rigid points.
 
     Returns:
         Scalar float32 >= 0.
@@ -74,6 +80,9 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence):
     eyes = target_points[:, EYE_CORNERS[0]] - target_points[:, EYE_CORNERS[1]]
     unit = LANDMARK_UNIT * ops.sqrt(ops.sum(ops.square(eyes), axis=-1) + 1e-12)[:, None, None]
     aligned = similarity_align(swap_points, target_points)
+    if points is not None:
+        chosen = list(points)
+        target_points, aligned = ops.take(target_points, chosen, axis=1), ops.take(aligned, chosen, axis=1)
     return attribute_loss([target_points / unit, target_pose / POSE_UNIT],
                           [aligned / unit, swap_pose / POSE_UNIT])
 
@@ -89,4 +98,5 @@ def geometry_features(model: keras.Model) -> Callable:
     return extract
 
 
-__all__ = ["LANDMARK_UNIT", "POSE_UNIT", "geometry_attribute_loss", "geometry_features", "similarity_align"]
+__all__ = ["EXPRESSION_POINTS", "LANDMARK_UNIT", "POSE_UNIT", "geometry_attribute_loss", "geometry_features",
+           "similarity_align"]

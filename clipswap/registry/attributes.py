@@ -42,6 +42,10 @@ for _row in (
                         "by default the one shipped with the demo)",
                         "clipswap.training.assembly:landmarks_features",
                         check="clipswap.training.assembly:check_landmarks"),
+    AttributeNetworkRow("pose_expression", "the geometry network of 'landmarks', its head pose and only the points "
+                        "that move with expression (eyes and mouth), not the outline, brows and nose, whose shape is "
+                        "the source's to bring", "clipswap.training.assembly:pose_expression_features",
+                        check="clipswap.training.assembly:check_landmarks"),
 ):
     ATTRIBUTES.register(_row)
 

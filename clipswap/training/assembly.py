@@ -5,6 +5,8 @@ its feature sources, the optimisers, the precision policy. No TensorFlow here: t
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
 from clipswap.config import FLAT_KEYS, IDENTITY_ENCODERS, ModelConfig, RunFiles, TrainConfig
@@ -202,6 +204,17 @@ def landmarks_features(config: TrainConfig, files: RunFiles, identity_layers: tu
         raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
                                  "PATH/geometry.keras)") from error
     return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
+
+
+def pose_expression_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                             discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "pose_expression": the "landmarks" row's network and term over the head pose and the
+    expression points only (clipswap.losses.geometry.EXPRESSION_POINTS)."""
+    from clipswap.losses.geometry import EXPRESSION_POINTS, geometry_attribute_loss
+
+    source = landmarks_features(config, files, identity_layers, discriminator)
+    return FeatureSource(extractor=source.extractor,
+                         compare=functools.partial(geometry_attribute_loss, points=EXPRESSION_POINTS))
 
 
 def check_file(files: RunFiles) -> None:

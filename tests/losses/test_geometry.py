@@ -131,3 +131,33 @@ def test_the_landmarks_attribute_network_loads_from_the_run_files_or_says_what_i
     (tmp_path / "geometry.keras").unlink()
     with pytest.raises(CheckpointError, match="does not exist; .* --attribute-file PATH"):
         load_geometry(tmp_path / "geometry.keras")
+
+
+def test_the_pose_expression_row_compares_the_pose_and_the_eyes_and_mouth_only(tmp_path):
+    """Moving the jaw or brows (identity's shape) costs nothing in "pose_expression" and the plain amount in
+    "landmarks"; moving a mouth point or the pose costs the hand-computed amount in both."""
+    from clipswap.losses.geometry import EXPRESSION_POINTS, LANDMARK_UNIT, POSE_UNIT
+
+    rng = np.random.default_rng(5)
+    target = _face(rng, batch=2)
+    pose = np.array([[10.0, -5.0, 2.0], [0.0, 3.0, -1.0]], "float32")
+    config = tiny_train_config(clip=False, attribute_network="pose_expression")
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8, name="geometry")
+    save_geometry(net, tmp_path / "geometry.keras")
+    compare = feature_source("pose_expression", config, RunFiles(attribute_file=str(tmp_path / "geometry.keras")),
+                             (), None).compare
+    unit = LANDMARK_UNIT * np.linalg.norm(target[:, 36] - target[:, 45], axis=-1)
+
+    outline = target.copy()
+    outline[:, [0, 8, 16, 19, 24]] += 0.03  # jaw and brows: neither rigid nor expression points
+    assert not set(RIGID) & {0, 8, 16, 19, 24}
+    assert float(compare([target, pose], [outline, pose])) == pytest.approx(0.0, abs=1e-9)
+    expected_all = np.mean([np.mean(np.square((outline[b] - target[b]) / unit[b])) for b in range(2)])
+    assert float(geometry_attribute_loss([target, pose], [outline, pose])) == pytest.approx(expected_all, rel=1e-4)
+
+    mouth = target.copy()
+    mouth[:, 57, 1] += 0.02  # the lower lip opens
+    moved_pose = pose + np.array([5.0, 0.0, 0.0], "float32")
+    expected = np.mean([np.sum(np.square((mouth[b, 57, 1] - target[b, 57, 1]) / unit[b])) / (2 * len(EXPRESSION_POINTS))
+                        + np.mean(np.square((moved_pose[b] - pose[b]) / POSE_UNIT)) for b in range(2)])
+    assert float(compare([target, pose], [mouth, moved_pose])) == pytest.approx(expected, rel=1e-4)
