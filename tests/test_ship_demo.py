@@ -65,10 +65,10 @@ def test_a_missing_metric_is_refused(tmp_path):
     assert not output.exists()
 
 
-def test_ship_carries_the_geometry_network_and_the_paste_detail(tmp_path):
+def test_ship_carries_the_geometry_network_and_the_paste_options(tmp_path):
     from clipswap.checkpoints.geometry import load_geometry, save_geometry
     from clipswap.checkpoints.native import sha256_of
-    from clipswap.inference.pipeline import recommended_detail
+    from clipswap.inference.pipeline import recommended_detail, recommended_sharpen
     from clipswap.models.geometry import GeometryNet
 
     run, evaluation, pairs = _inputs(tmp_path)
@@ -77,12 +77,16 @@ def test_ship_carries_the_geometry_network_and_the_paste_detail(tmp_path):
     output = tmp_path / "demo"
     result = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "ship_demo.py"), "--run", str(run),
                              "--metrics", str(evaluation), "--pairs", str(pairs), "--output", str(output),
-                             "--geometry", str(tmp_path / "g" / "geometry.keras"), "--paste-detail", "1"],
+                             "--geometry", str(tmp_path / "g" / "geometry.keras"), "--paste-detail", "1",
+                             "--paste-sharpen", "1.5"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((output / "generator.json").read_text())
-    assert manifest["paste_detail"] == 1.0 and manifest["metrics"]["sharpness"] == 0.8
+    assert manifest["paste_detail"] == 1.0 and manifest["paste_sharpen"] == 1.5
+    assert manifest["metrics"]["sharpness"] == 0.8
     assert manifest["geometry"]["sha256"] == sha256_of(output / "geometry.keras")
     load_geometry(output / "geometry.keras")
     assert recommended_detail(load_generator(output / "generator.keras")) == 1.0
     assert recommended_detail(load_generator(run / "generator.keras")) == 0.0
+    assert recommended_sharpen(load_generator(output / "generator.keras")) == 1.5
+    assert recommended_sharpen(load_generator(run / "generator.keras")) == 0.0

@@ -1,7 +1,7 @@
 """Put a trained generator into pretrained_ckpts/demo/ as the embedded demo model.
 
     python tools/ship_demo.py --run RUN_DIR --metrics EVAL_DIR/metrics.json --pairs PAIRS_DIR [--output DIR]
-        [--geometry GEOMETRY_DIR/geometry.keras] [--paste-detail 1.0]
+        [--geometry GEOMETRY_DIR/geometry.keras] [--paste-detail 1.0] [--paste-sharpen 1.0]
 
 RUN_DIR is a finished `clipswap train` run (its exported generator.keras and config.json); EVAL_DIR is the output of
 `clipswap evaluate --pairs PAIRS_DIR/heldout_pairs.tsv --model RUN_DIR/generator.keras --identity-model dlib`;
@@ -10,7 +10,8 @@ manifest) and saved again with a manifest that gains what a shipped model must s
 its overrides, the data (dataset, pair and identity counts, the held-out identities) and the held-out metrics with the
 judge that measured them. With --geometry the geometry network the run's attribute term read is shipped beside it (hash
 checked, its manifest kept) and named in the generator's manifest; --paste-detail records how much of the target's fine
-detail the swap adds to this generator's output (clipswap swap --detail; measured with clipswap evaluate --detail).
+detail the swap adds to this generator's output (clipswap swap --detail; measured with clipswap evaluate --detail) and
+--paste-sharpen the unsharp mask it applies to that output (clipswap swap --sharpen; clipswap evaluate --sharpen).
 Written atomically; an existing demo is replaced only when everything succeeded.
 """
 
@@ -44,11 +45,13 @@ def _read_json(path: Path, what: str) -> dict:
 
 
 def ship(run: Path, metrics_file: Path, pairs: Path, output: Path, geometry: Path | None = None,
-         paste_detail: float = 0.0) -> Path:
+         paste_detail: float = 0.0, paste_sharpen: float = 0.0) -> Path:
     """Write output/generator.keras and its manifest (and geometry.keras + geometry.json); returns the manifest
     path."""
     if not 0.0 <= paste_detail <= 1.0:
         raise SystemExit(f"error: --paste-detail must be in [0, 1], got {paste_detail}")
+    if not 0.0 <= paste_sharpen <= 2.0:
+        raise SystemExit(f"error: --paste-sharpen must be in [0, 2], got {paste_sharpen}")
     try:
         checkpoint = load_generator(run / "generator.keras")
         geometry_model = load_geometry(geometry) if geometry is not None else None
@@ -80,6 +83,7 @@ def ship(run: Path, metrics_file: Path, pairs: Path, output: Path, geometry: Pat
             **{name: aggregate[name]["value"] for name in METRICS},
         },
         "paste_detail": paste_detail,
+        "paste_sharpen": paste_sharpen,
     }
     if geometry_model is not None:
         extra["geometry"] = {"file": "geometry.keras", "sha256": sha256_of(geometry.with_suffix(".keras"))}
@@ -109,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="the geometry.keras (with geometry.json) the run's attribute term read")
     parser.add_argument("--paste-detail", type=float, default=0.0,
                         help="the target's fine detail the swap adds to this generator's output, in [0, 1]")
+    parser.add_argument("--paste-sharpen", type=float, default=0.0,
+                        help="the unsharp mask the swap applies to this generator's output, in [0, 2]")
     args = parser.parse_args(argv)
-    print(f"wrote {ship(args.run, args.metrics, args.pairs, args.output, args.geometry, args.paste_detail)}")
+    written = ship(args.run, args.metrics, args.pairs, args.output, args.geometry, args.paste_detail,
+                   args.paste_sharpen)
+    print(f"wrote {written}")
     return 0
 
 

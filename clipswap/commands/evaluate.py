@@ -40,6 +40,8 @@ from clipswap.options import DETECTORS, RUNTIMES
               help="Generator engine for the swaps --model makes (as `clipswap swap --runtime`).")
 @click.option("--detail", type=FiniteFloatRange(0.0, 1.0), default=None,
               help="The target's fine detail in the pasted face, as `clipswap swap --detail` [default: the model's].")
+@click.option("--sharpen", type=FiniteFloatRange(0.0, 2.0), default=None,
+              help="Unsharp mask on the generated face, as `clipswap swap --sharpen` [default: the model's].")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
                    "when the --model generator was trained with SFace; the training encoder's family is refused.")
@@ -50,8 +52,8 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_files_option
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, detail, identity_model, allow_training_identity_model, fid_weights, no_progress,
-             model_files):
+             detector, runtime, detail, sharpen, identity_model, allow_training_identity_model, fid_weights,
+             no_progress, model_files):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.evaluation.job import EvaluationJob, run_evaluation_job
 
@@ -72,7 +74,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
 
         files = {**given_files(model_files), **given_files({"arcface": arcface})}
         load_model = partial(EvaluatedModel.load, model, files=files, clip_preset=clip_preset, detector=detector,
-                             runtime=runtime, detail=detail)
+                             runtime=runtime, detail=detail, sharpen=sharpen)
     try:
         run_evaluation_job(job, load_model, announce=click.echo)
     except ClipswapError as error:

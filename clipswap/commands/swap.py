@@ -77,6 +77,10 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="How much of the target's own fine detail (finer than the generator's crop can hold over a "
                    "larger face) goes into the pasted face; not with --blend poisson [default: the checkpoint "
                    "manifest's paste_detail, 0 for every model shipped today].")
+@click.option("--sharpen", type=FiniteFloatRange(0.0, 2.0), default=None,
+              help="Amount of an unsharp mask on the generated face before it is pasted: crisper edges, no detail "
+                   "the generator's crop never had; not with --blend poisson [default: the checkpoint manifest's "
+                   "paste_sharpen, 0 for every model shipped today].")
 @click.option("--feather", type=FiniteFloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
@@ -101,9 +105,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 @model_files_option
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         source_face, reference_face, mapping, similarity, blend, color_correction, detail, feather, precision,
-         runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark,
-         model_files):
+         source_face, reference_face, mapping, similarity, blend, color_correction, detail, sharpen, feather,
+         precision, runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged,
+         no_watermark, model_files):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -128,6 +132,9 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     if detail and blend == "poisson":
         raise click.UsageError("--detail adds the target's detail to a mask-blended paste, and --blend poisson "
                                "solves the face region anew: drop one of them")
+    if sharpen and blend == "poisson":
+        raise click.UsageError("--sharpen sharpens the generated face of a mask-blended paste, and --blend poisson "
+                               "solves the face region anew: drop one of them")
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
@@ -136,7 +143,8 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         detector=detector, det_threshold=det_threshold, faces=faces, source_face=source_face,
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
-        color_correction=color_correction, detail=detail, clip_preset=clip_preset, progress=not no_progress,
+        color_correction=color_correction, detail=detail, sharpen=sharpen, clip_preset=clip_preset,
+        progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
         smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,
     )

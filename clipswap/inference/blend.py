@@ -12,7 +12,9 @@ Two masks, both [S, S] float32 in [0, 1] in the coordinates of the aligned crop 
 `composite` pastes a batch of crops into a frame by their inverse similarity transforms, one after another as the
 release does (frame = face * mask + frame * (1 - mask)), but only over the bounding box of each warped crop: the
 result equals a full-frame warp (the same bilinear samples, border 0) at a fraction of the cost on large frames.
-`composite_poisson` (`--blend poisson`) Poisson-blends each crop inside its face-outline mask instead.
+Before blending, `composite` may sharpen each warped crop (`unsharp`, `--sharpen`) and add the frame's own fine
+detail to it (`target_detail`, `--detail`). `composite_poisson` (`--blend poisson`) Poisson-blends each crop inside its
+face-outline mask instead, with neither.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ PUBLISHED_SIGMA = 7.0
 #: The Gaussian that stands for a crop's sampling when it is enlarged k times: sigma = DETAIL_SIGMA * k frame pixels
 #: (about the blur of resampling to 1/k and back).
 DETAIL_SIGMA = 0.5
+#: The Gaussian of the unsharp mask (`unsharp`), in crop pixels: a low-resolution generator's output is blurred by
+#: about one crop pixel, so this sigma picks out the edges that blur softened (sigma = SHARPEN_SIGMA * k frame pixels
+#: on a crop enlarged k times).
+SHARPEN_SIGMA = 1.0
 
 
 def published_mask(size: int = PUBLISHED_SIZE, sigma: float | None = None) -> np.ndarray:
@@ -166,8 +172,30 @@ def target_detail(background: np.ndarray, scale: float) -> np.ndarray:
     return background - cv2.GaussianBlur(background, (0, 0), DETAIL_SIGMA * scale)
 
 
+def unsharp(face_roi: np.ndarray, amount: float, scale: float) -> np.ndarray:
+    """An unsharp mask of a generated face warped into the frame: face + amount * (face - Gaussian(face, sigma =
+    SHARPEN_SIGMA * max(scale, 1) frame pixels)).
+
+    It amplifies the detail the face already has: edges come out crisper, but no detail the generator's crop never
+    held is restored (for that, `target_detail` adds the frame's own).
+
+    Args:
+        face_roi: [h, w, 3] float32 RGB in [0, 1].
+        amount: the strength A; 0 returns the face unchanged.
+        scale: frame pixels per crop pixel (`magnification`); the sigma never goes below one frame pixel.
+
+    Returns:
+        [h, w, 3] float32; values may leave [0, 1] (the caller clips).
+    """
+    face_roi = np.asarray(face_roi, dtype=np.float32)
+    if not amount:
+        return face_roi
+    blurred = cv2.GaussianBlur(face_roi, (0, 0), SHARPEN_SIGMA * max(scale, 1.0))
+    return face_roi + np.float32(amount) * (face_roi - blurred)
+
+
 def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray,
-              detail: float = 0.0) -> np.ndarray:
+              detail: float = 0.0, sharpen: float = 0.0) -> np.ndarray:
     """Paste generated crops into a frame, one after another.
 
     Args:
@@ -178,6 +206,9 @@ def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices:
         detail: how much of the frame's own detail finer than the enlarged crop (target_detail) is added to the
             pasted face: 0 none; 1 all of it, for a generator that keeps the target's geometry, whose low-resolution
             output would otherwise come out blurred over a face larger than its crop.
+        sharpen: the amount of an unsharp mask (`unsharp`) applied to each warped crop before `detail` is added, so
+            only the generated face is sharpened, never the frame's detail: 0 none. It makes the generator's edges
+            crisper; it cannot restore detail the crop never had.
 
     Returns:
         [H, W, 3] uint8 RGB; pixels outside every warped crop are the frame's own bytes.
@@ -187,6 +218,8 @@ def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices:
                                                                      with_matrix=True):
         mask_roi = mask_roi[..., None]
         background = output[y0:y1, x0:x1].astype(np.float32) / 255.0
+        if sharpen:
+            face_roi = unsharp(face_roi, sharpen, magnification(matrix))
         if detail:
             face_roi = face_roi + detail * target_detail(background, magnification(matrix))
         blended = face_roi * mask_roi + background * (1.0 - mask_roi)

@@ -1,8 +1,8 @@
 """A `--model` of `clipswap evaluate` as the swap pipeline runs it: the SwapModel of clipswap.evaluation.job.
 
 Image pairs go through one swapper of the resolved model (largest face only) and are timed per face; video pairs
-are swapped as `clipswap swap` swaps them (tracking and smoothing on), but without the watermark, since they are
-scored as generated, as the image swaps are.
+are swapped as `clipswap swap` swaps them (tracking and smoothing on, the same --detail and --sharpen), but without
+the watermark, since they are scored as generated, as the image swaps are.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class EvaluatedModel:
         choice: what it resolved to.
         checkpoint: the loaded GeneratorCheckpoint; None for the landmark and warp baselines.
         files: {file key: path} of the user's model files (`--arcface` fills "arcface").
-        clip_preset, detector, runtime, detail: as `clipswap evaluate`'s options of those names.
+        clip_preset, detector, runtime, detail, sharpen: as `clipswap evaluate`'s options of those names.
     """
 
     model: str
@@ -36,6 +36,7 @@ class EvaluatedModel:
     detector: str = "auto"
     runtime: str = "auto"
     detail: float | None = None
+    sharpen: float | None = None
 
     @classmethod
     def load(cls, model: str, **options) -> EvaluatedModel:
@@ -68,7 +69,7 @@ class EvaluatedModel:
 
         swapper, line = swapper_for(self.choice, self.checkpoint, detector=self.detector, files=self.files,
                                     clip_preset=self.clip_preset, selection=FaceSelection.parse("largest"),
-                                    runtime=self.runtime, detail=self.detail)
+                                    runtime=self.runtime, detail=self.detail, sharpen=self.sharpen)
         if self.choice.kind == "warp":
             timing = ("one FaceSwapper.swap_frame call with the network replaced by its warped input: target "
                       "detection, alignment, 68 landmarks, warp and paste-back")
@@ -86,4 +87,5 @@ class EvaluatedModel:
 
         run_swap(SwapRequest(source=source, target=target, output=output, model=self.model, files=self.files,
                              clip_preset=self.clip_preset, detector=self.detector, faces="largest",
-                             runtime=self.runtime, progress=progress, watermark=False))
+                             runtime=self.runtime, detail=self.detail, sharpen=self.sharpen, progress=progress,
+                             watermark=False))

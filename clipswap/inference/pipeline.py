@@ -9,6 +9,7 @@ not created: the writers create it, so a failed run leaves no folder behind).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -60,6 +61,9 @@ class SwapRequest:
     #: The target's fine detail added to the pasted face (FaceSwapper's `detail`); None: the checkpoint's own
     #: recommendation (recommended_detail).
     detail: float | None = None
+    #: The unsharp mask's amount on the generated face (FaceSwapper's `sharpen`); None: the checkpoint's own
+    #: recommendation (recommended_sharpen).
+    sharpen: float | None = None
     feather: float | None = None
     precision: str = "fp32"
     #: The generator's engine (clipswap.inference.runtime): auto, tf, openvino or onnxruntime.
@@ -162,6 +166,7 @@ def build_swapper(request: SwapRequest):
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
         color_correction=request.color_correction, runtime=request.runtime, detail=request.detail,
+        sharpen=request.sharpen,
     )
 
 
@@ -170,7 +175,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
                 reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
-                detail: float | None = None):
+                detail: float | None = None, sharpen: float | None = None):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
@@ -216,7 +221,9 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
     options = dict(files=files, clip_preset=clip_preset, blend=blend, feather=feather, selection=selection,
                    similarity=similarity, precision=precision, color_correction=color_correction,
-                   detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail)
+                   detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
+                   sharpen=(recommended_sharpen(checkpoint) if blend != "poisson" else 0.0) if sharpen is None
+                   else sharpen)
     try:
         swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
     except ExportError as error:
@@ -233,17 +240,37 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
 
 def recommended_detail(checkpoint) -> float:
     """The `detail` a generator checkpoint of ours asks for in its manifest ("paste_detail", in [0, 1]: a generator
-    that keeps the target's geometry at a crop smaller than the faces it is pasted over), else 0."""
+    that keeps the target's geometry at a crop smaller than the faces it is pasted over), else 0. Raises
+    CheckpointError for a value outside [0, 1] or not a number."""
+    return _recommended_paste(checkpoint, "paste_detail", 1.0)
+
+
+def recommended_sharpen(checkpoint) -> float:
+    """The `sharpen` a generator checkpoint of ours asks for in its manifest ("paste_sharpen", in [0, 2]: a generator
+    whose output comes out blurred over the faces it is pasted on), else 0. Raises CheckpointError for a value
+    outside [0, 2] or not a number."""
+    return _recommended_paste(checkpoint, "paste_sharpen", 2.0)
+
+
+def _recommended_paste(checkpoint, key: str, high: float) -> float:
+    """The number under `key` in a clipswap checkpoint's manifest, in [0, high]; 0 for another checkpoint, a manifest
+    that cannot be read or one without the key."""
+    from clipswap.checkpoints.errors import CheckpointError
     from clipswap.checkpoints.native import manifest_path
     from clipswap.jsonfile import JSONFileError, read_json_object
 
     if checkpoint is None or checkpoint.source != "clipswap":
         return 0.0
+    path = manifest_path(checkpoint.path)
     try:
-        value = read_json_object(manifest_path(checkpoint.path)).get("paste_detail", 0.0)
+        value = read_json_object(path).get(key, 0.0)
     except JSONFileError:
         return 0.0
-    return float(value) if isinstance(value, int | float) and 0.0 <= value <= 1.0 else 0.0
+    # bool is an int to Python, but `true` is no amount; NaN fails the range test.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= high:
+        raise CheckpointError(f"{path} recommends {key} {json.dumps(value)}, but it must be a number in [0, "
+                              f"{high:g}]: correct or remove it.")
+    return float(value)
 
 
 def _landmarker(clip_preset: str | None, kind: str = "landmarks"):

@@ -202,8 +202,8 @@ def matching_detections(frame: np.ndarray, detections: list[Detection], identity
     return [d for d, k in zip(detections, keep, strict=True) if k]
 
 
-def _check_paste_options(blend: str, color_correction: str, detail: float) -> None:
-    """ValueError for a blend, colour correction or detail FaceSwapper cannot paste with."""
+def _check_paste_options(blend: str, color_correction: str, detail: float, sharpen: float = 0.0) -> None:
+    """ValueError for a blend, colour correction, detail or sharpen FaceSwapper cannot paste with."""
     if blend not in BLEND_KINDS:
         raise ValueError(f"blend must be one of {BLEND_KINDS}, got {blend!r}")
     if color_correction not in COLOR_CORRECTIONS:
@@ -212,6 +212,10 @@ def _check_paste_options(blend: str, color_correction: str, detail: float) -> No
         raise ValueError(f"detail must be in [0, 1], got {detail}")
     if detail and blend == "poisson":
         raise ValueError("detail adds the target's detail to a mask-blended paste; the poisson blend takes none")
+    if not 0.0 <= sharpen <= 2.0:
+        raise ValueError(f"sharpen must be in [0, 2], got {sharpen}")
+    if sharpen and blend == "poisson":
+        raise ValueError("sharpen sharpens the generated face of a mask-blended paste; the poisson blend takes none")
 
 
 class WarpedInput:
@@ -260,6 +264,8 @@ class FaceSwapper(LegacyFlags):
         landmarker: (image, Detection) -> [68, 2] landmarks for such a row; None: dlib's (the `eval` extra).
         detail: how much of the target's own detail finer than the enlarged crop is added to the pasted face
             (clipswap.inference.blend.composite; 0 = none); not with the "poisson" blend.
+        sharpen: the amount of the unsharp mask applied to the generated face before it is pasted, in [0, 2]
+            (clipswap.inference.blend.unsharp: crisper edges, no new detail; 0 = none); not with the "poisson" blend.
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -284,8 +290,9 @@ class FaceSwapper(LegacyFlags):
         landmarker: Callable | None = None,
         color_correction: str = "none",
         detail: float = 0.0,
+        sharpen: float = 0.0,
     ):
-        _check_paste_options(blend, color_correction, detail)
+        _check_paste_options(blend, color_correction, detail, sharpen)
         #: The generator's conditioning row: which inputs it reads and how each is prepared.
         self.conditioning_row = get_conditioning(conditioning)
         if self.conditioning_row.landmarks_at_swap and landmarker is None:
@@ -312,6 +319,7 @@ class FaceSwapper(LegacyFlags):
         self.landmarker = landmarker
         self.color_correction = color_correction
         self.detail = float(detail)
+        self.sharpen = float(sharpen)
         #: Where the landmark swap / warp takes its triangle transforms
         #: (clipswap.face.landmark_swap.TRANSFORMS): "qhull", the reference of every photo and video swap; the live
         #: stream sets "numpy", its cheaper equal.
@@ -347,19 +355,23 @@ class FaceSwapper(LegacyFlags):
 
     def reconfigured(self, *, blend: str = "published", feather: float | None = None,
                      color_correction: str = "none", selection: FaceSelection | None = None,
-                     similarity: float = DEFAULT_SIMILARITY, detail: float | None = None) -> FaceSwapper:
+                     similarity: float = DEFAULT_SIMILARITY, detail: float | None = None,
+                     sharpen: float | None = None) -> FaceSwapper:
         """A swapper that shares this one's networks (generator, identity encoder, CLIP, detector, landmarker), with
         other paste-back and selection options (as the constructor takes them) and none of this one's per-run state
         (source, mapping, reference, tracks, timings): a long-lived process loads the models once and serves each
-        request with its own options. `detail` None keeps this swapper's (the checkpoint's recommendation, as
-        `clipswap swap` without --detail), 0 with the poisson blend, which takes none. Raises ValueError as the
-        constructor does."""
+        request with its own options. `detail` and `sharpen` None keep this swapper's (the checkpoint's
+        recommendations, as `clipswap swap` without --detail or --sharpen), 0 with the poisson blend, which takes
+        neither. Raises ValueError as the constructor does."""
         if detail is None:
             detail = 0.0 if blend == "poisson" else self.detail
-        _check_paste_options(blend, color_correction, detail)
+        if sharpen is None:
+            sharpen = 0.0 if blend == "poisson" else self.sharpen
+        _check_paste_options(blend, color_correction, detail, sharpen)
         view = copy.copy(self)
         view.blend, view.feather, view.color_correction = blend, feather, color_correction
         view.selection, view.similarity, view.detail = selection or FaceSelection(), float(similarity), float(detail)
+        view.sharpen = float(sharpen)
         view._published = published_mask(self.image_size, feather)
         view._reset_run_state()
         return view
@@ -562,7 +574,7 @@ class FaceSwapper(LegacyFlags):
             if self.blend == "poisson":
                 output = composite_poisson(frame, generated, masks, matrices)
             else:
-                output = composite(frame, generated, masks, matrices, detail=self.detail)
+                output = composite(frame, generated, masks, matrices, detail=self.detail, sharpen=self.sharpen)
         self.timer.faces += len(faces)
         return output, len(faces)
 

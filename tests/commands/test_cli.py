@@ -162,9 +162,9 @@ def test_the_float_option_walk_finds_them_all():
     no verb is a group whose own verbs it would miss."""
     import click
 
-    known = {("align", "--det-threshold"), ("evaluate", "--detail"), ("export", "--tolerance"),
-             ("swap", "--feather"), ("swap", "--similarity"), ("swap", "--smooth-beta"),
-             ("train-geometry", "--learning-rate")}
+    known = {("align", "--det-threshold"), ("evaluate", "--detail"), ("evaluate", "--sharpen"),
+             ("export", "--tolerance"), ("swap", "--feather"), ("swap", "--sharpen"), ("swap", "--similarity"),
+             ("swap", "--smooth-beta"), ("train-geometry", "--learning-rate")}
     assert known <= set(_float_options()), _float_options()
     assert not [verb for verb, command in main.commands.items() if isinstance(command, click.Group)]
 

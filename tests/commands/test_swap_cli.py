@@ -4,9 +4,11 @@ lists, each with exit code 1, one clear message, and no output file left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -16,7 +18,8 @@ import pytest
 from click.testing import CliRunner
 
 from clipswap.checkpoints import pretrained
-from clipswap.checkpoints.native import init_generator
+from clipswap.checkpoints.errors import CheckpointError
+from clipswap.checkpoints.native import init_generator, load_generator
 from clipswap.checkpoints.pretrained import find_published
 from clipswap.cli import main
 from clipswap.config import get_preset
@@ -254,3 +257,77 @@ def test_checkpoint_not_matching_its_manifest(checkpoints, face, tmp_path):
 def test_bad_faces_option(face, tmp_path):
     result = swap("-s", face, "-t", face, "-o", tmp_path / "o.png", "--faces", "several")
     assert result.exit_code == 2 and "--faces" in result.output
+
+
+def _laplacian_variance(image: np.ndarray) -> float:
+    return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64), cv2.CV_64F).var())
+
+
+def test_sharpen_on_the_shipped_demo(face, tmp_path):
+    """`--sharpen 1` on the real demo: both swaps succeed, and the sharpened face differs and is crisper."""
+    demo = pretrained.DEMO_DIR / "generator.keras"
+    if not demo.is_file():
+        pytest.skip(f"the shipped demo generator {demo} is absent (it is committed to pretrained_ckpts/demo/)")
+    target = shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg")
+    outputs = {}
+    for name, extra in (("plain", []), ("sharpened", ["--sharpen", "1"])):
+        outputs[name] = tmp_path / f"{name}.png"
+        result = swap("-s", face, "-t", target, "-o", outputs[name], "--model", "demo", "--detector", "yunet",
+                      "--no-watermark", *extra)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[-1] == f"swapped 1 face(s); wrote {outputs[name]}"
+    plain, sharpened = (cv2.imread(str(outputs[name]))[..., ::-1] for name in ("plain", "sharpened"))
+    assert (plain != sharpened).any()
+    # LFW crops hold the face in their middle.
+    middle = (slice(90, 170), slice(90, 160))
+    ratio = _laplacian_variance(sharpened[middle]) / _laplacian_variance(plain[middle])
+    assert ratio > 1.2, ratio
+
+
+def test_a_manifest_recommends_its_paste_sharpen(checkpoints, face, tmp_path):
+    """A checkpoint manifest's "paste_sharpen" is the --sharpen of a swap that gives none; a bad one is refused with
+    one sentence."""
+    from clipswap.inference.pipeline import SwapRequest, build_swapper, recommended_detail, recommended_sharpen
+
+    original = checkpoints["sface"]
+    folder = tmp_path / "recommends"
+    folder.mkdir()
+    model = folder / original.name
+    shutil.copyfile(original, model)
+    manifest = json.loads(original.with_suffix(".json").read_text())
+    assert "paste_sharpen" not in manifest
+
+    def recommend(value) -> None:
+        model.with_suffix(".json").write_text(json.dumps({**manifest, "paste_sharpen": value}))
+
+    recommend(1.0)
+    outputs = {}
+    for name, model_path, extra in (("recommended", model, []), ("given", original, ["--sharpen", "1"]),
+                                    ("plain", original, [])):
+        outputs[name] = tmp_path / f"{name}.png"
+        result = swap("-s", face, "-t", face, "-o", outputs[name], "--model", model_path, "--detector", "yunet",
+                      "--no-watermark", *extra)
+        assert result.exit_code == 0, result.output
+    recommended, given, plain = (cv2.imread(str(outputs[name])) for name in ("recommended", "given", "plain"))
+    np.testing.assert_array_equal(recommended, given)
+    assert (recommended != plain).any()
+    # An explicit --sharpen wins, and the poisson blend takes none.
+    request = SwapRequest(source=None, target=None, output=None, model=str(model), detector="yunet")
+    assert build_swapper(request)[0].sharpen == 1.0
+    assert build_swapper(replace(request, sharpen=0.25))[0].sharpen == 0.25
+    assert build_swapper(replace(request, blend="poisson"))[0].sharpen == 0.0
+    assert recommended_sharpen(None) == 0.0
+    sentence = "{} recommends paste_sharpen {}, but it must be a number in [0, 2]: correct or remove it."
+    for bad, shown_value in ((2.5, "2.5"), (True, "true"), (-1, "-1"), (None, "null")):
+        recommend(bad)
+        with pytest.raises(CheckpointError) as refused:
+            recommended_sharpen(load_generator(model))
+        assert str(refused.value) == sentence.format(model.with_suffix(".json"), shown_value)
+    # paste_detail is read the same way.
+    model.with_suffix(".json").write_text(json.dumps({**manifest, "paste_detail": 1.5}))
+    with pytest.raises(CheckpointError, match=r"recommends paste_detail 1.5, but it must be a number in \[0, 1\]"):
+        recommended_detail(load_generator(model))
+    recommend("crisp")
+    output = tmp_path / "bad.png"
+    result = swap("-s", face, "-t", face, "-o", output, "--model", model, "--detector", "yunet")
+    assert_error(result, sentence.format(model.with_suffix(".json"), '"crisp"'), output=output)

@@ -110,3 +110,29 @@ def test_detail_and_poisson_are_refused_together(tmp_path):
         FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, blend="poisson", detail=1.0)
     with pytest.raises(ValueError, match="detail"):
         FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, detail=1.5)
+
+
+def test_sharpen_and_poisson_are_refused_together(tmp_path):
+    face = shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
+    result = CliRunner().invoke(main, ["swap", "-s", str(face), "-t", str(face), "-o", str(tmp_path / "o.png"),
+                                       "--sharpen", "0.5", "--blend", "poisson"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert ("--sharpen sharpens the generated face of a mask-blended paste, and --blend poisson solves the face "
+            "region anew: drop one of them") in " ".join(result.output.split())
+    assert not (tmp_path / "o.png").exists()
+    with pytest.raises(ValueError, match="poisson"):
+        FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, blend="poisson", sharpen=0.5)
+    with pytest.raises(ValueError, match="sharpen must be in"):
+        FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, sharpen=2.5)
+    assert FaceSwapper(shifted_copy, SIZE, 128, load_identity_encoder("sface"), None, sharpen=2.0).sharpen == 2.0
+
+
+@pytest.mark.parametrize("value", ["3", "-0.5", "2.01"])
+def test_sharpen_out_of_range_is_one_sentence(tmp_path, value):
+    face = shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
+    result = CliRunner().invoke(main, ["swap", "-s", str(face), "-t", str(face), "-o", str(tmp_path / "o.png"),
+                                       "--sharpen", value])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1 and "'--sharpen'" in error[0] and "0<=x<=2" in error[0].replace(" ", ""), result.stderr
+    assert not (tmp_path / "o.png").exists()

@@ -141,3 +141,32 @@ def test_the_line_names_generator_identity_and_detector(folders):
     assert generator_label(ModelChoice("landmarks", None), "ignored") == LANDMARKS_LABEL
     assert LANDMARKS_LABEL == "landmarks (classical 68-point warp, no network)"
     assert identity_label("sface", clip_variant="tiny") == "SFace identity + CLIP tiny"
+
+
+def test_an_evaluated_model_pastes_image_and_video_pairs_with_its_detail_and_sharpen(monkeypatch, tmp_path):
+    """`clipswap evaluate --detail/--sharpen` reach both the image pairs' swapper and the video pairs' swaps."""
+    from clipswap.inference import pipeline
+    from clipswap.inference.choice import ModelChoice
+    from clipswap.inference.evaluated_model import EvaluatedModel
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(name):
+        def called(*args, **kwargs):
+            seen[name] = kwargs if name == "image" else args[0]
+            raise Stop
+
+        return called
+
+    monkeypatch.setattr(pipeline, "swapper_for", record("image"))
+    monkeypatch.setattr(pipeline, "run_swap", record("video"))
+    model = EvaluatedModel("demo", ModelChoice("demo", tmp_path / "generator.keras"), None, detail=0.25, sharpen=1.5)
+    with pytest.raises(Stop):
+        model.pair_swapper()
+    with pytest.raises(Stop):
+        model.swap_video(tmp_path / "s.png", tmp_path / "t.mp4", tmp_path / "o.mp4", progress=False)
+    assert (seen["image"]["detail"], seen["image"]["sharpen"]) == (0.25, 1.5)
+    assert (seen["video"].detail, seen["video"].sharpen) == (0.25, 1.5)

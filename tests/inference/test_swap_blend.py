@@ -133,3 +133,77 @@ def test_detail_gives_an_enlarged_crop_back_the_frames_fine_detail():
     assert error[1] < 0.6 * error[0]
     # Outside the crop the frame's bytes stay.
     np.testing.assert_array_equal(detailed[:30], frame[:30])
+
+
+@pytest.mark.parametrize(("amount", "scale", "sigma"), [(1.0, 2.5, 2.5), (0.7, 0.5, 1.0), (2.0, 1.0, 1.0)])
+def test_unsharp_matches_a_scipy_unsharp_mask(amount, scale, sigma):
+    """face + A * (face - Gaussian), the Gaussian of SHARPEN_SIGMA crop pixels in frame pixels (never under one),
+    against scipy's per-channel Gaussian with OpenCV's default border (reflect 101 = scipy's "mirror")."""
+    from scipy.ndimage import gaussian_filter
+
+    from clipswap.inference.blend import SHARPEN_SIGMA, unsharp
+
+    assert SHARPEN_SIGMA == 1.0
+    face = np.random.default_rng(5).uniform(0, 1, (40, 52, 3)).astype(np.float32)
+    blurred = np.stack([gaussian_filter(face[..., c].astype(np.float64), sigma, mode="mirror") for c in range(3)], -1)
+    expected = face + amount * (face - blurred)
+    sharpened = unsharp(face, amount, scale)
+    assert sharpened.dtype == np.float32 and sharpened.shape == face.shape
+    # Values leave [0, 1]: the caller clips.
+    assert sharpened.min() < 0 and sharpened.max() > 1
+    np.testing.assert_allclose(sharpened, expected, atol=1e-4)
+    np.testing.assert_array_equal(unsharp(face, 0.0, scale), face)
+
+
+def _blurred_paste():
+    """(frame [200, 200, 3] uint8, a blurred 64 px crop of its middle enlarged twice, the crop's matrix): a
+    low-resolution generator that keeps the target but loses its edges."""
+    rng = np.random.default_rng(3)
+    smooth = cv2.GaussianBlur(rng.uniform(0, 255, (200, 200, 3)), (0, 0), 6)
+    frame = np.clip(smooth * 2 - 128 + rng.normal(0, 20, (200, 200, 3)), 0, 255).astype(np.uint8)
+    matrix = np.array([[0.5, 0.0, -18.0], [0.0, 0.5, -18.0]])
+    crop = cv2.warpAffine(cv2.resize(frame, (100, 100), interpolation=cv2.INTER_AREA), np.float32([[1, 0, -18],
+                                                                                                  [0, 1, -18]]),
+                          (64, 64)).astype(np.float32) / 255.0
+    return frame, cv2.GaussianBlur(crop, (0, 0), 1.0), matrix
+
+
+def test_sharpen_crisps_the_pasted_face_and_nothing_outside_its_mask():
+    from clipswap.evaluation.image_quality import face_sharpness_ratio
+
+    frame, crop, matrix = _blurred_paste()
+    # Ones over the crop's middle 40 px only: frame pixels 84..115 and a bilinear pixel around them.
+    masks = np.zeros((1, 64, 64), np.float32)
+    masks[0, 12:52, 12:52] = 1.0
+    plain = composite(frame, crop[None], masks, matrix[None])
+    np.testing.assert_array_equal(composite(frame, crop[None], masks, matrix[None], sharpen=0.0), plain)
+    sharpened = composite(frame, crop[None], masks, matrix[None], sharpen=1.0)
+    angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
+    ring = np.stack([100 + 35 * np.cos(angles), 100 + 35 * np.sin(angles)], axis=1)
+    plain_ratio = face_sharpness_ratio(frame, plain, ring)
+    sharpened_ratio = face_sharpness_ratio(frame, sharpened, ring)
+    assert sharpened_ratio > 1.5 * plain_ratio, (plain_ratio, sharpened_ratio)
+    stronger_ratio = face_sharpness_ratio(frame, composite(frame, crop[None], masks, matrix[None], sharpen=2.0), ring)
+    assert stronger_ratio > 1.2 * sharpened_ratio, (sharpened_ratio, stronger_ratio)
+    # Where the warped mask is zero the frame's bytes stay.
+    outside = np.ones(frame.shape[:2], bool)
+    outside[59:142, 59:142] = False
+    np.testing.assert_array_equal(sharpened[outside], frame[outside])
+    assert (sharpened[84:116, 84:116] != plain[84:116, 84:116]).mean() > 0.5
+
+
+def test_sharpen_sharpens_the_generated_face_not_the_frames_detail():
+    """With both, the paste is the sharpened face plus the frame's detail as `detail` alone adds it: the
+    sharpen's change does not depend on `detail` (it would, were the frame's detail sharpened too)."""
+    frame, crop, matrix = _blurred_paste()
+    masks = np.ones((1, 64, 64), np.float32)
+    paste = {(s, d): composite(frame, crop[None], masks, matrix[None], detail=d, sharpen=s).astype(int)
+             for s in (0.0, 1.0) for d in (0.0, 1.0)}
+    with_detail = paste[1.0, 1.0] - paste[0.0, 1.0]
+    without_detail = paste[1.0, 0.0] - paste[0.0, 0.0]
+    assert np.abs(without_detail[80:120, 80:120]).mean() > 0.5
+    # Inside the crop, away from its edge, and where no paste was clipped: equal but for rounding.
+    inner = (slice(50, 150), slice(50, 150))
+    unclipped = np.all([(p[inner] > 0) & (p[inner] < 255) for p in paste.values()], axis=0)
+    assert unclipped.mean() > 0.9
+    assert np.abs(with_detail[inner] - without_detail[inner])[unclipped].max() <= 2

@@ -89,6 +89,12 @@ def test_requests_share_the_loaded_networks_and_keep_their_own_state(cache):
     detailed = first.reconfigured(detail=0.4)
     assert detailed.reconfigured().detail == 0.4 and detailed.reconfigured(detail=0.1).detail == 0.1
     assert detailed.reconfigured(blend="poisson").detail == 0.0
+    # And its sharpen (a checkpoint's paste_sharpen) alike.
+    sharpened = first.reconfigured(sharpen=1.5)
+    assert sharpened.reconfigured().sharpen == 1.5 and sharpened.reconfigured(sharpen=0.5).sharpen == 0.5
+    assert sharpened.reconfigured(blend="poisson").sharpen == 0.0 and first.sharpen == 0.0
+    with pytest.raises(ValueError, match="sharpen must be in"):
+        first.reconfigured(sharpen=2.5)
 
 
 def test_a_photo_job_swaps_labels_and_verifies(cache, tmp_path):
