@@ -12,9 +12,9 @@ Two masks, both [S, S] float32 in [0, 1] in the coordinates of the aligned crop 
 `composite` pastes a batch of crops into a frame by their inverse similarity transforms, one after another as the
 release does (frame = face * mask + frame * (1 - mask)), but only over the bounding box of each warped crop: the
 result equals a full-frame warp (the same bilinear samples, border 0) at a fraction of the cost on large frames.
-Before blending, `composite` may sharpen each warped crop (`unsharp`, `--sharpen`) and add the frame's own fine
-detail to it (`target_detail`, `--detail`). `composite_poisson` (`--blend poisson`) Poisson-blends each crop inside its
-face-outline mask instead, with neither.
+Before blending, `composite` may sharpen each crop (`unsharp`, `--sharpen`) and add the frame's own fine detail to
+the warped crop (`target_detail`, `--detail`). `composite_poisson` (`--blend poisson`) Poisson-blends each crop
+inside its face-outline mask instead, with neither.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ PUBLISHED_SIGMA = 7.0
 #: (about the blur of resampling to 1/k and back).
 DETAIL_SIGMA = 0.5
 #: The Gaussian of the unsharp mask (`unsharp`), in crop pixels: a low-resolution generator's output is blurred by
-#: about one crop pixel, so this sigma picks out the edges that blur softened (sigma = SHARPEN_SIGMA * k frame pixels
-#: on a crop enlarged k times).
+#: about one crop pixel, so this sigma picks out the edges that blur softened.
 SHARPEN_SIGMA = 1.0
 
 
@@ -172,26 +171,25 @@ def target_detail(background: np.ndarray, scale: float) -> np.ndarray:
     return background - cv2.GaussianBlur(background, (0, 0), DETAIL_SIGMA * scale)
 
 
-def unsharp(face_roi: np.ndarray, amount: float, scale: float) -> np.ndarray:
-    """An unsharp mask of a generated face warped into the frame: face + amount * (face - Gaussian(face, sigma =
-    SHARPEN_SIGMA * max(scale, 1) frame pixels)).
+def unsharp(face: np.ndarray, amount: float) -> np.ndarray:
+    """An unsharp mask of a generated crop: face + amount * (face - Gaussian(face, sigma = SHARPEN_SIGMA crop
+    pixels)), with OpenCV's reflected border, so the crop's edge is not brightened by a border it does not have.
 
     It amplifies the detail the face already has: edges come out crisper, but no detail the generator's crop never
     held is restored (for that, `target_detail` adds the frame's own).
 
     Args:
-        face_roi: [h, w, 3] float32 RGB in [0, 1].
+        face: [S, S, 3] float32 RGB in [0, 1], a crop as the generator gives it.
         amount: the strength A; 0 returns the face unchanged.
-        scale: frame pixels per crop pixel (`magnification`); the sigma never goes below one frame pixel.
 
     Returns:
-        [h, w, 3] float32; values may leave [0, 1] (the caller clips).
+        [S, S, 3] float32; values may leave [0, 1] (the caller clips).
     """
-    face_roi = np.asarray(face_roi, dtype=np.float32)
+    face = np.asarray(face, dtype=np.float32)
     if not amount:
-        return face_roi
-    blurred = cv2.GaussianBlur(face_roi, (0, 0), SHARPEN_SIGMA * max(scale, 1.0))
-    return face_roi + np.float32(amount) * (face_roi - blurred)
+        return face
+    blurred = cv2.GaussianBlur(face, (0, 0), SHARPEN_SIGMA)
+    return face + np.float32(amount) * (face - blurred)
 
 
 def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices: np.ndarray,
@@ -206,20 +204,20 @@ def composite(frame: np.ndarray, faces: np.ndarray, masks: np.ndarray, matrices:
         detail: how much of the frame's own detail finer than the enlarged crop (target_detail) is added to the
             pasted face: 0 none; 1 all of it, for a generator that keeps the target's geometry, whose low-resolution
             output would otherwise come out blurred over a face larger than its crop.
-        sharpen: the amount of an unsharp mask (`unsharp`) applied to each warped crop before `detail` is added, so
-            only the generated face is sharpened, never the frame's detail: 0 none. It makes the generator's edges
-            crisper; it cannot restore detail the crop never had.
+        sharpen: the amount of an unsharp mask (`unsharp`) applied to each crop before it is warped back and before
+            `detail` is added, so only the generated face is sharpened, never the frame's detail: 0 none. It makes
+            the generator's edges crisper; it cannot restore detail the crop never had.
 
     Returns:
         [H, W, 3] uint8 RGB; pixels outside every warped crop are the frame's own bytes.
     """
     output = frame.copy()
+    if sharpen:
+        faces = np.stack([unsharp(face, sharpen) for face in faces]) if len(faces) else faces
     for (x0, y0, x1, y1), face_roi, mask_roi, matrix in _warped_back(frame.shape, faces, masks, matrices,
                                                                      with_matrix=True):
         mask_roi = mask_roi[..., None]
         background = output[y0:y1, x0:x1].astype(np.float32) / 255.0
-        if sharpen:
-            face_roi = unsharp(face_roi, sharpen, magnification(matrix))
         if detail:
             face_roi = face_roi + detail * target_detail(background, magnification(matrix))
         blended = face_roi * mask_roi + background * (1.0 - mask_roi)
