@@ -290,7 +290,8 @@ PERCEPTUAL_NETWORKS = ("vgg16", "identity", "discriminator")
 #: features (ArcFace stages by default, the default A), "file" a user's .keras model (RunFiles.attribute_file),
 #: "landmarks" the geometry network (68 landmarks and head pose, clipswap.losses.geometry): the one at
 #: RunFiles.attribute_file (a geometry.keras with its geometry.json), by default the one shipped with the demo;
-#: "pose_expression" the same network's pose and only its eye and mouth points.
+#: "pose_expression" the same network's pose and only its eye and mouth points; "pose" its pose and only the six
+#: points of the pose fit.
 ATTRIBUTE_NETWORKS = ATTRIBUTE_CHOICES
 #: What the experiment may say about VGG16's weights: ImageNet's (Keras downloads them) or none (random, benchmarks
 #: only). A weights file is a file of the run: RunFiles.vgg_weights.

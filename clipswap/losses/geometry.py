@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import ops
 
+from clipswap.face.head_pose import MODEL_LANDMARK_INDICES
 from clipswap.losses.attribute import attribute_loss
 from clipswap.models.geometry import RIGID
 
@@ -32,6 +33,10 @@ EYE_CORNERS = (36, 45)
 #: stretch with expression. The jaw line, brows and nose are left out: their shape is much of what tells one person
 #: from another, so holding them to the target's holds the swap to the target's identity.
 EXPRESSION_POINTS = tuple(range(36, 68))
+#: The points of the "pose" attribute row: the six of the generic-head pose fit (nose tip, chin, outer eye corners,
+#: mouth corners; clipswap.face.head_pose), which place the head. Every other point, and so the shape of the face,
+#: its features and the expression, is left to the identity loss and the other terms.
+POSE_POINTS = tuple(sorted(MODEL_LANDMARK_INDICES))
 
 
 def similarity_align(points, reference, indices: Sequence[int] = RIGID):
@@ -70,7 +75,7 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, 
         target_features: [landmarks [B, 68, 2] in units of the side, pose [B, 3] degrees] of the targets (constants).
         swap_features: the same of the swaps (the gradient flows through these).
         points: the landmarks compared after the alignment (default all 68; EXPRESSION_POINTS for the
-            "pose_expression" row). The alignment always uses the rigid points.
+            "pose_expression" row, POSE_POINTS for "pose"). The alignment always uses the rigid points.
 
     Returns:
         Scalar float32 >= 0.
@@ -98,5 +103,5 @@ def geometry_features(model: keras.Model) -> Callable:
     return extract
 
 
-__all__ = ["EXPRESSION_POINTS", "LANDMARK_UNIT", "POSE_UNIT", "geometry_attribute_loss", "geometry_features",
-           "similarity_align"]
+__all__ = ["EXPRESSION_POINTS", "LANDMARK_UNIT", "POSE_POINTS", "POSE_UNIT", "geometry_attribute_loss",
+           "geometry_features", "similarity_align"]

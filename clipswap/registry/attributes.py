@@ -46,6 +46,10 @@ for _row in (
                         "that move with expression (eyes and mouth), not the outline, brows and nose, whose shape is "
                         "the source's to bring", "clipswap.training.assembly:pose_expression_features",
                         check="clipswap.training.assembly:check_landmarks"),
+    AttributeNetworkRow("pose", "the geometry network of 'landmarks', its head pose and only the six points that "
+                        "place the head (nose tip, chin, outer eye corners, mouth corners): the face's shape, its "
+                        "features and its expression are left free", "clipswap.training.assembly:pose_features",
+                        check="clipswap.training.assembly:check_landmarks"),
 ):
     ATTRIBUTES.register(_row)
 

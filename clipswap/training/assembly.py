@@ -217,6 +217,17 @@ def pose_expression_features(config: TrainConfig, files: RunFiles, identity_laye
                          compare=functools.partial(geometry_attribute_loss, points=EXPRESSION_POINTS))
 
 
+def pose_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                  discriminator: keras.Model) -> FeatureSource:
+    """The attribute row "pose": the "landmarks" row's network and term over the head pose and the six points of
+    the pose fit only (clipswap.losses.geometry.POSE_POINTS)."""
+    from clipswap.losses.geometry import POSE_POINTS, geometry_attribute_loss
+
+    source = landmarks_features(config, files, identity_layers, discriminator)
+    return FeatureSource(extractor=source.extractor,
+                         compare=functools.partial(geometry_attribute_loss, points=POSE_POINTS))
+
+
 def check_file(files: RunFiles) -> None:
     """The attribute row "file", before loading: the file is a .keras model. Raises TrainingSetupError."""
     from clipswap.losses.attribute import AttributeModelError, check_attribute_file

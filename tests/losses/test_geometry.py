@@ -161,3 +161,35 @@ def test_the_pose_expression_row_compares_the_pose_and_the_eyes_and_mouth_only(t
     expected = np.mean([np.sum(np.square((mouth[b, 57, 1] - target[b, 57, 1]) / unit[b])) / (2 * len(EXPRESSION_POINTS))
                         + np.mean(np.square((moved_pose[b] - pose[b]) / POSE_UNIT)) for b in range(2)])
     assert float(compare([target, pose], [mouth, moved_pose])) == pytest.approx(expected, rel=1e-4)
+
+
+def test_the_pose_row_compares_the_pose_and_the_six_points_of_the_pose_fit_only(tmp_path):
+    """Moving the brows, an eyelid or the upper lip (shape and expression) costs nothing in "pose"; moving the chin
+    or the pose angles costs the hand-computed amount, averaged over the six points."""
+    from clipswap.face.head_pose import MODEL_LANDMARK_INDICES
+    from clipswap.losses.geometry import LANDMARK_UNIT, POSE_POINTS, POSE_UNIT
+
+    assert sorted(POSE_POINTS) == sorted(MODEL_LANDMARK_INDICES) and len(POSE_POINTS) == 6
+    rng = np.random.default_rng(6)
+    target = _face(rng, batch=2)
+    pose = np.array([[-8.0, 4.0, 1.0], [2.0, -3.0, 0.5]], "float32")
+    config = tiny_train_config(clip=False, attribute_network="pose")
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8, name="geometry")
+    save_geometry(net, tmp_path / "geometry.keras")
+    compare = feature_source("pose", config, RunFiles(attribute_file=str(tmp_path / "geometry.keras")), (),
+                             None).compare
+    unit = LANDMARK_UNIT * np.linalg.norm(target[:, 36] - target[:, 45], axis=-1)
+
+    shape = target.copy()
+    shape[:, [19, 24, 37, 51]] += 0.03  # brows, an upper eyelid, the upper lip: none rigid, none of the six
+    assert not set(RIGID) & {19, 24, 37, 51} and not set(POSE_POINTS) & {19, 24, 37, 51}
+    assert float(compare([target, pose], [shape, pose])) == pytest.approx(0.0, abs=1e-9)
+    assert float(geometry_attribute_loss([target, pose], [shape, pose])) > 0.01
+
+    chin = target.copy()
+    chin[:, 8, 1] += 0.02  # the chin drops: not rigid, so the alignment leaves it moved
+    assert 8 not in RIGID
+    moved_pose = pose + np.array([0.0, 6.0, 0.0], "float32")
+    expected = np.mean([np.sum(np.square((chin[b, 8, 1] - target[b, 8, 1]) / unit[b])) / (2 * len(POSE_POINTS))
+                        + np.mean(np.square((moved_pose[b] - pose[b]) / POSE_UNIT)) for b in range(2)])
+    assert float(compare([target, pose], [chin, moved_pose])) == pytest.approx(expected, rel=1e-4)
