@@ -122,6 +122,10 @@ class ModelConfig(LegacyFlags):
             keypoint_size the side it reads, a positive integer, for "heatmap" a multiple of the backbone's stride
             (clipswap.models.geometry_layout.total_stride: 32). The defaults, dense at 96, are the network shipped
             beside the demo; tools/pretrain_flow.py --geometry sets both from the file it starts from.
+        keypoint_shape: the share, in [0, 1], of the source's face shape that the keypoint flow carries
+            (clipswap.layers.shape_transfer: the target's head pose and the six points of the pose fit, the source's
+            shape elsewhere); 0, the default, puts the source on the target's own points. Its pose directions are
+            fitted on labelled faces by tools/shape_transfer.py. Only "target+keypoint_flow" reads it.
     """
 
     image_size: int = 256
@@ -136,6 +140,7 @@ class ModelConfig(LegacyFlags):
     source_level: int = 0
     keypoint_head: str = "dense"
     keypoint_size: int = INPUT_SIZE
+    keypoint_shape: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "up_types", tuple(self.up_types))
@@ -175,6 +180,13 @@ class ModelConfig(LegacyFlags):
         except ValueError as error:
             raise ValueError(f"keypoint_size {self.keypoint_size} does not fit keypoint_head "
                              f"{self.keypoint_head!r}: {error}") from None
+        if (isinstance(self.keypoint_shape, bool) or not isinstance(self.keypoint_shape, (int, float))
+                or not 0.0 <= self.keypoint_shape <= 1.0):
+            raise ValueError(f"keypoint_shape must be a number from 0 to 1, got {self.keypoint_shape!r}")
+        preparation = row.source_preparation
+        if self.keypoint_shape and (preparation is None or preparation.flow_network != "keypoints"):
+            raise ValueError("keypoint_shape is the keypoint flow's share of the source's face shape: it needs "
+                             f"conditioning 'target+keypoint_flow', got {self.conditioning!r}")
         if self.mapping_depth < 1 or self.mapping_width < 1 or self.base_filters < 1:
             raise ValueError("mapping_depth, mapping_width and base_filters must be positive")
         for name, limit in SIZE_LIMITS.items():

@@ -36,6 +36,7 @@ import numpy as np
 from clipswap.config import ModelConfig
 from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, NormalisedAdaIN
 from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow
+from clipswap.layers.shape_transfer import ShapeTransfer
 from clipswap.models.conditioning import named_inputs
 from clipswap.models.geometry import GeometryNet
 
@@ -153,7 +154,7 @@ FLOW_UNIT = 1.0 / 16.0
 
 
 def flow_head(target, source, base_filters: int, make, network: str = "stacked",
-              geometry_options: dict | None = None):
+              geometry_options: dict | None = None, shape: float = 0.0):
     """The source_flow generator's warp: (the source crop moved onto the target crop by a predicted dense flow and
     colour-matched to the target's face, [B, S, S, 3]; the flow, [B, S, S, 2] in pixels, FlowWarp's convention), the
     gradient flowing into the flow network.
@@ -171,9 +172,10 @@ def flow_head(target, source, base_filters: int, make, network: str = "stacked",
         network: "stacked" (above) or "keypoints" (keypoint_flow).
         geometry_options: the "keypoints" network's GeometryNet keyword arguments (keypoint_flow; a Generator
             passes keypoint_geometry_options(config)); the stacked network ignores them.
+        shape: the "keypoints" network's share of the source's face shape (ModelConfig.keypoint_shape; keypoint_flow).
     """
     if network == "keypoints":
-        flow = keypoint_flow(target, source, make, geometry_options)
+        flow = keypoint_flow(target, source, make, geometry_options, shape)
     elif network == "stacked":
         flow = stacked_flow(target, source, base_filters, make)
     else:
@@ -193,7 +195,7 @@ def keypoint_geometry_options(config: ModelConfig) -> dict:
     return {"head": config.keypoint_head, "input_size": config.keypoint_size}
 
 
-def keypoint_flow(target, source, make, geometry_options: dict | None = None):
+def keypoint_flow(target, source, make, geometry_options: dict | None = None, shape: float = 0.0):
     """The "keypoints" flow network: one GeometryNet (clipswap.models.geometry; the same weights for both crops, its
     normalisation statistics frozen, float32) finds dlib's 68 points in the target crop and in the source crop, and
     a thin-plate spline through the displacements (ThinPlateFlow) gives the flow, [B, S, S, 2] in pixels. Locating
@@ -203,7 +205,11 @@ def keypoint_flow(target, source, make, geometry_options: dict | None = None):
 
     `geometry_options`: GeometryNet's keyword arguments (default: none, the shipped network's dense head at 96 px);
     {"head": "heatmap"} builds the heatmap head (each point read off its own map by soft-argmax). A Generator
-    passes keypoint_geometry_options(config) (ModelConfig.keypoint_head and keypoint_size)."""
+    passes keypoint_geometry_options(config) (ModelConfig.keypoint_head and keypoint_size).
+
+    `shape` > 0 (ModelConfig.keypoint_shape): the spline's points on the target side carry that share of the
+    source's face shape (clipswap.layers.shape_transfer.ShapeTransfer, layer "flow_shape"), so the source's features
+    keep their own shape in the target's pose and expression."""
     size = target.shape[1]
 
     def geometry(name):
@@ -217,6 +223,8 @@ def keypoint_flow(target, source, make, geometry_options: dict | None = None):
     net = make("flow_geometry", geometry)
     target_points = net(target, training=False)["landmarks"]
     source_points = net(source, training=False)["landmarks"]
+    if shape:
+        target_points = make("flow_shape", lambda n: ShapeTransfer(shape, name=n))([target_points, source_points])
     return make("flow_spline", lambda n: ThinPlateFlow(size, size // KEYPOINT_FLOW_STRIDE, name=n))(
         [target_points, source_points])
 
@@ -316,7 +324,8 @@ class Generator(keras.Model):
                                                  fold_pooling)
             elif preparation.learned_flow:
                 warped, _ = flow_head(target, source, base, lambda suffix, factory: factory(f"{name}_{suffix}"),
-                                      preparation.flow_network, keypoint_geometry_options(config))
+                                      preparation.flow_network, keypoint_geometry_options(config),
+                                      config.keypoint_shape)
                 # The flow is trained by its own term only (weights.flow): G's losses stop here.
                 warped = StopGradient(name=f"{name}_flow_stop")(warped)
                 image = keras.layers.Concatenate(name=f"{name}_stack")([target, warped])
@@ -368,7 +377,8 @@ class Generator(keras.Model):
     def flow_warp(self, target, source):
         """(warp, flow) of a learned-flow generator for `source` onto `target` ([B, S, S, 3] each; flow_head),
         through this model's own flow layers, with the gradient into them (what the flow term trains; G's own graph
-        stops it)."""
+        stops it). The keypoint flow's shape transfer is left out: the term compares the flow with each pair's
+        landmark warp, which puts the source on the target's own points."""
         if not self.learned_flow:
             raise ValueError("flow_warp needs a source_flow generator (a conditioning with a learned flow)")
         return flow_head(target, source, self.config_.base_filters,

@@ -114,6 +114,18 @@ def init_generator_from(generator: keras.Model, path: str) -> tuple[int, list[st
     return copied, left
 
 
+def check_shape_directions(generator: keras.Model) -> None:
+    """TrainingSetupError when the generator's keypoint flow carries the source's shape (ModelConfig.keypoint_shape)
+    but its pose directions were never fitted: the source's head turn would come along with its shape. A run
+    starts from a generator that tools/shape_transfer.py wrote (or resumes its own checkpoint, which holds them)."""
+    names = [layer.name for layer in generator.layers if layer.name.endswith("_flow_shape")]
+    if names and not generator.get_layer(names[0]).fitted:
+        raise TrainingSetupError(
+            "model.keypoint_shape needs the pose directions fitted on labelled faces, which this generator lacks; "
+            "write a start with `python tools/shape_transfer.py --generator START --pairs PAIRS --share SHARE "
+            "--output START_SHAPE/generator.keras` and give it as --init-generator")
+
+
 def _check_keypoint_network(config, source_config, path: str) -> None:
     """TrainingSetupError when both generators have a keypoint flow whose geometry networks differ in head or side:
     layer-by-layer copying would leave the run's keypoint network at random values, which warp the source at random

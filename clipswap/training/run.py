@@ -43,6 +43,7 @@ from clipswap.training.assembly import (  # noqa: F401 (the assembly lived here;
     build_loss,
     build_networks,
     check_identity_width,
+    check_shape_directions,
     feature_source,
     init_generator_from,
     load_clip,
@@ -461,6 +462,8 @@ def _build_in_scope(context: RunContext) -> SwapTrainer:
             copied, left = init_generator_from(trainer.generator, files.init_generator)
             logger.info("the generator starts from %s: %d layers copied, %d left at their initial values%s",
                         files.init_generator, copied, len(left), f" ({', '.join(left[:8])})" if left else "")
+        if not context.resume:
+            check_shape_directions(trainer.generator)
         trainer.make_train_function()
     return trainer
 
