@@ -14,7 +14,9 @@ points (clipswap.losses.geometry.similarity_align: the face's position, size and
 projector that removes the directions in which 2-D points move with yaw and pitch (fitted on labelled faces by
 clipswap.models.shape_directions; without it the source's head turn would come along), and M zero on the six points
 of the pose fit (nose tip, chin, outer eye corners, mouth corners: clipswap.face.head_pose), which stay the target's.
-The spline then maps D to S, so the source's features land where the source's shape puts them.
+The spline then maps D to S, so the source's features land where the source's shape puts them. The directions are
+fitted in the mean shape's upright frame and applied in the target's: on aligned crops the two differ by little
+rotation and the scale cancels in the projection.
 """
 
 from __future__ import annotations

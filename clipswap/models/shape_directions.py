@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clipswap.errors import ClipswapError
 from clipswap.models.geometry import RIGID
 
 #: Faces whose fitted yaw or pitch is beyond this many degrees are left out (solvePnP flips on a few).
@@ -23,7 +24,7 @@ POSE_LIMIT = 60.0
 QUADRATIC_SCALE = 30.0
 
 
-class ShapeDirectionsError(ValueError):
+class ShapeDirectionsError(ClipswapError, ValueError):
     """The faces given cannot fit the directions (too few, or a pairs folder without landmarks)."""
 
 

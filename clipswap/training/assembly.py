@@ -215,7 +215,7 @@ def landmarks_features(config: TrainConfig, files: RunFiles, identity_layers: tu
     except CheckpointError as error:
         raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
                                  "PATH/geometry.keras)") from error
-    return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss)
+    return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss, landmarks_first=True)
 
 
 def pose_expression_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
@@ -225,7 +225,7 @@ def pose_expression_features(config: TrainConfig, files: RunFiles, identity_laye
     from clipswap.losses.geometry import EXPRESSION_POINTS, geometry_attribute_loss
 
     source = landmarks_features(config, files, identity_layers, discriminator)
-    return FeatureSource(extractor=source.extractor,
+    return FeatureSource(extractor=source.extractor, landmarks_first=True,
                          compare=functools.partial(geometry_attribute_loss, points=EXPRESSION_POINTS))
 
 
@@ -236,7 +236,7 @@ def pose_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[s
     from clipswap.losses.geometry import POSE_POINTS, geometry_attribute_loss
 
     source = landmarks_features(config, files, identity_layers, discriminator)
-    return FeatureSource(extractor=source.extractor,
+    return FeatureSource(extractor=source.extractor, landmarks_first=True,
                          compare=functools.partial(geometry_attribute_loss, points=POSE_POINTS))
 
 

@@ -75,6 +75,10 @@ class FeatureSource:
     #: How the attribute term compares (target features, swap features) when it is not eq. 9's plain squared
     #: difference (the geometry network's aligned landmarks: clipswap.losses.geometry.geometry_attribute_loss).
     compare: Callable[[list[Tensor], list[Tensor]], Tensor] | None = None
+    #: The first feature is 68 landmarks (the geometry rows): a generator whose keypoint flow carries the source's
+    #: shape (ModelConfig.keypoint_shape) is compared with the target's points moved by that same shape transfer
+    #: (clipswap.losses.attribute.attribute_term), not with the target's own shape.
+    landmarks_first: bool = False
 
     def __post_init__(self) -> None:
         if bool(self.identity_layers) == (self.extractor is not None):

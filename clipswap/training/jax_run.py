@@ -27,6 +27,7 @@ from clipswap.training.assembly import (
     build_loss,
     build_networks,
     check_identity_width,
+    check_shape_directions,
     init_generator_from,
     load_clip,
     load_identity_encoder,
@@ -167,6 +168,8 @@ def _loop(config: TrainConfig, files: RunFiles, pack, run_dir: Path, resume: boo
         copied, left = init_generator_from(generator, files.init_generator)
         logger.info("the generator starts from %s: %d layers copied, %d left at their initial values",
                     files.init_generator, copied, len(left))
+    if not resume:
+        check_shape_directions(generator)
     loss = build_loss(config, generator, discriminator, identity_model, clip_model, files=files)
     g_optimizer, d_optimizer = make_optimizers(config)
     step_fn = JaxSwapStep(loss, g_optimizer, d_optimizer, jit=True)

@@ -105,6 +105,8 @@ def test_a_share_outside_zero_to_one_and_a_shape_without_a_keypoint_flow_are_ref
     with pytest.raises(ValueError, match="it needs conditioning 'target\\+keypoint_flow', got 'target'"):
         get_preset("tiny").model.replace(keypoint_shape=0.5)
     assert ModelConfig.from_dict(KEYPOINTS.replace(keypoint_shape=0.5).to_dict()).keypoint_shape == 0.5
+    older = {key: value for key, value in KEYPOINTS.to_dict().items() if key != "keypoint_shape"}
+    assert ModelConfig.from_dict(older) == KEYPOINTS and KEYPOINTS.keypoint_shape == 0.0
 
 
 def _head(yaw, pitch, rng_shape):
@@ -231,3 +233,47 @@ def test_training_refuses_a_shape_transfer_whose_directions_were_never_fitted():
     layer.pose_directions.assign(np.eye(136, 5, dtype="float32"))
     check_shape_directions(shaped)
     check_shape_directions(Generator(KEYPOINTS))
+
+
+def test_the_geometry_term_of_a_shape_generator_compares_with_the_shape_transferred_targets():
+    """The att row reads the target's points moved by the generator's own shape transfer towards the source's (the
+    same attribute network on the source crop); without the layer, or for a row that is not a geometry row, the
+    target's own points."""
+    from types import SimpleNamespace
+
+    from keras import ops
+
+    from clipswap.losses.attribute import attribute_term
+    from clipswap.models.generator import Generator
+    from clipswap.training.features import FeatureSource
+
+    rng = np.random.default_rng(7)
+    target_points, source_points = _face(rng, batch=1), _face(rng, batch=1)
+
+    def extractor(images):
+        # The target images are 0, the sources 1: the points read are the target's or the source's.
+        level = ops.mean(images, axis=(1, 2, 3))[:, None, None]
+        return [target_points + level * (source_points - target_points), ops.zeros((images.shape[0], 3))]
+
+    seen = []
+
+    def compare(reference, swap):
+        seen.append(np.asarray(reference[0]))
+        return ops.sum(reference[0]) * 0.0
+
+    shaped = Generator(KEYPOINTS.replace(keypoint_shape=0.7))
+    directions, _ = np.linalg.qr(rng.standard_normal((136, 5)))
+    shaped.get_layer("generator_flow_shape").pose_directions.assign(directions.astype("float32"))
+    images = {"target": np.zeros((1, 8, 8, 3), "float32"), "source": np.ones((1, 8, 8, 3), "float32")}
+    for generator, geometry_row, expected in [
+        (shaped, True, _layer(0.7, directions.astype("float32"))([target_points, source_points]).numpy()),
+        (shaped, False, target_points),
+        (Generator(KEYPOINTS), True, target_points),
+    ]:
+        source = FeatureSource(extractor=extractor, compare=compare, landmarks_first=geometry_row)
+        step = SimpleNamespace(loss=SimpleNamespace(attribute=source, generator=generator),
+                               batch=SimpleNamespace(**images), tgt_out={}, src_out={}, swap_out={},
+                               swap=np.full((1, 8, 8, 3), 0.5, "float32"))
+        attribute_term(step)
+        np.testing.assert_allclose(seen[-1], expected, atol=1e-5)
+    assert np.abs(seen[0] - target_points).max() > 1e-3
