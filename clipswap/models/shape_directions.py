@@ -80,7 +80,7 @@ def pose_directions_from_pairs(folder: str | Path) -> np.ndarray:
     left out), points in crop-side units, poses from clipswap.face.head_pose.
 
     Raises:
-        ShapeDirectionsError: the folder has no landmarks file (made without --landmarks), or too few faces.
+        ShapeDirectionsError: the folder has no readable landmarks file or crop size, or too few faces.
     """
     from clipswap.face.head_pose import estimate_head_pose
     from clipswap.facedata.pairs import FACE_LANDMARKS, read_manifest
@@ -92,8 +92,14 @@ def pose_directions_from_pairs(folder: str | Path) -> np.ndarray:
         raise ShapeDirectionsError(f"{folder} is not a `clipswap pairs` folder with its faces' landmarks "
                                    f"({FACE_LANDMARKS} and the manifest's crop size); make it again with "
                                    "`clipswap pairs`, which labels every face with dlib's 68 points")
-    with np.load(path, allow_pickle=False) as data:
-        points = data["points"][~data["heldout"]].astype(np.float64)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            points = data["points"][~data["heldout"]].astype(np.float64)
+    except (OSError, KeyError, ValueError, IndexError) as error:
+        raise ShapeDirectionsError(f"{path} is not a readable landmarks file ({error}); make the pairs again with "
+                                   "`clipswap pairs`") from error
+    if points.ndim != 3 or points.shape[1:] != (68, 2):
+        raise ShapeDirectionsError(f"{path} holds points of shape {points.shape[1:]}, not 68 (x, y) points a face")
     points = points[np.isfinite(points).all(axis=(1, 2))]
     poses = np.full((len(points), 3), np.nan)
     for i, face in enumerate(points):

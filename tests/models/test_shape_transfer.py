@@ -163,6 +163,10 @@ def test_the_fit_spans_the_directions_in_which_the_points_move_with_the_head(tmp
 def test_a_folder_without_landmarks_and_too_few_faces_are_refused_in_one_sentence(tmp_path):
     with pytest.raises(ShapeDirectionsError, match=r"is not a `clipswap pairs` folder with its faces' landmarks"):
         pose_directions_from_pairs(tmp_path)
+    (tmp_path / "pairs_manifest.json").write_text(json.dumps({"size": 128}))
+    (tmp_path / "face_landmarks.npz").write_bytes(b"not an archive")
+    with pytest.raises(ShapeDirectionsError, match=r"face_landmarks.npz is not a readable landmarks file"):
+        pose_directions_from_pairs(tmp_path)
     with pytest.raises(ShapeDirectionsError, match="at least 50 labelled faces, got 3"):
         fit_pose_directions(np.zeros((3, 68, 2)), np.zeros((3, 3)))
 
