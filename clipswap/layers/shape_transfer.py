@@ -80,4 +80,12 @@ class ShapeTransfer(keras.layers.Layer):
         return input_shape[0]
 
 
-__all__ = ["FIXED_POINTS", "POSE_DIRECTIONS", "ShapeTransfer"]
+def shape_transfer_layer(generator) -> ShapeTransfer | None:
+    """The generator's keypoint-flow shape transfer (its layer "<name>_flow_shape"), or None without one."""
+    for layer in getattr(generator, "layers", ()):
+        if isinstance(layer, ShapeTransfer):
+            return layer
+    return None
+
+
+__all__ = ["FIXED_POINTS", "POSE_DIRECTIONS", "ShapeTransfer", "shape_transfer_layer"]

@@ -134,14 +134,6 @@ def make_attribute_extractor(
     raise ValueError(f"unknown attribute kind {kind!r}; choose one of {ATTRIBUTE_KINDS}")
 
 
-def shape_transfer_layer(generator):
-    """The generator's keypoint-flow shape transfer layer (clipswap.layers.shape_transfer), or None without one."""
-    for layer in getattr(generator, "layers", ()):
-        if layer.name.endswith("_flow_shape"):
-            return layer
-    return None
-
-
 def attribute_term(step):
     """The att row: eq. 9 between the loss's attribute features of the target and of the swap (or the feature
     source's own comparison, e.g. the geometry network's).
@@ -152,6 +144,8 @@ def attribute_term(step):
     source's shape, the points its flow was built to reach, not pulled back to the target's shape."""
     source = step.loss.attribute
     reference = [ops.stop_gradient(x) for x in source.features(step.batch.target, step.tgt_out)]
+    from clipswap.layers.shape_transfer import shape_transfer_layer
+
     shape = shape_transfer_layer(step.loss.generator) if source.landmarks_first else None
     if shape is not None:
         source_points = source.features(step.batch.source, step.src_out)[0]

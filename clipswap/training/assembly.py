@@ -118,8 +118,10 @@ def check_shape_directions(generator: keras.Model) -> None:
     """TrainingSetupError when the generator's keypoint flow carries the source's shape (ModelConfig.keypoint_shape)
     but its pose directions were never fitted: the source's head turn would come along with its shape. A run
     starts from a generator that tools/shape_transfer.py wrote (or resumes its own checkpoint, which holds them)."""
-    names = [layer.name for layer in generator.layers if layer.name.endswith("_flow_shape")]
-    if names and not generator.get_layer(names[0]).fitted:
+    from clipswap.layers.shape_transfer import shape_transfer_layer
+
+    shape = shape_transfer_layer(generator)
+    if shape is not None and not shape.fitted:
         raise TrainingSetupError(
             "model.keypoint_shape needs the pose directions fitted on labelled faces, which this generator lacks; "
             "write a start with `python tools/shape_transfer.py --generator START --pairs PAIRS --share SHARE "
