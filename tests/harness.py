@@ -225,7 +225,9 @@ def check_gradients(network: keras.layers.Layer, inputs: Sequence[np.ndarray], s
     saved = [v.numpy() for v in network.variables]
     tensors = [tf.convert_to_tensor(x) for x in inputs]
     trainable = list(network.trainable_variables)
-    assert trainable or not network.weights, f"{network.name} has weights but none trainable"
+    # A layer whose weights are fitted constants (ShapeTransfer's pose directions) says so with constant_weights.
+    assert trainable or not network.weights or getattr(network, "constant_weights", False), (
+        f"{network.name} has weights but none trainable")
     try:
         with tf.GradientTape() as tape:
             tape.watch(tensors)

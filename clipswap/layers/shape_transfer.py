@@ -10,7 +10,7 @@ points the flow already has:
     D = T + share * M * P (align(S -> T) - T)
 
 where T, S are the target's and source's points (crop-side units), align the 2-D similarity fitted on the rigid
-points (clipswap.losses.geometry.similarity_align: the face's position, size and roll are the target's), P the
+points (clipswap.models.geometry.similarity_align: the face's position, size and roll are the target's), P the
 projector that removes the directions in which 2-D points move with yaw and pitch (fitted on labelled faces by
 clipswap.models.shape_directions; without it the source's head turn would come along), and M zero on the six points
 of the pose fit (nose tip, chin, outer eye corners, mouth corners: clipswap.face.head_pose), which stay the target's.
@@ -43,6 +43,9 @@ class ShapeTransfer(keras.layers.Layer):
     (tools/shape_transfer.py); `fitted` says whether it was. Differentiable in both point sets.
     """
 
+    #: Its weight is fitted on labelled faces, never trained (test harnesses expect no trainable weight).
+    constant_weights = True
+
     def __init__(self, share: float, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
@@ -65,7 +68,7 @@ class ShapeTransfer(keras.layers.Layer):
         return bool(np.any(keras.ops.convert_to_numpy(self.pose_directions)))
 
     def call(self, inputs):
-        from clipswap.losses.geometry import similarity_align
+        from clipswap.models.geometry import similarity_align
 
         target, source = (ops.cast(x, "float32") for x in inputs)
         difference = ops.reshape(similarity_align(source, target) - target, (-1, 136))

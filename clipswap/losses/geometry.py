@@ -22,7 +22,7 @@ from keras import ops
 
 from clipswap.face.head_pose import MODEL_LANDMARK_INDICES
 from clipswap.losses.attribute import attribute_loss
-from clipswap.models.geometry import RIGID
+from clipswap.models.geometry import similarity_align
 
 #: The target's inter-ocular distance's share that counts as one unit of landmark error.
 LANDMARK_UNIT = 0.1
@@ -37,35 +37,6 @@ EXPRESSION_POINTS = tuple(range(36, 68))
 #: mouth corners; clipswap.face.head_pose), which place the head. Every other point, and so the shape of the face,
 #: its features and the expression, is left to the identity loss and the other terms.
 POSE_POINTS = tuple(sorted(MODEL_LANDMARK_INDICES))
-
-
-def similarity_align(points, reference, indices: Sequence[int] = RIGID):
-    """`points` moved by the 2-D similarity fitted (least squares) from their `indices` to `reference`'s.
-
-    The closed form treats (x, y) as x + iy: a = sum(conj(p) q) / sum(|p|^2) over the centred points, and every
-    point maps to (z - mean_p) a + mean_q.
-
-    Args:
-        points, reference: [B, 68, 2] (x, y).
-
-    Returns:
-        [B, 68, 2] float32, differentiable in both inputs.
-    """
-    points = ops.cast(points, "float32")
-    reference = ops.cast(reference, "float32")
-    chosen = list(indices)
-    p = ops.take(points, chosen, axis=1)
-    q = ops.take(reference, chosen, axis=1)
-    p_mean = ops.mean(p, axis=1, keepdims=True)
-    q_mean = ops.mean(q, axis=1, keepdims=True)
-    p, q = p - p_mean, q - q_mean
-    norm = ops.sum(ops.square(p), axis=(1, 2)) + 1e-12
-    a_re = ops.sum(p[..., 0] * q[..., 0] + p[..., 1] * q[..., 1], axis=1) / norm
-    a_im = ops.sum(p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0], axis=1) / norm
-    centred = points - p_mean
-    x, y = centred[..., 0], centred[..., 1]
-    a_re, a_im = a_re[:, None], a_im[:, None]
-    return ops.stack([a_re * x - a_im * y, a_im * x + a_re * y], axis=-1) + q_mean
 
 
 def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, points: Sequence[int] | None = None):

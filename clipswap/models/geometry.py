@@ -81,6 +81,35 @@ FLIP = (
 RIGID = (27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 39, 42, 45)
 
 
+def similarity_align(points, reference, indices: Sequence[int] = RIGID):
+    """`points` moved by the 2-D similarity fitted (least squares) from their `indices` to `reference`'s.
+
+    The closed form treats (x, y) as x + iy: a = sum(conj(p) q) / sum(|p|^2) over the centred points, and every
+    point maps to (z - mean_p) a + mean_q.
+
+    Args:
+        points, reference: [B, 68, 2] (x, y).
+
+    Returns:
+        [B, 68, 2] float32, differentiable in both inputs.
+    """
+    points = ops.cast(points, "float32")
+    reference = ops.cast(reference, "float32")
+    chosen = list(indices)
+    p = ops.take(points, chosen, axis=1)
+    q = ops.take(reference, chosen, axis=1)
+    p_mean = ops.mean(p, axis=1, keepdims=True)
+    q_mean = ops.mean(q, axis=1, keepdims=True)
+    p, q = p - p_mean, q - q_mean
+    norm = ops.sum(ops.square(p), axis=(1, 2)) + 1e-12
+    a_re = ops.sum(p[..., 0] * q[..., 0] + p[..., 1] * q[..., 1], axis=1) / norm
+    a_im = ops.sum(p[..., 0] * q[..., 1] - p[..., 1] * q[..., 0], axis=1) / norm
+    centred = points - p_mean
+    x, y = centred[..., 0], centred[..., 1]
+    a_re, a_im = a_re[:, None], a_im[:, None]
+    return ops.stack([a_re * x - a_im * y, a_im * x + a_re * y], axis=-1) + q_mean
+
+
 def _separable_block(x, filters: int, stride: int, name: str):
     x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
@@ -203,4 +232,4 @@ def parameter_count(model: keras.Model) -> int:
 
 
 __all__ = ["FLIP", "GeometryNet", "HEADS", "HEATMAP_STRIDE", "INPUT_SIZE", "POINTS", "RIGID", "flip_landmarks",
-           "parameter_count", "pixels_to_unit", "total_stride", "unit_to_pixels"]
+           "parameter_count", "pixels_to_unit", "similarity_align", "total_stride", "unit_to_pixels"]

@@ -53,6 +53,7 @@ from clipswap.layers import AdaIN, AdaptiveAttention, InstanceNormalization, Nor
 from clipswap.layers.caffe_preprocess import CaffePreprocess
 from clipswap.layers.flow_warp import FlowWarp, StopGradient, TemplateColourMatch, ThinPlateFlow
 from clipswap.layers.resize_like import ResizeNearestLike
+from clipswap.layers.shape_transfer import ShapeTransfer
 from clipswap.layers.soft_argmax import SpatialSoftArgmax
 from clipswap.losses.perceptual import vgg16_features
 from clipswap.models.arcface import build_arcface
@@ -364,6 +365,11 @@ LAYERS: dict[str, LayerCase] = {
         ThinPlateFlow, {"size": 16, "cells": 8},
         (InputSpec((BATCH, 10, 2), 0.15, 0.85), InputSpec((BATCH, 10, 2), 0.1, 0.9)), (BATCH, 16, 16, 2),
         LAYER_BF16,
+    ),
+    "shape_transfer": LayerCase(
+        # 68 target and source points inside the crop; half the source's shape (no pose directions fitted)
+        ShapeTransfer, {"share": 0.5},
+        (InputSpec((BATCH, 68, 2), 0.2, 0.8), InputSpec((BATCH, 68, 2), 0.2, 0.8)), (BATCH, 68, 2), LAYER_BF16,
     ),
     "spatial_soft_argmax": LayerCase(
         # logits of +-3 on a 6 x 8 map: soft peaks, so every logit moves the expected position
