@@ -2,10 +2,10 @@
 flow's shape transfer (clipswap.layers.shape_transfer) removes from the source's shape so that its head turn does
 not come along.
 
-Each face's points are mapped by the 2-D similarity fitted on the rigid points (clipswap.models.geometry.RIGID) onto
-the mean shape (three rounds of the mean of the aligned faces), and their offsets from the mean are regressed by
-least squares on (yaw, pitch, yaw^2 / 30, pitch^2 / 30, yaw x pitch / 30) and a constant, angles in degrees from
-the pose fit of clipswap.face.head_pose. The five coefficient columns, orthonormalised, span the pose directions.
+Each face's points are mapped by the 2-D similarity fitted on the rigid points
+(clipswap.models.geometry.similarity_align) onto the mean shape (three rounds of the mean of the aligned faces), and
+their offsets from the mean are regressed by least squares on (yaw, pitch, yaw^2 / 30, pitch^2 / 30,
+yaw x pitch / 30) and a constant, angles in degrees from the pose fit of clipswap.face.head_pose. The five coefficient columns, orthonormalised, span the pose directions.
 Roll is left out: the similarity already removes it.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from clipswap.errors import ClipswapError
-from clipswap.models.geometry import RIGID
+from clipswap.models.geometry import similarity_align
 
 #: Faces whose fitted yaw or pitch is beyond this many degrees are left out (solvePnP flips on a few).
 POSE_LIMIT = 60.0
@@ -26,18 +26,6 @@ QUADRATIC_SCALE = 30.0
 
 class ShapeDirectionsError(ClipswapError, ValueError):
     """The faces given cannot fit the directions (too few, or a pairs folder without landmarks)."""
-
-
-def _similarity(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """`points` [68, 2] moved by the similarity fitted from its rigid points onto `reference`'s."""
-    chosen = list(RIGID)
-    p, q = points[chosen], reference[chosen]
-    p_mean, q_mean = p.mean(0), q.mean(0)
-    zp = (p[:, 0] - p_mean[0]) + 1j * (p[:, 1] - p_mean[1])
-    zq = (q[:, 0] - q_mean[0]) + 1j * (q[:, 1] - q_mean[1])
-    a = np.sum(np.conj(zp) * zq) / np.sum(np.abs(zp) ** 2)
-    z = ((points[:, 0] - p_mean[0]) + 1j * (points[:, 1] - p_mean[1])) * a + (q_mean[0] + 1j * q_mean[1])
-    return np.stack([z.real, z.imag], axis=-1)
 
 
 def pose_features(poses: np.ndarray) -> np.ndarray:
@@ -66,7 +54,7 @@ def fit_pose_directions(points: np.ndarray, poses: np.ndarray) -> np.ndarray:
         raise ShapeDirectionsError(f"the pose directions need at least 50 labelled faces, got {len(points)}")
     mean = points.mean(axis=0)
     for _ in range(3):
-        aligned = np.stack([_similarity(p, mean) for p in points])
+        aligned = np.asarray(similarity_align(points, np.broadcast_to(mean, points.shape)), np.float64)
         mean = aligned.mean(axis=0)
     offsets = (aligned - mean).reshape(len(points), 136)
     design = np.concatenate([pose_features(poses), np.ones((len(poses), 1))], axis=1)

@@ -220,26 +220,32 @@ def landmarks_features(config: TrainConfig, files: RunFiles, identity_layers: tu
     return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss, landmarks_first=True)
 
 
+def _points_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
+                     discriminator: keras.Model, points: tuple[int, ...]) -> FeatureSource:
+    """The "landmarks" row's network and term over the head pose and only `points` of the 68."""
+    from clipswap.losses.geometry import geometry_attribute_loss
+
+    source = landmarks_features(config, files, identity_layers, discriminator)
+    return FeatureSource(extractor=source.extractor, landmarks_first=True,
+                         compare=functools.partial(geometry_attribute_loss, points=points))
+
+
 def pose_expression_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
                              discriminator: keras.Model) -> FeatureSource:
     """The attribute row "pose_expression": the "landmarks" row's network and term over the head pose and the
     expression points only (clipswap.losses.geometry.EXPRESSION_POINTS)."""
-    from clipswap.losses.geometry import EXPRESSION_POINTS, geometry_attribute_loss
+    from clipswap.losses.geometry import EXPRESSION_POINTS
 
-    source = landmarks_features(config, files, identity_layers, discriminator)
-    return FeatureSource(extractor=source.extractor, landmarks_first=True,
-                         compare=functools.partial(geometry_attribute_loss, points=EXPRESSION_POINTS))
+    return _points_features(config, files, identity_layers, discriminator, EXPRESSION_POINTS)
 
 
 def pose_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
                   discriminator: keras.Model) -> FeatureSource:
     """The attribute row "pose": the "landmarks" row's network and term over the head pose and the six points of
     the pose fit only (clipswap.losses.geometry.POSE_POINTS)."""
-    from clipswap.losses.geometry import POSE_POINTS, geometry_attribute_loss
+    from clipswap.losses.geometry import POSE_POINTS
 
-    source = landmarks_features(config, files, identity_layers, discriminator)
-    return FeatureSource(extractor=source.extractor, landmarks_first=True,
-                         compare=functools.partial(geometry_attribute_loss, points=POSE_POINTS))
+    return _points_features(config, files, identity_layers, discriminator, POSE_POINTS)
 
 
 def check_file(files: RunFiles) -> None:
