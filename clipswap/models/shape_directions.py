@@ -5,7 +5,8 @@ not come along.
 Each face's points are mapped by the 2-D similarity fitted on the rigid points
 (clipswap.models.geometry.similarity_align) onto the mean shape (three rounds of the mean of the aligned faces), and
 their offsets from the mean are regressed by least squares on (yaw, pitch, yaw^2 / 30, pitch^2 / 30,
-yaw x pitch / 30) and a constant, angles in degrees from the pose fit of clipswap.face.head_pose. The five coefficient columns, orthonormalised, span the pose directions.
+yaw x pitch / 30) and a constant, angles in degrees from the pose fit of clipswap.face.head_pose. The five
+coefficient columns, orthonormalised, span the pose directions.
 Roll is left out: the similarity already removes it.
 """
 
