@@ -35,7 +35,7 @@ import numpy as np
 from clipswap.training.loss import SwapLoss
 
 #: The batch keys the step reads (SwapLoss.read_batch); the rest of a batch (labels, paths) stays on the host.
-BATCH_KEYS = ("target", "source", "same", "teacher", "warped")
+BATCH_KEYS = ("target", "source", "same", "teacher", "warped", "target_68", "source_68")
 
 
 @jax.tree_util.register_dataclass

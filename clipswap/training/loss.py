@@ -51,6 +51,8 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
+from clipswap.layers.flow_warp import FlowWarp, ThinPlateFlow
+from clipswap.layers.shape_transfer import shape_transfer_layer
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.identity import EMBEDDING, identity_loss
 from clipswap.losses.terms import (
@@ -65,7 +67,7 @@ from clipswap.losses.terms import (
     term_options,
 )
 from clipswap.models.conditioning import Conditioning
-from clipswap.models.generator import generator_inputs
+from clipswap.models.generator import KEYPOINT_FLOW_STRIDE, generator_inputs
 from clipswap.training.features import FeatureSource, IdentityNetwork
 
 #: What the passes read and return: the backend's tensors (Tensor, jax.Array).
@@ -265,6 +267,13 @@ class SwapLoss:
             term.name: functools.partial(term.resolve(), **{k: self.options[k] for k in term.options})
             for term in active
         }
+        #: A keypoint-flow generator's shape transfer (ModelConfig.keypoint_shape), which also moves its teacher
+        #: (read_batch), with the spline and the warp that move it; None without one.
+        self.shape = shape_transfer_layer(generator)
+        if self.shape is not None:
+            size = generator.config_.image_size
+            self._teacher_spline = ThinPlateFlow(size, size // KEYPOINT_FLOW_STRIDE)
+            self._teacher_warp = FlowWarp()
         #: The optional batch entries (OPTIONAL_BATCH) an active term reads, by the first term that reads each.
         self.batch_needs: dict[str, str] = {}
         for term in active:
@@ -350,16 +359,44 @@ class SwapLoss:
                 "a paired discriminator takes its real pairs from two photos of one person: train it on "
                 "`clipswap pairs` data whose records hold them"
             )
+        teacher = ops.cast(data["teacher"], "float32") if "teacher" in data else None
+        if teacher is not None and self.shape is not None:
+            teacher = self.shaped_teacher(teacher, data)
         return SwapBatch(
             target=ops.cast(data["target"], "float32"),
             source=source,
             same=ops.cast(data["same"], "float32"),
-            teacher=ops.cast(data["teacher"], "float32") if "teacher" in data else None,
+            teacher=teacher,
             generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
             mate=ops.cast(data["mate"], "float32") if paired else None,
             has_mate=ops.cast(data["has_mate"], "float32") if paired else None,
             **optional,
         )
+
+    def shaped_teacher(self, teacher: Tensor, data: Mapping[str, Tensor]) -> Tensor:
+        """The teacher a shape generator is held to: the landmark swap puts the source's face on the target's 68
+        points, where the swap's face is meant to sit at those points moved by G's own shape transfer; the teacher
+        is warped there along the thin-plate spline from the moved points to the target's (each pair's stored
+        landmarks), with no gradient. Reconstruction pairs keep theirs, the target itself.
+
+        Args:
+            teacher: [B, S, S, 3] float32, RGB in [-1, 1].
+            data: the batch dict, with "same" and the landmarks "target_68" and "source_68" ([B, 68, 2], fractions
+                of the crop side).
+
+        Raises:
+            ValueError: the batch carries no landmarks.
+        """
+        if "target_68" not in data or "source_68" not in data:
+            raise ValueError(
+                "a generator with a shape transfer (model.keypoint_shape) moves its teacher along each pair's "
+                "landmarks: train it on `clipswap pairs` data made by this version"
+            )
+        target_points = ops.cast(data["target_68"], "float32")
+        destination = self.shape([target_points, ops.cast(data["source_68"], "float32")])
+        moved = self._teacher_warp([teacher, self._teacher_spline([destination, target_points])])
+        keep = ops.reshape(ops.cast(data["same"], "float32"), (-1, 1, 1, 1))
+        return ops.stop_gradient(keep * teacher + (1.0 - keep) * moved)
 
     def clip_embedding(self, images: Tensor) -> Tensor | None:
         """CLIP(x) as [B, Dc] float32 without gradient, or None when CLIP is off."""
