@@ -26,12 +26,12 @@ def _lines(stdout: str) -> dict:
 def test_dry_run_prints_every_stage_in_order_and_makes_nothing(tmp_path):
     data, runs = tmp_path / "photos", tmp_path / "runs"
     data.mkdir()
-    result = _recipe("--dry-run", "--steps", "900", "--share", "0.5", data=data, runs=runs)
+    result = _recipe("--dry-run", "--steps", "900", "--share", "0.5", "--geometry-steps", "2000", data=data, runs=runs)
     assert result.returncode == 0, result.stderr
     lines = _lines(result.stdout)
     assert list(lines) == ["align", "pairs", "geometry", "flow", "shape", "train", "evaluate", "ship"]
     assert f"align --input {data} --output {runs / 'aligned'} --size 128" in lines["align"]
-    assert "--head heatmap --input-size 128 --steps 6000" in lines["geometry"]
+    assert "--head heatmap --input-size 128 --steps 2000" in lines["geometry"]
     assert f"--geometry {runs / 'geometry' / 'geometry.keras'}" in lines["flow"]
     assert "--share 0.5" in lines["shape"]
     train = lines["train"]
@@ -89,9 +89,9 @@ def test_a_failing_stage_stops_the_recipe_with_its_name(tmp_path):
 def test_bad_options_are_refused_before_anything_runs(tmp_path):
     data = tmp_path / "photos"
     data.mkdir()
-    for args in (["--share", "0"], ["--share", "1.5"], ["--steps", "0"], ["--sharpen", "3"]):
+    for args in (["--share", "0"], ["--share", "1.5"], ["--steps", "0"], ["--sharpen", "3"], ["--geometry-steps", "0"]):
         result = _recipe(*args, data=data, runs=tmp_path / "runs")
-        assert result.returncode == 2 and "--steps must be >= 1" in result.stderr, args
+        assert result.returncode == 2 and "--steps and --geometry-steps must be >= 1" in result.stderr, args
     result = _recipe(data=tmp_path / "missing", runs=tmp_path / "runs")
     assert result.returncode == 2 and "is not a folder of photos" in result.stderr
     assert not (tmp_path / "runs").exists()

@@ -2,13 +2,14 @@
 skipped when its output is already there, so a stopped recipe goes on where it stopped.
 
     python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS [--steps 750] [--share 0.6]
-        [--until STAGE] [--dry-run]
+        [--geometry-steps 6000] [--until STAGE] [--dry-run]
 
-Stages and what each writes under RUNS (on 2 CPU cores, about 3 hours in all; `--dry-run` prints the commands):
+Stages and what each writes under RUNS (times on a 2-core AMD EPYC; `--dry-run` prints the commands):
 
     align     aligned/        clipswap align, 128 px (about 1 minute)
-    pairs     pairs/          clipswap pairs: 40,000 pairs with landmarks and teachers, 100 held-out people (20 min)
-    geometry  geometry/       clipswap train-geometry: the heatmap landmark and pose network, 128 px (45-75 min)
+    pairs     pairs/          clipswap pairs: 40,000 pairs with landmarks and teachers, 100 held-out people (12 min)
+    geometry  geometry/       clipswap train-geometry: the heatmap landmark and pose network, 128 px, batch 64
+                              (--geometry-steps; 1.35 s a step: 6,000 steps take 2.2 hours)
     flow      flow/           tools/pretrain_flow.py: the keypoint flow from that network (1,500 steps, 6 min)
     shape     flow_shape/     tools/shape_transfer.py: the source's face shape at --share, directions fitted on pairs/
     train     train/          clipswap train with the shape on and the geometry term against the shape-moved target
@@ -89,7 +90,7 @@ def trained_steps(run: Path) -> int:
                          "folder away and run the recipe again") from None
 
 
-def stages(data: Path, runs: Path, steps: int, share: float, sharpen: float) -> list[Stage]:
+def stages(data: Path, runs: Path, steps: int, share: float, sharpen: float, geometry_steps: int = 6000) -> list[Stage]:
     """The recipe's stages for photos in `data` and run folders under `runs`."""
     aligned, pairs, geometry = runs / "aligned", runs / "pairs", runs / "geometry" / "geometry.keras"
     flow, shaped, run = runs / "flow" / "generator.keras", runs / "flow_shape" / "generator.keras", runs / "train"
@@ -106,7 +107,7 @@ def stages(data: Path, runs: Path, steps: int, share: float, sharpen: float) -> 
                    "--workers", "2")),
         Stage("geometry", geometry,
               _cli("train-geometry", "--data", str(pairs), "--output", str(geometry.parent), "--head", "heatmap",
-                   "--input-size", "128", "--steps", "6000")),
+                   "--input-size", "128", "--steps", str(geometry_steps))),
         Stage("flow", flow,
               _tool("pretrain_flow.py", "--pairs", str(pairs), "--output", str(flow), "--steps", "1500",
                     "--conditioning", "target+keypoint_flow", "--geometry", str(geometry))),
@@ -141,15 +142,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="the share of the source's face shape the keypoint flow carries, in (0, 1] (default 0.6)")
     parser.add_argument("--sharpen", type=float, default=1.0,
                         help="the unsharp mask of the paste, evaluated and shipped, in [0, 2] (default 1)")
+    parser.add_argument("--geometry-steps", type=int, default=6000,
+                        help="training steps of the geometry network (default 6000)")
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="the last stage to run (default ship)")
     parser.add_argument("--dry-run", action="store_true", help="print each stage's state and command; run nothing")
     args = parser.parse_args(argv)
-    if args.steps < 1 or not 0.0 < args.share <= 1.0 or not 0.0 <= args.sharpen <= 2.0:
-        parser.error("--steps must be >= 1, --share in (0, 1] and --sharpen in [0, 2]")
+    if min(args.steps, args.geometry_steps) < 1 or not 0.0 < args.share <= 1.0 or not 0.0 <= args.sharpen <= 2.0:
+        parser.error("--steps and --geometry-steps must be >= 1, --share in (0, 1] and --sharpen in [0, 2]")
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder of photos")
     data, runs = args.data.resolve(), args.runs.resolve()
-    for stage in stages(data, runs, args.steps, args.share, args.sharpen)[:STAGES.index(args.until) + 1]:
+    recipe = stages(data, runs, args.steps, args.share, args.sharpen, args.geometry_steps)
+    for stage in recipe[:STAGES.index(args.until) + 1]:
         if is_done(stage, args.steps):
             print(f"{stage.name}: done ({stage.done})", flush=True)
             continue
