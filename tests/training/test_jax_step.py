@@ -133,3 +133,12 @@ def test_one_jax_step_matches_the_tensorflow_step(tmp_path):
         if variable.path.endswith(("kernel", "gamma")):
             assert np.abs(jax_out[f"discriminator_{index}"] - before["discriminator"][index]).max() > 0.5 * lr, \
                 variable.path
+
+
+def test_the_jax_step_sends_every_batch_entry_a_term_may_read():
+    """The step copies only BATCH_KEYS to the device: an optional entry left out (the pairs' landmarks, which the
+    flow term and a shape generator's teacher read) would refuse those runs on JAX."""
+    from clipswap.losses.terms import OPTIONAL_BATCH
+    from clipswap.training.jax_step import BATCH_KEYS
+
+    assert set(OPTIONAL_BATCH) <= set(BATCH_KEYS)
