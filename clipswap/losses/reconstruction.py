@@ -56,6 +56,14 @@ def reconstruction_loss(target, swap, same_mask, eps: float = SAME_PAIR_EPS, fac
     return loss
 
 
+def teacher_region(teacher, target):
+    """[B, H, W, 1] float32: 1 where the teacher [B, H, W, 3] differs from its target (the landmark swap's face), 0
+    where it is the target's own pixel. 1/255 in [-1, 1] units is 2/255: below that a pixel is the target's (both
+    went through the same jitter)."""
+    difference = ops.abs(ops.cast(teacher, "float32") - ops.cast(target, "float32"))
+    return ops.cast(ops.max(difference, axis=-1, keepdims=True) > 1.0 / 255.0, "float32")
+
+
 def teacher_loss(teacher, swap, target=None, background: bool = False):
     """Mean |X_teacher - X_swap| (ours; the demo recipe): over the whole batch, or, with `target`, over the face
     region only (the pixels where the teacher differs from the target).
@@ -86,9 +94,7 @@ def teacher_loss(teacher, swap, target=None, background: bool = False):
         raise ValueError(f"teacher_loss expects [B, H, W, C] images, got {teacher.shape} and {swap.shape}")
     if target is None:
         return ops.mean(ops.abs(teacher - swap))
-    # 1/255 in [-1, 1] units is 2/255: below that a pixel is the target's (both went through the same jitter).
-    region = ops.cast(ops.max(ops.abs(teacher - ops.cast(target, "float32")), axis=-1, keepdims=True)
-                      > 1.0 / 255.0, "float32")
+    region = teacher_region(teacher, target)
     area = ops.sum(region, axis=(1, 2, 3))
     per_sample = ops.sum(region * ops.abs(teacher - swap), axis=(1, 2, 3)) / ops.maximum(3.0 * area, 1.0)
     has_face = ops.cast(area > 0, "float32")

@@ -55,6 +55,7 @@ from clipswap.layers.flow_warp import FlowWarp, ThinPlateFlow
 from clipswap.layers.shape_transfer import shape_transfer_layer
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.identity import EMBEDDING, identity_loss
+from clipswap.losses.reconstruction import teacher_region
 from clipswap.losses.terms import (
     NETWORKS,
     OPTIONAL_BATCH,
@@ -375,14 +376,16 @@ class SwapLoss:
 
     def shaped_teacher(self, teacher: Tensor, data: Mapping[str, Tensor]) -> Tensor:
         """The teacher a shape generator is held to: the landmark swap puts the source's face on the target's 68
-        points, where the swap's face is meant to sit at those points moved by G's own shape transfer; the teacher
-        is warped there along the thin-plate spline from the moved points to the target's (each pair's stored
-        landmarks), with no gradient. Reconstruction pairs keep theirs, the target itself.
+        points, where the swap's face is meant to sit at those points moved by G's own shape transfer; the teacher's
+        face is warped there along the thin-plate spline from the moved points to the target's (each pair's stored
+        landmarks), with no gradient. Only the face moves: the spline's affine part would shift the background too,
+        so outside the moved face region (teacher_region, warped along the same spline) the teacher stays the
+        target's. Reconstruction pairs keep theirs, the target itself.
 
         Args:
             teacher: [B, S, S, 3] float32, RGB in [-1, 1].
-            data: the batch dict, with "same" and the landmarks "target_68" and "source_68" ([B, 68, 2], fractions
-                of the crop side).
+            data: the batch dict, with "target", "same" and the landmarks "target_68" and "source_68" ([B, 68, 2],
+                fractions of the crop side).
 
         Raises:
             ValueError: the batch carries no landmarks.
@@ -394,7 +397,10 @@ class SwapLoss:
             )
         target_points = ops.cast(data["target_68"], "float32")
         destination = self.shape([target_points, ops.cast(data["source_68"], "float32")])
-        moved = self._teacher_warp([teacher, self._teacher_spline([destination, target_points])])
+        flow = self._teacher_spline([destination, target_points])
+        moved = self._teacher_warp([teacher, flow])
+        face = self._teacher_warp([teacher_region(teacher, data["target"]), flow])
+        moved = face * moved + (1.0 - face) * teacher
         keep = ops.reshape(ops.cast(data["same"], "float32"), (-1, 1, 1, 1))
         return ops.stop_gradient(keep * teacher + (1.0 - keep) * moved)
 

@@ -1,5 +1,6 @@
 """The teacher of a shape generator (ModelConfig.keypoint_shape): SwapLoss.read_batch moves the landmark swap's face
-from the target's 68 points to the points the generator's own shape transfer gives, leaves reconstruction pairs'
+from the target's 68 points to the points the generator's own shape transfer gives, and only the face (the
+background stays the target's), leaves reconstruction pairs'
 teachers (the target itself) and every teacher of a generator without the transfer as they are, refuses a batch
 without landmarks, and a training step with it stays finite."""
 
@@ -37,7 +38,7 @@ def _face() -> np.ndarray:
 def _ramp(size: int) -> np.ndarray:
     """[size, size, 3]: channel 0 is x / size, 1 is y / size, 2 zero: a bilinear read of it returns where it read."""
     y, x = np.mgrid[0:size, 0:size].astype("float32")
-    return np.stack([x / size, y / size, np.zeros_like(x)], -1)
+    return np.stack([x / size, y / size, np.zeros_like(x)], -1).astype("float32")
 
 
 def _data(target_points, source_points, same):
@@ -71,6 +72,28 @@ def test_the_teacher_face_moves_to_the_shape_transferred_points_and_reconstructi
     error = np.linalg.norm(read - expected, axis=1)
     unmoved = np.linalg.norm(destination[moved] - target_points[moved] * SIZE, axis=1)
     assert np.median(error) < 0.5 and np.all(error < 0.6 * unmoved), (np.median(error), error.max())
+
+
+def test_only_the_face_moves_and_the_background_stays_the_targets():
+    """Where the landmark swap left the target as it was (outside a disc here), a pixel keeps the teacher's value
+    unless the spline reads it from inside the face; a pixel read from inside takes the moved face."""
+    target_points = _face()
+    source_points = ((target_points - 0.5) * np.array([1.25, 0.9], "float32") + 0.5).astype("float32")
+    loss = _loss(KEYPOINTS.replace(keypoint_shape=1.0))
+    data = _data(target_points, source_points, same=[0.0, 0.0])
+    # Every pixel differs from the target: the whole ramp moves, and each pixel reads where the spline samples it.
+    sampled = np.asarray(loss.read_batch(data).teacher)[0, ..., :2] * SIZE
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype("float32")
+    face = np.hypot(x / SIZE - 0.5, y / SIZE - 0.52) < 0.3
+    data["target"] = np.where(face[None, :, :, None], data["target"], data["teacher"])
+    teacher = np.asarray(loss.read_batch(data).teacher)[0]
+
+    distance = np.hypot(sampled[..., 0] / SIZE - 0.5, sampled[..., 1] / SIZE - 0.52) * SIZE
+    outside, inside = distance > 0.3 * SIZE + 1.5, distance < 0.3 * SIZE - 1.5
+    assert outside.sum() > 1000 and inside.sum() > 1000
+    np.testing.assert_array_equal(teacher[outside], data["teacher"][0][outside])
+    np.testing.assert_allclose(teacher[inside][:, :2] * SIZE, sampled[inside], atol=1e-4)
+    assert np.abs(teacher[inside][:, :2] * SIZE - np.stack([x, y], -1)[inside]).max() > 1.5
 
 
 def test_a_generator_without_the_transfer_keeps_its_teachers_and_a_batch_without_landmarks_is_refused():
