@@ -39,7 +39,7 @@ def test_dry_run_prints_every_stage_in_order_and_makes_nothing(tmp_path):
                    f"--set attribute_file={runs / 'geometry' / 'geometry.keras'}",
                    f"--init-generator {runs / 'flow_shape' / 'generator.keras'}"):
         assert option in train
-    assert "--resume" not in train
+    assert "--resume" not in train and "--precision" not in train
     assert "--identity-model dlib" in lines["evaluate"] and "--sharpen 1.0" in lines["evaluate"]
     assert f"--output {runs / 'demo'}" in lines["ship"]
     assert not runs.exists()
@@ -56,10 +56,11 @@ def test_finished_stages_are_skipped_and_a_short_run_is_resumed(tmp_path):
     (runs / "train" / "config.json").write_text("{}")
     (runs / "train" / "generator.json").write_text(json.dumps({"step": 750}))
 
-    lines = _lines(_recipe("--dry-run", "--steps", "1125", "--until", "train", data=data, runs=runs).stdout)
+    lines = _lines(_recipe("--dry-run", "--steps", "1125", "--until", "train", "--precision", "fp32", data=data,
+                           runs=runs).stdout)
     assert list(lines) == ["align", "pairs", "geometry", "flow", "shape", "train"]
     assert all(lines[name].startswith("done (") for name in ("align", "pairs", "geometry", "flow", "shape"))
-    assert "--steps 1125" in lines["train"] and lines["train"].endswith("--resume")
+    assert "--steps 1125" in lines["train"] and lines["train"].endswith("--precision fp32 --resume")
 
     lines = _lines(_recipe("--dry-run", "--steps", "750", "--until", "evaluate", data=data, runs=runs).stdout)
     assert lines["train"].startswith("done (") and not lines["evaluate"].startswith("done")

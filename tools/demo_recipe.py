@@ -2,7 +2,7 @@
 skipped when its output is already there, so a stopped recipe goes on where it stopped.
 
     python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS [--steps 750] [--share 0.6]
-        [--geometry-steps 6000] [--until STAGE] [--dry-run]
+        [--geometry-steps 6000] [--precision fp32] [--until STAGE] [--dry-run]
 
 Stages and what each writes under RUNS (times on a 2-core AMD EPYC; `--dry-run` prints the commands):
 
@@ -12,8 +12,9 @@ Stages and what each writes under RUNS (times on a 2-core AMD EPYC; `--dry-run` 
                               (--geometry-steps; 1.35 s a step: 6,000 steps take 2.2 hours)
     flow      flow/           tools/pretrain_flow.py: the keypoint flow from that network (1,500 steps, 6 min)
     shape     flow_shape/     tools/shape_transfer.py: the source's face shape at --share, directions fitted on pairs/
-    train     train/          clipswap train with the shape on and the geometry term against the shape-moved target
-                              points (--steps; about 2 s a step); an unfinished run is resumed (--resume)
+    train     train/          clipswap train with the shape on, the geometry term against the shape-moved target
+                              points and the teacher moved with them (--steps; 3 s a step in fp32); an unfinished
+                              run is resumed (--resume)
     evaluate  evaluate/       clipswap evaluate on the 100 held-out pairs, judged by dlib (`eval` extra)
     ship      demo/           tools/ship_demo.py: the demo folder (generator, geometry network, manifests with the
                               recipe, the data and the metrics); copying it into pretrained_ckpts/demo/ is left to you
@@ -90,13 +91,17 @@ def trained_steps(run: Path) -> int:
                          "folder away and run the recipe again") from None
 
 
-def stages(data: Path, runs: Path, steps: int, share: float, sharpen: float, geometry_steps: int = 6000) -> list[Stage]:
-    """The recipe's stages for photos in `data` and run folders under `runs`."""
+def stages(data: Path, runs: Path, steps: int, share: float, sharpen: float, geometry_steps: int = 6000,
+           precision: str | None = None) -> list[Stage]:
+    """The recipe's stages for photos in `data` and run folders under `runs`; `precision` None trains in the demo
+    preset's."""
     aligned, pairs, geometry = runs / "aligned", runs / "pairs", runs / "geometry" / "geometry.keras"
     flow, shaped, run = runs / "flow" / "generator.keras", runs / "flow_shape" / "generator.keras", runs / "train"
     evaluation = runs / "evaluate"
     train = _cli("train", "--data", str(pairs), "--run-dir", str(run), "--steps", str(steps), "--preset", "demo",
                  *train_overrides(share, geometry), "--init-generator", str(shaped))
+    if precision is not None:
+        train += ["--precision", precision]
     if (run / "config.json").is_file():
         train.append("--resume")
     return [
@@ -144,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the unsharp mask of the paste, evaluated and shipped, in [0, 2] (default 1)")
     parser.add_argument("--geometry-steps", type=int, default=6000,
                         help="training steps of the geometry network (default 6000)")
+    parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                        help="training precision (default: the demo preset's bf16; fp32 on a CPU without bf16 "
+                             "hardware, where bf16 is emulated: 21 s a step against 3 s on a 2-core AVX2 CPU)")
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="the last stage to run (default ship)")
     parser.add_argument("--dry-run", action="store_true", help="print each stage's state and command; run nothing")
     args = parser.parse_args(argv)
@@ -152,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         parser.error(f"--data {args.data} is not a folder of photos")
     data, runs = args.data.resolve(), args.runs.resolve()
-    recipe = stages(data, runs, args.steps, args.share, args.sharpen, args.geometry_steps)
+    recipe = stages(data, runs, args.steps, args.share, args.sharpen, args.geometry_steps, args.precision)
     for stage in recipe[:STAGES.index(args.until) + 1]:
         if is_done(stage, args.steps):
             print(f"{stage.name}: done ({stage.done})", flush=True)

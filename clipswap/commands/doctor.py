@@ -24,6 +24,8 @@ PACKAGES = (
 
 #: /proc/cpuinfo flags that decide whether bf16 pays on a CPU.
 CPU_FLAGS = (("AVX2", "avx2"), ("AVX-512", "avx512f"), ("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"))
+#: Where the CPU's flags are read (Linux).
+CPUINFO = Path("/proc/cpuinfo")
 
 
 @dataclass
@@ -73,11 +75,20 @@ def cpu_flags(cpuinfo: str) -> dict[str, bool]:
     return {name: flag in flags for name, flag in CPU_FLAGS}
 
 
+def cpu_has_bf16() -> bool | None:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); None where its flags cannot be read."""
+    try:
+        flags = cpu_flags(CPUINFO.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return None
+    return flags["AVX512-BF16"] or flags["AMX-BF16"]
+
+
 def _cpu(report: Report) -> None:
     report.section("CPU")
     report.row("processor", f"{platform.machine()}, {os.cpu_count()} logical cores")
     try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        text = CPUINFO.read_text(encoding="utf-8", errors="replace")
     except OSError:
         report.row("features", "unknown (no /proc/cpuinfo on this system)")
         return

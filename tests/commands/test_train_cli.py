@@ -249,3 +249,24 @@ def test_backend_jax_without_jax_says_what_to_install(monkeypatch, tmp_path):
         'Error: --backend jax needs JAX, which is not installed: python -m pip install "jax[cpu]" (or JAX\'s CUDA '
         'build on a GPU machine)']
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("flags", "precision", "warned"), [
+    ("fpu avx avx2", "bf16", True),
+    ("fpu avx2 avx512f avx512_bf16", "bf16", False),
+    ("fpu avx2 amx_bf16 amx_tile", "bf16", False),
+    ("fpu avx avx2", "fp32", False),
+])
+def test_bf16_on_a_cpu_without_bf16_hardware_is_warned_about(tmp_path, monkeypatch, flags, precision, warned):
+    import clipswap.commands.doctor as doctor
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
+    monkeypatch.setattr(doctor, "CPUINFO", cpuinfo)
+    data = tmp_path / "empty"
+    data.mkdir()
+    result = CliRunner().invoke(main, ["train", "--preset", "tiny", "--precision", precision, "--data", str(data),
+                                       "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    # The run itself stops at the missing shards, after the warning.
+    assert result.exit_code == 1 and "no .tfrecord shards" in result.output
+    assert ("--precision bf16 is emulated and several times slower than --precision fp32" in result.output) is warned
