@@ -81,6 +81,11 @@ def cpu_has_bf16() -> bool | None:
         flags = cpu_flags(CPUINFO.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
+    return bf16_in_hardware(flags)
+
+
+def bf16_in_hardware(flags: dict[str, bool]) -> bool:
+    """Whether the cpu_flags() of a CPU include a bf16 unit (AVX512-BF16 or AMX-BF16)."""
     return flags["AVX512-BF16"] or flags["AMX-BF16"]
 
 
@@ -94,7 +99,7 @@ def _cpu(report: Report) -> None:
         return
     flags = cpu_flags(text)
     report.row("features", ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items()))
-    if flags["AMX-BF16"] or flags["AVX512-BF16"]:
+    if bf16_in_hardware(flags):
         verdict = "bf16 runs in hardware: --precision bf16 is faster for the large generators"
     else:
         verdict = "no bf16 hardware: bf16 is emulated and slower; keep --precision fp32 on this CPU"

@@ -68,7 +68,7 @@ from clipswap.losses.terms import (
     term_options,
 )
 from clipswap.models.conditioning import Conditioning
-from clipswap.models.generator import KEYPOINT_FLOW_STRIDE, generator_inputs
+from clipswap.models.generator import generator_inputs
 from clipswap.training.features import FeatureSource, IdentityNetwork
 
 #: What the passes read and return: the backend's tensors (Tensor, jax.Array).
@@ -269,11 +269,10 @@ class SwapLoss:
             for term in active
         }
         #: A keypoint-flow generator's shape transfer (ModelConfig.keypoint_shape), which also moves its teacher
-        #: (read_batch), with the spline and the warp that move it; None without one.
+        #: (read_batch) along the generator's own spline; None without one.
         self.shape = shape_transfer_layer(generator)
         if self.shape is not None:
-            size = generator.config_.image_size
-            self._teacher_spline = ThinPlateFlow(size, size // KEYPOINT_FLOW_STRIDE)
+            self._teacher_spline = next(layer for layer in generator.layers if isinstance(layer, ThinPlateFlow))
             self._teacher_warp = FlowWarp()
         #: The optional batch entries (OPTIONAL_BATCH) an active term reads, by the first term that reads each.
         self.batch_needs: dict[str, str] = {}
