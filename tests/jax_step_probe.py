@@ -67,6 +67,21 @@ def discriminator_gradients(step, state, batch) -> dict[str, np.ndarray]:
     return out
 
 
+def generator_gradients(step, state, batch) -> dict[str, np.ndarray]:
+    """{"ggrad_i": d g_total / d (G's trainable weight i)} at `state`: the gradients the step hands to G's Adam."""
+    import jax
+    import keras
+
+    loss = step.loss
+    swap_batch = loss.read_batch(batch)
+
+    def objective(g_trainable):
+        with keras.StatelessScope(state_mapping=step.state_mapping(state, g_trainable=g_trainable)):
+            return loss.generator_pass(swap_batch, state.step).total
+
+    return {f"ggrad_{i}": np.asarray(g) for i, g in enumerate(jax.grad(objective)(state.g_trainable))}
+
+
 def r1_float64(source: str, destination: str) -> None:
     """{"r1_i": d R1 / d (D's trainable weight i)} in float64 on IN.npz's real images (the batch's sources)."""
     import jax
@@ -116,6 +131,7 @@ def main(source: str, destination: str) -> None:
     state = step.initial_state()
     batch = {key: data[f"batch_{key}"] for key in ("target", "source", "same")}
     out = discriminator_gradients(step, state, batch)
+    out.update(generator_gradients(step, state, batch))
     state, logs = step(state, batch)
     step.write_back(state)
     out.update({f"log_{name}": np.asarray(value, np.float32) for name, value in logs.items()})

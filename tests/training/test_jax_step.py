@@ -1,6 +1,7 @@
 """The JAX training step against the TensorFlow one: from the same weights and batch, one step of each gives the same
-losses, the same updated weights of G and the same gradients of D's logistic loss, within float32 tolerances; D's
-R1 gradients (the nested differentiation) match an independent float64 reference.
+losses, the same gradients of G's total and of D's logistic loss, and the same updated weights of G wherever their
+gradient decides Adam's step, within float32 tolerances; D's R1 gradients (the nested differentiation) match an
+independent float64 reference.
 
 The TensorFlow side is the tiny trainer of conftest (run.build_trainer) at 64 px; the JAX side runs in a subprocess
 under KERAS_BACKEND=jax with TensorFlow unimportable (tests/jax_step_probe.py), after assigning it every weight of
@@ -38,10 +39,20 @@ LOSS_RTOL = 1e-4
 #: R1 is a second derivative (the gradient of D w.r.t. its input, squared and summed), where the op-order
 #: differences of the first derivative are amplified: measured about 1e-5 relative; allowed 1e-3.
 R1_RTOL = 1e-3
-#: G's updated weights: Adam's first step moves each weight by lr * g / (|g| + eps), i.e. by +-lr wherever
-#: |g| >> eps; they are compared as their updates, in units of lr: at most 0.05 lr apart everywhere (a wrong
-#: gradient sign is 2 lr; measured at most about 1e-3 lr).
+#: G's gradients of g_total (the JAX side's from jax.grad of the generator pass, op by op), to 1e-4 of each weight's
+#: largest (measured at most 8e-6 on a 2-core AMD EPYC with AVX2).
+G_GRAD_RTOL = 1e-4
+#: G's updated weights after the jitted step: Adam's first step (beta1 = 0) moves each weight by lr * g / (|g| + e),
+#: e = eps / sqrt(1 - beta2) = 3.2e-6, i.e. by about +-lr wherever |g| >> e; they are compared as their updates, in
+#: units of lr, at most 0.05 lr apart (a wrong gradient sign is up to 2 lr) wherever the gradient is at least 1 % of
+#: its weight's largest. Below that the sign is not decided: XLA compiles the whole step (G's and D's passes and
+#: both optimisers) into one program whose fused op order moves G's gradients by up to 8e-4 of a weight's largest
+#: (measured on a 2-core AVX2 EPYC; the op-by-op gradients above agree to 8e-6), enough to flip the update of a
+#: gradient 1e-4 of the largest (measured 1.7 lr). Those elements are few: at least 80 % of G's weights are compared
+#: (measured 86 %), at most 0.008 lr apart.
 UPDATE_ATOL_IN_LR = 0.05
+UPDATE_GRAD_FLOOR = 1e-2
+UPDATE_COMPARED_SHARE = 0.8
 #: D's gradients, compared instead of its updated weights. d_adv's (first derivatives) with TensorFlow's, to 1e-4
 #: of the largest. R1's (second derivatives) with an independent float64 reference (the penalty written out in the
 #: probe, differentiated twice in float64), to 1e-4 of the largest (measured 1.2e-5 of 27), not with TensorFlow's:
@@ -98,7 +109,14 @@ def test_one_jax_step_matches_the_tensorflow_step(tmp_path):
 
     loss = trainer.swap_loss
     swap_batch = loss.read_batch(batch)
-    swap = loss.generator_pass(swap_batch, tf.constant(0, tf.int64)).swap
+    with tf.GradientTape() as tape:
+        g_pass = loss.generator_pass(swap_batch, tf.constant(0, tf.int64))
+    swap = g_pass.swap
+    variables_g = trainer.generator.trainable_variables
+    g_grads = [np.asarray(g) for g in tape.gradient(g_pass.total, variables_g)]
+    for index, tf_grad in enumerate(g_grads):
+        difference = np.abs(jax_out[f"ggrad_{index}"] - tf_grad).max()
+        assert difference <= G_GRAD_RTOL * np.abs(tf_grad).max(), f"d g_total / d {variables_g[index].path}"
     with tf.GradientTape() as tape:
         value = loss.discriminator_pass(swap_batch, swap).terms["d_adv"]
     variables = trainer.discriminator.trainable_variables
@@ -120,12 +138,15 @@ def test_one_jax_step_matches_the_tensorflow_step(tmp_path):
         assert abs(got - value) <= rtol * max(abs(value), 1e-3), f"{name}: JAX {got} vs TensorFlow {value}"
 
     lr = float(np.asarray(config_lr))
-    moved = 0
+    moved, compared = 0, 0
     for index, variable in enumerate(trainer.generator.trainable_weights):
         tf_update = (np.asarray(variable) - before["generator"][index]) / lr
         jax_update = (jax_out[f"generator_{index}"] - before["generator"][index]) / lr
-        assert np.abs(jax_update - tf_update).max() <= UPDATE_ATOL_IN_LR, f"generator weight {variable.path}"
+        decided = np.abs(g_grads[index]) >= UPDATE_GRAD_FLOOR * np.abs(g_grads[index]).max()
+        assert np.abs(jax_update - tf_update)[decided].max() <= UPDATE_ATOL_IN_LR, f"generator weight {variable.path}"
+        compared += decided.sum()
         moved += bool(np.abs(jax_update).max() > 0.5)
+    assert compared >= UPDATE_COMPARED_SHARE * sum(g.size for g in g_grads), f"only {compared} updates compared"
     # The JAX step's gradients reach every trainable weight of G (each moves by about lr somewhere) and every kernel
     # and scale of D (a conv bias of D right before an instance normalisation has an analytically zero gradient).
     assert moved == len(trainer.generator.trainable_weights), f"{moved} of G's weights moved"
