@@ -5,10 +5,10 @@
   and its source is another video chosen by a seeded derangement (no video is its own source); the k-th sampled
   frame of the target video gets the k-th sampled frame of the source video. Identity label = the video's file stem.
 * sample: as the paper's CelebA-HQ / FFHQ protocol (10K random pairs): `count` seeded random (source, target)
-  pairs from the images of a folder (searched recursively). Identity labels come from the folder layout: images
-  in per-person subfolders (LFW, VGGFace2) are labelled with the subfolder's name and source and target are drawn
-  from different identities; images directly in the folder (CelebA-HQ, FFHQ) are each their own identity and
-  source != target.
+  pairs from the images of a folder (searched recursively, symbolic links followed). Identity labels come from the
+  folder layout: images in per-person subfolders (LFW, VGGFace2) are labelled with the subfolder's name and source
+  and target are drawn from different identities; images directly in the folder (CelebA-HQ, FFHQ) are each their
+  own identity and source != target.
 
 Both write a pairs file (see clipswap.evaluation.pairs) and are reproducible: the same folder, count and seed give
 the same file.
@@ -25,7 +25,7 @@ import numpy as np
 
 from clipswap.errors import ClipswapError
 from clipswap.evaluation.pairs import Pair, write_pairs
-from clipswap.media.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError
+from clipswap.media.common import IMAGE_SUFFIXES, VIDEO_SUFFIXES, MediaError, walk_files
 from clipswap.media.video import VideoReader
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class ProtocolError(ClipswapError, ValueError):
 def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    return [p for p in walk_files(folder) if p.suffix.lower() in suffixes]
 
 
 def _derangement(count: int, rng: np.random.Generator) -> np.ndarray:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -41,6 +40,7 @@ from tqdm import tqdm
 from clipswap.atomic import atomic_path, ensure_writable_dir, write_text_atomic
 from clipswap.errors import ClipswapError
 from clipswap.jsonfile import JSONFileError, read_json_object
+from clipswap.media.common import walk_files
 from clipswap.registry import Files
 from clipswap.registry.detectors import DETECTORS, Detector
 
@@ -111,15 +111,6 @@ class InputImage:
     aligned: str
 
 
-def _folder_key(folder: Path) -> tuple[int, int] | None:
-    """(device, inode) of the real folder `folder` leads to (through links), or None when it cannot be read."""
-    try:
-        info = folder.stat()
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
-
-
 def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path | None = None) -> list[InputImage]:
     """Every non-hidden file under `input_dir` (symbolic links followed), sorted, with identity and crop path (see
     the module docstring).
@@ -133,23 +124,7 @@ def list_inputs(input_dir: str | Path, image_format: str = "png", exclude: Path 
     if not root.is_dir():
         raise AlignError(f"--input must be a folder of images or of identity subfolders; {root} is not a folder")
     suffix = IMAGE_FORMATS[image_format]
-    exclude = exclude.resolve() if exclude is not None else None
-    files: list[Path] = []
-    # Identity folders are often symbolic links into another dataset: follow them, but enter each real folder once
-    # (a link back up the tree would otherwise loop forever).
-    seen = {_folder_key(root)}
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        folder_path = Path(folder)
-        kept = []
-        for d in sorted(subfolders):
-            if d.startswith(".") or (exclude is not None and (folder_path / d).resolve() == exclude):
-                continue
-            key = _folder_key(folder_path / d)
-            if key is not None and key not in seen:
-                seen.add(key)
-                kept.append(d)
-        subfolders[:] = kept
-        files.extend(folder_path / name for name in names if not name.startswith("."))
+    files = walk_files(root, exclude)
     if not files:
         raise AlignError(f"input folder {root} holds no files; give a folder of photos or of identity subfolders")
     inputs = []

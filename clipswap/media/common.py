@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,37 @@ def check_pixels(path: str | Path, width: int, height: int, what: str = "image")
             f"{path} is a {width} x {height} {what} ({int(width) * int(height) / 1e6:.1f} million pixels), above the "
             f"limit of {limit / 1e6:g} million; downscale it, or raise the limit with `{_limits['option']}`"
         )
+
+
+def _folder_key(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of the real folder `folder` leads to (through links), or None when it cannot be read."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def walk_files(root: Path, exclude: Path | None = None) -> list[Path]:
+    """Every non-hidden file under the folder `root`, sorted. Identity folders are often symbolic links into another
+    dataset, so links are followed, but each real folder is entered once (a link back up the tree would otherwise
+    loop forever); hidden folders and the folder `exclude` (resolved) are skipped."""
+    exclude = exclude.resolve() if exclude is not None else None
+    files: list[Path] = []
+    seen = {_folder_key(root)}
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        folder_path = Path(folder)
+        kept = []
+        for name in sorted(subfolders):
+            if name.startswith(".") or (exclude is not None and (folder_path / name).resolve() == exclude):
+                continue
+            key = _folder_key(folder_path / name)
+            if key is not None and key not in seen:
+                seen.add(key)
+                kept.append(name)
+        subfolders[:] = kept
+        files.extend(folder_path / name for name in names if not name.startswith("."))
+    return sorted(files)
 
 
 def media_kind(path: str | Path) -> str:

@@ -88,6 +88,21 @@ def test_sample_protocol_is_seeded_and_pairs_distinct_identities(tmp_path):
     assert read_pairs(path) == first
 
 
+def test_sample_protocol_follows_person_folders_that_are_symbolic_links(tmp_path):
+    """A held-out set is often a folder of links into the full dataset: the linked people's images are sampled (with
+    the link's name as the label), and a link back up the tree is entered once rather than looping."""
+    _image_folder(tmp_path / "all", {"ann": 2, "bob": 2, "cid": 2})
+    (tmp_path / "heldout").mkdir()
+    for person in ("ann", "bob"):
+        (tmp_path / "heldout" / person).symlink_to(tmp_path / "all" / person, target_is_directory=True)
+    (tmp_path / "all" / "ann" / "loop").symlink_to(tmp_path / "heldout", target_is_directory=True)
+    pairs = sample_pairs(tmp_path / "heldout", 8, seed=0)
+    assert len(pairs) == 8
+    assert {p.label for p in pairs} == {"ann", "bob"}
+    assert all(p.source.parent.name == p.label != p.target.parent.name for p in pairs)
+    assert all(p.source.parent.parent == tmp_path / "heldout" for p in pairs)
+
+
 def test_sample_protocol_without_subfolders_treats_each_image_as_an_identity(tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()
