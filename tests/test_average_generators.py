@@ -60,7 +60,7 @@ def test_other_architectures_damaged_files_and_bad_options_are_refused(tmp_path)
     result = _average(one, damaged, "--output", output)
     assert result.returncode == 1 and "does not match its manifest" in result.stderr, result.stderr[-2000:]
 
-    for options in (["--weights", "1"], ["--weights", "1,x"], ["--weights", "0,0"]):
+    for options in (["--weights", "1"], ["--weights", "1,x"], ["--weights", "0,0"], ["--weights", "nan,1"]):
         result = _average(one, one, *options, "--output", output)
         assert result.returncode == 2 and "--weights" in result.stderr, result.stderr[-2000:]
     result = _average(one, "--output", output)

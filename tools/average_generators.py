@@ -14,6 +14,7 @@ but not what this is for: two runs from different starts need not average into a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 
@@ -30,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             float(w) for w in args.weights.split(",")]
     except ValueError:
         parser.error(f"--weights must be numbers separated by commas, got {args.weights!r}")
-    if len(weights) != len(args.checkpoints) or min(weights) < 0 or sum(weights) <= 0:
-        parser.error(f"--weights needs one non-negative number per checkpoint ({len(args.checkpoints)}) with a "
+    if len(weights) != len(args.checkpoints) or not all(math.isfinite(w) and w >= 0 for w in weights) \
+            or sum(weights) <= 0:
+        parser.error(f"--weights needs one finite non-negative number per checkpoint ({len(args.checkpoints)}) with a "
                      "positive sum")
 
     from clipswap.checkpoints.errors import CheckpointError
