@@ -50,11 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path} has another architecture than {args.checkpoints[0]} (their manifests' model "
                   "configurations differ); average checkpoints of one run", file=sys.stderr)
             return 1
-    try:
-        average_weights(first.model, [c.model for c in loaded], weights)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    average_weights(first.model, [c.model for c in loaded], weights)
     total = sum(weights)
     save_generator(first.model, first.config, args.output, step=max(c.step for c in loaded),
                    averaged_from=[{"checkpoint": str(path), "step": c.step, "sha256": c.sha256, "weight": w / total}
@@ -65,17 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def average_weights(destination, models, weights) -> None:
-    """Assign to every floating-point weight of `destination` the weighted mean (weights normalised to sum 1) of the
-    same weight of `models` (same architecture, same weight order), computed in float64. Any other weight (a counter)
-    must be equal in all of them: ValueError otherwise."""
+    """Assign to every weight of `destination` (which may be one of `models`) the weighted mean (weights normalised to
+    sum 1) of the same weight of `models` (same architecture, same weight order; a generator's weights are all
+    floating point), computed in float64."""
     import numpy as np
 
     total = float(sum(weights))
     for index, variable in enumerate(destination.weights):
-        if not np.issubdtype(np.dtype(variable.dtype), np.floating):
-            if any(not np.array_equal(m.weights[index], models[0].weights[index]) for m in models):
-                raise ValueError(f"the checkpoints' {variable.path} differ and cannot be averaged")
-            continue
         mean = sum(w / total * np.asarray(m.weights[index], np.float64) for w, m in zip(weights, models, strict=True))
         variable.assign(mean.astype(variable.dtype))
 
