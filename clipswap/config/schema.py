@@ -328,6 +328,9 @@ class LossOptions:
         perceptual_to_teacher: with teacher pairs, the perceptual term compares the swap with the teacher on every
             pair instead of with the target on same-identity pairs.
         attribute_network: see ATTRIBUTE_NETWORKS ("file": the run's RunFiles.attribute_file).
+        geometry_pose_weight: with a geometry attribute network ("landmarks", "pose_expression", "pose"), the weight
+            of the head-pose part of its term against the landmark part (1: an angle off by
+            clipswap.losses.geometry.POSE_UNIT costs as much as a landmark off by LANDMARK_UNIT; ours).
         discriminator_patch_blocks: 0: the adversarial term's D gives one logit per image (FaceDancer's); k > 0: it
             runs its first k residual blocks and scores each cell of their map (models.discriminator, ours).
         discriminator_paired: D reads each image beside a reference (models.discriminator, paired; ours): real
@@ -347,6 +350,7 @@ class LossOptions:
     id_warmup_weight: float = 10.0
     perceptual_to_teacher: bool = False
     attribute_network: str = "identity"
+    geometry_pose_weight: float = 1.0
     discriminator_patch_blocks: int = 0
     discriminator_paired: bool = False
 

@@ -175,6 +175,9 @@ def validate(config: TrainConfig) -> None:
             "loss.id_warmup_steps and loss.id_warmup_weight must be >= 0, got "
             f"{loss.id_warmup_steps} and {loss.id_warmup_weight}"
         )
+    pose_weight = loss.geometry_pose_weight
+    if isinstance(pose_weight, bool) or not isinstance(pose_weight, (int, float)) or not 0 <= pose_weight < math.inf:
+        raise ConfigError(f"loss.geometry_pose_weight must be a finite number >= 0, got {pose_weight!r}")
     for key in ("lr_g", "lr_d"):
         value = getattr(opt, key)
         if not math.isfinite(value) or value <= 0:

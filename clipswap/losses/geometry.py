@@ -1,13 +1,14 @@
 """The geometry attribute term: eq. 9 with A = the geometry network (68 landmarks and head pose).
 
-L_att = || lm~(X_swap) - lm(X_tgt) ||^2 / (0.1 d_io)^2 + || pose(X_swap) - pose(X_tgt) ||^2 / (10 deg)^2,
+L_att = || lm~(X_swap) - lm(X_tgt) ||^2 / (0.1 d_io)^2 + w_pose || pose(X_swap) - pose(X_tgt) ||^2 / (10 deg)^2,
 
 each squared difference averaged over its elements (attribute_loss's convention) and over the batch, where lm~ is
 the swap's landmarks after the 2-D similarity (rotation, scale, shift) that best maps its rigid points
 (models.geometry.RIGID: nose and eye corners) onto the target's, so that the landmark part compares expression and
 not where the face sits, and d_io is the target's inter-ocular distance (outer eye corners). The units make a
 landmark off by a tenth of the eye distance, or an angle off by 10 degrees, cost one: a source's expression carried
-over (about 10 px in a 128 crop, measured in docs/demo_model.md) costs several, the target itself zero.
+over (about 10 px in a 128 crop, measured in docs/demo_model.md) costs several, the target itself zero. w_pose
+(LossOptions.geometry_pose_weight, default 1) weighs the head pose against the landmarks.
 
 The network is frozen, but the swap's side stays on the gradient tape: the term's gradient reaches G through it
 (tests/losses/test_geometry.py checks that it does); only the target's side is a constant.
@@ -39,7 +40,8 @@ EXPRESSION_POINTS = tuple(range(36, 68))
 POSE_POINTS = tuple(sorted(MODEL_LANDMARK_INDICES))
 
 
-def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, points: Sequence[int] | None = None):
+def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, points: Sequence[int] | None = None,
+                            pose_weight: float = 1.0):
     """The term of the module docstring.
 
     Args:
@@ -47,6 +49,7 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, 
         swap_features: the same of the swaps (the gradient flows through these).
         points: the landmarks compared after the alignment (default all 68; EXPRESSION_POINTS for the
             "pose_expression" row, POSE_POINTS for "pose"). The alignment always uses the rigid points.
+        pose_weight: w_pose, >= 0.
 
     Returns:
         Scalar float32 >= 0.
@@ -59,8 +62,12 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, 
     if points is not None:
         chosen = list(points)
         target_points, aligned = ops.take(target_points, chosen, axis=1), ops.take(aligned, chosen, axis=1)
-    return attribute_loss([target_points / unit, target_pose / POSE_UNIT],
-                          [aligned / unit, swap_pose / POSE_UNIT])
+    if pose_weight < 0:
+        raise ValueError(f"pose_weight must be >= 0, got {pose_weight}")
+    # The difference is squared, so w_pose scales both sides by its square root.
+    pose_scale = float(pose_weight) ** 0.5 / POSE_UNIT
+    return attribute_loss([target_points / unit, target_pose * pose_scale],
+                          [aligned / unit, swap_pose * pose_scale])
 
 
 def geometry_features(model: keras.Model) -> Callable:

@@ -217,7 +217,9 @@ def landmarks_features(config: TrainConfig, files: RunFiles, identity_layers: tu
     except CheckpointError as error:
         raise TrainingSetupError(f"{error} (the landmarks attribute network; set with --attribute-file "
                                  "PATH/geometry.keras)") from error
-    return FeatureSource(extractor=geometry_features(model), compare=geometry_attribute_loss, landmarks_first=True)
+    return FeatureSource(extractor=geometry_features(model), landmarks_first=True,
+                         compare=functools.partial(geometry_attribute_loss,
+                                                   pose_weight=config.loss.geometry_pose_weight))
 
 
 def _points_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],
@@ -227,7 +229,8 @@ def _points_features(config: TrainConfig, files: RunFiles, identity_layers: tupl
 
     source = landmarks_features(config, files, identity_layers, discriminator)
     return FeatureSource(extractor=source.extractor, landmarks_first=True,
-                         compare=functools.partial(geometry_attribute_loss, points=points))
+                         compare=functools.partial(geometry_attribute_loss, points=points,
+                                                   pose_weight=config.loss.geometry_pose_weight))
 
 
 def pose_expression_features(config: TrainConfig, files: RunFiles, identity_layers: tuple[str, ...],

@@ -206,6 +206,7 @@ OLD_FLAT_PAPER = {  # what `clipswap train --preset paper` wrote before the tree
     "id_warmup_weight": 10.0,
     "perceptual_to_teacher": False,
     "attribute_network": "identity",
+    "geometry_pose_weight": 1.0,
     "attribute_file": None,
     "precision": "fp32",
     "xla": False,

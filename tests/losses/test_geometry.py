@@ -117,7 +117,8 @@ def test_the_landmarks_attribute_network_loads_from_the_run_files_or_says_what_i
     net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8, name="geometry")
     save_geometry(net, tmp_path / "geometry.keras")
     source = feature_source("landmarks", config, RunFiles(attribute_file=str(tmp_path / "geometry.keras")), (), None)
-    assert source.compare is geometry_attribute_loss
+    assert source.compare.func is geometry_attribute_loss
+    assert source.compare.keywords == {"pose_weight": 1.0}
     features = source.extractor(tf.zeros([1, 48, 48, 3]))
     assert [tuple(f.shape) for f in features] == [(1, 68, 2), (1, 3)]
     with pytest.raises(TrainingSetupError, match="no manifest .* --attribute-file"):
@@ -193,3 +194,35 @@ def test_the_pose_row_compares_the_pose_and_the_six_points_of_the_pose_fit_only(
     expected = np.mean([np.sum(np.square((chin[b, 8, 1] - target[b, 8, 1]) / unit[b])) / (2 * len(POSE_POINTS))
                         + np.mean(np.square((moved_pose[b] - pose[b]) / POSE_UNIT)) for b in range(2)])
     assert float(compare([target, pose], [chin, moved_pose])) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("row", ["landmarks", "pose"])
+def test_geometry_pose_weight_scales_the_pose_part_only(tmp_path, row):
+    """loss.geometry_pose_weight multiplies the pose part of the term and leaves the landmark part alone: at 4 an
+    angle error costs four times the plain term's, at 0 nothing; a moved chin costs the same at any weight."""
+    from clipswap.config import ConfigError
+
+    rng = np.random.default_rng(7)
+    target = _face(rng, batch=2)
+    pose = np.array([[-8.0, 4.0, 1.0], [2.0, -3.0, 0.5]], "float32")
+    moved_pose = pose + np.array([6.0, 0.0, 0.0], "float32")
+    chin = target.copy()
+    chin[:, 8, 1] += 0.02
+    net = GeometryNet(input_size=32, widths=(8,), strides=(2,), stem_width=4, head_width=8, name="geometry")
+    save_geometry(net, tmp_path / "geometry.keras")
+    files = RunFiles(attribute_file=str(tmp_path / "geometry.keras"))
+
+    def compare(weight):
+        config = tiny_train_config(clip=False, attribute_network=row, geometry_pose_weight=weight)
+        return feature_source(row, config, files, (), None).compare
+
+    plain_pose = float(compare(1.0)([target, pose], [target, moved_pose]))
+    assert plain_pose == pytest.approx(36 / 100 / 3, rel=1e-4)  # 6 degrees of 10 on one angle of three
+    assert float(compare(4.0)([target, pose], [target, moved_pose])) == pytest.approx(4 * plain_pose, rel=1e-5)
+    assert float(compare(0.0)([target, pose], [target, moved_pose])) == pytest.approx(0.0, abs=1e-9)
+    plain_chin = float(compare(1.0)([target, pose], [chin, pose]))
+    assert plain_chin > 1e-3
+    assert float(compare(4.0)([target, pose], [chin, pose])) == pytest.approx(plain_chin, rel=1e-5)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match="geometry_pose_weight"):
+            tiny_train_config(clip=False, attribute_network=row, geometry_pose_weight=bad)
