@@ -178,6 +178,16 @@ def validate(config: TrainConfig) -> None:
     pose_weight = loss.geometry_pose_weight
     if isinstance(pose_weight, bool) or not isinstance(pose_weight, (int, float)) or not 0 <= pose_weight < math.inf:
         raise ConfigError(f"loss.geometry_pose_weight must be a finite number >= 0, got {pose_weight!r}")
+    gap = loss.teacher_turn_gap
+    if isinstance(gap, bool) or not isinstance(gap, (int, float)) or not 0 <= gap < math.inf:
+        raise ConfigError(f"loss.teacher_turn_gap must be a finite number >= 0, got {gap!r}")
+    if gap and "landmarks" not in config.model.conditioning_row.batch_keys:
+        raise ConfigError(
+            "loss.teacher_turn_gap compares each pair's landmarks, which only a conditioning that reads them loads "
+            f"(target+keypoint_flow, target+flow), not {config.model.conditioning!r}; set it to 0")
+    if gap and not loss.teacher_face_only:
+        raise ConfigError("loss.teacher_turn_gap leaves faces out of the teacher term's face region, which needs "
+                          "loss.teacher_face_only=true")
     for key in ("lr_g", "lr_d"):
         value = getattr(opt, key)
         if not math.isfinite(value) or value <= 0:

@@ -220,14 +220,14 @@ def perceptual_loss(
 
 def perceptual_term(step, perceptual_to_teacher: bool = False):
     """The perceptual row: eq. 8 of the loss's perceptual FeatureSource, the swap against the target on same pairs,
-    or with `perceptual_to_teacher` against the teacher on every pair (on same pairs the teacher is the target, so
-    eq. 8 is unchanged there)."""
+    or with `perceptual_to_teacher` against the teacher on every pair the teacher terms keep (SwapBatch.teacher_kept;
+    on same pairs the teacher is the target, so eq. 8 is unchanged there)."""
     loss, batch = step.loss, step.batch
     source = loss.perceptual
     if perceptual_to_teacher and batch.teacher is not None:
         teacher_out = {k: ops.stop_gradient(v) for k, v in loss.identity(batch.teacher).items()}
         reference = [ops.stop_gradient(x) for x in source.features(batch.teacher, teacher_out)]
-        compared = ops.ones_like(batch.same)
+        compared = ops.ones_like(batch.same) if batch.teacher_kept is None else batch.teacher_kept
     else:
         reference = [ops.stop_gradient(x) for x in source.features(batch.target, step.tgt_out)]
         compared = batch.same

@@ -56,6 +56,29 @@ def reconstruction_loss(target, swap, same_mask, eps: float = SAME_PAIR_EPS, fac
     return loss
 
 
+def head_turn_68(points):
+    """[B] float32 signed left-right head turn of faces from their 68 landmarks [B, 68, 2] (any one unit): the nose
+    tip's (point 30) offset from the midpoint of the two eye centres (means of points 36-41 and 42-47) along the
+    line through them, in eye distances. About 0 for a frontal face; the same measure as
+    clipswap.face.align.head_turn on five points."""
+    points = ops.cast(points, "float32")
+    left = ops.mean(points[:, 36:42], axis=1)
+    right = ops.mean(points[:, 42:48], axis=1)
+    eyes = right - left
+    offset = points[:, 30] - 0.5 * (left + right)
+    return ops.sum(offset * eyes, axis=-1) / ops.maximum(ops.sum(ops.square(eyes), axis=-1), 1e-12)
+
+
+def teacher_kept(same, target_68, source_68, gap: float):
+    """[B] float32: 0 for each cross-identity pair whose source's head_turn_68 differs from its target's by more
+    than `gap` (LossOptions.teacher_turn_gap), else 1. The teacher terms leave the face of a 0 pair out: the
+    landmark swap of a face turned far from its target is ghosted and carries the source's pose. Same-identity
+    pairs are always kept (their teacher is the target)."""
+    gap_of = ops.abs(head_turn_68(source_68) - head_turn_68(target_68))
+    far = ops.logical_and(gap_of > gap, ops.cast(same, "float32") < 0.5)
+    return 1.0 - ops.cast(far, "float32")
+
+
 def teacher_region(teacher, target):
     """[B, H, W, 1] float32: 1 where the teacher [B, H, W, 3] differs from its target (the landmark swap's face), 0
     where it is the target's own pixel. 1/255 in [-1, 1] units is 2/255: below that a pixel is the target's (both
@@ -64,7 +87,7 @@ def teacher_region(teacher, target):
     return ops.cast(ops.max(difference, axis=-1, keepdims=True) > 1.0 / 255.0, "float32")
 
 
-def teacher_loss(teacher, swap, target=None, background: bool = False):
+def teacher_loss(teacher, swap, target=None, background: bool = False, kept=None):
     """Mean |X_teacher - X_swap| (ours; the demo recipe): over the whole batch, or, with `target`, over the face
     region only (the pixels where the teacher differs from the target).
 
@@ -84,6 +107,8 @@ def teacher_loss(teacher, swap, target=None, background: bool = False):
         background: with `target`, add the mean over the pixels outside each sample's face region (every sample,
             same-identity ones included), each region averaged on its own: the face pays in full and the rest of
             the crop (background, hair) stays the target's.
+        kept: with `target`, [B] 1 for the samples whose face region counts, 0 for those left out (teacher_kept);
+            None: all. The part outside the face region counts for every sample.
 
     Returns:
         Scalar float32 in [0, 2] ([0, 4] with `background`); the face part is 0 when no sample has a face region.
@@ -98,6 +123,8 @@ def teacher_loss(teacher, swap, target=None, background: bool = False):
     area = ops.sum(region, axis=(1, 2, 3))
     per_sample = ops.sum(region * ops.abs(teacher - swap), axis=(1, 2, 3)) / ops.maximum(3.0 * area, 1.0)
     has_face = ops.cast(area > 0, "float32")
+    if kept is not None:
+        has_face = has_face * ops.cast(kept, "float32")
     face = ops.sum(per_sample * has_face) / ops.maximum(ops.sum(has_face), 1.0)
     if not background:
         return face
@@ -122,5 +149,8 @@ def teacher_term(step, teacher_face_only: bool = False, teacher_background: bool
     batch = step.batch
     if batch.teacher is None:
         raise ValueError("weights.teacher > 0 needs batches with teacher images (data made by clipswap pairs)")
+    if batch.teacher_kept is not None and not teacher_face_only:
+        raise ValueError("loss.teacher_turn_gap leaves faces out of the teacher term's face region: it needs "
+                         "loss.teacher_face_only")
     return teacher_loss(batch.teacher, step.swap, batch.target if teacher_face_only else None,
-                        background=teacher_background)
+                        background=teacher_background, kept=batch.teacher_kept)

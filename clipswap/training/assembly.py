@@ -305,7 +305,8 @@ def build_loss(
     return SwapLoss(
         generator, discriminator, IdentityNetwork(identity_model, sorted(tapped)), weights,
         clip_encoder=clip_model, perceptual=perceptual, attribute=attribute, ifsr_layers=ifsr_layers,
-        id_warmup=(options.id_warmup_steps, options.id_warmup_weight), seed=config.seed, **term_values,
+        id_warmup=(options.id_warmup_steps, options.id_warmup_weight), teacher_turn_gap=options.teacher_turn_gap,
+        seed=config.seed, **term_values,
     )
 
 

@@ -55,7 +55,7 @@ from clipswap.layers.flow_warp import FlowWarp, ThinPlateFlow
 from clipswap.layers.shape_transfer import shape_transfer_layer
 from clipswap.losses.composite import LossWeights, discriminator_loss, generator_loss
 from clipswap.losses.identity import EMBEDDING, identity_loss
-from clipswap.losses.reconstruction import teacher_region
+from clipswap.losses.reconstruction import teacher_kept, teacher_region
 from clipswap.losses.terms import (
     NETWORKS,
     OPTIONAL_BATCH,
@@ -126,6 +126,8 @@ class SwapBatch:
             compares a source_flow generator's own warp with; None when that term is off.
         target_68, source_68: [B, 68, 2] the target's and the source's landmarks as fractions of the crop side
             (pairs data made with them), which the flow term also reads; None when it is off.
+        teacher_kept: [B] 1 where the teacher terms count the pair's face, 0 where its source is turned too far
+            from its target (LossOptions.teacher_turn_gap; reconstruction.teacher_kept); None: every pair.
     """
 
     target: Tensor
@@ -138,6 +140,7 @@ class SwapBatch:
     warped: Tensor | None = None
     target_68: Tensor | None = None
     source_68: Tensor | None = None
+    teacher_kept: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ class SwapLoss:
         attribute: FeatureSource | None = None,
         ifsr_layers: Sequence[str] = (),
         id_warmup: tuple[int, float] = (0, 0.0),
+        teacher_turn_gap: float = 0.0,
         seed: int = 0,
         terms: Sequence[LossTerm] = TERMS,
         **options: Any,
@@ -250,6 +254,8 @@ class SwapLoss:
         self.attribute = attribute
         self.ifsr_layers = tuple(ifsr_layers)
         self.id_warmup = (int(id_warmup[0]), float(id_warmup[1]))
+        #: LossOptions.teacher_turn_gap (read_batch; 0: off).
+        self.teacher_turn_gap = float(teacher_turn_gap)
         self.seed = int(seed)
         #: The generator terms this loss computes (the table's order), and every figure a step reports.
         self.generator_terms = active_generator_terms(weights, self.terms)
@@ -362,11 +368,19 @@ class SwapLoss:
         teacher = ops.cast(data["teacher"], "float32") if "teacher" in data else None
         if teacher is not None and self.shape is not None:
             teacher = self.shaped_teacher(teacher, data)
+        kept = None
+        if teacher is not None and self.teacher_turn_gap > 0:
+            if "target_68" not in data or "source_68" not in data:
+                raise ValueError("loss.teacher_turn_gap compares each pair's landmarks: train on `clipswap pairs` "
+                                 "data made by this version, with a conditioning that reads them")
+            kept = ops.stop_gradient(teacher_kept(data["same"], data["target_68"], data["source_68"],
+                                                  self.teacher_turn_gap))
         return SwapBatch(
             target=ops.cast(data["target"], "float32"),
             source=source,
             same=ops.cast(data["same"], "float32"),
             teacher=teacher,
+            teacher_kept=kept,
             generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
             mate=ops.cast(data["mate"], "float32") if paired else None,
             has_mate=ops.cast(data["has_mate"], "float32") if paired else None,

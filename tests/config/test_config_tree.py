@@ -207,6 +207,7 @@ OLD_FLAT_PAPER = {  # what `clipswap train --preset paper` wrote before the tree
     "perceptual_to_teacher": False,
     "attribute_network": "identity",
     "geometry_pose_weight": 1.0,
+    "teacher_turn_gap": 0.0,
     "attribute_file": None,
     "precision": "fp32",
     "xla": False,
