@@ -42,6 +42,9 @@ from clipswap.options import DETECTORS, RUNTIMES
               help="The target's fine detail in the pasted face, as `clipswap swap --detail` [default: the model's].")
 @click.option("--sharpen", type=FiniteFloatRange(0.0, 2.0), default=None,
               help="Unsharp mask on the generated face, as `clipswap swap --sharpen` [default: the model's].")
+@click.option("--mirror-source/--no-mirror-source", default=True, show_default=True,
+              help="Mirror the source's face for a target face turned the other way, as `clipswap swap "
+                   "--mirror-source`.")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
                    "when the --model generator was trained with SFace; the training encoder's family is refused.")
@@ -52,8 +55,8 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_files_option
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, detail, sharpen, identity_model, allow_training_identity_model, fid_weights,
-             no_progress, model_files):
+             detector, runtime, detail, sharpen, mirror_source, identity_model, allow_training_identity_model,
+             fid_weights, no_progress, model_files):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.evaluation.job import EvaluationJob, run_evaluation_job
 
@@ -74,7 +77,7 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
 
         files = {**given_files(model_files), **given_files({"arcface": arcface})}
         load_model = partial(EvaluatedModel.load, model, files=files, clip_preset=clip_preset, detector=detector,
-                             runtime=runtime, detail=detail, sharpen=sharpen)
+                             runtime=runtime, detail=detail, sharpen=sharpen, mirror_source=mirror_source)
     try:
         run_evaluation_job(job, load_model, announce=click.echo)
     except ClipswapError as error:

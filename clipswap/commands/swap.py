@@ -81,6 +81,10 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="Amount of an unsharp mask on the generated face before it is pasted: crisper edges, no detail "
                    "the generator's crop never had; not with --blend poisson [default: the checkpoint manifest's "
                    "paste_sharpen, 0 for every model shipped today].")
+@click.option("--mirror-source/--no-mirror-source", default=True, show_default=True,
+              help="A generator that reads the source's face (not the demo's warp): give it the source's face "
+                   "mirrored for a target face that looks to the other side, which keeps the target's head turn "
+                   "better (on by default).")
 @click.option("--feather", type=FiniteFloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
@@ -105,9 +109,9 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
                    "re-encoding strips the metadata label; `clipswap verify` reads it).")
 @model_files_option
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
-         source_face, reference_face, mapping, similarity, blend, color_correction, detail, sharpen, feather,
-         precision, runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta, allow_damaged,
-         no_watermark, model_files):
+         source_face, reference_face, mapping, similarity, blend, color_correction, detail, sharpen, mirror_source,
+         feather, precision, runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta,
+         allow_damaged, no_watermark, model_files):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -144,6 +148,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
         color_correction=color_correction, detail=detail, sharpen=sharpen, clip_preset=clip_preset,
+        mirror_source=mirror_source,
         progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
         smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,

@@ -25,7 +25,8 @@ class EvaluatedModel:
         choice: what it resolved to.
         checkpoint: the loaded GeneratorCheckpoint; None for the landmark and warp baselines.
         files: {file key: path} of the user's model files (`--arcface` fills "arcface").
-        clip_preset, detector, runtime, detail, sharpen: as `clipswap evaluate`'s options of those names.
+        clip_preset, detector, runtime, detail, sharpen, mirror_source: as `clipswap evaluate`'s options of those
+            names.
     """
 
     model: str
@@ -37,6 +38,7 @@ class EvaluatedModel:
     runtime: str = "auto"
     detail: float | None = None
     sharpen: float | None = None
+    mirror_source: bool = True
 
     @classmethod
     def load(cls, model: str, **options) -> EvaluatedModel:
@@ -69,7 +71,8 @@ class EvaluatedModel:
 
         swapper, line = swapper_for(self.choice, self.checkpoint, detector=self.detector, files=self.files,
                                     clip_preset=self.clip_preset, selection=FaceSelection.parse("largest"),
-                                    runtime=self.runtime, detail=self.detail, sharpen=self.sharpen)
+                                    runtime=self.runtime, detail=self.detail, sharpen=self.sharpen,
+                                    mirror_source=self.mirror_source)
         if self.choice.kind == "warp":
             timing = ("one FaceSwapper.swap_frame call with the network replaced by its warped input: target "
                       "detection, alignment, 68 landmarks, warp and paste-back")
@@ -87,5 +90,6 @@ class EvaluatedModel:
 
         run_swap(SwapRequest(source=source, target=target, output=output, model=self.model, files=self.files,
                              clip_preset=self.clip_preset, detector=self.detector, faces="largest",
-                             runtime=self.runtime, detail=self.detail, sharpen=self.sharpen, progress=progress,
+                             runtime=self.runtime, detail=self.detail, sharpen=self.sharpen,
+                             mirror_source=self.mirror_source, progress=progress,
                              watermark=False))

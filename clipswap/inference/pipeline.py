@@ -64,6 +64,8 @@ class SwapRequest:
     #: The unsharp mask's amount on the generated face (FaceSwapper's `sharpen`); None: the checkpoint's own
     #: recommendation (recommended_sharpen).
     sharpen: float | None = None
+    #: Mirror the source's crop for a target face turned the other way (FaceSwapper's `mirror_source`).
+    mirror_source: bool = True
     feather: float | None = None
     precision: str = "fp32"
     #: The generator's engine (clipswap.inference.runtime): auto, tf, openvino or onnxruntime.
@@ -166,7 +168,7 @@ def build_swapper(request: SwapRequest):
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
         color_correction=request.color_correction, runtime=request.runtime, detail=request.detail,
-        sharpen=request.sharpen,
+        sharpen=request.sharpen, mirror_source=request.mirror_source,
     )
 
 
@@ -175,7 +177,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
                 reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
-                detail: float | None = None, sharpen: float | None = None):
+                detail: float | None = None, sharpen: float | None = None, mirror_source: bool = True):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
@@ -223,7 +225,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                    similarity=similarity, precision=precision, color_correction=color_correction,
                    detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
                    sharpen=(recommended_sharpen(checkpoint) if blend != "poisson" else 0.0) if sharpen is None
-                   else sharpen)
+                   else sharpen, mirror_source=mirror_source)
     try:
         swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
     except ExportError as error:

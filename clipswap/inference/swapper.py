@@ -38,7 +38,7 @@ import numpy as np
 
 from clipswap.checkpoints.encoders import IDENTITY_SIZE, ClipEmbedder, IdentityEncoder
 from clipswap.checkpoints.errors import CheckpointError
-from clipswap.face.align import align_face, estimate_alignment, transform_points, warp_face
+from clipswap.face.align import align_face, estimate_alignment, head_turn, transform_points, warp_face
 from clipswap.face.detection import Detection, NoFaceError
 from clipswap.face.similarity import cosine_matrix
 from clipswap.inference.blend import BLEND_KINDS, composite, composite_poisson, landmark_mask, published_mask
@@ -58,6 +58,10 @@ SOURCE_STAGE = "source"
 MIN_SOURCE_FACE = 32
 #: Faces per generator call; more faces in one frame are split into several calls of the same trace.
 MAX_BATCH = 16
+#: mirror_source mirrors the source's crop for a target face when the product of their head turns (head_turn, in eye
+#: distances) is below minus this: the two look to opposite sides, each by more than a few degrees of yaw. Nearly
+#: frontal faces keep the source as it is, since mirroring them gains no pose.
+MIRROR_TURN_PRODUCT = 0.0025
 
 
 @dataclass
@@ -266,6 +270,11 @@ class FaceSwapper(LegacyFlags):
             (clipswap.inference.blend.composite; 0 = none); not with the "poisson" blend.
         sharpen: the amount of the unsharp mask applied to the generated face before it is pasted, in [0, 2]
             (clipswap.inference.blend.unsharp: crisper edges, no new detail; 0 = none); not with the "poisson" blend.
+        mirror_source: for a row that reads the source's aligned crop as it is (not "target+warp"), give G that crop
+            mirrored left to right for each target face that looks to the other side (head_turn,
+            MIRROR_TURN_PRODUCT): a generator that reads the source's crop carries some of its head turn into the
+            swap, and a face's mirror image shows the same person turned the target's way. The identity vector is
+            always the source's own.
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -291,6 +300,7 @@ class FaceSwapper(LegacyFlags):
         color_correction: str = "none",
         detail: float = 0.0,
         sharpen: float = 0.0,
+        mirror_source: bool = False,
     ):
         _check_paste_options(blend, color_correction, detail, sharpen)
         #: The generator's conditioning row: which inputs it reads and how each is prepared.
@@ -320,6 +330,7 @@ class FaceSwapper(LegacyFlags):
         self.color_correction = color_correction
         self.detail = float(detail)
         self.sharpen = float(sharpen)
+        self.mirror_source = bool(mirror_source)
         #: Where the landmark swap / warp takes its triangle transforms
         #: (clipswap.face.landmark_swap.TRANSFORMS): "qhull", the reference of every photo and video swap; the live
         #: stream sets "numpy", its cheaper equal.
@@ -344,7 +355,9 @@ class FaceSwapper(LegacyFlags):
         #: with a landmark preparation its 68 landmarks in crop pixels (set_source).
         self.source_crop: np.ndarray | None = None
         self.source_68: np.ndarray | None = None
-        #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points)) or None.
+        #: The source face's head_turn (set_source).
+        self.source_turn = 0.0
+        #: set_mapping: ([R, D] reference identity vectors, [R] source parts (vector, crop, 68 points, turn)) or None.
         self.mapping: tuple[np.ndarray, list] | None = None
         self.reference_vector: np.ndarray | None = None
         #: A landmark preparation: faces whose landmark swap or warp failed and went to G as the plain target crop.
@@ -356,13 +369,13 @@ class FaceSwapper(LegacyFlags):
     def reconfigured(self, *, blend: str = "published", feather: float | None = None,
                      color_correction: str = "none", selection: FaceSelection | None = None,
                      similarity: float = DEFAULT_SIMILARITY, detail: float | None = None,
-                     sharpen: float | None = None) -> FaceSwapper:
+                     sharpen: float | None = None, mirror_source: bool | None = None) -> FaceSwapper:
         """A swapper that shares this one's networks (generator, identity encoder, CLIP, detector, landmarker), with
         other paste-back and selection options (as the constructor takes them) and none of this one's per-run state
         (source, mapping, reference, tracks, timings): a long-lived process loads the models once and serves each
         request with its own options. `detail` and `sharpen` None keep this swapper's (the checkpoint's
         recommendations, as `clipswap swap` without --detail or --sharpen), 0 with the poisson blend, which takes
-        neither. Raises ValueError as the constructor does."""
+        neither; `mirror_source` None keeps this swapper's. Raises ValueError as the constructor does."""
         if detail is None:
             detail = 0.0 if blend == "poisson" else self.detail
         if sharpen is None:
@@ -372,6 +385,8 @@ class FaceSwapper(LegacyFlags):
         view.blend, view.feather, view.color_correction = blend, feather, color_correction
         view.selection, view.similarity, view.detail = selection or FaceSelection(), float(similarity), float(detail)
         view.sharpen = float(sharpen)
+        if mirror_source is not None:
+            view.mirror_source = bool(mirror_source)
         view._published = published_mask(self.image_size, feather)
         view._reset_run_state()
         return view
@@ -421,25 +436,27 @@ class FaceSwapper(LegacyFlags):
         return vector.astype(np.float32)
 
     def _source_parts(self, image: np.ndarray, what: str, number: int | None = None
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, float]:
         """(identity input, for a source input or a landmark preparation the aligned crop, for a landmark preparation
-        its 68 landmarks in crop pixels) of the best face of a source image, or its `number`-th from the left
-        (best_face). Raises NoFaceError."""
-        face = best_face(self.detector, image, what, say_which=True, number=number)  # one detection serves all three
+        its 68 landmarks in crop pixels, the face's head_turn) of the best face of a source image, or its
+        `number`-th from the left (best_face). Raises NoFaceError."""
+        face = best_face(self.detector, image, what, say_which=True, number=number)  # one detection serves all
         vector = self._identity_of_face(image, face)
+        turn = head_turn(face.landmarks)
         row = self.conditioning_row
         if not row.landmarks_at_swap and not row.source:
-            return vector, None, None
+            return vector, None, None, turn
         crop, matrix = align_face(image, face.landmarks, self.image_size)
         if not row.landmarks_at_swap:
-            return vector, crop, None
-        return vector, crop, transform_points(matrix, self.landmarker(image, face))
+            return vector, crop, None, turn
+        return vector, crop, transform_points(matrix, self.landmarker(image, face)), turn
 
     def set_source(self, image: np.ndarray, number: int | None = None) -> np.ndarray:
         """Compute and keep the source identity of the best face of `image`, or of its `number`-th face from the left
         (--source-face; best_face), once per run, timed as SOURCE_STAGE. Raises NoFaceError."""
         with self.timer.stage(SOURCE_STAGE):
-            self.source_vector, self.source_crop, self.source_68 = self._source_parts(image, "source image", number)
+            self.source_vector, self.source_crop, self.source_68, self.source_turn = self._source_parts(
+                image, "source image", number)
         return self.source_vector
 
     def set_mapping(self, pairs: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -545,8 +562,11 @@ class FaceSwapper(LegacyFlags):
             crops = np.stack([warp_face(frame, matrix, size) for matrix in matrices])
         regions: list[np.ndarray | None] = [None] * len(faces)
         target_crops = crops
-        source_crops = [crop for _, crop, _ in sources]
         row = self.conditioning_row
+        source_crops = [crop for _, crop, _, _ in sources]
+        if self.mirror_source and row.source and not row.warped_source:
+            source_crops = [crop[:, ::-1] if turn * head_turn(face.landmarks) < -MIRROR_TURN_PRODUCT else crop
+                            for face, (_, crop, _, turn) in zip(faces, sources, strict=True)]
         if row.landmarks_at_swap:
             with self.timer.stage("pre_swap"):
                 swapped = [self._landmark_swap(frame, face, matrix, crop, source, track)
@@ -559,7 +579,7 @@ class FaceSwapper(LegacyFlags):
                     crops = np.stack([crop for crop, _ in swapped])
         with self.timer.stage("generate"):
             targets = crops.astype(np.float32) / 127.5 - 1.0
-            vectors = np.stack([vector for vector, _, _ in sources]).astype(np.float32)
+            vectors = np.stack([vector for vector, _, _, _ in sources]).astype(np.float32)
             named = row.named(targets, vectors,
                               np.stack(source_crops).astype(np.float32) / 127.5 - 1.0 if row.source else None)
             inputs = list(named.values())
@@ -579,10 +599,10 @@ class FaceSwapper(LegacyFlags):
         return output, len(faces)
 
     def _sources_for(self, frame: np.ndarray, faces: list[Detection], tracks: list) -> tuple[list, list, list]:
-        """(the faces to swap, for each its source parts (vector, crop, 68 points), their tracks): the one source,
+        """(the faces to swap, for each its source parts (vector, crop, 68 points, turn), their tracks): the one source,
         or with a mapping the source of the most similar matching reference (a tracked face: by its track's mean
         similarity); faces matching none take the one source, else are left alone."""
-        single = (self.source_vector, self.source_crop, self.source_68)
+        single = (self.source_vector, self.source_crop, self.source_68, self.source_turn)
         if self.mapping is None or not faces:
             return faces, [single] * len(faces), tracks
         references, mapped = self.mapping
@@ -615,7 +635,7 @@ class FaceSwapper(LegacyFlags):
             warp_paste,
         )
 
-        _, source_crop, source_68 = source
+        _, source_crop, source_68, _ = source
         points68 = self.landmarker(frame, face)
         if track is not None and self.tracker is not None and self.tracker.smoothing:
             points68 = track.smooth_points("68", points68)

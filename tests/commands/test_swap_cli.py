@@ -331,3 +331,28 @@ def test_a_manifest_recommends_its_paste_sharpen(checkpoints, face, tmp_path):
     output = tmp_path / "bad.png"
     result = swap("-s", face, "-t", face, "-o", output, "--model", model, "--detector", "yunet")
     assert_error(result, sentence.format(model.with_suffix(".json"), '"crisp"'), output=output)
+
+
+def test_mirror_source_is_on_by_default_and_the_flag_turns_it_off(checkpoints, face, tmp_path, monkeypatch):
+    """SwapRequest and `clipswap swap` mirror the source for a target turned the other way unless
+    --no-mirror-source says not to; the swapper build_swapper makes carries the choice."""
+    import clipswap.inference.pipeline as pipeline
+
+    request = pipeline.SwapRequest(source=None, target=None, output=None, model=str(checkpoints["sface"]),
+                                   detector="yunet")
+    assert build_swapper_of(request).mirror_source is True
+    assert build_swapper_of(replace(request, mirror_source=False)).mirror_source is False
+    seen = []
+    real = pipeline.build_swapper
+    monkeypatch.setattr(pipeline, "build_swapper", lambda given: seen.append(given.mirror_source) or real(given))
+    for extra in ([], ["--no-mirror-source"]):
+        result = swap("-s", face, "-t", face, "-o", tmp_path / "out.png", "--model", checkpoints["sface"],
+                      "--detector", "yunet", "--no-watermark", *extra)
+        assert result.exit_code == 0, result.output
+    assert seen == [True, False]
+
+
+def build_swapper_of(request):
+    from clipswap.inference.pipeline import build_swapper
+
+    return build_swapper(request)[0]

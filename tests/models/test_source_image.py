@@ -139,6 +139,35 @@ def test_face_swapper_feeds_the_source_crop_beside_each_target_crop():
     np.testing.assert_allclose(np.round((fed_target[0] + 1.0) * 127.5), expected_target, atol=0.51)
 
 
+def test_face_swapper_mirrors_the_source_crop_for_a_target_turned_the_other_way():
+    """mirror_source: Aaron Sorkin looks to one side and Abdullah Gul to the other (head_turn of opposite signs), so
+    G reads Sorkin's crop mirrored for Gul and as it is for Gul's mirror image, whose turn is Sorkin's side; the
+    identity vector is the source's own either way, and with mirror_source off the crop is never mirrored."""
+    from clipswap.checkpoints.encoders import load_identity_encoder
+    from clipswap.face.align import head_turn
+    from clipswap.face.yunet import YuNetDetector
+    from clipswap.inference.swapper import MIRROR_TURN_PRODUCT, FaceSwapper
+    from clipswap.media.images import read_image
+
+    source = read_image(shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg"))
+    target = read_image(shared_data("lfw", "Abdullah_Gul", "Abdullah_Gul_0001.jpg"))
+    turned = np.ascontiguousarray(target[:, ::-1])
+    identity, detector = load_identity_encoder("sface"), YuNetDetector()
+    turns = [head_turn(sort_by_area(detector.detect(image))[0].landmarks) for image in (source, target, turned)]
+    assert turns[0] * turns[1] < -MIRROR_TURN_PRODUCT and turns[0] * turns[2] > 0, turns
+    crop, _ = align_face(source, sort_by_area(detector.detect(source))[0].landmarks, 128)
+    for mirror, expected in ((True, [crop[:, ::-1], crop]), (False, [crop, crop])):
+        spy = Spy()
+        swapper = FaceSwapper(spy, 128, identity.dim, identity, detector, conditioning="target+source_crop",
+                              mirror_source=mirror)
+        swapper.set_source(source)
+        for image in (target, turned):
+            assert swapper.swap_frame(image)[1] == 1
+        for (_, fed_identity, fed_source), want in zip(spy.inputs, expected, strict=True):
+            np.testing.assert_allclose(np.round((fed_source[0] + 1.0) * 127.5), want, atol=0.51)
+            np.testing.assert_allclose(fed_identity[0], swapper.source_vector)
+
+
 # --- source_warp: the third input is the source's face warped onto the target ---------------------------------------
 
 
