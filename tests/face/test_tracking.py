@@ -190,7 +190,8 @@ def test_swapper_keeps_a_tracks_map_source():
     script = [[face_at(100, 80)], [face_at(100, 80)], *([[face_at(101, 80)]] * 4)]
     swapper = FaceSwapper(painter, 64, 4, StubIdentity(embed), ScriptedDetector(script), blend="landmarks")
     swapper.source_vector = None
-    swapper._source_parts = lambda image, what: (np.full(4, 0.9 if "1" in what else -0.9, np.float32), None, None)
+    swapper._source_parts = lambda image, what: (np.full(4, 0.9 if "1" in what else -0.9, np.float32), None, None,
+                                                 0.0)
     swapper.set_mapping([(FRAME, FRAME), (FRAME, FRAME)])  # two detections: the references
     swapper.start_tracking(RATE)
     centres = []
