@@ -333,9 +333,9 @@ class LossOptions:
             clipswap.losses.geometry.POSE_UNIT costs as much as a landmark off by LANDMARK_UNIT; ours).
         teacher_turn_gap: 0 (off), or with a teacher and a conditioning whose batches carry the landmarks: a
             cross-identity pair whose source's head turn (clipswap.losses.reconstruction.head_turn_68, in eye
-            distances; about 125 degrees of yaw each) differs from its target's by more than this has the target as
-            its teacher, so the teacher terms leave its face out: the landmark swap of a face turned far from the
-            target is ghosted and carries the source's pose (ours).
+            distances; about 125 degrees of yaw each) differs from its target's by more than this is left out of
+            the teacher term's face part and of a perceptual term towards the teacher (SwapBatch.teacher_kept): the
+            landmark swap of a face turned far from the target is ghosted and carries the source's pose (ours).
         discriminator_patch_blocks: 0: the adversarial term's D gives one logit per image (FaceDancer's); k > 0: it
             runs its first k residual blocks and scores each cell of their map (models.discriminator, ours).
         discriminator_paired: D reads each image beside a reference (models.discriminator, paired; ours): real
