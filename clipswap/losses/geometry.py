@@ -54,6 +54,8 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, 
     Returns:
         Scalar float32 >= 0.
     """
+    if pose_weight < 0:
+        raise ValueError(f"pose_weight must be >= 0, got {pose_weight}")
     target_points, target_pose = (ops.cast(x, "float32") for x in target_features)
     swap_points, swap_pose = (ops.cast(x, "float32") for x in swap_features)
     eyes = target_points[:, EYE_CORNERS[0]] - target_points[:, EYE_CORNERS[1]]
@@ -62,8 +64,6 @@ def geometry_attribute_loss(target_features: Sequence, swap_features: Sequence, 
     if points is not None:
         chosen = list(points)
         target_points, aligned = ops.take(target_points, chosen, axis=1), ops.take(aligned, chosen, axis=1)
-    if pose_weight < 0:
-        raise ValueError(f"pose_weight must be >= 0, got {pose_weight}")
     # The difference is squared, so w_pose scales both sides by its square root.
     pose_scale = float(pose_weight) ** 0.5 / POSE_UNIT
     return attribute_loss([target_points / unit, target_pose * pose_scale],

@@ -373,8 +373,7 @@ class SwapLoss:
             if "target_68" not in data or "source_68" not in data:
                 raise ValueError("loss.teacher_turn_gap compares each pair's landmarks: train on `clipswap pairs` "
                                  "data made by this version, with a conditioning that reads them")
-            kept = ops.stop_gradient(teacher_kept(data["same"], data["target_68"], data["source_68"],
-                                                  self.teacher_turn_gap))
+            kept = teacher_kept(data["same"], data["target_68"], data["source_68"], self.teacher_turn_gap)
         return SwapBatch(
             target=ops.cast(data["target"], "float32"),
             source=source,

@@ -340,8 +340,8 @@ def test_mirror_source_is_on_by_default_and_the_flag_turns_it_off(checkpoints, f
 
     request = pipeline.SwapRequest(source=None, target=None, output=None, model=str(checkpoints["sface"]),
                                    detector="yunet")
-    assert build_swapper_of(request).mirror_source is True
-    assert build_swapper_of(replace(request, mirror_source=False)).mirror_source is False
+    assert pipeline.build_swapper(request)[0].mirror_source is True
+    assert pipeline.build_swapper(replace(request, mirror_source=False))[0].mirror_source is False
     seen = []
     real = pipeline.build_swapper
     monkeypatch.setattr(pipeline, "build_swapper", lambda given: seen.append(given.mirror_source) or real(given))
@@ -350,9 +350,3 @@ def test_mirror_source_is_on_by_default_and_the_flag_turns_it_off(checkpoints, f
                       "--detector", "yunet", "--no-watermark", *extra)
         assert result.exit_code == 0, result.output
     assert seen == [True, False]
-
-
-def build_swapper_of(request):
-    from clipswap.inference.pipeline import build_swapper
-
-    return build_swapper(request)[0]
