@@ -21,6 +21,7 @@ from clipswap.commands.pairs import pairs
 from clipswap.commands.swap import swap
 from clipswap.commands.train import train
 from clipswap.commands.train_geometry import train_geometry
+from clipswap.commands.train_occluder import train_occluder
 from clipswap.commands.ui import ui
 from clipswap.commands.verify import verify
 from clipswap.errors import unexpected_message
@@ -108,8 +109,8 @@ def main(verbose: int, max_pixels: int) -> None:
 
 
 # Command modules import only click and plain-Python configuration; each command imports TensorFlow inside itself.
-for _command in (info, init, swap, verify, doctor, train, train_geometry, align, pairs, pack, evaluate, export,
-                 ui):
+for _command in (info, init, swap, verify, doctor, train, train_geometry, train_occluder, align, pairs, pack,
+                 evaluate, export, ui):
     main.add_command(_command)
 
 

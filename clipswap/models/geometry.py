@@ -110,7 +110,9 @@ def similarity_align(points, reference, indices: Sequence[int] = RIGID):
     return ops.stack([a_re * x - a_im * y, a_im * x + a_re * y], axis=-1) + q_mean
 
 
-def _separable_block(x, filters: int, stride: int, name: str):
+def separable_block(x, filters: int, stride: int, name: str):
+    """3x3 depthwise (stride `stride`), BN, ReLU; 1x1 conv to `filters`, BN, ReLU: MobileNet-v1's block, its layers
+    named f"{name}_dw", f"{name}_pw" and their BN and ReLU."""
     x = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"{name}_dw")(x)
     x = layers.BatchNormalization(name=f"{name}_dw_bn")(x)
     x = layers.ReLU(name=f"{name}_dw_relu")(x)
@@ -141,7 +143,7 @@ def _heatmap_head(levels: dict[int, object], width: int):
         h = layers.UpSampling2D(2, interpolation="bilinear", name=f"heatmap_up{stride}")(h)
         skip = layers.Conv2D(width, 1, name=f"heatmap_lateral{stride}")(levels[stride])
         h = layers.Add(name=f"heatmap_merge{stride}")([h, skip])
-        h = _separable_block(h, width, 1, f"heatmap_block{stride}")
+        h = separable_block(h, width, 1, f"heatmap_block{stride}")
     heatmaps = layers.Conv2D(POINTS, 1, name="heatmap_logits")(h)
     landmarks = SpatialSoftArgmax(name="landmarks")(heatmaps)
     pooled = layers.GlobalAveragePooling2D(name="pose_pool")(levels[deepest])
@@ -182,7 +184,7 @@ class GeometryNet(keras.Model):
         x = layers.ReLU(name="stem_relu")(x)
         levels = {2: x}
         for k, (width, step, level) in enumerate(zip(widths, strides, level_strides(strides), strict=True)):
-            x = _separable_block(x, width, step, f"block{k + 1}")
+            x = separable_block(x, width, step, f"block{k + 1}")
             levels[level] = x
         if head == "dense":
             landmarks, pose = _dense_head(x, head_width)
@@ -232,4 +234,5 @@ def parameter_count(model: keras.Model) -> int:
 
 
 __all__ = ["FLIP", "GeometryNet", "HEADS", "HEATMAP_STRIDE", "INPUT_SIZE", "POINTS", "RIGID", "flip_landmarks",
-           "parameter_count", "pixels_to_unit", "similarity_align", "total_stride", "unit_to_pixels"]
+           "parameter_count", "pixels_to_unit", "separable_block", "similarity_align", "total_stride",
+           "unit_to_pixels"]
