@@ -174,7 +174,7 @@ def _models(report: Report) -> None:
         if published["generator"] is None:
             report.problems.append(f"no usable generator: the demo generator is unusable ({error}) and "
                                    "ClipSwap.h5 is not in pretrained_ckpts/; restore pretrained_ckpts/demo/ with git")
-    _geometry_row(report)
+    _small_net_rows(report)
     for name in MODEL_SHA256:
         try:
             path = bundled_model_path(name, verify=True)
@@ -222,22 +222,28 @@ def _components(report: Report) -> None:
         report.row(f"runtime {row.name}", f"{'/'.join(row.precisions)}, {state}")
 
 
-def _geometry_row(report: Report) -> None:
-    """The geometry network shipped beside the demo (the landmarks attribute term's default): a warning only, since
-    swapping does not read it."""
+def _small_net_rows(report: Report) -> None:
+    """The geometry and occluder networks shipped beside the demo: a warning each, since a swap runs without them
+    (--no-occlusion-mask) and only training with the landmarks attribute term reads the geometry network."""
     from clipswap.checkpoints.errors import CheckpointError
-    from clipswap.checkpoints.geometry import SHIPPED_GEOMETRY, read_geometry_manifest
+    from clipswap.checkpoints.geometry import GEOMETRY_FILES, SHIPPED_GEOMETRY
     from clipswap.checkpoints.native import sha256_of
+    from clipswap.checkpoints.occluder import OCCLUDER_FILES, SHIPPED_OCCLUDER
+    from clipswap.checkpoints.small_net import read_small_manifest
 
-    try:
-        manifest = read_geometry_manifest(SHIPPED_GEOMETRY)
-        if not SHIPPED_GEOMETRY.is_file() or sha256_of(SHIPPED_GEOMETRY) != manifest["sha256"]:
-            raise CheckpointError(f"{SHIPPED_GEOMETRY} is missing or does not match the SHA-256 in its manifest")
-        report.row("demo geometry network", f"{SHIPPED_GEOMETRY}, {_size(SHIPPED_GEOMETRY)}, SHA-256 matches its "
-                                            "manifest")
-    except CheckpointError as error:
-        report.row("demo geometry network", f"unusable: {error}")
-        report.warnings.append(f"training with --set attribute_network=landmarks needs the geometry network: {error}")
+    rows = ((GEOMETRY_FILES, SHIPPED_GEOMETRY, "training with --set attribute_network=landmarks needs the geometry "
+                                               "network"),
+            (OCCLUDER_FILES, SHIPPED_OCCLUDER, "swaps paste around occluders with the occluder network (else use "
+                                               "--no-occlusion-mask)"))
+    for kind, path, need in rows:
+        try:
+            manifest = read_small_manifest(kind, path)
+            if not path.is_file() or sha256_of(path) != manifest["sha256"]:
+                raise CheckpointError(f"{path} is missing or does not match the SHA-256 in its manifest")
+            report.row(f"demo {kind.what}", f"{path}, {_size(path)}, SHA-256 matches its manifest")
+        except CheckpointError as error:
+            report.row(f"demo {kind.what}", f"unusable: {error}")
+            report.warnings.append(f"{need}: {error}")
 
 
 def _folders(report: Report) -> None:

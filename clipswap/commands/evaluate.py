@@ -45,6 +45,10 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--mirror-source/--no-mirror-source", default=True, show_default=True,
               help="Mirror the source's face for a target face turned the other way, as `clipswap swap "
                    "--mirror-source`.")
+@click.option("--occlusion-mask/--no-occlusion-mask", default=True, show_default=True,
+              help="Keep what covers a target face in front of the swap, as `clipswap swap --occlusion-mask`.")
+@click.option("--occluder", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The occluder network's .keras file, as `clipswap swap --occluder`.")
 @click.option("--identity-model", default="auto", show_default=True,
               help="Identity model for ID metrics: auto, sface, dlib, or an ArcFace/CosFace .h5. auto = sface, or dlib "
                    "when the --model generator was trained with SFace; the training encoder's family is refused.")
@@ -55,13 +59,16 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @model_files_option
 def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, output_dir, model, arcface, clip_preset,
-             detector, runtime, detail, sharpen, mirror_source, identity_model, allow_training_identity_model,
-             fid_weights, no_progress, model_files):
+             detector, runtime, detail, sharpen, mirror_source, occlusion_mask, occluder, identity_model,
+             allow_training_identity_model, fid_weights, no_progress, model_files):
     """Compute ID retrieval/similarity, pose, expression, SSIM, PSNR, FID and cost; write metrics.json and .md."""
     from clipswap.evaluation.job import EvaluationJob, run_evaluation_job
 
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
+    if occluder is not None and not occlusion_mask:
+        raise click.UsageError("--occluder names the network of the occlusion mask, and --no-occlusion-mask turns "
+                               "the mask off: drop one of them")
     if protocol is not None and input_dir is None:
         raise click.UsageError("--protocol needs --input DIR")
     job = EvaluationJob(
@@ -77,7 +84,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
 
         files = {**given_files(model_files), **given_files({"arcface": arcface})}
         load_model = partial(EvaluatedModel.load, model, files=files, clip_preset=clip_preset, detector=detector,
-                             runtime=runtime, detail=detail, sharpen=sharpen, mirror_source=mirror_source)
+                             runtime=runtime, detail=detail, sharpen=sharpen, mirror_source=mirror_source,
+                             occlusion_mask=occlusion_mask, occluder=occluder)
     try:
         run_evaluation_job(job, load_model, announce=click.echo)
     except ClipswapError as error:

@@ -85,6 +85,12 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="A generator that reads the source's face (not the demo's warp): give it the source's face "
                    "mirrored for a target face that looks to the other side, which keeps the target's head turn "
                    "better (on by default).")
+@click.option("--occlusion-mask/--no-occlusion-mask", default=True, show_default=True,
+              help="Keep what covers a target face (sunglasses, a hand, a microphone), as the occluder network finds "
+                   "it, in front of the swap; not for --model landmarks.")
+@click.option("--occluder", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The occluder network's .keras file (written with its .json by `clipswap train-occluder`) "
+                   "[default: pretrained_ckpts/demo/occluder.keras].")
 @click.option("--feather", type=FiniteFloatRange(0.0, 64.0), default=None,
               help="Mask blur sigma in crop pixels [default: 7 at 256, the release's, scaled with the crop].")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="fp32", help="Generator arithmetic.")
@@ -110,8 +116,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @model_files_option
 def swap(source, target, output, model, arcface, retinaface, clip_preset, detector, det_threshold, faces,
          source_face, reference_face, mapping, similarity, blend, color_correction, detail, sharpen, mirror_source,
-         feather, precision, runtime, no_progress, no_tracking, no_smoothing, smooth_min_cutoff, smooth_beta,
-         allow_damaged, no_watermark, model_files):
+         occlusion_mask, occluder, feather, precision, runtime, no_progress, no_tracking, no_smoothing,
+         smooth_min_cutoff, smooth_beta, allow_damaged, no_watermark, model_files):
     """Swap the face of SOURCE onto every selected face of TARGET and write OUTPUT (labelled as synthetic in its
     metadata and by an invisible watermark in its pixels).
 
@@ -139,6 +145,9 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
     if sharpen and blend == "poisson":
         raise click.UsageError("--sharpen sharpens the generated face of a mask-blended paste, and --blend poisson "
                                "solves the face region anew: drop one of them")
+    if occluder is not None and not occlusion_mask:
+        raise click.UsageError("--occluder names the network of the occlusion mask, and --no-occlusion-mask turns "
+                               "the mask off: drop one of them")
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(
@@ -148,7 +157,7 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         reference_face=reference_face,
         mapping=mapping, similarity=similarity, blend=blend, feather=feather, precision=precision, runtime=runtime,
         color_correction=color_correction, detail=detail, sharpen=sharpen, clip_preset=clip_preset,
-        mirror_source=mirror_source,
+        mirror_source=mirror_source, occlusion_mask=occlusion_mask, occluder=occluder,
         progress=not no_progress,
         watermark=not no_watermark, tracking=not no_tracking, smoothing=not no_smoothing,
         smooth_min_cutoff=smooth_min_cutoff, smooth_beta=smooth_beta, allow_damaged=allow_damaged,

@@ -25,8 +25,8 @@ class EvaluatedModel:
         choice: what it resolved to.
         checkpoint: the loaded GeneratorCheckpoint; None for the landmark and warp baselines.
         files: {file key: path} of the user's model files (`--arcface` fills "arcface").
-        clip_preset, detector, runtime, detail, sharpen, mirror_source: as `clipswap evaluate`'s options of those
-            names.
+        clip_preset, detector, runtime, detail, sharpen, mirror_source, occlusion_mask, occluder: as `clipswap
+            evaluate`'s options of those names.
     """
 
     model: str
@@ -39,6 +39,8 @@ class EvaluatedModel:
     detail: float | None = None
     sharpen: float | None = None
     mirror_source: bool = True
+    occlusion_mask: bool = True
+    occluder: Path | None = None
 
     @classmethod
     def load(cls, model: str, **options) -> EvaluatedModel:
@@ -72,7 +74,8 @@ class EvaluatedModel:
         swapper, line = swapper_for(self.choice, self.checkpoint, detector=self.detector, files=self.files,
                                     clip_preset=self.clip_preset, selection=FaceSelection.parse("largest"),
                                     runtime=self.runtime, detail=self.detail, sharpen=self.sharpen,
-                                    mirror_source=self.mirror_source)
+                                    mirror_source=self.mirror_source, occlusion_mask=self.occlusion_mask,
+                                    occluder=self.occluder)
         if self.choice.kind == "warp":
             timing = ("one FaceSwapper.swap_frame call with the network replaced by its warped input: target "
                       "detection, alignment, 68 landmarks, warp and paste-back")
@@ -91,5 +94,6 @@ class EvaluatedModel:
         run_swap(SwapRequest(source=source, target=target, output=output, model=self.model, files=self.files,
                              clip_preset=self.clip_preset, detector=self.detector, faces="largest",
                              runtime=self.runtime, detail=self.detail, sharpen=self.sharpen,
-                             mirror_source=self.mirror_source, progress=progress,
+                             mirror_source=self.mirror_source, occlusion_mask=self.occlusion_mask,
+                             occluder=self.occluder, progress=progress,
                              watermark=False))

@@ -66,6 +66,10 @@ class SwapRequest:
     sharpen: float | None = None
     #: Mirror the source's crop for a target face turned the other way (FaceSwapper's `mirror_source`).
     mirror_source: bool = True
+    #: Keep what covers each target face (sunglasses, a hand) in front of the swap (FaceSwapper's `occluder`);
+    #: `occluder` is the occluder network's .keras file (None: the one shipped beside the demo).
+    occlusion_mask: bool = True
+    occluder: Path | None = None
     feather: float | None = None
     precision: str = "fp32"
     #: The generator's engine (clipswap.inference.runtime): auto, tf, openvino or onnxruntime.
@@ -168,7 +172,8 @@ def build_swapper(request: SwapRequest):
         selection=FaceSelection.parse(request.faces), similarity=request.similarity, blend=request.blend,
         feather=request.feather, precision=request.precision, reference_face=request.reference_face is not None,
         color_correction=request.color_correction, runtime=request.runtime, detail=request.detail,
-        sharpen=request.sharpen, mirror_source=request.mirror_source,
+        sharpen=request.sharpen, mirror_source=request.mirror_source, occlusion_mask=request.occlusion_mask,
+        occluder=request.occluder,
     )
 
 
@@ -177,13 +182,16 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 selection: FaceSelection | None = None, similarity: float = DEFAULT_SIMILARITY,
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
                 reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
-                detail: float | None = None, sharpen: float | None = None, mirror_source: bool = True):
+                detail: float | None = None, sharpen: float | None = None, mirror_source: bool = True,
+                occlusion_mask: bool = True, occluder: Path | None = None):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:
         choice: the resolved --model.
         checkpoint: the loaded GeneratorCheckpoint of `choice.path`; None for the landmark model.
         reference_face: whether --reference-face will be used (the landmark model then loads SFace to match it).
+        occlusion_mask, occluder: SwapRequest's; the landmark model, which Poisson-blends its own region, takes no
+            occlusion mask.
         The other options are SwapRequest's.
 
     Returns:
@@ -211,7 +219,8 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
         if choice.kind == "warp":
             swapper = _warp_swapper(face_detector, landmarker, selection=selection, similarity=similarity,
-                                    blend=blend, feather=feather, color_correction=color_correction)
+                                    blend=blend, feather=feather, color_correction=color_correction,
+                                    occluder=_occlusion_masker(occluder) if occlusion_mask else None)
             return swapper, models_line(WARP_LABEL, detector_text)
         swapper = _landmark_swapper(face_detector, landmarker, selection, similarity, reference_face)
         return swapper, models_line(LANDMARKS_LABEL, detector_text)
@@ -225,7 +234,8 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                    similarity=similarity, precision=precision, color_correction=color_correction,
                    detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
                    sharpen=(recommended_sharpen(checkpoint) if blend != "poisson" else 0.0) if sharpen is None
-                   else sharpen, mirror_source=mirror_source)
+                   else sharpen, mirror_source=mirror_source,
+                   occluder=_occlusion_masker(occluder) if occlusion_mask else None)
     try:
         swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
     except ExportError as error:
@@ -273,6 +283,15 @@ def _recommended_paste(checkpoint, key: str, high: float) -> float:
         raise CheckpointError(f"{path} recommends {key} {json.dumps(value)}, but it must be a number in [0, "
                               f"{high:g}]: correct or remove it.")
     return float(value)
+
+
+def _occlusion_masker(path: Path | None):
+    """The OcclusionMasker of the occluder network at `path` (None: the shipped one); CheckpointError when it is
+    missing or changed."""
+    from clipswap.checkpoints.occluder import load_occluder
+    from clipswap.inference.occlusion import OcclusionMasker
+
+    return OcclusionMasker(load_occluder(path))
 
 
 def _landmarker(clip_preset: str | None, kind: str = "landmarks"):

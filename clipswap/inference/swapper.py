@@ -275,6 +275,9 @@ class FaceSwapper(LegacyFlags):
             MIRROR_TURN_PRODUCT): a generator that reads the source's crop carries some of its head turn into the
             swap, and a face's mirror image shows the same person turned the target's way. The identity vector is
             always the source's own.
+        occluder: crops [N, S, S, 3] uint8 RGB -> [N, S, S] float32 occlusion in [0, 1] (an OcclusionMasker), or
+            None: each face's paste-back mask is multiplied by 1 - the occlusion of its target crop, so what covers
+            the target face (sunglasses, a hand) stays the target's.
 
     Raises:
         CheckpointError: D differs from the identity encoder's width plus the CLIP width.
@@ -301,6 +304,7 @@ class FaceSwapper(LegacyFlags):
         detail: float = 0.0,
         sharpen: float = 0.0,
         mirror_source: bool = False,
+        occluder: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         _check_paste_options(blend, color_correction, detail, sharpen)
         #: The generator's conditioning row: which inputs it reads and how each is prepared.
@@ -331,6 +335,7 @@ class FaceSwapper(LegacyFlags):
         self.detail = float(detail)
         self.sharpen = float(sharpen)
         self.mirror_source = bool(mirror_source)
+        self.occluder = occluder
         #: Where the landmark swap / warp takes its triangle transforms
         #: (clipswap.face.landmark_swap.TRANSFORMS): "qhull", the reference of every photo and video swap; the live
         #: stream sets "numpy", its cheaper equal.
@@ -369,19 +374,25 @@ class FaceSwapper(LegacyFlags):
     def reconfigured(self, *, blend: str = "published", feather: float | None = None,
                      color_correction: str = "none", selection: FaceSelection | None = None,
                      similarity: float = DEFAULT_SIMILARITY, detail: float | None = None,
-                     sharpen: float | None = None, mirror_source: bool | None = None) -> FaceSwapper:
+                     sharpen: float | None = None, mirror_source: bool | None = None,
+                     occlusion_mask: bool | None = None) -> FaceSwapper:
         """A swapper that shares this one's networks (generator, identity encoder, CLIP, detector, landmarker), with
         other paste-back and selection options (as the constructor takes them) and none of this one's per-run state
         (source, mapping, reference, tracks, timings): a long-lived process loads the models once and serves each
         request with its own options. `detail` and `sharpen` None keep this swapper's (the checkpoint's
         recommendations, as `clipswap swap` without --detail or --sharpen), 0 with the poisson blend, which takes
-        neither; `mirror_source` None keeps this swapper's. Raises ValueError as the constructor does."""
+        neither; `mirror_source` and `occlusion_mask` None keep this swapper's, occlusion_mask False drops its occluder
+        (True needs one). Raises ValueError as the constructor does."""
         if detail is None:
             detail = 0.0 if blend == "poisson" else self.detail
         if sharpen is None:
             sharpen = 0.0 if blend == "poisson" else self.sharpen
         _check_paste_options(blend, color_correction, detail, sharpen)
+        if occlusion_mask and self.occluder is None:
+            raise ValueError("this swapper was built without an occluder network; it cannot paste around occluders")
         view = copy.copy(self)
+        if occlusion_mask is False:
+            view.occluder = None
         view.blend, view.feather, view.color_correction = blend, feather, color_correction
         view.selection, view.similarity, view.detail = selection or FaceSelection(), float(similarity), float(detail)
         view.sharpen = float(sharpen)
@@ -588,6 +599,8 @@ class FaceSwapper(LegacyFlags):
         with self.timer.stage("blend"):
             masks = np.stack([self._mask(face, matrix) if region is None else region_mask(region, size)
                               for face, matrix, region in zip(faces, matrices, regions, strict=True)])
+            if self.occluder is not None:
+                masks = masks * (1.0 - self.occluder(target_crops))
             if self.color_correction == "reinhard":
                 generated = np.stack([color_corrected(face, target, mask)
                                       for face, target, mask in zip(generated, target_crops, masks, strict=True)])
