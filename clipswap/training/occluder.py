@@ -7,8 +7,9 @@ shift, colour), then with probability CLEAN nothing more (its label all zeros: t
 mouth and beard, is never an occluder), else one or both of
 
 * **sunglasses** on the eyes' landmarks: two lenses (ellipses or rounded rectangles, a random size about the eye
-  span, turned with the eye line), dark and tinted, nearly opaque, with a vertical shading, sometimes a specular
-  highlight, a frame, a bridge and temples towards the sides of the face;
+  span, turned with the eye line, one of them narrower half the time, as a turned head shows it), dark and tinted,
+  nearly opaque, with a vertical shading, sometimes a specular highlight, a frame, a bridge and temples towards the
+  sides of the face;
 * **an object** over the face: an ellipse, a convex polygon, a bar coming in from the crop's border, thick or thin,
   often with a blob at its end (an arm, a microphone and its boom, a headset's), or a hand (a palm and fanned
   fingers), textured with another training face's crop (skin, hair, clothes, background) or a flat noisy colour,
@@ -87,7 +88,12 @@ def draw_sunglasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> 
     half = np.array([half_width, half_width * rng.uniform(0.65, 1.0)])
     power = rng.choice([2.0, rng.uniform(2.5, 5.0)])
     drop = np.array([-axis[1], axis[0]]) * rng.uniform(-0.05, 0.12) * span
-    lenses = [_lens(eye + drop + rng.normal(0, 0.03 * span, 2), half, angle, power) for eye in eyes]
+    # A turned head shows its far lens foreshortened: half the time one lens is narrower.
+    widths = np.ones(2)
+    if rng.random() < 0.5:
+        widths[rng.integers(2)] = rng.uniform(0.55, 0.9)
+    lenses = [_lens(eye + drop + rng.normal(0, 0.04 * span, 2), half * [scale, 1.0], angle, power)
+              for eye, scale in zip(eyes, widths, strict=True)]
     colour = np.zeros((side, side, 3), np.float32)
     opacity = np.zeros((side, side), np.float32)
     lens_mask = np.zeros((side, side), np.float32)
