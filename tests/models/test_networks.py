@@ -61,6 +61,7 @@ from clipswap.models.clip_encoder import ClassTokenPool, ClipPreprocess, build_c
 from clipswap.models.discriminator import Discriminator
 from clipswap.models.generator import Generator, mapping_network
 from clipswap.models.geometry import GeometryNet
+from clipswap.models.occluder import OccluderNet
 from clipswap.models.retinaface import build_retinaface
 from clipswap.models.sface import build_sface
 
@@ -89,6 +90,15 @@ def geometry_round_trip(model: keras.Model, folder: Path) -> keras.Model:
 
     save_geometry(model, folder / "geometry.keras")
     return load_geometry(folder / "geometry.keras")
+
+
+def occluder_round_trip(model: keras.Model, folder: Path) -> keras.Model:
+    """The occluder network's files: save_occluder writes weights + manifest, load_occluder rebuilds from the
+    manifest (frozen)."""
+    from clipswap.checkpoints.occluder import load_occluder, save_occluder
+
+    save_occluder(model, folder / "occluder.keras")
+    return load_occluder(folder / "occluder.keras")
 
 
 def weights_file_round_trip(model: keras.Model, folder: Path) -> keras.Model:
@@ -318,6 +328,13 @@ NETWORKS: dict[str, NetworkCase] = {
         (_image(48),), {"landmarks": (BATCH, 68, 2), "pose": (BATCH, 3)},
         reload=geometry_round_trip,
         bf16=Bf16Tolerance(0.05, 0.3),  # measured 0.028, 0.16 (landmarks: bf16 logits, a narrow spread)
+    ),
+    "occluder_tiny": NetworkCase(
+        # two encoder blocks (strides 4 and 8 at a 32 px input) and their decoder, read from a 48 px crop
+        "OccluderNet", lambda: OccluderNet(input_size=32, widths=(8, 16), stem_width=4, decoder_width=8),
+        (_image(48),), {"output": (BATCH, 32, 32, 1)},
+        reload=occluder_round_trip,
+        bf16=Bf16Tolerance(0.05, 0.3),
     ),
     "vgg16_perceptual": NetworkCase(
         # 32 px, the smallest side vgg16_features takes (block5_pool is 1 x 1): the same graph and weights as at
