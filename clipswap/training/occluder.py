@@ -7,13 +7,11 @@ shift, colour), then with probability CLEAN nothing more (its label all zeros: t
 mouth and beard, is never an occluder), else one or both of
 
 * **sunglasses** on the eyes' landmarks: two lenses (ellipses or rounded rectangles, a random size about the eye
-  span, turned with the eye line, one of them narrower half the time, as a turned head shows it), dark and tinted,
-  nearly opaque, with a vertical shading, sometimes a specular highlight, a frame, a bridge and temples towards the
-  sides of the face;
-* **an object** over the face: an ellipse, a convex polygon, a bar coming in from the crop's border, thick or thin,
-  often with a blob at its end (an arm, a microphone and its boom, a headset's), or a hand (a palm and fanned
-  fingers), textured with another training face's crop (skin, hair, clothes, background) or a flat noisy colour,
-  its edge anti-aliased.
+  span, turned with the eye line), dark and tinted, nearly opaque, with a vertical shading, sometimes a specular
+  highlight, a frame, a bridge and temples towards the sides of the face;
+* **an object** over the face: an ellipse, a convex polygon, or a bar coming in from the crop's border with a blob
+  at its end (a hand and arm, a microphone), textured with another training face's crop (skin, hair, clothes,
+  background) or a flat noisy colour, its edge anti-aliased.
 
 The label is the union of what was drawn, where its opacity is at least one half; the composite is blurred a little
 half the time, so an occluder's edges are as soft as the photo's.
@@ -88,12 +86,7 @@ def draw_sunglasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> 
     half = np.array([half_width, half_width * rng.uniform(0.65, 1.0)])
     power = rng.choice([2.0, rng.uniform(2.5, 5.0)])
     drop = np.array([-axis[1], axis[0]]) * rng.uniform(-0.05, 0.12) * span
-    # A turned head shows its far lens foreshortened: half the time one lens is narrower.
-    widths = np.ones(2)
-    if rng.random() < 0.5:
-        widths[rng.integers(2)] = rng.uniform(0.55, 0.9)
-    lenses = [_lens(eye + drop + rng.normal(0, 0.04 * span, 2), half * [scale, 1.0], angle, power)
-              for eye, scale in zip(eyes, widths, strict=True)]
+    lenses = [_lens(eye + drop + rng.normal(0, 0.03 * span, 2), half, angle, power) for eye in eyes]
     colour = np.zeros((side, side, 3), np.float32)
     opacity = np.zeros((side, side), np.float32)
     lens_mask = np.zeros((side, side), np.float32)
@@ -138,7 +131,7 @@ def draw_object(side: int, pixels: np.ndarray, donor: np.ndarray,
     low, high = pixels.min(axis=0), pixels.max(axis=0)
     width = float(max(high[0] - low[0], 1.0))
     shape = np.zeros((side, side), np.float32)
-    kind = rng.integers(4)
+    kind = rng.integers(3)
     if kind == 0:
         centre = rng.uniform(low, high)
         axes = (int(rng.uniform(0.12, 0.5) * width), int(rng.uniform(0.12, 0.5) * width))
@@ -148,32 +141,16 @@ def draw_object(side: int, pixels: np.ndarray, donor: np.ndarray,
         centre = rng.uniform(low, high)
         points = centre + rng.normal(0, rng.uniform(0.1, 0.25) * width, (int(rng.integers(5, 10)), 2))
         _fill(shape, cv2.convexHull(points.astype(np.float32))[:, 0])
-    elif kind == 2:
-        # A bar from the border (an arm, a microphone's boom or a headset's), thick or thin, often with a blob at
-        # its end (a hand, a microphone's head).
+    else:
         end = rng.uniform(low, high)
         direction = rng.normal(size=2)
         direction /= max(float(np.linalg.norm(direction)), 1e-6)
         start = end + direction * 2.0 * side
-        half_width = rng.uniform(0.08, 0.2) if rng.random() < 0.5 else rng.uniform(0.015, 0.05)
-        normal = np.array([-direction[1], direction[0]]) * half_width * width
+        normal = np.array([-direction[1], direction[0]]) * rng.uniform(0.08, 0.2) * width
         _fill(shape, np.stack([start + normal, end + normal, end - normal, start - normal]))
         if rng.random() < 0.7:
-            radius = int(rng.uniform(0.06, 0.3) * width)
+            radius = int(rng.uniform(0.12, 0.3) * width)
             cv2.circle(shape, (int(end[0]), int(end[1])), max(radius, 2), 1.0, -1, cv2.LINE_AA)
-    else:
-        # A hand: a palm and four or five fingers fanned out from it, the palm often outside the face.
-        palm = rng.uniform(low - 0.3 * width, high + 0.3 * width)
-        towards = rng.uniform(low, high) - palm
-        angle = float(np.arctan2(towards[1], towards[0]))
-        radius = rng.uniform(0.15, 0.3) * width
-        cv2.ellipse(shape, (int(palm[0]), int(palm[1])), (int(radius), int(radius * rng.uniform(0.7, 1.0))),
-                    float(np.degrees(angle)), 0, 360, 1.0, -1, cv2.LINE_AA)
-        for spread in np.linspace(-0.6, 0.6, int(rng.integers(4, 6))) + rng.normal(0, 0.08, 1):
-            direction = np.array([np.cos(angle + spread), np.sin(angle + spread)])
-            tip = palm + direction * radius * rng.uniform(1.6, 2.6)
-            cv2.line(shape, (int(palm[0]), int(palm[1])), (int(tip[0]), int(tip[1])), 1.0,
-                     max(2, int(radius * rng.uniform(0.3, 0.45))), cv2.LINE_AA)
     if rng.random() < 0.7:
         shift = rng.integers(-side // 2, side // 2, 2)
         colour = np.roll(donor, tuple(int(s) for s in shift), axis=(0, 1)).astype(np.float32)
