@@ -13,7 +13,7 @@ from clipswap.checkpoints.small_net import SmallNetFiles, load_small_net, read_s
 from clipswap.models.occluder import OccluderNet
 
 FORMAT = "clipswap-occluder/1"
-#: The occluder network shipped beside the demo generator (the swap's default --occlusion-mask).
+#: The occluder network shipped beside the demo generator (what `clipswap swap --occlusion-mask` reads).
 SHIPPED_OCCLUDER = Path(__file__).resolve().parents[2] / "pretrained_ckpts" / "demo" / "occluder.keras"
 OCCLUDER_FILES = SmallNetFiles(
     what="occluder network", format=FORMAT,
@@ -40,7 +40,7 @@ def load_occluder(path: str | Path | None = None) -> OccluderNet:
         CheckpointError: the file or its manifest is missing, changed or does not fit the architecture.
     """
     return load_small_net(OCCLUDER_FILES, path if path is not None else SHIPPED_OCCLUDER, "occluder",
-                          "or swap with --no-occlusion-mask")
+                          "or swap without --occlusion-mask")
 
 
 __all__ = ["FORMAT", "OCCLUDER_FILES", "SHIPPED_OCCLUDER", "load_occluder", "read_occluder_manifest", "save_occluder"]

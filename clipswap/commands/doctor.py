@@ -224,7 +224,7 @@ def _components(report: Report) -> None:
 
 def _small_net_rows(report: Report) -> None:
     """The geometry and occluder networks shipped beside the demo: a warning each, since a swap runs without them
-    (--no-occlusion-mask) and only training with the landmarks attribute term reads the geometry network."""
+    (--occlusion-mask is opt-in) and only training with the landmarks attribute term reads the geometry network."""
     from clipswap.checkpoints.errors import CheckpointError
     from clipswap.checkpoints.geometry import GEOMETRY_FILES, SHIPPED_GEOMETRY
     from clipswap.checkpoints.native import sha256_of
@@ -233,8 +233,8 @@ def _small_net_rows(report: Report) -> None:
 
     rows = ((GEOMETRY_FILES, SHIPPED_GEOMETRY, "training with --set attribute_network=landmarks needs the geometry "
                                                "network"),
-            (OCCLUDER_FILES, SHIPPED_OCCLUDER, "swaps paste around occluders with the occluder network (else use "
-                                               "--no-occlusion-mask)"))
+            (OCCLUDER_FILES, SHIPPED_OCCLUDER, "swaps with --occlusion-mask paste around occluders with the "
+                                               "occluder network"))
     for kind, path, need in rows:
         try:
             manifest = read_small_manifest(kind, path)

@@ -45,7 +45,7 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--mirror-source/--no-mirror-source", default=True, show_default=True,
               help="Mirror the source's face for a target face turned the other way, as `clipswap swap "
                    "--mirror-source`.")
-@click.option("--occlusion-mask/--no-occlusion-mask", default=True, show_default=True,
+@click.option("--occlusion-mask/--no-occlusion-mask", default=False, show_default=True,
               help="Keep what covers a target face in front of the swap, as `clipswap swap --occlusion-mask`.")
 @click.option("--occluder", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="The occluder network's .keras file, as `clipswap swap --occluder`.")
@@ -67,8 +67,8 @@ def evaluate(pairs_file, protocol, input_dir, count, frames_per_video, seed, out
     if (pairs_file is None) == (protocol is None):
         raise click.UsageError("give either --pairs FILE or --protocol ffpp|sample with --input DIR")
     if occluder is not None and not occlusion_mask:
-        raise click.UsageError("--occluder names the network of the occlusion mask, and --no-occlusion-mask turns "
-                               "the mask off: drop one of them")
+        raise click.UsageError("--occluder names the network of the occlusion mask, which is off: add "
+                               "--occlusion-mask, or drop --occluder")
     if protocol is not None and input_dir is None:
         raise click.UsageError("--protocol needs --input DIR")
     job = EvaluationJob(

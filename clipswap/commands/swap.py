@@ -85,9 +85,10 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
               help="A generator that reads the source's face (not the demo's warp): give it the source's face "
                    "mirrored for a target face that looks to the other side, which keeps the target's head turn "
                    "better (on by default).")
-@click.option("--occlusion-mask/--no-occlusion-mask", default=True, show_default=True,
-              help="Keep what covers a target face (sunglasses, a hand, a microphone), as the occluder network finds "
-                   "it, in front of the swap; not for --model landmarks.")
+@click.option("--occlusion-mask/--no-occlusion-mask", default=False, show_default=True,
+              help="Keep what covers a target face (sunglasses, a microphone, a hand), as the occluder network finds "
+                   "it, in front of the swap; not for --model landmarks. Off by default: the network learned from "
+                   "drawn occluders and may call part of a clean face covered.")
 @click.option("--occluder", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="The occluder network's .keras file (written with its .json by `clipswap train-occluder`) "
                    "[default: pretrained_ckpts/demo/occluder.keras].")
@@ -146,8 +147,8 @@ def swap(source, target, output, model, arcface, retinaface, clip_preset, detect
         raise click.UsageError("--sharpen sharpens the generated face of a mask-blended paste, and --blend poisson "
                                "solves the face region anew: drop one of them")
     if occluder is not None and not occlusion_mask:
-        raise click.UsageError("--occluder names the network of the occlusion mask, and --no-occlusion-mask turns "
-                               "the mask off: drop one of them")
+        raise click.UsageError("--occluder names the network of the occlusion mask, which is off: add "
+                               "--occlusion-mask, or drop --occluder")
     if mapping and model == "landmarks":
         raise click.UsageError("--map needs a generator model (the demo, a .keras or .h5), not --model landmarks")
     request = SwapRequest(

@@ -39,7 +39,7 @@ class EvaluatedModel:
     detail: float | None = None
     sharpen: float | None = None
     mirror_source: bool = True
-    occlusion_mask: bool = True
+    occlusion_mask: bool = False
     occluder: Path | None = None
 
     @classmethod

@@ -16,9 +16,10 @@ from clipswap.models.compile import compile_predict
 #: the network's side and resized, so its edge is softened by about a pixel, as the paste-back mask's is.
 OCCLUSION_FEATHER = 1.0
 #: Probabilities at or below this count as uncovered and those at or above 1 - OCCLUSION_FLOOR as covered, linear
-#: between (0.5 stays 0.5): the network's faint doubts on a clean face would otherwise mix a few percent of the
-#: target into every swap, and a swap's measured landmarks move with changes far below one grey level.
-OCCLUSION_FLOOR = 0.1
+#: between (0.5 stays 0.5): the network's doubts on a clean face (up to about 0.3 over the made-up eyes of sharp
+#: photos, docs/demo_model.md) would otherwise mix part of the target's face into the swap, and a swap's measured
+#: landmarks move with changes far below one grey level.
+OCCLUSION_FLOOR = 0.25
 
 
 class OcclusionMasker:

@@ -67,8 +67,9 @@ class SwapRequest:
     #: Mirror the source's crop for a target face turned the other way (FaceSwapper's `mirror_source`).
     mirror_source: bool = True
     #: Keep what covers each target face (sunglasses, a hand) in front of the swap (FaceSwapper's `occluder`);
-    #: `occluder` is the occluder network's .keras file (None: the one shipped beside the demo).
-    occlusion_mask: bool = True
+    #: `occluder` is the occluder network's .keras file (None: the one shipped beside the demo). Off unless asked
+    #: for: the network learned from drawn occluders only and calls some of a sharp made-up face's eyes covered.
+    occlusion_mask: bool = False
     occluder: Path | None = None
     feather: float | None = None
     precision: str = "fp32"
@@ -183,7 +184,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                 blend: str = "published", feather: float | None = None, precision: str = "fp32",
                 reference_face: bool = False, color_correction: str = "none", runtime: str = "auto",
                 detail: float | None = None, sharpen: float | None = None, mirror_source: bool = True,
-                occlusion_mask: bool = True, occluder: Path | None = None):
+                occlusion_mask: bool = False, occluder: Path | None = None):
     """The swapper of a resolved model (clipswap.inference.choice.ModelChoice) and its line.
 
     Args:

@@ -352,30 +352,29 @@ def test_mirror_source_is_on_by_default_and_the_flag_turns_it_off(checkpoints, f
     assert seen == [True, False]
 
 
-def test_occlusion_mask_is_on_by_default_and_the_flags_reach_the_swapper(checkpoints, face, tmp_path, monkeypatch):
-    """SwapRequest and `clipswap swap` paste around occluders with the shipped occluder network unless
-    --no-occlusion-mask says not to; --occluder with --no-occlusion-mask is a usage error."""
+def test_occlusion_mask_is_off_by_default_and_the_flags_reach_the_swapper(checkpoints, face, tmp_path, monkeypatch):
+    """SwapRequest and `clipswap swap` paste around occluders with the shipped occluder network only when
+    --occlusion-mask asks for it; --occluder without it is a usage error."""
     import clipswap.inference.pipeline as pipeline
+    from clipswap.checkpoints.occluder import SHIPPED_OCCLUDER
     from clipswap.inference.occlusion import OcclusionMasker
 
     request = pipeline.SwapRequest(source=None, target=None, output=None, model=str(checkpoints["sface"]),
                                    detector="yunet")
-    assert isinstance(pipeline.build_swapper(request)[0].occluder, OcclusionMasker)
-    assert pipeline.build_swapper(replace(request, occlusion_mask=False))[0].occluder is None
+    assert pipeline.build_swapper(request)[0].occluder is None
+    assert isinstance(pipeline.build_swapper(replace(request, occlusion_mask=True))[0].occluder, OcclusionMasker)
     seen = []
     real = pipeline.build_swapper
     monkeypatch.setattr(pipeline, "build_swapper",
                         lambda given: seen.append((given.occlusion_mask, given.occluder)) or real(given))
-    for extra in ([], ["--no-occlusion-mask"]):
+    for extra in ([], ["--occlusion-mask"], ["--occlusion-mask", "--occluder", SHIPPED_OCCLUDER]):
         result = swap("-s", face, "-t", face, "-o", tmp_path / "out.png", "--model", checkpoints["sface"],
-                      "--detector", "yunet", "--no-watermark", *extra)
+                      "--detector", "yunet", "--no-watermark", *map(str, extra))
         assert result.exit_code == 0, result.output
-    assert seen == [(True, None), (False, None)]
-    from clipswap.checkpoints.occluder import SHIPPED_OCCLUDER
-
+    assert seen == [(False, None), (True, None), (True, SHIPPED_OCCLUDER)]
     result = swap("-s", face, "-t", face, "-o", tmp_path / "other.png", "--model", checkpoints["sface"],
-                  "--occluder", SHIPPED_OCCLUDER, "--no-occlusion-mask")
-    assert result.exit_code == 2 and "drop one of them" in result.output
+                  "--occluder", SHIPPED_OCCLUDER)
+    assert result.exit_code == 2 and "add --occlusion-mask, or drop --occluder" in result.output
     assert not (tmp_path / "other.png").exists()
 
 
@@ -389,5 +388,5 @@ def test_a_changed_occluder_file_is_one_clear_sentence(checkpoints, face, tmp_pa
         handle.write(b"x")
     output = tmp_path / "out.png"
     result = swap("-s", face, "-t", face, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet",
-                  "--occluder", copy)
+                  "--occlusion-mask", "--occluder", copy)
     assert_error(result, "does not match its manifest", output=output)
