@@ -191,8 +191,8 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
         choice: the resolved --model.
         checkpoint: the loaded GeneratorCheckpoint of `choice.path`; None for the landmark model.
         reference_face: whether --reference-face will be used (the landmark model then loads SFace to match it).
-        occlusion_mask, occluder: SwapRequest's; the landmark model, which Poisson-blends its own region, takes no
-            occlusion mask.
+        occlusion_mask, occluder: SwapRequest's; the landmark model, which Poisson-blends its own region, refuses
+            the occlusion mask (CheckpointError).
         The other options are SwapRequest's.
 
     Returns:
@@ -216,6 +216,11 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     detector_kind, detector_path = resolve_detector(detector, files)
     detector_text = detector_label(detector_kind, detector_path)
     if not choice.is_generator:
+        if occlusion_mask and choice.kind != "warp":
+            from clipswap.checkpoints.errors import CheckpointError
+
+            raise CheckpointError("--model landmarks Poisson-blends its own region and takes no occlusion mask; drop "
+                                  "--occlusion-mask.")
         landmarker = _landmarker(clip_preset, choice.kind)
         face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
         if choice.kind == "warp":

@@ -390,3 +390,9 @@ def test_a_changed_occluder_file_is_one_clear_sentence(checkpoints, face, tmp_pa
     result = swap("-s", face, "-t", face, "-o", output, "--model", checkpoints["sface"], "--detector", "yunet",
                   "--occlusion-mask", "--occluder", copy)
     assert_error(result, "does not match its manifest", output=output)
+
+
+def test_the_landmark_model_refuses_the_occlusion_mask(face, tmp_path):
+    output = tmp_path / "out.png"
+    result = swap("-s", face, "-t", face, "-o", output, "--model", "landmarks", "--occlusion-mask")
+    assert_error(result, "--model landmarks Poisson-blends its own region and takes no occlusion mask", output=output)
