@@ -111,11 +111,17 @@ def _crop(path, detector) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_shipped_occluder_finds_real_sunglasses_and_leaves_clean_faces(detector):
-    from clipswap.checkpoints.occluder import SHIPPED_OCCLUDER, load_occluder
+    from clipswap.checkpoints.occluder import SHIPPED_OCCLUDER, load_occluder, read_occluder_manifest
+    from clipswap.models.geometry import parameter_count
 
     # Committed beside the demo: its absence is a failure, not a skip.
     assert SHIPPED_OCCLUDER.is_file(), f"{SHIPPED_OCCLUDER} is missing"
     masker = OcclusionMasker(load_occluder())
+    manifest = read_occluder_manifest(SHIPPED_OCCLUDER)
+    assert manifest["parameters"] == parameter_count(OccluderNet(**manifest["config"])) < 100_000
+    accuracy = manifest["accuracy"]
+    assert accuracy["faces"] >= 900 and accuracy["iou_percent"] > 80 and accuracy["false_positive_percent"] < 1
+    assert SHIPPED_OCCLUDER.stat().st_size < 1024 * 1024
     # A held-out person (never trained on) in dark sunglasses.
     crop, points = _crop(shared_data("lfw_train", "Samuel_Waksal", "Samuel_Waksal_0002.jpg"), detector)
     occlusion = masker(crop[None])[0]
