@@ -57,6 +57,17 @@ def align_lfw_subset(root: Path, size: int) -> Path:
     return root / "aligned"
 
 
+def lfw_pairs_folder(root: Path) -> Path:
+    """A `clipswap pairs` folder (root/pairs) of align_lfw_subset's faces at 128 px, two people held out: the
+    landmark-labelled faces the geometry and occluder trainings read. Skips without dlib (the labels are its 68
+    points) or ../shared/data."""
+    require_module("dlib", "the pairs folder's labels are dlib's 68 landmarks")
+    from clipswap.facedata.pairs import build_pairs
+
+    build_pairs(align_lfw_subset(root, 128), root / "pairs", count=8, heldout=2, seed=5, progress=False)
+    return root / "pairs"
+
+
 def load_inference_script(module_name: str):
     """The checkout's inference.py (the release's script, not a package module) loaded as `module_name`."""
     spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "inference.py")

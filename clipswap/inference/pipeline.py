@@ -215,18 +215,19 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
     selection = selection or FaceSelection()
     detector_kind, detector_path = resolve_detector(detector, files)
     detector_text = detector_label(detector_kind, detector_path)
-    if not choice.is_generator:
-        if occlusion_mask and choice.kind != "warp":
-            from clipswap.checkpoints.errors import CheckpointError
+    if occlusion_mask and not choice.is_generator and choice.kind != "warp":
+        from clipswap.checkpoints.errors import CheckpointError
 
-            raise CheckpointError("--model landmarks Poisson-blends its own region and takes no occlusion mask; drop "
-                                  "--occlusion-mask.")
+        raise CheckpointError("--model landmarks Poisson-blends its own region and takes no occlusion mask; drop "
+                              "--occlusion-mask.")
+    masker = _occlusion_masker(occluder) if occlusion_mask else None
+    if not choice.is_generator:
         landmarker = _landmarker(clip_preset, choice.kind)
         face_detector = build_resolved_detector(detector_kind, detector_path, det_threshold)
         if choice.kind == "warp":
             swapper = _warp_swapper(face_detector, landmarker, selection=selection, similarity=similarity,
                                     blend=blend, feather=feather, color_correction=color_correction,
-                                    occluder=_occlusion_masker(occluder) if occlusion_mask else None)
+                                    occluder=masker)
             return swapper, models_line(WARP_LABEL, detector_text)
         swapper = _landmark_swapper(face_detector, landmarker, selection, similarity, reference_face)
         return swapper, models_line(LANDMARKS_LABEL, detector_text)
@@ -241,7 +242,7 @@ def swapper_for(choice, checkpoint=None, *, detector: str = "auto", det_threshol
                    detail=(recommended_detail(checkpoint) if blend != "poisson" else 0.0) if detail is None else detail,
                    sharpen=(recommended_sharpen(checkpoint) if blend != "poisson" else 0.0) if sharpen is None
                    else sharpen, mirror_source=mirror_source,
-                   occluder=_occlusion_masker(occluder) if occlusion_mask else None)
+                   occluder=masker)
     try:
         swapper = FaceSwapper.from_checkpoint(checkpoint, face_detector, runtime=engine, **options)
     except ExportError as error:

@@ -134,9 +134,10 @@ def augment(image: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> 
     return np.clip(pixels_float, 0, 255).astype(np.uint8), ((pixels + 0.5) / side).astype(np.float32)
 
 
-class GeometryBatches(keras.utils.PyDataset):
-    """Augmented training batches: (images [B, S, S, 3] float32 in [-1, 1], {"landmarks", "pose"}), drawn with
-    replacement from the training faces by a generator seeded with (seed, batch index)."""
+class FaceBatches(keras.utils.PyDataset):
+    """`steps` training batches of faces ([N, S, S, 3] uint8) and their landmarks ([N, 68, 2] unit): batch k is drawn
+    by `rng(k)`, a generator seeded with (seed, k), so a batch is a pure function of the seed and its index. Subclasses
+    say what a batch holds (__getitem__)."""
 
     def __init__(self, images: np.ndarray, points: np.ndarray, batch_size: int, steps: int, seed: int):
         super().__init__()
@@ -146,8 +147,16 @@ class GeometryBatches(keras.utils.PyDataset):
     def __len__(self) -> int:
         return self.steps
 
+    def rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, index])
+
+
+class GeometryBatches(FaceBatches):
+    """Augmented training batches: (images [B, S, S, 3] float32 in [-1, 1], {"landmarks", "pose"}), drawn with
+    replacement from the training faces."""
+
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, index])
+        rng = self.rng(index)
         chosen = rng.integers(len(self.images), size=self.batch_size)
         faces, points = zip(*(augment(self.images[i], self.points[i], rng) for i in chosen), strict=True)
         points = np.stack(points)
@@ -256,5 +265,5 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
     return {"output": str(output), **manifest_extra}
 
 
-__all__ = ["GeometryBatches", "GeometryTrainingError", "accuracy", "augment", "load_geometry_data", "pose_of",
-           "spread", "train_geometry"]
+__all__ = ["FaceBatches", "GeometryBatches", "GeometryTrainingError", "accuracy", "augment", "load_geometry_data",
+           "pose_of", "spread", "train_geometry"]

@@ -36,7 +36,7 @@ import numpy as np
 from clipswap.errors import ClipswapError
 from clipswap.models.geometry import parameter_count
 from clipswap.models.occluder import INPUT_SIZE, OccluderNet
-from clipswap.training.geometry import augment, load_geometry_data
+from clipswap.training.geometry import FaceBatches, augment, load_geometry_data
 
 logger = logging.getLogger(__name__)
 
@@ -195,20 +195,12 @@ def occlude(image: np.ndarray, points: np.ndarray, donor: np.ndarray, rng: np.ra
     return np.clip(composite, 0, 255).astype(np.uint8), label
 
 
-class OccluderBatches(keras.utils.PyDataset):
+class OccluderBatches(FaceBatches):
     """Training batches: (images [B, S, S, 3] float32 in [-1, 1], labels [B, S, S, 1] float32), drawn with
-    replacement by a generator seeded with (seed, batch index)."""
-
-    def __init__(self, images: np.ndarray, points: np.ndarray, batch_size: int, steps: int, seed: int):
-        super().__init__()
-        self.images, self.points = images, points
-        self.batch_size, self.steps, self.seed = batch_size, steps, seed
-
-    def __len__(self) -> int:
-        return self.steps
+    replacement from the training faces, each with another as its object's donor."""
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, index])
+        rng = self.rng(index)
         chosen = rng.integers(len(self.images), size=(self.batch_size, 2))
         faces, labels = zip(*(occlude(self.images[i], self.points[i], self.images[j], rng) for i, j in chosen),
                             strict=True)

@@ -17,7 +17,7 @@ from clipswap.inference.swapper import FaceSwapper
 from clipswap.media.images import read_image
 from clipswap.models.occluder import OccluderNet
 
-from conftest import shared_data
+from conftest import shared_data, tiny_identity_encoder
 
 SIZE = 128
 MAGENTA = np.array([255, 0, 255], np.uint8)
@@ -44,9 +44,7 @@ class UpperHalfOccluder:
 @pytest.fixture(scope="module")
 def fake_identity():
     keras.utils.set_random_seed(0)
-    crops = keras.Input((112, 112, 3))
-    vector = keras.layers.Dense(128)(keras.layers.GlobalAveragePooling2D()(crops))
-    return IdentityEncoder("sface", 128, keras.Model(crops, vector))
+    return IdentityEncoder("sface", 128, tiny_identity_encoder("sface"))
 
 
 @pytest.fixture(scope="module")

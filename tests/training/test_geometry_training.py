@@ -15,17 +15,12 @@ from clipswap.cli import main
 from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
 from clipswap.training.geometry import GeometryBatches, accuracy, augment, load_geometry_data, pose_of, spread
 
-from conftest import align_lfw_subset, require_module
+from conftest import lfw_pairs_folder
 
 
 @pytest.fixture(scope="module")
 def pairs_folder(tmp_path_factory):
-    require_module("dlib", "the geometry labels are dlib's 68 landmarks")
-    from clipswap.facedata.pairs import build_pairs
-
-    root = tmp_path_factory.mktemp("geometry")
-    build_pairs(align_lfw_subset(root, 128), root / "pairs", count=8, heldout=2, seed=5, progress=False)
-    return root / "pairs"
+    return lfw_pairs_folder(tmp_path_factory.mktemp("geometry"))
 
 
 def test_flip_table_is_a_mirror_involution():

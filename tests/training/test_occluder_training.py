@@ -18,19 +18,14 @@ from clipswap.models.occluder import OccluderNet
 from clipswap.training.geometry import load_geometry_data
 from clipswap.training.occluder import CLEAN, accuracy, draw_object, draw_sunglasses, face_hulls, occlude
 
-from conftest import align_lfw_subset, require_module
+from conftest import lfw_pairs_folder
 
 SIDE = 96
 
 
 @pytest.fixture(scope="module")
 def pairs_folder(tmp_path_factory):
-    require_module("dlib", "the drawn sunglasses sit on dlib's 68 landmarks")
-    from clipswap.facedata.pairs import build_pairs
-
-    root = tmp_path_factory.mktemp("occluder")
-    build_pairs(align_lfw_subset(root, 128), root / "pairs", count=8, heldout=2, seed=5, progress=False)
-    return root / "pairs"
+    return lfw_pairs_folder(tmp_path_factory.mktemp("occluder"))
 
 
 @pytest.fixture(scope="module")
