@@ -35,7 +35,7 @@ def test_dry_run_prints_every_stage_in_order_and_makes_nothing(tmp_path):
     assert f"--geometry {runs / 'geometry' / 'geometry.keras'}" in lines["flow"]
     assert "--share 0.5" in lines["shape"]
     train = lines["train"]
-    for option in ("--steps 900", "--set model.keypoint_shape=0.5", "--set weights.att=4",
+    for option in ("--steps 900", "--preset demo", "--set model.keypoint_shape=0.5",
                    f"--set attribute_file={runs / 'geometry' / 'geometry.keras'}",
                    f"--init-generator {runs / 'flow_shape' / 'generator.keras'}"):
         assert option in train
@@ -43,6 +43,17 @@ def test_dry_run_prints_every_stage_in_order_and_makes_nothing(tmp_path):
     assert "--identity-model dlib" in lines["evaluate"] and "--sharpen 1.0" in lines["evaluate"]
     assert f"--output {runs / 'demo'}" in lines["ship"]
     assert not runs.exists()
+
+
+def test_the_default_trains_the_demo_presets_steps(tmp_path):
+    """With no --steps the train stage runs the demo preset's steps, the step the shipped demo was taken at."""
+    from clipswap.config import get_preset
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    lines = _lines(_recipe("--dry-run", data=data, runs=tmp_path / "runs").stdout)
+    assert f"--steps {get_preset('demo').config.schedule.steps} " in lines["train"]
+    assert get_preset("demo").config.schedule.steps == 1125
 
 
 def test_finished_stages_are_skipped_and_a_short_run_is_resumed(tmp_path):

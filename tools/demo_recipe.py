@@ -1,7 +1,7 @@
 """Reproduce a keypoint-flow demo model from a folder of photos: every stage one command line, run in order, each
 skipped when its output is already there, so a stopped recipe goes on where it stopped.
 
-    python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS [--steps 750] [--share 0.6]
+    python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS [--steps 1125] [--share 0.6]
         [--geometry-steps 6000] [--precision fp32] [--until STAGE] [--dry-run]
 
 Stages and what each writes under RUNS (times on a 2-core AMD EPYC; `--dry-run` prints the commands):
@@ -34,7 +34,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from clipswap.config import get_preset
+
 TOOLS = Path(__file__).resolve().parent
+#: The recipe's default training steps: the demo preset's, the step the shipped demo was taken at.
+DEMO_STEPS = get_preset("demo").config.schedule.steps
 
 #: The stages in order (the module docstring says what each does).
 STAGES = ("align", "pairs", "geometry", "flow", "shape", "train", "evaluate", "ship")
@@ -63,20 +67,10 @@ def _tool(name: str, *args: str) -> list[str]:
 
 
 def train_overrides(share: float, geometry: Path) -> list[str]:
-    """The `--set` options of the train stage: the demo preset with the heatmap keypoint flow (its network is the
-    geometry stage's), the flow term, the shape transfer at `share`, and the geometry term (eq. 9 with the landmark
-    network as A) at weight 4 read by the same network."""
-    settings = {
-        "model.conditioning": "target+keypoint_flow",
-        "model.keypoint_head": "heatmap",
-        "model.keypoint_size": 128,
-        "model.keypoint_shape": share,
-        "weights.flow": 1,
-        "weights.att": 4,
-        "attribute_network": "landmarks",
-        "attribute_file": str(geometry),
-        "checkpoint_every": 125,
-    }
+    """The `--set` options of the train stage on top of the demo preset (which holds the heatmap keypoint flow, the
+    flow term and the geometry term at 4): the shape transfer at `share`, and the geometry stage's network as the
+    geometry term's A (eq. 9), the same network the flow starts from."""
+    settings = {"model.keypoint_shape": share, "attribute_file": str(geometry)}
     return [part for key, value in settings.items() for part in ("--set", f"{key}={value}")]
 
 
@@ -142,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="a folder of photos, one sub-folder per person")
     parser.add_argument("--runs", type=Path, required=True, help="where every stage's folder goes")
-    parser.add_argument("--steps", type=int, default=750, help="training steps (default 750)")
+    parser.add_argument("--steps", type=int, default=DEMO_STEPS,
+                        help=f"training steps (default {DEMO_STEPS}, the demo preset's)")
     parser.add_argument("--share", type=float, default=0.6,
                         help="the share of the source's face shape the keypoint flow carries, in (0, 1] (default 0.6)")
     parser.add_argument("--sharpen", type=float, default=1.0,
@@ -150,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--geometry-steps", type=int, default=6000,
                         help="training steps of the geometry network (default 6000)")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default=None,
-                        help="training precision (default: the demo preset's bf16; fp32 on a CPU without bf16 "
-                             "hardware, where bf16 is emulated: 21 s a step against 3 s on a 2-core AVX2 CPU)")
+                        help="training precision (default: the demo preset's fp32; bf16 where the CPU has bf16 "
+                             "hardware: on a 2-core AVX2 CPU it is emulated, 21 s a step against 3 s)")
     parser.add_argument("--until", choices=STAGES, default=STAGES[-1], help="the last stage to run (default ship)")
     parser.add_argument("--dry-run", action="store_true", help="print each stage's state and command; run nothing")
     args = parser.parse_args(argv)

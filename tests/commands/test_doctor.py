@@ -1,5 +1,6 @@
 """`clipswap doctor` reports versions, CPU features, GPUs, model files and folders, exits 0 when the
-main job can run and 1 with the reason when it cannot (demo missing or tampered with, dlib missing for it)."""
+main job can run and 1 with the reason when it cannot (demo missing or tampered with, dlib missing for a demo that
+reads its landmarks)."""
 
 from __future__ import annotations
 
@@ -62,15 +63,35 @@ def test_tampered_demo_is_a_failure(tmp_path, monkeypatch):
     assert "does not match the SHA-256 in its manifest" in result.output
 
 
-def test_demo_without_dlib_is_a_failure(monkeypatch):
-    if not (DEMO_DIR / "generator.keras").is_file():
-        pytest.skip("the demo generator is not in this checkout")
+def _without_dlib(monkeypatch):
     from clipswap.checkpoints import dlib_models
 
     def no_dlib():
         raise dlib_models.DlibUnavailableError("dlib is not installed; install the evaluation extra")
 
     monkeypatch.setattr(dlib_models, "import_dlib", no_dlib)
+
+
+def test_the_shipped_demo_needs_no_dlib(monkeypatch):
+    """The keypoint-flow demo finds its own landmarks: without dlib the main job still runs, and doctor says what
+    dlib is then missing for."""
+    if not (DEMO_DIR / "generator.keras").is_file():
+        pytest.skip("the demo generator is not in this checkout")
+    _without_dlib(monkeypatch)
+    result = doctor()
+    assert result.exit_code == 0, result.output
+    assert "clipswap evaluate's dlib metrics and --model landmarks need dlib" in result.output
+    assert "needs dlib's 68 landmarks" not in result.output
+
+
+def test_a_demo_that_reads_landmarks_without_dlib_is_a_failure(tmp_path, monkeypatch):
+    """A demo that warps the source by dlib's landmarks (the warp demo's conditioning) cannot run without dlib."""
+    from clipswap.checkpoints.native import init_generator
+    from clipswap.config import get_preset
+
+    init_generator(get_preset("demo_warp").model, tmp_path / "demo" / "generator.keras")
+    monkeypatch.setenv(DEMO_ENV, str(tmp_path / "demo"))
+    _without_dlib(monkeypatch)
     result = doctor()
     assert result.exit_code == 1
     assert "the demo generator needs dlib's 68 landmarks" in result.output

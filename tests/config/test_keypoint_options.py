@@ -16,7 +16,8 @@ from clipswap.config import ConfigError, ModelConfig, TrainConfig, get_preset, r
 def test_the_defaults_are_the_shipped_geometry_networks_dense_head_at_96():
     config = ModelConfig()
     assert (config.keypoint_head, config.keypoint_size) == ("dense", 96)
-    assert (get_preset("tiny").model.keypoint_head, get_preset("demo").model.keypoint_size) == ("dense", 96)
+    assert (get_preset("tiny").model.keypoint_head, get_preset("demo_warp").model.keypoint_size) == ("dense", 96)
+    assert (get_preset("demo").model.keypoint_head, get_preset("demo").model.keypoint_size) == ("heatmap", 128)
 
 
 def test_the_geometry_layout_rules_start_no_tensorflow_and_are_the_networks_own():

@@ -42,7 +42,8 @@ def test_inference_sh_swaps_identity_with_the_shipped_demo(tmp_path):
                             text=True, timeout=600, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
-        f"generator: demo ({DEMO.relative_to(REPO_ROOT)}, SFace identity, warping the source onto the target), "
+        f"generator: demo ({DEMO.relative_to(REPO_ROOT)}, SFace identity, warping the source onto the target "
+        f"by its own keypoints), "
         f"detector: YuNet{runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]

@@ -172,7 +172,8 @@ def test_inference_sh_on_a_fresh_clone_uses_the_demo(demo_standin, tmp_path):
                             "OUTPUT": str(output)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == [
-        f"generator: demo ({demo_standin / 'generator.keras'}, SFace identity, warping the source onto the target), "
+        f"generator: demo ({demo_standin / 'generator.keras'}, SFace identity, warping the source onto the target "
+        f"by its own keypoints), "
         f"detector: YuNet{runtime_suffix()}",
         f"swapped 1 face(s); wrote {output}",
     ]

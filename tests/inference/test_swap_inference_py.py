@@ -131,7 +131,8 @@ def test_demo_run_with_the_default_output(inference, tmp_path, monkeypatch, caps
     assert inference.main(["--target", str(face), "--source", str(face), "--model_path", "demo",
                            "--detector", "yunet"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"generator: demo ({demo / 'generator.keras'}, SFace identity, warping the source onto the target), "
+    assert out == [f"generator: demo ({demo / 'generator.keras'}, SFace identity, warping the source onto the target "
+                   f"by its own keypoints), "
                    f"detector: YuNet{runtime_suffix()}",
                    "swapped 1 face(s); wrote output/result.jpg"]
     assert (work / "output" / "result.jpg").is_file()

@@ -73,23 +73,35 @@ def test_the_older_booleans_name_the_right_row(flags, name):
     assert TINY.replace(**flags).conditioning == name
 
 
+#: The model section of the warp demo's manifest as it shipped (pretrained_ckpts/demo/generator.json before the
+#: keypoint-flow demo replaced it), its conditioning spelled with the older booleans.
+WARP_DEMO_MANIFEST_MODEL = {
+    "base_filters": 16, "clip_variant": None, "identity_encoder": "sface", "image_size": 128, "mapping_depth": 4,
+    "mapping_width": 128, "pre_swap": None, "residual": True, "source_image": True, "source_warp": True,
+    "up_types": ["no_skip", "no_skip", "affa", "affa", "affa", "concat"],
+}
+
+
 def test_old_files_and_documented_overrides_keep_working():
-    # The shipped demo's manifest spells its conditioning with the booleans.
+    # The warp demo's manifest spelled its conditioning with the booleans.
+    assert ModelConfig.from_dict(WARP_DEMO_MANIFEST_MODEL) == get_preset("demo_warp").model
+    assert get_preset("demo_warp").model.conditioning == "target+warp"
+    # The shipped demo's manifest names its row.
     manifest = json.loads(DEMO_MANIFEST.read_text())
-    assert "source_warp" in manifest["model"]
     assert ModelConfig.from_dict(manifest["model"]) == get_preset("demo").model
-    assert get_preset("demo").model.conditioning == "target+warp"
+    assert manifest["model"]["conditioning"] == "target+keypoint_flow"
     # An old run folder's config.json.
-    old_run = get_preset("demo").config.to_dict()
-    old_run["model"] = manifest["model"]
-    assert TrainConfig.from_dict(old_run) == get_preset("demo").config
-    # docs/demo_model.md's commands: the booleans given apply to the preset's own.
-    flow = resolve_config("demo", overrides={"model.source_warp": "false", "model.source_flow": "true",
+    old_run = get_preset("demo_warp").config.to_dict()
+    old_run["model"] = WARP_DEMO_MANIFEST_MODEL
+    assert TrainConfig.from_dict(old_run) == get_preset("demo_warp").config
+    # docs/demo_model.md's commands (given with --preset demo when it was the warp demo, now demo_warp): the booleans
+    # given apply to the preset's own.
+    flow = resolve_config("demo_warp", overrides={"model.source_warp": "false", "model.source_flow": "true",
                                              "weights.flow": "1"})
     assert flow.model.conditioning == "target+flow"
-    crop = resolve_config("demo", overrides={"model.source_warp": "false", "model.source_image": "true"})
+    crop = resolve_config("demo_warp", overrides={"model.source_warp": "false", "model.source_image": "true"})
     assert crop.model.conditioning == "target+source_crop"
-    assert resolve_config("demo", overrides={"model.conditioning": "target"}).model.conditioning == "target"
+    assert resolve_config("demo_warp", overrides={"model.conditioning": "target"}).model.conditioning == "target"
 
 
 @pytest.mark.parametrize(("changes", "message"), [

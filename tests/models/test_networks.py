@@ -68,7 +68,9 @@ from clipswap.models.sface import build_sface
 from conftest import GOLDEN
 
 TINY = get_preset("tiny").model
-DEMO = get_preset("demo").model
+#: The demo before the shipped one (G reads a landmark warp). The shipped keypoint-flow demo is the graph of
+#: generator_keypoint_flow at 128 px, checked end to end by tests/inference/test_demo_model.py.
+WARP_DEMO = get_preset("demo_warp").model
 BATCH = 2
 
 
@@ -240,9 +242,9 @@ NETWORKS: dict[str, NetworkCase] = {
         make_bf16=lambda m: _with_weights(Generator(TINY, fold_pooling=True, dtype="mixed_bfloat16"), m),
         bf16=Bf16Tolerance(0.02, 0.15),
     ),
-    "generator_demo": NetworkCase(
-        "Generator", lambda: Generator(DEMO),
-        (_image(128), InputSpec((BATCH, DEMO.id_input_dim)), _image(128)), {"output": (BATCH, 128, 128, 3)},
+    "generator_warp_demo": NetworkCase(
+        "Generator", lambda: Generator(WARP_DEMO),
+        (_image(128), InputSpec((BATCH, WARP_DEMO.id_input_dim)), _image(128)), {"output": (BATCH, 128, 128, 3)},
         reload=native_generator_round_trip, make_bf16=inference_bf16,
         bf16=Bf16Tolerance(0.02, 0.15),  # measured 0.0059, 0.033
     ),

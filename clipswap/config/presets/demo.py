@@ -1,26 +1,33 @@
-"""The shipped demo model's recipe (pretrained_ckpts/demo/, docs/demo_model.md) and the earlier demo it replaced.
+"""The shipped demo model's recipe (pretrained_ckpts/demo/, docs/demo_model.md) and the earlier demos it replaced.
 
-demo: 128 px, base width 16, mapping 128 x 4, SFace identity; G reads the target and the source's face warped onto
-the target's landmarks (source_warp) and outputs the target plus what it learned to carry over (residual); teacher
-10 over the face and the background separately, no attribute term (docs/demo_model.md, runs W1 and W2).
+demo: 128 px, base width 16, mapping 128 x 4, SFace identity; G reads the target and the source's crop, which it
+warps onto the target by its own keypoint flow (a heatmap landmark network at 128 px and a thin-plate spline, carrying
+0.6 of the source's face shape), and outputs the target plus what it learned to carry over (residual); teacher 10
+over the face and the background separately, the flow term at 1, the geometry term (eq. 9 with the landmark network
+as A) at 4 (docs/demo_model.md, runs K21-K23). It starts from a pretrained flow with fitted shape directions and
+reads the geometry network its recipe trains, so tools/demo_recipe.py runs it from the photos:
 
-    clipswap train --data PAIRS --run-dir RUN --preset demo
+    python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS --precision fp32 --steps 1125
 
-Data: `clipswap pairs` of lfw_train aligned at 128 px (`clipswap align --size 128`, 1 minute; `clipswap pairs
---count 40000 --heldout 100`, 5 minutes).
-Time: 18 minutes, 750 steps at about 1.4 s a step, batch 8, bf16, on the 2-core CPU alone (README, 'The demo model').
-Should reach, on 100 held-out pairs with the dlib judge at step 750: ID retrieval 56 %, closer to source 70 %, pose
-error 6.09 degrees, expression error 4.69 px, SSIM 0.948 (README's demo table, docs/demo_model.md 'Run W2').
+Time: about 4.5 hours on the 2-core AMD EPYC (AVX2 only, fp32): the geometry network 2.2 hours, the training's
+1,125 steps about 3-4 s each (docs/demo_model.md, 'Runs K21 and K22').
+Should reach, on 100 held-out pairs with the dlib judge at step 1,125 (--sharpen 1, the source mirrored towards the
+target's side): ID retrieval 84 %, closer to source 90 %, pose error 7.05 degrees, expression error 4.72 px,
+sharpness 1.09 (README's demo table, docs/demo_model.md 'Run K23').
 
-demo_refiner: the earlier demo model. G refines the landmark swap of the source onto the target (pre_swap, residual
+demo_warp: the demo before it (run W2). G reads the target and the source's face warped onto the target's landmarks
+by dlib (source_warp); 750 steps. ID retrieval 56 %, closer to source 70 %, pose error 6.09 degrees, expression error
+4.69 px, SSIM 0.948.
+
+    clipswap train --data PAIRS --run-dir RUN --preset demo_warp
+
+demo_refiner: the demo before that. G refines the landmark swap of the source onto the target (pre_swap, residual
 output), teacher 5 over the whole image, 1,000 steps; its correction stayed under one grey level.
 
     clipswap train --data PAIRS --run-dir RUN --preset demo_refiner
 
-Time: 25 minutes, 1,000 steps on the 2-core CPU (docs/demo_model.md).
-Should reach, on 100 held-out pairs with the dlib judge at step 1,000: ID retrieval 63 %, closer to source 79 %,
-pose error 7.52 degrees, expression error 5.25 px, SSIM 0.940 (README's demo table); the untrained pipeline scores
-the same within noise.
+Data: `clipswap pairs` of lfw_train aligned at 128 px (`clipswap align --size 128`, 1 minute; `clipswap pairs
+--count 40000 --heldout 100`, 5-12 minutes).
 """
 
 from __future__ import annotations
@@ -40,8 +47,9 @@ from clipswap.config.schema import (
 )
 from clipswap.config.tree import TrainConfig
 
-#: The shipped demo generator (pretrained_ckpts/demo/; the "demo" preset below says why each number).
-DEMO_MODEL = ModelConfig(
+#: The demo before the shipped one (run W2; preset "demo_warp"): G reads the target and the source's face warped onto
+#: the target's landmarks by dlib. `--model warp` (clipswap.inference.pipeline) reads its image size and identity.
+WARP_DEMO_MODEL = ModelConfig(
     image_size=128,
     base_filters=16,
     mapping_depth=4,
@@ -52,9 +60,18 @@ DEMO_MODEL = ModelConfig(
     conditioning="target+warp",
 )
 
-_DEMO = TrainConfig(
-    preset="demo",
-    model=DEMO_MODEL,
+#: The shipped demo generator (pretrained_ckpts/demo/; the "demo" preset below says why each number): the warp
+#: demo's network with the source's crop warped by G's own keypoint flow, which needs no landmarker at swap time.
+DEMO_MODEL = WARP_DEMO_MODEL.replace(
+    conditioning="target+keypoint_flow",
+    keypoint_head="heatmap",
+    keypoint_size=128,
+    keypoint_shape=0.6,
+)
+
+_DEMO_WARP = TrainConfig(
+    preset="demo_warp",
+    model=WARP_DEMO_MODEL,
     weights=LossWeights(id=10.0, rec=5.0, perceptual=0.2, contra=0.0, att=0.0, adv=0.1, teacher=10.0, r1_gamma=10.0),
     optimiser=OptimiserConfig(lr_g=5e-4, lr_d=5e-4, beta1=0.0, beta2=0.999),
     data=DataConfig(batch_size=8),
@@ -78,6 +95,16 @@ _DEMO = TrainConfig(
     ),
 )
 
+_DEMO = dataclasses.replace(
+    _DEMO_WARP,
+    preset="demo",
+    model=DEMO_MODEL,
+    weights=dataclasses.replace(_DEMO_WARP.weights, att=4.0, flow=1.0),
+    loss=dataclasses.replace(_DEMO_WARP.loss, attribute_network="landmarks"),
+    compute=ComputeConfig(precision="fp32"),
+    schedule=dataclasses.replace(_DEMO_WARP.schedule, steps=1_125, checkpoint_every=125),
+)
+
 _PAIRS_128 = (
     "`clipswap pairs` of lfw_train aligned at 128 px: clipswap align --input ../shared/data/lfw_train "
     "--output ALIGNED --size 128 --workers 2 (1 minute); clipswap pairs --data ALIGNED --output PAIRS "
@@ -90,9 +117,39 @@ PRESETS: tuple[Preset, ...] = (
         "demo",
         _DEMO,
         "The shipped demo model (pretrained_ckpts/demo/): 128 px, base width 16, mapping 128 x 4, SFace identity; "
+        "G reads the target and the source's crop, warped onto the target by its own keypoint flow (heatmap "
+        "landmarks, a thin-plate spline, 0.6 of the source's face shape), and outputs the target plus what it "
+        "learned to carry over (residual). docs/demo_model.md, 'Run K23'.",
+        command="python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS --precision fp32 "
+        "--steps 1125 (its train stage: clipswap train --preset demo with the recipe's geometry network as "
+        "attribute_file and its pretrained flow as --init-generator)",
+        data=_PAIRS_128 + "; the recipe also trains the geometry network on those pairs and pretrains the flow",
+        time="about 4.5 hours on the 2-core AMD EPYC (AVX2 only, fp32): the geometry network 2.2 hours, 1,125 "
+        "training steps at 3-4 s each (docs/demo_model.md, 'Runs K21 and K22')",
+        reaches="on 100 held-out pairs, dlib judge, at step 1,125 with --sharpen 1 and the source mirrored towards "
+        "the target's side: ID retrieval 84 %, closer to source 90 %, pose error 7.05 degrees, expression error "
+        "4.72 px, sharpness 1.09; on a fresh sample of held-out people 92 %, 94 %, 7.50 degrees, 4.31 px "
+        "(README's demo table, docs/demo_model.md 'Run K23')",
+        notes=(
+            "the keypoint flow: G warps the source's crop itself, by one landmark network run on both crops and a "
+            "thin-plate spline, so a swap needs no dlib; a generator reading the raw source crop overlays the "
+            "source's features (runs A1-B3), one reading a landmark warp adds no identity of its own (W2)",
+            "keypoint shape 0.6: the source's face shape carried in the target's pose; the whole shape (1.0) moves "
+            "the pose error up, 0.4 costs 5 points of retrieval (runs K13-K20, K23)",
+            "the geometry term at 4 (eq. 9, A = the landmark network): at 8 the pose error does not fall in 250 "
+            "steps and retrieval drops (K25); at 10 dlib sees the target (K9)",
+            "fp32: the run trained on an AVX2-only CPU, where bf16 is emulated and 7x slower",
+            "1,125 steps: the checkpoint of run K23 inside the identity half of the bar on both protocols with the "
+            "lowest pose error; later checkpoints buy identity with pose (docs/demo_model.md)",
+        ),
+    ),
+    Preset(
+        "demo_warp",
+        _DEMO_WARP,
+        "The demo before the shipped one (run W2): 128 px, base width 16, mapping 128 x 4, SFace identity; "
         "G reads the target and the source's face warped onto the target's landmarks (source_warp) and outputs the "
-        "target plus what it learned to carry over (residual). docs/demo_model.md, 'Run W1'.",
-        command="clipswap train --data PAIRS --run-dir RUN --preset demo",
+        "target plus what it learned to carry over (residual). docs/demo_model.md, 'Runs W1 and W2'.",
+        command="clipswap train --data PAIRS --run-dir RUN --preset demo_warp",
         data=_PAIRS_128,
         time="18 minutes: 750 steps at about 1.4 s a step, batch 8, bf16, on the 2-core CPU alone (README, 'The "
         "demo model')",
@@ -118,13 +175,13 @@ PRESETS: tuple[Preset, ...] = (
     Preset(
         "demo_refiner",
         dataclasses.replace(
-            _DEMO,
+            _DEMO_WARP,
             preset="demo_refiner",
-            model=DEMO_MODEL.replace(conditioning="refine_landmark_swap"),
-            weights=dataclasses.replace(_DEMO.weights, teacher=5.0),
-            loss=dataclasses.replace(_DEMO.loss, teacher_face_only=False, teacher_background=False),
+            model=WARP_DEMO_MODEL.replace(conditioning="refine_landmark_swap"),
+            weights=dataclasses.replace(_DEMO_WARP.weights, teacher=5.0),
+            loss=dataclasses.replace(_DEMO_WARP.loss, teacher_face_only=False, teacher_background=False),
             schedule=dataclasses.replace(
-                _DEMO.schedule, steps=1_000, checkpoint_every=500, image_every=500, eval_every=250
+                _DEMO_WARP.schedule, steps=1_000, checkpoint_every=500, image_every=500, eval_every=250
             ),
         ),
         "The earlier demo model: G refines the landmark swap of the source onto the target "
