@@ -4,18 +4,18 @@
   perceptual, all terms on, batch 2. Weights are random: ArcFace-R50 (build_arcface), CLIP ViT-B/32
   (build_clip_image_encoder, randomly initialised -- no pretrained CLIP is needed to time the step) and VGG16
   (weights=None); the cost does not depend on the values.
-* `--preset demo`: the demo model's step (128 px, SFace identity, teacher term, batch 8 by default), with the
-  embedded SFace.
+* `--preset demo_warp`: the previous demo model's step (128 px, SFace identity, teacher term, batch 8 by default),
+  with the embedded SFace.
 * `--preset tiny`: the tiny preset's step (64 px, base 8, SFace identity, batch 8 by default).
 
-    python benchmarks/train_step.py [--preset paper|demo|tiny] [--batch N] [--steps 3] [--precisions fp32 bf16]
+    python benchmarks/train_step.py [--preset paper|demo_warp|tiny] [--batch N] [--steps 3] [--precisions fp32 bf16]
                                     [--xla] [--backends tf jax]
 
 `--backends tf jax` times the TensorFlow step (SwapTrainer's train_function) and the JAX step (JaxSwapStep, jitted,
 in a process where TensorFlow cannot be imported) on the same configuration and random batch; XLA variants are the
 TensorFlow step's (the JAX step is always compiled by XLA).
 
-Prints a table and writes benchmarks/results/train_step[_demo|_tiny][_backends].json with the CPU model. Each
+Prints a table and writes benchmarks/results/train_step[_demo_warp|_tiny][_backends].json with the CPU model. Each
 configuration runs in its own subprocess (the Keras backend and dtype policy are global). The first step (tracing and
 compiling) is reported separately and excluded from the mean. "Cores busy" is the process's CPU time over the wall
 time of the timed steps (2.0 = both cores of this machine).
@@ -143,8 +143,8 @@ def measure(preset: str, precision: str, xla: bool, batch: int, steps: int) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=["paper", "demo", "tiny"], default="paper")
-    parser.add_argument("--batch", type=int, default=None, help="default: 2 (paper), 8 (demo, tiny)")
+    parser.add_argument("--preset", choices=["paper", "demo_warp", "tiny"], default="paper")
+    parser.add_argument("--batch", type=int, default=None, help="default: 2 (paper), 8 (demo_warp, tiny)")
     parser.add_argument("--backends", nargs="+", default=["tf"], choices=BACKENDS,
                         help="the TensorFlow step, the JAX step, or both in one run")
     parser.add_argument("--xla", action="store_true", help="also time each precision with XLA (jit_compile)")
@@ -198,7 +198,7 @@ def main() -> None:
     results = RESULTS.with_name(f"{name}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     described = {"paper": "paper (256 px, ArcFace-R50 + CLIP ViT-B/32 random weights, VGG16 random)",
-                 "demo": "demo (128 px, base 16, embedded SFace, teacher term, id augmentation)",
+                 "demo_warp": "demo_warp (128 px, base 16, embedded SFace, teacher term, id augmentation)",
                  "tiny": "tiny (64 px, base 8, embedded SFace, id/rec/perceptual/att/adv + R1)"}
     results.write_text(json.dumps({
         "preset": described[args.preset],

@@ -23,8 +23,9 @@ PRECISIONS = ("fp32", "bf16")
 #: records it). 2: the folded down blocks (1, no suffix in the cache names: the trained graph as it is).
 INFERENCE_GRAPH_REVISION = 2
 #: --model names that are not files (clipswap.inference.choice.resolve_model): the default lookup (the published
-#: ClipSwap.h5, else the demo generator), the shipped demo generator, the classical landmark swap, and the demo
-#: generator's warped input alone (the control that shows what the demo network adds).
+#: ClipSwap.h5, else the demo generator), the shipped demo generator, the classical landmark swap, and the source
+#: warped onto the target's 68 landmarks and pasted (the input the warp demo read: the baseline a network that warps
+#: the source itself has to beat).
 AUTO_MODEL = "auto"
 DEMO_MODEL = "demo"
 LANDMARKS_MODEL = "landmarks"

@@ -1,12 +1,12 @@
 """Train a learned-flow generator's flow network alone on `clipswap pairs` data, as the start of a training run.
 
     python tools/pretrain_flow.py --pairs PAIRS --output FLOW/generator.keras --steps 6000
-    clipswap train --data PAIRS --run-dir RUN --preset demo --set model.conditioning=target+flow \
+    clipswap train --data PAIRS --run-dir RUN --preset demo_warp --set model.conditioning=target+flow \
         --set weights.flow=1 --init-generator FLOW/generator.keras
 
     python tools/pretrain_flow.py --pairs PAIRS --output KP/generator.keras --steps 1500 \
         --conditioning target+keypoint_flow
-    clipswap train --data PAIRS --run-dir RUN --preset demo --set model.conditioning=target+keypoint_flow \
+    clipswap train --data PAIRS --run-dir RUN --preset demo_warp --set model.conditioning=target+keypoint_flow \
         --set weights.flow=1 --init-generator KP/generator.keras
 
 Only the flow layers ("generator_flow_*") learn, by the flow term (clipswap.losses.flow: the flow at each target

@@ -29,8 +29,8 @@ from clipswap.options import DETECTORS, RUNTIMES
 @click.option("--model", default=None, metavar="PATH|auto|demo|landmarks|warp",
               help="What produces the missing outputs: a generator (.h5, .keras or .json); auto: the published "
                    "ClipSwap.h5 when present, else the shipped demo generator; demo: that one; landmarks: the "
-                   "classical 68-point warp baseline (no network); warp: the demo generator's warped input alone (the "
-                   "control of what the demo network adds).")
+                   "classical 68-point warp baseline (no network); warp: the source warped onto the target's 68 "
+                   "landmarks and pasted (no network).")
 @click.option("--arcface", type=click.Path(exists=True, dir_okay=False), default=None,
               help="ArcFace-Res50.h5 for generators conditioned on ArcFace (default: pretrained_ckpts/).")
 @click.option("--clip-preset", default=None, help="keras-hub CLIP preset for generators that take a CLIP embedding.")

@@ -75,7 +75,7 @@ def export(model, fmt, output, identity, arcface, tolerance, model_files):
         require_modules(spec.write_modules, f"exporting to {fmt}", spec.extra)
         choice = resolve_model(model)
         if not choice.is_generator:
-            what = "the demo generator's warped input" if choice.kind == "warp" else "the classical swap"
+            what = "the landmark warp" if choice.kind == "warp" else "the classical swap"
             raise click.ClickException(f"--model {choice.kind} is {what}, not a network; there is nothing to export")
         checkpoint = load_any_generator(choice.path)
         networks = {"generator": checkpoint.model}

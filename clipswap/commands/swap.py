@@ -47,8 +47,8 @@ def _parse_map(ctx, param, values) -> tuple[tuple[Path, Path], ...]:
 @click.option("--model", default="auto", metavar="PATH|auto|demo|landmarks|warp",
               help="Generator: a published .h5 or our .keras (+ .json manifest); auto: pretrained_ckpts/ClipSwap.h5 "
                    "(or clipswap/ClipSwap.h5) when present, else the shipped demo generator; demo: that one; "
-                   "landmarks: the classical 68-point warp (no network, needs the eval extra); warp: the demo "
-                   "generator's warped input alone (no network; the control of what the demo network adds).")
+                   "landmarks: the classical 68-point warp (no network, needs the eval extra); warp: the source "
+                   "warped onto the target's 68 landmarks and pasted (no network; needs the eval extra).")
 @click.option("--arcface", type=_PATH, default=None,
               help="ArcFace-Res50.h5 for ArcFace-trained generators. Default: pretrained_ckpts/.")
 @click.option("--retinaface", type=_PATH, default=None, help="RetinaFace-Res50.h5. Default: pretrained_ckpts/.")

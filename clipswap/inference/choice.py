@@ -28,7 +28,7 @@ from clipswap.registry.encoders import ENCODERS
 #: What the line says of the landmark model, which has no generator, identity encoder or weights.
 LANDMARKS_LABEL = "landmarks (classical 68-point warp, no network)"
 #: What the line says of the warp control (`--model warp`).
-WARP_LABEL = "warp (the demo generator's warped input alone, no network)"
+WARP_LABEL = "warp (the source warped onto the target's 68 landmarks, no network)"
 #: The --model names that run no network.
 NETWORK_FREE = (LANDMARKS_MODEL, WARP_MODEL)
 

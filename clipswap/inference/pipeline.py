@@ -317,16 +317,16 @@ def _landmarker(clip_preset: str | None, kind: str = "landmarks"):
 
 
 def _warp_swapper(detector, landmarker, **options):
-    """The `--model warp` swapper: the demo's pipeline (its crop size, SFace for the source vector and
+    """The `--model warp` swapper: the warp demo's pipeline (its crop size, SFace for the source vector and
     --reference-face, the warp of the source onto each target crop, the paste-back over the warped region) with the
     generator replaced by its warped input (WarpedInput)."""
     from clipswap.checkpoints.encoders import load_identity_encoder
-    from clipswap.config import DEMO_MODEL
+    from clipswap.config.presets.demo import WARP_DEMO_MODEL
     from clipswap.inference.swapper import WarpedInput
 
-    identity = load_identity_encoder(DEMO_MODEL.identity_encoder)
-    return FaceSwapper(WarpedInput(), DEMO_MODEL.image_size, identity.dim, identity, detector, landmarker=landmarker,
-                       conditioning="target+warp", **options)
+    identity = load_identity_encoder(WARP_DEMO_MODEL.identity_encoder)
+    return FaceSwapper(WarpedInput(), WARP_DEMO_MODEL.image_size, identity.dim, identity, detector,
+                       landmarker=landmarker, conditioning="target+warp", **options)
 
 
 def _landmark_swapper(detector, landmarker, selection: FaceSelection, similarity: float, reference_face: bool):

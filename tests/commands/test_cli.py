@@ -84,14 +84,15 @@ def test_cli_import_does_not_load_tensorflow():
 
 
 def test_info_counts_the_demo_generator_with_its_source_input():
-    """The demo generator reads a third input (the warped source crop): info counts it instead of failing."""
+    """The demo generator reads a third input (the source crop, which it warps itself): info counts it instead of
+    failing, its keypoint network included."""
     from conftest import REPO_ROOT
 
     for args in (["--checkpoint", str(REPO_ROOT / "pretrained_ckpts" / "demo" / "generator.keras")],
                  ["--preset", "demo"]):
         result = run("info", *args, "--no-detector")
         assert result.exit_code == 0, result.output
-        assert "128px + 128-d + source" in result.output and "1,538,110" in result.output
+        assert "128px + 128-d + source" in result.output and "1,771,277" in result.output
 
 
 def _every_preset():

@@ -80,7 +80,7 @@ def test_keys_resolve_in_one_place_in_every_spelling():
     assert resolve_key("attribute_file") == ("files", "attribute_file")
     assert len(FLAT_KEYS) == len(set(FLAT_KEYS))
     config = resolve_config(
-        "demo",
+        "demo_warp",
         overrides={
             "keep_checkpoints": "10",
             "schedule.log_every": 7,

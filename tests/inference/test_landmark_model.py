@@ -110,7 +110,7 @@ def test_without_dlib_one_sentence(photos, tmp_path, monkeypatch):
     assert not output.exists()
 
 
-# The network-free models: the landmark swap and the demo's warped input alone (`--model warp`).
+# The network-free models: the landmark swap and the landmark warp alone (`--model warp`).
 EVALUATED = [("landmarks", LINE, "landmark baseline", "LandmarkSwapper"),
              ("warp", f"generator: {WARP_LABEL}, detector: YuNet", "warp baseline", "warped input")]
 

@@ -1,8 +1,8 @@
-"""`--model warp`, the demo generator's warped input alone (the control of what the demo network adds over the warp
-it reads): the name resolves to no generator, the stand-in returns its third input, `clipswap swap` on real LFW photos
-changes only the face and moves it towards the source, and `clipswap export` refuses it in one sentence
-(`clipswap evaluate --model warp` is tested with the landmark model's evaluation,
-tests/inference/test_landmark_model.py)."""
+"""`--model warp`, the source warped onto the target's 68 landmarks and pasted (the input the warp demo read, the
+baseline of a network that warps the source itself): the name resolves to no generator, the stand-in returns its
+third input, `clipswap swap` on real LFW photos changes only the face and moves it towards the source, and
+`clipswap export` refuses it in one sentence (`clipswap evaluate --model warp` is tested with the landmark model's
+evaluation, tests/inference/test_landmark_model.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from clipswap.media.images import read_image
 
 from conftest import require_module, shared_data
 
-LINE = "generator: warp (the demo generator's warped input alone, no network), detector: YuNet"
+LINE = "generator: warp (the source warped onto the target's 68 landmarks, no network), detector: YuNet"
 PEOPLE = ("Aaron_Sorkin", "Abdullah_Gul", "Adrien_Brody", "Albert_Costa")
 
 
@@ -80,6 +80,6 @@ def test_export_refuses_the_warp(tmp_path):
     output = tmp_path / "exported"
     result = CliRunner().invoke(main, ["export", "--model", "warp", "--format", "savedmodel", "--output", str(output)])
     assert result.exit_code == 1, result.output
-    assert result.stderr == ("Error: --model warp is the demo generator's warped input, not a network; there is "
-                             "nothing to export\n")
+    assert result.stderr == ("Error: --model warp is the landmark warp, not a network; there is nothing to "
+                             "export\n")
     assert not output.exists()

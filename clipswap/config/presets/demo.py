@@ -5,14 +5,16 @@ warps onto the target by its own keypoint flow (a heatmap landmark network at 12
 0.6 of the source's face shape), and outputs the target plus what it learned to carry over (residual); teacher 10
 over the face and the background separately, the flow term at 1, the geometry term (eq. 9 with the landmark network
 as A) at 4 (docs/demo_model.md, runs K21-K23). It starts from a pretrained flow with fitted shape directions and
-reads the geometry network its recipe trains, so tools/demo_recipe.py runs it from the photos:
+reads the geometry network its recipe trains, so tools/demo_recipe.py runs it from the photos, its train stage being
+
+    clipswap train --data PAIRS --run-dir RUN --preset demo --set attribute_file=GEOMETRY --init-generator FLOW
 
     python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS --precision fp32 --steps 1125
 
 Time: about 4.5 hours on the 2-core AMD EPYC (AVX2 only, fp32): the geometry network 2.2 hours, the training's
 1,125 steps about 3-4 s each (docs/demo_model.md, 'Runs K21 and K22').
 Should reach, on 100 held-out pairs with the dlib judge at step 1,125 (--sharpen 1, the source mirrored towards the
-target's side): ID retrieval 84 %, closer to source 90 %, pose error 7.05 degrees, expression error 4.72 px,
+target's side): ID retrieval 84 %, closer to source 90 %, pose error 7.09 degrees, expression error 4.71 px,
 sharpness 1.09 (README's demo table, docs/demo_model.md 'Run K23').
 
 demo_warp: the demo before it (run W2). G reads the target and the source's face warped onto the target's landmarks
@@ -120,15 +122,16 @@ PRESETS: tuple[Preset, ...] = (
         "G reads the target and the source's crop, warped onto the target by its own keypoint flow (heatmap "
         "landmarks, a thin-plate spline, 0.6 of the source's face shape), and outputs the target plus what it "
         "learned to carry over (residual). docs/demo_model.md, 'Run K23'.",
-        command="python tools/demo_recipe.py --data ../shared/data/lfw_train --runs RUNS --precision fp32 "
-        "--steps 1125 (its train stage: clipswap train --preset demo with the recipe's geometry network as "
-        "attribute_file and its pretrained flow as --init-generator)",
-        data=_PAIRS_128 + "; the recipe also trains the geometry network on those pairs and pretrains the flow",
+        command="clipswap train --data PAIRS --run-dir RUN --preset demo --set attribute_file=GEOMETRY "
+        "--init-generator FLOW",
+        data=_PAIRS_128 + "; GEOMETRY is a heatmap geometry network trained on those pairs and FLOW a pretrained "
+        "keypoint flow with fitted shape directions: python tools/demo_recipe.py --data ../shared/data/lfw_train "
+        "--runs RUNS --precision fp32 makes both and runs this command",
         time="about 4.5 hours on the 2-core AMD EPYC (AVX2 only, fp32): the geometry network 2.2 hours, 1,125 "
         "training steps at 3-4 s each (docs/demo_model.md, 'Runs K21 and K22')",
         reaches="on 100 held-out pairs, dlib judge, at step 1,125 with --sharpen 1 and the source mirrored towards "
-        "the target's side: ID retrieval 84 %, closer to source 90 %, pose error 7.05 degrees, expression error "
-        "4.72 px, sharpness 1.09; on a fresh sample of held-out people 92 %, 94 %, 7.50 degrees, 4.31 px "
+        "the target's side: ID retrieval 84 %, closer to source 90 %, pose error 7.09 degrees, expression error "
+        "4.71 px, sharpness 1.09; on a fresh sample of held-out people 92 %, 94 %, 7.59 degrees, 4.30 px "
         "(README's demo table, docs/demo_model.md 'Run K23')",
         notes=(
             "the keypoint flow: G warps the source's crop itself, by one landmark network run on both crops and a "
