@@ -56,7 +56,7 @@ class ExportError(ClipswapError, ValueError):
 
 def _converter_errors() -> tuple[type[BaseException], ...]:
     """The converters' own failure types that derive from no built-in error: OpenVINO's OpConversionFailure (an op
-    it cannot convert, e.g. a linear solve) when OpenVINO is installed."""
+    it cannot convert) when OpenVINO is installed."""
     try:
         from openvino._pyopenvino import OpConversionFailure
     except ImportError:

@@ -482,8 +482,8 @@ def test_a_source_flow_generator_trains_on_pairs_and_swaps_a_photo_without_landm
 @pytest.mark.slow
 def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_swaps(pairs, tmp_path):
     """tools/pretrain_flow.py starts the keypoint flow from the shipped geometry network and fine-tunes it; a tiny
-    target+keypoint_flow G trains from it and swaps real photos with `--runtime auto` (the spline's solve does not
-    convert for OpenVINO: auto runs the Keras model instead, and says so)."""
+    target+keypoint_flow G trains from it and swaps real photos with `--runtime auto`, which runs it on OpenVINO where
+    installed (the spline's solve is matrix products, which the converter takes) and says so."""
     import importlib.util
 
     from clipswap.checkpoints.geometry import load_geometry
@@ -510,7 +510,7 @@ def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_s
     assert any("flow" in row for row in rows) and all(np.isfinite(row["flow"]) for row in rows if "flow" in row)
     result = _swap_two_lfw_photos(run / "generator.keras", tmp_path)
     if importlib.util.find_spec("openvino") is not None:
-        assert "runtime: tf fp32" in result.output  # auto chose OpenVINO, which cannot convert it
+        assert "runtime: openvino fp32" in result.output, result.output
 
 
 @pytest.mark.slow
