@@ -125,8 +125,9 @@ def linear_solve(system, right, steps: int = NEWTON_SCHULZ_STEPS):
     converges for any invertible A, then one step of iterative refinement. ONNX and OpenVINO have no linear-solve
     op (TensorFlow's MatrixSolve stops both converters); this graph converts, and its gradient is the products'."""
     transposed = ops.transpose(system, (0, 2, 1))
-    column_sums = ops.max(ops.sum(ops.abs(system), axis=1), axis=-1)
-    row_sums = ops.max(ops.sum(ops.abs(system), axis=2), axis=-1)
+    magnitude = ops.abs(system)
+    column_sums = ops.max(ops.sum(magnitude, axis=1), axis=-1)
+    row_sums = ops.max(ops.sum(magnitude, axis=2), axis=-1)
     inverse = transposed / (column_sums * row_sums)[:, None, None]
     twice = ops.convert_to_tensor(2.0 * np.eye(system.shape[-1], dtype=np.float32)[None])
     for _ in range(steps):
