@@ -185,6 +185,11 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             "loss.teacher_turn_gap compares each pair's landmarks, which only a conditioning that reads them loads "
             f"(target+keypoint_flow, target+flow), not {config.model.conditioning!r}; set it to 0")
+    if config.weights.mirror and not config.model.conditioning_row.source:
+        raise ConfigError(
+            "weights.mirror compares the swap with the swap of the source crop mirrored, and a generator with "
+            f"conditioning {config.model.conditioning!r} does not read the source crop (the term would be 0 at twice "
+            "the cost); set it to 0 or choose a conditioning that reads the source (target+keypoint_flow, ...)")
     if gap and not loss.teacher_face_only:
         raise ConfigError("loss.teacher_turn_gap leaves faces out of the teacher term's face region, which needs "
                           "loss.teacher_face_only=true")

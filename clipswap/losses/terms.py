@@ -223,6 +223,15 @@ TERMS: tuple[LossTerm, ...] = (
         needs=("source", "target", "warped", "target_68", "source_68", "generator"),
     ),
     LossTerm(
+        "mirror",
+        "G",
+        "ours: L1 between the swap and G's swap of the source crop mirrored left to right (mirror.mirror_term): "
+        "the source's turn, not its identity, is what the mirror changes",
+        "mirror",
+        "mirror.mirror_term",
+        needs=("source", "target", "generator"),
+    ),
+    LossTerm(
         "d_adv",
         "D",
         "logistic loss of D: the source real, the swap fake",
