@@ -260,7 +260,6 @@ def test_tracks_keep_their_mapping_through_a_real_crowd_video(tmp_path):
     """1 s of multi_face_1080p (a crowd, the camera panning about 37 px a frame): --map with references cut from the
     first frame's two largest faces. The largest face keeps one track and its mapped source in all 25 frames while
     it crosses half the picture, and no face is swapped twice in a frame."""
-    pytest.importorskip("dlib", reason="the demo model needs dlib (the eval extra)")
     from clipswap.face.detection import sort_by_area
     from clipswap.inference.pipeline import SwapRequest, build_swapper
     from clipswap.media.images import read_image, write_image

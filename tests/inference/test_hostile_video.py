@@ -128,7 +128,6 @@ def _ffmpeg_writing(fragment: str) -> list[int]:
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 def test_sigterm_mid_video_leaves_nothing(tmp_path):
-    pytest.importorskip("dlib", reason="the demo model needs dlib (the eval extra)")
     clip = tmp_path / "clip.mp4"
     subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",
                     str(shared_data("video", "talking_head_1.mp4")), "-t", "6", "-c:v", "libx264", "-an",
