@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from clipswap.checkpoints.native import init_generator, load_generator
 from clipswap.config import get_preset
@@ -44,6 +45,7 @@ def test_the_average_holds_the_weighted_mean_of_every_weight(tmp_path):
     assert [row["checkpoint"] for row in manifest["averaged_from"]] == [str(p) for p in paths]
 
 
+@pytest.mark.slow
 def test_other_architectures_damaged_files_and_bad_options_are_refused(tmp_path):
     one = init_generator(TINY, tmp_path / "a" / "generator.keras").with_suffix(".keras")
     wider = init_generator(dataclasses.replace(TINY, base_filters=2 * TINY.base_filters),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from clipswap.checkpoints.native import init_generator, load_generator
 from clipswap.config import get_preset
@@ -65,6 +66,7 @@ def test_a_missing_metric_is_refused(tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_ship_carries_the_geometry_network_and_the_paste_options(tmp_path):
     from clipswap.checkpoints.geometry import load_geometry, save_geometry
     from clipswap.checkpoints.native import sha256_of

@@ -108,6 +108,7 @@ def test_tiny_swap_on_a_photo(checkpoints, face, tmp_path):
     assert output.is_file() and "clipswap" in read_label(output)
 
 
+@pytest.mark.slow
 def test_without_published_weights_the_demo_is_the_default(no_published, demo_standin, face, tmp_path, monkeypatch):
     use_demo(monkeypatch, demo_standin)
     line = (f"generator: demo ({shown(demo_standin / 'generator.keras')}, SFace identity, warping the "
@@ -263,6 +264,7 @@ def _laplacian_variance(image: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64), cv2.CV_64F).var())
 
 
+@pytest.mark.slow
 def test_sharpen_on_the_shipped_demo(face, tmp_path):
     """The real demo asks for `--sharpen 1` in its manifest: a swap with no --sharpen gets it, and differs from
     `--sharpen 0`'s by a crisper face."""
@@ -286,6 +288,7 @@ def test_sharpen_on_the_shipped_demo(face, tmp_path):
     assert ratio > 1.2, ratio
 
 
+@pytest.mark.slow
 def test_a_manifest_recommends_its_paste_sharpen(checkpoints, face, tmp_path):
     """A checkpoint manifest's "paste_sharpen" is the --sharpen of a swap that gives none; a bad one is refused with
     one sentence."""
@@ -354,6 +357,7 @@ def test_mirror_source_is_on_by_default_and_the_flag_turns_it_off(checkpoints, f
     assert seen == [True, False]
 
 
+@pytest.mark.slow
 def test_occlusion_mask_is_off_by_default_and_the_flags_reach_the_swapper(checkpoints, face, tmp_path, monkeypatch):
     """SwapRequest and `clipswap swap` paste around occluders with the shipped occluder network only when
     --occlusion-mask asks for it; --occluder without it is a usage error."""

@@ -33,7 +33,8 @@ def test_dry_run_prints_the_paper_offline_preset():
     out = dry_run("--preset", "paper-offline")
     config = out["config"]
     assert config["weights"] == {"id": 10.0, "rec": 5.0, "perceptual": 0.2, "contra": 0.0, "att": 10.0, "adv": 1.0,
-                                 "cycle": 0.0, "ifsr": 0.0, "teacher": 0.0, "flow": 0.0, "r1_gamma": 10.0}
+                                 "cycle": 0.0, "ifsr": 0.0, "teacher": 0.0, "flow": 0.0, "mirror": 0.0,
+                                 "r1_gamma": 10.0}
     optimiser = config["optimiser"]
     assert (optimiser["beta1"], optimiser["beta2"], optimiser["lr_g"], optimiser["lr_d"]) == (0.0, 0.999, 1e-4, 1e-4)
     assert (config["data"]["batch_size"], config["schedule"]["steps"], config["model"]["image_size"]) == (

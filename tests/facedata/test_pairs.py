@@ -369,6 +369,7 @@ def test_training_on_teacher_pairs_runs_and_reports_the_teacher_term(pairs, tmp_
     assert result.exit_code == 1 and "clipswap pairs" in result.output
 
 
+@pytest.mark.slow
 def test_a_pre_swap_generator_trains_on_pairs_only(pairs, tmp_path):
     """A tiny pre_swap + residual G trains 2 steps on teacher pairs (G reads the teachers); on aligned shards without
     teachers the run is refused with one sentence."""
@@ -395,6 +396,7 @@ def _pairs_made_before(folder: Path, tmp_path: Path, field: str) -> Path:
     return old
 
 
+@pytest.mark.slow
 def test_a_source_warp_generator_trains_on_warped_pairs_and_reports_its_heldout_figures(pairs, tmp_path):
     """A tiny source_warp G trains 2 steps on pairs (G reads the warps); its held-out figures come from the held-out
     faces' warps; on aligned shards, or on pairs made before the warps existed, the run is refused."""
@@ -542,6 +544,7 @@ def test_a_heatmap_geometry_file_starts_a_heatmap_keypoint_flow_that_reloads(pai
     assert 0 < max(moved) < 0.05 * max(np.abs(w).max() for w in given)  # one step from the file's weights
 
 
+@pytest.mark.slow
 def test_a_truncated_shard_stops_training_with_one_sentence(pairs, tmp_path):
     folder, _ = pairs
     broken = tmp_path / "pairs"

@@ -56,7 +56,10 @@ def test_the_format_lists_agree():
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 # the keypoint flow (the shipped demo's conditioning) solves its spline's linear system inside the graph
-@pytest.mark.parametrize("conditioning", ["target", "target+source_crop", "target+keypoint_flow"],
+# (its conversions are the slowest, so they run with the slow tests; the shipped demo's own conversion to OpenVINO
+# runs in the fresh-clone inference.sh test)
+@pytest.mark.parametrize("conditioning", ["target", "target+source_crop",
+                                          pytest.param("target+keypoint_flow", marks=pytest.mark.slow)],
                          ids=["vector", "source_image", "keypoint_flow"])
 def test_every_format_round_trips_a_tiny_generator(tmp_path, fmt, conditioning):
     _require(fmt)
@@ -208,6 +211,7 @@ def test_resolve_runtime(monkeypatch):
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+@pytest.mark.slow
 def test_the_runtime_cache_follows_the_checkpoint_hash(tmp_path, runtime, monkeypatch):
     _require("openvino" if runtime == "openvino" else "onnx")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -127,6 +127,7 @@ def _ffmpeg_writing(fragment: str) -> list[int]:
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+@pytest.mark.slow
 def test_sigterm_mid_video_leaves_nothing(tmp_path):
     clip = tmp_path / "clip.mp4"
     subprocess.run([__import__("imageio_ffmpeg").get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i",

@@ -120,6 +120,7 @@ def test_inference_sh_resolves_relative_paths_in_the_callers_directory(elsewhere
     assert not (elsewhere / "out").exists() and not (REPO_ROOT / "out").exists()
 
 
+@pytest.mark.slow
 def test_inference_sh_names_a_missing_relative_input_as_given(elsewhere):
     env = {"CLIPSWAP_CKPT_DIR": str(elsewhere.parent / "empty"), "OUTPUT": "swapped.png"}
     result = _inference_sh({**env, "SOURCE": "src.jpg", "TARGET": "photos/missing.jpg"}, cwd=elsewhere)

@@ -119,6 +119,7 @@ def test_release_layout_is_what_the_defaults_find(tmp_path, monkeypatch):
     assert (kind, path.resolve()) == ("retinaface", files["retinaface"].resolve())
 
 
+@pytest.mark.slow
 def test_demo_run_with_the_default_output(inference, tmp_path, monkeypatch, capsys):
     face = shared_data("lfw", "Aaron_Sorkin", "Aaron_Sorkin_0001.jpg")
     demo = tmp_path / "demo"

@@ -117,6 +117,7 @@ def test_reference_without_a_face_is_a_clear_error(swapper, tmp_path):
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_cli_reference_face(tmp_path, couple, partners):
     """`clipswap swap --reference-face`: a tiny SFace generator swaps one partner; a faceless reference fails."""
     model = init_generator(get_preset("tiny").model, tmp_path / "g.keras").with_suffix(".keras")

@@ -47,6 +47,7 @@ def test_swap_reads_and_writes_latin1_names(tmp_path):
     assert read_image(output).shape == (250, 250, 3)
 
 
+@pytest.mark.slow
 def test_align_keeps_a_latin1_name_and_reruns(tmp_path):
     from clipswap.facedata.shards import iterate_records
 

@@ -79,6 +79,7 @@ def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, t
     assert json.loads((tmp_path / "geometry.json").read_text())["sha256"] == sha256_of(tmp_path / "geometry.keras")
 
 
+@pytest.mark.slow
 def test_a_short_heatmap_run_at_128_px_writes_a_loadable_network(pairs_folder, tmp_path):
     result = CliRunner().invoke(main, ["train-geometry", "--data", str(pairs_folder), "--output", str(tmp_path),
                                        "--steps", "3", "--batch-size", "4", "--head", "heatmap", "--input-size",

@@ -142,6 +142,7 @@ def test_checkpoint_resume_gives_the_uninterrupted_next_losses(make_trainer, tmp
     np.testing.assert_allclose(resumed.swap_loss.clip_mean.value.numpy(), clip_mean, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_an_earlier_versions_tf_train_checkpoint_resumes_and_ages_out(make_trainer, tmp_path):
     """Run folders of earlier versions hold tf.train checkpoints of the whole state under these object names: the
     loop resumes one exactly (data position included), and it is removed once `keep` state files are newer."""

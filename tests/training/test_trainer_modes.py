@@ -47,6 +47,7 @@ def moved_fraction(before: list[np.ndarray], variables) -> float:
 EXPECTED_TERMS = {"id", "rec", "perceptual", "contra", "att", "adv", "g_total", "d_adv", "r1", "d_total"}
 
 
+@pytest.mark.slow
 def test_fp16_steps_are_finite_update_g_and_d_and_keep_float32_variables(restore_policy, make_mode_trainer,
                                                                          tmp_path):
     keras.config.set_dtype_policy(POLICIES["fp16"])  # what run.set_precision("fp16") does
