@@ -185,11 +185,14 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             "loss.teacher_turn_gap compares each pair's landmarks, which only a conditioning that reads them loads "
             f"(target+keypoint_flow, target+flow), not {config.model.conditioning!r}; set it to 0")
-    if config.weights.mirror and not config.model.conditioning_row.source:
+    row = config.model.conditioning_row
+    if config.weights.mirror and (not row.source or row.warped_source):
         raise ConfigError(
-            "weights.mirror compares the swap with the swap of the source crop mirrored, and a generator with "
-            f"conditioning {config.model.conditioning!r} does not read the source crop (the term would be 0 at twice "
-            "the cost); set it to 0 or choose a conditioning that reads the source (target+keypoint_flow, ...)")
+            "weights.mirror compares the swap with the swap of the source crop mirrored, which needs a generator "
+            f"that reads the source's aligned crop as it is; conditioning {config.model.conditioning!r} "
+            + ("reads a warp of it onto the target, whose mirror image no longer fits the target" if row.source
+               else "does not read it (the term would be 0 at twice the cost)")
+            + "; set it to 0 or choose target+keypoint_flow, target+source_crop or another that reads the crop")
     if gap and not loss.teacher_face_only:
         raise ConfigError("loss.teacher_turn_gap leaves faces out of the teacher term's face region, which needs "
                           "loss.teacher_face_only=true")

@@ -1,7 +1,7 @@
 """weights.mirror (clipswap.losses.mirror): the swap against G's swap of the source crop mirrored left to right. The
 L1 against numpy; the term through SwapLoss against G called by hand on the two crops; exactly 0 for a source that is
 its own mirror image; its gradient reaching every weight of the U-Net; the configuration refusing it for a
-generator that does not read the source crop."""
+generator that does not read the source crop as it is."""
 
 from __future__ import annotations
 
@@ -82,9 +82,12 @@ def test_a_source_that_is_its_own_mirror_image_costs_nothing():
     assert float(result.terms["mirror"]) < 1e-6
 
 
-def test_off_by_default_and_refused_for_a_generator_that_does_not_read_the_source():
+def test_off_by_default_and_refused_for_a_generator_that_does_not_read_the_crop_as_it_is():
     assert get_preset("demo").config.weights.mirror == 0.0
     assert "mirror" not in _loss(mirror=0.0)[0].generator_terms
     weights = dataclasses.replace(get_preset("tiny").config.weights, contra=0.0, mirror=1.0)
-    with pytest.raises(ConfigError, match="weights.mirror .* does not read the source crop"):
+    assert tiny_train_config(weights, clip=False, model={"conditioning": "target+source_crop"}).weights.mirror == 1.0
+    with pytest.raises(ConfigError, match="weights.mirror .* 'target' does not read it"):
         tiny_train_config(weights, clip=False)
+    with pytest.raises(ConfigError, match="weights.mirror .* 'target\\+warp' reads a warp of it onto the target"):
+        tiny_train_config(weights, clip=False, model={"conditioning": "target+warp"})
