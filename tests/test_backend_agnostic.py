@@ -22,6 +22,7 @@ from clipswap.losses import (
     contrastive,
     facedancer,
     identity,
+    mirror,
     perceptual,
     reconstruction,
 )
@@ -218,6 +219,21 @@ def test_facedancer_cycle_and_ifsr_losses():
     _, grads = gradient(lambda *s: facedancer.ifsr_loss(zero, dict(zip(margins, s, strict=True)), margins),
                         *zero.values())
     assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_mirror_consistency_of_an_image_against_its_mirror_image():
+    """The mirror term's maths (clipswap.losses.mirror.mirror_term): L1 between an image and its left-right flip by
+    ops.flip, with the gradient through both; a symmetric image costs 0."""
+    rng = np.random.default_rng(13)
+    x = rng.uniform(-1, 1, (2, 5, 6, 3)).astype(np.float32)
+    value, (grad,) = gradient(lambda v: mirror.mirror_consistency_loss(v, ops.flip(v, axis=2)), x)
+    difference = x - x[:, :, ::-1]
+    assert value == pytest.approx(np.abs(difference).mean(), rel=1e-5)
+    # d/dx of mean |x - flip(x)|: each element enters once directly and once through its mirror partner.
+    expected = (np.sign(difference) - np.sign(difference)[:, :, ::-1]) / difference.size
+    np.testing.assert_allclose(grad, expected, atol=1e-7)
+    symmetric = np.concatenate([x[:, :, :3], x[:, :, :3][:, :, ::-1]], axis=2)
+    assert float(numpy(mirror.mirror_consistency_loss(symmetric, ops.flip(symmetric, axis=2)))) == 0.0
 
 
 def test_perceptual_attribute_and_adversarial_losses():
