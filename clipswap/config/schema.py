@@ -399,13 +399,17 @@ class AugmentationConfig:
     augmentations (X_aug, eqs. 2-5) per swap; id_augment scores the identity loss on a randomly shifted and flipped
     swap (clipswap.losses.augment.identity_augment); id_augment_grey, with id_augment, is the probability that each
     augmented swap is also turned grey (augment.grey_where), so that a colour pattern the identity encoder happens to
-    read as the source (a tint around the eyes or mouth) pays only on the coloured share of the draws."""
+    read as the source (a tint around the eyes or mouth) pays only on the coloured share of the draws.
+    source_glasses: the probability that a training source gets clear glasses drawn on its landmarks (pairs data
+    of a conditioning that reads landmarks; clipswap.training.data.make_pair_dataset), so that G learns not to carry
+    a source's glasses onto its target."""
 
     n_aug: int = 4
     aug_distortion: float = 0.5
     aug_crop_fraction: float = 0.75
     id_augment: bool = False
     id_augment_grey: float = 0.0
+    source_glasses: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -213,6 +213,12 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(f"augmentation.id_augment_grey is a probability in [0, 1] of the identity augmentation, so "
                           f"it needs augmentation.id_augment=true; got {aug.id_augment_grey} with id_augment="
                           f"{str(aug.id_augment).lower()}")
+    if not 0.0 <= aug.source_glasses <= 1.0:
+        raise ConfigError(f"augmentation.source_glasses is a probability in [0, 1], got {aug.source_glasses}")
+    if aug.source_glasses and "landmarks" not in config.model.conditioning_row.batch_keys:
+        raise ConfigError(f"augmentation.source_glasses draws glasses on the sources' landmarks, which only the pairs "
+                          f"of a conditioning that reads landmarks carry (model.conditioning "
+                          f"{config.model.conditioning} does not): set it to 0 or choose target+keypoint_flow")
     size = config.model.image_size
     if size & (size - 1):
         raise ConfigError(f"training needs a power-of-two image size (the discriminator), got {size}")

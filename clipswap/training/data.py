@@ -255,6 +255,7 @@ def make_pair_dataset(
     warped: bool = False,
     mates: bool = False,
     landmarks: bool = False,
+    source_glasses: float = 0.0,
 ) -> tf.data.Dataset:
     """The training dataset over `clipswap pairs` shards (target, source, teacher of two different people).
 
@@ -278,14 +279,24 @@ def make_pair_dataset(
         where there is none) and "has_mate" ([B] float32, 1.0 where there is one); with `landmarks` (pairs whose
         records hold them) "target_68" and "source_68", [B, 68, 2] float32 fractions of the crop side, the source's
         being those of whatever the sample's source became (the mate's, or the target's own on a same-photo pair).
+
+    `source_glasses` (needs `landmarks`): the probability that a sample's source, whatever it became, gets clear
+    glasses drawn on its landmarks (clipswap.training.occluder.glasses_on_faces) after the jitter. The target, the
+    teacher and the warp keep none, so the losses that compare the swap with them teach G not to carry a source's
+    glasses onto a target without them.
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
     if not 0.0 <= same_identity_prob <= 1.0:
         raise ValueError(f"same_identity_prob must be in [0, 1], got {same_identity_prob}")
+    if not 0.0 <= source_glasses <= 1.0 or (source_glasses and not landmarks):
+        raise ValueError(f"source_glasses must be in [0, 1] and needs landmarks, got {source_glasses} "
+                         f"(landmarks={landmarks})")
     from clipswap.facedata.pairs import parse_pair
 
-    file_seed, record_seed, same_seed, target_jitter, source_jitter = derive_seeds(seed, 5)
+    # Six seeds: SeedSequence's words are a prefix of a longer draw, so the first five are what they were before the
+    # glasses' seed was added.
+    file_seed, record_seed, same_seed, target_jitter, source_jitter, glasses_seed = derive_seeds(seed, 6)
     dataset = _shuffled_records(files, file_seed, record_seed, shuffle_buffer, repeat)
 
     def parse(serialized):
@@ -356,6 +367,14 @@ def make_pair_dataset(
                            else batch["target_68"])
             combined["target_68"] = batch["target_68"]
             combined["source_68"] = tf.where(same[:, None, None], same_points, batch["source_68"])
+        if source_glasses:
+            from clipswap.training.occluder import glasses_on_faces
+
+            key = tf.stack([tf.constant(glasses_seed, tf.int64), step])
+            drawn = tf.numpy_function(lambda images, points, seed: glasses_on_faces(images, points, source_glasses,
+                                                                                    seed),
+                                      [combined["source"], combined["source_68"], key], tf.float32, stateful=False)
+            combined["source"] = tf.ensure_shape(drawn, combined["source"].shape)
         if mates:
             # A paired discriminator's real pair: the target beside another photo of its person, where there is one.
             combined["mate"] = same_source

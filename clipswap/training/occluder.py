@@ -75,9 +75,29 @@ def _lens(centre: np.ndarray, half: np.ndarray, angle: float, power: float) -> n
     return np.stack([x, y], axis=1) @ rotation.T + centre
 
 
+#: Lenses of clear glasses (draw_glasses): nearly transparent, a pale reflection; the frame is what shows.
+CLEAR_LENS_OPACITY = (0.0, 0.2)
+CLEAR_LENS_VALUE = (150.0, 255.0)
+
+
 def draw_sunglasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Sunglasses on a face with 68 landmarks `pixels` ([68, 2] crop pixels): (colour [S, S, 3] float32 0-255,
     opacity [S, S] float32 in [0, 1])."""
+    return draw_glasses(side, pixels, rng)
+
+
+def draw_clear_glasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Clear glasses (a frame, a bridge, temples, lenses one can see the eyes through) on a face with 68 landmarks
+    `pixels`: draw_glasses with CLEAR_LENS_OPACITY and CLEAR_LENS_VALUE."""
+    return draw_glasses(side, pixels, rng, lens_opacity=CLEAR_LENS_OPACITY, lens_value=CLEAR_LENS_VALUE)
+
+
+def draw_glasses(side: int, pixels: np.ndarray, rng: np.random.Generator,
+                 lens_opacity: tuple[float, float] = (0.8, 1.0),
+                 lens_value: tuple[float, float] = (5.0, 70.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Glasses on a face with 68 landmarks `pixels` ([68, 2] crop pixels): (colour [S, S, 3] float32 0-255,
+    opacity [S, S] float32 in [0, 1]). The lenses' opacity and grey value are drawn from the two ranges (the
+    defaults: dark, nearly opaque sunglasses); the frame is opaque."""
     eyes = [pixels[list(indices)].mean(axis=0) for indices in _EYES]
     span = float(np.linalg.norm(eyes[1] - eyes[0]))
     axis = (eyes[1] - eyes[0]) / max(span, 1e-6)
@@ -92,11 +112,11 @@ def draw_sunglasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> 
     lens_mask = np.zeros((side, side), np.float32)
     for outline in lenses:
         _fill(lens_mask, outline)
-    base = rng.uniform(5, 70) * (1 + rng.uniform(-0.35, 0.35, 3))
+    base = rng.uniform(*lens_value) * (1 + rng.uniform(-0.35, 0.35, 3))
     rows = np.arange(side, dtype=np.float32)[:, None, None] - float(np.mean([e[1] for e in eyes]))
     shading = rng.uniform(-30, 30) * rows / max(half[1], 1.0)
     colour[:] = np.clip(base + shading, 0, 255)
-    opacity = lens_mask * rng.uniform(0.8, 1.0)
+    opacity = lens_mask * rng.uniform(*lens_opacity)
     if rng.random() < 0.5:
         glint = np.zeros((side, side), np.float32)
         spot = lenses[int(rng.integers(2))].mean(axis=0) + rng.uniform(-0.4, 0.4, 2) * half
@@ -122,6 +142,33 @@ def draw_sunglasses(side: int, pixels: np.ndarray, rng: np.random.Generator) -> 
     frame_colour = rng.uniform(0, 60, 3) if rng.random() < 0.7 else np.full(3, rng.uniform(120, 220))
     colour = colour * (1 - frame[..., None]) + frame_colour * frame[..., None]
     return colour, np.maximum(opacity, frame)
+
+
+def glasses_on_faces(images: np.ndarray, points: np.ndarray, probability: float, seed) -> np.ndarray:
+    """Clear glasses (draw_clear_glasses) drawn on each face of a batch with `probability`, a face's draws seeded by
+    (`seed`, its index in the batch): the source-side augmentation of training (AugmentationConfig.source_glasses).
+
+    Args:
+        images: [B, S, S, 3] float32 RGB in [-1, 1].
+        points: [B, 68, 2] landmarks in units of the side (a face whose points are not all finite is left as it is).
+        probability: in [0, 1].
+        seed: an int or a sequence of ints (the stream's seed and the step).
+
+    Returns:
+        [B, S, S, 3] float32 in [-1, 1], a new array.
+    """
+    images = np.array(images, np.float32, copy=True)
+    side = images.shape[1]
+    base = [int(v) for v in np.atleast_1d(np.asarray(seed, np.int64))]
+    for index, (image, unit) in enumerate(zip(images, np.asarray(points, np.float64), strict=True)):
+        rng = np.random.default_rng([*base, index])
+        if rng.random() >= probability or not np.isfinite(unit).all():
+            continue
+        colour, opacity = draw_clear_glasses(side, unit * side - 0.5, rng)
+        pixels = (image + 1.0) * 127.5
+        pixels = pixels * (1 - opacity[..., None]) + colour * opacity[..., None]
+        images[index] = np.clip(pixels / 127.5 - 1.0, -1.0, 1.0)
+    return images
 
 
 def draw_object(side: int, pixels: np.ndarray, donor: np.ndarray,
@@ -287,5 +334,6 @@ def train_occluder(pairs_folder: str | Path, output: str | Path, *, steps: int =
     return {"output": str(output), **extra}
 
 
-__all__ = ["CLEAN", "OBJECT", "SUNGLASSES", "INPUT_SIZE", "OccluderBatches", "OccluderTrainingError", "accuracy",
-           "draw_object", "draw_sunglasses", "face_hulls", "occlude", "train_occluder"]
+__all__ = ["CLEAN", "CLEAR_LENS_OPACITY", "CLEAR_LENS_VALUE", "OBJECT", "SUNGLASSES", "INPUT_SIZE", "OccluderBatches",
+           "OccluderTrainingError", "accuracy", "draw_clear_glasses", "draw_glasses", "draw_object", "draw_sunglasses",
+           "face_hulls", "glasses_on_faces", "occlude", "train_occluder"]

@@ -331,6 +331,7 @@ def shard_dataset(seed: int, *, config: TrainConfig, shards: list[Path], pairs: 
             jitter=data.jitter, seed=seed, shuffle_buffer=data.shuffle_buffer, repeat=True,
             warped="warped" in config.model.conditioning_row.batch_keys, mates=mates,
             landmarks="landmarks" in config.model.conditioning_row.batch_keys,
+            source_glasses=config.augmentation.source_glasses,
         )
     return make_train_dataset(
         [str(s) for s in shards], data.batch_size, config.model.image_size,
