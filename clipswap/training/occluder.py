@@ -141,7 +141,7 @@ def draw_glasses(side: int, pixels: np.ndarray, rng: np.random.Generator,
     frame = np.clip(frame, 0, 1)
     frame_colour = rng.uniform(0, 60, 3) if rng.random() < 0.7 else np.full(3, rng.uniform(120, 220))
     colour = colour * (1 - frame[..., None]) + frame_colour * frame[..., None]
-    return colour, np.maximum(opacity, frame)
+    return np.clip(colour, 0.0, 255.0), np.maximum(opacity, frame)
 
 
 def glasses_on_faces(images: np.ndarray, points: np.ndarray, probability: float, seed) -> np.ndarray:

@@ -180,6 +180,27 @@ def test_pair_dataset_gives_the_landmarks_of_whatever_became_the_source(pairs):
             assert np.abs(source_68 - target_68).max() > 1e-3
 
 
+def test_source_glasses_change_only_the_sources_and_need_landmarks(pairs):
+    """augmentation.source_glasses draws on the source alone, after the jitter: the same stream without it gives the
+    same targets, teachers, warps and landmarks, and sources that differ only where glasses were drawn (around the
+    eyes, never at the mouth)."""
+    folder, _ = pairs
+    args = (pair_shards(folder), 8, SIZE, 0.5, True, 3, 8)
+    kwargs = {"warped": True, "mates": True, "landmarks": True}
+    plain = next(iter(make_pair_dataset(*args, **kwargs)))
+    drawn = next(iter(make_pair_dataset(*args, **kwargs, source_glasses=1.0)))
+    for key in ("target", "teacher", "warped", "target_68", "source_68", "same"):
+        np.testing.assert_array_equal(drawn[key].numpy(), plain[key].numpy(), err_msg=key)
+    changed = np.abs(drawn["source"].numpy() - plain["source"].numpy()).max(axis=-1) > 1e-6
+    points = plain["source_68"].numpy() * SIZE - 0.5
+    for i in range(8):
+        assert changed[i].any()
+        mouth = np.round(points[i, 60:68].mean(axis=0)).astype(int)
+        assert not changed[i, mouth[1], mouth[0]]
+    with pytest.raises(ValueError, match="source_glasses must be in \\[0, 1\\] and needs landmarks"):
+        make_pair_dataset(*args, warped=True, source_glasses=0.5)
+
+
 def test_heldout_faces_keep_their_68_landmarks(pairs):
     folder, manifest = pairs
     points = heldout_landmarks(folder)
@@ -505,9 +526,10 @@ def test_a_keypoint_flow_generator_starts_from_the_geometry_network_trains_and_s
     result = CliRunner().invoke(main, [
         "train", "--data", str(folder), "--run-dir", str(run), "--preset", "tiny", "--steps", "2", "--set",
         "model.conditioning=target+keypoint_flow", "--set", "weights.flow=1", "--set", "log_every=1", "--set",
-        "eval_every=2", "--set",
+        "eval_every=2", "--set", "augmentation.source_glasses=0.5", "--set",
         "eval_batch_size=2", "--set", "image_every=2", "--no-progress", "--init-generator", str(flow)])
     assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["augmentation"]["source_glasses"] == 0.5
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("flow" in row for row in rows) and all(np.isfinite(row["flow"]) for row in rows if "flow" in row)
     result = _swap_two_lfw_photos(run / "generator.keras", tmp_path)

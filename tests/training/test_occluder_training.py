@@ -16,7 +16,17 @@ from clipswap.checkpoints.occluder import load_occluder, read_occluder_manifest
 from clipswap.cli import main
 from clipswap.models.occluder import OccluderNet
 from clipswap.training.geometry import load_geometry_data
-from clipswap.training.occluder import CLEAN, accuracy, draw_object, draw_sunglasses, face_hulls, occlude
+from clipswap.training.occluder import (
+    CLEAN,
+    CLEAR_LENS_OPACITY,
+    accuracy,
+    draw_clear_glasses,
+    draw_object,
+    draw_sunglasses,
+    face_hulls,
+    glasses_on_faces,
+    occlude,
+)
 
 from conftest import lfw_pairs_folder
 
@@ -54,6 +64,37 @@ def test_drawn_sunglasses_cover_both_eyes_and_leave_the_mouth(faces):
             for eye in eyes:
                 x, y = np.round(eye).astype(int)
                 assert np.median(colour[y - 2 : y + 3, x - 2 : x + 3]) < 130
+
+
+def test_clear_glasses_show_the_eyes_through_the_lenses_behind_an_opaque_frame(faces):
+    for k in range(len(faces.images)):
+        pixels = faces.points[k] * SIDE - 0.5
+        eyes = pixels[36:42].mean(axis=0), pixels[42:48].mean(axis=0)
+        mouth = pixels[60:68].mean(axis=0)
+        for seed in range(5):
+            colour, opacity = draw_clear_glasses(SIDE, pixels, np.random.default_rng([k, seed]))
+            assert 0.0 <= colour.min() and colour.max() <= 255.0
+            for eye in eyes:
+                assert _at(opacity, eye) <= CLEAR_LENS_OPACITY[1] + 1e-6
+            assert opacity.max() > 0.95 and _at(opacity, mouth) == 0.0
+
+
+def test_glasses_on_faces_draws_with_its_probability_from_its_seed(faces):
+    images = np.repeat(faces.images.astype(np.float32) / 127.5 - 1.0, 4, axis=0)[:32]
+    points = np.repeat(faces.points, 4, axis=0)[:32]
+    kept = images.copy()
+    np.testing.assert_array_equal(glasses_on_faces(images, points, 0.0, [1, 2]), images)
+    drawn = glasses_on_faces(images, points, 1.0, [1, 2])
+    np.testing.assert_array_equal(images, kept)  # a new array; the input is left as it was
+    assert drawn.dtype == np.float32 and -1.0 <= drawn.min() and drawn.max() <= 1.0
+    np.testing.assert_array_equal(drawn, glasses_on_faces(images, points, 1.0, [1, 2]))
+    assert not np.array_equal(drawn, glasses_on_faces(images, points, 1.0, [1, 3]))
+    assert (np.abs(drawn - images).max(axis=(1, 2, 3)) > 0.1).all()
+    half = np.abs(glasses_on_faces(images, points, 0.5, [7]) - images).max(axis=(1, 2, 3)) > 0
+    assert 4 <= half.sum() <= 28
+    unknown = points.copy()
+    unknown[0, 5] = np.nan
+    np.testing.assert_array_equal(glasses_on_faces(images, unknown, 1.0, [1, 2])[0], images[0])
 
 
 def test_a_drawn_object_overlaps_the_face(faces):
