@@ -400,9 +400,9 @@ class AugmentationConfig:
     swap (clipswap.losses.augment.identity_augment); id_augment_grey, with id_augment, is the probability that each
     augmented swap is also turned grey (augment.grey_where), so that a colour pattern the identity encoder happens to
     read as the source (a tint around the eyes or mouth) pays only on the coloured share of the draws.
-    source_glasses: the probability that a training source gets clear glasses drawn on its landmarks (pairs data
-    of a conditioning that reads landmarks; clipswap.training.data.make_pair_dataset), so that G learns not to carry
-    a source's glasses onto its target."""
+    source_glasses: the probability that the source crop G reads gets clear glasses drawn on its landmarks (pairs
+    data of a conditioning that reads landmarks; clipswap.training.data.make_pair_dataset); the identity terms, the
+    teacher and the ground truth see none, so that G learns not to carry a source's glasses onto its target."""
 
     n_aug: int = 4
     aug_distortion: float = 0.5

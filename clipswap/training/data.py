@@ -280,10 +280,11 @@ def make_pair_dataset(
         records hold them) "target_68" and "source_68", [B, 68, 2] float32 fractions of the crop side, the source's
         being those of whatever the sample's source became (the mate's, or the target's own on a same-photo pair).
 
-    `source_glasses` (needs `landmarks`): the probability that a sample's source, whatever it became, gets clear
-    glasses drawn on its landmarks (clipswap.training.occluder.glasses_on_faces) after the jitter. The target, the
-    teacher and the warp keep none, so the losses that compare the swap with them teach G not to carry a source's
-    glasses onto a target without them.
+    `source_glasses` (needs `landmarks`): each batch also holds "drawn_source", the source (whatever it became)
+    with clear glasses drawn on its landmarks with that probability (clipswap.training.occluder.glasses_on_faces),
+    after the jitter: what G reads as its source crop (SwapLoss.read_batch). "source" itself, which the identity
+    terms read, the target, the teacher and the warp keep none, so the losses that compare the swap with them teach
+    G not to carry a source's glasses onto a target without them.
     """
     if batch_size < 1 or image_size < 1 or shuffle_buffer < 1:
         raise ValueError("batch_size, image_size and shuffle_buffer must be at least 1")
@@ -374,7 +375,7 @@ def make_pair_dataset(
             drawn = tf.numpy_function(lambda images, points, seed: glasses_on_faces(images, points, source_glasses,
                                                                                     seed),
                                       [combined["source"], combined["source_68"], key], tf.float32, stateful=False)
-            combined["source"] = tf.ensure_shape(drawn, combined["source"].shape)
+            combined["drawn_source"] = tf.ensure_shape(drawn, combined["source"].shape)
         if mates:
             # A paired discriminator's real pair: the target beside another photo of its person, where there is one.
             combined["mate"] = same_source

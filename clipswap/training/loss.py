@@ -118,8 +118,9 @@ class SwapBatch:
         target, source: [B, S, S, 3] RGB in [-1, 1].
         same: [B], 1 where the source shows the target's identity (the reconstruction pairs), else 0.
         teacher: [B, S, S, 3] the landmark swap of each pair (`clipswap pairs` data), or None.
-        generator_source: what G reads as its source image: the source, or for a source_warp generator the source's
-            face warped onto the target's landmarks.
+        generator_source: what G reads as its source image: the source, or the batch's "drawn_source" (the source
+            with drawn glasses: AugmentationConfig.source_glasses) where it has one, or for a source_warp generator
+            the source's face warped onto the target's landmarks. The identity terms read `source`.
         mate, has_mate: another photo of the target's person [B, S, S, 3] and [B] 1 where there is one (a paired
             discriminator's real pairs), or None.
         warped: the pair's landmark warp of the source onto the target (`clipswap pairs` data), which the flow term
@@ -339,7 +340,7 @@ class SwapLoss:
 
     def read_batch(self, data: Mapping[str, Tensor]) -> SwapBatch:
         """The data pipeline's batch dict {"target", "source", "same"[, "teacher"][, "warped"][, "mate",
-        "has_mate"]} as a SwapBatch.
+        "has_mate"][, "drawn_source"]} as a SwapBatch.
 
         Raises:
             ValueError: a source_warp generator, or the flow term, and no "warped" images; a paired discriminator
@@ -380,7 +381,8 @@ class SwapLoss:
             same=ops.cast(data["same"], "float32"),
             teacher=teacher,
             teacher_kept=kept,
-            generator_source=ops.cast(data["warped"], "float32") if self.source_warp else source,
+            generator_source=ops.cast(data["warped"] if self.source_warp else data.get("drawn_source", source),
+                                      "float32"),
             mate=ops.cast(data["mate"], "float32") if paired else None,
             has_mate=ops.cast(data["has_mate"], "float32") if paired else None,
             **optional,

@@ -180,18 +180,19 @@ def test_pair_dataset_gives_the_landmarks_of_whatever_became_the_source(pairs):
             assert np.abs(source_68 - target_68).max() > 1e-3
 
 
-def test_source_glasses_change_only_the_sources_and_need_landmarks(pairs):
-    """augmentation.source_glasses draws on the source alone, after the jitter: the same stream without it gives the
-    same targets, teachers, warps and landmarks, and sources that differ only where glasses were drawn (around the
-    eyes, never at the mouth)."""
+def test_source_glasses_draw_on_a_copy_of_the_sources_and_need_landmarks(pairs):
+    """augmentation.source_glasses adds "drawn_source", the source after the jitter with glasses drawn: the same
+    stream without it gives the same targets, teachers, warps, landmarks and sources, and drawn sources that differ
+    from them only where glasses were drawn (around the eyes, never at the mouth)."""
     folder, _ = pairs
     args = (pair_shards(folder), 8, SIZE, 0.5, True, 3, 8)
     kwargs = {"warped": True, "mates": True, "landmarks": True}
     plain = next(iter(make_pair_dataset(*args, **kwargs)))
     drawn = next(iter(make_pair_dataset(*args, **kwargs, source_glasses=1.0)))
-    for key in ("target", "teacher", "warped", "target_68", "source_68", "same"):
+    assert "drawn_source" not in plain
+    for key in ("target", "source", "teacher", "warped", "target_68", "source_68", "same"):
         np.testing.assert_array_equal(drawn[key].numpy(), plain[key].numpy(), err_msg=key)
-    changed = np.abs(drawn["source"].numpy() - plain["source"].numpy()).max(axis=-1) > 1e-6
+    changed = np.abs(drawn["drawn_source"].numpy() - plain["source"].numpy()).max(axis=-1) > 1e-6
     points = plain["source_68"].numpy() * SIZE - 0.5
     for i in range(8):
         assert changed[i].any()
