@@ -22,6 +22,31 @@ logger = logging.getLogger(__name__)
 BACKENDS = ("tensorflow", "jax")
 
 
+def run_configuration(preset: str, yaml_path: str | None, run_dir: str | None, resume: bool) -> tuple[str, str | None]:
+    """(preset, configuration file) of this command: as given, except that a --resume given neither --preset nor
+    --config continues the run's own configuration (RUN_DIR/config.json, on top of its preset; --set and the flags
+    still override it), so that `clipswap train --data D --run-dir RUN --resume --steps N` continues a run without
+    its flags repeated. The run's files (--attribute-file, --arcface, ...) are not in config.json and are given again.
+
+    Raises:
+        click.ClickException: that config.json cannot be read or is not a JSON object.
+    """
+    from clipswap.jsonfile import JSONFileError, read_json_object
+
+    context = click.get_current_context(silent=True)
+    defaulted = context is None or all(
+        context.get_parameter_source(name) == click.core.ParameterSource.DEFAULT for name in ("preset", "yaml_path"))
+    stored = Path(run_dir) / "config.json" if run_dir else None
+    if not (resume and defaulted and stored is not None and stored.is_file()):
+        return preset, yaml_path
+    try:
+        named = read_json_object(stored).get("preset")
+    except JSONFileError as error:
+        raise click.ClickException(f"{error}: --resume without --preset continues the run's own configuration; "
+                                   "restore the file or give the run's --preset and flags again") from None
+    return (named if named in PRESETS else preset), str(stored)
+
+
 def choose_backend(backend: str | None) -> str:
     """The Keras backend of this run: --backend, else KERAS_BACKEND, else TensorFlow. Keras reads KERAS_BACKEND once,
     when it is first imported, so JAX is set here before anything imports it.
@@ -202,6 +227,7 @@ def train(
     """
     from clipswap.config import ConfigError, RunFiles, check_runnable, parse_set_options, resolve_key, resolve_run
 
+    preset, yaml_path = run_configuration(preset, yaml_path, run_dir, resume)
     try:
         overrides: dict = parse_set_options(set_pairs)
     except ValueError as error:

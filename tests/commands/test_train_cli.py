@@ -271,3 +271,24 @@ def test_bf16_on_a_cpu_without_bf16_hardware_is_warned_about(tmp_path, monkeypat
     # The run itself stops at the missing shards, after the warning.
     assert result.exit_code == 1 and "no .tfrecord shards" in result.output
     assert ("--precision bf16 is emulated and several times slower than --precision fp32" in result.output) is warned
+
+
+def test_resume_without_its_flags_continues_the_runs_own_configuration(tmp_path):
+    """--resume with neither --preset nor --config reads RUN/config.json (the flags still override it); a broken one
+    is one sentence that says what to give instead."""
+    data = _tiny_shard_folder(tmp_path / "data", records=4)
+    run = tmp_path / "run"
+    common = ["train", "--data", str(data), "--run-dir", str(run), "--no-progress"]
+    first = CliRunner().invoke(main, [*common, "--preset", "tiny", "--steps", "1", "--set", "weights.rec=2",
+                                      "--set", "batch_size=2", "--set", "checkpoint_every=1"])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, [*common, "--resume", "--steps", "2"])
+    assert again.exit_code == 0, again.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == "tiny" and config["weights"]["rec"] == 2.0 and config["data"]["batch_size"] == 2
+    assert config["schedule"]["steps"] == 2
+    assert json.loads((run / "generator.json").read_text())["step"] == 2
+    (run / "config.json").write_text('{"model": ')
+    broken = CliRunner().invoke(main, [*common, "--resume", "--steps", "3"])
+    assert broken.exit_code == 1 and "config.json is not valid JSON" in broken.output, broken.output
+    assert "give the run's --preset and flags again" in broken.output and "Traceback" not in broken.output
