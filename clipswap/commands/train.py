@@ -40,10 +40,13 @@ def run_configuration(preset: str, yaml_path: str | None, run_dir: str | None, r
     if not (resume and defaulted and stored is not None and stored.is_file()):
         return preset, yaml_path
     try:
-        named = read_json_object(stored).get("preset")
+        stored_config = read_json_object(stored)
     except JSONFileError as error:
         raise click.ClickException(f"{error}: --resume without --preset continues the run's own configuration; "
                                    "restore the file or give the run's --preset and flags again") from None
+    if not isinstance(stored_config.get("model"), dict):
+        return preset, yaml_path  # a flat config.json from before the tree: its migration needs the run's flags
+    named = stored_config.get("preset")
     return (named if named in PRESETS else preset), str(stored)
 
 
