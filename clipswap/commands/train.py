@@ -33,9 +33,9 @@ def run_configuration(preset: str, yaml_path: str | None, run_dir: str | None, r
     """
     from clipswap.jsonfile import JSONFileError, read_json_object
 
-    context = click.get_current_context(silent=True)
-    defaulted = context is None or all(
-        context.get_parameter_source(name) == click.core.ParameterSource.DEFAULT for name in ("preset", "yaml_path"))
+    context = click.get_current_context()
+    defaulted = all(context.get_parameter_source(name) == click.core.ParameterSource.DEFAULT
+                    for name in ("preset", "yaml_path"))
     stored = Path(run_dir) / "config.json" if run_dir else None
     if not (resume and defaulted and stored is not None and stored.is_file()):
         return preset, yaml_path

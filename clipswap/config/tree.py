@@ -215,7 +215,7 @@ def validate(config: TrainConfig) -> None:
                           f"{str(aug.id_augment).lower()}")
     if not 0.0 <= aug.source_glasses <= 1.0:
         raise ConfigError(f"augmentation.source_glasses is a probability in [0, 1], got {aug.source_glasses}")
-    if aug.source_glasses and "landmarks" not in config.model.conditioning_row.batch_keys:
+    if aug.source_glasses and "landmarks" not in row.batch_keys:
         raise ConfigError(f"augmentation.source_glasses draws glasses on the sources' landmarks, which only the pairs "
                           f"of a conditioning that reads landmarks carry (model.conditioning "
                           f"{config.model.conditioning} does not): set it to 0 or choose target+keypoint_flow")

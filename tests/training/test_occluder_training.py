@@ -48,35 +48,35 @@ def _at(image: np.ndarray, point: np.ndarray) -> float:
     return float(image[y, x])
 
 
-def test_drawn_sunglasses_cover_both_eyes_and_leave_the_mouth(faces):
+def _drawn(faces, draw):
+    """(eye centres, mouth centre, colour, opacity) of `draw` on every face, five seeds each, in crop pixels."""
     for k in range(len(faces.images)):
         pixels = faces.points[k] * SIDE - 0.5
         eyes = pixels[36:42].mean(axis=0), pixels[42:48].mean(axis=0)
         mouth = pixels[60:68].mean(axis=0)
         for seed in range(5):
-            colour, opacity = draw_sunglasses(SIDE, pixels, np.random.default_rng([k, seed]))
-            assert colour.shape == (SIDE, SIDE, 3) and opacity.shape == (SIDE, SIDE)
-            assert 0.0 <= opacity.min() and opacity.max() <= 1.0 and 0.0 <= colour.min() and colour.max() <= 255.0
-            for eye in eyes:
-                assert _at(opacity, eye) >= 0.8
-            assert _at(opacity, mouth) == 0.0
-            # Dark lenses (a frame may be metallic, a glint white): the colour around each eye is dark.
-            for eye in eyes:
-                x, y = np.round(eye).astype(int)
-                assert np.median(colour[y - 2 : y + 3, x - 2 : x + 3]) < 130
+            yield (eyes, mouth, *draw(SIDE, pixels, np.random.default_rng([k, seed])))
+
+
+def test_drawn_sunglasses_cover_both_eyes_and_leave_the_mouth(faces):
+    for eyes, mouth, colour, opacity in _drawn(faces, draw_sunglasses):
+        assert colour.shape == (SIDE, SIDE, 3) and opacity.shape == (SIDE, SIDE)
+        assert 0.0 <= opacity.min() and opacity.max() <= 1.0 and 0.0 <= colour.min() and colour.max() <= 255.0
+        for eye in eyes:
+            assert _at(opacity, eye) >= 0.8
+        assert _at(opacity, mouth) == 0.0
+        # Dark lenses (a frame may be metallic, a glint white): the colour around each eye is dark.
+        for eye in eyes:
+            x, y = np.round(eye).astype(int)
+            assert np.median(colour[y - 2 : y + 3, x - 2 : x + 3]) < 130
 
 
 def test_clear_glasses_show_the_eyes_through_the_lenses_behind_an_opaque_frame(faces):
-    for k in range(len(faces.images)):
-        pixels = faces.points[k] * SIDE - 0.5
-        eyes = pixels[36:42].mean(axis=0), pixels[42:48].mean(axis=0)
-        mouth = pixels[60:68].mean(axis=0)
-        for seed in range(5):
-            colour, opacity = draw_clear_glasses(SIDE, pixels, np.random.default_rng([k, seed]))
-            assert 0.0 <= colour.min() and colour.max() <= 255.0
-            for eye in eyes:
-                assert _at(opacity, eye) <= CLEAR_LENS_OPACITY[1] + 1e-6
-            assert opacity.max() > 0.95 and _at(opacity, mouth) == 0.0
+    for eyes, mouth, colour, opacity in _drawn(faces, draw_clear_glasses):
+        assert 0.0 <= colour.min() and colour.max() <= 255.0
+        for eye in eyes:
+            assert _at(opacity, eye) <= CLEAR_LENS_OPACITY[1] + 1e-6
+        assert opacity.max() > 0.95 and _at(opacity, mouth) == 0.0
 
 
 def test_glasses_on_faces_draws_with_its_probability_from_its_seed(faces):
