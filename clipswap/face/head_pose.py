@@ -3,7 +3,7 @@ and the geometry network's pose labels (clipswap.training.geometry) use this one
 
 The pose is the rotation that best maps a generic 3D face onto six of dlib's landmarks (cv2.solvePnP, iterative
 Levenberg-Marquardt from a frontal initial guess), seen by a pinhole camera with focal length = image width in
-pixels, principal point = image centre and no lens distortion.
+pixels (unless given), principal point = image centre and no lens distortion.
 
 Generic 3D face model (fact, not code): the six-point average head popularised by S. Mallick, "Head Pose Estimation
 using OpenCV and Dlib" (LearnOpenCV, 2016). There it is written with X to the face's left in the image, Y up and
@@ -64,9 +64,11 @@ class HeadPose:
         return np.array([self.yaw, self.pitch, self.roll], dtype=np.float64)
 
 
-def camera_matrix(width: int, height: int) -> np.ndarray:
-    """[3, 3] pinhole intrinsics: focal = image width in pixels, principal point = image centre."""
-    return np.array([[width, 0.0, width / 2.0], [0.0, width, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
+def camera_matrix(width: int, height: int, focal: float | None = None) -> np.ndarray:
+    """[3, 3] pinhole intrinsics: focal length `focal` pixels (None: the image width), principal point = image
+    centre."""
+    focal = float(width if focal is None else focal)
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]], dtype=np.float64)
 
 
 def rotation_to_euler(rotation: np.ndarray) -> HeadPose:
@@ -78,12 +80,16 @@ def rotation_to_euler(rotation: np.ndarray) -> HeadPose:
     return HeadPose(*(float(np.degrees(v)) for v in (yaw, pitch, roll)))
 
 
-def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> HeadPose:
+def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int], focal: float | None = None) -> HeadPose:
     """Head pose of one face.
 
     Args:
         landmarks68: [68, 2] (x, y) pixels, dlib layout.
         image_size: (width, height) of the image the landmarks were found in.
+        focal: the camera's focal length in pixels; None: the image width (the evaluation's camera). Six points
+            fix the rotation only loosely, so the fit depends on it: the same landmarks in an aligned crop read
+            with focal = crop width and with the photo's camera differ by 9 degrees of yaw on average
+            (clipswap.training.geometry.POSE_FOCAL).
 
     Raises:
         ValueError: wrong landmark shape, or solvePnP found no solution.
@@ -92,15 +98,16 @@ def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int]) -> 
     if points.shape != (68, 2):
         raise ValueError(f"expected 68 (x, y) landmarks of shape (68, 2), got {points.shape}")
     width, height = image_size
-    intrinsics = camera_matrix(width, height)
+    intrinsics = camera_matrix(width, height, focal)
+    focal = float(intrinsics[0, 0])
     image_points = points[list(MODEL_LANDMARK_INDICES)]
     # Frontal initial guess at the distance where the model's eye span matches the image's: without it the
     # iterative solver can settle on the mirror solution facing away from the camera.
     eye_span = max(float(np.linalg.norm(image_points[3] - image_points[2])), 1.0)
-    depth = width * _MODEL_EYE_SPAN / eye_span
+    depth = focal * _MODEL_EYE_SPAN / eye_span
     nose = image_points[0]
     translation = np.array(
-        [[(nose[0] - width / 2.0) * depth / width], [(nose[1] - height / 2.0) * depth / width], [depth]]
+        [[(nose[0] - width / 2.0) * depth / focal], [(nose[1] - height / 2.0) * depth / focal], [depth]]
     )
     rotation_vector = np.zeros((3, 1))
     found, rotation_vector, translation = cv2.solvePnP(

@@ -5,9 +5,12 @@ Data: every aligned crop of the pairs folder's source data (its manifest names t
 held-out people of the pairs folder are never trained on: they are the accuracy check.
 
 Labels: the landmarks in units of the crop's side, and the head pose that the evaluation's solvePnP fit
-(clipswap.face.head_pose) gives for those landmarks in a 128 px crop, recomputed after each augmentation, so the pose
-head learns exactly the function of the landmarks that the evaluation applies (a mirrored face gets the mirrored fit,
-a rotated one the rotated fit).
+(clipswap.face.head_pose) gives for those landmarks in a 128 px crop seen by the evaluation's camera, recomputed after
+each augmentation, so the pose head learns the function of the landmarks that the evaluation applies (a mirrored face
+gets the mirrored fit, a rotated one the rotated fit). The evaluation fits the whole photo with focal length = the
+photo's width; from an aligned crop of an LFW photo that camera's focal length is about POSE_FOCAL crop widths, and
+the fit depends on it (six points fix the rotation loosely): with focal = one crop width the same landmarks read 9
+degrees of yaw and pitch away from the evaluation on average, at two crop widths 1.6 and 1.9 (docs/demo_model.md).
 
 Augmentation, drawn per face from a seeded generator: a horizontal flip (half the faces; points mirrored and
 re-indexed by models.geometry.FLIP), a rotation of up to ROTATION degrees, a scale in SCALE and a shift of up to
@@ -40,6 +43,10 @@ logger = logging.getLogger(__name__)
 
 #: The crop side the pose labels are fitted in (the pairs' aligned crops are 128 px).
 POSE_CROP = 128
+#: The pose labels' focal length in crop widths: the evaluation's camera (focal = photo width) measured from the
+#: aligned 128 px crops of 250 px LFW photos (median 1.93 on the held-out people's photos). Networks trained before
+#: it was set fitted with one crop width; their files say which (geometry manifest "pose_focal").
+POSE_FOCAL = 2.0
 ROTATION = 15.0
 SCALE = (0.9, 1.1)
 SHIFT = 0.05
@@ -101,10 +108,11 @@ def load_geometry_data(pairs_folder: str | Path, side: int) -> GeometryData:
 
 
 def pose_of(unit_points: np.ndarray) -> np.ndarray:
-    """[3] (yaw, pitch, roll) degrees of landmarks in units of the side, fitted in a POSE_CROP crop; zeros when
-    solvePnP finds none."""
+    """[3] (yaw, pitch, roll) degrees of landmarks in units of the side, fitted in a POSE_CROP crop by a camera of
+    focal length POSE_FOCAL crop widths; zeros when solvePnP finds none."""
     try:
-        return estimate_head_pose(unit_points * POSE_CROP - 0.5, (POSE_CROP, POSE_CROP)).as_array()
+        return estimate_head_pose(unit_points * POSE_CROP - 0.5, (POSE_CROP, POSE_CROP),
+                                  focal=POSE_FOCAL * POSE_CROP).as_array()
     except ValueError:
         return np.zeros(3)
 
@@ -250,6 +258,7 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
         "mean_shape_baseline": baseline,
         "parameters": parameter_count(model),
         "ms_per_face_batch1": round(ms_per_face(model, model.input_size), 2),
+        "pose_focal": POSE_FOCAL,
         "training": {"pairs": str(Path(pairs_folder).resolve()), "faces": int(train.sum()), "steps": steps,
                      "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed, "head": head,
                      "input_size": input_size,
@@ -265,5 +274,5 @@ def train_geometry(pairs_folder: str | Path, output: str | Path, *, steps: int =
     return {"output": str(output), **manifest_extra}
 
 
-__all__ = ["FaceBatches", "GeometryBatches", "GeometryTrainingError", "accuracy", "augment", "load_geometry_data",
-           "pose_of", "spread", "train_geometry"]
+__all__ = ["POSE_FOCAL", "FaceBatches", "GeometryBatches", "GeometryTrainingError", "accuracy", "augment",
+           "load_geometry_data", "pose_of", "spread", "train_geometry"]

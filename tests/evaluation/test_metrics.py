@@ -196,6 +196,21 @@ def test_head_pose_recovers_the_rotation_of_projected_model_points(angles):
     assert np.allclose(pose.as_array(), angles, atol=0.05)
 
 
+def test_head_pose_fits_with_the_camera_it_is_given():
+    # The six points of a head turned 30 degrees, seen by a long lens (focal 1,600 px in a 640 px image): the fit with
+    # that focal length recovers the rotation; the default camera (focal = width) reads another one, since six points
+    # fix the rotation only loosely against the perspective.
+    angles = (30.0, -12.0, 4.0)
+    rotation_vector, _ = cv2.Rodrigues(euler_to_rotation(HeadPose(*angles)))
+    points, _ = cv2.projectPoints(MODEL_POINTS, rotation_vector, np.array([0.0, 0.0, 4000.0]),
+                                  camera_matrix(640, 480, focal=1600.0), None)
+    landmarks = np.zeros((68, 2))
+    landmarks[list(MODEL_LANDMARK_INDICES)] = points.reshape(-1, 2)
+    assert camera_matrix(640, 480)[0, 0] == 640 and camera_matrix(640, 480, focal=1600.0)[1, 1] == 1600
+    assert np.allclose(estimate_head_pose(landmarks, (640, 480), focal=1600.0).as_array(), angles, atol=0.05)
+    assert np.abs(estimate_head_pose(landmarks, (640, 480)).as_array() - angles).max() > 1.0
+
+
 def test_head_pose_sign_convention_and_mirror():
     landmarks = _projected_landmarks(HeadPose(yaw=25.0, pitch=8.0, roll=6.0))
     # Positive yaw = the nose points to the image's left: the nose tip lies left of the outer eye corners' midpoint.

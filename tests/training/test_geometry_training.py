@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -105,6 +106,28 @@ def test_train_geometry_refuses_an_input_size_the_backbone_cannot_divide(tmp_pat
                                        "--input-size", "100"])
     assert result.exit_code == 2 and "not a multiple of 32" in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_pose_labels_read_an_aligned_crop_as_the_evaluation_reads_its_photo():
+    # A head projected into a 250 px photo by the evaluation's camera (focal = photo width), its six points mapped into
+    # a 128 px crop by the similarity an LFW face's alignment has (POSE_FOCAL crop widths = the photo's focal length,
+    # the face at the centre): the label fit gives back the rotation the evaluation's fit finds in the photo, where a
+    # camera of one crop width (the labels' old camera) reads degrees away.
+    from clipswap.face.head_pose import MODEL_LANDMARK_INDICES, MODEL_POINTS, camera_matrix, estimate_head_pose
+    from clipswap.training.geometry import POSE_CROP, POSE_FOCAL
+
+    scale = POSE_FOCAL * POSE_CROP / 250.0
+    for angles in ((25.0, -10.0, 5.0), (-35.0, 8.0, -3.0), (10.0, 15.0, 0.0)):
+        rotation_vector = np.radians(np.array(angles))  # any rotation: the two fits are compared with each other
+        projected, _ = cv2.projectPoints(MODEL_POINTS, rotation_vector, np.array([0.0, 0.0, 2600.0]),
+                                         camera_matrix(250, 250), None)
+        photo = np.full((68, 2), 125.0)
+        photo[list(MODEL_LANDMARK_INDICES)] = projected.reshape(-1, 2)
+        judged = estimate_head_pose(photo, (250, 250)).as_array()
+        crop = (photo - 125.0) * scale + POSE_CROP / 2.0
+        np.testing.assert_allclose(pose_of((crop + 0.5) / POSE_CROP), judged, atol=0.1)
+        old = estimate_head_pose(crop, (POSE_CROP, POSE_CROP)).as_array()
+        assert np.abs(old - judged).max() > 1.0
 
 
 def test_spread_is_the_share_of_each_faces_offset_from_the_average_that_the_points_keep():
