@@ -14,7 +14,15 @@ from clipswap.checkpoints.geometry import load_geometry, read_geometry_manifest
 from clipswap.checkpoints.native import sha256_of
 from clipswap.cli import main
 from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
-from clipswap.training.geometry import GeometryBatches, accuracy, augment, load_geometry_data, pose_of, spread
+from clipswap.training.geometry import (
+    POSE_FOCAL,
+    GeometryBatches,
+    accuracy,
+    augment,
+    load_geometry_data,
+    pose_of,
+    spread,
+)
 
 from conftest import lfw_pairs_folder
 
@@ -73,6 +81,7 @@ def test_a_short_run_writes_a_loadable_network_with_its_accuracy(pairs_folder, t
     for key in ("nme_percent", "yaw_mae", "pitch_mae", "roll_mae", "pose_l2", "spread"):
         assert np.isfinite(manifest["accuracy"][key])
     assert manifest["parameters"] <= 2_000_000 and manifest["training"]["steps"] == 3
+    assert manifest["pose_focal"] == POSE_FOCAL
     model = load_geometry(tmp_path / "geometry.keras")
     out = model(np.zeros((2, 128, 128, 3), "float32"))
     assert tuple(out["landmarks"].shape) == (2, 68, 2) and tuple(out["pose"].shape) == (2, 3)
@@ -164,4 +173,6 @@ def test_the_shipped_geometry_network_loads_and_beats_the_mean_shape():
     assert manifest["parameters"] == parameter_count(GeometryNet(**manifest["config"])) <= 2_000_000
     assert accuracy["faces"] >= 900 and accuracy["nme_percent"] < 0.7 * baseline["nme_percent"]
     assert accuracy["pose_mae"] < 0.6 * baseline["pose_mae"]
+    # Its pose head learned the labels this code fits (the evaluation's camera), not an older camera's.
+    assert manifest["pose_focal"] == POSE_FOCAL
     assert SHIPPED_GEOMETRY.stat().st_size < 5 * 1024 * 1024
