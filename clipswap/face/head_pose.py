@@ -92,12 +92,14 @@ def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int], foc
             (clipswap.training.geometry.POSE_FOCAL).
 
     Raises:
-        ValueError: wrong landmark shape, or solvePnP found no solution.
+        ValueError: wrong landmark shape, a focal length that is not positive, or solvePnP found no solution.
     """
     points = np.asarray(landmarks68, dtype=np.float64)
     if points.shape != (68, 2):
         raise ValueError(f"expected 68 (x, y) landmarks of shape (68, 2), got {points.shape}")
     width, height = image_size
+    if focal is not None and not 0 < focal < np.inf:
+        raise ValueError(f"focal must be a positive number of pixels, got {focal}")
     intrinsics = camera_matrix(width, height, focal)
     focal = float(intrinsics[0, 0])
     image_points = points[list(MODEL_LANDMARK_INDICES)]

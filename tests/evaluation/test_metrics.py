@@ -209,6 +209,9 @@ def test_head_pose_fits_with_the_camera_it_is_given():
     assert camera_matrix(640, 480)[0, 0] == 640 and camera_matrix(640, 480, focal=1600.0)[1, 1] == 1600
     assert np.allclose(estimate_head_pose(landmarks, (640, 480), focal=1600.0).as_array(), angles, atol=0.05)
     assert np.abs(estimate_head_pose(landmarks, (640, 480)).as_array() - angles).max() > 1.0
+    for focal in (0.0, -5.0, float("nan")):
+        with pytest.raises(ValueError, match="focal must be a positive number"):
+            estimate_head_pose(landmarks, (640, 480), focal=focal)
 
 
 def test_head_pose_sign_convention_and_mirror():
