@@ -100,8 +100,8 @@ def estimate_head_pose(landmarks68: np.ndarray, image_size: tuple[int, int], foc
     width, height = image_size
     if focal is not None and not 0 < focal < np.inf:
         raise ValueError(f"focal must be a positive number of pixels, got {focal}")
+    focal = float(width if focal is None else focal)
     intrinsics = camera_matrix(width, height, focal)
-    focal = float(intrinsics[0, 0])
     image_points = points[list(MODEL_LANDMARK_INDICES)]
     # Frontal initial guess at the distance where the model's eye span matches the image's: without it the
     # iterative solver can settle on the mirror solution facing away from the camera.

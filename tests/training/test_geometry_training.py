@@ -15,6 +15,7 @@ from clipswap.checkpoints.native import sha256_of
 from clipswap.cli import main
 from clipswap.models.geometry import FLIP, GeometryNet, flip_landmarks, parameter_count
 from clipswap.training.geometry import (
+    POSE_CROP,
     POSE_FOCAL,
     GeometryBatches,
     accuracy,
@@ -123,7 +124,6 @@ def test_pose_labels_read_an_aligned_crop_as_the_evaluation_reads_its_photo():
     # the face at the centre): the label fit gives back the rotation the evaluation's fit finds in the photo, where a
     # camera of one crop width (the labels' old camera) reads degrees away.
     from clipswap.face.head_pose import MODEL_LANDMARK_INDICES, MODEL_POINTS, camera_matrix, estimate_head_pose
-    from clipswap.training.geometry import POSE_CROP, POSE_FOCAL
 
     scale = POSE_FOCAL * POSE_CROP / 250.0
     for angles in ((25.0, -10.0, 5.0), (-35.0, 8.0, -3.0), (10.0, 15.0, 0.0)):
